@@ -1,0 +1,106 @@
+"""The platform model's knobs, with AWS-like defaults.
+
+One dataclass so the emulator's YAML, the simulator's command line and the
+tests all speak the same names. Validation lives here so every driver gives
+the same precise message for a bad value.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+POLICIES = ("mru", "lru", "random", "partitioned")
+
+# AWS: idle environments are reclaimed after about 10 minutes (since 2019) and
+# busy ones are replaced about every 2 hours.
+DEFAULT_KEEP_ALIVE_S = 600.0
+DEFAULT_MAX_LIFETIME_S = 7200.0
+# AWS's default account concurrency.
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+
+
+class ConfigError(ValueError):
+    """A model option is missing, of the wrong type or out of range."""
+
+
+@dataclass
+class ModelConfig:
+    # Placement of an invocation onto an idle environment. The calibrated
+    # default is `partitioned`: see README "Calibration".
+    policy: str = "partitioned"
+    # Number of independent routers for the `partitioned` policy.
+    routers: int = 2
+    # Placement used by each router inside its own idle pool.
+    router_policy: str = "mru"
+    # Modelled cold-start (init) delay, seconds. The emulator adds it on top of
+    # the real process start so the model, not the machine, sets the cost.
+    init_delay_s: float = 0.25
+    keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
+    max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
+    account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY
+    # Machine-safe cap on live environments (all functions). None: no cap.
+    max_environments: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.policy not in POLICIES:
+            raise ConfigError(f"policy: {self.policy!r} is not one of {', '.join(POLICIES)}")
+        if self.router_policy not in ("mru", "lru", "random"):
+            raise ConfigError(f"router_policy: {self.router_policy!r} is not one of mru, lru, random")
+        _check_int("routers", self.routers, minimum=1)
+        _check_number("init_delay_s", self.init_delay_s, minimum=0)
+        _check_number("keep_alive_s", self.keep_alive_s, minimum=0)
+        _check_number("max_lifetime_s", self.max_lifetime_s, minimum=0, exclusive=True)
+        _check_int("account_concurrency", self.account_concurrency, minimum=1)
+        if self.max_environments is not None:
+            _check_int("max_environments", self.max_environments, minimum=1)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "model") -> "ModelConfig":
+        """Build from a YAML/JSON mapping; unknown keys are errors, not ignored."""
+        data = dict(data or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown option (known: {', '.join(sorted(names))})")
+        try:
+            return cls(**data)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class FunctionSpec:
+    """What the platform needs to know about one function."""
+
+    name: str
+    reserved_concurrency: int | None = None
+    version: str = "$LATEST"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError("name: must be a non-empty string")
+        if self.reserved_concurrency is not None:
+            _check_int("reserved_concurrency", self.reserved_concurrency, minimum=0)
+
+
+def _check_number(name: str, value: Any, minimum: float, exclusive: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if value < minimum or (exclusive and value == minimum):
+        op = ">" if exclusive else ">="
+        raise ConfigError(f"{name}: must be {op} {minimum}, got {value!r}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name}: must be >= {minimum}, got {value!r}")

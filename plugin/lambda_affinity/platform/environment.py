@@ -1,0 +1,62 @@
+"""An execution environment as the platform model sees it: state and clocks.
+
+The drivers attach their own payload (`handle`): the emulator a real OS
+process, the simulator the probe's session cache.
+"""
+from __future__ import annotations
+
+import time
+
+INITIALIZING = "initializing"
+BUSY = "busy"
+IDLE = "idle"
+DEAD = "dead"
+
+
+def log_stream_name(now_epoch: float, version: str, bits: int) -> str:
+    """AWS's format: `2020/03/27/[$LATEST]` followed by 32 hex digits."""
+    day = time.strftime("%Y/%m/%d", time.gmtime(now_epoch))
+    return f"{day}/[{version}]{bits:032x}"
+
+
+class Environment:
+    __slots__ = (
+        "id", "function", "version", "router", "state", "created_at", "ready_at",
+        "idle_since", "last_used", "invocations", "idle_token", "dead_reason", "handle",
+    )
+
+    def __init__(self, env_id: str, function: str, version: str, router: int, now: float) -> None:
+        self.id = env_id
+        self.function = function
+        self.version = version
+        self.router = router
+        self.state = INITIALIZING
+        self.created_at = now
+        self.ready_at: float | None = None
+        self.idle_since: float | None = None
+        self.last_used = now
+        self.invocations = 0
+        # Bumped each time the environment goes idle, so stale keep-alive
+        # entries (from an earlier idle spell) are recognised and skipped.
+        self.idle_token = 0
+        self.dead_reason: str | None = None
+        self.handle = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state != DEAD
+
+    def describe(self, now: float) -> dict:
+        """A JSON-ready view for introspection endpoints."""
+        return {
+            "id": self.id,
+            "function": self.function,
+            "state": self.state,
+            "router": self.router,
+            "invocations": self.invocations,
+            "age_s": round(now - self.created_at, 3),
+            "idle_s": round(now - self.idle_since, 3) if self.state == IDLE and self.idle_since is not None else None,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Environment {self.id} {self.state} n={self.invocations}>"

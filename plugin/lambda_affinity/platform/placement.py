@@ -1,0 +1,152 @@
+"""Placement policies: which idle environment an invocation lands on.
+
+Each pool holds one function's idle environments and supports O(1) add,
+take and remove (removal is needed when keep-alive or lifetime reclaims an
+environment from the middle of the pool).
+
+- mru: the most recently released environment (a stack). Concentrates load
+  on few environments, so a user meets the same one very often.
+- lru: the least recently released one (a queue). Round-robins over all.
+- random: any idle environment, uniformly.
+- partitioned: several independent routers (AWS's sandbox-reuse patent picks
+  a worker manager randomly, then reuses an idle sandbox that manager holds).
+  An invocation goes to a random router and reuses only that router's idle
+  environments; a cold start creates an environment owned by that router.
+"""
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from typing import Hashable, Protocol, TypeVar
+
+T = TypeVar("T", bound=Hashable)
+
+
+class IdlePool(Protocol[T]):
+    def add(self, item: T) -> None: ...
+    def take(self, rng: random.Random) -> T | None: ...
+    def remove(self, item: T) -> None: ...
+    def __len__(self) -> int: ...
+
+
+class _OrderedPool:
+    """Idle environments in release order; MRU takes the newest, LRU the oldest."""
+
+    __slots__ = ("_items", "_newest")
+
+    def __init__(self, newest: bool) -> None:
+        self._items: OrderedDict = OrderedDict()
+        self._newest = newest
+
+    def add(self, item) -> None:
+        self._items[item] = None
+
+    def take(self, rng: random.Random):
+        if not self._items:
+            return None
+        return self._items.popitem(last=self._newest)[0]
+
+    def remove(self, item) -> None:
+        self._items.pop(item, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        return iter(self._items)
+
+
+class MruPool(_OrderedPool):
+    def __init__(self) -> None:
+        super().__init__(newest=True)
+
+
+class LruPool(_OrderedPool):
+    def __init__(self) -> None:
+        super().__init__(newest=False)
+
+
+class RandomPool:
+    """Uniform choice with swap-remove: a list plus each item's position."""
+
+    __slots__ = ("_items", "_pos")
+
+    def __init__(self) -> None:
+        self._items: list = []
+        self._pos: dict = {}
+
+    def add(self, item) -> None:
+        if item in self._pos:
+            return
+        self._pos[item] = len(self._items)
+        self._items.append(item)
+
+    def take(self, rng: random.Random):
+        if not self._items:
+            return None
+        item = self._items[int(rng.random() * len(self._items))]
+        self.remove(item)
+        return item
+
+    def remove(self, item) -> None:
+        i = self._pos.pop(item, None)
+        if i is None:
+            return
+        last = self._items.pop()
+        if i < len(self._items):
+            self._items[i] = last
+            self._pos[last] = i
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        return iter(list(self._items))
+
+
+_SIMPLE = {"mru": MruPool, "lru": LruPool, "random": RandomPool}
+
+
+class PartitionedPool:
+    """Independent routers, each with its own idle pool.
+
+    `route(rng)` picks the router for an incoming invocation; `take` then
+    only looks in that router's pool. Items carry their router in
+    `item.router` (set by the platform when it creates the environment).
+    """
+
+    __slots__ = ("_pools", "routers")
+
+    def __init__(self, routers: int, inner: str = "mru") -> None:
+        self.routers = routers
+        self._pools = [_SIMPLE[inner]() for _ in range(routers)]
+
+    def route(self, rng: random.Random) -> int:
+        return int(rng.random() * self.routers)
+
+    def add(self, item) -> None:
+        self._pools[item.router].add(item)
+
+    def take(self, rng: random.Random, router: int | None = None):
+        if router is None:
+            router = self.route(rng)
+        return self._pools[router].take(rng)
+
+    def remove(self, item) -> None:
+        self._pools[item.router].remove(item)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._pools)
+
+    def __iter__(self):
+        for p in self._pools:
+            yield from list(p)
+
+
+def make_pool(policy: str, routers: int = 1, router_policy: str = "mru"):
+    if policy == "partitioned":
+        return PartitionedPool(routers, router_policy)
+    try:
+        return _SIMPLE[policy]()
+    except KeyError:
+        raise ValueError(f"unknown placement policy {policy!r}") from None

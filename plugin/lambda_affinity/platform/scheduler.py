@@ -1,0 +1,253 @@
+"""The platform model: Lambda's scheduler, pure and clock-injected.
+
+Every method takes `now` (seconds, any origin) from its caller, so the
+emulator drives it with the wall clock and the simulator with a virtual one.
+No I/O, no threads: the emulator calls it from one gevent loop, so no call
+is ever interleaved with another.
+
+Life of an invocation:
+    lease = platform.acquire("fn", now)    # warm (idle env) or cold (new env)
+    platform.ready(lease.env, now)         # cold only: init finished
+    platform.release(lease.env, now)       # back to idle, or retired
+Retired environments are announced through `on_retire(env, reason)` so the
+driver can stop the process that backs them.
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Callable, Iterable
+
+from .concurrency import ACCOUNT_LIMIT, ConcurrencyCounter, Throttled
+from .config import FunctionSpec, ModelConfig
+from .environment import BUSY, DEAD, IDLE, INITIALIZING, Environment, log_stream_name
+from .placement import PartitionedPool, make_pool
+
+# Reasons an environment is retired, as counted in `Platform.retired`.
+KEEP_ALIVE = "keep-alive"
+LIFETIME = "max-lifetime"
+RECYCLED = "recycled"          # error, timeout, crash: the driver asked
+EVICTED = "evicted"            # reclaimed to stay under max_environments
+SHUTDOWN = "shutdown"
+
+
+class UnknownFunction(KeyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class Lease:
+    """Where an invocation runs. `cold` means a new environment must init first."""
+
+    __slots__ = ("env", "cold", "init_delay_s")
+
+    def __init__(self, env: Environment, cold: bool, init_delay_s: float) -> None:
+        self.env = env
+        self.cold = cold
+        self.init_delay_s = init_delay_s
+
+
+class Platform:
+    def __init__(
+        self,
+        config: ModelConfig | None = None,
+        functions: Iterable[FunctionSpec] = (),
+        rng: random.Random | None = None,
+        on_retire: Callable[[Environment, str], None] | None = None,
+        wall_offset: float = 0.0,
+    ) -> None:
+        self.config = config or ModelConfig()
+        self.rng = rng or random.Random()
+        self.on_retire = on_retire
+        # Added to `now` to date log stream names (the simulator's clock starts at 0).
+        self.wall_offset = wall_offset
+        self.functions: dict[str, FunctionSpec] = {}
+        self._pools: dict[str, object] = {}
+        self.counter = ConcurrencyCounter(self.config.account_concurrency)
+        self.live: dict[str, Environment] = {}
+        # keep-alive deadlines in release order; entries go stale lazily.
+        self._idle_queue: deque = deque()
+        # creation order = lifetime-expiry order, since max_lifetime is constant.
+        self._age_queue: deque = deque()
+        self.cold_starts = 0
+        self.warm_starts = 0
+        self.retired: dict[str, int] = {}
+        for spec in functions:
+            self.add_function(spec)
+
+    # -- functions -----------------------------------------------------
+    def add_function(self, spec: FunctionSpec) -> None:
+        if spec.name in self.functions:
+            raise ValueError(f"function {spec.name!r} already registered")
+        self.functions[spec.name] = spec
+        c = self.config
+        self._pools[spec.name] = make_pool(c.policy, c.routers, c.router_policy)
+
+    # -- the invocation path ---------------------------------------------
+    def acquire(self, function: str, now: float) -> Lease:
+        """Place one invocation. Raises UnknownFunction or Throttled."""
+        spec = self.functions.get(function)
+        if spec is None:
+            raise UnknownFunction(function)
+        self.counter.admit(function, spec.reserved_concurrency)
+        pool = self._pools[function]
+        router = pool.route(self.rng) if isinstance(pool, PartitionedPool) else 0
+        env = self._take_idle(pool, router, now)
+        if env is not None:
+            env.state = BUSY
+            env.invocations += 1
+            env.last_used = now
+            self.warm_starts += 1
+            return Lease(env, False, 0.0)
+        try:
+            env = self._create(spec, router, now)
+        except Throttled:
+            self.counter.done(function)
+            raise
+        env.invocations = 1
+        self.cold_starts += 1
+        return Lease(env, True, self.config.init_delay_s)
+
+    def ready(self, env: Environment, now: float) -> None:
+        """A cold environment finished its init and now runs its first invocation."""
+        if env.state == INITIALIZING:
+            env.state = BUSY
+            env.ready_at = now
+
+    def release(self, env: Environment, now: float, recycle: bool = False) -> None:
+        """The invocation on `env` ended. `recycle` retires the environment
+        (handler timeout, crash, init error), as Lambda does."""
+        if env.state not in (BUSY, INITIALIZING, DEAD):
+            raise RuntimeError(f"release of {env!r}, which runs no invocation")
+        self.counter.done(env.function)
+        env.last_used = now
+        if env.state == DEAD:
+            return
+        if recycle:
+            self._retire(env, RECYCLED)
+        elif now - env.created_at >= self.config.max_lifetime_s:
+            self._retire(env, LIFETIME)
+        elif self.config.keep_alive_s <= 0:
+            self._retire(env, KEEP_ALIVE)
+        else:
+            env.state = IDLE
+            env.idle_since = now
+            env.idle_token += 1
+            self._pools[env.function].add(env)
+            self._idle_queue.append((now + self.config.keep_alive_s, env, env.idle_token))
+
+    def kill(self, env: Environment, reason: str = RECYCLED) -> None:
+        """Retire an environment now, whatever its state (e.g. its process died
+        while idle). A busy one still needs its `release`."""
+        if env.state == IDLE:
+            self._pools[env.function].remove(env)
+        if env.state != DEAD:
+            self._retire(env, reason)
+
+    # -- the passage of time ------------------------------------------------
+    def expire(self, now: float) -> int:
+        """Reclaim idle environments past keep-alive or max lifetime; returns
+        how many were retired. Busy ones past their lifetime finish first and
+        retire on release."""
+        n = 0
+        q = self._idle_queue
+        while q and q[0][0] <= now:
+            _, env, token = q.popleft()
+            if env.state == IDLE and env.idle_token == token:
+                self._pools[env.function].remove(env)
+                self._retire(env, KEEP_ALIVE)
+                n += 1
+        lifetime = self.config.max_lifetime_s
+        a = self._age_queue
+        while a and a[0].created_at + lifetime <= now:
+            env = a[0]
+            if env.state in (BUSY, INITIALIZING):
+                break  # retires on release; later entries are younger
+            a.popleft()
+            if env.state == IDLE:
+                self._pools[env.function].remove(env)
+                self._retire(env, LIFETIME)
+                n += 1
+        return n
+
+    def next_deadline(self) -> float | None:
+        """When `expire` next has work, or None: the emulator sleeps until then."""
+        q = self._idle_queue
+        while q and not (q[0][1].state == IDLE and q[0][1].idle_token == q[0][2]):
+            q.popleft()
+        a = self._age_queue
+        while a and a[0].state == DEAD:
+            a.popleft()
+        times = []
+        if q:
+            times.append(q[0][0])
+        if a and a[0].state == IDLE:
+            times.append(a[0].created_at + self.config.max_lifetime_s)
+        return min(times) if times else None
+
+    def shutdown(self) -> list[Environment]:
+        """Retire every environment (the driver is stopping); returns them."""
+        envs = list(self.live.values())
+        for env in envs:
+            if env.state == IDLE:
+                self._pools[env.function].remove(env)
+            self._retire(env, SHUTDOWN)
+        return envs
+
+    # -- views -----------------------------------------------------------------
+    def environments(self, function: str | None = None) -> list[Environment]:
+        return [e for e in self.live.values() if function is None or e.function == function]
+
+    def idle_count(self, function: str) -> int:
+        return len(self._pools[function])
+
+    def in_flight(self, function: str) -> int:
+        return self.counter.in_flight(function)
+
+    # -- internals ---------------------------------------------------------
+    def _take_idle(self, pool, router: int, now: float) -> Environment | None:
+        keep_alive = self.config.keep_alive_s
+        lifetime = self.config.max_lifetime_s
+        while True:
+            if isinstance(pool, PartitionedPool):
+                env = pool.take(self.rng, router)
+            else:
+                env = pool.take(self.rng)
+            if env is None:
+                return None
+            # Deadlines are enforced here too, so placement never depends on
+            # how punctually the driver calls `expire`.
+            if now - env.idle_since >= keep_alive:
+                self._retire(env, KEEP_ALIVE)
+            elif now - env.created_at >= lifetime:
+                self._retire(env, LIFETIME)
+            else:
+                return env
+
+    def _create(self, spec: FunctionSpec, router: int, now: float) -> Environment:
+        cap = self.config.max_environments
+        if cap is not None and len(self.live) >= cap and not self._evict_one():
+            self.counter.refuse(ACCOUNT_LIMIT, spec.name, cap)
+        env_id = log_stream_name(now + self.wall_offset, spec.version, self.rng.getrandbits(128))
+        env = Environment(env_id, spec.name, spec.version, router, now)
+        self.live[env_id] = env
+        self._age_queue.append(env)
+        return env
+
+    def _evict_one(self) -> bool:
+        """Reclaim the longest-idle environment of any function."""
+        for deadline, env, token in self._idle_queue:
+            if env.state == IDLE and env.idle_token == token:
+                self._pools[env.function].remove(env)
+                self._retire(env, EVICTED)
+                return True
+        return False
+
+    def _retire(self, env: Environment, reason: str) -> None:
+        env.state = DEAD
+        env.dead_reason = reason
+        self.live.pop(env.id, None)
+        self.retired[reason] = self.retired.get(reason, 0) + 1
+        if self.on_retire is not None:
+            self.on_retire(env, reason)

@@ -1,0 +1,176 @@
+"""Virtual-time driver of the platform model (discrete events).
+
+Users loop like the seed's script: send a request, wait for the reply,
+think, repeat while the send time is before `duration`. A request reaches
+the platform after half the network round trip, runs `service` seconds on
+its environment (plus the model's init delay when cold), and the reply comes
+back after the other half. The simulated probe keeps a per-environment
+session cache (the probe's own SessionCache class), so warm-cache rates are
+as the real probe would report them.
+"""
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+from probe_lambda.handler import SessionCache
+
+from .platform import FunctionSpec, ModelConfig, Platform, Throttled
+from .tracker import Tracker
+
+FUNCTION = "probe"
+
+
+def parse_distribution(spec: str, what: str = "think") -> Callable[[random.Random], float]:
+    """`A:B` uniform seconds, `exp:MEAN` exponential, `fixed:X` or `X` constant."""
+    text = str(spec).strip()
+    try:
+        if text.startswith("exp:"):
+            mean = float(text[4:])
+            if mean <= 0:
+                raise ValueError
+            rate = 1.0 / mean
+            return lambda rng: rng.expovariate(rate)
+        if text.startswith("fixed:"):
+            text = text[6:]
+        if ":" in text:
+            a, b = (float(x) for x in text.split(":"))
+            if a < 0 or b < a:
+                raise ValueError
+            width = b - a
+            return lambda rng: a + width * rng.random()
+        value = float(text)
+        if value < 0:
+            raise ValueError
+        return lambda rng: value
+    except ValueError:
+        raise ValueError(
+            f"{what}: {spec!r} is not a distribution: use A:B (uniform seconds), exp:MEAN or a fixed number of seconds"
+        ) from None
+
+
+@dataclass
+class Scenario:
+    users: int = 10
+    duration_s: float = 10.0
+    think: str = "0:1"
+    # Requests per session; sessions are separated by `gap`. 0 = one endless session.
+    burst: int = 0
+    gap: str = "exp:300"
+    # `together`: every user sends at t=0 (the seed); `spread`: a first think first.
+    start: str = "together"
+    # Network round trip client <-> Lambda front end, and time on the environment.
+    latency: str = "0.06:0.1"
+    service: str = "0.003:0.009"
+    cache_size: int = 10000
+    cache_ttl_s: float = 900.0
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def validate(self) -> None:
+        if self.users < 1:
+            raise ValueError("users: must be >= 1")
+        if self.duration_s <= 0:
+            raise ValueError("duration: must be > 0")
+        if self.burst < 0:
+            raise ValueError("burst: must be >= 0")
+        if self.start not in ("together", "spread"):
+            raise ValueError("start: must be 'together' or 'spread'")
+
+
+@dataclass
+class RunResult:
+    tracker: Tracker
+    invocations: int
+    cold_starts: int
+    throttled: int
+    environments: int
+
+
+def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None, user_prefix: str = "") -> RunResult:
+    """One independent run. Users are named `{user_prefix}u{i}`."""
+    scenario.validate()
+    rng = random.Random(seed)
+    think = parse_distribution(scenario.think, "think")
+    gap = parse_distribution(scenario.gap, "gap")
+    latency = parse_distribution(scenario.latency, "latency")
+    service = parse_distribution(scenario.service, "service")
+    platform = Platform(scenario.model, [FunctionSpec(FUNCTION)], rng=random.Random(rng.random()))
+    tracker = tracker if tracker is not None else Tracker()
+    record = tracker.record
+    acquire, release, ready = platform.acquire, platform.release, platform.ready
+    duration = scenario.duration_s
+    burst = scenario.burst
+    cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
+    names = [f"{user_prefix}u{i}" for i in range(scenario.users)]
+    left_in_burst = [burst] * scenario.users
+    invocations = throttled = 0
+
+    # Events: (time, user, env). env None = the request arrives at the
+    # platform; otherwise the invocation on env finishes. A user has one
+    # event in flight at a time, so (time, user) never ties further.
+    heap: list = []
+    push, pop = heapq.heappush, heapq.heappop
+    for u in range(scenario.users):
+        t0 = think(rng) if scenario.start == "spread" else 0.0
+        if t0 < duration:
+            push(heap, (t0 + latency(rng) / 2, u, None))
+
+    def next_send(u: int, reply_at: float) -> None:
+        pause = think(rng)
+        if burst:
+            left_in_burst[u] -= 1
+            if left_in_burst[u] <= 0:
+                left_in_burst[u] = burst
+                pause = gap(rng)
+        send = reply_at + pause
+        if send < duration:
+            push(heap, (send + latency(rng) / 2, u, None))
+
+    expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
+    next_expire = expire_every
+    while heap:
+        now, u, env = pop(heap)
+        if now >= next_expire:
+            platform.expire(now)
+            next_expire = now + expire_every
+        if env is not None:
+            release(env, now)
+            # the reply travels back, then the user thinks
+            next_send(u, now + latency(rng) / 2)
+            continue
+        try:
+            lease = acquire(FUNCTION, now)
+        except Throttled:
+            throttled += 1
+            tracker.record_invalid(names[u])
+            next_send(u, now + latency(rng) / 2)
+            continue
+        invocations += 1
+        env = lease.env
+        busy = service(rng)
+        if lease.cold:
+            env.handle = SessionCache(cache_size, cache_ttl)
+            busy += lease.init_delay_s
+            ready(env, now + lease.init_delay_s)
+        hit, _ = env.handle.lookup(u, now)
+        # Recorded now, the reply lands later: order per user is unchanged.
+        record(names[u], env.id, lease.cold, hit)
+        push(heap, (now + busy, u, env))
+    return RunResult(tracker, invocations, platform.cold_starts, throttled, platform.cold_starts)
+
+
+def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tuple[Tracker, dict]:
+    """`runs` independent runs, per-user rows pooled in one tracker."""
+    if runs < 1:
+        raise ValueError("runs: must be >= 1")
+    tracker = Tracker()
+    base = random.Random(seed)
+    totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
+    for r in range(runs):
+        res = run(scenario, seed=base.getrandbits(64), tracker=tracker, user_prefix=f"r{r}-" if runs > 1 else "")
+        totals["invocations"] += res.invocations
+        totals["cold_starts"] += res.cold_starts
+        totals["throttled"] += res.throttled
+    return tracker, totals
