@@ -79,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambda-affinity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_parser(sub)
+    # Each part registers its own subcommand next to its code.
+    for module in ("emulator.cli", "deploy"):
+        try:
+            mod = __import__(f"lambda_affinity.{module}", fromlist=["add_parser"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"lambda_affinity.{module}":
+                raise
+            continue
+        mod.add_parser(sub)
     return parser
 
 
