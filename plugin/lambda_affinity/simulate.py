@@ -85,7 +85,6 @@ class RunResult:
     invocations: int
     cold_starts: int
     throttled: int
-    environments: int
 
 
 def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None, user_prefix: str = "") -> RunResult:
@@ -158,7 +157,7 @@ def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = N
         # Recorded now, the reply lands later: order per user is unchanged.
         record(names[u], env.id, lease.cold, hit)
         push(heap, (now + busy, u, env))
-    return RunResult(tracker, invocations, platform.cold_starts, throttled, platform.cold_starts)
+    return RunResult(tracker, invocations, platform.cold_starts, throttled)
 
 
 def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tuple[Tracker, dict]:
