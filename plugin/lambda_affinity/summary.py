@@ -6,6 +6,7 @@ run, a distributed master and the simulator all summarise the same way.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
 from typing import Iterable, Mapping
@@ -144,3 +145,122 @@ def summary_csv(doc: Mapping) -> str:
     for i, n in enumerate(doc["histogram"]):
         w.writerow([f"{i / BINS:.1f}-{(i + 1) / BINS:.1f}", n])
     return buf.getvalue()
+
+
+# -- CI checks ---------------------------------------------------------------
+
+# (option, what is measured, comparison): the checks a run can fail. The
+# measured value comes from the summary doc so the check reads the same
+# numbers the report shows.
+CHECKS = (
+    ("affinity-min-hit-rate", "median per-user max-share hit rate", "min"),
+    ("affinity-min-warm-rate", "median per-user warm-cache hit rate", "min"),
+    ("affinity-max-cold-ratio", "cold starts per valid reply", "max"),
+)
+
+
+def check_value(doc: Mapping, option: str) -> float | None:
+    """The measured value a check compares, or None when the run gives none."""
+    if option == "affinity-min-hit-rate":
+        return doc["hit_rate"]["p50"] if doc.get("hit_rate") else None
+    if option == "affinity-min-warm-rate":
+        return doc["warm_cache_rate"]["p50"] if doc.get("warm_cache_rate") else None
+    if option == "affinity-max-cold-ratio":
+        return doc["cold_starts"] / doc["requests"] if doc["requests"] else None
+    raise ValueError(f"unknown affinity check {option!r}")
+
+
+def evaluate_checks(doc: Mapping, thresholds: Mapping[str, float | None]) -> tuple[list[str], list[str]]:
+    """Compare the run with the thresholds that are set (option -> value).
+
+    Returns (failures, passes), one message each naming the check, the
+    threshold and the measured value.
+    """
+    failures, passes = [], []
+    for option, what, kind in CHECKS:
+        threshold = thresholds.get(option)
+        if threshold is None:
+            continue
+        measured = check_value(doc, option)
+        if measured is None:
+            reason = "no valid reply" if not doc["requests"] else "no reply carried a cache status"
+            failures.append(f"CHECK FAILED: --{option} {threshold:g}: {what} not measured ({reason})")
+            continue
+        ok = measured >= threshold if kind == "min" else measured <= threshold
+        verdict = "passed" if ok else "FAILED"
+        bound = "at least" if kind == "min" else "at most"
+        message = f"CHECK {verdict}: --{option} {threshold:g}: {what} was {measured:.3f}, {bound} {threshold:g} required"
+        (passes if ok else failures).append(message)
+    return failures, passes
+
+
+# -- HTML report section -----------------------------------------------------
+
+def histogram_svg(bins: list[int], width: int = 520, height: int = 220, title: str = "users per max-share bin") -> str:
+    """A bar chart of the per-user histogram as a standalone SVG picture."""
+    left, bottom, top, right = 40, 30, 20, 10
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max(bins) or 1
+    bar_w = plot_w / len(bins)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}" '
+             f'font-family="sans-serif" font-size="11">',
+             f'<title>{html.escape(title)}</title>',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#888"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#888"/>',
+             f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" fill="#888">{peak}</text>',
+             f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" fill="#888">0</text>']
+    for i, n in enumerate(bins):
+        h = plot_h * n / peak
+        x = left + i * bar_w
+        parts.append(f'<rect x="{x + 2:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
+                     f'fill="#3b82c4"><title>{i / BINS:.1f}-{(i + 1) / BINS:.1f}: {n} users</title></rect>')
+        if n:
+            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - h - 3:.1f}" text-anchor="middle" '
+                         f'fill="#888">{n}</text>')
+        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
+                     f'fill="#888">{i / BINS:.1f}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 2}" text-anchor="middle" fill="#888">'
+                 f'per-user max-share hit rate</text></svg>')
+    return "".join(parts)
+
+
+def render_html_section(doc: Mapping, checks: Iterable[str] = ()) -> str:
+    """The affinity section of an HTML report: totals, both distributions,
+    the histogram picture and the check results. Self-contained markup with
+    inline styles, readable on Locust's light and dark report themes."""
+    cell = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #8884"'
+    head = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #888"'
+    rows = []
+    for name, key in (("max-share hit", "hit_rate"), ("warm-cache hit", "warm_cache_rate")):
+        dist = doc.get(key)
+        cells = "".join(f"<td {cell}>{_fmt(dist[k]) if dist else '-'}</td>" for k in STAT_KEYS)
+        rows.append(f'<tr><th {cell.replace("right", "left")}>{name}</th>{cells}</tr>')
+    header = "".join(f"<th {head}>{k}</th>" for k in STAT_KEYS)
+    cold_ratio = doc["cold_starts"] / doc["requests"] if doc["requests"] else None
+    totals = (f"{doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
+              f"{doc['environments']} environments, {doc['cold_starts']} cold starts "
+              f"(cold ratio {_fmt(cold_ratio)})")
+    check_items = "".join(f"<li>{html.escape(c)}</li>" for c in checks)
+    return (
+        '<section id="lambda-affinity" style="font-family:Roboto,Helvetica,Arial,sans-serif;'
+        'max-width:1200px;margin:24px auto;padding:0 24px">'
+        '<h2 style="font-weight:400">Lambda affinity</h2>'
+        f"<p>{html.escape(totals)}</p>"
+        '<table style="border-collapse:collapse;margin-bottom:16px">'
+        f'<tr><th {head.replace("right", "left")}>rate</th>{header}</tr>{"".join(rows)}</table>'
+        f"{histogram_svg(list(doc['histogram']))}"
+        + (f"<ul>{check_items}</ul>" if check_items else "")
+        + "</section>"
+    )
+
+
+def inject_html_section(report: str, section: str) -> str:
+    """Insert `section` at the end of a Locust HTML report's body. The report
+    is a React page rendering into #root; static markup after it shows below
+    Locust's own sections. The last </body> is the document's: the bundled
+    script may contain the string too."""
+    at = report.rfind("</body>")
+    if at < 0:
+        raise ValueError("not an HTML report: no </body>")
+    return report[:at] + section + report[at:]
