@@ -1,11 +1,12 @@
 """The plugin's reader of the probe contract: every accepted form, every fault with its message."""
 import json
-import os
 import types
 
 import pytest
 
-from lambda_affinity.probe import MAX_ENV_ID_LEN, Observation, ProbeReplyError, parse_reply
+from lambda_affinity.probe import (
+    MAX_ENV_ID_LEN, Observation, ProbeReplyError, function_error, http_failure, invoke_failure, parse_reply,
+)
 from probe_lambda import handler as probe_handler
 
 STREAM = "2020/03/27/[$LATEST]0123456789abcdef0123456789abcdef"
@@ -92,7 +93,7 @@ def test_probe_rejections_carry_the_probes_message(monkeypatch):
     (b"{\"env_id\": \"e\", \"env_invocations\": 0}", "reply field env_invocations is not a positive integer: 0"),
     (b"{\"env_id\": \"e\", \"probe\": 2}", "reply is probe contract version 2; this plugin reads version 1"),
     (b"{\"env_id\": \"e\", \"probe\": true}", "reply is probe contract version True; this plugin reads version 1"),
-    (b"{\"errorMessage\": \"x\", \"errorType\": \"KeyError\"}", "function error KeyError: x"),
+    (b"{\"errorMessage\": \"x\", \"errorType\": \"KeyError\"}", "function error: KeyError: x"),
     (b"{\"statusCode\": \"200\", \"body\": \"\"}", "reply statusCode is not an integer: \"200\""),
     (b"{\"statusCode\": 200, \"body\": {}}", "reply body is not a string: {}"),
     (b"{\"statusCode\": 200, \"body\": \"\"}", "reply is empty"),
@@ -117,6 +118,27 @@ def test_env_id_length_is_bounded():
         parse_reply({"env_id": "e" * (MAX_ENV_ID_LEN + 1)})
 
 
-def test_probe_error_is_a_value_error():
+def test_probe_error_is_a_value_error_shown_plainly():
     assert issubclass(ProbeReplyError, ValueError)
-    assert os.path.basename(__file__) == "test_probe_parse.py"
+    # Locust's failure table shows repr(error)
+    assert repr(ProbeReplyError("reply is empty")) == "ProbeReplyError: reply is empty"
+
+
+def test_failed_call_messages():
+    assert http_failure(502, b"Internal Server Error") == "HTTP 502: 'Internal Server Error'"
+    assert http_failure(429, b'{"Message":"Rate Exceeded."}') == "throttled: HTTP 429: '{\"Message\":\"Rate Exceeded.\"}'"
+    assert http_failure(500, b"") == "HTTP 500: (empty body)"
+    assert http_failure(0, None, ConnectionRefusedError(111, "Connection refused")) == (
+        "no reply: ConnectionRefusedError: [Errno 111] Connection refused")
+    assert invoke_failure("TooManyRequestsException", 429, "Rate Exceeded.",
+                          "ReservedFunctionConcurrentInvocationLimitExceeded") == (
+        "throttled: TooManyRequestsException (ReservedFunctionConcurrentInvocationLimitExceeded): Rate Exceeded.")
+    assert invoke_failure("ResourceNotFoundException", 404, "Function not found: x") == (
+        "invoke failed: ResourceNotFoundException (HTTP 404): Function not found: x")
+    assert invoke_failure("ServiceException", None, None) == "invoke failed: ServiceException"
+    payload = json.dumps({"errorMessage": "boom", "errorType": "RuntimeError", "stackTrace": []})
+    assert function_error("Unhandled", payload.encode()) == "function error (Unhandled): RuntimeError: boom"
+    assert function_error("Unhandled", b"oops") == "function error (Unhandled): 'oops'"
+    assert function_error("Handled", b"") == "function error (Handled): (empty payload)"
+    long = function_error("Unhandled", {"errorType": "E", "errorMessage": "m" * 200})
+    assert long == "function error (Unhandled): E: " + "m" * 80 + "..."

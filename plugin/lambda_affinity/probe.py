@@ -27,7 +27,12 @@ _loads = json.loads
 
 
 class ProbeReplyError(ValueError):
-    """A reply that is not a valid probe reply. Never enters a rate."""
+    """A reply that is not a valid probe reply, or a call that gave none.
+    Never enters a rate."""
+
+    def __repr__(self) -> str:
+        # Locust's failure table shows repr(error): keep it the plain message.
+        return f"{type(self).__name__}: {self}"
 
 
 class Observation:
@@ -139,7 +144,7 @@ def _from_other_object(doc: dict) -> Observation:
         raise ProbeReplyError(f"{where}: {doc['error']}")
     if "errorMessage" in doc or "errorType" in doc:
         # A function error payload that reached us without its header.
-        raise ProbeReplyError(f"function error {doc.get('errorType', '?')}: {doc.get('errorMessage', '')}")
+        raise ProbeReplyError(function_error(None, doc))
     if "statusCode" in doc and "body" in doc:
         return _from_proxy_result(doc)
     keys = ", ".join(sorted(map(str, doc))) or "none"
@@ -178,3 +183,41 @@ def _json_type(value) -> str:
     if isinstance(value, list):
         return "array"
     return type(value).__name__
+
+
+# -- failed calls: one stable message per kind of fault --------------------------
+
+def http_failure(status: int, body: bytes | str | None, error: BaseException | None = None) -> str:
+    """A Function URL call that gave no probe reply (status 0: no HTTP answer)."""
+    if not status:
+        return f"no reply: {type(error).__name__}: {error}" if error is not None else "no reply"
+    text = snippet(body) if body else "(empty body)"
+    if status == 429:
+        return f"throttled: HTTP 429: {text}"
+    return f"HTTP {status}: {text}"
+
+
+def invoke_failure(code: str, status: int | None, message: str | None, reason: str | None = None) -> str:
+    """An Invoke API error response (botocore's ClientError fields)."""
+    if code == "TooManyRequestsException" or status == 429:
+        return f"throttled: {code}" + (f" ({reason})" if reason else "") + f": {message or ''}".rstrip(": ")
+    where = f" (HTTP {status})" if status else ""
+    return f"invoke failed: {code}{where}: {message or ''}".rstrip(": ")
+
+
+def function_error(kind: str | None, payload) -> str:
+    """An invocation whose handler failed: `kind` is X-Amz-Function-Error
+    (Unhandled/Handled) or None, `payload` the error payload (raw or decoded)."""
+    head = f"function error ({kind})" if kind else "function error"
+    doc = payload
+    if isinstance(payload, (bytes, bytearray, str)):
+        try:
+            doc = _loads(payload) if payload else None
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+    if isinstance(doc, dict) and ("errorType" in doc or "errorMessage" in doc):
+        message = str(doc.get("errorMessage", ""))
+        if len(message) > _SNIPPET:
+            message = message[:_SNIPPET] + "..."
+        return f"{head}: {doc.get('errorType', '?')}: {message}"
+    return f"{head}: {snippet(payload) if payload else '(empty payload)'}"

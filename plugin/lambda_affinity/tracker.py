@@ -143,6 +143,13 @@ class Tracker:
             t = self.users[user] = UserTally()
         return t
 
+    def register(self, user: Hashable) -> UserTally:
+        """A user that exists before its first reply: it counts as a user (with
+        no rate) even if no valid reply ever comes, and rows keep start order."""
+        t = self.tally(user)
+        self.dirty.add(user)
+        return t
+
     def record(self, user: Hashable, env_id: str, cold: bool | None = None, cache_hit: bool | None = None) -> UserTally:
         """One valid reply: `user` was served by `env_id`."""
         idx = self._env_index.get(env_id)
