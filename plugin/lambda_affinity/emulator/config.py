@@ -1,0 +1,266 @@
+"""The emulator's YAML config -> validated objects.
+
+Every error names the file, the key (e.g. `functions[1].timeout`) and what
+is wrong, and nothing starts until the whole file is valid. With no file the
+emulator serves one function, `probe`, running the bundled probe handler.
+
+    region: us-east-1            # optional
+    model:                       # the platform model's options (ModelConfig)
+      keep_alive_s: 600
+    functions:
+      - name: probe              # only the name is required: no `code` means the bundled probe
+      - name: api
+        handler: app.handler     # module.function (Node: file.export)
+        code: ./src              # relative to this file
+        runtime: python3.11      # python3.N or nodejsN.x
+        runtime_client: builtin  # Python only: builtin | awslambdaric
+        memory: 128              # MB, 128..10240
+        timeout: 3               # seconds (> 0, up to 900)
+        environment: {KEY: value}
+        reserved_concurrency: 10
+        url: {auth_type: NONE}   # true/false, or {enabled, auth_type: NONE | AWS_IAM}
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..platform import ConfigError, FunctionSpec, ModelConfig
+
+FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+RUNTIME = re.compile(r"^(python3\.\d+|nodejs\d+\.x)$")
+AUTH_TYPES = ("NONE", "AWS_IAM")
+RUNTIME_CLIENTS = ("builtin", "awslambdaric")
+# Set by Lambda itself; AWS refuses them in a function's configuration.
+RESERVED_ENV = {
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+}
+ENV_TOTAL_LIMIT = 4096  # AWS: 4 KB for all of a function's variables
+DEFAULT_RUNTIME = f"python3.{sys.version_info.minor}"
+
+_FUNCTION_KEYS = ("name", "handler", "code", "runtime", "runtime_client", "memory", "timeout",
+                  "environment", "reserved_concurrency", "url")
+_TOP_KEYS = ("functions", "model", "region", "account_id", "host", "port")
+
+
+class ConfigFileError(ValueError):
+    """A config file cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class FunctionConfig:
+    name: str
+    handler: str
+    code: str                     # absolute folder
+    runtime: str = DEFAULT_RUNTIME
+    runtime_client: str = "builtin"
+    memory: int = 128
+    timeout: float = 3.0
+    environment: dict = field(default_factory=dict)
+    reserved_concurrency: int | None = None
+    url: bool = True
+    auth_type: str = "NONE"
+
+    @property
+    def is_node(self) -> bool:
+        return self.runtime.startswith("nodejs")
+
+    def spec(self) -> FunctionSpec:
+        return FunctionSpec(self.name, reserved_concurrency=self.reserved_concurrency)
+
+
+@dataclass
+class EmulatorConfig:
+    functions: list = field(default_factory=list)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    host: str = "127.0.0.1"
+    port: int | None = None
+    source: str = "<defaults>"
+
+    def function(self, name: str) -> FunctionConfig | None:
+        for fn in self.functions:
+            if fn.name == name:
+                return fn
+        return None
+
+
+def probe_folder(node: bool = False) -> str:
+    """The bundled probe's folder, wherever the package is installed."""
+    import probe_lambda
+
+    root = os.path.dirname(os.path.abspath(probe_lambda.__file__))
+    return os.path.join(root, "node") if node else root
+
+
+def default_config() -> EmulatorConfig:
+    return EmulatorConfig(functions=[FunctionConfig(name="probe", handler="handler.handler", code=probe_folder())])
+
+
+def load_config(path: str) -> EmulatorConfig:
+    """Read and validate a YAML file; raises ConfigFileError naming file and key."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigFileError(f"{path}:{where}: not valid YAML: {problem}") from None
+    try:
+        return config_from_mapping(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)
+    except ConfigError as exc:
+        raise ConfigFileError(f"{path}: {exc}") from None
+
+
+def config_from_mapping(data: Any, base_dir: str, source: str = "<mapping>") -> EmulatorConfig:
+    """Validate an already-parsed mapping; raises ConfigError("key: problem")."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"(top level): expected a mapping with `functions` and `model`, got {_kind(data)}")
+    _no_unknown_keys(data, _TOP_KEYS, "")
+    model = ModelConfig.from_mapping(_mapping(data.get("model"), "model"), where="model")
+    cfg = EmulatorConfig(model=model, source=source)
+    for key in ("region", "account_id", "host"):
+        if key in data:
+            value = data[key]
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+            setattr(cfg, key, value)
+    if not re.fullmatch(r"\d{12}", cfg.account_id):
+        raise ConfigError(f"account_id: expected 12 digits, got {cfg.account_id!r}")
+    if "port" in data:
+        cfg.port = _int(data["port"], "port", 0, 65535)
+    raw_functions = data.get("functions")
+    if raw_functions is None:
+        cfg.functions = default_config().functions
+        return cfg
+    if not isinstance(raw_functions, list) or not raw_functions:
+        raise ConfigError(f"functions: expected a non-empty list of functions, got {_kind(raw_functions)}")
+    seen = set()
+    for i, raw in enumerate(raw_functions):
+        fn = _function(raw, f"functions[{i}]", base_dir)
+        if fn.name in seen:
+            raise ConfigError(f"functions[{i}].name: {fn.name!r} is defined twice")
+        seen.add(fn.name)
+        cfg.functions.append(fn)
+    return cfg
+
+
+def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping with at least `name`, got {_kind(raw)}")
+    _no_unknown_keys(raw, _FUNCTION_KEYS, where + ".")
+    name = raw.get("name")
+    if not isinstance(name, str) or not FUNCTION_NAME.match(name):
+        raise ConfigError(f"{where}.name: expected 1-64 letters, digits, '-' or '_', got {name!r}")
+    runtime = raw.get("runtime", DEFAULT_RUNTIME)
+    if not isinstance(runtime, str) or not RUNTIME.match(runtime):
+        raise ConfigError(f"{where}.runtime: expected python3.N or nodejsN.x (e.g. {DEFAULT_RUNTIME}, nodejs20.x), got {runtime!r}")
+    node = runtime.startswith("nodejs")
+    if "code" in raw:
+        code = raw["code"]
+        if not isinstance(code, str) or not code:
+            raise ConfigError(f"{where}.code: expected a folder path, got {code!r}")
+        code = os.path.normpath(os.path.join(base_dir, os.path.expanduser(code)))
+        if not os.path.isdir(code):
+            raise ConfigError(f"{where}.code: folder {code} does not exist")
+        default_handler = None
+    else:
+        code = probe_folder(node)  # no code: the bundled probe
+        default_handler = "index.handler" if node else "handler.handler"
+    handler = raw.get("handler", default_handler)
+    if not isinstance(handler, str) or "." not in handler.strip(".") or handler != handler.strip():
+        raise ConfigError(f"{where}.handler: expected module.function (e.g. app.handler), got {handler!r}")
+    client = raw.get("runtime_client", "builtin")
+    if client not in RUNTIME_CLIENTS:
+        raise ConfigError(f"{where}.runtime_client: expected one of {', '.join(RUNTIME_CLIENTS)}, got {client!r}")
+    if node and client != "builtin":
+        raise ConfigError(f"{where}.runtime_client: {client} is a Python runtime client, not for {runtime}")
+    if client == "awslambdaric" and importlib.util.find_spec("awslambdaric") is None:
+        raise ConfigError(f"{where}.runtime_client: awslambdaric is not installed (pip install 'lambda-affinity[ric]')")
+    if node and shutil.which("node") is None:
+        raise ConfigError(f"{where}.runtime: {runtime} needs `node` on PATH, and none was found")
+    fn = FunctionConfig(name=name, handler=handler, code=code, runtime=runtime, runtime_client=client)
+    if "memory" in raw:
+        fn.memory = _int(raw["memory"], f"{where}.memory", 128, 10240)
+    if "timeout" in raw:
+        t = raw["timeout"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 900:
+            raise ConfigError(f"{where}.timeout: expected seconds, more than 0 and at most 900, got {t!r}")
+        fn.timeout = float(t)
+    if raw.get("reserved_concurrency") is not None:
+        fn.reserved_concurrency = _int(raw["reserved_concurrency"], f"{where}.reserved_concurrency", 0, 1_000_000)
+    fn.environment = _environment(raw.get("environment"), f"{where}.environment")
+    url = raw.get("url", True)
+    if isinstance(url, bool):
+        fn.url = url
+    elif isinstance(url, dict):
+        _no_unknown_keys(url, ("enabled", "auth_type"), f"{where}.url.")
+        enabled = url.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}.url.enabled: expected true or false, got {enabled!r}")
+        auth = url.get("auth_type", "NONE")
+        if auth not in AUTH_TYPES:
+            raise ConfigError(f"{where}.url.auth_type: expected NONE or AWS_IAM, got {auth!r}")
+        fn.url, fn.auth_type = enabled, auth
+    else:
+        raise ConfigError(f"{where}.url: expected true, false or a mapping {{auth_type: NONE}}, got {_kind(url)}")
+    return fn
+
+
+def _environment(raw: Any, where: str) -> dict:
+    env = _mapping(raw, where)
+    out = {}
+    for key, value in env.items():
+        if not isinstance(key, str) or not ENV_NAME.match(key):
+            raise ConfigError(f"{where}.{key}: not a valid variable name (letters, digits, '_', starting with a letter)")
+        if key in RESERVED_ENV:
+            raise ConfigError(f"{where}.{key}: reserved by Lambda, cannot be set")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{where}.{key}: expected a string (or number), got {_kind(value)}")
+        out[key] = str(value)
+    size = sum(len(k) + len(v) for k, v in out.items())
+    if size > ENV_TOTAL_LIMIT:
+        raise ConfigError(f"{where}: variables total {size} bytes, over Lambda's {ENV_TOTAL_LIMIT}")
+    return out
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_kind(value)}")
+    return value
+
+
+def _no_unknown_keys(data: dict, known: tuple, prefix: str) -> None:
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}: unknown key (known: {', '.join(known)})")
+
+
+def _int(value: Any, where: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{where}: expected a whole number from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(type(value), repr(value))

@@ -1,0 +1,144 @@
+"""The emulator's side of the fork-server (runtimes/zygote.py): start it,
+ask it for environment processes, hear when they exit, stop it.
+
+Every environment process is a child of the zygote. Closing our end of the
+socket makes the zygote kill them all and exit, so even an emulator killed
+with SIGKILL leaves nothing behind (the zygote sees end of file).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket as _stdsocket
+import subprocess
+import sys
+
+import gevent
+from gevent import socket
+from gevent.event import AsyncResult
+
+RUNTIMES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runtimes")
+ZYGOTE = os.path.join(RUNTIMES_DIR, "zygote.py")
+MAX_PACKET = 1 << 20
+
+
+class SpawnError(RuntimeError):
+    pass
+
+
+class ForkServer:
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.sock = None
+        self._tokens = itertools.count(1)
+        self._pending: dict[int, tuple] = {}
+        self._on_exit: dict[int, object] = {}
+        self._reader = None
+
+    def start(self) -> None:
+        ours, theirs = _stdsocket.socketpair(_stdsocket.AF_UNIX, _stdsocket.SOCK_SEQPACKET)
+        try:
+            # A session of its own: a Ctrl-C in the terminal reaches the
+            # emulator, which then stops environments in order, not the
+            # environments directly.
+            self.proc = subprocess.Popen(
+                [sys.executable, ZYGOTE, str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+            )
+        finally:
+            theirs.close()
+        self.sock = socket.socket(fileno=ours.detach())
+        self._reader = gevent.spawn(self._read_loop)
+
+    def spawn(self, kind: str, argv: list, env: dict, cwd: str, logfd: int, on_exit, timeout: float = 10.0) -> int:
+        """Start one environment process; returns its pid. `logfd` becomes its
+        stdout and stderr; `on_exit(status_text)` is called when it ends."""
+        if self.sock is None:
+            raise SpawnError("the fork-server is not running")
+        token = next(self._tokens)
+        result = AsyncResult()
+        self._pending[token] = (result, on_exit)
+        msg = {"op": "spawn", "token": token, "kind": kind, "argv": argv, "env": env, "cwd": cwd}
+        try:
+            self.sock.sendmsg([json.dumps(msg).encode()], [(_stdsocket.SOL_SOCKET, _stdsocket.SCM_RIGHTS,
+                                                            _fd_bytes(logfd))])
+            reply = result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise SpawnError(f"the fork-server did not start a process within {timeout:g} s") from None
+        except OSError as exc:
+            raise SpawnError(f"the fork-server is gone: {exc}") from None
+        finally:
+            self._pending.pop(token, None)
+        if "error" in reply:
+            raise SpawnError(reply["error"])
+        return reply["pid"]
+
+    def kill(self, pid: int) -> None:
+        """SIGKILL one environment process (and its process group)."""
+        if self.sock is None:
+            return
+        try:
+            self.sock.send(json.dumps({"op": "kill", "pid": pid}).encode())
+        except OSError:
+            pass
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                data = self.sock.recv(MAX_PACKET)
+                if not data:
+                    break
+                msg = json.loads(data)
+                if "exited" in msg:
+                    callback = self._on_exit.pop(msg["exited"], None)
+                    if callback is not None:
+                        callback(msg["status"])
+                else:
+                    waiter, callback = self._pending.get(msg.get("token"), (None, None))
+                    if waiter is not None:
+                        if "pid" in msg:
+                            # Registered before the next packet is read, so an
+                            # exit right after the start is never missed.
+                            self._on_exit[msg["pid"]] = callback
+                        waiter.set(msg)
+        except OSError:
+            pass
+        for waiter, _ in list(self._pending.values()):
+            waiter.set({"error": "the fork-server exited"})
+        # Every environment process died with the zygote.
+        for pid, callback in list(self._on_exit.items()):
+            self._on_exit.pop(pid, None)
+            callback("signal: killed")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the zygote; it kills and reaps every environment process first."""
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(_stdsocket.SHUT_WR)  # end of file for the zygote
+            except OSError:
+                pass
+        if self.proc is not None:
+            try:
+                self._wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self._wait(5.0)
+        if self._reader is not None:
+            self._reader.join(timeout=1.0)
+            self._reader.kill(block=False)
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _wait(self, timeout: float) -> None:
+        # Poll instead of a blocking wait so other greenlets run meanwhile.
+        with gevent.Timeout(timeout, subprocess.TimeoutExpired(self.proc.args, timeout)):
+            while self.proc.poll() is None:
+                gevent.sleep(0.01)
+
+
+def _fd_bytes(fd: int) -> bytes:
+    import array
+
+    return array.array("i", [fd]).tobytes()

@@ -1,0 +1,183 @@
+"""A function's URL: HTTP in, payload format 2.0 event, AWS's response conversion.
+
+`build_event` and `convert_result` are pure; `FunctionURL` is the front end
+that serves one function on its own port, as each Function URL is its own
+host on AWS.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from urllib.parse import parse_qsl, unquote
+
+from ..platform import Throttled, UnknownFunction
+from .auth import authorize
+from .invocation import MAX_PAYLOAD, Result
+from .service import InvocationService, ServiceStopping
+from .wire import App, Request, Response
+
+_TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
+               "application/x-www-form-urlencoded", "+json", "+xml")
+_JSON_TYPE = ("Content-Type", "application/json")
+
+
+def _is_text(content_type: str) -> bool:
+    ct = content_type.lower()
+    return any(t in ct for t in _TEXT_TYPES)
+
+
+def build_event(req: Request, url_id: str, region: str, request_id: str, now: float) -> dict:
+    """The payload format 2.0 event Lambda builds for a Function URL request."""
+    headers = {}
+    cookies = None
+    for name, value in req.headers.items():
+        if name == "cookie":
+            cookies = [c.strip() for c in value.replace(",", ";").split(";") if c.strip()]
+        else:
+            headers[name] = value
+    query = None
+    if req.query:
+        query = {}
+        for key, value in parse_qsl(req.query, keep_blank_values=True):
+            query[key] = f"{query[key]},{value}" if key in query else value
+    host = req.headers.get("host", f"{url_id}.lambda-url.{region}.on.aws")
+    path = unquote(req.path)
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": req.query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": url_id,
+            "domainName": host,
+            "domainPrefix": host.split(".", 1)[0],
+            "http": {"method": req.method, "path": path, "protocol": req.version, "sourceIp": req.peer,
+                     "userAgent": req.headers.get("user-agent", "")},
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query is not None:
+        event["queryStringParameters"] = query
+    if req.body:
+        if _is_text(req.headers.get("content-type", "")):
+            try:
+                event["body"] = req.body.decode("utf-8")
+            except UnicodeDecodeError:
+                event["body"] = base64.b64encode(req.body).decode()
+                event["isBase64Encoded"] = True
+        else:
+            event["body"] = base64.b64encode(req.body).decode()
+            event["isBase64Encoded"] = True
+    return event
+
+
+def convert_result(payload: bytes) -> tuple[int, list, bytes] | None:
+    """AWS's conversion of a function's result to an HTTP response; None when
+    the result is not a valid response (AWS answers 502 then).
+
+    A JSON object with `statusCode` gives that status, its `headers`,
+    `cookies` and `body` (base64-decoded when `isBase64Encoded`). Any other
+    JSON result is sent as is: 200, application/json.
+    """
+    try:
+        doc = json.loads(payload) if payload else None
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or "statusCode" not in doc:
+        return 200, [_JSON_TYPE], payload
+    status = doc["statusCode"]
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        return None
+    headers = []
+    raw_headers = doc.get("headers") or {}
+    if not isinstance(raw_headers, dict):
+        return None
+    for name, value in raw_headers.items():
+        if str(name).lower() in ("content-length", "connection", "transfer-encoding", "date"):
+            continue  # framing is ours
+        headers.append((str(name), str(value)))
+    if not any(n.lower() == "content-type" for n, _ in headers):
+        headers.append(_JSON_TYPE)
+    cookies = doc.get("cookies") or []
+    if not isinstance(cookies, list):
+        return None
+    headers += [("Set-Cookie", str(c)) for c in cookies]
+    body = doc.get("body")
+    if body is None:
+        data = b""
+    elif isinstance(body, str):
+        if doc.get("isBase64Encoded"):
+            try:
+                data = base64.b64decode(body)
+            except ValueError:
+                return None
+        else:
+            data = body.encode("utf-8")
+    else:
+        data = json.dumps(body).encode()
+    return status, headers, data
+
+
+def _message(status: int, message: str | None, request_id: str) -> Response:
+    return Response(status, [_JSON_TYPE, ("x-amzn-RequestId", request_id)], json.dumps({"Message": message}).encode())
+
+
+def _plain(status: int, text: str, request_id: str) -> Response:
+    return Response(status, [("Content-Type", "text/plain"), ("x-amzn-RequestId", request_id)], text.encode())
+
+
+class FunctionURL(App):
+    max_body = MAX_PAYLOAD
+
+    def __init__(self, service: InvocationService, function: str, url_id: str, auth_type: str) -> None:
+        self.service = service
+        self.function = function
+        self.url_id = url_id
+        self.auth_type = auth_type
+
+    def too_large(self, req: Request) -> Response:
+        return _message(413, f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
+                        str(uuid.uuid4()))
+
+    def handle(self, req: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        denied = authorize(req, self.auth_type)
+        if denied is not None:
+            return denied
+        event = build_event(req, self.url_id, self.service.config.region, request_id, time.time())
+        payload = json.dumps(event).encode()
+        if len(payload) > MAX_PAYLOAD:  # base64 grows a body near the limit past it
+            return self.too_large(req)
+        try:
+            result, _ = self.service.invoke(self.function, payload, request_id=request_id)
+        except Throttled:
+            return _message(429, "Rate Exceeded.", request_id)
+        except UnknownFunction:
+            return _message(404, None, request_id)
+        except ServiceStopping:
+            return _plain(503, "Service Unavailable", request_id)
+        return self._respond(result, request_id)
+
+    @staticmethod
+    def _respond(result: Result, request_id: str) -> Response:
+        if result.function_error:
+            return _plain(502, "Internal Server Error", request_id)
+        converted = convert_result(result.payload)
+        if converted is None:
+            return _plain(502, "Internal Server Error", request_id)
+        status, headers, body = converted
+        headers.append(("x-amzn-RequestId", request_id))
+        return Response(status, headers, body)

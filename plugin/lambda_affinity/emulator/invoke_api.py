@@ -1,0 +1,168 @@
+"""The Invoke API front end: `POST /2015-03-31/functions/{name}/invocations`.
+
+Status codes, headers and error shapes are AWS's (design.md section 11), so
+botocore raises the same exception classes as against AWS: the error code
+travels in `x-amzn-ErrorType` with its `Exception` suffix, 404s use `Message`
+and most others `message`, throttling carries `Reason` and `Retry-After`.
+The same port serves the read-only introspection routes under /_emulator/.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from urllib.parse import parse_qs
+
+from ..platform import Throttled, UnknownFunction
+from .introspection import PREFIX as INTROSPECTION_PREFIX, introspect
+from .invocation import MAX_PAYLOAD
+from .service import InvocationService, ServiceStopping
+from .wire import App, Request, Response
+
+INVOKE_PREFIX = "/2015-03-31/functions/"
+INVOKE_SUFFIX = "/invocations"
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+MAX_CLIENT_CONTEXT = 3583   # AWS: base64 ClientContext up to 3583 bytes
+_ARN = re.compile(r"^(?:arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):function:)?"
+                  r"(?P<name>[A-Za-z0-9_-]{1,64})(?::(?P<qualifier>[A-Za-z0-9$_-]{1,128}))?$")
+
+
+def aws_error(status: int, code: str, message: str, message_key: str = "message", request_id: str | None = None,
+              extra_headers: list | None = None, **fields) -> Response:
+    """An AWS REST-JSON error: the code in x-amzn-ErrorType, the body as AWS shapes it."""
+    body = {"Type": "User" if status < 500 else "Service", message_key: message, **fields}
+    headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", code),
+               ("x-amzn-RequestId", request_id or str(uuid.uuid4()))]
+    headers += extra_headers or []
+    return Response(status, headers, json.dumps(body).encode())
+
+
+def throttled(exc: Throttled, request_id: str | None = None) -> Response:
+    return aws_error(429, "TooManyRequestsException", "Rate Exceeded.", request_id=request_id,
+                     extra_headers=[("Retry-After", "1")], Reason=exc.reason)
+
+
+def too_large(request_id: str | None = None) -> Response:
+    return aws_error(413, "RequestEntityTooLargeException",
+                     f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
+                     request_id=request_id)
+
+
+class InvokeAPI(App):
+    max_body = MAX_PAYLOAD
+
+    def __init__(self, service: InvocationService) -> None:
+        self.service = service
+
+    def too_large(self, req: Request) -> Response:
+        return too_large()
+
+    def handle(self, req: Request) -> Response:
+        path = req.unquoted_path()
+        if path.startswith(INTROSPECTION_PREFIX):
+            return introspect(self.service, req.method, path)
+        if not (path.startswith(INVOKE_PREFIX) and path.endswith(INVOKE_SUFFIX)):
+            return aws_error(404, "UnknownOperationException", f"Unknown operation {req.method} {req.path}",
+                             message_key="Message")
+        if req.method != "POST":
+            return aws_error(405, "MethodNotAllowedException", f"{req.method} is not allowed on {req.path}")
+        return self._invoke(req, path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)])
+
+    def _not_found(self, name: str, qualifier: str | None, request_id: str) -> Response:
+        arn = self.service.arn(name) + (f":{qualifier}" if qualifier else "")
+        return aws_error(404, "ResourceNotFoundException", f"Function not found: {arn}", message_key="Message",
+                         request_id=request_id)
+
+    def _invoke(self, req: Request, raw_name: str) -> Response:
+        request_id = str(uuid.uuid4())
+        service = self.service
+        headers = req.headers
+        m = _ARN.match(raw_name)
+        query = parse_qs(req.query) if req.query else {}
+        qualifier = query.get("Qualifier", [None])[0]
+        if m is None:
+            return aws_error(400, "ValidationException",
+                             f"1 validation error detected: Value '{raw_name}' at 'functionName' failed to satisfy constraint: "
+                             "Member must satisfy regular expression pattern: "
+                             "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
+                             "(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
+                             request_id=request_id)
+        name = m.group("name")
+        arn_qualifier = m.group("qualifier")
+        if arn_qualifier and qualifier and arn_qualifier != qualifier:
+            return aws_error(400, "InvalidParameterValueException",
+                             "The derived qualifier from the function name does not match the specified qualifier.",
+                             request_id=request_id)
+        qualifier = qualifier or arn_qualifier
+        if (m.group("region") and m.group("region") != service.config.region) or \
+                (m.group("account") and m.group("account") != service.config.account_id) or \
+                name not in service.functions or qualifier not in (None, "$LATEST"):
+            return self._not_found(name, qualifier, request_id)
+        invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
+        if invocation_type not in INVOCATION_TYPES:
+            return aws_error(400, "InvalidParameterValueException",
+                             f"Unsupported invocation type {invocation_type!r}: use one of {', '.join(INVOCATION_TYPES)}",
+                             request_id=request_id)
+        client_context = headers.get("x-amz-client-context")
+        if client_context is not None:
+            client_context, problem = _decode_client_context(client_context)
+            if problem:
+                return aws_error(400, "InvalidRequestContentException", problem, request_id=request_id)
+        payload = req.body
+        problem = _check_json(payload)
+        if problem:
+            return aws_error(400, "InvalidRequestContentException", problem, request_id=request_id)
+        if not payload.strip():
+            payload = b"{}"  # Lambda hands an empty payload to the handler as {}
+        if invocation_type == "DryRun":
+            return Response(204, [("x-amzn-RequestId", request_id)])
+        try:
+            if invocation_type == "Event":
+                request_id = service.invoke_async(name, payload, client_context)
+                return Response(202, [("x-amzn-RequestId", request_id), ("Content-Type", "application/json")])
+            result, log = service.invoke(name, payload, client_context,
+                                         tail=headers.get("x-amz-log-type") == "Tail", request_id=request_id)
+        except UnknownFunction:
+            return self._not_found(name, qualifier, request_id)
+        except Throttled as exc:
+            return throttled(exc, request_id)
+        except ServiceStopping:
+            return aws_error(500, "ServiceException", "The Lambda emulator stopped while this invocation was in flight.",
+                             message_key="Message", request_id=request_id)
+        out = [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id),
+               ("X-Amz-Executed-Version", "$LATEST")]
+        if result.function_error:
+            out.append(("X-Amz-Function-Error", result.function_error))
+        if log is not None:
+            out.append(("X-Amz-Log-Result", log.tail_base64()))
+        return Response(200, out, result.payload)
+
+
+def _check_json(payload: bytes) -> str | None:
+    """AWS's message for a payload that is not JSON; None when it is (or empty)."""
+    if not payload.strip():
+        return None
+    try:
+        json.loads(payload)
+    except UnicodeDecodeError:
+        return "Could not parse request body into json: Could not parse payload into json: Invalid UTF-8 start byte"
+    except ValueError as exc:
+        return (f"Could not parse request body into json: Could not parse payload into json: {exc.msg}: "
+                f"was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n"
+                f" at [Source: (byte[])\"{payload[:100].decode('utf-8', 'replace')}\"; line: {exc.lineno}, column: {exc.colno}]")
+    return None
+
+
+def _decode_client_context(raw: str) -> tuple[str | None, str | None]:
+    """(the JSON text for the runtime, problem or None)."""
+    if len(raw) > MAX_CLIENT_CONTEXT:
+        return None, f"Client context must be at most {MAX_CLIENT_CONTEXT} bytes of base64."
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8")
+        if not isinstance(json.loads(text), dict):
+            raise ValueError
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None, "Client context must be a valid Base64-encoded JSON object."
+    return text, None

@@ -1,0 +1,197 @@
+"""The built-in Python runtime client: Lambda's Runtime API (2018-06-01), stdlib only.
+
+Runs inside an environment process (forked by the zygote, or started as
+`python bootstrap.py`). It speaks HTTP/1.1 over one raw keep-alive socket
+rather than http.client: importing http.client alone costs ~24 ms (it pulls
+in the email package), and the hand-rolled exchange is the fastest per
+invocation (design.md section 10). After a result it sends the POST and the
+next GET in one write (HTTP pipelining), saving a round trip per invocation.
+
+Environment (set by the emulator as Lambda sets it): AWS_LAMBDA_RUNTIME_API,
+_HANDLER, LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_NAME, ...
+"""
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+
+API = "/2018-06-01/runtime"
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+
+
+class RuntimeAPIError(Exception):
+    pass
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the Runtime API."""
+
+    def __init__(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self.sock = socket.create_connection((host or "127.0.0.1", int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile = self.sock.makefile("rb")
+
+    @staticmethod
+    def encode(method: str, path: str, body: bytes = b"", headers: dict = None) -> bytes:
+        lines = [f"{method} {path} HTTP/1.1", "Host: runtime"]
+        if method == "POST":
+            lines.append("Content-Type: application/json")
+            lines.append(f"Content-Length: {len(body)}")
+        for name, value in (headers or {}).items():
+            lines.append(f"{name}: {value}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_response(self):
+        """Return (status, headers with lower-case names, body)."""
+        line = self.rfile.readline(65537)
+        if not line:
+            raise RuntimeAPIError("the Runtime API closed the connection")
+        parts = line.split(None, 2)
+        status = int(parts[1])
+        headers = {}
+        while True:
+            line = self.rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        body = self.rfile.read(length) if length else b""
+        return status, headers, body
+
+
+class Context:
+    """The `context` argument, with the attributes AWS's runtime provides."""
+
+    def __init__(self, headers: dict) -> None:
+        env = os.environ
+        self.aws_request_id = headers.get("lambda-runtime-aws-request-id", "")
+        self.invoked_function_arn = headers.get("lambda-runtime-invoked-function-arn", "")
+        self._deadline_ms = int(headers.get("lambda-runtime-deadline-ms", "0") or 0)
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        cc = headers.get("lambda-runtime-client-context")
+        self.client_context = json.loads(cc) if cc else None
+        ci = headers.get("lambda-runtime-cognito-identity")
+        self.identity = json.loads(ci) if ci else None
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+
+class InitError(Exception):
+    def __init__(self, error_type: str, message: str, stack=None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.stack = stack or []
+
+
+def load_handler(spec: str):
+    """`module.function` (module may be a path with `/`), as AWS resolves it."""
+    modname, _, fname = spec.rpartition(".")
+    if not modname or not fname:
+        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{spec}': not enough values to unpack (expected 2, got 1)")
+    modname = modname.replace("/", ".")
+    try:
+        __import__(modname)
+        module = sys.modules[modname]
+    except ImportError as exc:
+        raise InitError("Runtime.ImportModuleError", f"Unable to import module '{modname}': {exc}")
+    except SyntaxError as exc:
+        raise InitError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {exc}",
+                        traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+    except Exception as exc:
+        raise InitError(type(exc).__name__, str(exc), traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:]))
+    fn = getattr(module, fname, None)
+    if fn is None:
+        raise InitError("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'")
+    return fn
+
+
+def error_payload(exc: BaseException, request_id: str) -> dict:
+    tb = traceback.extract_tb(exc.__traceback__)[1:]  # drop this runtime's frame
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "requestId": request_id,
+        "stackTrace": traceback.format_list(tb),
+    }
+
+
+def log_error(payload: dict) -> None:
+    # AWS's Python runtime logs unhandled errors this way before reporting them.
+    sys.stderr.write(f"[ERROR] {payload['errorType']}: {payload['errorMessage']}\n"
+                     + "Traceback (most recent call last):\n" + "".join(payload.get("stackTrace") or []))
+    sys.stderr.flush()
+
+
+def main() -> int:
+    # Logs reach the emulator per line, in order with the Runtime API calls.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass
+    root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    conn = Connection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    next_request = Connection.encode("GET", f"{API}/invocation/next")
+    try:
+        handler = load_handler(os.environ.get("_HANDLER", ""))
+    except InitError as exc:
+        payload = {"errorMessage": exc.message, "errorType": exc.error_type, "requestId": "", "stackTrace": exc.stack}
+        log_error(payload)
+        conn.send(Connection.encode("POST", f"{API}/init/error", json.dumps(payload).encode(),
+                                    {ERROR_TYPE_HEADER: exc.error_type}))
+        conn.read_response()
+        return 1
+    conn.send(next_request)
+    while True:
+        status, headers, body = conn.read_response()
+        if status != 200:
+            # A 202 acknowledges the result pipelined before this /next.
+            continue
+        request_id = headers.get("lambda-runtime-aws-request-id", "")
+        trace = headers.get("lambda-runtime-trace-id")
+        if trace:
+            os.environ["_X_AMZN_TRACE_ID"] = trace
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        path = f"{API}/invocation/{request_id}"
+        try:
+            event = json.loads(body) if body else None
+            result = handler(event, Context(headers))
+        except Exception as exc:  # the handler's exception is the function error
+            payload = error_payload(exc, request_id)
+            log_error(payload)
+            out = Connection.encode("POST", f"{path}/error", json.dumps(payload).encode(),
+                                    {ERROR_TYPE_HEADER: payload["errorType"]})
+        else:
+            try:
+                data = json.dumps(result).encode()
+            except (TypeError, ValueError) as exc:
+                payload = {"errorMessage": f"Unable to marshal response: {exc}", "errorType": "Runtime.MarshalError",
+                           "requestId": request_id, "stackTrace": []}
+                log_error(payload)
+                out = Connection.encode("POST", f"{path}/error", json.dumps(payload).encode(),
+                                        {ERROR_TYPE_HEADER: payload["errorType"]})
+            else:
+                out = Connection.encode("POST", f"{path}/response", data)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.send(out + next_request)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The fork-server: one process that pre-imports the Python runtime client and
+forks one child per execution environment.
+
+A fork from a warm interpreter starts an environment in a few ms instead of
+30-40 ms for a fresh `python` (design.md section 10), so the model's
+init delay, not the machine, sets what a cold start costs. Children that run
+another runtime (Node.js) exec it right after the fork.
+
+Protocol over a SOCK_SEQPACKET socket (fd in argv[1]), one JSON object per
+packet:
+  emulator -> zygote  {"op": "spawn", "token": T, "kind": "python" | "awslambdaric" | "exec",
+                       "argv": [...], "env": {...}, "cwd": DIR} with one fd attached
+                       (the write end of the environment's log pipe: stdout and stderr)
+                      {"op": "kill", "pid": P}
+  zygote -> emulator  {"token": T, "pid": P} or {"token": T, "error": "..."}
+                      {"exited": P, "status": "exit status 1" | "signal: killed"}
+End of file on the socket means the emulator is gone: every child is killed
+and reaped, then the zygote exits. Children get SIGKILL if the zygote dies
+(PR_SET_PDEATHSIG), so no environment process outlives the emulator.
+"""
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+import importlib.util
+import traceback
+
+# Pre-import the runtime client (and with it json, socket, traceback), so
+# forks start warm. Loaded under a private name so that a function's own
+# module called `bootstrap` is not shadowed.
+_spec = importlib.util.spec_from_file_location(
+    "_lambda_affinity_bootstrap", os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap.py"))
+bootstrap = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bootstrap)
+
+PR_SET_PDEATHSIG = 1
+MAX_PACKET = 1 << 20
+
+try:
+    import ctypes
+
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _prctl = _libc.prctl
+except (OSError, AttributeError):  # not Linux: the zygote's own cleanup still applies
+    _prctl = None
+
+
+def describe_status(status: int) -> str:
+    """Wait status in the words Lambda uses ("exit status 1", "signal: killed")."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        names = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGTERM: "terminated",
+                 signal.SIGABRT: "aborted", signal.SIGINT: "interrupt"}
+        return f"signal: {names.get(sig, signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig)}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, logfd: int, zygote_pid: int) -> None:
+    """Runs in the forked child; never returns."""
+    code = 1
+    try:
+        if _prctl is not None:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != zygote_pid:  # the zygote died between fork and prctl
+            os._exit(1)
+        # A process group per environment: killing it also ends whatever the
+        # handler started, as Lambda does when it destroys the microVM.
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        ctl.close()
+        os.close(wakeup_r)
+        os.close(wakeup_w)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(logfd, 1)
+        os.dup2(logfd, 2)
+        os.closerange(3, 65536)
+        os.chdir(msg["cwd"])
+        env = msg["env"]
+        kind = msg["kind"]
+        if kind == "exec":
+            os.execve(msg["argv"][0], msg["argv"], env)
+        os.environ.clear()
+        os.environ.update(env)
+        # The function's code, not this folder, comes first on the import path.
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]
+        sys.path.insert(0, msg["cwd"])
+        sys.argv = list(msg["argv"])
+        if kind == "python":
+            code = bootstrap.main()
+        elif kind == "awslambdaric":
+            # Imported only now: its C extension reads AWS_LAMBDA_RUNTIME_API on import.
+            from awslambdaric import __main__ as ric
+
+            ric.main(sys.argv)
+            code = 0
+        else:
+            sys.stderr.write(f"unknown runtime kind {kind!r}\n")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os._exit(code)
+
+
+def main() -> int:
+    ctl = socket.socket(fileno=int(sys.argv[1]))
+    zygote_pid = os.getpid()
+    # Terminal signals are for the emulator, which stops us through the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    wakeup_r, wakeup_w = os.pipe()
+    os.set_blocking(wakeup_r, False)
+    os.set_blocking(wakeup_w, False)
+    signal.set_wakeup_fd(wakeup_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children = set()
+
+    def send(obj: dict) -> None:
+        try:
+            ctl.send(json.dumps(obj).encode())
+        except OSError:
+            pass
+
+    def reap() -> None:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            children.discard(pid)
+            kill_group(pid)  # what the environment left running dies with it
+            send({"exited": pid, "status": describe_status(status)})
+
+    try:
+        while True:
+            try:
+                ready, _, _ = select.select([ctl, wakeup_r], [], [])
+            except InterruptedError:
+                continue
+            if wakeup_r in ready:
+                try:
+                    os.read(wakeup_r, 4096)
+                except BlockingIOError:
+                    pass
+                reap()
+            if ctl not in ready:
+                continue
+            data, fds, _, _ = socket.recv_fds(ctl, MAX_PACKET, 4)
+            if not data:
+                break  # the emulator is gone
+            msg = json.loads(data)
+            if msg["op"] == "spawn":
+                logfd = fds[0]
+                sys.stdout.flush()
+                sys.stderr.flush()
+                try:
+                    pid = os.fork()
+                except OSError as exc:
+                    os.close(logfd)
+                    send({"token": msg["token"], "error": str(exc)})
+                    continue
+                if pid == 0:
+                    child(ctl, wakeup_r, wakeup_w, msg, logfd, zygote_pid)
+                os.close(logfd)
+                try:
+                    os.setpgid(pid, pid)  # also here, so a kill right after the fork finds the group
+                except OSError:
+                    pass
+                children.add(pid)
+                send({"token": msg["token"], "pid": pid})
+            elif msg["op"] == "kill":
+                for fd in fds:
+                    os.close(fd)
+                # Only our own, not-yet-reaped children: a reaped pid may be reused.
+                if msg["pid"] in children:
+                    kill_group(msg["pid"])
+    finally:
+        for pid in list(children):
+            kill_group(pid)
+        for pid in list(children):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

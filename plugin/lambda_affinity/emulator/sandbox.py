@@ -1,0 +1,295 @@
+"""One execution environment as a real OS process.
+
+A `Sandbox` owns the environment's process (forked by the zygote with
+Lambda's environment variables and nothing else of the emulator's), its
+Runtime API port, and its log pipe. It runs one invocation at a time and
+keeps its process, hence the function's module-level state, between them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+
+import gevent
+from gevent import os as gos
+from gevent.event import AsyncResult
+from gevent.queue import Queue
+
+from .config import EmulatorConfig, FunctionConfig
+from .forkserver import RUNTIMES_DIR
+from .invocation import (Invocation, LogTail, Result, exit_result, init_error, init_timeout_result,
+                         timeout_result)
+from .runtime_api import RuntimeAPI
+from .wire import make_server
+
+INIT_TIMEOUT_S = 10.0            # AWS: the init phase has 10 s
+_MAX_PARTIAL_LINE = 64 * 1024    # an endless line is cut here rather than buffered
+# What stands in for the credentials Lambda hands a function: dummies, so that
+# nothing of the emulator's own environment reaches function code.
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "ASIAEMULATORDUMMYKEY",
+    "AWS_SECRET_ACCESS_KEY": "emulator/dummy/secret/not/a/real/credential",
+    "AWS_SESSION_TOKEN": "emulator-dummy-session-token",
+}
+STOPPED = Result(b"", status="stopped")  # the emulator stopped during this invocation
+
+
+def lambda_environment(fn: FunctionConfig, cfg: EmulatorConfig, env_id: str, runtime_api: str) -> dict:
+    """The variables Lambda sets in an environment, plus the function's own."""
+    paths = [os.path.dirname(sys.executable)]
+    node = shutil.which("node")
+    if node:
+        paths.append(os.path.dirname(node))
+    paths += ["/usr/local/bin", "/usr/bin", "/bin"]
+    env = {
+        "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": env_id,
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_REGION": cfg.region,
+        "AWS_DEFAULT_REGION": cfg.region,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
+        "_HANDLER": fn.handler,
+        "LAMBDA_TASK_ROOT": fn.code,
+        "LAMBDA_RUNTIME_DIR": RUNTIMES_DIR,
+        "TZ": ":UTC",
+        "LANG": "en_US.UTF-8",
+        "PATH": ":".join(dict.fromkeys(paths)),
+        **DUMMY_CREDENTIALS,
+    }
+    if os.environ.get("LD_LIBRARY_PATH"):  # Lambda sets one too; the interpreter may need ours
+        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
+    env.update(fn.environment)
+    return env
+
+
+def launch_command(fn: FunctionConfig) -> tuple[str, list]:
+    """(zygote kind, argv) for the function's runtime client."""
+    if fn.is_node:
+        return "exec", [shutil.which("node") or "node", os.path.join(RUNTIMES_DIR, "bootstrap.mjs")]
+    if fn.runtime_client == "awslambdaric":
+        return "awslambdaric", ["awslambdaric", fn.handler]
+    return "python", [os.path.join(RUNTIMES_DIR, "bootstrap.py")]
+
+
+def max_memory_mb(pid: int | None) -> int | None:
+    """Peak resident memory (VmHWM), as REPORT's Max Memory Used."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return max(1, int(line.split()[1]) // 1024)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class Sandbox:
+    def __init__(self, host, fn: FunctionConfig, env) -> None:
+        # host: the InvocationService (fork-server, config, log printing).
+        self.host = host
+        self.fn = fn
+        self.env = env              # the platform model's Environment
+        self.pid: int | None = None
+        self.port: int | None = None
+        self.exit_status: str | None = None
+        self.current: Invocation | None = None
+        self.init_log = LogTail()
+        self._queue: Queue = Queue()
+        self._init = AsyncResult()
+        self._server = None
+        self._logfd: int | None = None
+        self._reader = None
+        self._partial = b""
+        self._ended = False
+
+    # -- life ---------------------------------------------------------------
+    def start(self) -> None:
+        """Open the Runtime API port and start the process (init runs in it)."""
+        self._server = make_server(RuntimeAPI(self), "127.0.0.1", 0)
+        self._server.start()
+        self.port = self._server.server_port
+        kind, argv = launch_command(self.fn)
+        env = lambda_environment(self.fn, self.host.config, self.env.id, f"127.0.0.1:{self.port}")
+        r, w = os.pipe()
+        try:
+            self.pid = self.host.forkserver.spawn(kind, argv, env, self.fn.code, w, self.exited)
+        except BaseException:
+            os.close(r)
+            self._close_server()
+            raise
+        finally:
+            os.close(w)
+        self._logfd = r
+        os.set_blocking(r, False)
+        self._reader = gevent.spawn(self._read_logs)
+
+    def wait_init(self, request_id: str, timeout: float = INIT_TIMEOUT_S) -> Result | None:
+        """None once the runtime asks for its first event; else the failure."""
+        try:
+            outcome = self._init.get(timeout=timeout)
+        except gevent.Timeout:
+            self.kill()
+            return init_timeout_result(request_id, timeout)
+        kind = outcome[0]
+        if kind == "ready":
+            return None
+        if kind == "init_error":
+            self.kill()  # the runtime exits by itself too; make sure
+            return init_error(outcome[1], outcome[2])
+        if kind == "exit":
+            return exit_result(request_id, outcome[1])
+        return STOPPED
+
+    def run(self, inv: Invocation) -> Result:
+        """Hand `inv` to the runtime and wait for its result or its timeout."""
+        if self._ended:
+            return exit_result(inv.request_id, self.exit_status or "environment stopped")
+        inv.result = AsyncResult()
+        inv.started = time.monotonic()
+        inv.deadline_ms = int((time.time() + inv.timeout_s) * 1000)
+        self.current = inv
+        self._queue.put(inv)
+        try:
+            return inv.result.get(timeout=inv.timeout_s)
+        except gevent.Timeout:
+            self.current = None
+            self.drain_logs()
+            self.kill()
+            return timeout_result(inv.request_id, inv.timeout_s)
+
+    def kill(self) -> None:
+        if self.pid is not None and self.exit_status is None:
+            self.host.forkserver.kill(self.pid)
+
+    def terminate(self, stopping: bool) -> None:
+        """The platform retired this environment: end the process. With
+        `stopping` (emulator shutdown) an invocation in flight gets STOPPED."""
+        self.kill()
+        if not self._init.ready():
+            self._init.set(("stopped",))
+        inv = self.current
+        if inv is not None and stopping:
+            self.current = None
+            inv.result.set(STOPPED)
+        self._end()
+
+    # -- called by the fork-server and the Runtime API -----------------------
+    def exited(self, status: str) -> None:
+        """The process ended (reaped by the zygote)."""
+        self.exit_status = status
+        if not self._init.ready():
+            self._init.set(("exit", status))
+        inv = self.current
+        if inv is not None:
+            self.current = None
+            self.drain_logs()
+            inv.result.set(exit_result(inv.request_id, status))
+        self._end()
+        self.host.sandbox_exited(self)
+
+    def init_failed(self, payload: bytes, error_type: str | None) -> bool:
+        if self._init.ready():
+            return False
+        self._init.set(("init_error", payload, error_type))
+        return True
+
+    def next_invocation(self) -> Invocation | None:
+        if not self._init.ready():
+            self.drain_logs()  # what init printed is the init phase's
+            self._init.set(("ready",))
+        return self._queue.get()
+
+    def complete(self, request_id: str, result: Result) -> bool:
+        inv = self.current
+        if inv is None or inv.request_id != request_id:
+            return False
+        self.current = None
+        self.drain_logs()  # what the handler printed before answering belongs to this invocation
+        inv.result.set(result)
+        return True
+
+    # -- logs -------------------------------------------------------------------
+    def _read_logs(self) -> None:
+        fd = self._logfd
+        try:
+            while True:
+                data = gos.nb_read(fd, 65536)
+                if not data:
+                    break
+                self._feed(data)
+        except OSError:
+            pass
+        finally:
+            if self._partial:
+                self._emit(self._partial)
+                self._partial = b""
+            self._logfd = None
+            os.close(fd)
+            self.host.forget(self)
+
+    def drain_logs(self) -> None:
+        """Read what is already in the pipe, without waiting."""
+        fd = self._logfd
+        if fd is None:
+            return
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) > _MAX_PARTIAL_LINE:
+            lines.append(self._partial)
+            self._partial = b""
+        for line in lines:
+            self._emit(line)
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        inv = self.current
+        if inv is not None:
+            if inv.log is not None:
+                inv.log.add(line)
+        elif not self._init.ready():
+            self.init_log.add(line)
+        self.host.print_line(self, line)
+
+    # -- internals --------------------------------------------------------------
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._queue.put(None)  # a runtime waiting on /next gets its answer
+        self._close_server()
+
+    def _close_server(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    def close_logs(self, timeout: float = 0.5) -> None:
+        """At emulator stop, after every process has ended: the pipe reaches
+        end of file, unless something outside the process group holds it."""
+        if self._reader is not None:
+            self._reader.join(timeout=timeout)
+            self._reader.kill(block=True, timeout=timeout)
+
+    def describe(self, now: float) -> dict:
+        d = self.env.describe(now)
+        d["pid"] = self.pid
+        d["runtime_api_port"] = self.port
+        d["runtime"] = self.fn.runtime
+        return d

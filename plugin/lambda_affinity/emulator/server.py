@@ -1,0 +1,206 @@
+"""The emulator: the invocation service behind its HTTP front ends.
+
+    with Emulator() as emu:                 # serves in a thread of its own
+        boto3.client("lambda", endpoint_url=emu.endpoint, ...)
+        requests.get(emu.function_urls["probe"])
+
+The command line (`lambda-affinity emulate`) runs the same object in the main
+thread with `serve_forever`, stopping on SIGINT/SIGTERM.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import tempfile
+import threading
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+
+from .config import EmulatorConfig, default_config
+from .function_url import FunctionURL
+from .invoke_api import InvokeAPI
+from .introspection import ENVIRONMENTS
+from .service import InvocationService
+from .wire import make_server
+
+MAX_CONNECTIONS = 1000          # per listening port; more wait in the backlog
+# Machine-safe cap on live environments (processes) when the config sets none.
+DEFAULT_MAX_ENVIRONMENTS = 100
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig | None = None, host: str | None = None, port: int | None = None,
+                 log_stream=None) -> None:
+        self.config = config or default_config()
+        if self.config.model.max_environments is None:
+            self.config.model = self.config.model.replace(max_environments=DEFAULT_MAX_ENVIRONMENTS)
+        self.host = host or self.config.host
+        self.port = port if port is not None else (self.config.port or 0)
+        self.log_stream = log_stream
+        self.endpoint: str | None = None
+        self.function_urls: dict[str, str] = {}
+        self.service: InvocationService | None = None
+        self._servers: list = []
+        self._stopped = None
+        self._stopping = False
+        self._thread = None
+        self._wake = None
+
+    @property
+    def introspection_url(self) -> str:
+        return self.endpoint + ENVIRONMENTS
+
+    # -- running in the current thread's gevent loop ------------------------
+    def _boot(self) -> None:
+        self._stopped = Event()
+        self.service = InvocationService(self.config, self.log_stream)
+        self.service.start()
+        advertised = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        try:
+            main = make_server(InvokeAPI(self.service), self.host, self.port, spawn=Pool(MAX_CONNECTIONS))
+            self._servers.append(main)
+            main.start()
+            self.endpoint = f"http://{advertised}:{main.server_port}"
+            for fn in self.config.functions:
+                if not fn.url:
+                    continue
+                url_id = secrets.token_hex(16)
+                srv = make_server(FunctionURL(self.service, fn.name, url_id, fn.auth_type), self.host, 0,
+                                  spawn=Pool(MAX_CONNECTIONS))
+                self._servers.append(srv)
+                srv.start()
+                self.function_urls[fn.name] = f"http://{advertised}:{srv.server_port}/"
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def _shutdown(self) -> None:
+        """Stop accepting, end every environment (answering in-flight
+        invocations with an error), then close everything. Runs once."""
+        if self._stopping:
+            return
+        self._stopping = True
+        try:
+            for srv in self._servers:
+                srv.close()                     # no new connections
+            if self.service is not None:
+                self.service.shutdown()
+            for srv in self._servers:
+                srv.stop(timeout=1.0)           # idle keep-alive connections
+        finally:
+            self._stopped.set()
+
+    def ready_document(self) -> dict:
+        return {"endpoint": self.endpoint, "function_urls": dict(self.function_urls),
+                "introspection": self.introspection_url, "pid": os.getpid()}
+
+    def serve_forever(self, ready_file: str | None = None, handle_signals: bool = True,
+                      stop_on_stdin_eof: bool = False, announce=None) -> int:
+        """Serve in this thread until SIGINT/SIGTERM (or stdin closing, when
+        asked: the parent that started us is gone)."""
+        self._boot()
+        handlers = []
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers.append(gevent.signal_handler(sig, self._request_stop))
+        if stop_on_stdin_eof:
+            gevent.spawn(self._watch_stdin)
+        if ready_file:
+            write_ready_file(ready_file, self.ready_document())
+        if announce is not None:
+            announce(self)
+        try:
+            self._stopped.wait()
+        finally:
+            for h in handlers:
+                h.cancel()
+        return 0
+
+    def _request_stop(self) -> None:
+        gevent.spawn(self._shutdown)
+
+    def _watch_stdin(self) -> None:
+        from gevent import os as gos
+
+        try:
+            os.set_blocking(0, False)
+            while gos.nb_read(0, 4096):
+                pass
+        except OSError:
+            pass
+        self._request_stop()
+
+    # -- running in a thread of its own (the Python API) -----------------------
+    def start(self, timeout: float = 30.0) -> "Emulator":
+        import gevent.monkey
+
+        if gevent.monkey.is_module_patched("threading"):
+            raise RuntimeError("Emulator.start() needs real threads; in a gevent-patched process "
+                               "(e.g. Locust) use lambda_affinity.emulator.process.EmulatorProcess")
+        ready = threading.Event()
+        errors: list = []
+        self._thread = threading.Thread(target=self._thread_main, args=(ready, errors),
+                                        name="lambda-affinity-emulator", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError(f"the emulator did not start within {timeout:g} s")
+        if errors:
+            self._thread.join(timeout)
+            raise errors[0]
+        return self
+
+    def _thread_main(self, ready: threading.Event, errors: list) -> None:
+        hub = gevent.get_hub()
+        try:
+            self._boot()
+        except BaseException as exc:
+            errors.append(exc)
+            ready.set()
+            return
+        self._wake = hub.loop.async_()
+        self._wake.start(self._request_stop)
+        ready.set()
+        try:
+            self._stopped.wait()
+        finally:
+            self._wake.close()
+            hub.destroy(destroy_loop=True)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the emulator started with `start()`; returns when every
+        environment process has ended."""
+        thread = self._thread
+        if thread is None:
+            return
+        if thread.is_alive() and self._wake is not None:
+            self._wake.send()                   # thread-safe: wakes the emulator's loop
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"the emulator did not stop within {timeout:g} s")
+        self._thread = None
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def write_ready_file(path: str, doc: dict) -> None:
+    """Write atomically, so a reader never sees half a document."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".ready-", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

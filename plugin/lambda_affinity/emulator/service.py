@@ -1,0 +1,279 @@
+"""The invocation service: runs invocations on environments placed by the
+platform model, in real time.
+
+The model (lambda_affinity.platform) decides placement, keep-alive, lifetime
+and throttling; this drives it with time.monotonic() from one gevent loop,
+attaches a Sandbox (a real process) to each environment it creates, and stops
+that process when the model retires the environment.
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from contextlib import contextmanager
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Group
+
+from ..platform import ACCOUNT_LIMIT, IDLE, Platform, Throttled, UnknownFunction
+from ..platform.scheduler import SHUTDOWN
+from .config import EmulatorConfig
+from .forkserver import ForkServer, SpawnError
+from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
+from .sandbox import STOPPED, Sandbox, max_memory_mb
+
+MAX_ASYNC_PENDING = 1000     # Event invocations queued at once; beyond it: 429
+ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retrying
+
+
+class ServiceStopping(Exception):
+    """The emulator is stopping: this invocation will not complete."""
+
+
+class Slot:
+    """A leased environment. Set `recycle` when it must not be reused."""
+
+    __slots__ = ("lease", "recycle")
+
+    def __init__(self, lease) -> None:
+        self.lease = lease
+        self.recycle = False
+
+
+class InvocationService:
+    def __init__(self, config: EmulatorConfig, log_stream=None) -> None:
+        self.config = config
+        self.functions = {f.name: f for f in config.functions}
+        self.platform = Platform(config.model, [f.spec() for f in config.functions],
+                                 on_retire=self._on_retire, wall_offset=time.time() - time.monotonic())
+        self.forkserver = ForkServer()
+        self.log_stream = log_stream        # START/END/REPORT and function output; None: quiet
+        self.stopping = False
+        self.active = 0                     # invocations in flight, synchronous and Event
+        self._drained = Event()
+        self._drained.set()
+        self._sandboxes: set = set()
+        self._async = Group()
+        self._timer = None
+        self._timer_wake = Event()
+        self._timer_target: float | None = None
+        self.stats = {"invocations": 0, "function_errors": 0, "timeouts": 0, "throttled": 0,
+                      "async_dropped": 0}
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> None:
+        self.forkserver.start()
+        self._timer = gevent.spawn(self._run_timer)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """End every environment; in-flight invocations are answered with an error."""
+        self.stopping = True
+        self.platform.shutdown()           # on_retire -> each sandbox ends, STOPPED to its invocation
+        self._drained.wait(timeout)
+        self._async.kill(block=True, timeout=1.0)
+        if self._timer is not None:
+            self._timer.kill(block=True, timeout=1.0)
+        self.forkserver.close()            # the zygote kills and reaps whatever is left
+        for sandbox in list(self._sandboxes):
+            sandbox.close_logs()
+
+    # -- placement ----------------------------------------------------------
+    @contextmanager
+    def lease(self, function: str):
+        """Acquire an environment from the model; always release it (recycled
+        when the slot says so, or when the body raised)."""
+        slot = Slot(self.platform.acquire(function, time.monotonic()))
+        try:
+            yield slot
+        except BaseException:
+            slot.recycle = True
+            raise
+        finally:
+            self.platform.release(slot.lease.env, time.monotonic(), recycle=slot.recycle)
+            self._timer_check()
+
+    # -- invocations -------------------------------------------------------------
+    def arn(self, function: str) -> str:
+        return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{function}"
+
+    def invoke(self, function: str, payload: bytes, client_context: str | None = None,
+               tail: bool = False, request_id: str | None = None) -> tuple[Result, LogTail | None]:
+        """Run one invocation to its end. Raises UnknownFunction, Throttled, ServiceStopping."""
+        if self.stopping:
+            raise ServiceStopping()
+        request_id = request_id or str(uuid.uuid4())
+        log = LogTail() if tail else None
+        self.active += 1
+        self._drained.clear()
+        try:
+            with self.lease(function) as slot:
+                result = self._run(slot, function, payload, client_context, request_id, log)
+                slot.recycle = result.recycle
+        except Throttled:
+            self.stats["throttled"] += 1
+            raise
+        finally:
+            self.active -= 1
+            if self.active == 0:
+                self._drained.set()
+        self.stats["invocations"] += 1
+        if result.function_error:
+            self.stats["function_errors"] += 1
+            if result.status == "timeout":
+                self.stats["timeouts"] += 1
+        return result, log
+
+    def _run(self, slot: Slot, function: str, payload: bytes, client_context, request_id: str,
+             log: LogTail | None) -> Result:
+        env = slot.lease.env
+        fn = self.functions[function]
+        init_ms = None
+        if slot.lease.cold:
+            started = time.monotonic()
+            sandbox = Sandbox(self, fn, env)
+            env.handle = sandbox
+            self._sandboxes.add(sandbox)
+            try:
+                sandbox.start()
+            except SpawnError as exc:
+                return exit_result(request_id, f"could not start the environment: {exc}")
+            failure = sandbox.wait_init(request_id)
+            if failure is None and slot.lease.init_delay_s > 0:
+                gevent.sleep(slot.lease.init_delay_s)  # the model's cold-start cost, on top of the real one
+            if failure is STOPPED or self.stopping:
+                raise ServiceStopping()
+            init_ms = (time.monotonic() - started) * 1000
+            if log is not None:
+                for line in sandbox.init_log.lines:
+                    log.add(line)
+            if failure is not None:
+                self._log_end(sandbox, request_id, log, failure, 0.0, init_ms)
+                return failure
+            self.platform.ready(env, time.monotonic())
+        else:
+            sandbox = env.handle
+        inv = _new_invocation(request_id, payload, self.arn(function), fn.timeout, client_context, log)
+        if log is not None or self.log_stream is not None:
+            self._log_line(sandbox, log, start_line(request_id))
+        result = sandbox.run(inv)
+        if result is STOPPED:
+            raise ServiceStopping()
+        if log is not None or self.log_stream is not None:
+            self._log_end(sandbox, request_id, log, result, (time.monotonic() - inv.started) * 1000, init_ms)
+        return result
+
+    def invoke_async(self, function: str, payload: bytes, client_context: str | None = None) -> str:
+        """An Event invocation: queued, answered 202, run in the background
+        (retried while throttled, as Lambda's async queue does). Raises
+        UnknownFunction now; Throttled when the local queue is full."""
+        if function not in self.functions:
+            raise UnknownFunction(function)
+        if self.stopping:
+            raise ServiceStopping()
+        if len(self._async) >= MAX_ASYNC_PENDING:
+            raise Throttled(ACCOUNT_LIMIT, function, MAX_ASYNC_PENDING)
+        request_id = str(uuid.uuid4())
+        self._async.spawn(self._run_async, function, payload, client_context, request_id)
+        return request_id
+
+    def _run_async(self, function, payload, client_context, request_id) -> None:
+        give_up = time.monotonic() + ASYNC_RETRY_S
+        delay = 0.05
+        while True:
+            try:
+                self.invoke(function, payload, client_context, request_id=request_id)
+                return
+            except Throttled:
+                if time.monotonic() + delay > give_up:
+                    break
+                gevent.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except ServiceStopping:
+                break
+        self.stats["async_dropped"] += 1
+        self._print(f"[{function}] Event invocation {request_id} dropped: throttled or stopping")
+
+    # -- logs ---------------------------------------------------------------
+    def _log_line(self, sandbox: Sandbox, log: LogTail | None, line: str) -> None:
+        if log is not None:
+            log.add(line)
+        self.print_line(sandbox, line)
+
+    def _log_end(self, sandbox, request_id, log, result: Result, duration_ms: float, init_ms) -> None:
+        if result.status == "timeout":
+            when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
+            self._log_line(sandbox, log, timeout_log_line(when, request_id, sandbox.fn.timeout))
+        self._log_line(sandbox, log, end_line(request_id))
+        self._log_line(sandbox, log, report_line(request_id, duration_ms, sandbox.fn.memory,
+                                                 max_memory_mb(sandbox.pid), init_ms, result.status))
+
+    def print_line(self, sandbox: Sandbox, line: str) -> None:
+        if self.log_stream is not None:
+            self._print(f"[{sandbox.fn.name} {sandbox.env.id[-8:]}] {line}")
+
+    def _print(self, text: str) -> None:
+        if self.log_stream is None:
+            return
+        try:
+            self.log_stream.write(text + "\n")
+            self.log_stream.flush()
+        except (OSError, ValueError):
+            self.log_stream = None  # the reader went away; keep serving
+
+    # -- environments ending -------------------------------------------------
+    def _on_retire(self, env, reason: str) -> None:
+        sandbox = env.handle
+        if sandbox is not None:
+            sandbox.terminate(stopping=reason == SHUTDOWN)
+
+    def sandbox_exited(self, sandbox: Sandbox) -> None:
+        """Its process ended. An idle environment leaves the model now; a busy
+        or initializing one is recycled by the invocation that holds it."""
+        if sandbox.env.state == IDLE:
+            self.platform.kill(sandbox.env)
+
+    def forget(self, sandbox: Sandbox) -> None:
+        self._sandboxes.discard(sandbox)
+
+    # -- keep-alive and lifetime -----------------------------------------
+    def _timer_check(self) -> None:
+        """After a release: wake the timer if a deadline now comes sooner."""
+        target = self._timer_target
+        if target is None or (self.platform.next_deadline() or target) < target:
+            self._timer_wake.set()
+
+    def _run_timer(self) -> None:
+        while not self.stopping:
+            deadline = self.platform.next_deadline()
+            self._timer_target = deadline
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._timer_wake.wait(wait)
+            self._timer_wake.clear()
+            self.platform.expire(time.monotonic())
+
+    # -- views ----------------------------------------------------------------
+    def describe(self) -> dict:
+        now = time.monotonic()
+        envs = []
+        for env in self.platform.environments():
+            envs.append(env.handle.describe(now) if env.handle is not None else env.describe(now))
+        p = self.platform
+        return {
+            "environments": envs,
+            "functions": {name: {"in_flight": p.in_flight(name), "idle": p.idle_count(name),
+                                 "live": len(p.environments(name))} for name in self.functions},
+            "cold_starts": p.cold_starts,
+            "warm_starts": p.warm_starts,
+            "retired": dict(p.retired),
+            "throttles": dict(p.counter.throttles),
+            **self.stats,
+        }
+
+
+def _new_invocation(request_id, payload, arn, timeout_s, client_context, log):
+    inv = Invocation(request_id, payload, arn, timeout_s, client_context, log)
+    inv.trace_id = f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+    return inv
+
