@@ -1,0 +1,81 @@
+"""probe_lambda/template.yaml: passes cfn-lint and says what `lambda-affinity deploy` does."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import botocore.session
+import pytest
+from cfnlint.api import ManualArgs, lint
+from cfnlint.decode import decode_str
+
+from lambda_affinity import deploy
+
+TEMPLATE = deploy.probe_dir() / "template.yaml"
+REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
+
+
+def _lint(text: str) -> list:
+    return lint(text, config=ManualArgs(regions=REGIONS))
+
+
+def _template() -> dict:
+    template, matches = decode_str(TEMPLATE.read_text())
+    assert not matches
+    return template
+
+
+def test_template_passes_cfn_lint():
+    matches = _lint(TEMPLATE.read_text())
+    assert matches == [], "\n".join(str(m) for m in matches)
+
+
+@pytest.mark.skipif(not shutil.which("cfn-lint"), reason="the cfn-lint command is not on PATH")
+def test_template_passes_the_cfn_lint_command():
+    done = subprocess.run(["cfn-lint", "--regions", *REGIONS, "--", str(TEMPLATE)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_lint_catches_a_broken_template():
+    # Guards against a lint call that checks nothing (e.g. the SAM transform skipped).
+    broken = TEMPLATE.read_text().replace("ProbeFunctionUrl.FunctionUrl", "NoSuchUrl.FunctionUrl")
+    assert any("NoSuchUrl" in str(m) for m in _lint(broken))
+
+
+def test_function_and_url_as_specified():
+    t = _template()
+    fn = t["Resources"]["ProbeFunction"]
+    assert fn["Type"] == "AWS::Serverless::Function"
+    props = fn["Properties"]
+    assert props["Handler"] == deploy.HANDLER
+    assert props["Runtime"] == deploy.RUNTIME
+    assert props["MemorySize"] == {"Ref": "MemorySize"} and props["Timeout"] == {"Ref": "Timeout"}
+    assert props["FunctionUrlConfig"]["AuthType"] == {"Ref": "FunctionUrlAuthType"}
+    env = props["Environment"]["Variables"]
+    assert set(env) == set(deploy.PROBE_ENV)
+
+
+def test_runtime_is_a_current_python():
+    runtimes = botocore.session.get_session().get_service_model("lambda").shape_for("Runtime").enum
+    assert deploy.RUNTIME in runtimes
+    major, minor = map(int, deploy.RUNTIME.removeprefix("python").split("."))
+    assert (major, minor) >= (3, 12)
+
+
+def test_parameters_default_to_what_deploy_does():
+    params = _template()["Parameters"]
+    assert params["FunctionUrlAuthType"]["Default"] == deploy.AUTH_TYPE == "AWS_IAM"
+    assert params["FunctionUrlAuthType"]["AllowedValues"] == ["AWS_IAM", "NONE"]
+    assert params["MemorySize"]["Default"] == deploy.MEMORY_MB
+    assert params["Timeout"]["Default"] == deploy.TIMEOUT_S
+    env = _template()["Resources"]["ProbeFunction"]["Properties"]["Environment"]["Variables"]
+    for name, value in deploy.PROBE_ENV.items():
+        assert params[env[name]["Ref"]]["Default"] == value
+
+
+def test_outputs_url_name_and_region():
+    outputs = _template()["Outputs"]
+    assert outputs["FunctionUrl"]["Value"] == {"Fn::GetAtt": ["ProbeFunctionUrl", "FunctionUrl"]}
+    assert outputs["FunctionName"]["Value"] == {"Ref": "ProbeFunction"}
+    assert outputs["Region"]["Value"] == {"Ref": "AWS::Region"}
