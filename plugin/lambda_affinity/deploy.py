@@ -1,0 +1,510 @@
+"""`lambda-affinity deploy` / `destroy`: the probe on a real AWS account, with boto3.
+
+deploy packages probe_lambda/ into a zip and creates or updates, in place:
+  - an execution role `<name>-role` (path /lambda-affinity/) with the AWS
+    managed policy AWSLambdaBasicExecutionRole, unless --role-arn is given;
+  - the function (handler `handler.handler`), its Function URL (auth type
+    AWS_IAM by default, or NONE) and the resource-policy statements the URL
+    needs (lambda:InvokeFunctionUrl + lambda:InvokeFunction via the URL);
+then waits until the function is active and prints the URL and the `locust`
+command to run against it.
+
+Everything deploy creates carries the tag `lambda-affinity:managed=true` (the
+role also `lambda-affinity:function=<name>`); policy statements carry a
+`lambda-affinity-` Sid. destroy removes exactly those, and deploy refuses to
+take over a function or role that lacks the tag. The function's CloudWatch log
+group is created by Lambda, not by deploy, and is left alone.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import re
+import shlex
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+MANAGED_TAG = "lambda-affinity:managed"
+FUNCTION_TAG = "lambda-affinity:function"
+SID_PREFIX = "lambda-affinity-"
+ROLE_PATH = "/lambda-affinity/"
+DEFAULT_NAME = "lambda-affinity-probe"
+# Defaults shared with probe_lambda/template.yaml (a test holds them equal).
+RUNTIME = "python3.13"
+HANDLER = "handler.handler"
+MEMORY_MB = 128
+TIMEOUT_S = 10
+AUTH_TYPE = "AWS_IAM"
+PROBE_ENV = {"AFFINITY_CACHE_SIZE": 10000, "AFFINITY_CACHE_TTL_S": 900, "AFFINITY_MISS_DELAY_MS": 0}
+LOCUSTFILE = "locustfiles/function_url.py"
+SIGV4_OPTION = "--affinity-sigv4"
+BASIC_EXECUTION = "arn:{partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+TRUST_POLICY = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
+_BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException",
+                    "SignatureDoesNotMatch", "InvalidSignatureException", "AuthFailure", "InvalidAccessKeyId"}
+
+
+class DeployError(Exception):
+    """A deploy/destroy failure worth one clear line to the user."""
+
+
+def probe_dir() -> Path:
+    import probe_lambda
+
+    return Path(probe_lambda.__file__).resolve().parent
+
+
+def build_zip(src: Path | None = None) -> bytes:
+    """The probe's deployment package: its top-level modules, handler.py at the root.
+
+    Deterministic (sorted names, fixed timestamps and modes), so an unchanged
+    probe has an unchanged CodeSha256 and redeploying it uploads nothing.
+    Skips __init__.py (a package marker for this repo), __pycache__, the
+    template and the node/ variant.
+    """
+    src = src or probe_dir()
+    files = sorted(p for p in src.glob("*.py") if p.name != "__init__.py")
+    if not any(p.name == "handler.py" for p in files):
+        raise DeployError(f"no handler.py in {src}: is the probe_lambda package complete?")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            info = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    return buf.getvalue()
+
+
+def code_sha256(package: bytes) -> str:
+    """Lambda's CodeSha256: base64 of the package's SHA-256."""
+    return base64.b64encode(hashlib.sha256(package).digest()).decode()
+
+
+@dataclass
+class Spec:
+    name: str = DEFAULT_NAME
+    memory: int = MEMORY_MB
+    timeout: int = TIMEOUT_S
+    auth_type: str = AUTH_TYPE
+    runtime: str = RUNTIME
+    role_arn: str | None = None
+    invoker: str | None = None  # AWS_IAM: principal allowed to call the URL (default: this account)
+    env: dict = field(default_factory=lambda: {k: str(v) for k, v in PROBE_ENV.items()})
+
+    def check(self) -> None:
+        if not _NAME.match(self.name):
+            raise DeployError(f"function name {self.name!r}: use 1-64 letters, digits, '-' or '_'")
+        if not 128 <= self.memory <= 10240:
+            raise DeployError(f"--memory {self.memory}: Lambda allows 128 to 10240 MB")
+        if not 1 <= self.timeout <= 900:
+            raise DeployError(f"--timeout {self.timeout}: Lambda allows 1 to 900 seconds")
+        if self.auth_type not in ("AWS_IAM", "NONE"):
+            raise DeployError(f"--auth-type {self.auth_type!r}: use AWS_IAM or NONE")
+        if self.role_arn is not None and not _ROLE_ARN.match(self.role_arn):
+            raise DeployError(f"--role-arn {self.role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+        if self.invoker is not None and self.auth_type != "AWS_IAM":
+            raise DeployError("--invoker only applies to --auth-type AWS_IAM (a NONE URL is public)")
+
+    @property
+    def role_name(self) -> str:
+        return f"{self.name[:59]}-role"  # IAM role names stop at 64 characters
+
+
+@dataclass
+class Deployed:
+    function_name: str
+    function_url: str
+    region: str
+    auth_type: str
+    changes: list
+
+
+@contextlib.contextmanager
+def _aws_errors(service: str):
+    """Turn AWS refusals into DeployErrors that say which permission is missing.
+
+    `service` is the IAM prefix of the calls inside, used when AWS's message
+    does not name the action itself.
+    """
+    try:
+        yield
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        code, message = err.get("Code", ""), err.get("Message", "")
+        if code in _DENIED or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403 and code not in _BAD_CREDENTIALS:
+            named = re.search(r"not authorized to perform:? ([\w-]+:[\w*]+)", message)
+            action = named.group(1) if named else f"{service}:{exc.operation_name}"
+            raise DeployError(f"missing permission {action} ({code}): {message or 'access denied'}. "
+                              "See docs/real-aws.md for the permissions deploy and destroy need.") from None
+        if code in _BAD_CREDENTIALS:
+            raise DeployError(f"AWS rejected the credentials ({code}): {message} "
+                              "Check the access key, that a session token is set for temporary keys, and the clock.") from None
+        raise
+
+
+def _tags_managed(tags) -> bool:
+    if isinstance(tags, list):  # IAM's [{"Key", "Value"}] form
+        tags = {t["Key"]: t["Value"] for t in tags}
+    return (tags or {}).get(MANAGED_TAG) == "true"
+
+
+def _missing(exc: ClientError, *codes: str) -> bool:
+    return exc.response.get("Error", {}).get("Code") in codes
+
+
+class Deployer:
+    """deploy/destroy against one account and region through a boto3 Session."""
+
+    def __init__(self, session, wait_s: float = 300.0, say=print) -> None:
+        self.region = session.region_name
+        if not self.region:
+            raise DeployError("no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile")
+        self.session = session
+        self.lam = session.client("lambda")
+        self.iam = session.client("iam")
+        self.wait_s = wait_s
+        self.say = say
+        self._identity = None
+
+    @property
+    def identity(self) -> dict:
+        # The first call: bad credentials fail here, before anything changes.
+        if self._identity is None:
+            with _aws_errors("sts"):
+                self._identity = self.session.client("sts").get_caller_identity()
+        return self._identity
+
+    @property
+    def partition(self) -> str:
+        return self.identity["Arn"].split(":")[1]
+
+    # -- reading -----------------------------------------------------------
+
+    def _function(self, name: str):
+        try:
+            return self.lam.get_function(FunctionName=name)
+        except self.lam.exceptions.ResourceNotFoundException:
+            return None
+
+    def _role(self, role_name: str):
+        with _aws_errors("iam"):
+            try:
+                return self.iam.get_role(RoleName=role_name)["Role"]
+            except self.iam.exceptions.NoSuchEntityException:
+                return None
+
+    def _our_role(self, spec: Spec):
+        """Our role for this function, None if absent; refuse a role we did not make."""
+        role = self._role(spec.role_name)
+        if role is None:
+            return None
+        tags = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
+        if not _tags_managed(tags) or tags.get(FUNCTION_TAG) != spec.name:
+            raise DeployError(f"an IAM role named {spec.role_name} already exists and was not created by "
+                              f"`lambda-affinity deploy` for {spec.name}; pass --role-arn to use a role of your own")
+        return role
+
+    # -- deploy ------------------------------------------------------------
+
+    def deploy(self, spec: Spec, package: bytes) -> Deployed:
+        spec.check()
+        self.identity  # noqa: B018 -- check the credentials before anything else
+        changes: list = []
+        role = None if spec.role_arn else self._our_role(spec)
+        with _aws_errors("lambda"):
+            current = self._function(spec.name)
+        if current is not None and not _tags_managed(current.get("Tags")):
+            raise DeployError(f"a function named {spec.name} already exists in {self.region} and was not created by "
+                              "`lambda-affinity deploy`; choose another --name (deploy never takes over a function)")
+        role_arn = spec.role_arn
+        new_role = False
+        if role_arn is None:
+            if role is None:
+                role = self._create_role(spec)
+                new_role = True
+                changes.append(f"created role {role['RoleName']}")
+            role_arn = role["Arn"]
+        with _aws_errors("lambda"):
+            if current is None:
+                self._create_function(spec, role_arn, package, retry_role=new_role)
+                changes.append(f"created function {spec.name}")
+            else:
+                changes += self._update_function(spec, role_arn, package, current["Configuration"])
+            url, url_change = self._ensure_url(spec)
+            changes += url_change
+            changes += self._ensure_policy(spec)
+            self._wait("function_active_v2", spec.name)
+        return Deployed(spec.name, url, self.region, spec.auth_type, changes)
+
+    def _create_role(self, spec: Spec) -> dict:
+        tags = [{"Key": MANAGED_TAG, "Value": "true"}, {"Key": FUNCTION_TAG, "Value": spec.name}]
+        with _aws_errors("iam"):
+            role = self.iam.create_role(
+                RoleName=spec.role_name, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
+                Description=f"Execution role of the lambda-affinity probe {spec.name}", Tags=tags)["Role"]
+            self.iam.attach_role_policy(RoleName=spec.role_name, PolicyArn=BASIC_EXECUTION.format(partition=self.partition))
+        return role
+
+    def _function_config(self, spec: Spec, role_arn: str) -> dict:
+        return {"Role": role_arn, "Runtime": spec.runtime, "Handler": HANDLER, "MemorySize": spec.memory,
+                "Timeout": spec.timeout, "Environment": {"Variables": dict(spec.env)},
+                "Description": "lambda-affinity probe (managed by `lambda-affinity deploy`)"}
+
+    def _create_function(self, spec: Spec, role_arn: str, package: bytes, retry_role: bool) -> None:
+        config = self._function_config(spec, role_arn)
+        # A role IAM has just created takes some seconds to be usable by Lambda.
+        deadline = time.monotonic() + (60 if retry_role else 0)
+        while True:
+            try:
+                self.lam.create_function(FunctionName=spec.name, Code={"ZipFile": package}, Architectures=["x86_64"],
+                                         Tags={MANAGED_TAG: "true"}, **config)
+                return
+            except self.lam.exceptions.InvalidParameterValueException as exc:
+                if "cannot be assumed" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(3)
+
+    def _update_function(self, spec: Spec, role_arn: str, package: bytes, config: dict) -> list:
+        changes = []
+        if config.get("CodeSha256") != code_sha256(package):
+            self._wait("function_updated_v2", spec.name)
+            self.lam.update_function_code(FunctionName=spec.name, ZipFile=package)
+            changes.append(f"updated the code of {spec.name}")
+        desired = self._function_config(spec, role_arn)
+        have = {k: config.get(k) for k in desired}
+        have["Environment"] = {"Variables": (config.get("Environment") or {}).get("Variables", {})}
+        differ = sorted(k for k in desired if have[k] != desired[k])
+        if differ:
+            # Lambda refuses a configuration update while a code update is in progress.
+            self._wait("function_updated_v2", spec.name)
+            self.lam.update_function_configuration(FunctionName=spec.name, **desired)
+            changes.append(f"updated {', '.join(differ)} of {spec.name}")
+        return changes
+
+    def _ensure_url(self, spec: Spec):
+        try:
+            url = self.lam.get_function_url_config(FunctionName=spec.name)
+        except self.lam.exceptions.ResourceNotFoundException:
+            url = self.lam.create_function_url_config(FunctionName=spec.name, AuthType=spec.auth_type)
+            return url["FunctionUrl"], [f"created Function URL ({spec.auth_type})"]
+        if url["AuthType"] != spec.auth_type:
+            url = self.lam.update_function_url_config(FunctionName=spec.name, AuthType=spec.auth_type)
+            return url["FunctionUrl"], [f"changed the Function URL's auth type to {spec.auth_type}"]
+        return url["FunctionUrl"], []
+
+    def desired_statements(self, spec: Spec) -> dict:
+        """{Sid: add_permission arguments} for the URL's resource policy.
+
+        NONE: anyone may call the URL (AWS requires both statements for URLs
+        made since October 2025). AWS_IAM: the invoker (default: this account,
+        whose IAM policies then decide) may call it; a signature is still needed.
+        """
+        principal = "*" if spec.auth_type == "NONE" else (spec.invoker or self.identity["Account"])
+        statements = [
+            {"Action": "lambda:InvokeFunctionUrl", "Principal": principal, "FunctionUrlAuthType": spec.auth_type},
+            {"Action": "lambda:InvokeFunction", "Principal": principal, "InvokedViaFunctionUrl": True},
+        ]
+        # The Sid names the statement's content: an unchanged statement is kept as is.
+        return {SID_PREFIX + hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:16]: s
+                for s in statements}
+
+    def _ensure_policy(self, spec: Spec) -> list:
+        try:
+            policy = json.loads(self.lam.get_policy(FunctionName=spec.name)["Policy"])
+        except self.lam.exceptions.ResourceNotFoundException:
+            policy = {"Statement": []}
+        ours = {s.get("Sid") for s in policy.get("Statement", []) if str(s.get("Sid", "")).startswith(SID_PREFIX)}
+        desired = self.desired_statements(spec)
+        changes = []
+        for sid in sorted(ours - set(desired)):
+            self.lam.remove_permission(FunctionName=spec.name, StatementId=sid)
+            changes.append(f"removed policy statement {sid}")
+        for sid in sorted(set(desired) - ours):
+            self.lam.add_permission(FunctionName=spec.name, StatementId=sid, **desired[sid])
+            changes.append(f"added policy statement {sid} ({desired[sid]['Action']} for {desired[sid]['Principal']})")
+        return changes
+
+    def _wait(self, waiter: str, name: str) -> None:
+        delay = 2
+        try:
+            self.lam.get_waiter(waiter).wait(
+                FunctionName=name, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(self.wait_s / delay))})
+        except WaiterError as exc:
+            config = (exc.last_response or {}).get("Configuration", {})
+            state = {k: config.get(k) for k in ("State", "StateReason", "LastUpdateStatus", "LastUpdateStatusReason") if config.get(k)}
+            raise DeployError(f"{name} did not become ready within {self.wait_s:g} s: {state or exc}") from None
+
+    # -- destroy -----------------------------------------------------------
+
+    def destroy(self, name: str) -> list:
+        spec = Spec(name=name)
+        spec.check()
+        self.identity  # noqa: B018
+        removed = []
+        with _aws_errors("lambda"):
+            current = self._function(name)
+            if current is not None:
+                if not _tags_managed(current.get("Tags")):
+                    raise DeployError(f"the function {name} in {self.region} was not created by `lambda-affinity deploy`; "
+                                      "destroy leaves it alone")
+                # Deleting the function deletes its Function URL and resource policy with it.
+                self.lam.delete_function(FunctionName=name)
+                removed.append(f"function {name} (with its Function URL and resource policy)")
+        role = self._role(spec.role_name)
+        tags = {t["Key"]: t["Value"] for t in (role or {}).get("Tags", [])}
+        if role is not None and _tags_managed(tags) and tags.get(FUNCTION_TAG) == name:
+            self._delete_role(spec.role_name)
+            removed.append(f"role {spec.role_name}")
+        return removed
+
+    def _delete_role(self, role_name: str) -> None:
+        with _aws_errors("iam"):
+            for page in self.iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
+                for policy in page["AttachedPolicies"]:
+                    self.iam.detach_role_policy(RoleName=role_name, PolicyArn=policy["PolicyArn"])
+            for page in self.iam.get_paginator("list_role_policies").paginate(RoleName=role_name):
+                for policy_name in page["PolicyNames"]:
+                    self.iam.delete_role_policy(RoleName=role_name, PolicyName=policy_name)
+            self.iam.delete_role(RoleName=role_name)
+
+
+def locust_command(deployed: Deployed, default_region: str | None, profile: str | None) -> str:
+    """The exact command to run the Function URL locustfile against the deployment."""
+    env = []
+    if profile:
+        env.append(f"AWS_PROFILE={shlex.quote(profile)}")
+    if deployed.auth_type == "AWS_IAM" and default_region != deployed.region:
+        env.append(f"AWS_REGION={deployed.region}")  # the signer's region must be the function's
+    cmd = ["locust", "-f", LOCUSTFILE, "--host", deployed.function_url]
+    if deployed.auth_type == "AWS_IAM":
+        cmd.append(SIGV4_OPTION)
+    return " ".join(env + [shlex.quote(c) for c in cmd])
+
+
+# -- command line --------------------------------------------------------------
+
+
+def _session(args):
+    from .sigv4 import chain_session
+
+    try:
+        return chain_session(args.profile, args.region)
+    except ValueError as exc:
+        raise DeployError(str(exc)) from None
+
+
+def _run(args, body) -> int:
+    try:
+        return body()
+    except (DeployError, BotoCoreError) as exc:  # BotoCoreError: no endpoint, no network, a broken config...
+        print(f"lambda-affinity {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _env_pair(text: str):
+    name, sep, value = text.partition("=")
+    if not sep or name not in PROBE_ENV:
+        raise argparse.ArgumentTypeError(f"{text!r}: use NAME=VALUE with NAME one of {', '.join(PROBE_ENV)}")
+    return name, value
+
+
+def _cmd_deploy(args) -> int:
+    def body() -> int:
+        env = {k: str(v) for k, v in PROBE_ENV.items()}
+        env.update(dict(args.env or []))
+        spec = Spec(name=args.name, memory=args.memory, timeout=args.timeout, auth_type=args.auth_type,
+                    runtime=args.runtime, role_arn=args.role_arn, invoker=args.invoker, env=env)
+        package = build_zip()
+        session = _session(args)
+        deployer = Deployer(session, wait_s=args.wait)
+        deployed = deployer.deploy(spec, package)
+        default_region = _default_region(args.profile)
+        command = locust_command(deployed, default_region, args.profile)
+        if args.json:
+            json.dump({"function_name": deployed.function_name, "function_url": deployed.function_url,
+                       "region": deployed.region, "auth_type": deployed.auth_type, "changes": deployed.changes,
+                       "locust_command": command}, sys.stdout)
+            print()
+            return 0
+        for change in deployed.changes or ["nothing to change: already up to date"]:
+            print(f"  {change}")
+        print(f"Function:     {deployed.function_name} ({deployed.region}, {spec.runtime}, {spec.memory} MB, "
+              f"timeout {spec.timeout} s)")
+        print(f"Function URL: {deployed.function_url}  (auth type {deployed.auth_type})")
+        print("Run:")
+        print(f"  {command}")
+        if deployed.auth_type == "NONE":
+            print("The URL is public: anyone who finds it can invoke the function at your expense.")
+        print(f"Remove it with: lambda-affinity destroy --name {shlex.quote(deployed.function_name)} --region {deployed.region}")
+        return 0
+
+    return _run(args, body)
+
+
+def _default_region(profile: str | None) -> str | None:
+    import boto3
+
+    return boto3.Session(profile_name=profile).region_name
+
+
+def _cmd_destroy(args) -> int:
+    def body() -> int:
+        deployer = Deployer(_session(args), wait_s=0)
+        removed = deployer.destroy(args.name)
+        if not removed:
+            print(f"nothing to destroy: no function or role of lambda-affinity deploy named {args.name} in {deployer.region}")
+            return 0
+        for what in removed:
+            print(f"  removed {what}")
+        print(f"Left alone: the log group /aws/lambda/{args.name} (Lambda made it, not deploy); "
+              f"delete it with `aws logs delete-log-group --log-group-name /aws/lambda/{args.name} --region {deployer.region}`")
+        return 0
+
+    return _run(args, body)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", default=DEFAULT_NAME, help="function name (default %(default)s)")
+    p.add_argument("--region", help="AWS region (default: boto3's, from AWS_REGION or the profile)")
+    p.add_argument("--profile", help="AWS profile (default: boto3's chain)")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("deploy", help="deploy the probe to AWS (function, Function URL, role)",
+                       description="Create or update the probe Lambda, its Function URL and execution role "
+                                   "with boto3, then print the URL and the locust command to run against it.")
+    _common(p)
+    p.add_argument("--memory", type=int, default=MEMORY_MB, metavar="MB", help="memory size (default %(default)s)")
+    p.add_argument("--timeout", type=int, default=TIMEOUT_S, metavar="S", help="function timeout (default %(default)s)")
+    p.add_argument("--auth-type", choices=("AWS_IAM", "NONE"), default=AUTH_TYPE,
+                   help="Function URL auth: AWS_IAM needs SigV4-signed requests, NONE is public (default %(default)s)")
+    p.add_argument("--runtime", default=RUNTIME, help="Python runtime (default %(default)s)")
+    p.add_argument("--role-arn", help="use this execution role instead of creating one")
+    p.add_argument("--invoker", metavar="ACCOUNT_OR_ARN",
+                   help="AWS_IAM: principal the URL's resource policy admits (default: this account)")
+    p.add_argument("--env", action="append", type=_env_pair, metavar="NAME=VALUE",
+                   help=f"probe setting, repeatable: {', '.join(PROBE_ENV)}")
+    p.add_argument("--wait", type=float, default=300.0, metavar="S", help="how long to wait for the function to be active")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_deploy)
+
+    p = sub.add_parser("destroy", help="remove what deploy created (and nothing else)",
+                       description="Delete the probe function and the role deploy created for it. "
+                                   "Refuses functions deploy did not create.")
+    _common(p)
+    p.set_defaults(func=_cmd_destroy)
