@@ -221,6 +221,10 @@ def test_role_arn_is_used_and_never_deleted(aws, capsys):
 def test_invoker_sets_the_url_policy_principal(aws, capsys):
     deploy_json(capsys, "--invoker", "210987654321")
     assert {s["Principal"] for s in ours(statements(aws.client("lambda")))} == {"210987654321"}
+    role = "arn:aws:iam::210987654321:role/load-generator"
+    changes = deploy_json(capsys, "--invoker", role)["changes"]
+    assert sum(c.startswith("removed policy statement") for c in changes) == 2
+    assert {s["Principal"] for s in ours(statements(aws.client("lambda")))} == {role}
 
 
 # -- destroy ---------------------------------------------------------------------
@@ -356,6 +360,7 @@ def test_rejected_credentials(aws, env, capsys):
     (["--name", "bad name!"], "use 1-64 letters, digits"),
     (["--role-arn", "my-role"], "is not an IAM role ARN"),
     (["--auth-type", "NONE", "--invoker", "123456789012"], "--invoker only applies to --auth-type AWS_IAM"),
+    (["--invoker", "everyone"], "give a 12-digit account id or an IAM ARN"),
 ])
 def test_bad_input_is_refused_before_any_call(aws, capsys, argv, message):
     rc, _, err = run(capsys, "deploy", *argv)

@@ -53,6 +53,7 @@ TRUST_POLICY = {"Version": "2012-10-17", "Statement": [
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_INVOKER = re.compile(r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:(root|(role|user)/[\w+=,.@/-]+))$")
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
 _BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException",
                     "SignatureDoesNotMatch", "InvalidSignatureException", "AuthFailure", "InvalidAccessKeyId"}
@@ -119,6 +120,9 @@ class Spec:
             raise DeployError(f"--role-arn {self.role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
         if self.invoker is not None and self.auth_type != "AWS_IAM":
             raise DeployError("--invoker only applies to --auth-type AWS_IAM (a NONE URL is public)")
+        if self.invoker is not None and not _INVOKER.match(self.invoker):
+            raise DeployError(f"--invoker {self.invoker!r}: give a 12-digit account id or an IAM ARN "
+                              "(arn:aws:iam::123456789012:role/NAME, :user/NAME or :root)")
 
     @property
     def role_name(self) -> str:
@@ -157,20 +161,15 @@ def _aws_errors(service: str):
         raise
 
 
-def _tags_managed(tags) -> bool:
-    if isinstance(tags, list):  # IAM's [{"Key", "Value"}] form
-        tags = {t["Key"]: t["Value"] for t in tags}
-    return (tags or {}).get(MANAGED_TAG) == "true"
-
-
-def _missing(exc: ClientError, *codes: str) -> bool:
-    return exc.response.get("Error", {}).get("Code") in codes
+def _role_is_ours(role: dict, function_name: str) -> bool:
+    tags = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
+    return tags.get(MANAGED_TAG) == "true" and tags.get(FUNCTION_TAG) == function_name
 
 
 class Deployer:
     """deploy/destroy against one account and region through a boto3 Session."""
 
-    def __init__(self, session, wait_s: float = 300.0, say=print) -> None:
+    def __init__(self, session, wait_s: float = 300.0) -> None:
         self.region = session.region_name
         if not self.region:
             raise DeployError("no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile")
@@ -178,7 +177,6 @@ class Deployer:
         self.lam = session.client("lambda")
         self.iam = session.client("iam")
         self.wait_s = wait_s
-        self.say = say
         self._identity = None
 
     @property
@@ -196,10 +194,15 @@ class Deployer:
     # -- reading -----------------------------------------------------------
 
     def _function(self, name: str):
+        """(configuration, made by deploy?) of the function, or None if there is none."""
         try:
-            return self.lam.get_function(FunctionName=name)
+            config = self.lam.get_function(FunctionName=name)["Configuration"]
         except self.lam.exceptions.ResourceNotFoundException:
             return None
+        # GetFunction shows tags only to callers allowed lambda:ListTags: ask
+        # for them, so a missing permission is named, not taken for "not ours".
+        tags = self.lam.list_tags(Resource=config["FunctionArn"]).get("Tags", {})
+        return config, tags.get(MANAGED_TAG) == "true"
 
     def _role(self, role_name: str):
         with _aws_errors("iam"):
@@ -213,8 +216,7 @@ class Deployer:
         role = self._role(spec.role_name)
         if role is None:
             return None
-        tags = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
-        if not _tags_managed(tags) or tags.get(FUNCTION_TAG) != spec.name:
+        if not _role_is_ours(role, spec.name):
             raise DeployError(f"an IAM role named {spec.role_name} already exists and was not created by "
                               f"`lambda-affinity deploy` for {spec.name}; pass --role-arn to use a role of your own")
         return role
@@ -228,7 +230,7 @@ class Deployer:
         role = None if spec.role_arn else self._our_role(spec)
         with _aws_errors("lambda"):
             current = self._function(spec.name)
-        if current is not None and not _tags_managed(current.get("Tags")):
+        if current is not None and not current[1]:
             raise DeployError(f"a function named {spec.name} already exists in {self.region} and was not created by "
                               "`lambda-affinity deploy`; choose another --name (deploy never takes over a function)")
         role_arn = spec.role_arn
@@ -244,7 +246,7 @@ class Deployer:
                 self._create_function(spec, role_arn, package, retry_role=new_role)
                 changes.append(f"created function {spec.name}")
             else:
-                changes += self._update_function(spec, role_arn, package, current["Configuration"])
+                changes += self._update_function(spec, role_arn, package, current[0])
             url, url_change = self._ensure_url(spec)
             changes += url_change
             changes += self._ensure_policy(spec)
@@ -359,15 +361,14 @@ class Deployer:
         with _aws_errors("lambda"):
             current = self._function(name)
             if current is not None:
-                if not _tags_managed(current.get("Tags")):
+                if not current[1]:
                     raise DeployError(f"the function {name} in {self.region} was not created by `lambda-affinity deploy`; "
                                       "destroy leaves it alone")
                 # Deleting the function deletes its Function URL and resource policy with it.
                 self.lam.delete_function(FunctionName=name)
                 removed.append(f"function {name} (with its Function URL and resource policy)")
         role = self._role(spec.role_name)
-        tags = {t["Key"]: t["Value"] for t in (role or {}).get("Tags", [])}
-        if role is not None and _tags_managed(tags) and tags.get(FUNCTION_TAG) == name:
+        if role is not None and _role_is_ours(role, name):
             self._delete_role(spec.role_name)
             removed.append(f"role {spec.role_name}")
         return removed
