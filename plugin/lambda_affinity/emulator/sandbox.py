@@ -160,8 +160,8 @@ class Sandbox:
         try:
             return inv.result.get(timeout=inv.timeout_s)
         except gevent.Timeout:
-            self.current = None
             self.drain_logs()
+            self.current = None
             self.kill()
             return timeout_result(inv.request_id, inv.timeout_s)
 
@@ -186,11 +186,12 @@ class Sandbox:
         """The process ended (reaped by the zygote)."""
         self.exit_status = status
         if not self._init.ready():
+            self.drain_logs()
             self._init.set(("exit", status))
         inv = self.current
         if inv is not None:
-            self.current = None
             self.drain_logs()
+            self.current = None
             inv.result.set(exit_result(inv.request_id, status))
         self._end()
         self.host.sandbox_exited(self)
@@ -198,6 +199,7 @@ class Sandbox:
     def init_failed(self, payload: bytes, error_type: str | None) -> bool:
         if self._init.ready():
             return False
+        self.drain_logs()  # the runtime logged the error before posting it
         self._init.set(("init_error", payload, error_type))
         return True
 
@@ -211,8 +213,8 @@ class Sandbox:
         inv = self.current
         if inv is None or inv.request_id != request_id:
             return False
-        self.current = None
         self.drain_logs()  # what the handler printed before answering belongs to this invocation
+        self.current = None
         inv.result.set(result)
         return True
 

@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import tempfile
-import threading
 
 import gevent
 from gevent.event import Event
@@ -136,50 +135,53 @@ class Emulator:
 
     # -- running in a thread of its own (the Python API) -----------------------
     def start(self, timeout: float = 30.0) -> "Emulator":
-        import gevent.monkey
-
-        if gevent.monkey.is_module_patched("threading"):
-            raise RuntimeError("Emulator.start() needs real threads; in a gevent-patched process "
-                               "(e.g. Locust) use lambda_affinity.emulator.process.EmulatorProcess")
-        ready = threading.Event()
+        """Serve from a new OS thread with its own gevent loop; returns when ready.
+        Works in a gevent-patched process too (real thread, real locks)."""
+        if self._thread is not None:
+            raise RuntimeError("this Emulator is already started")
+        ready = _RealEvent()
         errors: list = []
-        self._thread = threading.Thread(target=self._thread_main, args=(ready, errors),
-                                        name="lambda-affinity-emulator", daemon=True)
-        self._thread.start()
+        self._thread_done = _RealEvent()
+        _start_thread(self._thread_main, (ready, errors))
+        self._thread = True
         if not ready.wait(timeout):
             raise RuntimeError(f"the emulator did not start within {timeout:g} s")
         if errors:
-            self._thread.join(timeout)
+            self._thread_done.wait(timeout)
+            self._thread = None
             raise errors[0]
         return self
 
-    def _thread_main(self, ready: threading.Event, errors: list) -> None:
+    def _thread_main(self, ready, errors: list) -> None:
         hub = gevent.get_hub()
         try:
-            self._boot()
-        except BaseException as exc:
-            errors.append(exc)
+            try:
+                self._boot()
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                return
+            self._wake = hub.loop.async_()
+            self._wake.start(self._request_stop)
             ready.set()
-            return
-        self._wake = hub.loop.async_()
-        self._wake.start(self._request_stop)
-        ready.set()
-        try:
-            self._stopped.wait()
+            try:
+                self._stopped.wait()
+            finally:
+                self._wake.close()
+                self._wake = None
         finally:
-            self._wake.close()
             hub.destroy(destroy_loop=True)
+            self._thread_done.set()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the emulator started with `start()`; returns when every
         environment process has ended."""
-        thread = self._thread
-        if thread is None:
+        if self._thread is None:
             return
-        if thread.is_alive() and self._wake is not None:
-            self._wake.send()                   # thread-safe: wakes the emulator's loop
-        thread.join(timeout)
-        if thread.is_alive():
+        wake = self._wake
+        if wake is not None:
+            wake.send()                         # thread-safe: wakes the emulator's loop
+        if not self._thread_done.wait(timeout):
             raise RuntimeError(f"the emulator did not stop within {timeout:g} s")
         self._thread = None
 
@@ -188,6 +190,37 @@ class Emulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class _RealEvent:
+    """A one-shot event on a real lock, usable across OS threads even when
+    gevent has patched `threading`."""
+
+    def __init__(self) -> None:
+        import gevent.monkey
+
+        self._lock = gevent.monkey.get_original("_thread", "allocate_lock")()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        if self._set:
+            return True
+        if self._lock.acquire(True, timeout):
+            self._lock.release()
+            return True
+        return False
+
+
+def _start_thread(target, args) -> None:
+    import gevent.monkey
+
+    gevent.monkey.get_original("_thread", "start_new_thread")(target, args)
 
 
 def write_ready_file(path: str, doc: dict) -> None:

@@ -149,6 +149,8 @@ class InvocationService:
                 for line in sandbox.init_log.lines:
                     log.add(line)
             if failure is not None:
+                if log is not None or self.log_stream is not None:
+                    self._log_line(sandbox, log, start_line(request_id))
                 self._log_end(sandbox, request_id, log, failure, 0.0, init_ms)
                 return failure
             self.platform.ready(env, time.monotonic())
