@@ -150,7 +150,8 @@ def _aws_errors(service: str):
     except ClientError as exc:
         err = exc.response.get("Error", {})
         code, message = err.get("Code", ""), err.get("Message", "")
-        if code in _DENIED or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403 and code not in _BAD_CREDENTIALS:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _DENIED or (status == 403 and code not in _BAD_CREDENTIALS):
             named = re.search(r"not authorized to perform:? ([\w-]+:[\w*]+)", message)
             action = named.group(1) if named else f"{service}:{exc.operation_name}"
             raise DeployError(f"missing permission {action} ({code}): {message or 'access denied'}. "

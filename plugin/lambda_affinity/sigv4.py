@@ -68,6 +68,8 @@ _KINDS = {
     "expired": ("InvalidSignatureException", "message"),
 }
 
+_DEFAULT_MESSAGES = {"missing": FORBIDDEN_MESSAGE, "unknown_key": UNKNOWN_KEY_MESSAGE, "signature": BAD_SIGNATURE_MESSAGE}
+
 _FUNCTION_URL_HOST = re.compile(r"^[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws$")
 
 
@@ -88,9 +90,7 @@ class SigV4Error(Exception):
         self.kind = kind
         self.detail = detail
         self.error_type, self._key = _KINDS[kind]
-        self.aws_message = aws_message if aws_message is not None else {
-            "missing": FORBIDDEN_MESSAGE, "unknown_key": UNKNOWN_KEY_MESSAGE,
-        }.get(kind, BAD_SIGNATURE_MESSAGE if kind == "signature" else detail)
+        self.aws_message = aws_message if aws_message is not None else _DEFAULT_MESSAGES.get(kind, detail)
 
     @property
     def body(self) -> bytes:
@@ -274,13 +274,12 @@ def verify(method: str, url: str, headers, body: bytes | str | None, keys: Mappi
         raise SigV4Error("unknown_key", f"unknown access key id {access_key!r}")
 
     now = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
-    fmt = lambda t: t.strftime(_AMZ_DATE)  # noqa: E731
     if signed_at < now - MAX_SKEW:
-        raise SigV4Error("expired", f"signed at {amz_date}, more than 5 minutes before the server's {fmt(now)}",
-                         f"Signature expired: {amz_date} is now earlier than {fmt(now - MAX_SKEW)} ({fmt(now)} - 5 min.)")
+        raise SigV4Error("expired", f"signed at {amz_date}, more than 5 minutes before the server's {now:{_AMZ_DATE}}",
+                         f"Signature expired: {amz_date} is now earlier than {now - MAX_SKEW:{_AMZ_DATE}} ({now:{_AMZ_DATE}} - 5 min.)")
     if signed_at > now + MAX_SKEW:
-        raise SigV4Error("expired", f"signed at {amz_date}, more than 5 minutes after the server's {fmt(now)}",
-                         f"Signature not yet current: {amz_date} is still later than {fmt(now + MAX_SKEW)} ({fmt(now)} + 5 min.)")
+        raise SigV4Error("expired", f"signed at {amz_date}, more than 5 minutes after the server's {now:{_AMZ_DATE}}",
+                         f"Signature not yet current: {amz_date} is still later than {now + MAX_SKEW:{_AMZ_DATE}} ({now:{_AMZ_DATE}} + 5 min.)")
 
     payload = body.encode() if isinstance(body, str) else (body or b"")
     declared = (received.get("x-amz-content-sha256") or [None])[0]
