@@ -51,9 +51,10 @@ class ForkServer:
         self.sock = socket.socket(fileno=ours.detach())
         self._reader = gevent.spawn(self._read_loop)
 
-    def spawn(self, kind: str, argv: list, env: dict, cwd: str, logfd: int, on_exit, timeout: float = 10.0) -> int:
-        """Start one environment process; returns its pid. `logfd` becomes its
-        stdout and stderr; `on_exit(status_text)` is called when it ends."""
+    def spawn(self, kind: str, argv: list, env: dict, cwd: str, fds: list, on_exit, timeout: float = 10.0) -> int:
+        """Start one environment process; returns its pid. `fds[0]` becomes its
+        stdout and stderr, `fds[1]` (optional) its Runtime API socket;
+        `on_exit(status_text)` is called when it ends."""
         if self.sock is None:
             raise SpawnError("the fork-server is not running")
         token = next(self._tokens)
@@ -62,7 +63,7 @@ class ForkServer:
         msg = {"op": "spawn", "token": token, "kind": kind, "argv": argv, "env": env, "cwd": cwd}
         try:
             self.sock.sendmsg([json.dumps(msg).encode()], [(_stdsocket.SOL_SOCKET, _stdsocket.SCM_RIGHTS,
-                                                            _fd_bytes(logfd))])
+                                                            _fd_bytes(fds))])
             reply = result.get(timeout=timeout)
         except gevent.Timeout:
             raise SpawnError(f"the fork-server did not start a process within {timeout:g} s") from None
@@ -138,7 +139,7 @@ class ForkServer:
                 gevent.sleep(0.01)
 
 
-def _fd_bytes(fd: int) -> bytes:
+def _fd_bytes(fds: list) -> bytes:
     import array
 
-    return array.array("i", [fd]).tobytes()
+    return array.array("i", fds).tobytes()

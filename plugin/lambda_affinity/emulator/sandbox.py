@@ -14,6 +14,7 @@ import time
 
 import gevent
 from gevent import os as gos
+from gevent import socket as gsocket
 from gevent.event import AsyncResult
 from gevent.queue import Queue
 
@@ -22,7 +23,7 @@ from .forkserver import RUNTIMES_DIR
 from .invocation import (Invocation, LogTail, Result, exit_result, init_error, init_timeout_result,
                          timeout_result)
 from .runtime_api import RuntimeAPI
-from .wire import make_server
+from .wire import connection_handler, make_server
 
 INIT_TIMEOUT_S = 10.0            # AWS: the init phase has 10 s
 _MAX_PARTIAL_LINE = 64 * 1024    # an endless line is cut here rather than buffered
@@ -113,20 +114,31 @@ class Sandbox:
     # -- life ---------------------------------------------------------------
     def start(self) -> None:
         """Open the Runtime API port and start the process (init runs in it)."""
-        self._server = make_server(RuntimeAPI(self), "127.0.0.1", 0)
+        self._server_app = RuntimeAPI(self)
+        self._server = make_server(self._server_app, "127.0.0.1", 0)
         self._server.start()
         self.port = self._server.server_port
         kind, argv = launch_command(self.fn)
         env = lambda_environment(self.fn, self.host.config, self.env.id, f"127.0.0.1:{self.port}")
         r, w = os.pipe()
+        fds = [w]
+        theirs = None
+        if kind == "python":
+            # The built-in client also gets a connected socket to this same
+            # Runtime API: a Unix socket costs less per exchange than TCP.
+            ours, theirs = gsocket.socketpair()
+            fds.append(theirs.fileno())
+            gevent.spawn(connection_handler(self._server_app), ours, ("127.0.0.1", 0))
         try:
-            self.pid = self.host.forkserver.spawn(kind, argv, env, self.fn.code, w, self.exited)
+            self.pid = self.host.forkserver.spawn(kind, argv, env, self.fn.code, fds, self.exited)
         except BaseException:
             os.close(r)
             self._close_server()
             raise
         finally:
             os.close(w)
+            if theirs is not None:
+                theirs.close()
         self._logfd = r
         os.set_blocking(r, False)
         self._reader = gevent.spawn(self._read_logs)

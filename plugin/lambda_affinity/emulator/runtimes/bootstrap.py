@@ -28,10 +28,16 @@ class RuntimeAPIError(Exception):
 class Connection:
     """One keep-alive HTTP/1.1 connection to the Runtime API."""
 
-    def __init__(self, address: str) -> None:
-        host, _, port = address.rpartition(":")
-        self.sock = socket.create_connection((host or "127.0.0.1", int(port)))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, address: str, fd: int = None) -> None:
+        if fd is not None:
+            # A socket the emulator connected for us: the same API, minus
+            # TCP's cost per exchange on the loopback.
+            self.sock = socket.socket(fileno=fd)
+            self.sock.setblocking(True)  # the emulator's end is non-blocking, and the flag is shared
+        else:
+            host, _, port = address.rpartition(":")
+            self.sock = socket.create_connection((host or "127.0.0.1", int(port)))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.rfile = self.sock.makefile("rb")
 
     @staticmethod
@@ -135,7 +141,7 @@ def log_error(payload: dict) -> None:
     sys.stderr.flush()
 
 
-def main() -> int:
+def main(runtime_fd: int = None) -> int:
     # Logs reach the emulator per line, in order with the Runtime API calls.
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -145,7 +151,7 @@ def main() -> int:
     root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
     if root not in sys.path:
         sys.path.insert(0, root)
-    conn = Connection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    conn = Connection(os.environ["AWS_LAMBDA_RUNTIME_API"], runtime_fd)
     next_request = Connection.encode("GET", f"{API}/invocation/next")
     try:
         handler = load_handler(os.environ.get("_HANDLER", ""))
@@ -194,4 +200,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (RuntimeAPIError, OSError):
+        sys.exit(0)  # the emulator stopped this environment

@@ -9,8 +9,10 @@ another runtime (Node.js) exec it right after the fork.
 Protocol over a SOCK_SEQPACKET socket (fd in argv[1]), one JSON object per
 packet:
   emulator -> zygote  {"op": "spawn", "token": T, "kind": "python" | "awslambdaric" | "exec",
-                       "argv": [...], "env": {...}, "cwd": DIR} with one fd attached
-                       (the write end of the environment's log pipe: stdout and stderr)
+                       "argv": [...], "env": {...}, "cwd": DIR} with fds attached: the write
+                       end of the environment's log pipe (its stdout and stderr) and,
+                       optionally, a connected socket to the Runtime API for the
+                       built-in Python runtime client (fd 3 in the child)
                       {"op": "kill", "pid": P}
   zygote -> emulator  {"token": T, "pid": P} or {"token": T, "error": "..."}
                       {"exited": P, "status": "exit status 1" | "signal: killed"}
@@ -68,7 +70,10 @@ def kill_group(pid: int) -> None:
             pass
 
 
-def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, logfd: int, zygote_pid: int) -> None:
+RUNTIME_FD = 3  # where a child finds its Runtime API socket, when it has one
+
+
+def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list, zygote_pid: int) -> None:
     """Runs in the forked child; never returns."""
     code = 1
     try:
@@ -87,9 +92,13 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, logfd: in
         os.close(wakeup_w)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
-        os.dup2(logfd, 1)
-        os.dup2(logfd, 2)
-        os.closerange(3, 65536)
+        os.dup2(fds[0], 1)
+        os.dup2(fds[0], 2)
+        runtime_fd = None
+        if len(fds) > 1 and msg["kind"] == "python":
+            runtime_fd = RUNTIME_FD
+            os.dup2(fds[1], RUNTIME_FD, inheritable=False)  # not for the handler's subprocesses
+        os.closerange(RUNTIME_FD + 1 if runtime_fd else RUNTIME_FD, 65536)
         os.chdir(msg["cwd"])
         env = msg["env"]
         kind = msg["kind"]
@@ -103,7 +112,10 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, logfd: in
         sys.path.insert(0, msg["cwd"])
         sys.argv = list(msg["argv"])
         if kind == "python":
-            code = bootstrap.main()
+            try:
+                code = bootstrap.main(runtime_fd)
+            except (bootstrap.RuntimeAPIError, OSError):
+                code = 0  # the emulator closed the Runtime API: this environment is being stopped
         elif kind == "awslambdaric":
             # Imported only now: its C extension reads AWS_LAMBDA_RUNTIME_API on import.
             from awslambdaric import __main__ as ric
@@ -176,18 +188,19 @@ def main() -> int:
                 break  # the emulator is gone
             msg = json.loads(data)
             if msg["op"] == "spawn":
-                logfd = fds[0]
                 sys.stdout.flush()
                 sys.stderr.flush()
                 try:
                     pid = os.fork()
                 except OSError as exc:
-                    os.close(logfd)
+                    for fd in fds:
+                        os.close(fd)
                     send({"token": msg["token"], "error": str(exc)})
                     continue
                 if pid == 0:
-                    child(ctl, wakeup_r, wakeup_w, msg, logfd, zygote_pid)
-                os.close(logfd)
+                    child(ctl, wakeup_r, wakeup_w, msg, fds, zygote_pid)
+                for fd in fds:
+                    os.close(fd)
                 try:
                     os.setpgid(pid, pid)  # also here, so a kill right after the fork finds the group
                 except OSError:

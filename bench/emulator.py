@@ -1,0 +1,226 @@
+"""Warm invocations through the emulator's Function URL vs a bare HTTP echo
+server on the same server stack (gevent StreamServer + the emulator's HTTP/1.1
+parser), with the same load client, in the same run; and cold starts.
+
+    python bench/emulator.py [--duration 3] [--concurrency 1,4] [--rounds 2] [--cold 30]
+
+Each side runs in its own process; the load client is a lean geventhttpclient
+loop in a third (one Locust process would hide the emulator's own cost).
+Rounds alternate echo and emulator so drift on this shared machine hits both.
+The last lines are:
+    warm_invoke_ratio_vs_echo: R    (emulator RPS / echo RPS at concurrency 1)
+    warm_p50_added_ms: M            (emulator p50 - echo p50 at concurrency 1)
+    cold_start_p50_ms: C            (client-seen latency of a cold invocation, model init delay 0)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.abspath(__file__)
+ECHO_BODY = json.dumps({"env_id": "2024/01/01/[$LATEST]" + "0" * 32, "request_id": "0" * 36, "cold": False,
+                        "env_invocations": 1, "env_age_ms": 1.0, "session": None, "cache": None, "probe": 1}).encode()
+
+
+# -- the echo server (child process) ---------------------------------------------
+def run_echo(ready_file: str) -> None:
+    import gevent
+    import signal
+
+    from lambda_affinity.emulator.server import write_ready_file
+    from lambda_affinity.emulator.wire import App, Response, make_server
+
+    class Echo(App):
+        def handle(self, req):
+            return Response(200, [("Content-Type", "application/json")], ECHO_BODY)
+
+    server = make_server(Echo(), "127.0.0.1", 0)
+    server.start()
+    write_ready_file(ready_file, {"url": f"http://127.0.0.1:{server.server_port}/"})
+    done = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, done.set)
+    done.wait()
+    server.stop(timeout=1)
+
+
+# -- the load client (child process) ---------------------------------------------
+def run_client(url: str, concurrency: int, duration: float, warmup: float) -> None:
+    import gevent
+    from geventhttpclient import HTTPClient
+    from geventhttpclient.url import URL
+
+    u = URL(url)
+    client = HTTPClient.from_url(u, concurrency=concurrency, network_timeout=30, connection_timeout=5)
+    path = u.request_uri
+    latencies: list = []
+    errors = [0]
+    state = {"record": False, "stop": False}
+
+    def worker():
+        while not state["stop"]:
+            t0 = time.perf_counter()
+            resp = client.get(path)
+            resp.read()
+            ok = resp.status_code == 200
+            resp.release()
+            if state["record"]:
+                if ok:
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    errors[0] += 1
+
+    workers = [gevent.spawn(worker) for _ in range(concurrency)]
+    gevent.sleep(warmup)
+    state["record"] = True
+    start = time.perf_counter()
+    gevent.sleep(duration)
+    state["record"] = False
+    elapsed = time.perf_counter() - start
+    state["stop"] = True
+    gevent.joinall(workers, timeout=35)
+    client.close()
+    lat = sorted(latencies)
+    print(json.dumps({"rps": len(lat) / elapsed, "p50_ms": statistics.median(lat) * 1000 if lat else None,
+                      "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else None, "n": len(lat),
+                      "errors": errors[0]}))
+
+
+def client(url: str, concurrency: int, duration: float, warmup: float = 0.5) -> dict:
+    out = subprocess.run([sys.executable, HERE, "--client", url, "--concurrency", str(concurrency),
+                          "--duration", str(duration), "--warmup", str(warmup)],
+                         capture_output=True, text=True, timeout=duration + warmup + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"load client failed: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+# -- the driver ---------------------------------------------------------------------
+class EchoProcess:
+    def __enter__(self):
+        self.dir = tempfile.TemporaryDirectory()
+        ready = os.path.join(self.dir.name, "echo.json")
+        self.proc = subprocess.Popen([sys.executable, HERE, "--echo-server", ready])
+        deadline = time.monotonic() + 30
+        while not os.path.exists(ready):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the echo server did not start")
+            time.sleep(0.02)
+        with open(ready) as fh:
+            self.url = json.load(fh)["url"]
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.dir.cleanup()
+
+
+def emulator(config: dict):
+    import yaml
+
+    from lambda_affinity.emulator.process import EmulatorProcess
+
+    fd, path = tempfile.mkstemp(suffix=".yaml")
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(config, fh)
+    return EmulatorProcess(config_path=path), path
+
+
+def cold_starts(n: int) -> list:
+    """Client-seen latency of invocations that each need a new environment:
+    keep-alive 0 retires every environment when its invocation ends."""
+    import urllib.request
+
+    emu, path = emulator({"model": {"init_delay_s": 0, "keep_alive_s": 0}, "functions": [{"name": "probe"}]})
+    out = []
+    try:
+        with emu:
+            url = emu.function_urls["probe"]
+            for _ in range(n):
+                t0 = time.perf_counter()
+                with urllib.request.urlopen(url, timeout=30) as r:
+                    reply = json.loads(r.read())
+                out.append((time.perf_counter() - t0) * 1000)
+                assert reply["cold"], reply
+                time.sleep(0.02)  # let the retired process be reaped
+    finally:
+        os.unlink(path)
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=3.0, help="seconds measured per run")
+    p.add_argument("--concurrency", default="1,4", help="comma-separated connection counts; the first is headline")
+    p.add_argument("--rounds", type=int, default=2, help="alternating echo/emulator rounds per concurrency")
+    p.add_argument("--cold", type=int, default=30, help="cold invocations measured")
+    p.add_argument("--echo-server", metavar="READY", help=argparse.SUPPRESS)
+    p.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
+    p.add_argument("--warmup", type=float, default=0.5, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.echo_server:
+        run_echo(args.echo_server)
+        return 0
+    if args.client:
+        run_client(args.client, int(args.concurrency), args.duration, args.warmup)
+        return 0
+
+    levels = [int(c) for c in args.concurrency.split(",")]
+    emu, path = emulator({"model": {"policy": "mru", "init_delay_s": 0}, "functions": [{"name": "probe"}]})
+    results = {c: {"echo": [], "emulator": []} for c in levels}
+    try:
+        with EchoProcess() as echo, emu:
+            url = emu.function_urls["probe"]
+            for c in levels:
+                for _ in range(args.rounds):
+                    results[c]["echo"].append(client(echo.url, c, args.duration))
+                    results[c]["emulator"].append(client(url, c, args.duration))
+            with urllib_open(emu.introspection_url) as doc:
+                envs = doc["environments"]
+    finally:
+        os.unlink(path)
+    cold = cold_starts(args.cold)
+
+    print(f"{'conc':>4} {'echo rps':>9} {'emu rps':>9} {'ratio':>6} {'echo p50':>9} {'emu p50':>8} {'added':>7}  errors")
+    headline = None
+    for c in levels:
+        e_rps = statistics.median(r["rps"] for r in results[c]["echo"])
+        m_rps = statistics.median(r["rps"] for r in results[c]["emulator"])
+        e_p50 = statistics.median(r["p50_ms"] for r in results[c]["echo"])
+        m_p50 = statistics.median(r["p50_ms"] for r in results[c]["emulator"])
+        errors = sum(r["errors"] for side in results[c].values() for r in side)
+        print(f"{c:>4} {e_rps:>9.0f} {m_rps:>9.0f} {m_rps / e_rps:>6.2f} {e_p50:>8.3f}ms {m_p50:>6.3f}ms "
+              f"{m_p50 - e_p50:>+6.3f}  {errors}")
+        if headline is None:
+            headline = (m_rps / e_rps, m_p50 - e_p50)
+    print(f"environments used by the warm runs: {len(envs)}")
+    print(f"cold invocations: n={len(cold)} p50={statistics.median(cold):.1f} ms "
+          f"min={min(cold):.1f} max={max(cold):.1f}")
+    print(f"warm_invoke_ratio_vs_echo: {headline[0]:.2f}")
+    print(f"warm_p50_added_ms: {headline[1]:.3f}")
+    print(f"cold_start_p50_ms: {statistics.median(cold):.1f}")
+    return 0
+
+
+class urllib_open:
+    def __init__(self, url):
+        self.url = url
+
+    def __enter__(self):
+        import urllib.request
+
+        with urllib.request.urlopen(self.url, timeout=30) as r:
+            return json.loads(r.read())
+
+    def __exit__(self, *exc):
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
