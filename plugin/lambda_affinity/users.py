@@ -1,0 +1,298 @@
+"""Locust users that call a probe Lambda and record which environment served
+each call.
+
+    from locust import between
+    from lambda_affinity.users import FunctionUrlUser
+
+    class Probe(FunctionUrlUser):
+        wait_time = between(0, 1)
+
+`FunctionUrlUser` (HTTP, on FastHttpUser) targets a Function URL; `InvokeUser`
+(boto3) targets `lambda://FUNCTION_NAME`. With no host at all the plugin
+starts the embedded emulator and points both at it. Each Locust user keeps a
+stable session key, sent with every call, so the probe can tell whether this
+user's session was already cached in the environment that served it.
+
+Any other user records replies with `record_reply(self, body)`; see
+locust_plugin.record_reply.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from locust import LoadTestShape, User, task
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpUser
+from locust.exception import LocustError
+
+from . import locust_plugin as plugin
+from .locust_plugin import (
+    SESSION_HEADER, PluginConfigError, attach, check_host, parse_lambda_host, record_invalid, record_reply,
+    stats_name,
+)
+from .probe import Observation, ProbeReplyError, function_error, http_failure, invoke_failure, parse_reply
+
+__all__ = ["FunctionUrlUser", "InvokeUser", "AllAtOnce", "record_reply", "record_invalid", "ProbeReplyError",
+           "Observation"]
+
+
+def _check_host(user) -> None:
+    try:
+        check_host(type(user), user.host)
+    except PluginConfigError as exc:
+        raise LocustError(str(exc)) from None
+
+
+class FunctionUrlUser(FastHttpUser):
+    """Calls a Function URL and records every reply.
+
+    Override `probe_path` (appended to the host), `probe_method` or
+    `probe_name` (the row in Locust's stats), or call `call_probe()` from
+    your own tasks. `self.client` is FastHttpUser's client as usual.
+
+    `call_probe` sends through the same client (its connection pool, timeouts
+    and settings) but fires Locust's request event itself rather than going
+    through `client.request(..., catch_response=True)`: that wrapper's
+    per-request bookkeeping costs more CPU than parsing and recording the
+    reply, and a load generator's CPU is what bounds its rate.
+    """
+
+    abstract = True
+    affinity_transport = "function_url"
+    probe_path = ""
+    probe_method = "GET"
+    probe_name = "probe"
+
+    def __init__(self, environment) -> None:
+        _check_host(self)
+        super().__init__(environment)
+        attach(self)
+        self._probe_headers = {SESSION_HEADER: self.affinity_session}
+        self._tracker = plugin.tracker()
+        self._fire = environment.events.request.fire
+        self._split = bool(plugin._option("affinity_split_stats", False))
+        self._signer = _url_signer() if plugin._option("affinity_sigv4", False) else None
+
+    @task
+    def probe(self) -> None:
+        self.call_probe()
+
+    def call_probe(self, path: str | None = None, name: str | None = None, body: bytes | None = None) -> Observation | None:
+        """One call; returns the Observation, or None after reporting a failure."""
+        session = self.client
+        url = session.base_url + (self.probe_path if path is None else path)
+        base = name or session.request_name or self.probe_name
+        method = self.probe_method
+        headers = self._probe_headers
+        if self._signer is not None:
+            headers = self._signer(method, url, headers, body)
+        start_time = time.time()
+        started = time.perf_counter()
+        obs = error = None
+        content = b""
+        status = 0
+        resp = None
+        try:
+            resp = session.client.urlopen(url, method=method, headers=headers, payload=body)
+            content = resp.content
+            status = resp.status_code
+        except FAILURE_EXCEPTIONS as exc:  # what FastHttpSession counts as a failed request
+            resp = getattr(exc, "response", None)
+            if resp is not None:  # an HTTP error status: the body says why
+                status = resp.status_code
+                try:
+                    content = resp.content or b""
+                except FAILURE_EXCEPTIONS:
+                    content = b""
+            else:
+                error = ProbeReplyError(http_failure(0, None, exc))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if error is None:
+            if 200 <= status < 300:
+                try:
+                    obs = parse_reply(content)
+                except ProbeReplyError as exc:
+                    error = exc
+            elif status == 403:  # most likely an AWS_IAM URL: say what to do
+                from .sigv4 import forbidden_hint
+
+                error = ProbeReplyError(forbidden_hint(content, self._signer is not None))
+            else:
+                error = ProbeReplyError(http_failure(status, content))
+        if obs is not None:
+            self._tracker.record(self.affinity_user, obs.env_id, obs.cold, obs.cache_hit)
+            if self._split:
+                base = stats_name(base, obs)
+        else:
+            self._tracker.record_invalid(self.affinity_user)
+        self._fire(request_type=method, name=base, response_time=elapsed_ms, response_length=len(content),
+                   exception=error, context=self.context(), response=resp, start_time=start_time, url=url)
+        return obs
+
+
+def _url_signer():
+    """SigV4 for AWS_IAM Function URLs: credentials and region from boto3's chain."""
+    from .sigv4 import chain_credentials, region_from_function_url, sign_headers
+
+    try:
+        credentials, region = chain_credentials()
+    except ValueError as exc:
+        raise LocustError(f"--affinity-sigv4: {exc}") from None
+
+    def sign(method, url, headers, body):
+        signed = sign_headers(method, url, headers, body, credentials, region or region_from_function_url(url))
+        return {**headers, **signed}
+
+    return sign
+
+
+# -- Invoke API ----------------------------------------------------------------------
+
+_CLIENTS: dict = {}
+
+
+def lambda_client(endpoint_url: str | None, region: str | None, pool_size: int = 10,
+                  connect_timeout: float = 5.0, read_timeout: float = 60.0):
+    """One boto3 Lambda client per (endpoint, region), shared by the process's
+    Invoke users: botocore clients are safe to share, and under gevent one
+    client with a pool sized to the users is far cheaper than a client each
+    (creating one costs tens of ms of CPU). Retries are off: a throttle is a
+    measurement, not something to hide."""
+    key = (endpoint_url, region)
+    client = _CLIENTS.get(key)
+    if client is not None:
+        return client
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    region = region or session.region_name or ("us-east-1" if endpoint_url else None)
+    if region is None:
+        raise PluginConfigError(
+            "no AWS region for the Invoke API: set AWS_REGION (or AWS_DEFAULT_REGION, a profile's region), "
+            "or add ?region=... to the lambda:// host")
+    extra = {}
+    if session.get_credentials() is None:
+        if not endpoint_url:
+            from .sigv4 import chain_session
+
+            try:
+                chain_session()
+            except ValueError as exc:
+                raise PluginConfigError(str(exc)) from None
+        # a local endpoint (the emulator, LocalStack) needs a signature, not real keys
+        extra = {"aws_access_key_id": "lambda-affinity", "aws_secret_access_key": "local"}
+    config = Config(
+        max_pool_connections=max(10, pool_size), connect_timeout=connect_timeout, read_timeout=read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"}, tcp_keepalive=True,
+    )
+    client = session.client("lambda", region_name=region, endpoint_url=endpoint_url, config=config, **extra)
+    _CLIENTS[key] = client
+    return client
+
+
+def _pool_size() -> int:
+    users = plugin._option("num_users") or 10
+    return min(int(users), 1000)
+
+
+class InvokeUser(User):
+    """Invokes a function through the Invoke API (boto3) and records every reply.
+
+    The host is `lambda://FUNCTION_NAME` (a name, name:alias or ARN), with
+    optional `?endpoint_url=...&region=...`; `--affinity-endpoint-url` sets
+    the endpoint for all. The payload is `{"session": KEY}`; override
+    `payload()` to send your own (keep the session in it for cache status).
+    """
+
+    abstract = True
+    affinity_transport = "invoke"
+    probe_name: str | None = None  # default: the function name
+    connect_timeout = 5.0
+    read_timeout = 60.0
+
+    def __init__(self, environment) -> None:
+        super().__init__(environment)
+        if not self.host:
+            raise LocustError(
+                f"{type(self).__name__} needs a host: lambda://FUNCTION_NAME (or no --host at all for the "
+                "embedded emulator)")
+        _check_host(self)
+        try:
+            target = parse_lambda_host(self.host)
+            endpoint = target.endpoint_url or plugin._option("affinity_endpoint_url")
+            self.lambda_client = lambda_client(endpoint, target.region, _pool_size(),
+                                               self.connect_timeout, self.read_timeout)
+        except PluginConfigError as exc:
+            raise LocustError(str(exc)) from None
+        self.function_name = target.function
+        attach(self)
+        self._payload = self.payload()
+        self._split = bool(plugin._option("affinity_split_stats", False))
+        self._fire = environment.events.request.fire
+
+    def payload(self) -> bytes:
+        return json.dumps({"session": self.affinity_session}).encode()
+
+    @task
+    def probe(self) -> None:
+        self.invoke_probe()
+
+    def invoke_probe(self, payload: bytes | None = None, name: str | None = None) -> Observation | None:
+        """One invocation; returns the Observation, or None after reporting a failure."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        base = name or self.probe_name or self.function_name
+        start_time = time.time()
+        started = time.perf_counter()
+        obs = None
+        body = b""
+        error = None
+        try:
+            resp = self.lambda_client.invoke(FunctionName=self.function_name,
+                                             Payload=self._payload if payload is None else payload)
+            body = resp["Payload"].read()
+            kind = resp.get("FunctionError")
+            if kind:
+                error = ProbeReplyError(function_error(kind, body))
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            error = ProbeReplyError(invoke_failure(
+                err.get("Code", "ClientError"), exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+                err.get("Message") or err.get("message"), exc.response.get("Reason") or err.get("Reason")))
+        except BotoCoreError as exc:
+            error = ProbeReplyError(f"no reply: {type(exc).__name__}: {exc}")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if error is None:
+            try:
+                obs = record_reply(self, body)
+            except ProbeReplyError as exc:
+                error = exc
+        else:
+            record_invalid(self)
+        self._fire(
+            request_type="invoke", name=stats_name(base, obs) if self._split else base,
+            response_time=elapsed_ms, response_length=len(body), exception=error,
+            context=self.context(), response=None, start_time=start_time, url=self.host,
+        )
+        return obs
+
+
+class AllAtOnce(LoadTestShape):
+    """Every user starts at t=0 in one spawn batch (the seed's Promise.all)
+    and the test stops after `duration_s`. Subclass it in a locustfile and set
+    `users` and `duration_s`; -u, -r and -t override them when given."""
+
+    abstract = True
+    use_common_options = True
+    users = 10
+    duration_s = 10.0
+
+    def tick(self):
+        given = plugin.given_options()
+        users = given.get("num_users") or self.users
+        rate = given.get("spawn_rate") or users  # rate >= users: a single batch
+        duration = given.get("run_time") or self.duration_s
+        if self.get_run_time() >= duration:
+            return None
+        return users, rate
