@@ -181,8 +181,7 @@ def main() -> int:
                 for _ in range(args.rounds):
                     results[c]["echo"].append(client(echo.url, c, args.duration))
                     results[c]["emulator"].append(client(url, c, args.duration))
-            with urllib_open(emu.introspection_url) as doc:
-                envs = doc["environments"]
+            envs = get_json(emu.introspection_url)["environments"]
     finally:
         os.unlink(path)
     cold = cold_starts(args.cold)
@@ -208,18 +207,11 @@ def main() -> int:
     return 0
 
 
-class urllib_open:
-    def __init__(self, url):
-        self.url = url
+def get_json(url: str) -> dict:
+    import urllib.request
 
-    def __enter__(self):
-        import urllib.request
-
-        with urllib.request.urlopen(self.url, timeout=30) as r:
-            return json.loads(r.read())
-
-    def __exit__(self, *exc):
-        return False
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
 
 
 if __name__ == "__main__":
