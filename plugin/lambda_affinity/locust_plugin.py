@@ -237,9 +237,9 @@ def _start_emulator(environment, classes: list) -> None:
             cls.host = hosts[cls.affinity_transport]
     if len(kinds) == 1:
         # one host for all: it also travels to workers in every spawn message
-        environment.host = hosts[kinds.pop()]
-    logger.info("Embedded Lambda emulator started (Invoke API %s, Function URL %s); targeting function %r",
-                emu.endpoint, url_host, function)
+        environment.host = hosts[next(iter(kinds))]
+    logger.info("Embedded Lambda emulator started (Invoke API %s); the run targets %s", emu.endpoint,
+                " and ".join(hosts[k] for k in sorted(kinds)))
 
 
 def stop_emulator() -> None:

@@ -36,6 +36,15 @@ __all__ = ["FunctionUrlUser", "InvokeUser", "AllAtOnce", "record_reply", "record
            "Observation"]
 
 
+def _drop_default_task(cls, default) -> None:
+    """The built-in probe task is a default: Locust adds a base class's tasks
+    to a subclass's own, so a subclass that declares tasks would otherwise
+    also run the default one."""
+    inherited = [t for base in cls.__bases__ for t in (getattr(base, "tasks", None) or [])]
+    if len(cls.tasks) > len(inherited):
+        cls.tasks = [t for t in cls.tasks if t is not default]
+
+
 def _check_host(user) -> None:
     try:
         check_host(type(user), user.host)
@@ -48,7 +57,8 @@ class FunctionUrlUser(FastHttpUser):
 
     Override `probe_path` (appended to the host), `probe_method` or
     `probe_name` (the row in Locust's stats), or call `call_probe()` from
-    your own tasks. `self.client` is FastHttpUser's client as usual.
+    your own tasks (declaring tasks replaces the default probe task).
+    `self.client` is FastHttpUser's client as usual.
 
     `call_probe` sends through the same client (its connection pool, timeouts
     and settings) but fires Locust's request event itself rather than going
@@ -77,10 +87,16 @@ class FunctionUrlUser(FastHttpUser):
     def probe(self) -> None:
         self.call_probe()
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _drop_default_task(cls, FunctionUrlUser.probe)
+
     def call_probe(self, path: str | None = None, name: str | None = None, body: bytes | None = None) -> Observation | None:
-        """One call; returns the Observation, or None after reporting a failure."""
+        """One call; returns the Observation, or None after reporting a failure.
+        `path` is appended to the host, or a full http(s) URL used as is."""
         session = self.client
-        url = session.base_url + (self.probe_path if path is None else path)
+        path = self.probe_path if path is None else path
+        url = path if path.startswith(("http://", "https://")) else session.base_url + path
         base = name or session.request_name or self.probe_name
         method = self.probe_method
         headers = self._probe_headers
@@ -238,18 +254,25 @@ class InvokeUser(User):
     def probe(self) -> None:
         self.invoke_probe()
 
-    def invoke_probe(self, payload: bytes | None = None, name: str | None = None) -> Observation | None:
-        """One invocation; returns the Observation, or None after reporting a failure."""
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _drop_default_task(cls, InvokeUser.probe)
+
+    def invoke_probe(self, payload: bytes | None = None, name: str | None = None,
+                     function: str | None = None) -> Observation | None:
+        """One invocation (of `function`, default the host's); returns the
+        Observation, or None after reporting a failure."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        base = name or self.probe_name or self.function_name
+        function = function or self.function_name
+        base = name or self.probe_name or function
         start_time = time.time()
         started = time.perf_counter()
         obs = None
         body = b""
         error = None
         try:
-            resp = self.lambda_client.invoke(FunctionName=self.function_name,
+            resp = self.lambda_client.invoke(FunctionName=function,
                                              Payload=self._payload if payload is None else payload)
             body = resp["Payload"].read()
             kind = resp.get("FunctionError")

@@ -1,0 +1,257 @@
+"""The Locust plugin end to end: real headless Locust processes against the emulator.
+
+Each run is a `locust` subprocess; every process it started (the embedded
+emulator, its fork-server, environments) is collected while it runs and must
+be gone when it exits.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from lambda_affinity.emulator.process import EmulatorProcess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCUSTFILES = os.path.join(ROOT, "locustfiles")
+FIXTURES = os.path.join(ROOT, "tests", "test_plugin_fixtures")
+LOCUST = [sys.executable, "-m", "locust"]
+
+
+class Run:
+    def __init__(self, proc, stdout, stderr, descendants):
+        self.code = proc.returncode
+        self.stdout, self.stderr = stdout, stderr
+        self.descendants = descendants
+
+    def __repr__(self):
+        return f"exit {self.code}\n--- stderr ---\n{self.stderr[-5000:]}"
+
+
+def run_locust(args, cwd, env=None, timeout=90) -> Run:
+    """Run Locust to the end, collecting its process tree as it goes."""
+    full_env = {**os.environ, **(env or {})}
+    # no user config may leak into a test run
+    full_env = {k: v for k, v in full_env.items() if not k.startswith("LOCUST_") or k in (env or {})}
+    out_path, err_path = os.path.join(cwd, "locust.out"), os.path.join(cwd, "locust.err")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(LOCUST + args, cwd=cwd, env=full_env, stdout=out, stderr=err)
+        seen = {}
+        deadline = time.monotonic() + timeout
+        try:
+            while proc.poll() is None:
+                try:
+                    for child in psutil.Process(proc.pid).children(recursive=True):
+                        seen.setdefault(child.pid, child)
+                except psutil.NoSuchProcess:
+                    pass
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise AssertionError(f"locust did not finish within {timeout} s")
+                time.sleep(0.1)
+        finally:
+            proc.wait()
+    with open(out_path) as out, open(err_path) as err:
+        return Run(proc, out.read(), err.read(), list(seen.values()))
+
+
+def assert_nothing_left(run: Run) -> None:
+    # give a process that is exiting a moment, then nothing the run started may remain
+    _, alive = psutil.wait_procs(run.descendants, timeout=5)
+    assert not alive, f"left behind: {[(p.pid, p.cmdline()) for p in alive]}"
+
+
+def error_report(stderr: str) -> dict:
+    """Locust's final error report: {(method, name, error): occurrences}."""
+    found = {}
+    for line in stderr.splitlines():
+        m = re.match(r"^(\d+)\s+(GET|invoke) (.+?): (ProbeReplyError: .+?)\s*$", line)
+        if m:
+            found[(m.group(2), m.group(3), m.group(4))] = int(m.group(1))
+    return found
+
+
+def stats_json(stdout: str) -> list:
+    return json.loads(stdout[stdout.index("["):])
+
+
+@pytest.mark.slow
+def test_seed_experiment_end_to_end(tmp_path):
+    run = run_locust(["-f", os.path.join(LOCUSTFILES, "seed_experiment.py"), "--headless",
+                      "--affinity-json", "out/affinity.json", "--csv", "out/run", "--html", "out/report.html"],
+                     cwd=tmp_path)
+    assert run.code == 0, run
+    assert '"SeedUser": 10' in run.stderr  # all ten spawned in one batch
+    doc = json.loads((tmp_path / "out" / "affinity.json").read_text())
+    assert doc["users"] == 10 and doc["invalid"] == 0
+    # ~10 s of request + 0-1 s think: about 18 requests per user against a local emulator
+    assert 10 * 8 <= doc["requests"] <= 10 * 40, doc["requests"]
+    assert all(0 < u["max_share"] <= 1 for u in doc["per_user"])
+    assert all(0 < doc["hit_rate"][k] <= 1 for k in ("mean", "min", "p50", "max", "weighted"))
+    assert doc["warm_cache_rate"] is not None and 1 <= doc["cold_starts"] <= doc["environments"]
+    assert sum(doc["histogram"]) == 10
+    rates = re.search(r"^rates: (.+)$", run.stderr, re.M)
+    assert rates, run
+    values = [float(x) for x in rates.group(1).split(",")]
+    assert len(values) == 10 and all(0 < v <= 1 for v in values)
+    assert values == [round(u["max_share"], 2) for u in doc["per_user"]]
+    assert "Lambda affinity: 10 users" in run.stderr
+    per_user_csv = (tmp_path / "out" / "run_affinity.csv").read_text().splitlines()
+    assert per_user_csv[0].startswith("user,requests,max_count,max_share") and len(per_user_csv) == 11
+    assert (tmp_path / "out" / "run_affinity_summary.csv").read_text().startswith("metric,mean,min")
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert '<section id="lambda-affinity"' in report and "<svg" in report
+    assert report.index('<section id="lambda-affinity"') > report.index('<div id="root">')
+    assert_nothing_left(run)
+
+
+KEEP_ALIVE_ZERO = "model:\n  keep_alive_s: 0\nfunctions:\n  - name: probe\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["cli", "env", "conf"])
+def test_each_threshold_fails_with_exit_code_3(tmp_path, how):
+    check, threshold, config = {
+        # keep-alive 0: every call lands on a new environment, so max-share is 1/n < 0.9
+        "cli": ("affinity-min-hit-rate", "0.9", KEEP_ALIVE_ZERO),
+        # each user's first call is a cache miss, so no one reaches 1.0
+        "env": ("affinity-min-warm-rate", "1.0", None),
+        # a fresh emulator has no environment: the first calls are cold
+        "conf": ("affinity-max-cold-ratio", "0", None),
+    }[how]
+    args = ["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "2", "-r", "2", "-t", "3s",
+            "--affinity-json", "a.json"]
+    env = {}
+    if config:
+        (tmp_path / "emu.yaml").write_text(config)
+        args += ["--affinity-emulator-config", "emu.yaml"]
+    if how == "cli":
+        args += [f"--{check}", threshold]
+    elif how == "env":
+        env["LOCUST_" + check.upper().replace("-", "_")] = threshold
+    else:
+        (tmp_path / "ci.conf").write_text(f"{check} = {threshold}\n")
+        args += ["--config", "ci.conf"]
+    run = run_locust(args, cwd=tmp_path, env=env)
+    assert run.code == 3, run
+    doc = json.loads((tmp_path / "a.json").read_text())
+    measured = {"affinity-min-hit-rate": doc["hit_rate"]["p50"],
+                "affinity-min-warm-rate": doc["warm_cache_rate"]["p50"],
+                "affinity-max-cold-ratio": doc["cold_starts"] / doc["requests"]}[check]
+    failed = [line for line in run.stderr.splitlines() if "CHECK FAILED" in line]
+    assert len(failed) == 1, run
+    assert f"--{check} {float(threshold):g}:" in failed[0] and f"was {measured:.3f}," in failed[0], failed
+    assert_nothing_left(run)
+
+
+@pytest.mark.slow
+def test_thresholds_met_exit_0_and_split_stats(tmp_path):
+    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "2", "-r", "2",
+                      "-t", "3s", "--json", "--affinity-split-stats", "--affinity-min-hit-rate", "0.05",
+                      "--affinity-min-warm-rate", "0", "--affinity-max-cold-ratio", "1"], cwd=tmp_path)
+    assert run.code == 0, run
+    passed = [line for line in run.stderr.splitlines() if line.startswith("CHECK passed")]
+    assert [p.split(":")[1].split()[0] for p in passed] == [
+        "--affinity-min-hit-rate", "--affinity-min-warm-rate", "--affinity-max-cold-ratio"]
+    names = {s["name"] for s in stats_json(run.stdout)}
+    # rows split by outcome: cold starts, then hits and (first calls per environment) misses
+    assert "probe [cold]" in names and "probe [cache hit]" in names and "probe" not in names, names
+    assert names <= {"probe [cold]", "probe [cache hit]", "probe [cache miss]"}
+    assert_nothing_left(run)
+
+
+@pytest.mark.slow
+def test_invoke_user_through_boto3_on_the_embedded_emulator(tmp_path):
+    run = run_locust(["-f", os.path.join(LOCUSTFILES, "invoke.py"), "--headless", "-u", "3", "-r", "3", "-t", "3s",
+                      "--json", "--affinity-json", "a.json"], cwd=tmp_path)
+    assert run.code == 0, run
+    stats = stats_json(run.stdout)
+    assert [(s["method"], s["name"]) for s in stats] == [("invoke", "probe")]
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["users"] == 3 and doc["invalid"] == 0
+    assert doc["requests"] == stats[0]["num_requests"] and stats[0]["num_failures"] == 0
+    assert doc["warm_cache_rate"] is not None and doc["cold_starts"] >= 1
+    assert "lambda://probe?endpoint_url=http://127.0.0.1:" in run.stderr  # the embedded emulator's Invoke API
+    assert_nothing_left(run)
+
+
+@pytest.mark.slow
+def test_malformed_replies_are_failures_with_precise_messages(tmp_path):
+    with EmulatorProcess(config_path=os.path.join(FIXTURES, "emulator.yaml")) as emu:
+        tree = psutil.Process(emu.proc.pid).children(recursive=True) + [psutil.Process(emu.proc.pid)]
+        env = {"BROKEN_URL": emu.function_urls["broken"], "THROTTLED_URL": emu.function_urls["throttled"],
+               "EMULATOR_ENDPOINT": emu.endpoint}
+        run = run_locust(["-f", os.path.join(FIXTURES, "broken_locustfile.py"), "--headless", "-u", "2", "-r", "2",
+                          "-t", "3s", "--json", "--affinity-json", "a.json"], cwd=tmp_path, env=env)
+    assert run.code == 1, run  # Locust's exit code when requests failed
+    report = error_report(run.stderr)
+    expected = {
+        ("GET", "url not-json"): "ProbeReplyError: reply is not JSON: 'this is not json'",
+        ("GET", "url no-env-id"): "ProbeReplyError: reply has no env_id (keys: hello)",
+        ("GET", "url error-500"): "ProbeReplyError: HTTP 500: 'boom'",
+        ("GET", "url raise"): "ProbeReplyError: HTTP 502: 'Internal Server Error'",
+        ("GET", "url throttled"): "ProbeReplyError: throttled: HTTP 429: '{\"Message\": \"Rate Exceeded.\"}'",
+        ("invoke", "invoke number"):
+            "ProbeReplyError: reply is a JSON number, not a probe object or a log stream name: 42",
+        ("invoke", "invoke no-env-id"): "ProbeReplyError: reply has no env_id (keys: hello)",
+        ("invoke", "invoke bad-cold"): 'ProbeReplyError: reply field cold is not a boolean: "yes"',
+        ("invoke", "invoke raise"): "ProbeReplyError: function error (Unhandled): RuntimeError: deliberately broken",
+        ("invoke", "invoke throttled"): "ProbeReplyError: throttled: TooManyRequestsException "
+                                        "(ReservedFunctionConcurrentInvocationLimitExceeded): Rate Exceeded.",
+    }
+    assert {(m, n): e for (m, n, e) in report} == expected, run
+    stats = {(s["method"], s["name"]): s for s in stats_json(run.stdout)}
+    doc = json.loads((tmp_path / "a.json").read_text())
+    # every failure counted as invalid, every success as a valid reply, nothing else
+    for key in expected:
+        assert stats[key]["num_failures"] == stats[key]["num_requests"] == report[(*key, expected[key])]
+    assert stats[("GET", "url ok")]["num_failures"] == stats[("invoke", "invoke ok")]["num_failures"] == 0
+    assert doc["invalid"] == sum(report.values())
+    assert doc["requests"] == stats[("GET", "url ok")]["num_requests"] + stats[("invoke", "invoke ok")]["num_requests"]
+    assert doc["users"] == 2
+    assert_nothing_left(run)
+    psutil.wait_procs(tree, timeout=5)
+    assert not [p for p in tree if p.is_running()]
+
+
+def test_help_lists_the_plugin_options(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "lambda_affinity.locust_plugin", "--help"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for option in ("--affinity-json", "--affinity-min-hit-rate", "--affinity-min-warm-rate",
+                   "--affinity-max-cold-ratio", "--affinity-split-stats", "--affinity-endpoint-url",
+                   "--affinity-sigv4", "--affinity-emulator-config", "--affinity-function"):
+        assert option in out.stdout
+    assert "lambda-affinity:" in out.stdout and "--headless" in out.stdout
+
+
+def test_bad_threshold_is_an_option_error(tmp_path):
+    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless"], cwd=tmp_path,
+                     env={"LOCUST_AFFINITY_MIN_HIT_RATE": "1.5"})
+    assert run.code == 2, run
+    assert "--affinity-min-hit-rate: must be between 0 and 1, got 1.5" in run.stderr
+
+
+@pytest.mark.parametrize("locustfile, host, message", [
+    ("function_url.py", "lambda://probe",
+     "FunctionUrlProbe needs an http(s):// Function URL (or no --host for the embedded emulator), got "
+     "'lambda://probe'; use an InvokeUser (locustfiles/invoke.py) for lambda:// hosts"),
+    ("invoke.py", "https://abc.lambda-url.us-east-1.on.aws/",
+     "InvokeProbe needs lambda://FUNCTION_NAME (or no --host for the embedded emulator), got "
+     "'https://abc.lambda-url.us-east-1.on.aws/'; use a FunctionUrlUser (locustfiles/function_url.py) "
+     "for Function URLs"),
+    ("invoke.py", "lambda://bad name",
+     "host 'lambda://bad name': lambda:// needs a function name, name:alias or function ARN"),
+    ("function_url.py", "ftp://example.com",
+     "host 'ftp://example.com' is neither http(s):// (a Function URL) nor lambda://FUNCTION_NAME"),
+])
+def test_host_forms_are_checked_before_the_run(tmp_path, locustfile, host, message):
+    run = run_locust(["-f", os.path.join(LOCUSTFILES, locustfile), "--headless", "-t", "1s", "--host", host],
+                     cwd=tmp_path)
+    assert run.code == 1, run
+    assert message in run.stderr, run
+    assert_nothing_left(run)
