@@ -4,7 +4,9 @@ Every error names the file, the key (e.g. `functions[1].timeout`) and what
 is wrong, and nothing starts until the whole file is valid. With no file the
 emulator serves one function, `probe`, running the bundled probe handler.
 
-    region: us-east-1            # optional
+    region: us-east-1            # optional; also the SigV4 scope AWS_IAM URLs demand
+    credentials:                 # access keys AWS_IAM Function URLs accept (emulator-only keys)
+      - {access_key_id: AKIDEXAMPLE, secret_access_key: ...}
     model:                       # the platform model's options (ModelConfig)
       keep_alive_s: 600
     functions:
@@ -50,7 +52,12 @@ DEFAULT_RUNTIME = f"python3.{sys.version_info.minor}"
 
 _FUNCTION_KEYS = ("name", "handler", "code", "runtime", "runtime_client", "memory", "timeout",
                   "environment", "reserved_concurrency", "url")
-_TOP_KEYS = ("functions", "model", "region", "account_id", "host", "port")
+_TOP_KEYS = ("functions", "model", "region", "account_id", "host", "port", "credentials")
+_CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
+# AWS's own shape is [\w]{16,128}; shorter ids are allowed as emulators and
+# tests commonly use "testing". A '/' would break the credential scope.
+ACCESS_KEY_ID = re.compile(r"^[A-Za-z0-9_]{1,128}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
 class ConfigFileError(ValueError):
@@ -88,6 +95,9 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int | None = None
     source: str = "<defaults>"
+    # {access key id: secret access key} for AWS_IAM Function URLs; kept out
+    # of repr so that printing a config never shows a secret.
+    credentials: dict = field(default_factory=dict, repr=False)
 
     def function(self, name: str) -> FunctionConfig | None:
         for fn in self.functions:
@@ -143,10 +153,13 @@ def config_from_mapping(data: Any, base_dir: str, source: str = "<mapping>") -> 
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
             setattr(cfg, key, value)
+    if not REGION.match(cfg.region):
+        raise ConfigError(f"region: expected an AWS region name such as us-east-1, got {cfg.region!r}")
     if not re.fullmatch(r"\d{12}", cfg.account_id):
         raise ConfigError(f"account_id: expected 12 digits, got {cfg.account_id!r}")
     if "port" in data:
         cfg.port = _int(data["port"], "port", 0, 65535)
+    cfg.credentials = _credentials(data.get("credentials"))
     raw_functions = data.get("functions")
     if raw_functions is None:
         cfg.functions = default_config().functions
@@ -223,6 +236,48 @@ def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
     else:
         raise ConfigError(f"{where}.url: expected true, false or a mapping {{auth_type: NONE}}, got {_kind(url)}")
     return fn
+
+
+def _credentials(raw: Any) -> dict:
+    """`credentials: [{access_key_id, secret_access_key}, ...]` -> {id: secret}.
+
+    Messages name the entry and the key; a secret's value is never echoed.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise ConfigError(f"credentials: expected a list of {{access_key_id, secret_access_key}}, got {_kind(raw)}")
+    keys: dict = {}
+    for i, entry in enumerate(raw):
+        where = f"credentials[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a mapping {{access_key_id, secret_access_key}}, got {_kind(entry)}")
+        _no_unknown_keys(entry, _CREDENTIAL_KEYS, where + ".")
+        for key in _CREDENTIAL_KEYS:
+            if key not in entry:
+                raise ConfigError(f"{where}.{key}: missing")
+        key_id, secret = entry["access_key_id"], entry["secret_access_key"]
+        if not isinstance(key_id, str) or not ACCESS_KEY_ID.match(key_id):
+            raise ConfigError(f"{where}.access_key_id: expected 1-128 letters, digits or '_' "
+                              f"(e.g. AKIAIOSFODNN7EXAMPLE), got {_shape(key_id)}")
+        if not isinstance(secret, str) or not secret:
+            raise ConfigError(f"{where}.secret_access_key: expected a non-empty string, got {_shape(secret)}")
+        if key_id in keys:
+            raise ConfigError(f"{where}.access_key_id: {key_id!r} is listed twice")
+        keys[key_id] = secret
+    return keys
+
+
+def _shape(value: Any) -> str:
+    """What is wrong with a credential's value, without the value itself: a
+    secret, or one pasted into the id's field (its '/' and '+' fail the
+    pattern), must not be printed."""
+    if not isinstance(value, str):
+        return _kind(value) if isinstance(value, (dict, list, type(None))) else type(value).__name__
+    if not value:
+        return "an empty string"
+    bad = sorted({c for c in value if not (c.isascii() and (c.isalnum() or c == "_"))})
+    return f"{len(value)} characters" + (f" including {' '.join(repr(c) for c in bad)}" if bad else "")
 
 
 def _environment(raw: Any, where: str) -> dict:

@@ -154,10 +154,12 @@ class FunctionURL(App):
 
     def handle(self, req: Request) -> Response:
         request_id = str(uuid.uuid4())
-        denied = authorize(req, self.auth_type)
+        config = self.service.config
+        denied = authorize(req, self.auth_type, config.credentials, config.region, self._log_denied)
         if denied is not None:
+            denied.headers.append(("x-amzn-RequestId", request_id))
             return denied
-        event = build_event(req, self.url_id, self.service.config.region, request_id, time.time())
+        event = build_event(req, self.url_id, config.region, request_id, time.time())
         payload = json.dumps(event).encode()
         if len(payload) > MAX_PAYLOAD:  # base64 grows a body near the limit past it
             return self.too_large(req)
@@ -170,6 +172,11 @@ class FunctionURL(App):
         except ServiceStopping:
             return _plain(503, "Service Unavailable", request_id)
         return self._respond(result, request_id)
+
+    def _log_denied(self, reason: str) -> None:
+        # Beside the START/END/REPORT lines (and, like them, silent with
+        # --quiet): AWS's 403 body does not say which check failed.
+        self.service._print(f"[{self.function} url] {reason}")
 
     @staticmethod
     def _respond(result: Result, request_id: str) -> Response:
