@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+
+from lambda_affinity import sigv4
 import yaml
 from botocore.exceptions import ClientError
 
@@ -310,8 +312,9 @@ def test_function_url_response_conversion_and_errors(emu):
 
 
 def test_function_url_with_aws_iam_refuses_unsigned_requests(emu):
-    status, _, body = http(emu.function_urls["private"])
-    assert status == 403 and json.loads(body) == {"Message": "Forbidden"}
+    status, headers, body = http(emu.function_urls["private"])
+    assert status == 403 and headers["x-amzn-ErrorType"] == "AccessDeniedException"
+    assert json.loads(body) == {"Message": sigv4.FORBIDDEN_MESSAGE}
 
 
 # -- other runtime clients ----------------------------------------------------------
