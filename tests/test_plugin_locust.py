@@ -255,3 +255,32 @@ def test_host_forms_are_checked_before_the_run(tmp_path, locustfile, host, messa
     assert run.code == 1, run
     assert message in run.stderr, run
     assert_nothing_left(run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_no_process_left_when_locust_is_stopped_mid_run(tmp_path, sig):
+    """SIGTERM: Locust shuts down through `quitting`, which stops the emulator.
+    SIGKILL: nothing of Locust runs; the emulator sees its stdin pipe close."""
+    proc = subprocess.Popen(LOCUST + ["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless",
+                                      "-u", "3", "-r", "3", "-t", "60s", "--affinity-json", "a.json"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = {}
+    deadline = time.monotonic() + 30
+    # wait until the environments are up (emulator, fork-server, at least one environment)
+    while len(seen) < 3 and time.monotonic() < deadline:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            seen.setdefault(child.pid, child)
+        time.sleep(0.1)
+    time.sleep(1.0)
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        seen.setdefault(child.pid, child)
+    assert len(seen) >= 3, seen
+    proc.send_signal(getattr(__import__("signal"), sig))
+    _, stderr = proc.communicate(timeout=30)
+    if sig == "SIGTERM":
+        assert proc.returncode == 0, stderr
+        assert "Lambda affinity: 3 users" in stderr
+        assert json.loads((tmp_path / "a.json").read_text())["users"] == 3
+    _, alive = psutil.wait_procs(list(seen.values()), timeout=10)
+    assert not alive, [(p.pid, p.cmdline()) for p in alive]

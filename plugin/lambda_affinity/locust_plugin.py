@@ -360,6 +360,9 @@ def thresholds() -> dict:
 def finish(environment) -> dict | None:
     """End of run (master or standalone): summary, files, checks. Returns the doc."""
     rows, envs = final_rows(environment)
+    if isinstance(environment.runner, MasterRunner) and not rows:
+        logger.warning("lambda-affinity: no per-user rows reached this master: aggregating workers' rows "
+                       "is not wired yet, so run the plugin standalone (no --master/--processes) for now")
     limits = thresholds()
     wanted = any(v is not None for v in limits.values()) or _option("affinity_json")
     if not rows and not wanted and not _affinity_classes(environment):
@@ -397,8 +400,14 @@ def _write(path: str, text: str) -> None:
 
 
 def on_quitting(environment, **_kw) -> None:
+    runner = environment.runner
     try:
-        if not isinstance(environment.runner, WorkerRunner):
+        if runner is not None and not isinstance(runner, (MasterRunner, WorkerRunner)):
+            # On SIGTERM Locust fires `quitting` while users still run: stop them
+            # first (idempotent), so the summary is final and no call hits a
+            # stopped emulator.
+            runner.stop()
+        if not isinstance(runner, WorkerRunner):
             finish(environment)
     finally:
         stop_emulator()
