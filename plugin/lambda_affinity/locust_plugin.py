@@ -21,6 +21,7 @@ per-user rows are snapshots, so a repeated or late message never double counts.
 """
 from __future__ import annotations
 
+import argparse
 import atexit
 import itertools
 import json
@@ -251,8 +252,6 @@ def stop_emulator() -> None:
 # -- Locust events ------------------------------------------------------------------
 
 def _fraction(text: str) -> float:
-    import argparse
-
     try:
         value = float(text)
     except ValueError:
@@ -263,8 +262,6 @@ def _fraction(text: str) -> float:
 
 
 def _non_negative(text: str) -> float:
-    import argparse
-
     try:
         value = float(text)
     except ValueError:

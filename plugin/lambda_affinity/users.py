@@ -45,6 +45,27 @@ def _drop_default_task(cls, default) -> None:
         cls.tasks = [t for t in cls.tasks if t is not default]
 
 
+def _conclude(user, request_type: str, name: str, start_time: float, elapsed_ms: float, body: bytes,
+              error: ProbeReplyError | None, response, url: str) -> Observation | None:
+    """The end of every call, for both users: parse the reply unless the call
+    already failed, tally it for the user, report it to Locust's stats."""
+    obs = None
+    if error is None:
+        try:
+            obs = parse_reply(body)
+        except ProbeReplyError as exc:
+            error = exc
+    if obs is not None:
+        user._tracker.record(user.affinity_user, obs.env_id, obs.cold, obs.cache_hit)
+        if user._split:
+            name = stats_name(name, obs)
+    else:
+        user._tracker.record_invalid(user.affinity_user)
+    user._fire(request_type=request_type, name=name, response_time=elapsed_ms, response_length=len(body),
+               exception=error, context=user.context(), response=response, start_time=start_time, url=url)
+    return obs
+
+
 def _check_host(user) -> None:
     try:
         check_host(type(user), user.host)
@@ -104,7 +125,7 @@ class FunctionUrlUser(FastHttpUser):
             headers = self._signer(method, url, headers, body)
         start_time = time.time()
         started = time.perf_counter()
-        obs = error = None
+        error = None
         content = b""
         status = 0
         resp = None
@@ -123,27 +144,14 @@ class FunctionUrlUser(FastHttpUser):
             else:
                 error = ProbeReplyError(http_failure(0, None, exc))
         elapsed_ms = (time.perf_counter() - started) * 1000
-        if error is None:
-            if 200 <= status < 300:
-                try:
-                    obs = parse_reply(content)
-                except ProbeReplyError as exc:
-                    error = exc
-            elif status == 403:  # most likely an AWS_IAM URL: say what to do
+        if error is None and not 200 <= status < 300:
+            if status == 403:  # most likely an AWS_IAM URL: say what to do
                 from .sigv4 import forbidden_hint
 
                 error = ProbeReplyError(forbidden_hint(content, self._signer is not None))
             else:
                 error = ProbeReplyError(http_failure(status, content))
-        if obs is not None:
-            self._tracker.record(self.affinity_user, obs.env_id, obs.cold, obs.cache_hit)
-            if self._split:
-                base = stats_name(base, obs)
-        else:
-            self._tracker.record_invalid(self.affinity_user)
-        self._fire(request_type=method, name=base, response_time=elapsed_ms, response_length=len(content),
-                   exception=error, context=self.context(), response=resp, start_time=start_time, url=url)
-        return obs
+        return _conclude(self, method, base, start_time, elapsed_ms, content, error, resp, url)
 
 
 def _url_signer():
@@ -244,8 +252,9 @@ class InvokeUser(User):
         self.function_name = target.function
         attach(self)
         self._payload = self.payload()
-        self._split = bool(plugin._option("affinity_split_stats", False))
+        self._tracker = plugin.tracker()
         self._fire = environment.events.request.fire
+        self._split = bool(plugin._option("affinity_split_stats", False))
 
     def payload(self) -> bytes:
         return json.dumps({"session": self.affinity_session}).encode()
@@ -268,7 +277,6 @@ class InvokeUser(User):
         base = name or self.probe_name or function
         start_time = time.time()
         started = time.perf_counter()
-        obs = None
         body = b""
         error = None
         try:
@@ -286,19 +294,7 @@ class InvokeUser(User):
         except BotoCoreError as exc:
             error = ProbeReplyError(f"no reply: {type(exc).__name__}: {exc}")
         elapsed_ms = (time.perf_counter() - started) * 1000
-        if error is None:
-            try:
-                obs = record_reply(self, body)
-            except ProbeReplyError as exc:
-                error = exc
-        else:
-            record_invalid(self)
-        self._fire(
-            request_type="invoke", name=stats_name(base, obs) if self._split else base,
-            response_time=elapsed_ms, response_length=len(body), exception=error,
-            context=self.context(), response=None, start_time=start_time, url=self.host,
-        )
-        return obs
+        return _conclude(self, "invoke", base, start_time, elapsed_ms, body, error, None, self.host)
 
 
 class AllAtOnce(LoadTestShape):
