@@ -87,3 +87,24 @@ def test_unsigned_or_wrongly_signed_run_fails_every_request_with_a_hint(emu, tmp
     assert error_report(run.stderr) == {("GET", "probe", hint): row["num_requests"]}, run
     assert doc["invalid"] == row["num_requests"] and doc["requests"] == 0
     assert "not-the-secret" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("case", ["no credentials", "no region"])
+def test_unsignable_run_says_why_once_and_sends_nothing(emu, tmp_path, aws_env, case):
+    env = {**aws_env, "AWS_SECRET_ACCESS_KEY": SECRET}
+    host = emu.function_urls["probe"]
+    if case == "no credentials":
+        del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        message = "--affinity-sigv4: no AWS credentials found"
+    else:
+        del env["AWS_DEFAULT_REGION"]
+        # loopback, but not a name the signer takes for the local emulator's default region
+        host = host.replace("127.0.0.1", "lambda-affinity.invalid")
+        message = "--affinity-sigv4: no AWS region to sign for"
+    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "3", "-r", "3",
+                      "-t", "5s", "--host", host, "--affinity-sigv4", "--json"], cwd=tmp_path, env=env)
+    assert_nothing_left(run)
+    assert run.code == 2, run
+    assert run.stderr.count(message) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert sum(s["num_requests"] for s in stats_json(run.stdout)) == 0, run.stdout

@@ -18,12 +18,16 @@ locust_plugin.record_reply.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import time
+from urllib.parse import urlsplit
 
+import gevent
 from locust import LoadTestShape, User, task
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpUser
-from locust.exception import LocustError
+from locust.exception import LocustError, StopUser
 
 from . import locust_plugin as plugin
 from .locust_plugin import (
@@ -102,7 +106,12 @@ class FunctionUrlUser(FastHttpUser):
         self._tracker = plugin.tracker()
         self._fire = environment.events.request.fire
         self._split = bool(plugin._option("affinity_split_stats", False))
-        self._signer = _url_signer() if plugin._option("affinity_sigv4", False) else None
+        self._signer = None
+        if plugin._option("affinity_sigv4", False):
+            signer = _url_signer(self.host)
+            if isinstance(signer, SignerUnavailable):
+                signer.report(environment)
+            self._signer = signer
 
     @task
     def probe(self) -> None:
@@ -115,6 +124,8 @@ class FunctionUrlUser(FastHttpUser):
     def call_probe(self, path: str | None = None, name: str | None = None, body: bytes | None = None) -> Observation | None:
         """One call; returns the Observation, or None after reporting a failure.
         `path` is appended to the host, or a full http(s) URL used as is."""
+        if isinstance(self._signer, SignerUnavailable):
+            raise StopUser()  # said once already; never send unsigned calls instead
         session = self.client
         path = self.probe_path if path is None else path
         url = path if path.startswith(("http://", "https://")) else session.base_url + path
@@ -154,18 +165,65 @@ class FunctionUrlUser(FastHttpUser):
         return _conclude(self, method, base, start_time, elapsed_ms, content, error, resp, url)
 
 
-def _url_signer():
-    """SigV4 for AWS_IAM Function URLs: credentials and region from boto3's chain."""
+class SignerUnavailable:
+    """Why requests cannot be signed (no credentials, no region). Said once per
+    process, which then quits with exit code 2: every user failing alike
+    would only repeat it."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.reported = False
+
+    def report(self, environment) -> None:
+        if self.reported:
+            return
+        self.reported = True
+        logging.getLogger("lambda_affinity").error(self.message)
+        environment.process_exit_code = 2
+        if environment.runner is not None:
+            gevent.spawn(environment.runner.quit)
+
+
+# One signer per process and host: boto3's credential chain costs ~13 ms a
+# lookup, which per user would stall the event loop for seconds at -u 1000.
+_SIGNERS: dict = {}
+
+
+def _url_signer(host: str):
+    signer = _SIGNERS.get(host)
+    if signer is None:
+        signer = _SIGNERS[host] = _build_signer(host)
+    return signer
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _build_signer(host: str):
+    """SigV4 for AWS_IAM Function URLs: credentials from boto3's chain; the
+    region from the URL (on AWS it must be the URL's), else boto3's, else
+    us-east-1 for a local endpoint (the emulator's default)."""
     from .sigv4 import chain_credentials, region_from_function_url, sign_headers
 
     try:
-        credentials, region = chain_credentials()
+        credentials, chain_region = chain_credentials()
     except ValueError as exc:
-        raise LocustError(f"--affinity-sigv4: {exc}") from None
+        return SignerUnavailable(f"--affinity-sigv4: {exc}")
+    local = _is_loopback(urlsplit(host).hostname or "")
+    region = region_from_function_url(host) or chain_region or ("us-east-1" if local else None)
+    if region is None:
+        return SignerUnavailable(
+            f"--affinity-sigv4: no AWS region to sign for: {host} names none; "
+            "set AWS_REGION (or AWS_DEFAULT_REGION, a profile's region)")
 
     def sign(method, url, headers, body):
-        signed = sign_headers(method, url, headers, body, credentials, region or region_from_function_url(url))
-        return {**headers, **signed}
+        return {**headers, **sign_headers(method, url, headers, body, credentials, region)}
 
     return sign
 
