@@ -6,6 +6,8 @@ import json
 import sys
 import time
 
+from . import deploy
+from .emulator import cli as emulator_cli
 from .platform import POLICIES, ConfigError, ModelConfig
 
 
@@ -79,19 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambda-affinity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_parser(sub)
-    # Each part registers its own subcommand next to its code.
-    for module in ("emulator.cli", "deploy"):
-        try:
-            mod = __import__(f"lambda_affinity.{module}", fromlist=["add_parser"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"lambda_affinity.{module}":
-                raise
-            continue
-        mod.add_parser(sub)
+    emulator_cli.add_parser(sub)
+    deploy.add_parser(sub)
+    # Listed for --help; main() hands its arguments to Locust untouched.
+    sub.add_parser("locust", help="run Locust with the lambda-affinity plugin loaded, so its --affinity-* "
+                                  "options work and show in `lambda-affinity locust --help`", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["locust"]:
+        # Imported only here: Locust's gevent patching must come before
+        # anything else loads ssl or threading.
+        from . import locust_plugin
+
+        return locust_plugin.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
