@@ -16,8 +16,11 @@ options only show when the plugin is imported first:
 `python -m lambda_affinity.locust_plugin -f locustfiles/x.py --help` (or any
 Locust command line after `python -m lambda_affinity.locust_plugin`).
 
-Distributed mode (issue 5) builds on `worker_rows()` / `merge_worker_rows()`:
-per-user rows are snapshots, so a repeated or late message never double counts.
+Distributed runs (Locust's --master/--worker): workers send the per-user rows
+that changed with each of Locust's periodic reports and a full snapshot when
+their test stops; the master folds them in (distributed.py) and writes every
+output at `quitting`, once the workers' final snapshots are in or a bounded
+wait is over. The web UI's "Affinity" tab lives in webui.py.
 """
 from __future__ import annotations
 
@@ -29,13 +32,18 @@ import logging
 import os
 import re
 import sys
+import time
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qsl, unquote
 
+import gevent
+from gevent.event import Event
 from locust import events
-from locust.runners import MasterRunner, WorkerRunner
+from locust.exception import RPCError
+from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from . import summary
+from .distributed import Aggregator, final_payload, periodic_payload
 from .probe import Observation, ProbeReplyError, parse_reply
 from .tracker import Tracker
 
@@ -46,6 +54,12 @@ CHECK_EXIT_CODE = 3  # locust-plugins' convention for a failed check
 RATES_LINE_MAX_USERS = 50
 SESSION_HEADER = "x-affinity-session"
 DEFAULT_FUNCTION = "probe"
+FINAL_MESSAGE = "lambda_affinity_final"  # a worker's full snapshot when its test stops
+REPORT_KEY = "lambda_affinity"           # our part of Locust's periodic worker report
+# How long a quitting master waits for workers' final snapshots, on top of
+# Locust's --stop-timeout (workers stop their users first). Workers reply
+# within milliseconds; the bound only matters for a worker that hangs.
+FINAL_WAIT_S = 10.0
 
 
 class PluginConfigError(ValueError):
@@ -61,9 +75,14 @@ class _State:
         self.emulator = None
         self.numbers = itertools.count(1)
         self.run_token = os.urandom(3).hex()
-        # master side: user -> latest row snapshot, and distinct environment ids
-        self.merged: dict[str, dict] = {}
-        self.merged_envs: set[str] = set()
+        # worker side: the master's run this worker takes part in, and whether
+        # its final snapshot for that run has gone out
+        self.run: str | None = None
+        self.final_sent = False
+        # master side: every worker's rows, and a wake-up for the final wait
+        self.aggregator = Aggregator()
+        self.heard = Event()
+        self.worker_problems: list[str] = []
         self.doc: dict | None = None
         self.check_failures: list[str] = []
         self.check_passes: list[str] = []
@@ -239,6 +258,9 @@ def _start_emulator(environment, classes: list) -> None:
     if len(kinds) == 1:
         # one host for all: it also travels to workers in every spawn message
         environment.host = hosts[next(iter(kinds))]
+    if environment.parsed_options is not None:
+        # per user kind, for workers (parsed options travel in spawn messages too)
+        environment.parsed_options.affinity_hosts = {k: hosts[k] for k in kinds}
     logger.info("Embedded Lambda emulator started (Invoke API %s); the run targets %s", emu.endpoint,
                 " and ".join(hosts[k] for k in sorted(kinds)))
 
@@ -304,11 +326,17 @@ def given_options() -> dict:
     return dict(STATE.given)
 
 
-def on_init(environment, runner=None, **_kw) -> None:
+def on_init(environment, runner=None, web_ui=None, **_kw) -> None:
     STATE.environment = environment
     STATE.given = {k: _option(k) for k in ("num_users", "spawn_rate", "run_time")}
     if isinstance(runner, WorkerRunner):
         return  # hosts come from the master; the emulator runs next to it
+    if isinstance(runner, MasterRunner) and FINAL_MESSAGE not in runner.custom_messages:
+        runner.register_message(FINAL_MESSAGE, on_final_message)
+    if web_ui is not None:
+        from . import webui
+
+        webui.install(environment, web_ui)
     classes = _affinity_classes(environment)
     if not classes:
         return
@@ -326,28 +354,163 @@ def on_init(environment, runner=None, **_kw) -> None:
 def on_test_start(environment, **_kw) -> None:
     # A new test (web UI "start" again) measures afresh.
     STATE.tracker.reset()
-    STATE.merged.clear()
-    STATE.merged_envs.clear()
     STATE.numbers = itertools.count(1)
     STATE.run_token = os.urandom(3).hex()
+    STATE.worker_problems = []
+    runner = environment.runner
+    options = environment.parsed_options
+    if isinstance(runner, MasterRunner):
+        # The run's name travels to workers in every spawn message (parsed
+        # options do), so a report of an earlier run arriving late is dropped.
+        if options is not None:
+            options.affinity_run = STATE.run_token
+        STATE.aggregator.start(STATE.run_token)
+        for client in runner.clients.ready + runner.clients.spawning + runner.clients.running:
+            STATE.aggregator.worker(client.id, runner.get_worker_index(client.id))
+    elif isinstance(runner, WorkerRunner):
+        STATE.run = getattr(options, "affinity_run", None)
+        STATE.final_sent = False
+        hosts = getattr(options, "affinity_hosts", None) or {}
+        for cls in _affinity_classes(environment):
+            if cls.host is None and hosts.get(cls.affinity_transport):
+                cls.host = hosts[cls.affinity_transport]  # the master's embedded emulator
 
 
-def worker_rows() -> dict:
-    """What a worker sends its master: changed per-user rows and new env ids."""
-    return {"rows": STATE.tracker.take_changed(), "envs": STATE.tracker.take_new_envs()}
+# -- distributed runs: worker side --------------------------------------------------
+
+def worker_rows() -> dict | None:
+    """What a worker adds to a periodic report: rows changed and environment
+    ids first seen since the last one (None: nothing new)."""
+    return periodic_payload(STATE.tracker, STATE.run)
 
 
-def merge_worker_rows(data: Mapping) -> None:
-    """Fold one worker message (see worker_rows) into the master's view."""
-    summary.merge_rows(STATE.merged, data.get("rows", ()))
-    STATE.merged_envs.update(data.get("envs", ()))
+def on_report_to_master(client_id, data, **_kw) -> None:
+    if STATE.run is None:
+        return  # not in a run of this master (yet)
+    payload = worker_rows()
+    if payload is not None:
+        data[REPORT_KEY] = payload
+
+
+def send_final(runner) -> None:
+    """The worker's full snapshot, once per run, when its test stops. Sent on
+    the same connection before Locust's own last report, so the master has it
+    before it hears that the worker stopped or quit."""
+    if STATE.run is None or STATE.final_sent:
+        return
+    STATE.final_sent = True
+    payload = final_payload(STATE.tracker, STATE.run)
+    try:
+        runner.send_message(FINAL_MESSAGE, payload)
+    except RPCError as exc:
+        logger.error("lambda-affinity: could not send the final snapshot (%s users) to the master: %s",
+                     payload["final"]["users"], exc)
+
+
+def on_test_stop(environment, **_kw) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        send_final(environment.runner)
+
+
+# -- distributed runs: master side --------------------------------------------------
+
+def merge_worker_rows(client_id: str, payload: Mapping) -> bool:
+    """Fold one worker payload (periodic or final) into the master's view;
+    False when it belongs to another run."""
+    runner = getattr(STATE.environment, "runner", None)
+    index = runner.get_worker_index(client_id) if isinstance(runner, MasterRunner) else None
+    folded = STATE.aggregator.receive(client_id, payload, index)
+    STATE.heard.set()
+    return folded
+
+
+def on_worker_report(client_id, data, **_kw) -> None:
+    payload = data.get(REPORT_KEY)
+    if payload is not None:
+        merge_worker_rows(client_id, payload)
+    STATE.aggregator.saw_stats(client_id)
+    STATE.heard.set()
+
+
+def on_final_message(environment, msg, **_kw) -> None:
+    merge_worker_rows(msg.node_id, msg.data)
+
+
+def _lost_workers(runner) -> set[str]:
+    """Workers that will send nothing more: gone from Locust's list (stopped,
+    quit, or dropped after missing heartbeats) or missing heartbeats now."""
+    lost = set()
+    for key in STATE.aggregator.workers:
+        client = runner.clients.get(key)
+        if client is None:
+            STATE.aggregator.left(key)
+            lost.add(key)
+        elif client.state == STATE_MISSING:
+            lost.add(key)
+    return lost
+
+
+def _dispatch_late(runner, client_id, msg) -> None:
+    """A worker message read after Locust's own listener is gone (it stops
+    reading when the master quits, 0.5 s after telling workers to quit).
+    Locust's stats reports are applied too, so its request counts include
+    the workers' last reports."""
+    if msg.type == "stats":
+        runner.environment.events.worker_report.fire(client_id=msg.node_id, data=msg.data)
+    elif msg.type in runner.custom_messages:
+        listener, _concurrent = runner.custom_messages[msg.type]
+        listener(environment=runner.environment, msg=msg)
+    elif msg.type in ("quit", "client_stopped"):
+        STATE.aggregator.left(msg.node_id)
+    elif msg.type == "exception":
+        runner.log_exception(msg.node_id, msg.data["msg"], msg.data["traceback"])
+
+
+def await_workers(runner, timeout: float) -> None:
+    """Wait until every worker of the run has sent its final snapshot (and
+    the Locust report after it), or is known lost, or `timeout` passes."""
+    started = time.monotonic()
+    deadline = started + timeout
+    # runner.quit() kills Locust's message listener: then read the socket here
+    pump = len(runner.greenlet) == 0
+    while True:
+        now = time.monotonic()
+        remaining = deadline - now
+        if not STATE.aggregator.outstanding(_lost_workers(runner)) or remaining <= 0:
+            if now - started > 0.1:
+                logger.info("lambda-affinity: waited %.1f s for the workers' final snapshots", now - started)
+            return
+        if not pump:
+            STATE.heard.clear()
+            STATE.heard.wait(min(remaining, 0.5))
+            continue
+        try:
+            with gevent.Timeout(min(remaining, 0.5)):
+                client_id, msg = runner.server.recv_from_client()
+        except gevent.Timeout:
+            continue
+        except RPCError as exc:
+            logger.debug("lambda-affinity: reading late worker messages: %s", exc)
+            gevent.sleep(0.05)
+            continue
+        _dispatch_late(runner, client_id, msg)
 
 
 def final_rows(environment) -> tuple[list[dict], int]:
-    """Per-user rows and distinct environments for the whole run."""
+    """Per-user rows and distinct environments for the whole run (so far,
+    while it runs)."""
     if isinstance(environment.runner, MasterRunner):
-        return list(STATE.merged.values()), len(STATE.merged_envs)
+        return STATE.aggregator.row_dicts(), STATE.aggregator.environments
     return STATE.tracker.rows(), STATE.tracker.environments
+
+
+def current_doc(environment, rows: list[dict], envs: int) -> dict:
+    """The summary document of `rows` (the --affinity-json schema); a
+    master's also says how many workers took part and which were lost."""
+    doc = summary.summarize(rows, envs)
+    if isinstance(environment.runner, MasterRunner):
+        doc["workers"] = STATE.aggregator.summary_of_workers()
+    return doc
 
 
 def thresholds() -> dict:
@@ -357,14 +520,13 @@ def thresholds() -> dict:
 def finish(environment) -> dict | None:
     """End of run (master or standalone): summary, files, checks. Returns the doc."""
     rows, envs = final_rows(environment)
-    if isinstance(environment.runner, MasterRunner) and not rows:
-        logger.warning("lambda-affinity: no per-user rows reached this master: aggregating workers' rows "
-                       "is not wired yet, so run the plugin standalone (no --master/--processes) for now")
+    master = isinstance(environment.runner, MasterRunner)
+    STATE.worker_problems = STATE.aggregator.problems() if master else []
     limits = thresholds()
     wanted = any(v is not None for v in limits.values()) or _option("affinity_json")
     if not rows and not wanted and not _affinity_classes(environment):
         return None  # the plugin was imported but nothing probed: stay silent
-    doc = summary.summarize(rows, envs)
+    doc = current_doc(environment, rows, envs)
     STATE.doc = doc
     failures, passes = summary.evaluate_checks(doc, limits)
     STATE.check_failures, STATE.check_passes = failures, passes
@@ -381,7 +543,8 @@ def finish(environment) -> dict | None:
         # Locust wrote its report just before `quitting`; add our section to it.
         with open(html_file, encoding="utf-8") as fh:
             report = fh.read()
-        _write(html_file, summary.inject_html_section(report, summary.render_html_section(doc, failures + passes)))
+        notes = STATE.worker_problems + failures + passes
+        _write(html_file, summary.inject_html_section(report, summary.render_html_section(doc, notes)))
     if failures:
         environment.process_exit_code = CHECK_EXIT_CODE
     return doc
@@ -399,13 +562,23 @@ def _write(path: str, text: str) -> None:
 def on_quitting(environment, **_kw) -> None:
     runner = environment.runner
     try:
-        if runner is not None and not isinstance(runner, (MasterRunner, WorkerRunner)):
+        if isinstance(runner, WorkerRunner):
+            # SIGTERM on a worker: stop its users (test_stop sends the final
+            # snapshot); after a normal stop the snapshot is already out.
+            if runner.state in (STATE_RUNNING, STATE_SPAWNING):
+                runner.stop()
+            send_final(runner)
+            return
+        if runner is not None and runner.state in (STATE_RUNNING, STATE_SPAWNING):
             # On SIGTERM Locust fires `quitting` while users still run: stop them
             # first (idempotent), so the summary is final and no call hits a
-            # stopped emulator.
+            # stopped emulator. On a master this tells the workers to stop.
             runner.stop()
-        if not isinstance(runner, WorkerRunner):
-            finish(environment)
+        if isinstance(runner, MasterRunner):
+            # Locust fires test_stop on a master before the workers' last
+            # reports arrive: wait for the actual final snapshots, bounded.
+            await_workers(runner, FINAL_WAIT_S + (environment.stop_timeout or 0))
+        finish(environment)
     finally:
         stop_emulator()
 
@@ -423,6 +596,8 @@ def print_summary(**_kw) -> None:
         console.info(summary.rates_line(rows))
     for path in STATE.written:
         console.info(f"affinity: wrote {path}")
+    for message in STATE.worker_problems:
+        logger.warning(message)
     for message in STATE.check_passes:
         console.info(message)
     for message in STATE.check_failures:
@@ -434,6 +609,9 @@ def _register() -> None:
     events.init_command_line_parser.add_listener(add_arguments)
     events.init.add_listener(on_init)
     events.test_start.add_listener(on_test_start)
+    events.test_stop.add_listener(on_test_stop)
+    events.report_to_master.add_listener(on_report_to_master)
+    events.worker_report.add_listener(on_worker_report)
     events.quitting.add_listener(on_quitting)
     events.quit.add_listener(print_summary)
 

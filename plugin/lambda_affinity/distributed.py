@@ -1,0 +1,230 @@
+"""Worker -> master aggregation of per-user rows. Pure Python, no Locust import
+(locust_plugin.py wires it to Locust's messages).
+
+A worker sends, with each of Locust's periodic reports, the rows of the users
+that changed since its last report plus the environment ids it saw first
+since then (`periodic_payload`), and one full snapshot when its test stops
+(`final_payload`). The master folds them into an `Aggregator`.
+
+Rows are snapshots, not deltas: a repeated or late message never double
+counts, and a row never goes back to an older snapshot (a user's requests and
+invalid replies only grow within a run). Every payload names its run (the
+master's token, sent to workers with the spawn message), so a report from a
+previous run that arrives late is dropped instead of mixed in.
+
+On the wire a row is a list in `WIRE_FIELDS` order (no keys; `max_share` is
+derived), about a third of a dict's msgpack size. Merging one is a dict
+lookup and store, so a master folds tens of thousands of rows per second in
+a few milliseconds of CPU.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Iterable, Mapping
+
+from .tracker import ROW_FIELDS, Tracker
+
+# A row on the wire: ROW_FIELDS without max_share (max_count / requests).
+WIRE_FIELDS = tuple(f for f in ROW_FIELDS if f != "max_share")
+_REQUESTS = WIRE_FIELDS.index("requests")
+_INVALID = WIRE_FIELDS.index("invalid")
+_MAX_COUNT = WIRE_FIELDS.index("max_count")
+_LABEL = re.compile(r"^w(\d+)-u(\d+)$")
+
+
+def pack_rows(rows: Iterable[Mapping]) -> list[list]:
+    return [[r[f] for f in WIRE_FIELDS] for r in rows]
+
+
+def unpack_row(values) -> dict:
+    row = dict(zip(WIRE_FIELDS, values))
+    row["max_share"] = row["max_count"] / row["requests"] if row["requests"] else None
+    return {f: row[f] for f in ROW_FIELDS}
+
+
+def periodic_payload(tracker: Tracker, run: str | None) -> dict | None:
+    """Rows changed and environments first seen since the last call; None
+    when there is nothing new (the report then carries nothing of ours)."""
+    rows = tracker.take_changed()
+    envs = tracker.take_new_envs()
+    if not rows and not envs:
+        return None
+    return {"run": run, "rows": pack_rows(rows), "envs": envs}
+
+
+def final_payload(tracker: Tracker, run: str | None) -> dict:
+    """Everything the worker recorded in this run, once, when it stops: a
+    periodic report lost on the way cannot leave a gap, and `totals` let the
+    master verify that what it holds for this worker is exactly this."""
+    tracker.take_changed()
+    tracker.take_new_envs()
+    rows = tracker.rows()
+    return {"run": run, "rows": pack_rows(rows), "envs": list(tracker.env_ids()), "final": totals(rows)}
+
+
+def totals(rows: Iterable[Mapping]) -> dict:
+    out = {"users": 0, "requests": 0, "invalid": 0}
+    for r in rows:
+        out["users"] += 1
+        out["requests"] += r["requests"]
+        out["invalid"] += r["invalid"]
+    return out
+
+
+def label_order(label: str):
+    """Sort key: w0-u1, w0-u2, ..., w0-u10, w1-u1, ...; other labels after, by name."""
+    m = _LABEL.match(label)
+    return (0, int(m.group(1)), int(m.group(2)), "") if m else (1, 0, 0, label)
+
+
+class WorkerState:
+    """What the master knows of one worker in the current run."""
+
+    __slots__ = ("key", "index", "reports", "last_report", "final", "stats_after_final", "gone")
+
+    def __init__(self, key: str, index: int | None) -> None:
+        self.key = key
+        self.index = index
+        self.reports = 0           # payloads of ours received in this run
+        self.last_report = None    # monotonic time of the last one
+        self.final = None          # the worker's own totals, once its final payload is in
+        self.stats_after_final = False  # Locust's stats report that follows the final one is in too
+        self.gone = False          # the worker said it quits, or it stopped
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.index} ({self.key})" if self.index is not None else f"worker {self.key}"
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more of this run will come from it: its final payload is
+        in, and either Locust's report after it (so Locust's request counts
+        for it are complete too) or the worker has left."""
+        return self.final is not None and (self.stats_after_final or self.gone)
+
+
+class Aggregator:
+    """The master's view of a distributed run: user -> latest row, the
+    distinct environment ids, and each worker's state."""
+
+    def __init__(self) -> None:
+        self.run: str | None = None
+        self.rows: dict[str, list] = {}
+        self.owner: dict[str, str] = {}
+        self.envs: set[str] = set()
+        self.workers: dict[str, WorkerState] = {}
+        self.dropped = 0       # payloads of another run
+        self.messages = 0
+        self.cpu_s = 0.0       # process CPU spent folding payloads in (bench/distributed.py reads it)
+        self.version = 0       # bumped on every change, for caches of derived views
+
+    def start(self, run: str | None) -> None:
+        """A new run: forget the previous one."""
+        self.run = run
+        self.rows = {}
+        self.owner = {}
+        self.envs = set()
+        self.workers = {}
+        self.dropped = 0
+        self.version += 1
+
+    def worker(self, key: str, index: int | None = None) -> WorkerState:
+        w = self.workers.get(key)
+        if w is None:
+            w = self.workers[key] = WorkerState(key, index)
+        elif index is not None:
+            w.index = index
+        return w
+
+    def receive(self, key: str, payload: Mapping, index: int | None = None, now: float | None = None) -> bool:
+        """Fold one payload from worker `key` in; False when it belongs to
+        another run (dropped)."""
+        started = time.process_time()
+        try:
+            if payload.get("run") != self.run:
+                self.dropped += 1
+                return False
+            self.messages += 1
+            rows, owner = self.rows, self.owner
+            for values in payload.get("rows", ()):
+                user = values[0]
+                old = rows.get(user)
+                if old is None:
+                    owner[user] = key
+                elif old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:
+                    continue  # an older snapshot than the one held: keep the newer
+                rows[user] = values
+            envs = payload.get("envs")
+            if envs:
+                self.envs.update(envs)
+            w = self.worker(key, index)
+            w.reports += 1
+            w.last_report = time.monotonic() if now is None else now
+            final = payload.get("final")
+            if final is not None:
+                w.final = dict(final)
+                w.stats_after_final = False
+            self.version += 1
+            return True
+        finally:
+            self.cpu_s += time.process_time() - started
+
+    def saw_stats(self, key: str) -> None:
+        """Locust's own stats report from `key` arrived (it follows our final
+        payload on the same connection when the worker quits)."""
+        w = self.workers.get(key)
+        if w is not None and w.final is not None:
+            w.stats_after_final = True
+
+    def left(self, key: str) -> None:
+        w = self.workers.get(key)
+        if w is not None:
+            w.gone = True
+
+    def outstanding(self, lost: Iterable[str] = ()) -> list[WorkerState]:
+        """Workers still to be heard from, leaving out those known lost."""
+        lost = set(lost)
+        return [w for w in self.workers.values() if not w.settled and w.key not in lost]
+
+    def row_dicts(self) -> list[dict]:
+        """Per-user rows (tracker.ROW_FIELDS), in worker then user order."""
+        return [unpack_row(self.rows[u]) for u in sorted(self.rows, key=label_order)]
+
+    @property
+    def environments(self) -> int:
+        return len(self.envs)
+
+    def held_for(self, key: str) -> dict:
+        """Totals of the rows this master holds for one worker."""
+        out = {"users": 0, "requests": 0, "invalid": 0}
+        for user, values in self.rows.items():
+            if self.owner.get(user) == key:
+                out["users"] += 1
+                out["requests"] += values[_REQUESTS]
+                out["invalid"] += values[_INVALID]
+        return out
+
+    def problems(self, now: float | None = None) -> list[str]:
+        """One message per worker whose data is not known complete: no final
+        payload (lost or too late: what it sent before is kept), or a final
+        that disagrees with the rows held (never expected: said if it does)."""
+        now = time.monotonic() if now is None else now
+        out = []
+        for w in sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key)):
+            held = self.held_for(w.key)
+            kept = f"{held['users']} users, {held['requests']} valid replies, {held['invalid']} invalid"
+            if w.final is None:
+                when = (f"its last report came {now - w.last_report:.1f} s before the end" if w.last_report is not None
+                        else "it sent no report")
+                out.append(f"lambda-affinity: {w.name} sent no final report (lost or stopped too late); "
+                           f"kept what it sent until then: {kept} ({when})")
+            elif held != w.final:
+                out.append(f"lambda-affinity: {w.name} recorded {w.final['users']} users, {w.final['requests']} "
+                           f"valid replies, {w.final['invalid']} invalid, but this master holds {kept}")
+        return out
+
+    def summary_of_workers(self) -> dict:
+        """For the JSON document: how many workers took part, which sent no final payload."""
+        lost = sorted((w for w in self.workers.values() if w.final is None), key=lambda w: (w.index is None, w.index or 0))
+        return {"count": len(self.workers), "lost": [{"index": w.index, "id": w.key} for w in lost]}

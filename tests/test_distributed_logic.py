@@ -1,0 +1,165 @@
+"""Worker -> master aggregation without Locust: exact totals, snapshots, runs, lost workers."""
+import random
+
+import msgpack
+
+from lambda_affinity import summary
+from lambda_affinity.distributed import (
+    WIRE_FIELDS, Aggregator, final_payload, label_order, pack_rows, periodic_payload, unpack_row,
+)
+from lambda_affinity.tracker import ROW_FIELDS, Tracker
+
+
+def play(tracker, label, rng, n, envs):
+    for _ in range(n):
+        if rng.random() < 0.1:
+            tracker.record_invalid(label)
+        else:
+            tracker.record(label, rng.choice(envs), rng.random() < 0.05, rng.choice((True, False, None)))
+
+
+def test_wire_rows_round_trip_to_tracker_rows():
+    t = Tracker()
+    rng = random.Random(3)
+    for u in range(5):
+        t.register(f"w0-u{u + 1}")
+        play(t, f"w0-u{u + 1}", rng, u * 7, ["A", "B", "C"])
+    rows = t.rows()
+    packed = pack_rows(rows)
+    assert all(len(p) == len(WIRE_FIELDS) for p in packed)
+    # what goes through Locust's msgpack comes back as the same rows, max_share derived
+    assert [unpack_row(v) for v in msgpack.unpackb(msgpack.packb(packed))] == rows
+    assert list(unpack_row(packed[0])) == list(ROW_FIELDS) and rows[0]["max_share"] is None
+
+
+def test_master_totals_equal_what_every_worker_recorded():
+    rng = random.Random(7)
+    shared = [f"env-{i}" for i in range(30)]  # workers share environments: count them once
+    workers = {f"client-{w}": Tracker() for w in range(3)}
+    agg = Aggregator()
+    agg.start("run-1")
+    sent_rows = 0
+    for interval in range(6):
+        for w, (key, t) in enumerate(workers.items()):
+            for u in rng.sample(range(1, 41), 15):  # only some users active in an interval
+                label = f"w{w}-u{u}"
+                t.register(label)
+                play(t, label, rng, rng.randint(1, 5), shared)
+            payload = periodic_payload(t, "run-1")
+            sent_rows += len(payload["rows"])
+            assert agg.receive(key, msgpack.unpackb(msgpack.packb(payload)), index=w)
+    for w, (key, t) in enumerate(workers.items()):
+        agg.receive(key, final_payload(t, "run-1"), index=w)
+        agg.saw_stats(key)
+    expected = [r for t in workers.values() for r in t.rows()]
+    assert sorted(map(tuple, (r.values() for r in agg.row_dicts()))) == sorted(map(tuple, (r.values() for r in expected)))
+    distinct = set().union(*(t.env_ids() for t in workers.values()))
+    assert agg.environments == len(distinct) < sum(t.environments for t in workers.values())
+    assert summary.summarize(agg.row_dicts(), agg.environments) == summary.summarize(
+        sorted(expected, key=lambda r: label_order(r["user"])), len(distinct))
+    assert agg.outstanding() == [] and agg.problems() == []
+    assert sent_rows < 6 * 3 * 40  # periodic payloads carried changed users only
+
+
+def test_only_changed_rows_and_new_envs_are_sent():
+    t = Tracker()
+    t.record("w0-u1", "A")
+    t.record("w0-u2", "B")
+    first = periodic_payload(t, "r")
+    assert sorted(v[0] for v in first["rows"]) == ["w0-u1", "w0-u2"] and first["envs"] == ["A", "B"]
+    assert periodic_payload(t, "r") is None  # nothing new: the report carries nothing of ours
+    t.record("w0-u2", "A")
+    again = periodic_payload(t, "r")
+    assert [v[0] for v in again["rows"]] == ["w0-u2"] and again["envs"] == []
+    final = final_payload(t, "r")
+    assert [v[0] for v in final["rows"]] == ["w0-u1", "w0-u2"] and final["envs"] == ["A", "B"]
+    assert final["final"] == {"users": 2, "requests": 3, "invalid": 0}
+    assert periodic_payload(t, "r") is None  # the final snapshot took everything
+
+
+def test_repeated_late_and_foreign_messages_never_double_count():
+    t = Tracker()
+    agg = Aggregator()
+    agg.start("now")
+    t.record("w0-u1", "A")
+    early = periodic_payload(t, "now")
+    t.record("w0-u1", "A")
+    t.record("w0-u1", "B")
+    late = periodic_payload(t, "now")
+    agg.receive("c0", late)
+    agg.receive("c0", late)    # repeated
+    agg.receive("c0", early)   # an older snapshot arriving after a newer one
+    assert agg.row_dicts() == t.rows() and agg.row_dicts()[0]["requests"] == 3
+    # a report of another run (a previous test in the web UI) is dropped
+    stale = Tracker()
+    stale.record("w0-u9", "Z")
+    assert not agg.receive("c0", periodic_payload(stale, "before"))
+    assert agg.dropped == 1 and [r["user"] for r in agg.row_dicts()] == ["w0-u1"] and agg.environments == 2
+    agg.start("next")
+    assert agg.row_dicts() == [] and agg.environments == 0 and agg.workers == {}
+
+
+def test_lost_worker_is_reported_and_its_rows_are_kept():
+    agg = Aggregator()
+    agg.start("r")
+    alive, dead = Tracker(), Tracker()
+    alive.record("w0-u1", "A")
+    dead.record("w1-u1", "B")
+    dead.record("w1-u1", "B")
+    agg.receive("alive-id", periodic_payload(alive, "r"), index=0, now=100.0)
+    agg.receive("dead-id", periodic_payload(dead, "r"), index=1, now=100.0)
+    dead.record("w1-u1", "C")  # recorded after its last report: never reaches the master
+    agg.worker("silent-id", 2)  # connected, never reported
+    alive.record("w0-u1", "A")
+    agg.receive("alive-id", final_payload(alive, "r"), index=0, now=103.0)
+    # the final payload is in, Locust's stats report after it not yet
+    assert sorted(w.key for w in agg.outstanding()) == ["alive-id", "dead-id", "silent-id"]
+    agg.saw_stats("alive-id")
+    assert sorted(w.key for w in agg.outstanding()) == ["dead-id", "silent-id"]
+    assert [w.key for w in agg.outstanding(lost=["dead-id", "silent-id"])] == []
+    assert agg.problems(now=104.0) == [
+        "lambda-affinity: worker 1 (dead-id) sent no final report (lost or stopped too late); kept what it sent "
+        "until then: 1 users, 2 valid replies, 0 invalid (its last report came 4.0 s before the end)",
+        "lambda-affinity: worker 2 (silent-id) sent no final report (lost or stopped too late); kept what it sent "
+        "until then: 0 users, 0 valid replies, 0 invalid (it sent no report)",
+    ]
+    assert {r["user"]: r["requests"] for r in agg.row_dicts()} == {"w0-u1": 2, "w1-u1": 2}
+    assert agg.summary_of_workers() == {"count": 3, "lost": [{"index": 1, "id": "dead-id"},
+                                                            {"index": 2, "id": "silent-id"}]}
+
+
+def test_a_worker_that_left_after_its_final_payload_is_settled():
+    agg = Aggregator()
+    agg.start("r")
+    t = Tracker()
+    t.record("w0-u1", "A")
+    agg.receive("c", final_payload(t, "r"), index=0)
+    agg.left("c")  # quit without a stats report after it (SIGTERM on the worker)
+    assert agg.outstanding() == []
+
+
+def test_a_final_that_disagrees_with_the_rows_held_is_said():
+    agg = Aggregator()
+    agg.start("r")
+    t = Tracker()
+    t.record("w0-u1", "A")
+    payload = final_payload(t, "r")
+    payload["final"] = {"users": 1, "requests": 2, "invalid": 0}
+    agg.receive("c", payload, index=0)
+    assert agg.problems() == ["lambda-affinity: worker 0 (c) recorded 1 users, 2 valid replies, 0 invalid, but "
+                              "this master holds 1 users, 1 valid replies, 0 invalid"]
+
+
+def test_rows_come_out_in_worker_then_user_order():
+    labels = ["w1-u2", "w0-u10", "custom", "w0-u2", "w10-u1", "w0-u1"]
+    assert sorted(labels, key=label_order) == ["w0-u1", "w0-u2", "w0-u10", "w1-u2", "w10-u1", "custom"]
+
+
+def test_aggregation_cpu_is_accounted():
+    t = Tracker()
+    for u in range(2000):
+        t.record(f"w0-u{u}", f"e{u % 50}")
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c", periodic_payload(t, "r"))
+    assert agg.cpu_s > 0 and agg.messages == 1
