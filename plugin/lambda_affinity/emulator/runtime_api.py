@@ -3,13 +3,22 @@
 The runtime client in the environment long-polls `/next` for an event and
 posts the result (or the error) back. Replies carry AWS's headers, including a
 `Content-Type` on `/next` (awslambdaric 4.2.2 crashes without one).
+
+Hot path: a runtime connection waiting on `/next` is *parked* on its sandbox.
+The greenlet that runs the next invocation answers that `/next` itself and
+serves the connection until the invocation has its result, so a warm
+invocation costs no hop through a queue, no wake-up of another greenlet and
+no switch back: one greenlet takes the client's request, hands the event to
+the runtime, reads its result and answers the client (design.md section 10).
 """
 from __future__ import annotations
 
 import json
 
+from gevent import getcurrent
+
 from .invocation import MAX_PAYLOAD, Result, function_error, response_too_large
-from .wire import App, Request, Response
+from .wire import App, BadRequest, Reader, Request, Response, _read_body_and_handle, encode_response, parse_head, send_all
 
 PREFIX = "/2018-06-01/runtime"
 NEXT = PREFIX + "/invocation/next"
@@ -19,10 +28,29 @@ ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
 
 _JSON = ("Content-Type", "application/json")
 _ACCEPTED = b'{"status":"OK"}'
+WAIT_NEXT = object()     # RuntimeAPI.handle's answer to GET /next: the connection decides how to wait
+PARKED = object()        # Sandbox.want_next's answer: the connection is lent to the next invocation
+GONE = Response(410, [_JSON], b'{"errorType":"Runtime.Shutdown","errorMessage":"environment stopped"}', close=True)
 
 
 def _error(status: int, error_type: str, message: str) -> Response:
     return Response(status, [_JSON], json.dumps({"errorType": error_type, "errorMessage": message}).encode())
+
+
+def next_response(inv) -> Response:
+    """The answer to `/next`: the event, and its context in AWS's headers."""
+    if inv is None:  # the environment is being shut down
+        return GONE
+    headers = [
+        _JSON,
+        ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
+        ("Lambda-Runtime-Deadline-Ms", inv.deadline_ms),
+        ("Lambda-Runtime-Invoked-Function-Arn", inv.function_arn),
+        ("Lambda-Runtime-Trace-Id", inv.trace_id),
+    ]
+    if inv.client_context:
+        headers.append(("Lambda-Runtime-Client-Context", inv.client_context))
+    return Response(200, headers, inv.payload)
 
 
 class RuntimeAPI(App):
@@ -31,10 +59,10 @@ class RuntimeAPI(App):
     def __init__(self, sandbox) -> None:
         self.sandbox = sandbox
 
-    def handle(self, req: Request) -> Response:
+    def handle(self, req: Request):
         path = req.path
         if req.method == "GET" and path == NEXT:
-            return self._next()
+            return WAIT_NEXT
         if req.method == "POST" and path.startswith(INVOCATION):
             request_id, _, what = path[len(INVOCATION):].partition("/")
             if what == "response":
@@ -54,25 +82,206 @@ class RuntimeAPI(App):
             self.sandbox.complete(request_id, response_too_large(req.length or MAX_PAYLOAD + 1))
         return _error(413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes).")
 
-    def _next(self) -> Response:
-        inv = self.sandbox.next_invocation()  # blocks until an event is dispatched
-        if inv is None:  # the environment is being shut down
-            return Response(410, [_JSON], b'{"errorType":"Runtime.Shutdown","errorMessage":"environment stopped"}', close=True)
-        headers = [
-            _JSON,
-            ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
-            ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),
-            ("Lambda-Runtime-Invoked-Function-Arn", inv.function_arn),
-            ("Lambda-Runtime-Trace-Id", inv.trace_id),
-        ]
-        if inv.client_context:
-            headers.append(("Lambda-Runtime-Client-Context", inv.client_context))
-        return Response(200, headers, inv.payload)
-
     def _complete(self, request_id: str, result: Result) -> Response:
         if self.sandbox.complete(request_id, result):
             return Response(202, [_JSON], _ACCEPTED)
         return _error(400, "InvalidRequestID", f"Invalid request ID: {request_id!r} is not the invocation in progress")
+
+
+class _Wake(Exception):
+    """Thrown into an invocation's greenlet reading a runtime connection:
+    the invocation got its result some other way (another connection, the
+    process ended, the emulator is stopping)."""
+
+
+class RuntimeConnection:
+    """One runtime client's connection to the Runtime API.
+
+    Served by a greenlet of its own (`serve`) except while it is lent: from
+    the moment it waits on `/next` with no event to give (parked on the
+    sandbox) until the invocation that took it (`run_invocation`) is done
+    with it. Whoever holds it writes `held` (answers not yet sent, kept to
+    go out with the next one) before anything else, so answers stay in
+    request order.
+    """
+
+    __slots__ = ("sandbox", "app", "sock", "reader", "peer", "held", "closed", "pending", "owner", "inv",
+                 "_resume")
+
+    def __init__(self, sandbox, app: RuntimeAPI, sock, peer: str = "127.0.0.1") -> None:
+        from gevent.event import Event
+
+        self.sandbox = sandbox
+        self.app = app
+        self.sock = sock
+        self.reader = Reader(sock)
+        self.peer = peer
+        self.held: list = []
+        self.closed = False
+        self.pending: Request | None = None  # a `/next` the borrower read and left to us
+        self.owner = None                   # the greenlet serving an invocation on it, while lent
+        self.inv = None                     # that invocation
+        self._resume = Event()
+
+    # -- the connection's own greenlet ------------------------------------------
+    def serve(self) -> None:
+        sock, reader, held, app = self.sock, self.reader, self.held, self.app
+        try:
+            while True:
+                req = self.pending
+                try:
+                    if req is not None:
+                        self.pending = None
+                        resp = WAIT_NEXT
+                    else:
+                        head = reader.head()
+                        if head is None:
+                            return
+                        req = parse_head(head, self.peer)
+                        resp = _read_body_and_handle(app, req, sock, reader)
+                except BadRequest as exc:
+                    self._bad_request(exc)
+                    return
+                if resp is WAIT_NEXT:
+                    resp = self.sandbox.want_next(self, req.keep_alive)
+                    if resp is PARKED:
+                        self._resume.wait()  # lent until handed back
+                        self._resume.clear()
+                        if self.closed:
+                            return
+                        continue
+                keep = req.keep_alive and not resp.close
+                held.append(encode_response(resp, keep))
+                # With the next request already here (a pipelining client),
+                # answer both in one write: one send and one wake-up fewer.
+                if keep and reader.pending():
+                    continue
+                send_all(sock, held[0] if len(held) == 1 else b"".join(held))
+                held.clear()
+                if not keep:
+                    return
+        except (OSError, ConnectionError):
+            return
+        finally:
+            self.closed = True
+            sock.close()
+            self.sandbox.connection_closed(self)
+
+    # -- lent to an invocation ----------------------------------------------------
+    def run_invocation(self, inv) -> None:
+        """Answer the parked `/next` with `inv`, then serve this connection in
+        the calling greenlet until `inv` has its result (set by `complete`
+        through the Runtime API). Returns early, leaving the result to come
+        another way, when the connection ends or cannot go on."""
+        sock, reader, held, app, result = self.sock, self.reader, self.held, self.app, inv.result
+        self.owner = getcurrent()
+        self.inv = inv
+        mid_request = False
+        try:
+            held.append(encode_response(next_response(inv), True))
+            send_all(sock, held[0] if len(held) == 1 else b"".join(held))
+            held.clear()
+            while True:
+                head = reader.head()
+                if head is None:
+                    self._abandon()
+                    return
+                mid_request = True
+                req = parse_head(head, self.peer)
+                resp = _read_body_and_handle(app, req, sock, reader)
+                mid_request = False
+                if resp is WAIT_NEXT:
+                    # The runtime asks for its next event (pipelined after its
+                    # result, or too early): park again, or leave it to `serve`.
+                    if self.sandbox.want_next(self, req.keep_alive, park_only=True) is not PARKED:
+                        self.pending = req
+                        self._hand_back()
+                    return
+                keep = req.keep_alive and not resp.close
+                held.append(encode_response(resp, keep))
+                if not keep:
+                    send_all(sock, b"".join(held))
+                    held.clear()
+                    self._abandon()
+                    return
+                if result.ready():
+                    if reader.has_head():
+                        continue  # usually the pipelined /next: it keeps the 202 to go with its answer
+                    send_all(sock, held[0] if len(held) == 1 else b"".join(held))
+                    held.clear()
+                    self._hand_back()
+                    return
+                if not reader.pending():
+                    send_all(sock, held[0] if len(held) == 1 else b"".join(held))
+                    held.clear()
+        except _Wake:
+            if mid_request:
+                self._abandon()  # a request half read: the stream is lost
+            else:
+                self._hand_back()
+        except BadRequest as exc:
+            self._bad_request(exc)
+            self._abandon()
+        except (OSError, ConnectionError):
+            self._abandon()
+        except BaseException:
+            # The function's timeout (the environment is killed) or the
+            # invoking greenlet killed: this connection has no future.
+            self._abandon()
+            raise
+        finally:
+            self.owner = None
+            self.inv = None
+
+    def wake(self, inv) -> None:
+        """`inv`'s result was set by someone other than the greenlet serving it
+        here: interrupt that greenlet's wait on the runtime."""
+        owner = self.owner
+        if owner is not None and self.inv is inv and owner is not getcurrent():
+            owner.parent.loop.run_callback(self._throw_wake, owner, inv)
+
+    def _throw_wake(self, owner, inv) -> None:
+        if self.owner is owner and self.inv is inv:  # still waiting on this connection for inv
+            owner.throw(_Wake())
+
+    def answer_parked(self, resp: Response) -> None:
+        """Answer the parked `/next` (with GONE: the environment ends) and hand
+        the connection back."""
+        self.held.append(encode_response(resp, not resp.close))
+        try:
+            send_all(self.sock, b"".join(self.held))
+        except OSError:
+            resp = GONE
+        self.held.clear()
+        if resp.close:
+            self._abandon()
+        else:
+            self._hand_back()
+
+    # -- internals ----------------------------------------------------------------
+    def _hand_back(self) -> None:
+        self._resume.set()
+
+    def _abandon(self) -> None:
+        self.closed = True
+        self._resume.set()
+
+    def _bad_request(self, exc: BadRequest) -> None:
+        self.held.append(encode_response(Response(400, [("Content-Type", "text/plain")], str(exc).encode()), False))
+        try:
+            send_all(self.sock, b"".join(self.held))
+        except OSError:
+            pass
+        self.held.clear()
+
+
+def connection_handler(sandbox, app: RuntimeAPI):
+    """A StreamServer handler serving the Runtime API on each connection."""
+
+    def handle(sock, address):
+        RuntimeConnection(sandbox, app, sock, address[0] if isinstance(address, tuple) and address else "127.0.0.1").serve()
+
+    return handle
 
 
 def _error_document(body: bytes) -> bytes:

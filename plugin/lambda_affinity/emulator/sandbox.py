@@ -15,15 +15,16 @@ import time
 import gevent
 from gevent import os as gos
 from gevent import socket as gsocket
+from gevent import Timeout
 from gevent.event import AsyncResult
 from gevent.queue import Queue
+from gevent.server import StreamServer
 
 from .config import EmulatorConfig, FunctionConfig
 from .forkserver import RUNTIMES_DIR
 from .invocation import (Invocation, LogTail, Result, exit_result, init_error, init_timeout_result,
                          timeout_result)
-from .runtime_api import RuntimeAPI
-from .wire import connection_handler, make_server
+from .runtime_api import GONE, PARKED, RuntimeAPI, RuntimeConnection, connection_handler, next_response
 
 INIT_TIMEOUT_S = 10.0            # AWS: the init phase has 10 s
 _MAX_PARTIAL_LINE = 64 * 1024    # an endless line is cut here rather than buffered
@@ -103,7 +104,9 @@ class Sandbox:
         self.exit_status: str | None = None
         self.current: Invocation | None = None
         self.init_log = LogTail()
-        self._queue: Queue = Queue()
+        self._queue: Queue = Queue()       # invocations for a runtime not parked on /next
+        self._parked: RuntimeConnection | None = None   # a connection waiting on /next, lent to the next invocation
+        self._direct: RuntimeConnection | None = None   # the connection the current invocation is served on
         self._init = AsyncResult()
         self._server = None
         self._logfd: int | None = None
@@ -115,7 +118,8 @@ class Sandbox:
     def start(self) -> None:
         """Open the Runtime API port and start the process (init runs in it)."""
         self._server_app = RuntimeAPI(self)
-        self._server = make_server(self._server_app, "127.0.0.1", 0)
+        self._server = StreamServer(("127.0.0.1", 0), connection_handler(self, self._server_app))
+        self._server.init_socket()
         self._server.start()
         self.port = self._server.server_port
         kind, argv = launch_command(self.fn)
@@ -128,7 +132,7 @@ class Sandbox:
             # Runtime API: a Unix socket costs less per exchange than TCP.
             ours, theirs = gsocket.socketpair()
             fds.append(theirs.fileno())
-            gevent.spawn(connection_handler(self._server_app), ours, ("127.0.0.1", 0))
+            gevent.spawn(RuntimeConnection(self, self._server_app, ours).serve)
         try:
             self.pid = self.host.forkserver.spawn(kind, argv, env, self.fn.code, fds, self.exited)
         except BaseException:
@@ -164,18 +168,34 @@ class Sandbox:
         """Hand `inv` to the runtime and wait for its result or its timeout."""
         if self._ended:
             return exit_result(inv.request_id, self.exit_status or "environment stopped")
-        inv.result = AsyncResult()
+        inv.result = result = AsyncResult()
         inv.started = time.monotonic()
         inv.deadline_ms = int((time.time() + inv.timeout_s) * 1000)
         self.current = inv
-        self._queue.put(inv)
+        timer = Timeout.start_new(inv.timeout_s)
         try:
-            return inv.result.get(timeout=inv.timeout_s)
-        except gevent.Timeout:
+            conn = self._parked
+            if conn is not None:
+                # The runtime waits on /next: answer it and serve its
+                # connection from this greenlet until the result is in.
+                self._parked = None
+                self._direct = conn
+                try:
+                    conn.run_invocation(inv)
+                finally:
+                    self._direct = None
+            else:
+                self._queue.put(inv)
+            return result.get()
+        except Timeout as exc:
+            if exc is not timer:
+                raise
             self.drain_logs()
             self.current = None
             self.kill()
             return timeout_result(inv.request_id, inv.timeout_s)
+        finally:
+            timer.close()
 
     def kill(self) -> None:
         if self.pid is not None and self.exit_status is None:
@@ -190,7 +210,7 @@ class Sandbox:
         inv = self.current
         if inv is not None and stopping:
             self.current = None
-            inv.result.set(STOPPED)
+            self._deliver(inv, STOPPED)
         self._end()
 
     # -- called by the fork-server and the Runtime API -----------------------
@@ -204,7 +224,7 @@ class Sandbox:
         if inv is not None:
             self.drain_logs()
             self.current = None
-            inv.result.set(exit_result(inv.request_id, status))
+            self._deliver(inv, exit_result(inv.request_id, status))
         self._end()
         self.host.sandbox_exited(self)
 
@@ -215,20 +235,44 @@ class Sandbox:
         self._init.set(("init_error", payload, error_type))
         return True
 
-    def next_invocation(self) -> Invocation | None:
+    def want_next(self, conn: RuntimeConnection, keep_alive: bool, park_only: bool = False):
+        """A runtime connection asks for its next event: the answer (an event,
+        or GONE once the environment ends), or PARKED: the connection is lent
+        to the next invocation, which answers it. With `park_only`, None when
+        it cannot be parked (the caller must not block)."""
         if not self._init.ready():
             self.drain_logs()  # what init printed is the init phase's
             self._init.set(("ready",))
-        return self._queue.get()
+        if self._ended:
+            return GONE
+        if self._queue.qsize():
+            return next_response(self._queue.get())
+        if keep_alive and self._parked is None and not conn.closed:
+            self._parked = conn
+            return PARKED
+        if park_only:
+            return None
+        return next_response(self._queue.get())  # blocks until an event is dispatched
+
+    def connection_closed(self, conn: RuntimeConnection) -> None:
+        if self._parked is conn:
+            self._parked = None
 
     def complete(self, request_id: str, result: Result) -> bool:
         inv = self.current
         if inv is None or inv.request_id != request_id:
             return False
-        self.drain_logs()  # what the handler printed before answering belongs to this invocation
+        if inv.log is not None or self.host.log_stream is not None:
+            self.drain_logs()  # what the handler printed before answering belongs to this invocation
         self.current = None
-        inv.result.set(result)
+        self._deliver(inv, result)
         return True
+
+    def _deliver(self, inv: Invocation, result: Result) -> None:
+        inv.result.set(result)
+        conn = self._direct
+        if conn is not None:
+            conn.wake(inv)  # its greenlet may be waiting on the runtime for this result
 
     # -- logs -------------------------------------------------------------------
     def _read_logs(self) -> None:
@@ -288,6 +332,10 @@ class Sandbox:
             return
         self._ended = True
         self._queue.put(None)  # a runtime waiting on /next gets its answer
+        conn = self._parked
+        if conn is not None:
+            self._parked = None
+            conn.answer_parked(GONE)
         self._close_server()
 
     def _close_server(self) -> None:

@@ -147,6 +147,13 @@ class Reader:
         """Is (part of) another request already here (pipelining)?"""
         return bool(self.buf)
 
+    def has_head(self) -> bool:
+        """Is a whole request head already buffered?"""
+        buf = self.buf
+        if buf.startswith(b"\r\n"):
+            self.buf = buf = buf.lstrip(b"\r\n")
+        return b"\r\n\r\n" in buf
+
     def head(self) -> bytes | None:
         """The next request's head without its final CRLF CRLF; None on a clean end."""
         while True:
