@@ -69,7 +69,8 @@ def free_port() -> int:
 
 
 class Cluster:
-    """A master and its workers as real processes, bounded in time."""
+    """A master and its workers as real processes, bounded in time (with no
+    workers, one standalone Locust process)."""
 
     def __init__(self, tmp_path, master_args, workers=2, locustfile=LOCUSTFILE, env=None):
         self.dir = tmp_path
@@ -78,8 +79,8 @@ class Cluster:
         self.env.update({"AFFINITY_DUMP_DIR": str(tmp_path), **(env or {})})
         self.port = free_port()
         self.seen: dict[int, psutil.Process] = {}
-        self.master = self._spawn("master", ["--master", "--master-bind-host", "127.0.0.1",
-                                             "--master-bind-port", str(self.port), *master_args])
+        distributed = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(self.port)]
+        self.master = self._spawn("master", [*(distributed if workers else []), *master_args])
         self.workers = [self._spawn(f"worker{i}", ["--worker", "--master-host", "127.0.0.1",
                                                    "--master-port", str(self.port)]) for i in range(workers)]
 

@@ -32,9 +32,11 @@ TAB_KEY = "affinity"
 TOP_USERS = 5   # worst and best users shown in the tab
 CACHE_S = 1.0   # the page polls every 2 s; a summary of 10 000 users takes ~10 ms
 
-# (key, title) of the tab's columns; a row fills the ones that apply to it
+# (key, title) of the tab's columns; a row fills the ones that apply to it.
+# No "name" key: Locust's table sorts by `name` unless told otherwise, and the
+# rows' own order (totals, distributions, histogram, users) is the readable one.
 COLUMNS = (
-    ("section", "Section"), ("name", "Name"), ("value", "Value"), ("requests", "Requests"),
+    ("section", "Section"), ("item", "Item"), ("value", "Value"), ("requests", "Requests"),
     ("environments", "Environments"), ("cold_starts", "Cold starts"),
     *((k, k) for k in summary.STAT_KEYS),
 )
@@ -46,27 +48,31 @@ def _r(v):
 
 def table_rows(doc: Mapping, rows: list[Mapping], top: int = TOP_USERS) -> list[dict]:
     """The tab's rows: totals, both distributions, the histogram, and the
-    `top` worst and best users by max-share hit rate (fewer requests first
-    among equals: the least-measured user is the least reassuring)."""
-    out = [{"section": "totals", "name": name, "value": value} for name, value in (
+    `top` worst and best users by max-share hit rate (among equals, the
+    less measured user counts as worse: it is the less reassuring)."""
+    out = [{"section": "totals", "item": name, "value": value} for name, value in (
         ("users", doc["users"]), ("valid replies", doc["requests"]), ("invalid replies", doc["invalid"]),
         ("environments", doc["environments"]), ("cold starts", doc["cold_starts"]),
         ("cold starts per valid reply", _r(doc["cold_starts"] / doc["requests"]) if doc["requests"] else None),
     )]
     for name, key in (("max-share hit rate", "hit_rate"), ("warm-cache hit rate", "warm_cache_rate")):
         dist = doc.get(key)
-        row = {"section": "distribution", "name": name}
+        row = {"section": "distribution", "item": name}
         if dist:
             row.update({k: _r(dist[k]) for k in summary.STAT_KEYS})
         out.append(row)
     for i, n in enumerate(doc["histogram"]):
-        out.append({"section": "histogram", "name": f"max-share {i / summary.BINS:.1f}-{(i + 1) / summary.BINS:.1f}",
+        out.append({"section": "histogram", "item": f"max-share {i / summary.BINS:.1f}-{(i + 1) / summary.BINS:.1f}",
                     "value": n})
     measured = [r for r in rows if r["requests"]]
-    worst = heapq.nsmallest(top, measured, key=lambda r: (r["max_share"], r["requests"]))
-    best = heapq.nlargest(top, measured, key=lambda r: (r["max_share"], r["requests"]))
+    # with few users, half are worst and the other half best: no one twice
+    k = min(top, max(1, len(measured) // 2))
+    worst = heapq.nsmallest(k, measured, key=lambda r: (r["max_share"], r["requests"]))
+    shown = {r["user"] for r in worst}
+    best = heapq.nlargest(k, (r for r in measured if r["user"] not in shown),
+                          key=lambda r: (r["max_share"], r["requests"]))
     for section, picked in (("worst users", worst), ("best users", best)):
-        out.extend({"section": section, "name": r["user"], "value": _r(r["max_share"]), "requests": r["requests"],
+        out.extend({"section": section, "item": r["user"], "value": _r(r["max_share"]), "requests": r["requests"],
                     "environments": r["environments"], "cold_starts": r["cold_starts"]} for r in picked)
     return out
 
@@ -75,7 +81,7 @@ def table_rows(doc: Mapping, rows: list[Mapping], top: int = TOP_USERS) -> list[
 # open. Polls (cheap) rather than hooking React, whose internals change.
 _SCRIPT = """<script>
 (function () {
-  var ID = "lambda-affinity-extras", seen = 0;
+  var ID = "lambda-affinity-extras", shown = null;
   function open() { return new URLSearchParams(location.search).get("tab") === "%(tab)s"; }
   function tick() {
     var box = document.getElementById(ID), table = document.querySelector(".MuiTableContainer-root");
@@ -91,12 +97,12 @@ _SCRIPT = """<script>
         '<a href="./affinity/json">affinity JSON</a><br>' +
         '<a href="./affinity/csv?download=1">per-user CSV</a><br>' +
         '<a href="./affinity/summary.csv?download=1">summary CSV</a></div>';
-      seen = 0;
+      shown = null;
     }
     if (box.nextSibling !== table) table.parentNode.insertBefore(box, table);
-    if (Date.now() - seen > 3000) {  // live: the histogram changes while the test runs
-      seen = Date.now();
-      document.getElementById(ID + "-picture").src = "./affinity/histogram.svg?t=" + seen;
+    if (table.innerText !== shown) {  // new numbers in the table: redraw the picture with them
+      shown = table.innerText;
+      document.getElementById(ID + "-picture").src = "./affinity/histogram.svg?t=" + Date.now();
     }
   }
   setInterval(tick, 500);
@@ -105,20 +111,25 @@ _SCRIPT = """<script>
 
 
 class _Live:
-    """The current summary, recomputed at most once per CACHE_S."""
+    """The current summary, recomputed at most once per CACHE_S, and at once
+    when `key()` changes (the runner's state: a page that sees "stopped" then
+    gets the final numbers, never ones computed just before the stop)."""
 
-    def __init__(self, compute: Callable[[], tuple[dict, list[dict]]]) -> None:
+    def __init__(self, compute: Callable[[], tuple[dict, list[dict]]], key: Callable[[], object]) -> None:
         self.compute = compute
+        self.key = key
         self.lock = threading.Lock()
         self.at = -1e9
+        self.seen: object = None
         self.value: tuple[dict, list[dict]] | None = None
 
     def get(self) -> tuple[dict, list[dict]]:
         with self.lock:
             now = time.monotonic()
-            if self.value is None or now - self.at >= CACHE_S:
+            key = self.key()
+            if self.value is None or key != self.seen or now - self.at >= CACHE_S:
                 self.value = self.compute()
-                self.at = now
+                self.at, self.seen = now, key
             return self.value
 
 
@@ -146,7 +157,12 @@ def install(environment, web_ui) -> None:
         rows, envs = locust_plugin.final_rows(environment)
         return locust_plugin.current_doc(environment, rows, envs), rows
 
-    live = _Live(compute)
+    def key():
+        # a master's rows change only with a worker's message: its version says when
+        runner = environment.runner
+        return getattr(runner, "state", None), locust_plugin.STATE.aggregator.version
+
+    live = _Live(compute, key)
     options = environment.parsed_options
     bp = Blueprint("lambda_affinity", __name__, url_prefix=getattr(options, "web_base_path", None) or None)
     guard = web_ui.auth_required_if_enabled
