@@ -133,9 +133,14 @@ class Sandbox:
             ours, theirs = gsocket.socketpair()
             fds.append(theirs.fileno())
             gevent.spawn(RuntimeConnection(self, self._server_app, ours).serve)
+        # Readable before the spawn returns: the runtime may post its init
+        # error (after logging it) while we still wait for the fork-server.
+        self._logfd = r
+        os.set_blocking(r, False)
         try:
             self.pid = self.host.forkserver.spawn(kind, argv, env, self.fn.code, fds, self.exited)
         except BaseException:
+            self._logfd = None
             os.close(r)
             self._close_server()
             raise
@@ -143,8 +148,6 @@ class Sandbox:
             os.close(w)
             if theirs is not None:
                 theirs.close()
-        self._logfd = r
-        os.set_blocking(r, False)
         self._reader = gevent.spawn(self._read_logs)
 
     def wait_init(self, request_id: str, timeout: float = INIT_TIMEOUT_S) -> Result | None:
