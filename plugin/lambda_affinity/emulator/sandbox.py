@@ -24,7 +24,7 @@ from .config import EmulatorConfig, FunctionConfig
 from .forkserver import RUNTIMES_DIR
 from .invocation import (Invocation, LogTail, Result, exit_result, init_error, init_timeout_result,
                          timeout_result)
-from .runtime_api import GONE, PARKED, RuntimeAPI, RuntimeConnection, connection_handler, next_response
+from .runtime_api import GONE, PARKED, RuntimeAPI, RuntimeConnection, connection_handler
 
 INIT_TIMEOUT_S = 10.0            # AWS: the init phase has 10 s
 _MAX_PARTIAL_LINE = 64 * 1024    # an endless line is cut here rather than buffered
@@ -239,23 +239,23 @@ class Sandbox:
         return True
 
     def want_next(self, conn: RuntimeConnection, keep_alive: bool, park_only: bool = False):
-        """A runtime connection asks for its next event: the answer (an event,
-        or GONE once the environment ends), or PARKED: the connection is lent
-        to the next invocation, which answers it. With `park_only`, None when
-        it cannot be parked (the caller must not block)."""
+        """A runtime connection asks for its next event: the Invocation, GONE
+        once the environment ends, or PARKED: the connection is lent to the
+        next invocation, which answers it. With `park_only`, None when it
+        cannot be parked (the caller must not block)."""
         if not self._init.ready():
             self.drain_logs()  # what init printed is the init phase's
             self._init.set(("ready",))
         if self._ended:
             return GONE
         if self._queue.qsize():
-            return next_response(self._queue.get())
+            return self._queue.get() or GONE
         if keep_alive and self._parked is None and not conn.closed:
             self._parked = conn
             return PARKED
         if park_only:
             return None
-        return next_response(self._queue.get())  # blocks until an event is dispatched
+        return self._queue.get() or GONE  # blocks until an event is dispatched
 
     def connection_closed(self, conn: RuntimeConnection) -> None:
         if self._parked is conn:

@@ -8,10 +8,9 @@ that process when the model retires the environment.
 """
 from __future__ import annotations
 
-import os
+import random
 import time
 import uuid
-from contextlib import contextmanager
 
 import gevent
 from gevent.event import Event
@@ -42,10 +41,36 @@ class Slot:
         self.recycle = False
 
 
+class _Leasing:
+    """`InvocationService.lease(function)`: acquires on entry; on exit always
+    releases, recycled when the slot says so or when the body raised. A plain
+    class rather than @contextmanager: it is on every invocation's path."""
+
+    __slots__ = ("service", "function", "slot")
+
+    def __init__(self, service: "InvocationService", function: str) -> None:
+        self.service = service
+        self.function = function
+
+    def __enter__(self) -> Slot:
+        self.slot = slot = Slot(self.service.platform.acquire(self.function, time.monotonic()))
+        return slot
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        slot = self.slot
+        if exc_type is not None:
+            slot.recycle = True
+        service = self.service
+        service.platform.release(slot.lease.env, time.monotonic(), recycle=slot.recycle)
+        service._timer_check()
+        return False
+
+
 class InvocationService:
     def __init__(self, config: EmulatorConfig, log_stream=None) -> None:
         self.config = config
         self.functions = {f.name: f for f in config.functions}
+        self._arns = {name: self.arn(name) for name in self.functions}
         self.platform = Platform(config.model, [f.spec() for f in config.functions],
                                  on_retire=self._on_retire, wall_offset=time.time() - time.monotonic())
         self.forkserver = ForkServer()
@@ -80,19 +105,11 @@ class InvocationService:
             sandbox.close_logs()
 
     # -- placement ----------------------------------------------------------
-    @contextmanager
-    def lease(self, function: str):
-        """Acquire an environment from the model; always release it (recycled
-        when the slot says so, or when the body raised)."""
-        slot = Slot(self.platform.acquire(function, time.monotonic()))
-        try:
-            yield slot
-        except BaseException:
-            slot.recycle = True
-            raise
-        finally:
-            self.platform.release(slot.lease.env, time.monotonic(), recycle=slot.recycle)
-            self._timer_check()
+    def lease(self, function: str) -> _Leasing:
+        """`with service.lease(fn) as slot:` acquire an environment from the
+        model; always release it (recycled when the slot says so, or when the
+        body raised)."""
+        return _Leasing(self, function)
 
     # -- invocations -------------------------------------------------------------
     def arn(self, function: str) -> str:
@@ -156,7 +173,7 @@ class InvocationService:
             self.platform.ready(env, time.monotonic())
         else:
             sandbox = env.handle
-        inv = _new_invocation(request_id, payload, self.arn(function), fn.timeout, client_context, log)
+        inv = _new_invocation(request_id, payload, self._arns[function], fn.timeout, client_context, log)
         if log is not None or self.log_stream is not None:
             self._log_line(sandbox, log, start_line(request_id))
         result = sandbox.run(inv)
@@ -274,8 +291,13 @@ class InvocationService:
         }
 
 
+# X-Ray ids need to be unique, not secret: a PRNG seeded from the OS once,
+# rather than two getrandom syscalls per invocation.
+_trace_bits = random.Random().getrandbits
+
+
 def _new_invocation(request_id, payload, arn, timeout_s, client_context, log):
     inv = Invocation(request_id, payload, arn, timeout_s, client_context, log)
-    inv.trace_id = f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+    inv.trace_id = f"Root=1-{int(time.time()):08x}-{_trace_bits(96):024x};Parent={_trace_bits(64):016x};Sampled=0"
     return inv
 

@@ -19,6 +19,7 @@ import traceback
 
 API = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+MAX_HEAD = 1 << 20
 
 
 class RuntimeAPIError(Exception):
@@ -26,7 +27,8 @@ class RuntimeAPIError(Exception):
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection to the Runtime API."""
+    """One keep-alive HTTP/1.1 connection to the Runtime API. Responses are
+    parsed from one buffer, one recv at a time (no readline per header)."""
 
     def __init__(self, address: str, fd: int = None) -> None:
         if fd is not None:
@@ -38,7 +40,7 @@ class Connection:
             host, _, port = address.rpartition(":")
             self.sock = socket.create_connection((host or "127.0.0.1", int(port)))
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.rfile = self.sock.makefile("rb")
+        self.buf = b""  # received, not yet parsed
 
     @staticmethod
     def encode(method: str, path: str, body: bytes = b"", headers: dict = None) -> bytes:
@@ -55,20 +57,37 @@ class Connection:
 
     def read_response(self):
         """Return (status, headers with lower-case names, body)."""
-        line = self.rfile.readline(65537)
-        if not line:
-            raise RuntimeAPIError("the Runtime API closed the connection")
-        parts = line.split(None, 2)
-        status = int(parts[1])
-        headers = {}
+        buf = self.buf
         while True:
-            line = self.rfile.readline(65537)
-            if line in (b"\r\n", b"\n", b""):
+            i = buf.find(b"\r\n\r\n")
+            if i >= 0:
                 break
-            name, _, value = line.decode("latin-1").partition(":")
+            if len(buf) > MAX_HEAD:
+                raise RuntimeAPIError("the Runtime API sent an oversized response head")
+            data = self.sock.recv(65536)
+            if not data:
+                raise RuntimeAPIError("the Runtime API closed the connection")
+            buf = buf + data if buf else data
+        lines = buf[:i].decode("latin-1").split("\r\n")
+        status = int(lines[0].split(None, 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        body = self.rfile.read(length) if length else b""
+        start = i + 4
+        end = start + int(headers.get("content-length", "0"))
+        if len(buf) < end:  # a body still on its way
+            parts, have = [buf[start:]], len(buf) - start
+            while have < end - start:
+                data = self.sock.recv(max(end - start - have, 65536))
+                if not data:
+                    raise RuntimeAPIError("the Runtime API closed the connection")
+                parts.append(data)
+                have += len(data)
+            rest = b"".join(parts)
+            body, self.buf = rest[:end - start], rest[end - start:]
+        else:
+            body, self.buf = buf[start:end], buf[end:]
         return status, headers, body
 
 
