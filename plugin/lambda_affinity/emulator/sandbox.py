@@ -113,6 +113,8 @@ class Sandbox:
         self._reader = None
         self._partial = b""
         self._ended = False
+        self._status_fd: int | None = None      # /proc/PID/status, for REPORT's Max Memory Used
+        self.log_prefix = f"[{fn.name} {env.id[-8:]}] "   # before each of its lines on the emulator's stdout
 
     # -- life ---------------------------------------------------------------
     def start(self) -> None:
@@ -200,6 +202,26 @@ class Sandbox:
         finally:
             timer.close()
 
+    def peak_memory_mb(self) -> int | None:
+        """The process's peak resident memory (VmHWM), as REPORT's Max Memory
+        Used; None once it has ended. Read through a descriptor kept open:
+        half the cost of opening the status file for each REPORT, and never
+        another process's that got the pid again."""
+        fd = self._status_fd
+        if fd is None:
+            if self.pid is None or self.exit_status is not None:
+                return None
+            try:
+                fd = self._status_fd = os.open(f"/proc/{self.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
+        try:
+            data = os.pread(fd, 8192, 0)
+            i = data.index(b"VmHWM:")
+            return max(1, int(data[i + 6:data.index(b"\n", i)].split()[0]) // 1024)
+        except (OSError, ValueError, IndexError):
+            return None
+
     def kill(self) -> None:
         if self.pid is not None and self.exit_status is None:
             self.host.forkserver.kill(self.pid)
@@ -207,6 +229,7 @@ class Sandbox:
     def terminate(self, stopping: bool) -> None:
         """The platform retired this environment: end the process. With
         `stopping` (emulator shutdown) an invocation in flight gets STOPPED."""
+        self.host.flush_log()  # a REPORT not yet written reads the process's memory: before it goes
         self.kill()
         if not self._init.ready():
             self._init.set(("stopped",))
@@ -340,6 +363,12 @@ class Sandbox:
             self._parked = None
             conn.answer_parked(GONE)
         self._close_server()
+        self._close_status()
+
+    def _close_status(self) -> None:
+        fd, self._status_fd = self._status_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _close_server(self) -> None:
         if self._server is not None:

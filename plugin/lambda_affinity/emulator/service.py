@@ -21,7 +21,7 @@ from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
 from .forkserver import ForkServer, SpawnError
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
-from .sandbox import STOPPED, Sandbox, max_memory_mb
+from .sandbox import STOPPED, Sandbox
 
 MAX_ASYNC_PENDING = 1000     # Event invocations queued at once; beyond it: 429
 ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retrying
@@ -75,6 +75,8 @@ class InvocationService:
                                  on_retire=self._on_retire, wall_offset=time.time() - time.monotonic())
         self.forkserver = ForkServer()
         self.log_stream = log_stream        # START/END/REPORT and function output; None: quiet
+        self._out: list = []                # lines not written yet (str, or a callable giving one)
+        self._out_scheduled = False
         self.stopping = False
         self.active = 0                     # invocations in flight, synchronous and Event
         self._drained = Event()
@@ -103,6 +105,7 @@ class InvocationService:
         self.forkserver.close()            # the zygote kills and reaps whatever is left
         for sandbox in list(self._sandboxes):
             sandbox.close_logs()
+        self.flush_log()
 
     # -- placement ----------------------------------------------------------
     def lease(self, function: str) -> _Leasing:
@@ -167,7 +170,7 @@ class InvocationService:
                     log.add(line)
             if failure is not None:
                 if log is not None or self.log_stream is not None:
-                    self._log_line(sandbox, log, start_line(request_id))
+                    self._log_line(sandbox, log, start_line(request_id), False)
                 self._log_end(sandbox, request_id, log, failure, 0.0, init_ms)
                 return failure
             self.platform.ready(env, time.monotonic())
@@ -175,7 +178,7 @@ class InvocationService:
             sandbox = env.handle
         inv = _new_invocation(request_id, payload, self._arns[function], fn.timeout, client_context, log)
         if log is not None or self.log_stream is not None:
-            self._log_line(sandbox, log, start_line(request_id))
+            self._log_line(sandbox, log, start_line(request_id), False)
         result = sandbox.run(inv)
         if result is STOPPED:
             raise ServiceStopping()
@@ -215,28 +218,61 @@ class InvocationService:
         self._print(f"[{function}] Event invocation {request_id} dropped: throttled or stopping")
 
     # -- logs ---------------------------------------------------------------
-    def _log_line(self, sandbox: Sandbox, log: LogTail | None, line: str) -> None:
+    # Every line goes out in order through `_out`. START, END and REPORT are
+    # written at the loop's next turn, after the invocation's reply has gone
+    # out (one write for all that piled up meanwhile); a warm invocation's
+    # REPORT is even formatted then. Any other line (function output, errors)
+    # writes the backlog at once, so the order on stdout never changes.
+    def _log_line(self, sandbox: Sandbox, log: LogTail | None, line: str, flush: bool = True) -> None:
         if log is not None:
             log.add(line)
-        self.print_line(sandbox, line)
+        self.print_line(sandbox, line, flush)
 
     def _log_end(self, sandbox, request_id, log, result: Result, duration_ms: float, init_ms) -> None:
         if result.status == "timeout":
             when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
-            self._log_line(sandbox, log, timeout_log_line(when, request_id, sandbox.fn.timeout))
-        self._log_line(sandbox, log, end_line(request_id))
-        self._log_line(sandbox, log, report_line(request_id, duration_ms, sandbox.fn.memory,
-                                                 max_memory_mb(sandbox.pid), init_ms, result.status))
+            self._log_line(sandbox, log, timeout_log_line(when, request_id, sandbox.fn.timeout), False)
+        self._log_line(sandbox, log, end_line(request_id), False)
+        if log is None and result.status is None:
+            # Only printed: built when written. The environment's retirement
+            # writes the backlog first (Sandbox.terminate), while its
+            # process still answers for its memory.
+            memory = sandbox.fn.memory
+            self._print(lambda: sandbox.log_prefix + report_line(request_id, duration_ms, memory,
+                                                                 sandbox.peak_memory_mb(), init_ms), False)
+        else:
+            self._log_line(sandbox, log, report_line(request_id, duration_ms, sandbox.fn.memory,
+                                                     sandbox.peak_memory_mb(), init_ms, result.status), False)
 
-    def print_line(self, sandbox: Sandbox, line: str) -> None:
+    def print_line(self, sandbox: Sandbox, line: str, flush: bool = True) -> None:
         if self.log_stream is not None:
-            self._print(f"[{sandbox.fn.name} {sandbox.env.id[-8:]}] {line}")
+            self._print(sandbox.log_prefix + line, flush)
 
-    def _print(self, text: str) -> None:
+    def _print(self, text, flush: bool = True) -> None:
+        """Write `text` (a line, or a callable giving one) after the lines
+        before it: now, or with `flush=False` at the loop's next turn."""
+        if self.log_stream is None:
+            return
+        self._out.append(text)
+        if flush:
+            self.flush_log()
+        elif not self._out_scheduled:
+            self._out_scheduled = True
+            gevent.get_hub().loop.run_callback(self._flush_scheduled)
+
+    def _flush_scheduled(self) -> None:
+        self._out_scheduled = False
+        self.flush_log()
+
+    def flush_log(self) -> None:
+        out = self._out
+        if not out:
+            return
+        self._out = []
         if self.log_stream is None:
             return
         try:
-            self.log_stream.write(text + "\n")
+            self.log_stream.write("".join([(x if isinstance(x, str) else x()) + "\n" for x in out]))
             self.log_stream.flush()
         except (OSError, ValueError):
             self.log_stream = None  # the reader went away; keep serving
