@@ -5,7 +5,7 @@ import msgpack
 
 from lambda_affinity import summary
 from lambda_affinity.distributed import (
-    WIRE_FIELDS, Aggregator, final_payload, label_order, pack_rows, periodic_payload, unpack_row,
+    WIRE_FIELDS, Aggregator, final_payload, pack_rows, periodic_payload, unblob, unpack_row,
 )
 from lambda_affinity.tracker import ROW_FIELDS, Tracker
 
@@ -46,7 +46,7 @@ def test_master_totals_equal_what_every_worker_recorded():
                 t.register(label)
                 play(t, label, rng, rng.randint(1, 5), shared)
             payload = periodic_payload(t, "run-1")
-            sent_rows += len(payload["rows"])
+            sent_rows += len(unblob(payload["rows"]))
             assert agg.receive(key, msgpack.unpackb(msgpack.packb(payload)), index=w)
     for w, (key, t) in enumerate(workers.items()):
         agg.receive(key, final_payload(t, "run-1"), index=w)
@@ -55,8 +55,8 @@ def test_master_totals_equal_what_every_worker_recorded():
     assert sorted(map(tuple, (r.values() for r in agg.row_dicts()))) == sorted(map(tuple, (r.values() for r in expected)))
     distinct = set().union(*(t.env_ids() for t in workers.values()))
     assert agg.environments == len(distinct) < sum(t.environments for t in workers.values())
-    assert summary.summarize(agg.row_dicts(), agg.environments) == summary.summarize(
-        sorted(expected, key=lambda r: label_order(r["user"])), len(distinct))
+    # rows come out by worker index, then in each worker's own order
+    assert summary.summarize(agg.row_dicts(), agg.environments) == summary.summarize(expected, len(distinct))
     assert agg.outstanding() == [] and agg.problems() == []
     assert sent_rows < 6 * 3 * 40  # periodic payloads carried changed users only
 
@@ -66,13 +66,14 @@ def test_only_changed_rows_and_new_envs_are_sent():
     t.record("w0-u1", "A")
     t.record("w0-u2", "B")
     first = periodic_payload(t, "r")
-    assert sorted(v[0] for v in first["rows"]) == ["w0-u1", "w0-u2"] and first["envs"] == ["A", "B"]
+    assert sorted(v[0] for v in unblob(first["rows"])) == ["w0-u1", "w0-u2"]
+    assert unblob(first["envs"]) == ["A", "B"]
     assert periodic_payload(t, "r") is None  # nothing new: the report carries nothing of ours
     t.record("w0-u2", "A")
     again = periodic_payload(t, "r")
-    assert [v[0] for v in again["rows"]] == ["w0-u2"] and again["envs"] == []
+    assert [v[0] for v in unblob(again["rows"])] == ["w0-u2"] and unblob(again["envs"]) == []
     final = final_payload(t, "r")
-    assert [v[0] for v in final["rows"]] == ["w0-u1", "w0-u2"] and final["envs"] == ["A", "B"]
+    assert [v[0] for v in unblob(final["rows"])] == ["w0-u1", "w0-u2"] and unblob(final["envs"]) == ["A", "B"]
     assert final["final"] == {"users": 2, "requests": 3, "invalid": 0}
     assert periodic_payload(t, "r") is None  # the final snapshot took everything
 
@@ -150,9 +151,15 @@ def test_a_final_that_disagrees_with_the_rows_held_is_said():
                               "this master holds 1 users, 1 valid replies, 0 invalid"]
 
 
-def test_rows_come_out_in_worker_then_user_order():
-    labels = ["w1-u2", "w0-u10", "custom", "w0-u2", "w10-u1", "w0-u1"]
-    assert sorted(labels, key=label_order) == ["w0-u1", "w0-u2", "w0-u10", "w1-u2", "w10-u1", "custom"]
+def test_rows_come_out_by_worker_index_then_in_the_workers_order():
+    agg = Aggregator()
+    agg.start("r")
+    for key, index, labels in (("b", 1, ["w1-u2", "w1-u1"]), ("a", 0, ["w0-u1", "w0-u10", "w0-u2"])):
+        t = Tracker()
+        for label in labels:
+            t.register(label)
+        agg.receive(key, final_payload(t, "r"), index=index)
+    assert [r["user"] for r in agg.row_dicts()] == ["w0-u1", "w0-u10", "w0-u2", "w1-u2", "w1-u1"]
 
 
 def test_aggregation_cpu_is_accounted():
@@ -163,3 +170,19 @@ def test_aggregation_cpu_is_accounted():
     agg.start("r")
     agg.receive("c", periodic_payload(t, "r"))
     assert agg.cpu_s > 0 and agg.messages == 1
+
+
+def test_periodic_payloads_are_unpacked_only_when_read_and_a_final_one_supersedes_them():
+    t = Tracker()
+    agg = Aggregator()
+    agg.start("r")
+    t.record("w0-u1", "A")
+    agg.receive("c", periodic_payload(t, "r"), index=0)
+    w = agg.workers["c"]
+    assert len(w.queue) == 1 and w.table == {}  # kept as received
+    assert [r["requests"] for r in agg.row_dicts()] == [1] and w.queue == []  # a read (the web UI) unpacks
+    t.record("w0-u1", "B")
+    t.record("w0-u2", "B")
+    agg.receive("c", periodic_payload(t, "r"), index=0)
+    agg.receive("c", final_payload(t, "r"), index=0)
+    assert w.queue == [] and agg.row_dicts() == t.rows() and agg.environments == 2

@@ -4,7 +4,7 @@
 A worker sends, with each of Locust's periodic reports, the rows of the users
 that changed since its last report plus the environment ids it saw first
 since then (`periodic_payload`), and one full snapshot when its test stops
-(`final_payload`). The master folds them into an `Aggregator`.
+(`final_payload`). The master keeps them in an `Aggregator`.
 
 Rows are snapshots, not deltas: a repeated or late message never double
 counts, and a row never goes back to an older snapshot (a user's requests and
@@ -12,16 +12,22 @@ invalid replies only grow within a run). Every payload names its run (the
 master's token, sent to workers with the spawn message), so a report from a
 previous run that arrives late is dropped instead of mixed in.
 
-On the wire a row is a list in `WIRE_FIELDS` order (no keys; `max_share` is
-derived), about a third of a dict's msgpack size. Merging one is a dict
-lookup and store, so a master folds tens of thousands of rows per second in
-a few milliseconds of CPU.
+What it costs the master (bench/distributed.py): a row is a list in
+`WIRE_FIELDS` order (no keys; `max_share` is derived), and a payload's rows
+and environment ids travel as msgpack blobs inside Locust's message, so
+Locust decodes each as a single bytes object and the unpacking is ours,
+measured in `Aggregator.cpu_s`. The master only appends a periodic payload
+to its worker's queue, and unpacks the queue when someone reads the rows (the
+web UI, at most once a second) or when the worker never sends its final
+snapshot; a final snapshot replaces the queue unread. A headless run thus
+unpacks each user's row once, however long it runs.
 """
 from __future__ import annotations
 
-import re
 import time
 from typing import Iterable, Mapping
+
+import msgpack
 
 from .tracker import ROW_FIELDS, Tracker
 
@@ -29,8 +35,6 @@ from .tracker import ROW_FIELDS, Tracker
 WIRE_FIELDS = tuple(f for f in ROW_FIELDS if f != "max_share")
 _REQUESTS = WIRE_FIELDS.index("requests")
 _INVALID = WIRE_FIELDS.index("invalid")
-_MAX_COUNT = WIRE_FIELDS.index("max_count")
-_LABEL = re.compile(r"^w(\d+)-u(\d+)$")
 
 
 def pack_rows(rows: Iterable[Mapping]) -> list[list]:
@@ -38,9 +42,18 @@ def pack_rows(rows: Iterable[Mapping]) -> list[list]:
 
 
 def unpack_row(values) -> dict:
-    row = dict(zip(WIRE_FIELDS, values))
-    row["max_share"] = row["max_count"] / row["requests"] if row["requests"] else None
-    return {f: row[f] for f in ROW_FIELDS}
+    # ROW_FIELDS is WIRE_FIELDS with max_share after max_count
+    user, requests, max_count, *rest = values
+    return dict(zip(ROW_FIELDS, (user, requests, max_count, max_count / requests if requests else None, *rest)))
+
+
+def blob(items: list) -> bytes:
+    """Packed rows or environment ids as one msgpack blob (see the module doc)."""
+    return msgpack.packb(items)
+
+
+def unblob(data: bytes) -> list:
+    return msgpack.unpackb(data, use_list=True)
 
 
 def periodic_payload(tracker: Tracker, run: str | None) -> dict | None:
@@ -50,7 +63,7 @@ def periodic_payload(tracker: Tracker, run: str | None) -> dict | None:
     envs = tracker.take_new_envs()
     if not rows and not envs:
         return None
-    return {"run": run, "rows": pack_rows(rows), "envs": envs}
+    return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
 
 
 def final_payload(tracker: Tracker, run: str | None) -> dict:
@@ -60,7 +73,7 @@ def final_payload(tracker: Tracker, run: str | None) -> dict:
     tracker.take_changed()
     tracker.take_new_envs()
     rows = tracker.rows()
-    return {"run": run, "rows": pack_rows(rows), "envs": list(tracker.env_ids()), "final": totals(rows)}
+    return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(list(tracker.env_ids())), "final": totals(rows)}
 
 
 def totals(rows: Iterable[Mapping]) -> dict:
@@ -72,16 +85,10 @@ def totals(rows: Iterable[Mapping]) -> dict:
     return out
 
 
-def label_order(label: str):
-    """Sort key: w0-u1, w0-u2, ..., w0-u10, w1-u1, ...; other labels after, by name."""
-    m = _LABEL.match(label)
-    return (0, int(m.group(1)), int(m.group(2)), "") if m else (1, 0, 0, label)
-
-
 class WorkerState:
     """What the master knows of one worker in the current run."""
 
-    __slots__ = ("key", "index", "reports", "last_report", "final", "stats_after_final", "gone")
+    __slots__ = ("key", "index", "reports", "last_report", "final", "stats_after_final", "gone", "table", "queue")
 
     def __init__(self, key: str, index: int | None) -> None:
         self.key = key
@@ -91,6 +98,8 @@ class WorkerState:
         self.final = None          # the worker's own totals, once its final payload is in
         self.stats_after_final = False  # Locust's stats report that follows the final one is in too
         self.gone = False          # the worker said it quits, or it stopped
+        self.table: dict[str, list] = {}  # user -> latest row, as unpacked so far
+        self.queue: list[Mapping] = []    # periodic payloads not unpacked yet, oldest first
 
     @property
     def name(self) -> str:
@@ -103,27 +112,31 @@ class WorkerState:
         for it are complete too) or the worker has left."""
         return self.final is not None and (self.stats_after_final or self.gone)
 
+    def held(self) -> dict:
+        """Totals of the rows held for this worker (unpack the queue first)."""
+        out = {"users": len(self.table), "requests": 0, "invalid": 0}
+        for values in self.table.values():
+            out["requests"] += values[_REQUESTS]
+            out["invalid"] += values[_INVALID]
+        return out
+
 
 class Aggregator:
-    """The master's view of a distributed run: user -> latest row, the
+    """The master's view of a distributed run: each worker's rows, the
     distinct environment ids, and each worker's state."""
 
     def __init__(self) -> None:
         self.run: str | None = None
-        self.rows: dict[str, list] = {}
-        self.owner: dict[str, str] = {}
         self.envs: set[str] = set()
         self.workers: dict[str, WorkerState] = {}
         self.dropped = 0       # payloads of another run
         self.messages = 0
-        self.cpu_s = 0.0       # process CPU spent folding payloads in (bench/distributed.py reads it)
+        self.cpu_s = 0.0       # process CPU spent receiving and unpacking payloads (bench/distributed.py reads it)
         self.version = 0       # bumped on every change, for caches of derived views
 
     def start(self, run: str | None) -> None:
         """A new run: forget the previous one."""
         self.run = run
-        self.rows = {}
-        self.owner = {}
         self.envs = set()
         self.workers = {}
         self.dropped = 0
@@ -138,7 +151,7 @@ class Aggregator:
         return w
 
     def receive(self, key: str, payload: Mapping, index: int | None = None, now: float | None = None) -> bool:
-        """Fold one payload from worker `key` in; False when it belongs to
+        """Take one payload from worker `key`; False when it belongs to
         another run (dropped)."""
         started = time.process_time()
         try:
@@ -146,29 +159,40 @@ class Aggregator:
                 self.dropped += 1
                 return False
             self.messages += 1
-            rows, owner = self.rows, self.owner
-            for values in payload.get("rows", ()):
-                user = values[0]
-                old = rows.get(user)
-                if old is None:
-                    owner[user] = key
-                elif old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:
-                    continue  # an older snapshot than the one held: keep the newer
-                rows[user] = values
-            envs = payload.get("envs")
-            if envs:
-                self.envs.update(envs)
             w = self.worker(key, index)
             w.reports += 1
             w.last_report = time.monotonic() if now is None else now
             final = payload.get("final")
-            if final is not None:
+            if final is None:
+                w.queue.append(payload)
+            else:
+                # the full snapshot supersedes every periodic payload before it
+                w.queue = []
+                w.table = {values[0]: values for values in unblob(payload["rows"])}
+                self.envs.update(unblob(payload["envs"]))
                 w.final = dict(final)
                 w.stats_after_final = False
             self.version += 1
             return True
         finally:
             self.cpu_s += time.process_time() - started
+
+    def fold(self) -> None:
+        """Unpack every queued periodic payload into its worker's table."""
+        started = time.process_time()
+        for w in self.workers.values():
+            if not w.queue:
+                continue
+            table = w.table
+            for payload in w.queue:
+                for values in unblob(payload["rows"]):
+                    old = table.get(values[0])
+                    if old is not None and old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:
+                        continue  # an older snapshot than the one held: keep the newer
+                    table[values[0]] = values
+                self.envs.update(unblob(payload["envs"]))
+            w.queue = []
+        self.cpu_s += time.process_time() - started
 
     def saw_stats(self, key: str) -> None:
         """Locust's own stats report from `key` arrived (it follows our final
@@ -188,31 +212,26 @@ class Aggregator:
         return [w for w in self.workers.values() if not w.settled and w.key not in lost]
 
     def row_dicts(self) -> list[dict]:
-        """Per-user rows (tracker.ROW_FIELDS), in worker then user order."""
-        return [unpack_row(self.rows[u]) for u in sorted(self.rows, key=label_order)]
+        """Per-user rows (tracker.ROW_FIELDS), by worker index, then in each
+        worker's own order (the order its users started)."""
+        self.fold()
+        workers = sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key))
+        return [unpack_row(values) for w in workers for values in w.table.values()]
 
     @property
     def environments(self) -> int:
+        self.fold()
         return len(self.envs)
-
-    def held_for(self, key: str) -> dict:
-        """Totals of the rows this master holds for one worker."""
-        out = {"users": 0, "requests": 0, "invalid": 0}
-        for user, values in self.rows.items():
-            if self.owner.get(user) == key:
-                out["users"] += 1
-                out["requests"] += values[_REQUESTS]
-                out["invalid"] += values[_INVALID]
-        return out
 
     def problems(self, now: float | None = None) -> list[str]:
         """One message per worker whose data is not known complete: no final
         payload (lost or too late: what it sent before is kept), or a final
         that disagrees with the rows held (never expected: said if it does)."""
+        self.fold()
         now = time.monotonic() if now is None else now
         out = []
         for w in sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key)):
-            held = self.held_for(w.key)
+            held = w.held()
             kept = f"{held['users']} users, {held['requests']} valid replies, {held['invalid']} invalid"
             if w.final is None:
                 when = (f"its last report came {now - w.last_report:.1f} s before the end" if w.last_report is not None

@@ -1,0 +1,279 @@
+"""What aggregating per-user rows costs a distributed run: a Locust master
+with 4 workers of 2 500 users each (10 000 users) against a light local
+target, all real processes on this machine.
+
+The target (gevent StreamServer, keep-alive, no framework) answers every
+request with a probe-shaped reply from one of 5 000 environment ids: 70 % of
+a user's calls land on its "home" environment (from its session key), the
+rest anywhere, with cold starts and cache hits as a probe would report them.
+
+Inside the master the bench's locustfile measures, from the test's start to
+the end of the run: the CPU the plugin spends folding worker payloads in
+(`Aggregator.cpu_s`), plus what decoding our part of each report costs
+(msgpack, timed on a copy, as Locust decodes the whole message), over the
+master's total process CPU (less the bench's own listener); and the msgpack
+size of our part of every periodic worker report (every 3 s). It also checks
+that the master's totals match Locust's own request count.
+
+Usage: python bench/distributed.py [--seconds 45] [--workers 4] [--users 10000] [--wait 5 15]
+Last lines: report_bytes_per_worker_interval: N  (mean over every worker report, 3 s apart)
+            master_aggregation_cpu_share: S      (goal <= 0.05)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+import psutil
+
+ENVIRONMENTS = 5000
+HOME_SHARE = 0.7
+
+LOCUSTFILE = '''
+import json
+import os
+import time
+
+import msgpack
+from locust import between, events
+from locust.runners import MasterRunner
+
+from lambda_affinity import locust_plugin
+from lambda_affinity.users import FunctionUrlUser
+
+
+class Probe(FunctionUrlUser):
+    wait_time = between(float(os.environ["BENCH_WAIT_MIN"]), float(os.environ["BENCH_WAIT_MAX"]))
+
+
+M = {"reports": 0, "with_rows": 0, "bytes": 0, "max_bytes": 0, "rows": 0, "decode_cpu": 0.0, "own_cpu": 0.0,
+     "start_cpu": None, "finish_cpu": 0.0}
+_env = {}
+_finish = locust_plugin.finish
+
+
+def _timed_finish(environment):
+    # the end-of-run summary and outputs: reported apart from aggregation
+    started = time.process_time()
+    try:
+        return _finish(environment)
+    finally:
+        M["finish_cpu"] += time.process_time() - started
+
+
+locust_plugin.finish = _timed_finish
+
+
+@events.init.add_listener
+def _keep(environment, **_kw):
+    _env["env"] = environment
+
+
+@events.test_start.add_listener
+def _start(environment, **_kw):
+    if isinstance(environment.runner, MasterRunner):
+        M["start_cpu"] = time.process_time()
+
+
+@events.worker_report.add_listener
+def _report(client_id, data, **_kw):
+    started = time.process_time()
+    M["reports"] += 1
+    payload = data.get(locust_plugin.REPORT_KEY)
+    if payload is not None:
+        packed = msgpack.packb(payload)
+        t = time.process_time()
+        msgpack.unpackb(packed)
+        M["decode_cpu"] += time.process_time() - t
+        M["with_rows"] += 1
+        M["bytes"] += len(packed)
+        M["max_bytes"] = max(M["max_bytes"], len(packed))
+        M["rows"] += len(msgpack.unpackb(payload["rows"]))
+    M["own_cpu"] += time.process_time() - started
+
+
+@events.quit.add_listener
+def _done(**_kw):
+    env = _env["env"]
+    if not isinstance(env.runner, MasterRunner) or M["start_cpu"] is None:
+        return
+    agg = locust_plugin.STATE.aggregator
+    doc = locust_plugin.STATE.doc or {}
+    probe = sum(e.num_requests for e in env.stats.entries.values() if e.name.startswith("probe"))
+    with open(os.environ["BENCH_RESULT"], "w") as fh:
+        json.dump({**M, "total_cpu": time.process_time() - M["start_cpu"], "aggregation_cpu": agg.cpu_s,
+                   "messages": agg.messages, "users": doc.get("users"), "requests": doc.get("requests"),
+                   "invalid": doc.get("invalid"), "environments": doc.get("environments"),
+                   "locust_probe_requests": probe, "problems": locust_plugin.STATE.worker_problems}, fh)
+'''
+
+
+def serve(port_file: str) -> None:
+    """The target: a probe-shaped reply per request, the environment chosen
+    from the caller's session key."""
+    from gevent.server import StreamServer
+
+    rng = random.Random(1)
+    envs = [f"2020/03/27/[$LATEST]{rng.getrandbits(128):032x}" for _ in range(ENVIRONMENTS)]
+    served = [0] * ENVIRONMENTS
+    cached: set = set()
+    template = ('{"env_id": "%s", "request_id": "00000000-0000-0000-0000-%012d", "cold": %s, '
+                '"env_invocations": %d, "env_age_ms": 1234.5, "session": "%s", '
+                '"cache": {"hit": %s, "entries": 10, "age_ms": %s}, "probe": 1}')
+    marker = b"x-affinity-session: "
+
+    def reply(head: bytes) -> bytes:
+        at = head.find(marker)
+        session = head[at + len(marker):head.find(b"\r\n", at)].decode() if at >= 0 else "-"
+        home = zlib.crc32(session.encode()) % ENVIRONMENTS
+        e = home if rng.random() < HOME_SHARE else rng.randrange(ENVIRONMENTS)
+        served[e] += 1
+        hit = (session, e) in cached
+        cached.add((session, e))
+        body = (template % (envs[e], served[e], "true" if served[e] == 1 else "false", served[e], session,
+                            "true" if hit else "false", "100.0" if hit else "null")).encode()
+        return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def handle(sock, _addr):
+        buf = b""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while b"\r\n\r\n" in buf:  # GET requests, no body
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                try:
+                    sock.sendall(reply(head))
+                except OSError:
+                    return
+
+    server = StreamServer(("127.0.0.1", 0), handle, backlog=4096)
+    server.start()
+    with open(port_file + ".tmp", "w") as fh:
+        fh.write(str(server.server_port))
+    os.replace(port_file + ".tmp", port_file)
+    server.serve_forever()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_target() -> tuple[subprocess.Popen, int]:
+    port_file = tempfile.mktemp(prefix="distributed-port-")
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", port_file])
+    deadline = time.time() + 15
+    while not os.path.exists(port_file):
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise SystemExit("bench target did not start")
+        time.sleep(0.05)
+    port = int(open(port_file).read())
+    os.unlink(port_file)
+    return proc, port
+
+
+def run(args, locustfile: str, port: int, result: str, logdir: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    env.update(BENCH_WAIT_MIN=str(args.wait[0]), BENCH_WAIT_MAX=str(args.wait[1]), BENCH_RESULT=result)
+    master_port = free_port()
+    common = [sys.executable, "-m", "locust", "-f", locustfile, "--loglevel", "WARNING"]
+    procs = []
+    try:
+        with open(os.path.join(logdir, "master.err"), "w") as err:
+            procs.append(subprocess.Popen(
+                common + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+                          "--expect-workers", str(args.workers), "--headless", "-u", str(args.users),
+                          "-r", str(args.spawn_rate), "-t", f"{args.seconds}s", "--host", f"http://127.0.0.1:{port}/",
+                          "--only-summary"],
+                env=env, stdout=subprocess.DEVNULL, stderr=err))
+        for i in range(args.workers):
+            with open(os.path.join(logdir, f"worker{i}.err"), "w") as err:
+                procs.append(subprocess.Popen(
+                    common + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)],
+                    env=env, stdout=subprocess.DEVNULL, stderr=err))
+        try:
+            code = procs[0].wait(timeout=args.seconds + 120)
+        except subprocess.TimeoutExpired:
+            raise SystemExit(f"the master did not finish within {args.seconds + 120} s (logs in {logdir})") from None
+        if code != 0 or not os.path.exists(result):
+            raise SystemExit(f"the master exited {code} (logs in {logdir})")
+        with open(result) as fh:
+            return json.load(fh)
+    finally:
+        everything = []
+        for p in procs:
+            try:
+                everything += [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        for p in procs:
+            try:
+                p.wait(timeout=20)  # workers quit with their master
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        _, alive = psutil.wait_procs(everything, timeout=5)
+        for p in alive:
+            p.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=45)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--users", type=int, default=10_000)
+    ap.add_argument("--spawn-rate", type=int, default=1000, help="users per second across workers")
+    ap.add_argument("--wait", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"),
+                    help="think time in seconds (uniform), per user")
+    ap.add_argument("--serve", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    logdir = tempfile.mkdtemp(prefix="bench-distributed-")
+    locustfile = os.path.join(logdir, "bench_locustfile.py")
+    with open(locustfile, "w") as fh:
+        fh.write(LOCUSTFILE)
+    result = os.path.join(logdir, "result.json")
+    target, port = start_target()
+    try:
+        m = run(args, locustfile, port, result, logdir)
+    finally:
+        target.kill()
+        target.wait()
+    if m["requests"] + m["invalid"] != m["locust_probe_requests"]:
+        raise SystemExit(f"totals disagree: {m['requests']} valid + {m['invalid']} invalid replies aggregated, "
+                         f"Locust counted {m['locust_probe_requests']} probe requests")
+    for line in m["problems"]:
+        print(line)
+    own = m["aggregation_cpu"] + m["decode_cpu"]
+    total = m["total_cpu"] - m["own_cpu"]
+    print(f"{args.workers} workers, {m['users']} users, {m['requests']} valid replies "
+          f"(= Locust's probe count), {m['environments']} environments, {args.seconds} s")
+    print(f"worker reports: {m['reports']} ({m['with_rows']} with rows), {m['rows']} rows, "
+          f"{m['rows'] / max(1, m['with_rows']):.0f} rows and max {m['max_bytes']} bytes per report")
+    print(f"master CPU: {total:.2f} s in the test, of which aggregation {m['aggregation_cpu'] * 1000:.1f} ms "
+          f"({m['messages']} payloads) + decoding our part {m['decode_cpu'] * 1000:.1f} ms")
+    print(f"end-of-run summary and outputs: {m['finish_cpu'] * 1000:.1f} ms (once, as in a standalone run; "
+          f"{m['finish_cpu'] / total:.3f} of the master's CPU, not counted as aggregation)")
+    print(f"report_bytes_per_worker_interval: {m['bytes'] / max(1, m['reports']):.0f}")
+    print(f"master_aggregation_cpu_share: {own / total:.4f}")
+
+
+if __name__ == "__main__":
+    main()
