@@ -114,6 +114,7 @@ class Sandbox:
         self._partial = b""
         self._ended = False
         self._status_fd: int | None = None      # /proc/PID/status, for REPORT's Max Memory Used
+        self._deadline = Timeout(fn.timeout)    # the function's timeout, armed for each invocation
         self.log_prefix = f"[{fn.name} {env.id[-8:]}] "   # before each of its lines on the emulator's stdout
 
     # -- life ---------------------------------------------------------------
@@ -177,7 +178,10 @@ class Sandbox:
         inv.started = time.monotonic()
         inv.deadline_ms = int((time.time() + inv.timeout_s) * 1000)
         self.current = inv
-        timer = Timeout.start_new(inv.timeout_s)
+        timer = self._deadline
+        if timer.seconds != inv.timeout_s:
+            timer = Timeout(inv.timeout_s)
+        timer.start()
         try:
             conn = self._parked
             if conn is not None:
@@ -200,7 +204,7 @@ class Sandbox:
             self.kill()
             return timeout_result(inv.request_id, inv.timeout_s)
         finally:
-            timer.close()
+            timer.cancel()
 
     def peak_memory_mb(self) -> int | None:
         """The process's peak resident memory (VmHWM), as REPORT's Max Memory
