@@ -114,7 +114,6 @@ class Sandbox:
         self._partial = b""
         self._ended = False
         self._status_fd: int | None = None      # /proc/PID/status, for REPORT's Max Memory Used
-        self._deadline = Timeout(fn.timeout)    # the function's timeout, armed for each invocation
         self.log_prefix = f"[{fn.name} {env.id[-8:]}] "   # before each of its lines on the emulator's stdout
 
     # -- life ---------------------------------------------------------------
@@ -178,10 +177,7 @@ class Sandbox:
         inv.started = time.monotonic()
         inv.deadline_ms = int((time.time() + inv.timeout_s) * 1000)
         self.current = inv
-        timer = self._deadline
-        if timer.seconds != inv.timeout_s:
-            timer = Timeout(inv.timeout_s)
-        timer.start()
+        timer = Timeout.start_new(inv.timeout_s)
         try:
             conn = self._parked
             if conn is not None:
@@ -204,7 +200,7 @@ class Sandbox:
             self.kill()
             return timeout_result(inv.request_id, inv.timeout_s)
         finally:
-            timer.cancel()
+            timer.close()
 
     def peak_memory_mb(self) -> int | None:
         """The process's peak resident memory (VmHWM), as REPORT's Max Memory
