@@ -33,14 +33,17 @@ def run_echo(ready_file: str) -> None:
     import gevent
     import signal
 
-    from lambda_affinity.emulator.server import write_ready_file
+    from gevent.pool import Pool
+
+    from lambda_affinity.emulator.server import MAX_CONNECTIONS, write_ready_file
     from lambda_affinity.emulator.wire import App, Response, make_server
 
     class Echo(App):
         def handle(self, req):
             return Response(200, [("Content-Type", "application/json")], ECHO_BODY)
 
-    server = make_server(Echo(), "127.0.0.1", 0)
+    # Exactly as the emulator makes each Function URL's server.
+    server = make_server(Echo(), "127.0.0.1", 0, spawn=Pool(MAX_CONNECTIONS))
     server.start()
     write_ready_file(ready_file, {"url": f"http://127.0.0.1:{server.server_port}/"})
     done = gevent.event.Event()
