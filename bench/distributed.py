@@ -9,9 +9,10 @@ rest anywhere, with cold starts and cache hits as a probe would report them.
 
 Inside the master the bench's locustfile measures, from the test's start to
 the end of the run: the CPU the plugin spends folding worker payloads in
-(`Aggregator.cpu_s`), plus what decoding our part of each report costs
-(msgpack, timed on a copy, as Locust decodes the whole message), over the
-master's total process CPU (less the bench's own listener); and the msgpack
+(`Aggregator.cpu_s`, CPU of the thread that runs it), plus what decoding our
+part of each report costs (msgpack, timed on a copy, as Locust decodes the
+whole message), over the master's total process CPU, all threads (less the
+bench's own listener); and the msgpack
 size of our part of every periodic worker report (every 3 s). It also checks
 that the master's totals match Locust's own request count.
 
@@ -85,19 +86,19 @@ def _start(environment, **_kw):
 
 @events.worker_report.add_listener
 def _report(client_id, data, **_kw):
-    started = time.process_time()
+    started = time.thread_time()  # this thread's CPU, like Aggregator.cpu_s
     M["reports"] += 1
     payload = data.get(locust_plugin.REPORT_KEY)
     if payload is not None:
         packed = msgpack.packb(payload)
-        t = time.process_time()
+        t = time.thread_time()
         msgpack.unpackb(packed)
-        M["decode_cpu"] += time.process_time() - t
+        M["decode_cpu"] += time.thread_time() - t
         M["with_rows"] += 1
         M["bytes"] += len(packed)
         M["max_bytes"] = max(M["max_bytes"], len(packed))
         M["rows"] += len(msgpack.unpackb(payload["rows"]))
-    M["own_cpu"] += time.process_time() - started
+    M["own_cpu"] += time.thread_time() - started
 
 
 @events.quit.add_listener
@@ -116,9 +117,10 @@ def _done(**_kw):
 '''
 
 
-def serve(port_file: str) -> None:
-    """The target: a probe-shaped reply per request, the environment chosen
-    from the caller's session key."""
+def serve(fd: int) -> None:
+    """The target, on the listening socket inherited as `fd`: a probe-shaped
+    reply per request, the environment chosen from the caller's session key."""
+    from gevent import socket as gsocket
     from gevent.server import StreamServer
 
     rng = random.Random(1)
@@ -128,11 +130,8 @@ def serve(port_file: str) -> None:
     template = ('{"env_id": "%s", "request_id": "00000000-0000-0000-0000-%012d", "cold": %s, '
                 '"env_invocations": %d, "env_age_ms": 1234.5, "session": "%s", '
                 '"cache": {"hit": %s, "entries": 10, "age_ms": %s}, "probe": 1}')
-    marker = b"x-affinity-session: "
 
-    def reply(head: bytes) -> bytes:
-        at = head.find(marker)
-        session = head[at + len(marker):head.find(b"\r\n", at)].decode() if at >= 0 else "-"
+    def reply(session: str) -> bytes:
         home = zlib.crc32(session.encode()) % ENVIRONMENTS
         e = home if rng.random() < HOME_SHARE else rng.randrange(ENVIRONMENTS)
         served[e] += 1
@@ -143,48 +142,37 @@ def serve(port_file: str) -> None:
         return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
     def handle(sock, _addr):
-        buf = b""
-        while True:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            buf += data
-            while b"\r\n\r\n" in buf:  # GET requests, no body
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                try:
-                    sock.sendall(reply(head))
-                except OSError:
-                    return
+        session = "-"
+        try:
+            # request heads line by line (GET, no body); the blank line ends one
+            for line in sock.makefile("rb"):
+                if line.startswith(b"x-affinity-session:"):
+                    session = line[19:].strip().decode()
+                elif line == b"\r\n":
+                    sock.sendall(reply(session))
+        except OSError:  # Locust closing its connections at the end
+            return
 
-    server = StreamServer(("127.0.0.1", 0), handle, backlog=4096)
-    server.start()
-    with open(port_file + ".tmp", "w") as fh:
-        fh.write(str(server.server_port))
-    os.replace(port_file + ".tmp", port_file)
-    server.serve_forever()
+    StreamServer(gsocket.socket(fileno=fd), handle).serve_forever()  # gevent's socket: cooperative I/O
+
+
+def start_target() -> tuple[subprocess.Popen, int]:
+    """The target in its own process, on a socket bound and listening here:
+    connections wait in its backlog until the target accepts them."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4096)
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-fd", str(listener.fileno())],
+                            pass_fds=[listener.fileno()])
+    port = listener.getsockname()[1]
+    listener.close()
+    return proc, port
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def start_target() -> tuple[subprocess.Popen, int]:
-    port_file = tempfile.mktemp(prefix="distributed-port-")
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", port_file])
-    deadline = time.time() + 15
-    while not os.path.exists(port_file):
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise SystemExit("bench target did not start")
-        time.sleep(0.05)
-    port = int(open(port_file).read())
-    os.unlink(port_file)
-    return proc, port
 
 
 def run(args, locustfile: str, port: int, result: str, logdir: str) -> dict:
@@ -240,10 +228,10 @@ def main() -> None:
     ap.add_argument("--spawn-rate", type=int, default=1000, help="users per second across workers")
     ap.add_argument("--wait", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"),
                     help="think time in seconds (uniform), per user")
-    ap.add_argument("--serve", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.serve:
-        serve(args.serve)
+    if args.serve_fd is not None:
+        serve(args.serve_fd)
         return
     logdir = tempfile.mkdtemp(prefix="bench-distributed-")
     locustfile = os.path.join(logdir, "bench_locustfile.py")

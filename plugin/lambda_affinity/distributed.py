@@ -131,7 +131,9 @@ class Aggregator:
         self.workers: dict[str, WorkerState] = {}
         self.dropped = 0       # payloads of another run
         self.messages = 0
-        self.cpu_s = 0.0       # process CPU spent receiving and unpacking payloads (bench/distributed.py reads it)
+        # CPU of this thread spent receiving and unpacking payloads (thread, not
+        # process: zmq's I/O threads run meanwhile); bench/distributed.py reads it
+        self.cpu_s = 0.0
         self.version = 0       # bumped on every change, for caches of derived views
 
     def start(self, run: str | None) -> None:
@@ -153,7 +155,7 @@ class Aggregator:
     def receive(self, key: str, payload: Mapping, index: int | None = None, now: float | None = None) -> bool:
         """Take one payload from worker `key`; False when it belongs to
         another run (dropped)."""
-        started = time.process_time()
+        started = time.thread_time()
         try:
             if payload.get("run") != self.run:
                 self.dropped += 1
@@ -175,11 +177,11 @@ class Aggregator:
             self.version += 1
             return True
         finally:
-            self.cpu_s += time.process_time() - started
+            self.cpu_s += time.thread_time() - started
 
     def fold(self) -> None:
         """Unpack every queued periodic payload into its worker's table."""
-        started = time.process_time()
+        started = time.thread_time()
         for w in self.workers.values():
             if not w.queue:
                 continue
@@ -192,7 +194,7 @@ class Aggregator:
                     table[values[0]] = values
                 self.envs.update(unblob(payload["envs"]))
             w.queue = []
-        self.cpu_s += time.process_time() - started
+        self.cpu_s += time.thread_time() - started
 
     def saw_stats(self, key: str) -> None:
         """Locust's own stats report from `key` arrived (it follows our final

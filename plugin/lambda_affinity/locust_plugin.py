@@ -591,9 +591,8 @@ def print_summary(**_kw) -> None:
     console.info("")
     for line in summary.render_table(doc).splitlines():
         console.info(line)
-    rows, _ = final_rows(STATE.environment)
-    if 0 < len(rows) <= RATES_LINE_MAX_USERS:
-        console.info(summary.rates_line(rows))
+    if 0 < doc["users"] <= RATES_LINE_MAX_USERS:  # rows again only when the line is short
+        console.info(summary.rates_line(final_rows(STATE.environment)[0]))
     for path in STATE.written:
         console.info(f"affinity: wrote {path}")
     for message in STATE.worker_problems:
