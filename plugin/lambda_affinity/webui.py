@@ -81,7 +81,7 @@ def table_rows(doc: Mapping, rows: list[Mapping], top: int = TOP_USERS) -> list[
 # open. Polls (cheap) rather than hooking React, whose internals change.
 _SCRIPT = """<script>
 (function () {
-  var ID = "lambda-affinity-extras", shown = null;
+  var ID = "lambda-affinity-extras", shown = null, drawn = 0;
   function open() { return new URLSearchParams(location.search).get("tab") === "%(tab)s"; }
   function tick() {
     var box = document.getElementById(ID), table = document.querySelector(".MuiTableContainer-root");
@@ -90,8 +90,8 @@ _SCRIPT = """<script>
       box = document.createElement("div");
       box.id = ID;
       box.style.cssText = "display:flex;flex-wrap:wrap;align-items:flex-end;gap:24px;margin:8px 0 16px";
-      box.innerHTML = '<img id="' + ID + '-picture" alt="per-user max-share histogram" ' +
-        'style="background:#fff;border-radius:4px;max-width:100%%">' +
+      box.innerHTML = '<div id="' + ID + '-picture" role="img" aria-label="per-user max-share histogram" ' +
+        'style="background:#fff;border-radius:4px;max-width:100%%;line-height:0"></div>' +
         '<div style="font-family:Roboto,Helvetica,Arial,sans-serif;line-height:2">' +
         '<a href="./affinity/histogram.svg" target="_blank">histogram (SVG)</a><br>' +
         '<a href="./affinity/json">affinity JSON</a><br>' +
@@ -102,7 +102,14 @@ _SCRIPT = """<script>
     if (box.nextSibling !== table) table.parentNode.insertBefore(box, table);
     if (table.innerText !== shown) {  // new numbers in the table: redraw the picture with them
       shown = table.innerText;
-      document.getElementById(ID + "-picture").src = "./affinity/histogram.svg?t=" + Date.now();
+      var asked = ++drawn;
+      // Inline, not an <img>: the picture on screen is then the one fetched
+      // last, and a late answer to an older fetch cannot overwrite it.
+      fetch("./affinity/histogram.svg", {cache: "no-store"}).then(function (r) { return r.text(); })
+        .then(function (svg) {
+          var pic = document.getElementById(ID + "-picture");
+          if (pic && asked === drawn) pic.innerHTML = svg;
+        });
     }
   }
   setInterval(tick, 500);
