@@ -13,42 +13,15 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass, field
-from typing import Callable
 
 from probe_lambda.handler import SessionCache
 
 from .platform import FunctionSpec, ModelConfig, Platform, Throttled
+# Re-exported: callers and tests import it from here.
+from .platform.distributions import parse_distribution
 from .tracker import Tracker
 
 FUNCTION = "probe"
-
-
-def parse_distribution(spec: str, what: str = "think") -> Callable[[random.Random], float]:
-    """`A:B` uniform seconds, `exp:MEAN` exponential, `fixed:X` or `X` constant."""
-    text = str(spec).strip()
-    try:
-        if text.startswith("exp:"):
-            mean = float(text[4:])
-            if mean <= 0:
-                raise ValueError
-            rate = 1.0 / mean
-            return lambda rng: rng.expovariate(rate)
-        if text.startswith("fixed:"):
-            text = text[6:]
-        if ":" in text:
-            a, b = (float(x) for x in text.split(":"))
-            if a < 0 or b < a:
-                raise ValueError
-            width = b - a
-            return lambda rng: a + width * rng.random()
-        value = float(text)
-        if value < 0:
-            raise ValueError
-        return lambda rng: value
-    except ValueError:
-        raise ValueError(
-            f"{what}: {spec!r} is not a distribution: use A:B (uniform seconds), exp:MEAN or a fixed number of seconds"
-        ) from None
 
 
 @dataclass

@@ -1,0 +1,47 @@
+"""Random durations given as text, shared by the simulator's options and the
+emulator's config so both drivers read `A:B`, `exp:MEAN` and `fixed:X` alike.
+
+Pure: a parsed distribution is a function of a `random.Random`, so each
+driver draws from a generator of its own (seeded or not) and the module keeps
+no state.
+"""
+from __future__ import annotations
+
+import math
+import random
+from typing import Callable
+
+Distribution = Callable[[random.Random], float]
+
+
+def parse_distribution(spec: str, what: str = "think") -> Distribution:
+    """`A:B` uniform seconds, `exp:MEAN` exponential, `fixed:X` or `X` constant.
+
+    Raises ValueError("{what}: ... is not a distribution: ...") so a caller
+    can name its own option or key in `what`.
+    """
+    text = str(spec).strip()
+    # Checks read `not 0 <= x < inf`: NaN and infinity would pass `x < 0`.
+    try:
+        if text.startswith("exp:"):
+            mean = float(text[4:])
+            if not 0 < mean < math.inf:
+                raise ValueError
+            rate = 1.0 / mean
+            return lambda rng: rng.expovariate(rate)
+        if text.startswith("fixed:"):
+            text = text[6:]
+        if ":" in text:
+            a, b = (float(x) for x in text.split(":"))
+            if not 0 <= a <= b < math.inf:
+                raise ValueError
+            width = b - a
+            return lambda rng: a + width * rng.random()
+        value = float(text)
+        if not 0 <= value < math.inf:
+            raise ValueError
+        return lambda rng: value
+    except ValueError:
+        raise ValueError(
+            f"{what}: {spec!r} is not a distribution: use A:B (uniform seconds), exp:MEAN or a fixed number of seconds"
+        ) from None
