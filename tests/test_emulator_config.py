@@ -77,6 +77,13 @@ functions:
     ("functions: []", "functions", "non-empty list"),
     ("- a\n- b", "(top level)", "mapping"),
     ("colour: red", "colour", "unknown key"),
+    ("network_latency: 0.1:0.05", "network_latency", "'0.1:0.05' is not a distribution: use A:B"),
+    ("network_latency: exp:0", "network_latency", "is not a distribution"),
+    ("network_latency: -0.1", "network_latency", "-0.1"),
+    ("network_latency: .nan", "network_latency", "is not a distribution"),
+    ("network_latency: [0.06, 0.1]", "network_latency", "got a list"),
+    ("network_latency: true", "network_latency", "got True"),
+    ("service_time: fast", "service_time", "'fast' is not a distribution"),
 ])
 def test_bad_config_names_file_key_and_problem(tmp_path, text, key, words):
     path = write(tmp_path, text)
@@ -85,6 +92,15 @@ def test_bad_config_names_file_key_and_problem(tmp_path, text, key, words):
     msg = str(exc.value)
     assert msg.startswith(f"{path}: {key}: "), msg
     assert words in msg
+
+
+@pytest.mark.parametrize("value,kept", [("'0.06:0.1'", "0.06:0.1"), ("exp:0.08", "exp:0.08"), ("fixed:0.05", "fixed:0.05"),
+                                        ("0.08", "0.08"), ("0", "0")])
+def test_modelled_network_and_service_time_load(tmp_path, value, kept):
+    cfg = load_config(write(tmp_path, f"network_latency: {value}\nservice_time: {value}\n"))
+    assert cfg.network_latency == cfg.service_time == kept
+    # none unless asked for: benchmarks and existing configs see loopback's own timing
+    assert load_config(write(tmp_path, "{}")).network_latency is None and default_config().service_time is None
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):

@@ -6,6 +6,7 @@ Modules, one responsibility each:
   invoke_api    the Invoke API front end (AWS status codes, headers, error shapes)
   function_url  Function URLs: payload format 2.0 events, response conversion
   auth          the Function URL authorization hook
+  network       the modelled client round trip in front of both front ends
   introspection read-only view of the environments
   runtime_api   the Runtime API (2018-06-01) served to each environment
   sandbox       an environment as an OS process: Lambda's variables, logs

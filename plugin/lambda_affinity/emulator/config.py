@@ -7,6 +7,8 @@ emulator serves one function, `probe`, running the bundled probe handler.
     region: us-east-1            # optional; also the SigV4 scope AWS_IAM URLs demand
     credentials:                 # access keys AWS_IAM Function URLs accept (emulator-only keys)
       - {access_key_id: AKIDEXAMPLE, secret_access_key: ...}
+    network_latency: "0.06:0.1"  # modelled client round trip (A:B, exp:MEAN, fixed:X); default none
+    service_time: "0.003:0.009"  # modelled time on the environment per call, on top of the handler's; default none
     model:                       # the platform model's options (ModelConfig)
       keep_alive_s: 600
     functions:
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..platform import ConfigError, FunctionSpec, ModelConfig
+from ..platform.distributions import parse_distribution
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -52,7 +55,8 @@ DEFAULT_RUNTIME = f"python3.{sys.version_info.minor}"
 
 _FUNCTION_KEYS = ("name", "handler", "code", "runtime", "runtime_client", "memory", "timeout",
                   "environment", "reserved_concurrency", "url")
-_TOP_KEYS = ("functions", "model", "region", "account_id", "host", "port", "credentials")
+_TOP_KEYS = ("functions", "model", "region", "account_id", "host", "port", "credentials", "network_latency",
+             "service_time")
 _CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
 # AWS's own shape is [\w]{16,128}; shorter ids are allowed as emulators and
 # tests commonly use "testing". A '/' would break the credential scope.
@@ -98,6 +102,12 @@ class EmulatorConfig:
     # {access key id: secret access key} for AWS_IAM Function URLs; kept out
     # of repr so that printing a config never shows a secret.
     credentials: dict = field(default_factory=dict, repr=False)
+    # The modelled client <-> front end round trip, in the simulator's
+    # distribution syntax (docs/emulator.md); None: loopback's own, no more.
+    network_latency: str | None = None
+    # Modelled time an environment stays busy per invocation on top of the
+    # handler's real run time (the simulator's `service`); None: none.
+    service_time: str | None = None
 
     def function(self, name: str) -> FunctionConfig | None:
         for fn in self.functions:
@@ -160,6 +170,9 @@ def config_from_mapping(data: Any, base_dir: str, source: str = "<mapping>") -> 
     if "port" in data:
         cfg.port = _int(data["port"], "port", 0, 65535)
     cfg.credentials = _credentials(data.get("credentials"))
+    for key in ("network_latency", "service_time"):
+        if key in data:
+            setattr(cfg, key, _distribution(data[key], key))
     raw_functions = data.get("functions")
     if raw_functions is None:
         cfg.functions = default_config().functions
@@ -295,6 +308,18 @@ def _environment(raw: Any, where: str) -> dict:
     if size > ENV_TOTAL_LIMIT:
         raise ConfigError(f"{where}: variables total {size} bytes, over Lambda's {ENV_TOTAL_LIMIT}")
     return out
+
+
+def _distribution(value: Any, where: str) -> str:
+    """A distribution's text (`A:B`, `exp:MEAN`, `fixed:X` or a number), checked now."""
+    # str() of a bool or a list would read as text; only numbers and strings are meant
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{where}: expected seconds as A:B (uniform), exp:MEAN or a number, got {_kind(value)}")
+    try:
+        parse_distribution(value, where)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return str(value).strip()
 
 
 def _mapping(value: Any, where: str) -> dict:

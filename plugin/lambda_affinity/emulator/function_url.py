@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from urllib.parse import parse_qsl, unquote
 
 from ..platform import Throttled, UnknownFunction
 from .auth import authorize
 from .invocation import MAX_PAYLOAD, Result
-from .service import InvocationService, ServiceStopping
+from .service import InvocationService, ServiceStopping, new_request_id
 from .wire import App, Request, Response
 
 _TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
@@ -150,10 +149,10 @@ class FunctionURL(App):
 
     def too_large(self, req: Request) -> Response:
         return _message(413, f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
-                        str(uuid.uuid4()))
+                        new_request_id())
 
     def handle(self, req: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         config = self.service.config
         denied = authorize(req, self.auth_type, config.credentials, config.region, self._log_denied)
         if denied is not None:

@@ -12,13 +12,12 @@ import base64
 import binascii
 import json
 import re
-import uuid
 from urllib.parse import parse_qs
 
 from ..platform import Throttled, UnknownFunction
 from .introspection import PREFIX as INTROSPECTION_PREFIX, introspect
 from .invocation import MAX_PAYLOAD
-from .service import InvocationService, ServiceStopping
+from .service import InvocationService, ServiceStopping, new_request_id
 from .wire import App, Request, Response
 
 INVOKE_PREFIX = "/2015-03-31/functions/"
@@ -34,7 +33,7 @@ def aws_error(status: int, code: str, message: str, message_key: str = "message"
     """An AWS REST-JSON error: the code in x-amzn-ErrorType, the body as AWS shapes it."""
     body = {"Type": "User" if status < 500 else "Service", message_key: message, **fields}
     headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", code),
-               ("x-amzn-RequestId", request_id or str(uuid.uuid4()))]
+               ("x-amzn-RequestId", request_id or new_request_id())]
     headers += extra_headers or []
     return Response(status, headers, json.dumps(body).encode())
 
@@ -76,7 +75,7 @@ class InvokeAPI(App):
                          request_id=request_id)
 
     def _invoke(self, req: Request, raw_name: str) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         service = self.service
         headers = req.headers
         m = _ARN.match(raw_name)

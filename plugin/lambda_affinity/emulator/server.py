@@ -19,10 +19,12 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 
+from ..platform.distributions import parse_distribution
 from .config import EmulatorConfig, default_config
 from .function_url import FunctionURL
 from .invoke_api import InvokeAPI
-from .introspection import ENVIRONMENTS
+from .introspection import ENVIRONMENTS, PREFIX as INTROSPECTION_PREFIX
+from .network import ModelledNetwork
 from .service import InvocationService
 from .wire import make_server
 
@@ -60,7 +62,8 @@ class Emulator:
         self.service.start()
         advertised = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         try:
-            main = make_server(InvokeAPI(self.service), self.host, self.port, spawn=Pool(MAX_CONNECTIONS))
+            main = make_server(self._over_network(InvokeAPI(self.service), INTROSPECTION_PREFIX), self.host,
+                               self.port, spawn=Pool(MAX_CONNECTIONS))
             self._servers.append(main)
             main.start()
             self.endpoint = f"http://{advertised}:{main.server_port}"
@@ -68,14 +71,21 @@ class Emulator:
                 if not fn.url:
                     continue
                 url_id = secrets.token_hex(16)
-                srv = make_server(FunctionURL(self.service, fn.name, url_id, fn.auth_type), self.host, 0,
-                                  spawn=Pool(MAX_CONNECTIONS))
+                srv = make_server(self._over_network(FunctionURL(self.service, fn.name, url_id, fn.auth_type)),
+                                  self.host, 0, spawn=Pool(MAX_CONNECTIONS))
                 self._servers.append(srv)
                 srv.start()
                 self.function_urls[fn.name] = f"http://{advertised}:{srv.server_port}/"
         except BaseException:
             self._shutdown()
             raise
+
+    def _over_network(self, app, exempt: str | None = None):
+        """`app` behind the modelled network round trip, when the config has one."""
+        if self.config.network_latency is None:
+            return app  # no wrapper at all: loopback's own round trip, nothing on the hot path
+        return ModelledNetwork(app, parse_distribution(self.config.network_latency, "network_latency"),
+                               self.service.rng, exempt)
 
     def _shutdown(self) -> None:
         """Stop accepting, end every environment (answering in-flight

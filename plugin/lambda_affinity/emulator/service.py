@@ -8,6 +8,7 @@ that process when the model retires the environment.
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -17,6 +18,7 @@ from gevent.event import Event
 from gevent.pool import Group
 
 from ..platform import ACCOUNT_LIMIT, IDLE, Platform, Throttled, UnknownFunction
+from ..platform.distributions import parse_distribution
 from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
 from .forkserver import ForkServer, SpawnError
@@ -86,6 +88,11 @@ class InvocationService:
         self._timer = None
         self._timer_wake = Event()
         self._timer_target: float | None = None
+        # The emulator's own generator for modelled durations (service time
+        # here, the network in front): `random`'s global state stays untouched.
+        self.rng = random.Random()
+        self._service_time = (None if config.service_time is None
+                              else parse_distribution(config.service_time, "service_time"))
         self.stats = {"invocations": 0, "function_errors": 0, "timeouts": 0, "throttled": 0,
                       "async_dropped": 0}
 
@@ -123,7 +130,7 @@ class InvocationService:
         """Run one invocation to its end. Raises UnknownFunction, Throttled, ServiceStopping."""
         if self.stopping:
             raise ServiceStopping()
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or new_request_id()
         log = LogTail() if tail else None
         self.active += 1
         self._drained.clear()
@@ -182,6 +189,14 @@ class InvocationService:
         result = sandbox.run(inv)
         if result is STOPPED:
             raise ServiceStopping()
+        if self._service_time is not None and not result.recycle:
+            # Modelled time on the environment (the simulator's `service`): the
+            # environment stays leased, so it also decides where overlapping
+            # calls land. Part of the invocation's duration; skipped when the
+            # environment is being recycled (timeout, crash): it serves no more.
+            busy = self._service_time(self.rng)
+            if busy > 0:
+                gevent.sleep(busy)
         if log is not None or self.log_stream is not None:
             self._log_end(sandbox, request_id, log, result, (time.monotonic() - inv.started) * 1000, init_ms)
         return result
@@ -196,7 +211,7 @@ class InvocationService:
             raise ServiceStopping()
         if len(self._async) >= MAX_ASYNC_PENDING:
             raise Throttled(ACCOUNT_LIMIT, function, MAX_ASYNC_PENDING)
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         self._async.spawn(self._run_async, function, payload, client_context, request_id)
         return request_id
 
@@ -327,13 +342,20 @@ class InvocationService:
         }
 
 
-# X-Ray ids need to be unique, not secret: a PRNG seeded from the OS once,
-# rather than two getrandom syscalls per invocation.
-_trace_bits = random.Random().getrandbits
+# Request and X-Ray ids need to be unique, not secret: a PRNG seeded from the
+# OS once, rather than a getrandom syscall for each id (uuid.uuid4()).
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)  # a forked copy must not repeat our ids
+_random_bits = _ids.getrandbits
+
+
+def new_request_id() -> str:
+    """A random request id in uuid4's format (version and variant bits set), as Lambda's."""
+    return str(uuid.UUID(int=_random_bits(128), version=4))
 
 
 def _new_invocation(request_id, payload, arn, timeout_s, client_context, log):
     inv = Invocation(request_id, payload, arn, timeout_s, client_context, log)
-    inv.trace_id = f"Root=1-{int(time.time()):08x}-{_trace_bits(96):024x};Parent={_trace_bits(64):016x};Sampled=0"
+    inv.trace_id = f"Root=1-{int(time.time()):08x}-{_random_bits(96):024x};Parent={_random_bits(64):016x};Sampled=0"
     return inv
 
