@@ -257,6 +257,17 @@ def test_host_forms_are_checked_before_the_run(tmp_path, locustfile, host, messa
     assert_nothing_left(run)
 
 
+def test_bad_embedded_emulator_config_is_one_clear_error(tmp_path):
+    (tmp_path / "emu.yaml").write_text("functions:\n  - name: probe\n    memory: 64\n")
+    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-t", "1s",
+                      "--affinity-emulator-config", "emu.yaml"], cwd=tmp_path)
+    assert run.code == 1, run
+    assert "the embedded emulator did not start" in run.stderr
+    assert "emu.yaml: functions[0].memory: expected a whole number from 128 to 10240, got 64" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert_nothing_left(run)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
 def test_no_process_left_when_locust_is_stopped_mid_run(tmp_path, sig):

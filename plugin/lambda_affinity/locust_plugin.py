@@ -234,12 +234,15 @@ def _affinity_classes(environment) -> list:
 
 
 def _start_emulator(environment, classes: list) -> None:
-    from .emulator.process import EmulatorProcess
+    from .emulator.process import EmulatorProcess, EmulatorStartError
 
     function = _option("affinity_function", DEFAULT_FUNCTION)
     config = _option("affinity_emulator_config")
     emu = EmulatorProcess(config_path=config)
-    emu.__enter__()
+    try:
+        emu.__enter__()
+    except EmulatorStartError as exc:  # e.g. a bad config: its message names file and key
+        raise PluginConfigError(f"the embedded emulator did not start: {exc}") from None
     STATE.emulator = emu
     atexit.register(stop_emulator)  # also covers exits that skip `quitting`
     urls = getattr(emu, "function_urls", {}) or {}
