@@ -23,8 +23,9 @@ T = TypeVar("T", bound=Hashable)
 
 
 class IdlePool(Protocol[T]):
+    def route(self, rng: random.Random) -> int: ...
     def add(self, item: T) -> None: ...
-    def take(self, rng: random.Random) -> T | None: ...
+    def take(self, rng: random.Random, router: int = 0) -> T | None: ...
     def remove(self, item: T) -> None: ...
     def __len__(self) -> int: ...
 
@@ -38,10 +39,13 @@ class _OrderedPool:
         self._items: OrderedDict = OrderedDict()
         self._newest = newest
 
+    def route(self, rng: random.Random) -> int:
+        return 0  # one pool: one router
+
     def add(self, item) -> None:
         self._items[item] = None
 
-    def take(self, rng: random.Random):
+    def take(self, rng: random.Random, router: int = 0):
         if not self._items:
             return None
         return self._items.popitem(last=self._newest)[0]
@@ -75,13 +79,16 @@ class RandomPool:
         self._items: list = []
         self._pos: dict = {}
 
+    def route(self, rng: random.Random) -> int:
+        return 0
+
     def add(self, item) -> None:
         if item in self._pos:
             return
         self._pos[item] = len(self._items)
         self._items.append(item)
 
-    def take(self, rng: random.Random):
+    def take(self, rng: random.Random, router: int = 0):
         if not self._items:
             return None
         item = self._items[int(rng.random() * len(self._items))]
@@ -127,9 +134,7 @@ class PartitionedPool:
     def add(self, item) -> None:
         self._pools[item.router].add(item)
 
-    def take(self, rng: random.Random, router: int | None = None):
-        if router is None:
-            router = self.route(rng)
+    def take(self, rng: random.Random, router: int = 0):
         return self._pools[router].take(rng)
 
     def remove(self, item) -> None:

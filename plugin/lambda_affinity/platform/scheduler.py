@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from .concurrency import ACCOUNT_LIMIT, ConcurrencyCounter, Throttled
 from .config import FunctionSpec, ModelConfig
 from .environment import BUSY, DEAD, IDLE, INITIALIZING, Environment, log_stream_name
-from .placement import PartitionedPool, make_pool
+from .placement import make_pool
 
 # Reasons an environment is retired, as counted in `Platform.retired`.
 KEEP_ALIVE = "keep-alive"
@@ -92,7 +92,7 @@ class Platform:
             raise UnknownFunction(function)
         self.counter.admit(function, spec.reserved_concurrency)
         pool = self._pools[function]
-        router = pool.route(self.rng) if isinstance(pool, PartitionedPool) else 0
+        router = pool.route(self.rng)
         env = self._take_idle(pool, router, now)
         if env is not None:
             env.state = BUSY
@@ -209,11 +209,9 @@ class Platform:
     def _take_idle(self, pool, router: int, now: float) -> Environment | None:
         keep_alive = self.config.keep_alive_s
         lifetime = self.config.max_lifetime_s
+        take, rng = pool.take, self.rng
         while True:
-            if isinstance(pool, PartitionedPool):
-                env = pool.take(self.rng, router)
-            else:
-                env = pool.take(self.rng)
+            env = take(rng, router)
             if env is None:
                 return None
             # Deadlines are enforced here too, so placement never depends on
