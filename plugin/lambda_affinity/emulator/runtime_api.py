@@ -18,8 +18,8 @@ import json
 from gevent import getcurrent
 
 from .invocation import MAX_PAYLOAD, Result, function_error, response_too_large
-from .wire import (App, BadRequest, Reader, Request, Response, _Date, _read_body_and_handle, encode_response, parse_head,
-                   send_all)
+from .wire import (App, BadRequest, Reader, Request, Response, _Date, _read_body_and_handle, encode_response, flush,
+                   parse_head, send_all)
 
 PREFIX = "/2018-06-01/runtime"
 NEXT = PREFIX + "/invocation/next"
@@ -159,13 +159,7 @@ class RuntimeConnection:
                 else:
                     keep = req.keep_alive and not resp.close
                     held.append(encode_response(resp, keep))
-                # With the next request already here (a pipelining client),
-                # answer both in one write: one send and one wake-up fewer.
-                if keep and reader.pending():
-                    continue
-                send_all(sock, held[0] if len(held) == 1 else b"".join(held))
-                held.clear()
-                if not keep:
+                if not flush(sock, held, keep, reader):
                     return
         except (OSError, ConnectionError):
             return

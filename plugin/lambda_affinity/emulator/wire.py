@@ -270,13 +270,7 @@ def connection_handler(app: App):
                     return
                 keep = req.keep_alive and not resp.close
                 held.append(encode_response(resp, keep))
-                # With the next request already here (a pipelining client),
-                # answer both in one write: one send and one wake-up fewer.
-                if keep and reader.pending():
-                    continue
-                send_all(sock, held[0] if len(held) == 1 else b"".join(held))
-                held.clear()
-                if not keep:
+                if not flush(sock, held, keep, reader):
                     return
         except (OSError, ConnectionError):
             return
@@ -284,6 +278,17 @@ def connection_handler(app: App):
             sock.close()
 
     return handle
+
+
+def flush(sock, held: list, keep: bool, reader: "Reader") -> bool:
+    """Send the answers held for a connection; False when it is to close.
+    With the next request already here (a pipelining client), hold on and
+    answer both in one write: one send and one wake-up fewer."""
+    if keep and reader.pending():
+        return True
+    send_all(sock, held[0] if len(held) == 1 else b"".join(held))
+    held.clear()
+    return keep
 
 
 def _read_body_and_handle(app: App, req: Request, sock, reader: Reader) -> Response:
