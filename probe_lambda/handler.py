@@ -69,6 +69,8 @@ def _env_number(name: str, default: float, lo: float, hi: float) -> float:
         value = float(raw)
     except ValueError:
         return default
+    if value != value:  # NaN slips through min/max: treat it as unset
+        return default
     return min(max(value, lo), hi)
 
 

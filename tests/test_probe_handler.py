@@ -98,9 +98,10 @@ def test_cache_size_from_environment_bounds_entries(probe):
 def test_bad_environment_values_fall_back_to_safe_defaults(monkeypatch):
     monkeypatch.setenv("AFFINITY_CACHE_SIZE", "lots")
     monkeypatch.setenv("AFFINITY_CACHE_TTL_S", "-5")
+    monkeypatch.setenv("AFFINITY_MISS_DELAY_MS", "nan")
     mod = importlib.reload(handler_module)
     try:
-        assert mod._CACHE.max_entries == 10000 and mod._CACHE.ttl_s == 0.001
+        assert mod._CACHE.max_entries == 10000 and mod._CACHE.ttl_s == 0.001 and mod._MISS_DELAY_S == 0.0
     finally:
         monkeypatch.undo()
         importlib.reload(handler_module)
