@@ -39,6 +39,9 @@ EMULATOR_FAULTS_HANDLER = textwrap.dedent('''
                 print(f"line {i} " + "y" * 100)
         if action == "env":
             return dict(os.environ)
+        if action == "proc_environ":  # what the process was started with, not os.environ
+            with open("/proc/self/environ", "rb") as f:
+                return f.read().decode(errors="replace")
         if action == "context":
             return {"request_id": context.aws_request_id, "arn": context.invoked_function_arn,
                     "remaining_ms": context.get_remaining_time_in_millis(),

@@ -267,6 +267,9 @@ def test_environment_has_lambdas_variables_and_nothing_of_the_emulators(lam):
     assert env["AWS_REGION"] == "us-east-1" and env["GREETING"] == "hello"
     assert "LAMBDA_AFFINITY_CANARY" not in env
     assert "dummy" in env["AWS_SECRET_ACCESS_KEY"]
+    # nor in the environment block the process inherited (readable in /proc)
+    initial = json.loads(invoke(lam, "faults", {"action": "proc_environ"})["body"])
+    assert "must-not-leak" not in initial
 
 
 # -- Function URLs --------------------------------------------------------------

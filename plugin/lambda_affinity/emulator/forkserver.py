@@ -23,6 +23,14 @@ ZYGOTE = os.path.join(RUNTIMES_DIR, "zygote.py")
 MAX_PACKET = 1 << 20
 
 
+def _zygote_env() -> dict:
+    """The least the fork-server needs to run Python. Its children inherit
+    this block (/proc/self/environ keeps it even after os.environ is
+    replaced), so the emulator's own variables, credentials among them, must
+    never be in it."""
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH")}
+
+
 class SpawnError(RuntimeError):
     pass
 
@@ -44,7 +52,7 @@ class ForkServer:
             # environments directly.
             self.proc = subprocess.Popen(
                 [sys.executable, ZYGOTE, str(theirs.fileno())], pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True, env=_zygote_env(),
             )
         finally:
             theirs.close()
