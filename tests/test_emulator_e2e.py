@@ -223,6 +223,46 @@ def test_payload_over_6_mb_gets_413_request_entity_too_large(lam):
     assert "Request must be smaller than 6291456 bytes for the InvokeFunction operation" in err["Error"]["Message"]
 
 
+def raw_exchange(url, request: bytes) -> bytes:
+    """Send bytes no well-behaved client would, and read the answer to the end."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+INVOKE_PATH = b"/2015-03-31/functions/probe/invocations"
+
+
+@pytest.mark.parametrize("chunk_size", [b"-10000000000", b"+10", b"0x10", b"zz"])
+def test_malformed_chunk_size_is_400_not_a_way_past_the_limit(emu, chunk_size):
+    answer = raw_exchange(emu.endpoint, b"POST " + INVOKE_PATH + b" HTTP/1.1\r\nHost: x\r\n"
+                          b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunk_size +
+                          b"\r\n{}\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"malformed chunk size" in answer
+
+
+def test_non_ascii_digit_content_length_is_400(emu):
+    request = ("POST /2015-03-31/functions/probe/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n"
+               "Connection: close\r\n\r\n{}").encode()
+    answer = raw_exchange(emu.endpoint, request)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"bad Content-Length" in answer
+
+
+def test_one_oversized_chunk_gets_413(emu):
+    size = 6 * 1024 * 1024 + 10
+    answer = raw_exchange(emu.endpoint, b"POST " + INVOKE_PATH + b" HTTP/1.1\r\nHost: x\r\n"
+                          b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+                          f"{size:x}".encode() + b"\r\n" + b"x" * size + b"\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"RequestEntityTooLargeException" in answer
+
+
 def test_event_and_dry_run_invocation_types(lam):
     assert invoke(lam, "probe", {"session": "async"}, InvocationType="Event")["StatusCode"] == 202
     assert invoke(lam, "probe", {}, InvocationType="DryRun")["StatusCode"] == 204

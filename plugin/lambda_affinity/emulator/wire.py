@@ -9,6 +9,7 @@ bounded: request line and header lines, header count, body size.
 """
 from __future__ import annotations
 
+import re
 import socket
 import time
 from http import HTTPStatus
@@ -56,7 +57,7 @@ class Request:
             self.length = None
         else:
             raw = headers.get("content-length", "0")
-            if not raw.isdigit():
+            if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True, int("²") fails
                 raise BadRequest(f"bad Content-Length {raw!r}")
             self.length = int(raw)
 
@@ -221,14 +222,19 @@ def parse_head(head: bytes, peer) -> Request:
     return Request(parts[0], parts[1], parts[2], header_list, peer)
 
 
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
 def _read_chunked(reader: Reader, limit: int) -> bytes | None:
     """The chunked body, or None once it exceeds `limit` (the rest is discarded)."""
     parts, total, over = [], 0, False
     while True:
-        try:
-            size = int(reader.line().split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise BadRequest("malformed chunk size") from None
+        field = reader.line().split(b";", 1)[0].strip()
+        # int(_, 16) would also take "-1a", "+1a" and "0x1a": a negative size
+        # would slip past every limit below
+        if not _CHUNK_SIZE.fullmatch(field):
+            raise BadRequest("malformed chunk size")
+        size = int(field, 16)
         if size == 0:
             while reader.line():  # trailers, up to the empty line
                 pass
@@ -236,13 +242,13 @@ def _read_chunked(reader: Reader, limit: int) -> bytes | None:
         total += size
         if total > DRAIN_LIMIT:
             raise BadRequest("chunked body far over the limit")
-        data = reader.exact(size)
-        reader.exact(2)  # the CRLF after the chunk
-        if total > limit:
+        if total > limit:  # over: drain without holding, the answer is 413 anyway
             over = True
             parts = []
+            reader.discard(size)
         else:
-            parts.append(data)
+            parts.append(reader.exact(size))
+        reader.exact(2)  # the CRLF after the chunk
 
 
 def connection_handler(app: App):
