@@ -241,7 +241,10 @@ def test_random_pool_swap_remove_keeps_positions():
     ({"policy": "sticky"}, "model.policy: 'sticky' is not one of"),
     ({"keep_alive_s": -1}, "model.keep_alive_s: must be >= 0"),
     ({"routers": 0}, "model.routers: must be >= 1"),
-    ({"max_lifetime_s": "2h"}, "model.max_lifetime_s: expected a number"),
+    ({"max_lifetime_s": "2h"}, "model.max_lifetime_s: expected a finite number"),
+    ({"keep_alive_s": float("nan")}, "model.keep_alive_s: expected a finite number, got nan"),
+    ({"init_delay_s": float("inf")}, "model.init_delay_s: expected a finite number, got inf"),
+    ({"routers": 3_000_000}, "model.routers: must be <= 10000"),
     ({"keepalive": 3}, "model.keepalive: unknown option"),
 ])
 def test_bad_model_config_names_the_key(data, message):

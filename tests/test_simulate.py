@@ -144,6 +144,9 @@ def test_cli_table_and_rates_line():
     (("--keep-alive", "-3"), "keep_alive_s: must be >= 0"),
     (("--users", "0"), "users: must be >= 1"),
     (("--runs", "0"), "runs: must be >= 1"),
+    (("--duration", "nan"), "duration: must be a finite number > 0"),
+    (("--duration", "inf"), "duration: must be a finite number > 0"),
+    (("--keep-alive", "nan"), "keep_alive_s: expected a finite number, got nan"),
 ])
 def test_cli_bad_options(args, message):
     p = cli("simulate", *args)

@@ -11,6 +11,7 @@ as the real probe would report them.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -44,8 +45,8 @@ class Scenario:
     def validate(self) -> None:
         if self.users < 1:
             raise ValueError("users: must be >= 1")
-        if self.duration_s <= 0:
-            raise ValueError("duration: must be > 0")
+        if not 0 < self.duration_s < math.inf:  # also refuses NaN
+            raise ValueError("duration: must be a finite number > 0")
         if self.burst < 0:
             raise ValueError("burst: must be >= 0")
         if self.start not in ("together", "spread"):

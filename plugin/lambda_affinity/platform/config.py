@@ -7,6 +7,7 @@ the same precise message for a bad value.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -16,6 +17,8 @@ POLICIES = ("mru", "lru", "random", "partitioned")
 # busy ones are replaced about every 2 hours.
 DEFAULT_KEEP_ALIVE_S = 600.0
 DEFAULT_MAX_LIFETIME_S = 7200.0
+# Each router holds an idle pool; more routers than environments means nothing.
+MAX_ROUTERS = 10_000
 # AWS's default account concurrency.
 DEFAULT_ACCOUNT_CONCURRENCY = 1000
 
@@ -50,7 +53,7 @@ class ModelConfig:
             raise ConfigError(f"policy: {self.policy!r} is not one of {', '.join(POLICIES)}")
         if self.router_policy not in ("mru", "lru", "random"):
             raise ConfigError(f"router_policy: {self.router_policy!r} is not one of mru, lru, random")
-        _check_int("routers", self.routers, minimum=1)
+        _check_int("routers", self.routers, minimum=1, maximum=MAX_ROUTERS)
         _check_number("init_delay_s", self.init_delay_s, minimum=0)
         _check_number("keep_alive_s", self.keep_alive_s, minimum=0)
         _check_number("max_lifetime_s", self.max_lifetime_s, minimum=0, exclusive=True)
@@ -92,15 +95,18 @@ class FunctionSpec:
 
 
 def _check_number(name: str, value: Any, minimum: float, exclusive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        # NaN passes every comparison below; infinity would stall timers
+        raise ConfigError(f"{name}: expected a finite number, got {value!r}")
     if value < minimum or (exclusive and value == minimum):
         op = ">" if exclusive else ">="
         raise ConfigError(f"{name}: must be {op} {minimum}, got {value!r}")
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name}: expected a whole number, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{name}: must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}: must be <= {maximum}, got {value!r}")
