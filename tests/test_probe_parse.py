@@ -142,3 +142,9 @@ def test_failed_call_messages():
     assert function_error("Handled", b"") == "function error (Handled): (empty payload)"
     long = function_error("Unhandled", {"errorType": "E", "errorMessage": "m" * 200})
     assert long == "function error (Unhandled): E: " + "m" * 80 + "..."
+    # each timeout names its own request id: dropped, so equal faults make one failure row
+    for rid in ("5f0c1a2b-0000-4000-8000-000000000001", "5f0c1a2b-0000-4000-8000-000000000002"):
+        timed_out = {"errorType": "Sandbox.Timedout",
+                     "errorMessage": f"RequestId: {rid} Error: Task timed out after 1.00 seconds"}
+        assert function_error("Unhandled", timed_out) == (
+            "function error (Unhandled): Sandbox.Timedout: Task timed out after 1.00 seconds")

@@ -18,6 +18,7 @@ request ids in them) so Locust groups equal faults into one failure row.
 from __future__ import annotations
 
 import json
+import re
 
 PROBE_VERSION = 1
 MAX_ENV_ID_LEN = 512
@@ -224,6 +225,9 @@ def invoke_failure(code: str, status: int | None, message: str | None, reason: s
     return f"invoke failed: {code}{where}: {message or ''}".rstrip(": ")
 
 
+_REQUEST_ID_PREFIX = re.compile(r"^RequestId: [0-9A-Za-z-]+ (Error: )?")
+
+
 def function_error(kind: str | None, payload) -> str:
     """An invocation whose handler failed: `kind` is X-Amz-Function-Error
     (Unhandled/Handled) or None, `payload` the error payload (raw or decoded)."""
@@ -235,7 +239,9 @@ def function_error(kind: str | None, payload) -> str:
         except (ValueError, UnicodeDecodeError):
             doc = None
     if isinstance(doc, dict) and ("errorType" in doc or "errorMessage" in doc):
-        message = str(doc.get("errorMessage", ""))
+        # Lambda starts timeout and crash messages with "RequestId: <uuid> Error: ";
+        # without it equal faults share one row in Locust's failure table.
+        message = _REQUEST_ID_PREFIX.sub("", str(doc.get("errorMessage", "")), count=1)
         if len(message) > _SNIPPET:
             message = message[:_SNIPPET] + "..."
         return f"{head}: {doc.get('errorType', '?')}: {message}"
