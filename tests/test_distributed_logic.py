@@ -186,3 +186,16 @@ def test_periodic_payloads_are_unpacked_only_when_read_and_a_final_one_supersede
     agg.receive("c", periodic_payload(t, "r"), index=0)
     agg.receive("c", final_payload(t, "r"), index=0)
     assert w.queue == [] and agg.row_dicts() == t.rows() and agg.environments == 2
+
+
+def test_queued_periodic_payloads_stay_bounded_in_a_long_run():
+    from lambda_affinity.distributed import MAX_QUEUED
+
+    t = Tracker()
+    agg = Aggregator()
+    agg.start("r")
+    for i in range(10 * MAX_QUEUED):  # hours of reports, nobody reading
+        t.record(f"w0-u{i % 7}", f"E{i % 5}")
+        agg.receive("c", periodic_payload(t, "r"), index=0)
+        assert len(agg.workers["c"].queue) <= MAX_QUEUED
+    assert agg.row_dicts() == t.rows() and agg.environments == 5

@@ -35,6 +35,10 @@ from .tracker import ROW_FIELDS, Tracker
 WIRE_FIELDS = tuple(f for f in ROW_FIELDS if f != "max_share")
 _REQUESTS = WIRE_FIELDS.index("requests")
 _INVALID = WIRE_FIELDS.index("invalid")
+# Periodic payloads a worker may have waiting before the master unpacks them:
+# unpacking is deferred (a final snapshot usually supersedes them unread), but
+# a long headless run must not hold hours of reports.
+MAX_QUEUED = 16
 
 
 def pack_rows(rows: Iterable[Mapping]) -> list[list]:
@@ -167,6 +171,8 @@ class Aggregator:
             final = payload.get("final")
             if final is None:
                 w.queue.append(payload)
+                if len(w.queue) > MAX_QUEUED:
+                    self._fold(w)  # bounded memory in long headless runs
             else:
                 # the full snapshot supersedes every periodic payload before it
                 w.queue = []
@@ -183,18 +189,20 @@ class Aggregator:
         """Unpack every queued periodic payload into its worker's table."""
         started = time.thread_time()
         for w in self.workers.values():
-            if not w.queue:
-                continue
-            table = w.table
-            for payload in w.queue:
-                for values in unblob(payload["rows"]):
-                    old = table.get(values[0])
-                    if old is not None and old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:
-                        continue  # an older snapshot than the one held: keep the newer
-                    table[values[0]] = values
-                self.envs.update(unblob(payload["envs"]))
-            w.queue = []
+            if w.queue:
+                self._fold(w)
         self.cpu_s += time.thread_time() - started
+
+    def _fold(self, w: WorkerState) -> None:
+        table = w.table
+        for payload in w.queue:
+            for values in unblob(payload["rows"]):
+                old = table.get(values[0])
+                if old is not None and old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:
+                    continue  # an older snapshot than the one held: keep the newer
+                table[values[0]] = values
+            self.envs.update(unblob(payload["envs"]))
+        w.queue = []
 
     def saw_stats(self, key: str) -> None:
         """Locust's own stats report from `key` arrived (it follows our final
