@@ -110,6 +110,13 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
     assert str(exc.value).startswith(f"{path}: line ") and "not valid YAML" in str(exc.value)
 
 
+def test_config_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"functions:\n  - name: caf\xe9\n")
+    with pytest.raises(ConfigFileError, match=r"latin1\.yaml: not UTF-8 text \(byte 24: invalid continuation byte\)"):
+        load_config(str(path))
+
+
 def test_cli_stops_on_a_bad_config_with_the_message(tmp_path):
     path = write(tmp_path, "functions: [{name: a, memory: 1}]")
     run = subprocess.run([sys.executable, "-m", "lambda_affinity.cli", "emulate", "--config", path],

@@ -214,6 +214,13 @@ def test_malformed_payload_raises_invalid_request_content(lam):
     assert "Could not parse request body into json" in str(exc.value)
 
 
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_numeric_json_payload_is_invalid_as_on_aws(lam, token):
+    with pytest.raises(lam.exceptions.InvalidRequestContentException) as exc:
+        lam.invoke(FunctionName="probe", Payload=b'{"session": "s", "x": ' + token.encode() + b"}")
+    assert f"Non-standard token '{token}'" in str(exc.value)
+
+
 def test_payload_over_6_mb_gets_413_request_entity_too_large(lam):
     with pytest.raises(ClientError) as exc:
         lam.invoke(FunctionName="probe", Payload=b'"' + b"x" * (6 * 1024 * 1024) + b'"')

@@ -139,12 +139,24 @@ class InvokeAPI(App):
         return Response(200, out, result.payload)
 
 
+class _NonNumeric(ValueError):
+    pass
+
+
+def _non_numeric(token: str):
+    raise _NonNumeric(token)
+
+
 def _check_json(payload: bytes) -> str | None:
     """AWS's message for a payload that is not JSON; None when it is (or empty)."""
     if not payload.strip():
         return None
     try:
-        json.loads(payload)
+        json.loads(payload, parse_constant=_non_numeric)
+    except _NonNumeric as exc:
+        # Python's json takes NaN and Infinity; AWS's parser (Jackson) does not
+        return ("Could not parse request body into json: Could not parse payload into json: "
+                f"Non-standard token '{exc.args[0]}': enable JsonParser.Feature.ALLOW_NON_NUMERIC_NUMBERS to allow")
     except UnicodeDecodeError:
         return "Could not parse request body into json: Could not parse payload into json: Invalid UTF-8 start byte"
     except ValueError as exc:
