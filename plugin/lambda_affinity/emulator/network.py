@@ -28,6 +28,7 @@ class ModelledNetwork(App):
     def __init__(self, app: App, round_trip: Distribution, rng: random.Random, exempt: str | None = None) -> None:
         self.app = app
         self.max_body = app.max_body
+        self.idle_timeout_s = app.idle_timeout_s
         self.round_trip = round_trip
         self.rng = rng
         self.exempt = exempt

@@ -76,9 +76,14 @@ class Response:
 
 
 class App:
-    """What a server serves. `max_body`: bodies above it go to `too_large`."""
+    """What a server serves. `max_body`: bodies above it go to `too_large`;
+    `idle_timeout_s`: a client that sends nothing for that long (between
+    requests or inside one) is disconnected, so slow or stalled clients
+    cannot hold connection slots forever. An invocation in flight is not
+    idle time: the socket is not read while the handler runs."""
 
     max_body = 6 * 1024 * 1024
+    idle_timeout_s = 120.0
 
     def handle(self, req: Request) -> Response:
         raise NotImplementedError
@@ -259,6 +264,7 @@ def connection_handler(app: App):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass  # not TCP (a Unix socket)
+        sock.settimeout(app.idle_timeout_s)  # a timed-out read is an OSError: the connection closes
         reader = Reader(sock)
         peer = address[0] if isinstance(address, tuple) and address else "127.0.0.1"
         held: list = []

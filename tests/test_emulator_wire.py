@@ -1,0 +1,49 @@
+"""The emulator's HTTP/1.1 server on its own: limits on what a client may hold."""
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+
+SERVER = r"""
+from lambda_affinity.emulator.wire import App, Response, make_server
+
+class Echo(App):
+    idle_timeout_s = 0.5
+
+    def handle(self, req):
+        return Response(200, [("Content-Type", "text/plain")], b"ok")
+
+server = make_server(Echo(), "127.0.0.1", 0)
+print(server.server_port, flush=True)
+server.serve_forever()  # until the test stops us
+"""
+
+
+def test_an_idle_or_stalled_client_is_disconnected():
+    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
+        stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part of it")
+        served = socket.create_connection(("127.0.0.1", port), timeout=10)
+        served.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert served.recv(4096).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        for sock in (idle, stalled, served):  # served: idle after its request
+            assert sock.recv(4096) == b""  # closed by the server
+        assert time.monotonic() - started < 5
+        # a busy client is not idle: requests 0.2 s apart keep one connection open past the timeout
+        busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+        for _ in range(5):
+            busy.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert busy.recv(4096).startswith(b"HTTP/1.1 200 ")
+            time.sleep(0.2)
+        for sock in (idle, stalled, served, busy):
+            sock.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert not psutil.pid_exists(proc.pid)
