@@ -22,6 +22,16 @@ def write(tmp_path, text):
     return str(path)
 
 
+def config_error(tmp_path, text, key, words) -> str:
+    """Load a bad config: its message names the file, then the key, then says `words`."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as exc:
+        load_config(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: {key}: ") and words in msg, msg
+    return msg
+
+
 def test_default_config_serves_the_bundled_probe():
     cfg = default_config()
     [fn] = cfg.functions
@@ -86,12 +96,7 @@ functions:
     ("service_time: fast", "service_time", "'fast' is not a distribution"),
 ])
 def test_bad_config_names_file_key_and_problem(tmp_path, text, key, words):
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigFileError) as exc:
-        load_config(path)
-    msg = str(exc.value)
-    assert msg.startswith(f"{path}: {key}: "), msg
-    assert words in msg
+    config_error(tmp_path, text, key, words)
 
 
 @pytest.mark.parametrize("value,kept", [("'0.06:0.1'", "0.06:0.1"), ("exp:0.08", "exp:0.08"), ("fixed:0.05", "fixed:0.05"),

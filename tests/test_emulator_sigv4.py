@@ -12,10 +12,10 @@ import requests
 import yaml
 from botocore.credentials import Credentials
 
-from lambda_affinity.emulator.config import ConfigFileError, load_config
+from lambda_affinity.emulator.config import load_config
 from lambda_affinity.emulator.process import EmulatorProcess
 from lambda_affinity.sigv4 import BAD_SIGNATURE_MESSAGE, FORBIDDEN_MESSAGE, UNKNOWN_KEY_MESSAGE, sign_headers
-from test_emulator_config import write
+from test_emulator_config import config_error, write
 
 KEY_ID = "AKIDEMULATORTEST0001"
 SECRET = "emu/s3cr3t+only-for-tests"
@@ -179,9 +179,5 @@ functions: [{{name: p, url: {{auth_type: AWS_IAM}}}}]
     ("region: Europe", "region", "AWS region name such as us-east-1, got 'Europe'"),
 ])
 def test_bad_credentials_name_file_and_key_and_never_the_secret(tmp_path, text, key, words):
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigFileError) as exc:
-        load_config(path)
-    msg = str(exc.value)
-    assert msg.startswith(f"{path}: {key}: ") and words in msg, msg
+    msg = config_error(tmp_path, text, key, words)
     assert "TOPSECRET" not in msg and "TOP/SECRET" not in msg and "12345" not in msg
