@@ -4,7 +4,8 @@ import random
 import pytest
 
 from lambda_affinity.platform import (
-    ACCOUNT_LIMIT, BUSY, DEAD, IDLE, INITIALIZING, RESERVED_LIMIT, ConfigError, FunctionSpec,
+    ACCOUNT_LIMIT, BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, RESERVED_LIMIT, SCALE_LIMIT, ConfigError,
+    FunctionSpec,
     ModelConfig, Platform, Throttled, UnknownFunction,
 )
 from lambda_affinity.platform.placement import PartitionedPool, RandomPool
@@ -86,17 +87,89 @@ def test_random_policy_is_uniform_over_idle():
     assert all(800 < n < 1200 for n in picks.values())
 
 
-def test_partitioned_reuses_only_its_routers_idle_environments():
+def test_partitioned_asks_another_router_before_a_cold_start():
+    """The patent's retry step: serial calls routed at random over 2 routers
+    all reuse the one environment, whichever router holds it."""
     p, _ = make("partitioned", routers=2, seed=1)
     pool = p._pools["f"]
     assert isinstance(pool, PartitionedPool)
-    seen_by_router = {0: set(), 1: set()}
-    for i in range(200):
-        env = run_one(p, i * 0.01)
-        seen_by_router[env.router].add(env.id)
-    # one environment per router: a router never borrows the other's idle one
-    assert [len(s) for s in seen_by_router.values()] == [1, 1]
-    assert p.cold_starts == 2
+    envs = {run_one(p, i * 0.01).id for i in range(200)}
+    # without the retry, the first call routed to the other router (p = 1 - 2**-199) cold-starts
+    assert envs == set(p.live) and len(envs) == 1 and p.cold_starts == 1
+
+
+class _Item:
+    def __init__(self, name, router):
+        self.name, self.router = name, router
+
+    def __repr__(self):
+        return self.name
+
+
+def test_partitioned_pool_takes_its_own_router_first_then_the_next():
+    pool = PartitionedPool(3, "mru")
+    a0, b0, c2 = _Item("a0", 0), _Item("b0", 0), _Item("c2", 2)
+    for item in (a0, b0, c2):
+        pool.add(item)
+    rng = random.Random(0)
+    assert len(pool) == 3
+    assert pool.take(rng, 2) is c2            # its own
+    assert pool.take(rng, 1) is b0            # router 1 is empty: router 2, then 0 (MRU there)
+    pool.remove(a0)
+    pool.remove(a0)                           # twice: counted once
+    assert len(pool) == 0 and pool.take(rng, 0) is None
+
+
+def test_handoff_keeps_an_environment_reserved_after_its_reply():
+    """busy_overhead_s: the environment replied but is not free yet; a call in
+    that window cold-starts (it is busy), one after it reuses it. Its
+    concurrency stays counted until it settles; keep-alive runs from then."""
+    p, _ = make(busy_overhead_s=0.02, keep_alive_s=10.0)
+    env = run_one(p, 0.0)
+    assert env.state == HANDOFF and p.in_flight("f") == 1 and p.idle_count("f") == 0
+    assert p.next_deadline() == 0.02
+    other = p.acquire("f", 0.01)
+    assert other.cold and other.env is not env
+    p.ready(other.env, 0.01)
+    p.release(other.env, 0.015)
+    assert p.acquire("f", 0.03).env is env     # env settled at 0.02; other not until 0.035
+    p.release(env, 0.03)                       # in hand-off until 0.05
+    assert p.expire(10.04) == 1                # other: idle since 0.035, so gone at 10.035
+    assert other.env.state == DEAD and env.state == IDLE and env.idle_since == 0.05
+    assert p.in_flight("f") == 0 and p.next_deadline() == 10.05
+
+
+def test_handoff_counts_against_reserved_concurrency():
+    """With reserved concurrency 1, a call in the hand-off window is throttled
+    (the environment is still reserved), one after it is not."""
+    p, _ = make(functions=(FunctionSpec("f", reserved_concurrency=1),), busy_overhead_s=0.02)
+    env = run_one(p, 0.0)
+    with pytest.raises(Throttled):
+        p.acquire("f", 0.01)
+    assert p.acquire("f", 0.02).env is env
+
+
+def test_environment_killed_in_its_handoff_leaves_the_model():
+    p, retired = make(busy_overhead_s=0.02)
+    env = run_one(p, 0.0)
+    p.kill(env)
+    assert env.state == DEAD and p.in_flight("f") == 0 and retired == [(env.id, "recycled")]
+    assert p.acquire("f", 0.05).cold
+
+
+def test_scale_rate_token_bucket():
+    """1,000 new environments per 10 s per function, refilled continuously:
+    the 1,001st simultaneous first call is throttled; 5 s later 500 more fit."""
+    p, _ = make(account_concurrency=10_000)
+    hold(p, 1000, 0.0)
+    with pytest.raises(Throttled) as exc:
+        p.acquire("f", 0.0)
+    assert exc.value.reason == SCALE_LIMIT == "FunctionInvocationRateLimitExceeded"
+    assert p.in_flight("f") == 1000
+    hold(p, 500, 5.0)
+    with pytest.raises(Throttled):
+        p.acquire("f", 5.0)
+    assert p.cold_starts == 1500 and p.counter.throttles[SCALE_LIMIT] == 2
 
 
 def test_keep_alive_expiry_exact():
@@ -245,6 +318,9 @@ def test_random_pool_swap_remove_keeps_positions():
     ({"keep_alive_s": float("nan")}, "model.keep_alive_s: expected a finite number, got nan"),
     ({"init_delay_s": float("inf")}, "model.init_delay_s: expected a finite number, got inf"),
     ({"routers": 3_000_000}, "model.routers: must be <= 10000"),
+    ({"busy_overhead_s": -0.001}, "model.busy_overhead_s: must be >= 0"),
+    ({"scale_limit": 0}, "model.scale_limit: must be >= 1"),
+    ({"scale_window_s": 0}, "model.scale_window_s: must be > 0"),
     ({"keepalive": 3}, "model.keepalive: unknown option"),
 ])
 def test_bad_model_config_names_the_key(data, message):

@@ -15,20 +15,24 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     d = ModelConfig()
     g = p.add_argument_group("platform model")
     g.add_argument("--policy", choices=POLICIES, default=d.policy, help=f"placement of invocations on idle environments (default {d.policy})")
-    g.add_argument("--routers", type=int, default=d.routers, help=f"independent routers for the partitioned policy (default {d.routers})")
+    g.add_argument("--routers", type=int, default=d.routers, help=f"routers for the partitioned policy (default {d.routers})")
     g.add_argument("--router-policy", choices=("mru", "lru", "random"), default=d.router_policy, help="placement inside each router")
     g.add_argument("--init-delay", type=float, default=d.init_delay_s, metavar="S", help=f"modelled cold-start delay, seconds (default {d.init_delay_s})")
+    g.add_argument("--busy-overhead", type=float, default=d.busy_overhead_s, metavar="S", help=f"time an environment stays reserved after each reply, seconds (default {d.busy_overhead_s:g})")
     g.add_argument("--keep-alive", type=float, default=d.keep_alive_s, metavar="S", help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})")
     g.add_argument("--max-lifetime", type=float, default=d.max_lifetime_s, metavar="S", help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})")
     g.add_argument("--account-concurrency", type=int, default=d.account_concurrency, help="account concurrency limit")
     g.add_argument("--max-environments", type=int, default=None, help="cap on live environments")
+    g.add_argument("--scale-limit", type=int, default=d.scale_limit, help=f"new environments per function per --scale-window (default {d.scale_limit})")
+    g.add_argument("--scale-window", type=float, default=d.scale_window_s, metavar="S", help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})")
 
 
 def _model_from_args(args: argparse.Namespace) -> ModelConfig:
     return ModelConfig(
         policy=args.policy, routers=args.routers, router_policy=args.router_policy,
-        init_delay_s=args.init_delay, keep_alive_s=args.keep_alive, max_lifetime_s=args.max_lifetime,
-        account_concurrency=args.account_concurrency, max_environments=args.max_environments,
+        init_delay_s=args.init_delay, busy_overhead_s=args.busy_overhead, keep_alive_s=args.keep_alive,
+        max_lifetime_s=args.max_lifetime, account_concurrency=args.account_concurrency,
+        max_environments=args.max_environments, scale_limit=args.scale_limit, scale_window_s=args.scale_window,
     )
 
 

@@ -59,6 +59,10 @@ class RunResult:
     invocations: int
     cold_starts: int
     throttled: int
+    # Most invocations in flight at once (hand-offs included): environments
+    # ~= peak concurrency is the fact the model is held to (docs/model.md C3).
+    peak_concurrency: int = 0
+    retired: int = 0
 
 
 def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None, user_prefix: str = "") -> RunResult:
@@ -78,7 +82,8 @@ def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = N
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
     names = [f"{user_prefix}u{i}" for i in range(scenario.users)]
     left_in_burst = [burst] * scenario.users
-    invocations = throttled = 0
+    invocations = throttled = peak = 0
+    in_flight = platform.counter.in_flight
 
     # Events: (time, user, env). env None = the request arrives at the
     # platform; otherwise the invocation on env finishes. A user has one
@@ -121,6 +126,9 @@ def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = N
             next_send(u, now + latency(rng) / 2)
             continue
         invocations += 1
+        n = in_flight(FUNCTION)
+        if n > peak:
+            peak = n
         env = lease.env
         busy = service(rng)
         if lease.cold:
@@ -131,7 +139,7 @@ def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = N
         # Recorded now, the reply lands later: order per user is unchanged.
         record(names[u], env.id, lease.cold, hit)
         push(heap, (now + busy, u, env))
-    return RunResult(tracker, invocations, platform.cold_starts, throttled)
+    return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
 
 
 def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tuple[Tracker, dict]:

@@ -17,7 +17,7 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Group
 
-from ..platform import ACCOUNT_LIMIT, IDLE, Platform, Throttled, UnknownFunction
+from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, Platform, Throttled, UnknownFunction
 from ..platform.distributions import parse_distribution
 from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
@@ -299,9 +299,10 @@ class InvocationService:
             sandbox.terminate(stopping=reason == SHUTDOWN)
 
     def sandbox_exited(self, sandbox: Sandbox) -> None:
-        """Its process ended. An idle environment leaves the model now; a busy
-        or initializing one is recycled by the invocation that holds it."""
-        if sandbox.env.state == IDLE:
+        """Its process ended. An idle environment (or one in its hand-off)
+        leaves the model now; a busy or initializing one is recycled by the
+        invocation that holds it."""
+        if sandbox.env.state in (IDLE, HANDOFF):
             self.platform.kill(sandbox.env)
 
     def forget(self, sandbox: Sandbox) -> None:

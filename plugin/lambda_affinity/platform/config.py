@@ -21,6 +21,10 @@ DEFAULT_MAX_LIFETIME_S = 7200.0
 MAX_ROUTERS = 10_000
 # AWS's default account concurrency.
 DEFAULT_ACCOUNT_CONCURRENCY = 1000
+# AWS (scaling behaviour, 2023 onward): per function at most 1,000 new
+# execution environments every 10 seconds, refilled continuously.
+DEFAULT_SCALE_LIMIT = 1000
+DEFAULT_SCALE_WINDOW_S = 10.0
 
 
 class ConfigError(ValueError):
@@ -29,19 +33,28 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    # Placement of an invocation onto an idle environment. The calibrated
-    # default is `partitioned`: see README "Calibration".
+    # Placement of an invocation onto an idle environment: see docs/model.md
+    # for what each policy predicts and why this one is the default.
     policy: str = "partitioned"
-    # Number of independent routers for the `partitioned` policy.
+    # Routers for the `partitioned` policy (a random one is asked first).
     routers: int = 2
     # Placement used by each router inside its own idle pool.
     router_policy: str = "mru"
     # Modelled cold-start (init) delay, seconds. The emulator adds it on top of
     # the real process start so the model, not the machine, sets the cost.
     init_delay_s: float = 0.25
+    # How long an environment stays reserved after each reply before it can
+    # take another call (the platform's own hand-off: the runtime's next
+    # /next, the worker telling placement it is idle). It decides how often
+    # overlapping calls spill onto other environments: docs/model.md.
+    busy_overhead_s: float = 0.0
     keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
     max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
     account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY
+    # Scale-out limit per function: at most `scale_limit` new environments in
+    # any `scale_window_s`, refilled continuously; beyond it a call is throttled.
+    scale_limit: int = DEFAULT_SCALE_LIMIT
+    scale_window_s: float = DEFAULT_SCALE_WINDOW_S
     # Machine-safe cap on live environments (all functions). None: no cap.
     max_environments: int | None = None
 
@@ -55,6 +68,9 @@ class ModelConfig:
             raise ConfigError(f"router_policy: {self.router_policy!r} is not one of mru, lru, random")
         _check_int("routers", self.routers, minimum=1, maximum=MAX_ROUTERS)
         _check_number("init_delay_s", self.init_delay_s, minimum=0)
+        _check_number("busy_overhead_s", self.busy_overhead_s, minimum=0)
+        _check_int("scale_limit", self.scale_limit, minimum=1)
+        _check_number("scale_window_s", self.scale_window_s, minimum=0, exclusive=True)
         _check_number("keep_alive_s", self.keep_alive_s, minimum=0)
         _check_number("max_lifetime_s", self.max_lifetime_s, minimum=0, exclusive=True)
         _check_int("account_concurrency", self.account_concurrency, minimum=1)

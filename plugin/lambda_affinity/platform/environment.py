@@ -9,6 +9,8 @@ import time
 
 INITIALIZING = "initializing"
 BUSY = "busy"
+# Replied, but not yet free for another call (ModelConfig.busy_overhead_s).
+HANDOFF = "handoff"
 IDLE = "idle"
 DEAD = "dead"
 

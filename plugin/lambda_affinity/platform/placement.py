@@ -8,10 +8,13 @@ environment from the middle of the pool).
   on few environments, so a user meets the same one very often.
 - lru: the least recently released one (a queue). Round-robins over all.
 - random: any idle environment, uniformly.
-- partitioned: several independent routers (AWS's sandbox-reuse patent picks
-  a worker manager randomly, then reuses an idle sandbox that manager holds).
-  An invocation goes to a random router and reuses only that router's idle
-  environments; a cold start creates an environment owned by that router.
+- partitioned: several routers (AWS's sandbox-reuse patent, US 11,144,359:
+  the front end picks a worker manager (semi-)randomly; if that manager holds
+  no idle sandbox, it tries another before any new sandbox is made). An
+  invocation goes to a random router, takes that router's idle environment if
+  it has one, else one of the next routers'; a cold start happens only when no
+  router holds an idle environment, and the new one belongs to the router
+  first asked.
 """
 from __future__ import annotations
 
@@ -115,33 +118,50 @@ _SIMPLE = {"mru": MruPool, "lru": LruPool, "random": RandomPool}
 
 
 class PartitionedPool:
-    """Independent routers, each with its own idle pool.
+    """Routers, each with its own idle pool, and the patent's retry step.
 
-    `route(rng)` picks the router for an incoming invocation; `take` then
-    only looks in that router's pool. Items carry their router in
-    `item.router` (set by the platform when it creates the environment).
+    `route(rng)` picks the router for an incoming invocation; `take` looks in
+    that router's pool first, then in the others in turn (router + 1, + 2, ...),
+    so no invocation cold-starts while any router holds an idle environment.
+    Items carry their router in `item.router` (set by the platform when it
+    creates the environment).
     """
 
-    __slots__ = ("_pools", "routers")
+    __slots__ = ("_pools", "routers", "_count")
 
     def __init__(self, routers: int, inner: str = "mru") -> None:
         self.routers = routers
         self._pools = [_SIMPLE[inner]() for _ in range(routers)]
+        self._count = 0  # idle items over all routers: a cold start needs no scan
 
     def route(self, rng: random.Random) -> int:
         return int(rng.random() * self.routers)
 
     def add(self, item) -> None:
-        self._pools[item.router].add(item)
+        pool = self._pools[item.router]
+        before = len(pool)
+        pool.add(item)
+        self._count += len(pool) - before
 
     def take(self, rng: random.Random, router: int = 0):
-        return self._pools[router].take(rng)
+        if not self._count:
+            return None
+        pools, n = self._pools, self.routers
+        for step in range(n):
+            item = pools[(router + step) % n].take(rng)
+            if item is not None:
+                self._count -= 1
+                return item
+        return None
 
     def remove(self, item) -> None:
-        self._pools[item.router].remove(item)
+        pool = self._pools[item.router]
+        before = len(pool)
+        pool.remove(item)
+        self._count -= before - len(pool)
 
     def __len__(self) -> int:
-        return sum(len(p) for p in self._pools)
+        return self._count
 
     def __iter__(self):
         for p in self._pools:

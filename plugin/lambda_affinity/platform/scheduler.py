@@ -8,7 +8,10 @@ is ever interleaved with another.
 Life of an invocation:
     lease = platform.acquire("fn", now)    # warm (idle env) or cold (new env)
     platform.ready(lease.env, now)         # cold only: init finished
-    platform.release(lease.env, now)       # back to idle, or retired
+    platform.release(lease.env, now)       # replied: idle after the hand-off
+                                           # (busy_overhead_s), or retired
+The hand-off is settled lazily, whenever the model is next asked anything,
+so neither driver needs a timer for it.
 Retired environments are announced through `on_retire(env, reason)` so the
 driver can stop the process that backs them.
 """
@@ -18,9 +21,9 @@ import random
 from collections import deque
 from typing import Callable, Iterable
 
-from .concurrency import ACCOUNT_LIMIT, ConcurrencyCounter, Throttled
+from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
 from .config import FunctionSpec, ModelConfig
-from .environment import BUSY, DEAD, IDLE, INITIALIZING, Environment, log_stream_name
+from .environment import BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, Environment, log_stream_name
 from .placement import make_pool
 
 # Reasons an environment is retired, as counted in `Platform.retired`.
@@ -65,6 +68,10 @@ class Platform:
         self.functions: dict[str, FunctionSpec] = {}
         self._pools: dict[str, object] = {}
         self.counter = ConcurrencyCounter(self.config.account_concurrency)
+        self.scale_rate = ScaleRate(self.config.scale_limit, self.config.scale_window_s)
+        # (free_at, env) of replied environments still in their hand-off; the
+        # overhead is one constant, so release order is free_at order.
+        self._handoff: deque = deque()
         self.live: dict[str, Environment] = {}
         # keep-alive deadlines in release order; entries go stale lazily.
         self._idle_queue: deque = deque()
@@ -90,6 +97,8 @@ class Platform:
         spec = self.functions.get(function)
         if spec is None:
             raise UnknownFunction(function)
+        if self._handoff:
+            self._settle(now)
         self.counter.admit(function, spec.reserved_concurrency)
         pool = self._pools[function]
         router = pool.route(self.rng)
@@ -116,13 +125,15 @@ class Platform:
             env.ready_at = now
 
     def release(self, env: Environment, now: float, recycle: bool = False) -> None:
-        """The invocation on `env` ended. `recycle` retires the environment
-        (handler timeout, crash, init error), as Lambda does."""
+        """The invocation on `env` ended (its reply is on its way). `recycle`
+        retires the environment (handler timeout, crash, init error), as
+        Lambda does. Otherwise it stays reserved for `busy_overhead_s` (its
+        concurrency still counted), then goes idle."""
         if env.state not in (BUSY, INITIALIZING, DEAD):
             raise RuntimeError(f"release of {env!r}, which runs no invocation")
-        self.counter.done(env.function)
         env.last_used = now
         if env.state == DEAD:
+            self.counter.done(env.function)
             return
         if recycle:
             self._retire(env, RECYCLED)
@@ -130,16 +141,37 @@ class Platform:
             self._retire(env, LIFETIME)
         elif self.config.keep_alive_s <= 0:
             self._retire(env, KEEP_ALIVE)
+        elif self.config.busy_overhead_s > 0:
+            env.state = HANDOFF
+            self._handoff.append((now + self.config.busy_overhead_s, env))
+            return  # counted until it settles
         else:
-            env.state = IDLE
-            env.idle_since = now
-            env.idle_token += 1
-            self._pools[env.function].add(env)
-            self._idle_queue.append((now + self.config.keep_alive_s, env, env.idle_token))
+            self._go_idle(env, now)
+        self.counter.done(env.function)
+
+    def _go_idle(self, env: Environment, now: float) -> None:
+        env.state = IDLE
+        env.idle_since = now
+        env.idle_token += 1
+        self._pools[env.function].add(env)
+        self._idle_queue.append((now + self.config.keep_alive_s, env, env.idle_token))
+
+    def _settle(self, now: float) -> None:
+        """Environments whose hand-off ended by `now` go idle (as of then)."""
+        q = self._handoff
+        while q and q[0][0] <= now:
+            free_at, env = q.popleft()
+            if env.state != HANDOFF:
+                continue  # killed meanwhile
+            self.counter.done(env.function)
+            if free_at - env.created_at >= self.config.max_lifetime_s:
+                self._retire(env, LIFETIME)
+            else:
+                self._go_idle(env, free_at)
 
     def kill(self, env: Environment, reason: str = RECYCLED) -> None:
         """Retire an environment now, whatever its state (e.g. its process died
-        while idle). A busy one still needs its `release`."""
+        while idle or in its hand-off). A busy one still needs its `release`."""
         if env.state == IDLE:
             self._pools[env.function].remove(env)
         if env.state != DEAD:
@@ -150,6 +182,8 @@ class Platform:
         """Reclaim idle environments past keep-alive or max lifetime; returns
         how many were retired. Busy ones past their lifetime finish first and
         retire on release."""
+        if self._handoff:
+            self._settle(now)
         n = 0
         q = self._idle_queue
         while q and q[0][0] <= now:
@@ -162,7 +196,7 @@ class Platform:
         a = self._age_queue
         while a and a[0].created_at + lifetime <= now:
             env = a[0]
-            if env.state in (BUSY, INITIALIZING):
+            if env.state in (BUSY, INITIALIZING, HANDOFF):
                 break  # retires on release; later entries are younger
             a.popleft()
             if env.state == IDLE:
@@ -180,6 +214,11 @@ class Platform:
         while a and a[0].state == DEAD:
             a.popleft()
         times = []
+        h = self._handoff
+        while h and h[0][1].state != HANDOFF:
+            h.popleft()
+        if h:
+            times.append(h[0][0])
         if q:
             times.append(q[0][0])
         if a and a[0].state == IDLE:
@@ -224,6 +263,8 @@ class Platform:
                 return env
 
     def _create(self, spec: FunctionSpec, router: int, now: float) -> Environment:
+        if not self.scale_rate.take(spec.name, now):
+            self.counter.refuse(SCALE_LIMIT, spec.name, self.config.scale_limit)
         cap = self.config.max_environments
         if cap is not None and len(self.live) >= cap and not self._evict_one():
             self.counter.refuse(ACCOUNT_LIMIT, spec.name, cap)
@@ -243,6 +284,8 @@ class Platform:
         return False
 
     def _retire(self, env: Environment, reason: str) -> None:
+        if env.state == HANDOFF:
+            self.counter.done(env.function)  # its invocation ended; no release follows
         env.state = DEAD
         env.dead_reason = reason
         self.live.pop(env.id, None)
