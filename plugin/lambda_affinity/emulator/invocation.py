@@ -56,8 +56,10 @@ def timeout_result(request_id: str, timeout_s: float) -> Result:
 
 
 def exit_result(request_id: str, status_text: str) -> Result:
-    """The process ended (crash, kill, exit) before answering."""
-    return Result(_error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited with error: {status_text}"),
+    """The process ended (crash, kill, exit) before answering. AWS words a
+    clean exit (status 0) differently from a failure."""
+    why = "without providing a reason" if status_text == "exit status 0" else f"with error: {status_text}"
+    return Result(_error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited {why}"),
                   "Unhandled", "Runtime.ExitError", recycle=True, status="error")
 
 

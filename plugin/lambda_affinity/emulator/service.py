@@ -21,6 +21,7 @@ from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, Platform, Throttled, Unknow
 from ..platform.distributions import parse_distribution
 from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
+from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
 from .sandbox import STOPPED, Sandbox
@@ -98,6 +99,7 @@ class InvocationService:
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
+        make_undumpable()  # function code must not read this process's environment (the user's credentials)
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
 
