@@ -55,7 +55,10 @@ HANDLER = textwrap.dedent('''
         if action == "alloc":
             block = b"x" * (int(event["mb"]) << 20)
             time.sleep(float(event.get("hold", 0)))
-            return {"allocated": len(block)}
+            size = len(block)
+            del block
+            time.sleep(float(event.get("after", 0)))
+            return {"allocated": size}
         if action == "exit0":
             sys.stdout.flush()
             os._exit(0)
@@ -166,3 +169,23 @@ def test_a_runtime_that_exits_with_status_0_is_reported_as_aws_does(tmp_path, em
                        "errorMessage": f"RequestId: {out['ResponseMetadata']['RequestId']} "
                                        "Error: Runtime exited without providing a reason"}
         assert _invoke(lam)[0] is None  # a fresh environment serves the next call
+
+
+@pytest.mark.parametrize("hold,after", [(1.0, 0.0), (0.0, 0.5)], ids=["held", "freed"])
+def test_going_over_the_memory_size_kills_the_environment_with_runtime_out_of_memory(
+        tmp_path, emulator_lambda_client, hold, after):
+    """300 MB under `memory: 128`, held for a second, or freed at once while
+    the handler runs on (the peak counts, not only what is resident when checked)."""
+    with EmulatorProcess(config_path=_config(tmp_path, memory=128)) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        error, first = _invoke(lam)
+        assert error is None
+        out = lam.invoke(FunctionName="f", Payload=json.dumps({"action": "alloc", "mb": 300, "hold": hold, "after": after}).encode())
+        doc = json.loads(out["Payload"].read())
+        assert out["FunctionError"] == "Unhandled"
+        assert doc == {"errorType": "Runtime.OutOfMemory",
+                       "errorMessage": f"RequestId: {out['ResponseMetadata']['RequestId']} "
+                                       "Error: Runtime exited with error: signal: killed"}
+        assert _wait_gone([first["pid"]]) == []
+        error, after = _invoke(lam, action="alloc", mb=40)  # within its size: fine, on a fresh environment
+        assert error is None and after == {"allocated": 40 << 20}

@@ -63,6 +63,12 @@ def exit_result(request_id: str, status_text: str) -> Result:
                   "Unhandled", "Runtime.ExitError", recycle=True, status="error")
 
 
+def out_of_memory_result(request_id: str) -> Result:
+    """The environment went over its memory size and was killed, as AWS reports it."""
+    return Result(_error("Runtime.OutOfMemory", f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"),
+                  "Unhandled", "Runtime.OutOfMemory", recycle=True, status="error")
+
+
 def init_timeout_result(request_id: str, timeout_s: float) -> Result:
     return Result(_error("Runtime.Unknown", f"RequestId: {request_id} Error: Init phase timed out after {timeout_s:.2f} seconds"),
                   "Unhandled", "Runtime.Unknown", recycle=True, status="timeout")

@@ -26,6 +26,8 @@ from .forkserver import ForkServer, SpawnError
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
 from .sandbox import STOPPED, Sandbox
 
+MEMORY_POLL_S = 0.1         # how often the memory of running environments is checked
+TREE_POLL_EVERY = 10         # ... and, every this many checks, their descendants' too (a /proc scan)
 MAX_ASYNC_PENDING = 1000     # Event invocations queued at once; beyond it: 429
 ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retrying
 
@@ -85,6 +87,8 @@ class InvocationService:
         self._drained = Event()
         self._drained.set()
         self._sandboxes: set = set()
+        self._watched: set = set()          # sandboxes whose memory is checked (initializing or running)
+        self._memory_watch = None
         self._async = Group()
         self._timer = None
         self._timer_wake = Event()
@@ -102,6 +106,7 @@ class InvocationService:
         make_undumpable()  # function code must not read this process's environment (the user's credentials)
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
+        self._memory_watch = gevent.spawn(self._watch_memory)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
@@ -109,8 +114,9 @@ class InvocationService:
         self.platform.shutdown()           # on_retire -> each sandbox ends, STOPPED to its invocation
         self._drained.wait(timeout)
         self._async.kill(block=True, timeout=1.0)
-        if self._timer is not None:
-            self._timer.kill(block=True, timeout=1.0)
+        for greenlet in (self._timer, self._memory_watch):
+            if greenlet is not None:
+                greenlet.kill(block=True, timeout=1.0)
         self.forkserver.close()            # the zygote kills and reaps whatever is left
         for sandbox in list(self._sandboxes):
             sandbox.close_logs()
@@ -310,6 +316,33 @@ class InvocationService:
     def forget(self, sandbox: Sandbox) -> None:
         self._sandboxes.discard(sandbox)
 
+    # -- memory ------------------------------------------------------------------
+    def watch_memory(self, sandbox: Sandbox) -> None:
+        """Check its memory until it is idle again (called as it starts and at each invocation)."""
+        self._watched.add(sandbox)
+
+    def _watch_memory(self) -> None:
+        """Kill an environment that goes over its memory size, as Lambda does.
+        Its peak resident memory (VmHWM, so a spike between two checks counts)
+        and, every second, the current memory of its descendants; see
+        docs/emulator.md for what this cannot see."""
+        ticks = 0
+        while not self.stopping:
+            gevent.sleep(MEMORY_POLL_S)
+            if not self._watched:
+                continue
+            ticks += 1
+            tree = _children_map() if ticks % TREE_POLL_EVERY == 0 else None
+            for sandbox in list(self._watched):
+                used = sandbox.peak_memory_mb() or 0
+                if tree is not None and sandbox.pid in tree:
+                    used = max(used, _tree_rss_mb(sandbox.pid, tree))
+                if used > sandbox.fn.memory and not sandbox.out_of_memory:
+                    self._print(f"{sandbox.log_prefix}memory {used} MB over its {sandbox.fn.memory} MB: killed")
+                    sandbox.over_memory()
+                if not sandbox.watched():
+                    self._watched.discard(sandbox)
+
     # -- keep-alive and lifetime -----------------------------------------
     def _timer_check(self) -> None:
         """After a release: wake the timer if a deadline now comes sooner."""
@@ -343,6 +376,31 @@ class InvocationService:
             "throttles": dict(p.counter.throttles),
             **self.stats,
         }
+
+
+def _children_map() -> dict:
+    """pid -> child pids, for every process on the machine (one /proc scan)."""
+    import psutil
+
+    kids: dict = {}
+    for proc in psutil.process_iter(["ppid"]):
+        kids.setdefault(proc.info["ppid"], []).append(proc.pid)
+    return kids
+
+
+def _tree_rss_mb(pid: int, kids: dict) -> int:
+    """Resident memory of a process and all its descendants, MB (shared pages counted in each)."""
+    import psutil
+
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(kids.get(p, ()))
+        try:
+            total += psutil.Process(p).memory_info().rss
+        except psutil.Error:
+            pass
+    return total >> 20
 
 
 # Request and X-Ray ids need to be unique, not secret: a PRNG seeded from the
