@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 import uuid
 
@@ -23,6 +24,7 @@ from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
 from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
+from .machine import machine_cap
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
 from .sandbox import STOPPED, Sandbox
 
@@ -34,6 +36,15 @@ ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retry
 
 class ServiceStopping(Exception):
     """The emulator is stopping: this invocation will not complete."""
+
+
+class LocalCapThrottled(Throttled):
+    """The emulator's own cap on live environments refused a cold start: a
+    limit of this machine, not AWS's account concurrency. `message` says so."""
+
+    def __init__(self, exc: Throttled, message: str) -> None:
+        super().__init__(exc.reason, exc.function, exc.limit)
+        self.message = message
 
 
 class Slot:
@@ -76,7 +87,13 @@ class InvocationService:
         self.config = config
         self.functions = {f.name: f for f in config.functions}
         self._arns = {name: self.arn(name) for name in self.functions}
-        self.platform = Platform(config.model, [f.spec() for f in config.functions],
+        model, self.local_cap = config.model, {"max_environments": config.model.max_environments,
+                                               "source": "config", "decided_by": None, "throttled": 0}
+        if model.max_environments is None:
+            derived = machine_cap(config.functions)
+            model = model.replace(max_environments=derived.cap)
+            self.local_cap.update(max_environments=derived.cap, source="machine", decided_by=derived.decided_by)
+        self.platform = Platform(model, [f.spec() for f in config.functions],
                                  on_retire=self._on_retire, wall_offset=time.time() - time.monotonic())
         self.forkserver = ForkServer()
         self.log_stream = log_stream        # START/END/REPORT and function output; None: quiet
@@ -99,7 +116,7 @@ class InvocationService:
         self._service_time = (None if config.service_time is None
                               else parse_distribution(config.service_time, "service_time"))
         self.stats = {"invocations": 0, "function_errors": 0, "timeouts": 0, "throttled": 0,
-                      "async_dropped": 0}
+                      "async_dropped": 0, "local_cap": self.local_cap}
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -146,8 +163,13 @@ class InvocationService:
             with self.lease(function) as slot:
                 result = self._run(slot, function, payload, client_context, request_id, log)
                 slot.recycle = result.recycle
-        except Throttled:
+        except Throttled as exc:
             self.stats["throttled"] += 1
+            # The account limit refuses before counting the call in; past that
+            # point only the cap on live environments refuses with this reason.
+            counter = self.platform.counter
+            if exc.reason == ACCOUNT_LIMIT and counter.total < counter.account_limit:
+                raise self._local_cap_hit(exc) from None
             raise
         finally:
             self.active -= 1
@@ -159,6 +181,22 @@ class InvocationService:
             if result.status == "timeout":
                 self.stats["timeouts"] += 1
         return result, log
+
+    def _local_cap_hit(self, exc: Throttled) -> LocalCapThrottled:
+        cap = self.local_cap
+        cap["throttled"] += 1
+        why = (f"derived from this machine's {cap['decided_by']}" if cap["source"] == "machine"
+               else "model.max_environments in the config")
+        message = (f"Rate Exceeded. The local Lambda emulator's cap of {cap['max_environments']} live environments "
+                   f"({why}) was hit: a limit of this machine, not AWS's account concurrency limit.")
+        if cap["throttled"] == 1:
+            try:  # once per run, on stderr even with --quiet: a run's summary should say why calls failed
+                sys.stderr.write(f"lambda-affinity emulator: {message} Set model.max_environments to change it; "
+                                 "later throttles are counted in local_cap.throttled (/_emulator/environments).\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        return LocalCapThrottled(exc, message)
 
     def _run(self, slot: Slot, function: str, payload: bytes, client_context, request_id: str,
              log: LogTail | None) -> Result:
