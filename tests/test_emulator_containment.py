@@ -59,6 +59,11 @@ HANDLER = textwrap.dedent('''
             del block
             time.sleep(float(event.get("after", 0)))
             return {"allocated": size}
+        if action == "alloc_child":  # the memory is a subprocess's, the handler waits for it
+            child = subprocess.Popen([sys.executable, "-c", f"import time; b = b'x' * ({int(event['mb'])} << 20); "
+                                      "time.sleep(60)"])
+            child.wait(timeout=float(event["hold"]))
+            return {"pid": child.pid}
         if action == "exit0":
             sys.stdout.flush()
             os._exit(0)
@@ -108,6 +113,14 @@ def _wait_gone(pids, timeout=5.0) -> list:
     return left
 
 
+def _only_the_fork_server_left(emu, timeout=5.0) -> list:
+    """The emulator's descendants once they are down to one (or the timeout), by script."""
+    deadline = time.monotonic() + timeout
+    while len(left := psutil.Process(emu.proc.pid).children(recursive=True)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p.cmdline()[1:2] for p in left]
+
+
 def test_function_code_cannot_read_the_emulator_or_its_parent(tmp_path, emulator_lambda_client):
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, _config(tmp_path)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env={**os.environ, "LAUNCHER_SECRET": SECRET})
@@ -152,11 +165,7 @@ def test_a_setsid_grandchild_dies_with_its_environment(tmp_path, emulator_lambda
         error, out = _invoke(lam, action="spawn", then_sleep=5)   # killed at its 1 s timeout
         assert error == "Unhandled" and out["errorType"] == "Sandbox.Timedout"
         assert _wait_gone([grandchild, env_pid]) == []
-        # the second call's grandchild too: the fork-server alone is left
-        deadline = time.monotonic() + 5
-        while len(left := psutil.Process(emu.proc.pid).children(recursive=True)) > 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert [p.cmdline()[1:2] for p in left] == [[ZYGOTE]]
+        assert _only_the_fork_server_left(emu) == [[ZYGOTE]]  # the second call's grandchild is gone too
 
 
 def test_a_runtime_that_exits_with_status_0_is_reported_as_aws_does(tmp_path, emulator_lambda_client):
@@ -189,3 +198,12 @@ def test_going_over_the_memory_size_kills_the_environment_with_runtime_out_of_me
         assert _wait_gone([first["pid"]]) == []
         error, after = _invoke(lam, action="alloc", mb=40)  # within its size: fine, on a fresh environment
         assert error is None and after == {"allocated": 40 << 20}
+
+
+def test_the_memory_of_processes_the_handler_starts_counts_too(tmp_path, emulator_lambda_client):
+    with EmulatorProcess(config_path=_config(tmp_path, memory=128, timeout=10)) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        out = lam.invoke(FunctionName="f", Payload=json.dumps({"action": "alloc_child", "mb": 300, "hold": 5}).encode())
+        doc = json.loads(out["Payload"].read())
+        assert out["FunctionError"] == "Unhandled" and doc["errorType"] == "Runtime.OutOfMemory", doc
+        assert _only_the_fork_server_left(emu) == [[ZYGOTE]]

@@ -24,12 +24,13 @@ from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
 from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
-from .machine import machine_cap
+from .machine import machine_cap, raise_fd_limit
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
 from .sandbox import STOPPED, Sandbox
 
 MEMORY_POLL_S = 0.1         # how often the memory of running environments is checked
-TREE_POLL_EVERY = 10         # ... and, every this many checks, their descendants' too (a /proc scan)
+TREE_POLL_EVERY = 10         # ... and, every this many checks, the descendants' of those busy for
+TREE_AFTER_S = 1.0           #   longer than this (one /proc scan: not on every short call's account)
 MAX_ASYNC_PENDING = 1000     # Event invocations queued at once; beyond it: 429
 ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retrying
 
@@ -121,6 +122,7 @@ class InvocationService:
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         make_undumpable()  # function code must not read this process's environment (the user's credentials)
+        raise_fd_limit()   # each environment holds descriptors here: 1024 would stop a burst near 250
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
         self._memory_watch = gevent.spawn(self._watch_memory)
@@ -362,18 +364,22 @@ class InvocationService:
     def _watch_memory(self) -> None:
         """Kill an environment that goes over its memory size, as Lambda does.
         Its peak resident memory (VmHWM, so a spike between two checks counts)
-        and, every second, the current memory of its descendants; see
-        docs/emulator.md for what this cannot see."""
+        and, every second, the current memory of its descendants when its
+        invocation has run for a while; docs/emulator.md says what this misses."""
         ticks = 0
         while not self.stopping:
             gevent.sleep(MEMORY_POLL_S)
             if not self._watched:
                 continue
             ticks += 1
-            tree = _children_map() if ticks % TREE_POLL_EVERY == 0 else None
+            long_running = set()
+            if ticks % TREE_POLL_EVERY == 0:
+                since = time.monotonic() - TREE_AFTER_S
+                long_running = {sb for sb in self._watched if sb.current is not None and sb.current.started < since}
+            tree = _children_map() if long_running else {}
             for sandbox in list(self._watched):
                 used = sandbox.peak_memory_mb() or 0
-                if tree is not None and sandbox.pid in tree:
+                if sandbox in long_running and sandbox.pid in tree:
                     used = max(used, _tree_rss_mb(sandbox.pid, tree))
                 if used > sandbox.fn.memory and not sandbox.out_of_memory:
                     self._print(f"{sandbox.log_prefix}memory {used} MB over its {sandbox.fn.memory} MB: killed")

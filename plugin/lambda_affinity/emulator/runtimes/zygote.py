@@ -293,17 +293,19 @@ def main() -> int:
 
 
 def end_all(me: int, children: set) -> None:
-    """Kill and reap every environment and all they left behind. Each reap
-    may hand us the dead process's orphans, so look again after each."""
+    """Kill and reap every environment and all they left behind. Only the
+    end of one of our children hands us orphans, so after each batch of
+    reaps, sweep again; done when nothing is left to wait for."""
+    for pid in children:
+        kill_group(pid)
     while True:
-        for pid in children:
-            kill_group(pid)
-        sweep(me, ())
         try:
-            pid, _ = os.waitpid(-1, 0)
+            os.waitpid(-1, 0)
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
         except ChildProcessError:
             return
-        children.discard(pid)
+        sweep(me, ())
 
 
 if __name__ == "__main__":
