@@ -4,6 +4,7 @@ is this machine's limit, not AWS's (once on stderr, counted in the
 introspection's `local_cap`). AWS's 429s carry no Retry-After."""
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -58,10 +59,12 @@ def _introspect(emu) -> dict:
         return json.loads(r.read())
 
 
-@pytest.mark.slow
-def test_the_local_cap_answers_429_saying_it_is_this_machines_limit(tmp_path, emulator_code):
+@contextlib.contextmanager
+def _one_call_busy(tmp_path, emulator_code, **model):
+    """An emulator serving `faults` with these model options, one invocation
+    holding an environment (1.5 s) inside; yields (emulator, its Invoke URL)."""
     config = tmp_path / "emu.yaml"
-    config.write_text(yaml.safe_dump({"model": {"init_delay_s": 0, "max_environments": 1},
+    config.write_text(yaml.safe_dump({"model": {"init_delay_s": 0, **model},
                                       "functions": [{"name": "faults", "handler": "app.handler",
                                                      "code": str(emulator_code["faults"])}]}))
     with EmulatorProcess(config_path=str(config)) as emu:
@@ -73,10 +76,16 @@ def test_the_local_cap_answers_429_saying_it_is_this_machines_limit(tmp_path, em
             while not _introspect(emu)["environments"]:
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
-            status, headers, body = _post(invoke)
-            url_status, _, url_body = _post(emu.function_urls["faults"])
+            yield emu, invoke
         finally:
             busy.join(10)
+
+
+@pytest.mark.slow
+def test_the_local_cap_answers_429_saying_it_is_this_machines_limit(tmp_path, emulator_code):
+    with _one_call_busy(tmp_path, emulator_code, max_environments=1) as (emu, invoke):
+        status, headers, body = _post(invoke)
+        url_status, _, url_body = _post(emu.function_urls["faults"])
         doc = _introspect(emu)
         log = emu.read_log()
     message = ("Rate Exceeded. The local Lambda emulator's cap of 1 live environments (model.max_environments in "
@@ -91,22 +100,8 @@ def test_the_local_cap_answers_429_saying_it_is_this_machines_limit(tmp_path, em
 
 @pytest.mark.slow
 def test_the_account_limit_keeps_aws_words_and_the_default_cap_comes_from_the_machine(tmp_path, emulator_code):
-    config = tmp_path / "emu.yaml"
-    config.write_text(yaml.safe_dump({"model": {"init_delay_s": 0, "account_concurrency": 1},
-                                      "functions": [{"name": "faults", "handler": "app.handler",
-                                                     "code": str(emulator_code["faults"])}]}))
-    with EmulatorProcess(config_path=str(config)) as emu:
-        invoke = f"{emu.endpoint}/2015-03-31/functions/faults/invocations"
-        busy = threading.Thread(target=_post, args=(invoke, b'{"action": "sleep", "seconds": 1.5}'))
-        busy.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not _introspect(emu)["environments"]:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
-            status, headers, body = _post(invoke)
-        finally:
-            busy.join(10)
+    with _one_call_busy(tmp_path, emulator_code, account_concurrency=1) as (emu, invoke):
+        status, headers, body = _post(invoke)
         cap = _introspect(emu)["local_cap"]
     assert status == 429 and "Retry-After" not in headers
     assert body == {"Type": "User", "message": "Rate Exceeded.", "Reason": "ConcurrentInvocationLimitExceeded"}
