@@ -96,9 +96,9 @@ def main() -> None:
         cost = machine.COSTS[kind]
         measured_cost = machine.EnvironmentCost(row["pss_mb"] + row["emulator_pss_mb_per_env"], row["threads"],
                                                 round(row["emulator_fds_per_env"] + 0.49))
+        used, measured = machine.derive_cap(limits, cost), machine.derive_cap(limits, measured_cost)
         print(f"{kind}: pss_used_by_the_cap_mb: {cost.memory_mb:.1f} measured: {measured_cost.memory_mb:.1f} | "
-              f"cap: {machine.derive_cap(limits, cost).cap} (with the measured cost: "
-              f"{machine.derive_cap(limits, measured_cost).cap}, decided by {machine.derive_cap(limits, cost).decided_by})")
+              f"cap: {used.cap} decided by {used.decided_by} (with the measured cost: {measured.cap})")
 
 
 if __name__ == "__main__":

@@ -189,7 +189,8 @@ def test_going_over_the_memory_size_kills_the_environment_with_runtime_out_of_me
         lam = emulator_lambda_client(emu.endpoint)
         error, first = _invoke(lam)
         assert error is None
-        out = lam.invoke(FunctionName="f", Payload=json.dumps({"action": "alloc", "mb": 300, "hold": hold, "after": after}).encode())
+        event = {"action": "alloc", "mb": 300, "hold": hold, "after": after}
+        out = lam.invoke(FunctionName="f", Payload=json.dumps(event).encode())
         doc = json.loads(out["Payload"].read())
         assert out["FunctionError"] == "Unhandled"
         assert doc == {"errorType": "Runtime.OutOfMemory",

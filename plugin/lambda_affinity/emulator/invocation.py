@@ -65,8 +65,9 @@ def exit_result(request_id: str, status_text: str) -> Result:
 
 def out_of_memory_result(request_id: str) -> Result:
     """The environment went over its memory size and was killed, as AWS reports it."""
-    return Result(_error("Runtime.OutOfMemory", f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"),
-                  "Unhandled", "Runtime.OutOfMemory", recycle=True, status="error")
+    message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+    return Result(_error("Runtime.OutOfMemory", message), "Unhandled", "Runtime.OutOfMemory", recycle=True,
+                  status="error")
 
 
 def init_timeout_result(request_id: str, timeout_s: float) -> Result:
