@@ -20,7 +20,8 @@ End of file on the socket means the emulator is gone: every child is killed
 and reaped, then the zygote exits. Children get SIGKILL if the zygote dies
 (PR_SET_PDEATHSIG), so no environment process outlives the emulator.
 
-Containment (Linux): the zygote is non-dumpable, has no capabilities (when
+Containment (Linux): the zygote is non-dumpable (its children are made
+dumpable again: their own /proc is theirs), has no capabilities (when
 run as root it drops them all, the bounding set too, so nothing it forks or
 execs regains them) and sets no_new_privs, so function code cannot read the
 zygote's or the emulator's memory or environment. Both the zygote and every
@@ -145,6 +146,9 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             # Orphans of what the handler starts stay below the environment.
             _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            # Inherited from the zygote; a function may read its own /proc/self
+            # (a non-dumpable one is root's), as on Lambda.
+            _prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
         if os.getppid() != zygote_pid:  # the zygote died between fork and prctl
             os._exit(1)
         # A process group per environment: killing it also ends whatever the
