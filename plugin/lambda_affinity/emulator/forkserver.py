@@ -77,9 +77,9 @@ class ForkServer:
         result = AsyncResult()
         self._pending[token] = (result, on_exit)
         msg = {"op": "spawn", "token": token, "kind": kind, "argv": argv, "env": env, "cwd": cwd}
-        # Copies for the writer, which may send after the caller closed its own.
-        self._outbox.put((token, json.dumps(msg).encode(), [os.dup(fd) for fd in fds]))
         try:
+            # Copies for the writer, which may send after the caller closed its own.
+            self._outbox.put((token, json.dumps(msg).encode(), _dup_all(fds)))
             reply = result.get(timeout=timeout)
         except gevent.Timeout:
             raise SpawnError(f"the fork-server did not start a process within {timeout:g} s") from None
@@ -178,6 +178,18 @@ class ForkServer:
         with gevent.Timeout(timeout, subprocess.TimeoutExpired(self.proc.args, timeout)):
             while self.proc.poll() is None:
                 gevent.sleep(0.01)
+
+
+def _dup_all(fds: list) -> list:
+    copies = []
+    try:
+        for fd in fds:
+            copies.append(os.dup(fd))
+    except OSError as exc:
+        for fd in copies:
+            os.close(fd)
+        raise SpawnError(f"cannot pass descriptors to the fork-server: {exc}") from None
+    return copies
 
 
 def _fd_bytes(fds: list) -> bytes:

@@ -212,7 +212,8 @@ class InvocationService:
             self._sandboxes.add(sandbox)
             try:
                 sandbox.start()
-            except SpawnError as exc:
+            except (SpawnError, OSError) as exc:  # e.g. out of descriptors: an answer, not a dropped call
+                self._sandboxes.discard(sandbox)
                 return exit_result(request_id, f"could not start the environment: {exc}")
             failure = sandbox.wait_init(request_id)
             if failure is None and slot.lease.init_delay_s > 0:
