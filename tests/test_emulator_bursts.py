@@ -2,7 +2,11 @@
 (none dropped, every reply a valid probe reply) and leave no process behind."""
 from __future__ import annotations
 
+import http.client
 import json
+import resource
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,6 +19,8 @@ from lambda_affinity.emulator.process import EmulatorProcess
 pytestmark = pytest.mark.slow
 
 BURST = 200
+FD_LIMIT = 64      # a few environments' worth of descriptors
+EVENTS = 30
 
 
 def test_a_burst_of_200_concurrent_cold_invokes_drops_none(tmp_path, emulator_lambda_client, emulator_descendants):
@@ -73,3 +79,44 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_cold_starts_out_of_descriptors_are_answered_and_counted(tmp_path, emulator_code):
+    """A cold start that cannot get descriptors (a low RLIMIT_NOFILE, a cap set
+    above what it allows) fails as an invocation, and every call is counted."""
+    config = tmp_path / "emu.yaml"
+    config.write_text(yaml.safe_dump({"model": {"max_environments": 100, "init_delay_s": 0},
+                                      "functions": [{"name": "faults", "handler": "app.handler",
+                                                     "code": str(emulator_code["faults"])}]}))
+    ready = tmp_path / "ready.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lambda_affinity.cli", "emulate", "--quiet", "--port", "0", "--ready-file", str(ready),
+         "--config", str(config), "--exit-with-parent"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT)))
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        endpoint = json.loads(ready.read_text())["endpoint"]
+        conn = http.client.HTTPConnection(endpoint.split("//")[1], timeout=30)
+        for _ in range(EVENTS):  # one connection: Event calls answer 202 at once and run side by side
+            conn.request("POST", "/2015-03-31/functions/faults/invocations", body=b'{"action": "sleep", "seconds": 1}',
+                         headers={"X-Amz-Invocation-Type": "Event"})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 202
+        deadline = time.monotonic() + 20
+        while True:
+            conn.request("GET", "/_emulator/environments")
+            stats = json.loads(conn.getresponse().read())
+            if stats["invocations"] + stats["async_dropped"] >= EVENTS or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert (stats["invocations"], stats["async_dropped"]) == (EVENTS, 0)
+        assert 0 < stats["function_errors"] < EVENTS  # some could not start; the others ran
+    finally:
+        proc.stdin.close()
+        proc.wait(15)
