@@ -4,6 +4,7 @@ it starts, even in a new session, ends with its environment; its memory is
 limited as on AWS; and a runtime that exits says so as AWS does."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -190,12 +191,15 @@ def test_going_over_the_memory_size_kills_the_environment_with_runtime_out_of_me
         error, first = _invoke(lam)
         assert error is None
         event = {"action": "alloc", "mb": 300, "hold": hold, "after": after}
-        out = lam.invoke(FunctionName="f", Payload=json.dumps(event).encode())
+        out = lam.invoke(FunctionName="f", Payload=json.dumps(event).encode(), LogType="Tail")
         doc = json.loads(out["Payload"].read())
         assert out["FunctionError"] == "Unhandled"
         assert doc == {"errorType": "Runtime.OutOfMemory",
                        "errorMessage": f"RequestId: {out['ResponseMetadata']['RequestId']} "
                                        "Error: Runtime exited with error: signal: killed"}
+        [report] = [line for line in base64.b64decode(out["LogResult"]).decode().splitlines()
+                    if line.startswith("REPORT")]
+        assert "\tMemory Size: 128 MB\tMax Memory Used: 128 MB\t" in report  # as AWS reports it
         assert _wait_gone([first["pid"]]) == []
         error, after = _invoke(lam, action="alloc", mb=40)  # within its size: fine, on a fresh environment
         assert error is None and after == {"allocated": 40 << 20}

@@ -305,8 +305,10 @@ class InvocationService:
             self._print(lambda: sandbox.log_prefix + report_line(request_id, duration_ms, memory,
                                                                  sandbox.peak_memory_mb(), init_ms), False)
         else:
-            self._log_line(sandbox, log, report_line(request_id, duration_ms, sandbox.fn.memory,
-                                                     sandbox.peak_memory_mb(), init_ms, result.status), False)
+            # Killed for its memory: AWS reports the whole size as used.
+            peak = sandbox.fn.memory if sandbox.out_of_memory else sandbox.peak_memory_mb()
+            self._log_line(sandbox, log, report_line(request_id, duration_ms, sandbox.fn.memory, peak, init_ms,
+                                                     result.status), False)
 
     def print_line(self, sandbox: Sandbox, line: str, flush: bool = True) -> None:
         if self.log_stream is not None:
