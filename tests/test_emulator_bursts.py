@@ -5,8 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import resource
-import subprocess
-import sys
 import threading
 import time
 
@@ -88,20 +86,9 @@ def test_cold_starts_out_of_descriptors_are_answered_and_counted(tmp_path, emula
     config.write_text(yaml.safe_dump({"model": {"max_environments": 100, "init_delay_s": 0},
                                       "functions": [{"name": "faults", "handler": "app.handler",
                                                      "code": str(emulator_code["faults"])}]}))
-    ready = tmp_path / "ready.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lambda_affinity.cli", "emulate", "--quiet", "--port", "0", "--ready-file", str(ready),
-         "--config", str(config), "--exit-with-parent"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT)))
-    try:
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        endpoint = json.loads(ready.read_text())["endpoint"]
-        conn = http.client.HTTPConnection(endpoint.split("//")[1], timeout=30)
+    with EmulatorProcess(config_path=str(config), preexec_fn=lambda: resource.setrlimit(
+            resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))) as emu:
+        conn = http.client.HTTPConnection(emu.endpoint.split("//")[1], timeout=30)
         for _ in range(EVENTS):  # one connection: Event calls answer 202 at once and run side by side
             conn.request("POST", "/2015-03-31/functions/faults/invocations", body=b'{"action": "sleep", "seconds": 1}',
                          headers={"X-Amz-Invocation-Type": "Event"})
@@ -117,6 +104,3 @@ def test_cold_starts_out_of_descriptors_are_answered_and_counted(tmp_path, emula
             time.sleep(0.2)
         assert (stats["invocations"], stats["async_dropped"]) == (EVENTS, 0)
         assert 0 < stats["function_errors"] < EVENTS  # some could not start; the others ran
-    finally:
-        proc.stdin.close()
-        proc.wait(15)
