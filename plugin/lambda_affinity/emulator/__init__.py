@@ -11,6 +11,8 @@ Modules, one responsibility each:
   runtime_api   the Runtime API (2018-06-01) served to each environment
   sandbox       an environment as an OS process: Lambda's variables, logs
   forkserver    starts and talks to the fork-server (runtimes/zygote.py)
+  containment   make_undumpable(): function code cannot read this process (credentials)
+  machine       the default cap on environments, derived from this machine
   invocation    an invocation, its results and AWS's error payloads, log lines
   service       runs invocations on environments placed by the platform model
   server        Emulator: ties the service to its front ends

@@ -4,6 +4,10 @@ ask it for environment processes, hear when they exit, stop it.
 Every environment process is a child of the zygote. Closing our end of the
 socket makes the zygote kill them all and exit, so even an emulator killed
 with SIGKILL leaves nothing behind (the zygote sees end of file).
+
+One greenlet writes the socket, in order, from a queue: a burst of cold
+starts fills the socket's queue (sendmsg waits for the zygote to catch up),
+and two greenlets waiting to write one gevent socket is an error, not a wait.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import sys
 import gevent
 from gevent import socket
 from gevent.event import AsyncResult
+from gevent.queue import Queue
 
 RUNTIMES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runtimes")
 ZYGOTE = os.path.join(RUNTIMES_DIR, "zygote.py")
@@ -43,6 +48,8 @@ class ForkServer:
         self._pending: dict[int, tuple] = {}
         self._on_exit: dict[int, object] = {}
         self._reader = None
+        self._writer = None
+        self._outbox: Queue = Queue()   # (token or None, packet, fds the writer closes once sent)
 
     def start(self) -> None:
         ours, theirs = _stdsocket.socketpair(_stdsocket.AF_UNIX, _stdsocket.SOCK_SEQPACKET)
@@ -58,6 +65,7 @@ class ForkServer:
             theirs.close()
         self.sock = socket.socket(fileno=ours.detach())
         self._reader = gevent.spawn(self._read_loop)
+        self._writer = gevent.spawn(self._write_loop)
 
     def spawn(self, kind: str, argv: list, env: dict, cwd: str, fds: list, on_exit, timeout: float = 10.0) -> int:
         """Start one environment process; returns its pid. `fds[0]` becomes its
@@ -70,13 +78,11 @@ class ForkServer:
         self._pending[token] = (result, on_exit)
         msg = {"op": "spawn", "token": token, "kind": kind, "argv": argv, "env": env, "cwd": cwd}
         try:
-            self.sock.sendmsg([json.dumps(msg).encode()], [(_stdsocket.SOL_SOCKET, _stdsocket.SCM_RIGHTS,
-                                                            _fd_bytes(fds))])
+            # Copies for the writer, which may send after the caller closed its own.
+            self._outbox.put((token, json.dumps(msg).encode(), _dup_all(fds)))
             reply = result.get(timeout=timeout)
         except gevent.Timeout:
             raise SpawnError(f"the fork-server did not start a process within {timeout:g} s") from None
-        except OSError as exc:
-            raise SpawnError(f"the fork-server is gone: {exc}") from None
         finally:
             self._pending.pop(token, None)
         if "error" in reply:
@@ -84,13 +90,31 @@ class ForkServer:
         return reply["pid"]
 
     def kill(self, pid: int) -> None:
-        """SIGKILL one environment process (and its process group)."""
-        if self.sock is None:
-            return
-        try:
-            self.sock.send(json.dumps({"op": "kill", "pid": pid}).encode())
-        except OSError:
-            pass
+        """SIGKILL one environment process (and its process group). Never
+        blocks: the fork-server's reader calls it too."""
+        if self.sock is not None:
+            self._outbox.put((None, json.dumps({"op": "kill", "pid": pid}).encode(), []))
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            token, packet, fds = item
+            try:
+                if token is not None and token not in self._pending:
+                    continue  # its caller gave up waiting: start nothing
+                if fds:
+                    self.sock.sendmsg([packet], [(_stdsocket.SOL_SOCKET, _stdsocket.SCM_RIGHTS, _fd_bytes(fds))])
+                else:
+                    self.sock.send(packet)
+            except OSError as exc:
+                waiter, _ = self._pending.get(token, (None, None))
+                if waiter is not None:
+                    waiter.set({"error": f"the fork-server is gone: {exc}"})
+            finally:
+                for fd in fds:
+                    os.close(fd)
 
     def _read_loop(self) -> None:
         try:
@@ -105,7 +129,9 @@ class ForkServer:
                         callback(msg["status"])
                 else:
                     waiter, callback = self._pending.get(msg.get("token"), (None, None))
-                    if waiter is not None:
+                    if waiter is None and "pid" in msg:
+                        self.kill(msg["pid"])  # started after its caller gave up waiting: nobody owns it
+                    elif waiter is not None:
                         if "pid" in msg:
                             # Registered before the next packet is read, so an
                             # exit right after the start is never missed.
@@ -136,6 +162,13 @@ class ForkServer:
         if self._reader is not None:
             self._reader.join(timeout=1.0)
             self._reader.kill(block=False)
+        if self._writer is not None:
+            self._writer.kill(block=True, timeout=1.0)
+            self._writer = None
+            while self._outbox.qsize():  # never sent: the copies of their descriptors
+                item = self._outbox.get()
+                for fd in item[2] if item else ():
+                    os.close(fd)
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -145,6 +178,18 @@ class ForkServer:
         with gevent.Timeout(timeout, subprocess.TimeoutExpired(self.proc.args, timeout)):
             while self.proc.poll() is None:
                 gevent.sleep(0.01)
+
+
+def _dup_all(fds: list) -> list:
+    copies = []
+    try:
+        for fd in fds:
+            copies.append(os.dup(fd))
+    except OSError as exc:
+        for fd in copies:
+            os.close(fd)
+        raise SpawnError(f"cannot pass descriptors to the fork-server: {exc}") from None
+    return copies
 
 
 def _fd_bytes(fds: list) -> bytes:

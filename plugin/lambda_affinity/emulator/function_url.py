@@ -164,8 +164,8 @@ class FunctionURL(App):
             return self.too_large(req)
         try:
             result, _ = self.service.invoke(self.function, payload, request_id=request_id)
-        except Throttled:
-            return _message(429, "Rate Exceeded.", request_id)
+        except Throttled as exc:  # the emulator's own cap says so in its message
+            return _message(429, getattr(exc, "message", "Rate Exceeded."), request_id)
         except UnknownFunction:
             return _message(404, None, request_id)
         except ServiceStopping:

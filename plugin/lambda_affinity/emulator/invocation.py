@@ -56,9 +56,18 @@ def timeout_result(request_id: str, timeout_s: float) -> Result:
 
 
 def exit_result(request_id: str, status_text: str) -> Result:
-    """The process ended (crash, kill, exit) before answering."""
-    return Result(_error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited with error: {status_text}"),
+    """The process ended (crash, kill, exit) before answering. AWS words a
+    clean exit (status 0) differently from a failure."""
+    why = "without providing a reason" if status_text == "exit status 0" else f"with error: {status_text}"
+    return Result(_error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited {why}"),
                   "Unhandled", "Runtime.ExitError", recycle=True, status="error")
+
+
+def out_of_memory_result(request_id: str) -> Result:
+    """The environment went over its memory size and was killed, as AWS reports it."""
+    message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+    return Result(_error("Runtime.OutOfMemory", message), "Unhandled", "Runtime.OutOfMemory", recycle=True,
+                  status="error")
 
 
 def init_timeout_result(request_id: str, timeout_s: float) -> Result:

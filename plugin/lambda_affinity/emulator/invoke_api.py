@@ -3,7 +3,7 @@
 Status codes, headers and error shapes are AWS's (design.md section 11), so
 botocore raises the same exception classes as against AWS: the error code
 travels in `x-amzn-ErrorType` with its `Exception` suffix, 404s use `Message`
-and most others `message`, throttling carries `Reason` and `Retry-After`.
+and most others `message`, throttling carries `Reason` (and, as on AWS, no `Retry-After`).
 The same port serves the read-only introspection routes under /_emulator/.
 """
 from __future__ import annotations
@@ -39,8 +39,10 @@ def aws_error(status: int, code: str, message: str, message_key: str = "message"
 
 
 def throttled(exc: Throttled, request_id: str | None = None) -> Response:
-    return aws_error(429, "TooManyRequestsException", "Rate Exceeded.", request_id=request_id,
-                     extra_headers=[("Retry-After", "1")], Reason=exc.reason)
+    """AWS's 429 (no Retry-After: AWS sends none); the emulator's own cap on
+    environments says in its message that it is this machine's limit."""
+    return aws_error(429, "TooManyRequestsException", getattr(exc, "message", "Rate Exceeded."),
+                     request_id=request_id, Reason=exc.reason)
 
 
 def too_large(request_id: str | None = None) -> Response:

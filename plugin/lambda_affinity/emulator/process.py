@@ -24,8 +24,9 @@ class EmulatorStartError(RuntimeError):
 
 class EmulatorProcess:
     def __init__(self, config_path: str | None = None, env: dict | None = None, startup_timeout: float = 30.0,
-                 quiet: bool = True) -> None:
+                 quiet: bool = True, preexec_fn=None) -> None:
         self.config_path = config_path
+        self.preexec_fn = preexec_fn    # run in the child before the emulator starts (e.g. setrlimit)
         self.env = env
         self.startup_timeout = startup_timeout
         self.quiet = quiet
@@ -56,7 +57,7 @@ class EmulatorProcess:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(self.command(ready_file), stdin=subprocess.PIPE, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env)
+                                     stderr=subprocess.STDOUT, env=env, preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + self.startup_timeout
         while not os.path.exists(ready_file):
             code = self.proc.poll()

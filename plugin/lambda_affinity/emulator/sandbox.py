@@ -23,7 +23,7 @@ from gevent.server import StreamServer
 from .config import EmulatorConfig, FunctionConfig
 from .forkserver import RUNTIMES_DIR
 from .invocation import (Invocation, LogTail, Result, exit_result, init_error, init_timeout_result,
-                         timeout_result)
+                         out_of_memory_result, timeout_result)
 from .runtime_api import GONE, PARKED, RuntimeAPI, RuntimeConnection, connection_handler
 
 INIT_TIMEOUT_S = 10.0            # AWS: the init phase has 10 s
@@ -114,6 +114,7 @@ class Sandbox:
         self._partial = b""
         self._ended = False
         self._status_fd: int | None = None      # /proc/PID/status, for REPORT's Max Memory Used
+        self.out_of_memory = False              # killed for going over fn.memory
         self.log_prefix = f"[{fn.name} {env.id[-8:]}] "   # before each of its lines on the emulator's stdout
 
     # -- life ---------------------------------------------------------------
@@ -151,6 +152,7 @@ class Sandbox:
             if theirs is not None:
                 theirs.close()
         self._reader = gevent.spawn(self._read_logs)
+        self.host.watch_memory(self)
 
     def wait_init(self, request_id: str, timeout: float = INIT_TIMEOUT_S) -> Result | None:
         """None once the runtime asks for its first event; else the failure."""
@@ -166,17 +168,18 @@ class Sandbox:
             self.kill()  # the runtime exits by itself too; make sure
             return init_error(outcome[1], outcome[2])
         if kind == "exit":
-            return exit_result(request_id, outcome[1])
+            return self._exit_result(request_id, outcome[1])
         return STOPPED
 
     def run(self, inv: Invocation) -> Result:
         """Hand `inv` to the runtime and wait for its result or its timeout."""
         if self._ended:
-            return exit_result(inv.request_id, self.exit_status or "environment stopped")
+            return self._exit_result(inv.request_id, self.exit_status or "environment stopped")
         inv.result = result = AsyncResult()
         inv.started = time.monotonic()
         inv.deadline_ms = int((time.time() + inv.timeout_s) * 1000)
         self.current = inv
+        self.host.watch_memory(self)
         timer = Timeout.start_new(inv.timeout_s)
         try:
             conn = self._parked
@@ -222,6 +225,19 @@ class Sandbox:
         except (OSError, ValueError, IndexError):
             return None
 
+    def over_memory(self) -> None:
+        """It went over its memory size: killed, its invocation (or init)
+        fails with Runtime.OutOfMemory when the process has ended."""
+        self.out_of_memory = True
+        self.kill()
+
+    def _exit_result(self, request_id: str, status: str) -> Result:
+        return out_of_memory_result(request_id) if self.out_of_memory else exit_result(request_id, status)
+
+    def watched(self) -> bool:
+        """Whether its memory is watched now: while it initializes or runs an invocation."""
+        return not self._ended and (self.current is not None or not self._init.ready())
+
     def kill(self) -> None:
         if self.pid is not None and self.exit_status is None:
             self.host.forkserver.kill(self.pid)
@@ -250,7 +266,7 @@ class Sandbox:
         if inv is not None:
             self.drain_logs()
             self.current = None
-            self._deliver(inv, exit_result(inv.request_id, status))
+            self._deliver(inv, self._exit_result(inv.request_id, status))
         self._end()
         self.host.sandbox_exited(self)
 

@@ -29,16 +29,12 @@ from .service import InvocationService
 from .wire import make_server
 
 MAX_CONNECTIONS = 1000          # per listening port; more wait in the backlog
-# Machine-safe cap on live environments (processes) when the config sets none.
-DEFAULT_MAX_ENVIRONMENTS = 100
 
 
 class Emulator:
     def __init__(self, config: EmulatorConfig | None = None, host: str | None = None, port: int | None = None,
                  log_stream=None) -> None:
         self.config = config or default_config()
-        if self.config.model.max_environments is None:
-            self.config.model = self.config.model.replace(max_environments=DEFAULT_MAX_ENVIRONMENTS)
         self.host = host or self.config.host
         self.port = port if port is not None else (self.config.port or 0)
         self.log_stream = log_stream

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 import uuid
 
@@ -21,16 +22,30 @@ from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, Platform, Throttled, Unknow
 from ..platform.distributions import parse_distribution
 from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
+from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
+from .machine import machine_cap, raise_fd_limit
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
 from .sandbox import STOPPED, Sandbox
 
+MEMORY_POLL_S = 0.1         # how often the memory of running environments is checked
+TREE_POLL_EVERY = 10         # ... and, every this many checks, the descendants' of those busy for
+TREE_AFTER_S = 1.0           #   longer than this (one /proc scan: not on every short call's account)
 MAX_ASYNC_PENDING = 1000     # Event invocations queued at once; beyond it: 429
 ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retrying
 
 
 class ServiceStopping(Exception):
     """The emulator is stopping: this invocation will not complete."""
+
+
+class LocalCapThrottled(Throttled):
+    """The emulator's own cap on live environments refused a cold start: a
+    limit of this machine, not AWS's account concurrency. `message` says so."""
+
+    def __init__(self, exc: Throttled, message: str) -> None:
+        super().__init__(exc.reason, exc.function, exc.limit)
+        self.message = message
 
 
 class Slot:
@@ -73,7 +88,13 @@ class InvocationService:
         self.config = config
         self.functions = {f.name: f for f in config.functions}
         self._arns = {name: self.arn(name) for name in self.functions}
-        self.platform = Platform(config.model, [f.spec() for f in config.functions],
+        model, self.local_cap = config.model, {"max_environments": config.model.max_environments,
+                                               "source": "config", "decided_by": None, "throttled": 0}
+        if model.max_environments is None:
+            derived = machine_cap(config.functions)
+            model = model.replace(max_environments=derived.cap)
+            self.local_cap.update(max_environments=derived.cap, source="machine", decided_by=derived.decided_by)
+        self.platform = Platform(model, [f.spec() for f in config.functions],
                                  on_retire=self._on_retire, wall_offset=time.time() - time.monotonic())
         self.forkserver = ForkServer()
         self.log_stream = log_stream        # START/END/REPORT and function output; None: quiet
@@ -84,6 +105,8 @@ class InvocationService:
         self._drained = Event()
         self._drained.set()
         self._sandboxes: set = set()
+        self._watched: set = set()          # sandboxes whose memory is checked (initializing or running)
+        self._memory_watch = None
         self._async = Group()
         self._timer = None
         self._timer_wake = Event()
@@ -94,12 +117,15 @@ class InvocationService:
         self._service_time = (None if config.service_time is None
                               else parse_distribution(config.service_time, "service_time"))
         self.stats = {"invocations": 0, "function_errors": 0, "timeouts": 0, "throttled": 0,
-                      "async_dropped": 0}
+                      "async_dropped": 0, "local_cap": self.local_cap}
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
+        make_undumpable()  # function code must not read this process's environment (the user's credentials)
+        raise_fd_limit()   # each environment holds descriptors here: 1024 would stop a burst near 250
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
+        self._memory_watch = gevent.spawn(self._watch_memory)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
@@ -107,8 +133,9 @@ class InvocationService:
         self.platform.shutdown()           # on_retire -> each sandbox ends, STOPPED to its invocation
         self._drained.wait(timeout)
         self._async.kill(block=True, timeout=1.0)
-        if self._timer is not None:
-            self._timer.kill(block=True, timeout=1.0)
+        for greenlet in (self._timer, self._memory_watch):
+            if greenlet is not None:
+                greenlet.kill(block=True, timeout=1.0)
         self.forkserver.close()            # the zygote kills and reaps whatever is left
         for sandbox in list(self._sandboxes):
             sandbox.close_logs()
@@ -138,8 +165,13 @@ class InvocationService:
             with self.lease(function) as slot:
                 result = self._run(slot, function, payload, client_context, request_id, log)
                 slot.recycle = result.recycle
-        except Throttled:
+        except Throttled as exc:
             self.stats["throttled"] += 1
+            # The account limit refuses before counting the call in; past that
+            # point only the cap on live environments refuses with this reason.
+            counter = self.platform.counter
+            if exc.reason == ACCOUNT_LIMIT and counter.total < counter.account_limit:
+                raise self._local_cap_hit(exc) from None
             raise
         finally:
             self.active -= 1
@@ -151,6 +183,22 @@ class InvocationService:
             if result.status == "timeout":
                 self.stats["timeouts"] += 1
         return result, log
+
+    def _local_cap_hit(self, exc: Throttled) -> LocalCapThrottled:
+        cap = self.local_cap
+        cap["throttled"] += 1
+        why = (f"derived from this machine's {cap['decided_by']}" if cap["source"] == "machine"
+               else "model.max_environments in the config")
+        message = (f"Rate Exceeded. The local Lambda emulator's cap of {cap['max_environments']} live environments "
+                   f"({why}) was hit: a limit of this machine, not AWS's account concurrency limit.")
+        if cap["throttled"] == 1:
+            try:  # once per run, on stderr even with --quiet: a run's summary should say why calls failed
+                sys.stderr.write(f"lambda-affinity emulator: {message} Set model.max_environments to change it; "
+                                 "later throttles are counted in local_cap.throttled (/_emulator/environments).\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        return LocalCapThrottled(exc, message)
 
     def _run(self, slot: Slot, function: str, payload: bytes, client_context, request_id: str,
              log: LogTail | None) -> Result:
@@ -164,7 +212,8 @@ class InvocationService:
             self._sandboxes.add(sandbox)
             try:
                 sandbox.start()
-            except SpawnError as exc:
+            except (SpawnError, OSError) as exc:  # e.g. out of descriptors: an answer, not a dropped call
+                self._sandboxes.discard(sandbox)
                 return exit_result(request_id, f"could not start the environment: {exc}")
             failure = sandbox.wait_init(request_id)
             if failure is None and slot.lease.init_delay_s > 0:
@@ -256,8 +305,10 @@ class InvocationService:
             self._print(lambda: sandbox.log_prefix + report_line(request_id, duration_ms, memory,
                                                                  sandbox.peak_memory_mb(), init_ms), False)
         else:
-            self._log_line(sandbox, log, report_line(request_id, duration_ms, sandbox.fn.memory,
-                                                     sandbox.peak_memory_mb(), init_ms, result.status), False)
+            # Killed for its memory: AWS reports the whole size as used.
+            peak = sandbox.fn.memory if sandbox.out_of_memory else sandbox.peak_memory_mb()
+            self._log_line(sandbox, log, report_line(request_id, duration_ms, sandbox.fn.memory, peak, init_ms,
+                                                     result.status), False)
 
     def print_line(self, sandbox: Sandbox, line: str, flush: bool = True) -> None:
         if self.log_stream is not None:
@@ -308,6 +359,37 @@ class InvocationService:
     def forget(self, sandbox: Sandbox) -> None:
         self._sandboxes.discard(sandbox)
 
+    # -- memory ------------------------------------------------------------------
+    def watch_memory(self, sandbox: Sandbox) -> None:
+        """Check its memory until it is idle again (called as it starts and at each invocation)."""
+        self._watched.add(sandbox)
+
+    def _watch_memory(self) -> None:
+        """Kill an environment that goes over its memory size, as Lambda does.
+        Its peak resident memory (VmHWM, so a spike between two checks counts)
+        and, every second, the current memory of its descendants when its
+        invocation has run for a while; docs/emulator.md says what this misses."""
+        ticks = 0
+        while not self.stopping:
+            gevent.sleep(MEMORY_POLL_S)
+            if not self._watched:
+                continue
+            ticks += 1
+            long_running = set()
+            if ticks % TREE_POLL_EVERY == 0:
+                since = time.monotonic() - TREE_AFTER_S
+                long_running = {sb for sb in self._watched if sb.current is not None and sb.current.started < since}
+            tree = _children_map() if long_running else {}
+            for sandbox in list(self._watched):
+                used = sandbox.peak_memory_mb() or 0
+                if sandbox in long_running and sandbox.pid in tree:
+                    used = max(used, _tree_rss_mb(sandbox.pid, tree))
+                if used > sandbox.fn.memory and not sandbox.out_of_memory:
+                    self._print(f"{sandbox.log_prefix}memory {used} MB over its {sandbox.fn.memory} MB: killed")
+                    sandbox.over_memory()
+                if not sandbox.watched():
+                    self._watched.discard(sandbox)
+
     # -- keep-alive and lifetime -----------------------------------------
     def _timer_check(self) -> None:
         """After a release: wake the timer if a deadline now comes sooner."""
@@ -341,6 +423,31 @@ class InvocationService:
             "throttles": dict(p.counter.throttles),
             **self.stats,
         }
+
+
+def _children_map() -> dict:
+    """pid -> child pids, for every process on the machine (one /proc scan)."""
+    import psutil
+
+    kids: dict = {}
+    for proc in psutil.process_iter(["ppid"]):
+        kids.setdefault(proc.info["ppid"], []).append(proc.pid)
+    return kids
+
+
+def _tree_rss_mb(pid: int, kids: dict) -> int:
+    """Resident memory of a process and all its descendants, MB (shared pages counted in each)."""
+    import psutil
+
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(kids.get(p, ()))
+        try:
+            total += psutil.Process(p).memory_info().rss
+        except psutil.Error:
+            pass
+    return total >> 20
 
 
 # Request and X-Ray ids need to be unique, not secret: a PRNG seeded from the

@@ -19,6 +19,15 @@ packet:
 End of file on the socket means the emulator is gone: every child is killed
 and reaped, then the zygote exits. Children get SIGKILL if the zygote dies
 (PR_SET_PDEATHSIG), so no environment process outlives the emulator.
+
+Containment (Linux): the zygote is non-dumpable (its children are made
+dumpable again: their own /proc is theirs), has no capabilities (when
+run as root it drops them all, the bounding set too, so nothing it forks or
+execs regains them) and sets no_new_privs, so function code cannot read the
+zygote's or the emulator's memory or environment. Both the zygote and every
+environment process are child subreapers: whatever a handler starts, even in
+a new session, stays below its environment while it lives and is handed to
+the zygote when it ends, which then kills it (`sweep`).
 """
 import json
 import os
@@ -39,6 +48,11 @@ bootstrap = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bootstrap)
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+_CAP_VERSION_3 = 0x20080522
 MAX_PACKET = 1 << 20
 
 try:
@@ -48,6 +62,57 @@ try:
     _prctl = _libc.prctl
 except (OSError, AttributeError):  # not Linux: the zygote's own cleanup still applies
     _prctl = None
+
+
+def contain() -> None:
+    """Once, before the first fork (see the module's docstring)."""
+    if _prctl is None:
+        return
+    _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if os.geteuid() == 0:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as fh:
+                last = int(fh.read())
+        except (OSError, ValueError):
+            last = 63
+        for cap in range(last + 1):
+            _prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        # Effective, permitted and inheritable sets, two 32-bit words each: all empty.
+        if _libc.capset(ctypes.byref(Header(_CAP_VERSION_3, 0)), (ctypes.c_uint32 * 6)()) != 0:
+            sys.stderr.write(f"lambda-affinity fork-server: capset failed (errno {ctypes.get_errno()})\n")
+    _prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def stray_children(me: int, known) -> list:
+    """Our children that are not environment processes: what an ended
+    environment left running, handed to us as its subreaper. Read from /proc
+    (no /proc: none found)."""
+    out = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit() or int(name) in known:
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                data = fh.read()
+            if int(data[data.rindex(b")") + 2:].split()[1]) == me:
+                out.append(int(name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def sweep(me: int, known) -> None:
+    for pid in stray_children(me, known):
+        kill_group(pid)  # also its process group (a setsid child leads its own)
 
 
 def describe_status(status: int) -> str:
@@ -79,6 +144,11 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
     try:
         if _prctl is not None:
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            # Orphans of what the handler starts stay below the environment.
+            _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            # Inherited from the zygote; a function may read its own /proc/self
+            # (a non-dumpable one is root's), as on Lambda.
+            _prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
         if os.getppid() != zygote_pid:  # the zygote died between fork and prctl
             os._exit(1)
         # A process group per environment: killing it also ends whatever the
@@ -141,6 +211,7 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
 def main() -> int:
     ctl = socket.socket(fileno=int(sys.argv[1]))
     zygote_pid = os.getpid()
+    contain()
     # Terminal signals are for the emulator, which stops us through the socket.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -158,16 +229,23 @@ def main() -> int:
             pass
 
     def reap() -> None:
-        while children:
+        reaped = False
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
-            children.discard(pid)
-            kill_group(pid)  # what the environment left running dies with it
-            send({"exited": pid, "status": describe_status(status)})
+                break
+            reaped = True
+            if pid in children:
+                children.discard(pid)
+                kill_group(pid)  # what the environment left running dies with it
+                send({"exited": pid, "status": describe_status(status)})
+        if reaped:
+            # Its orphans are ours by now (reparented before it could be
+            # reaped); killed, they are reaped and swept in turn.
+            sweep(zygote_pid, children)
 
     try:
         while True:
@@ -214,14 +292,24 @@ def main() -> int:
                 if msg["pid"] in children:
                     kill_group(msg["pid"])
     finally:
-        for pid in list(children):
-            kill_group(pid)
-        for pid in list(children):
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        end_all(zygote_pid, children)
     return 0
+
+
+def end_all(me: int, children: set) -> None:
+    """Kill and reap every environment and all they left behind. Only the
+    end of one of our children hands us orphans, so after each batch of
+    reaps, sweep again; done when nothing is left to wait for."""
+    for pid in children:
+        kill_group(pid)
+    while True:
+        try:
+            os.waitpid(-1, 0)
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            return
+        sweep(me, ())
 
 
 if __name__ == "__main__":

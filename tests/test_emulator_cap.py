@@ -1,0 +1,110 @@
+"""The emulator's own cap on live environments: derived from the machine
+unless `max_environments` is set, and when it refuses a call the 429 says it
+is this machine's limit, not AWS's (once on stderr, counted in the
+introspection's `local_cap`). AWS's 429s carry no Retry-After."""
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from lambda_affinity.emulator import machine
+from lambda_affinity.emulator.config import config_from_mapping
+from lambda_affinity.emulator.machine import EnvironmentCost, MachineLimits, derive_cap
+from lambda_affinity.emulator.process import EmulatorProcess
+
+COST = EnvironmentCost(memory_mb=4.0, tasks=2, fds=4)
+
+
+# -- the formula (pure) ------------------------------------------------------------
+def test_the_cap_is_half_of_the_tightest_machine_limit():
+    by_memory = derive_cap(MachineLimits(available_mb=800, free_tasks=10_000, fd_limit=10_000), COST)
+    assert (by_memory.cap, by_memory.decided_by) == (100, "memory")
+    by_tasks = derive_cap(MachineLimits(available_mb=80_000, free_tasks=300, fd_limit=10_000), COST)
+    assert (by_tasks.cap, by_tasks.decided_by) == (75, "tasks")
+    by_fds = derive_cap(MachineLimits(available_mb=80_000, free_tasks=10_000, fd_limit=1024), COST)
+    assert (by_fds.cap, by_fds.decided_by) == (128, "descriptors")
+
+
+def test_unknown_task_limits_are_skipped_and_the_cap_is_at_least_one():
+    assert derive_cap(MachineLimits(available_mb=800, free_tasks=None, fd_limit=10_000), COST).cap == 100
+    assert derive_cap(MachineLimits(available_mb=1, free_tasks=0, fd_limit=0), COST).cap == 1
+
+
+def test_the_costliest_runtime_among_the_functions_sets_the_cost(tmp_path):
+    cfg = config_from_mapping({"functions": [{"name": "a"}, {"name": "b", "runtime": "nodejs20.x"},
+                                             {"name": "c", "runtime_client": "awslambdaric"}]},
+                              base_dir=str(tmp_path))
+    assert machine.cost_of(cfg.functions) == machine.COSTS["node"]
+    assert machine.cost_of(cfg.functions[:1]) == machine.COSTS["builtin"]
+
+
+# -- the emulator -------------------------------------------------------------------
+def _post(url: str, data: bytes = b"{}") -> tuple[int, dict, dict]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=30) as r:
+            return r.status, dict(r.headers), json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
+
+
+def _introspect(emu) -> dict:
+    with urllib.request.urlopen(emu.introspection_url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@contextlib.contextmanager
+def _one_call_busy(tmp_path, emulator_code, **model):
+    """An emulator serving `faults` with these model options, one invocation
+    holding an environment (1.5 s) inside; yields (emulator, its Invoke URL)."""
+    config = tmp_path / "emu.yaml"
+    config.write_text(yaml.safe_dump({"model": {"init_delay_s": 0, **model},
+                                      "functions": [{"name": "faults", "handler": "app.handler",
+                                                     "code": str(emulator_code["faults"])}]}))
+    with EmulatorProcess(config_path=str(config)) as emu:
+        invoke = f"{emu.endpoint}/2015-03-31/functions/faults/invocations"
+        busy = threading.Thread(target=_post, args=(invoke, b'{"action": "sleep", "seconds": 1.5}'))
+        busy.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not _introspect(emu)["environments"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            yield emu, invoke
+        finally:
+            busy.join(10)
+
+
+@pytest.mark.slow
+def test_the_local_cap_answers_429_saying_it_is_this_machines_limit(tmp_path, emulator_code):
+    with _one_call_busy(tmp_path, emulator_code, max_environments=1) as (emu, invoke):
+        status, headers, body = _post(invoke)
+        url_status, _, url_body = _post(emu.function_urls["faults"])
+        doc = _introspect(emu)
+        log = emu.read_log()
+    message = ("Rate Exceeded. The local Lambda emulator's cap of 1 live environments (model.max_environments in "
+               "the config) was hit: a limit of this machine, not AWS's account concurrency limit.")
+    assert status == 429 and "Retry-After" not in headers
+    assert headers["x-amzn-ErrorType"] == "TooManyRequestsException"
+    assert body == {"Type": "User", "message": message, "Reason": "ConcurrentInvocationLimitExceeded"}
+    assert url_status == 429 and url_body == {"Message": message}
+    assert doc["local_cap"] == {"max_environments": 1, "source": "config", "decided_by": None, "throttled": 2}
+    assert log.count("lambda-affinity emulator: " + message) == 1
+
+
+@pytest.mark.slow
+def test_the_account_limit_keeps_aws_words_and_the_default_cap_comes_from_the_machine(tmp_path, emulator_code):
+    with _one_call_busy(tmp_path, emulator_code, account_concurrency=1) as (emu, invoke):
+        status, headers, body = _post(invoke)
+        cap = _introspect(emu)["local_cap"]
+    assert status == 429 and "Retry-After" not in headers
+    assert body == {"Type": "User", "message": "Rate Exceeded.", "Reason": "ConcurrentInvocationLimitExceeded"}
+    expected = machine.derive_cap(machine.read_limits(), machine.COSTS["builtin"])
+    assert cap["source"] == "machine" and cap["throttled"] == 0 and cap["decided_by"] == expected.decided_by
+    assert abs(cap["max_environments"] - expected.cap) <= 0.05 * expected.cap  # available memory moves a little

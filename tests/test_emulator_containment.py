@@ -1,0 +1,214 @@
+"""Function code is contained: it cannot read the environment or memory of
+the emulator, its fork-server or the process that embeds the emulator; what
+it starts, even in a new session, ends with its environment; its memory is
+limited as on AWS; and a runtime that exits says so as AWS does."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+import yaml
+
+from lambda_affinity.emulator.forkserver import ZYGOTE
+from lambda_affinity.emulator.process import EmulatorProcess
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's")]
+
+HANDLER = textwrap.dedent('''
+    import os, subprocess, sys, time
+
+    def ancestors():
+        pid, out = os.getpid(), []
+        while pid > 1:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                data = fh.read()
+            pid = int(data[data.rindex(b")") + 2:].split()[1])
+            out.append(pid)
+        return out
+
+    def attempt(path):
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(4096) if path.endswith("environ") else b""
+            return "read " + data.decode(errors="replace")
+        except OSError as exc:
+            return f"{type(exc).__name__} errno {exc.errno}"
+
+    def handler(event, context):
+        action = event.get("action")
+        if action == "spy":  # the zygote, the emulator, the process that started it
+            return {str(pid): {f: attempt(f"/proc/{pid}/{f}") for f in ("environ", "mem")}
+                    for pid in ancestors()[:3]}
+        if action == "spawn":  # a process in a session of its own, then maybe hang
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(float(event.get("then_sleep", 0)))
+            return {"pid": child.pid}
+        if action == "alloc":
+            block = b"x" * (int(event["mb"]) << 20)
+            time.sleep(float(event.get("hold", 0)))
+            size = len(block)
+            del block
+            time.sleep(float(event.get("after", 0)))
+            return {"allocated": size}
+        if action == "alloc_child":  # the memory is a subprocess's, the handler waits for it
+            child = subprocess.Popen([sys.executable, "-c", f"import time; b = b'x' * ({int(event['mb'])} << 20); "
+                                      "time.sleep(60)"])
+            child.wait(timeout=float(event["hold"]))
+            return {"pid": child.pid}
+        if action == "exit0":
+            sys.stdout.flush()
+            os._exit(0)
+        return {"pid": os.getpid()}
+''')
+
+LAUNCHER = textwrap.dedent('''
+    import json, sys
+    from lambda_affinity.emulator.containment import make_undumpable
+    from lambda_affinity.emulator.process import EmulatorProcess
+
+    make_undumpable()  # what the Locust plugin does before it embeds the emulator
+    with EmulatorProcess(config_path=sys.argv[1]) as emu:
+        print(json.dumps({"endpoint": emu.endpoint, "pid": emu.proc.pid}), flush=True)
+        sys.stdin.read()
+''')
+SECRET = "do-not-leak-0123456789"
+
+
+def _config(tmp_path, **function) -> str:
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "app.py").write_text(HANDLER)
+    path = tmp_path / "emu.yaml"
+    path.write_text(yaml.safe_dump({"model": {"init_delay_s": 0},
+                                    "functions": [{"name": "f", "handler": "app.handler", "code": str(code),
+                                                   **function}]}))
+    return str(path)
+
+
+def _invoke(lam, **event):
+    out = lam.invoke(FunctionName="f", Payload=json.dumps(event).encode())
+    return out.get("FunctionError"), json.loads(out["Payload"].read())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_gone(pids, timeout=5.0) -> list:
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def _only_the_fork_server_left(emu, timeout=5.0) -> list:
+    """The emulator's descendants once they are down to one (or the timeout), by script."""
+    deadline = time.monotonic() + timeout
+    while len(left := psutil.Process(emu.proc.pid).children(recursive=True)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p.cmdline()[1:2] for p in left]
+
+
+def test_function_code_cannot_read_the_emulator_or_its_parent(tmp_path, emulator_lambda_client):
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, _config(tmp_path)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env={**os.environ, "LAUNCHER_SECRET": SECRET})
+    try:
+        doc = json.loads(launcher.stdout.readline())
+        error, seen = _invoke(emulator_lambda_client(doc["endpoint"]), action="spy")
+        assert error is None, seen
+        zygote, emulator, parent = (int(pid) for pid in seen)
+        assert emulator == doc["pid"] and parent == launcher.pid
+        for pid, files in seen.items():
+            for name, outcome in files.items():
+                assert outcome.startswith("PermissionError"), (pid, name, outcome[:200])
+        assert SECRET not in json.dumps(seen)
+    finally:
+        launcher.stdin.close()
+        launcher.wait(30)
+
+
+def test_a_setsid_grandchild_dies_with_an_emulator_killed_by_sigkill(tmp_path, emulator_lambda_client):
+    emu = EmulatorProcess(config_path=_config(tmp_path)).start()
+    try:
+        error, out = _invoke(emulator_lambda_client(emu.endpoint), action="spawn")
+        assert error is None, out
+        grandchild = out["pid"]
+        assert _alive(grandchild) and psutil.Process(grandchild).pid == os.getsid(grandchild)
+        below = {p.pid for p in psutil.Process(emu.proc.pid).children(recursive=True)}
+        assert grandchild in below
+        emu.proc.send_signal(signal.SIGKILL)
+        emu.proc.wait(5)
+        assert _wait_gone(below) == []
+    finally:
+        emu.stop()
+
+
+def test_a_setsid_grandchild_dies_with_its_environment(tmp_path, emulator_lambda_client):
+    """The environment is recycled (timeout) while the emulator keeps running."""
+    with EmulatorProcess(config_path=_config(tmp_path, timeout=1)) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        error, out = _invoke(lam, action="spawn", then_sleep=0.2)
+        grandchild = out["pid"]
+        env_pid = psutil.Process(grandchild).ppid()
+        error, out = _invoke(lam, action="spawn", then_sleep=5)   # killed at its 1 s timeout
+        assert error == "Unhandled" and out["errorType"] == "Sandbox.Timedout"
+        assert _wait_gone([grandchild, env_pid]) == []
+        assert _only_the_fork_server_left(emu) == [[ZYGOTE]]  # the second call's grandchild is gone too
+
+
+def test_a_runtime_that_exits_with_status_0_is_reported_as_aws_does(tmp_path, emulator_lambda_client):
+    with EmulatorProcess(config_path=_config(tmp_path)) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        out = lam.invoke(FunctionName="f", Payload=b'{"action": "exit0"}')
+        doc = json.loads(out["Payload"].read())
+        assert out["FunctionError"] == "Unhandled"
+        assert doc == {"errorType": "Runtime.ExitError",
+                       "errorMessage": f"RequestId: {out['ResponseMetadata']['RequestId']} "
+                                       "Error: Runtime exited without providing a reason"}
+        assert _invoke(lam)[0] is None  # a fresh environment serves the next call
+
+
+@pytest.mark.parametrize("hold,after", [(1.0, 0.0), (0.0, 0.5)], ids=["held", "freed"])
+def test_going_over_the_memory_size_kills_the_environment_with_runtime_out_of_memory(
+        tmp_path, emulator_lambda_client, hold, after):
+    """300 MB under `memory: 128`, held for a second, or freed at once while
+    the handler runs on (the peak counts, not only what is resident when checked)."""
+    with EmulatorProcess(config_path=_config(tmp_path, memory=128)) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        error, first = _invoke(lam)
+        assert error is None
+        event = {"action": "alloc", "mb": 300, "hold": hold, "after": after}
+        out = lam.invoke(FunctionName="f", Payload=json.dumps(event).encode(), LogType="Tail")
+        doc = json.loads(out["Payload"].read())
+        assert out["FunctionError"] == "Unhandled"
+        assert doc == {"errorType": "Runtime.OutOfMemory",
+                       "errorMessage": f"RequestId: {out['ResponseMetadata']['RequestId']} "
+                                       "Error: Runtime exited with error: signal: killed"}
+        [report] = [line for line in base64.b64decode(out["LogResult"]).decode().splitlines()
+                    if line.startswith("REPORT")]
+        assert "\tMemory Size: 128 MB\tMax Memory Used: 128 MB\t" in report  # as AWS reports it
+        assert _wait_gone([first["pid"]]) == []
+        error, after = _invoke(lam, action="alloc", mb=40)  # within its size: fine, on a fresh environment
+        assert error is None and after == {"allocated": 40 << 20}
+
+
+def test_the_memory_of_processes_the_handler_starts_counts_too(tmp_path, emulator_lambda_client):
+    with EmulatorProcess(config_path=_config(tmp_path, memory=128, timeout=10)) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        out = lam.invoke(FunctionName="f", Payload=json.dumps({"action": "alloc_child", "mb": 300, "hold": 5}).encode())
+        doc = json.loads(out["Payload"].read())
+        assert out["FunctionError"] == "Unhandled" and doc["errorType"] == "Runtime.OutOfMemory", doc
+        assert _only_the_fork_server_left(emu) == [[ZYGOTE]]
