@@ -18,8 +18,8 @@ import json
 from gevent import getcurrent
 
 from .invocation import MAX_PAYLOAD, Result, function_error, response_too_large
-from .wire import (App, BadRequest, Reader, Request, Response, _Date, _read_body_and_handle, encode_response, flush,
-                   parse_head, send_all)
+from .wire import (App, BadRequest, Reader, Request, Response, _Date, answer, bad_request, encode_response, flush,
+                   read_and_handle, send_all)
 
 PREFIX = "/2018-06-01/runtime"
 NEXT = PREFIX + "/invocation/next"
@@ -115,7 +115,7 @@ class RuntimeConnection:
         self.sandbox = sandbox
         self.app = app
         self.sock = sock
-        self.reader = Reader(sock)
+        self.reader = Reader(sock, app, peer)
         self.peer = peer
         self.held: list = []
         self.closed = False
@@ -135,11 +135,9 @@ class RuntimeConnection:
                         self.pending = None
                         resp = WAIT_NEXT
                     else:
-                        head = reader.head()
-                        if head is None:
+                        req, resp = read_and_handle(app, reader)
+                        if req is None:
                             return
-                        req = parse_head(head, self.peer)
-                        resp = _read_body_and_handle(app, req, sock, reader)
                 except BadRequest as exc:
                     self._bad_request(exc)
                     return
@@ -183,13 +181,14 @@ class RuntimeConnection:
             send_all(sock, held[0] if len(held) == 1 else b"".join(held))
             held.clear()
             while True:
-                head = reader.head()
-                if head is None:
+                # Waiting here is resumable (the parser keeps a half-read
+                # request); from a whole request to its answer it is not.
+                req = reader.request()
+                if req is None:
                     self._abandon()
                     return
                 mid_request = True
-                req = parse_head(head, self.peer)
-                resp = _read_body_and_handle(app, req, sock, reader)
+                resp = answer(app, req)
                 mid_request = False
                 if resp is WAIT_NEXT:
                     # The runtime asks for its next event (pipelined after its
@@ -268,7 +267,7 @@ class RuntimeConnection:
         self._resume.set()
 
     def _bad_request(self, exc: BadRequest) -> None:
-        self.held.append(encode_response(Response(400, [("Content-Type", "text/plain")], str(exc).encode()), False))
+        self.held.append(bad_request(exc))
         try:
             send_all(self.sock, b"".join(self.held))
         except OSError:
