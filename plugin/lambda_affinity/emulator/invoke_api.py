@@ -159,6 +159,10 @@ def _check_json(payload: bytes) -> str | None:
                 f"Non-standard token '{exc.args[0]}': enable JsonParser.Feature.ALLOW_NON_NUMERIC_NUMBERS to allow")
     except UnicodeDecodeError:
         return "Could not parse request body into json: Could not parse payload into json: Invalid UTF-8 start byte"
+    except RecursionError:
+        # Deeper than Python's parser goes (AWS's Jackson stops at 1000 levels too)
+        return ("Could not parse request body into json: Could not parse payload into json: "
+                "Document nesting depth exceeds the maximum allowed")
     except ValueError as exc:
         return (f"Could not parse request body into json: Could not parse payload into json: {exc.msg}: "
                 f"was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n"
@@ -171,9 +175,12 @@ def _decode_client_context(raw: str) -> tuple[str | None, str | None]:
     if len(raw) > MAX_CLIENT_CONTEXT:
         return None, f"Client context must be at most {MAX_CLIENT_CONTEXT} bytes of base64."
     try:
-        text = base64.b64decode(raw, validate=True).decode("utf-8")
-        if not isinstance(json.loads(text), dict):
+        doc = json.loads(base64.b64decode(raw, validate=True).decode("utf-8"))
+        if not isinstance(doc, dict):
             raise ValueError
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError):
         return None, "Client context must be a valid Base64-encoded JSON object."
-    return text, None
+    # Re-serialised: compact ASCII JSON holds no CR, LF or byte beyond latin-1,
+    # so it goes into the Runtime API's /next header as is, and the handler
+    # gets the same object (raw JSON may hold line breaks between tokens).
+    return json.dumps(doc, separators=(",", ":")), None

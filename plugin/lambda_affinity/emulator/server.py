@@ -20,6 +20,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from ..platform.distributions import parse_distribution
+from .auth import Authority
 from .config import EmulatorConfig, default_config
 from .function_url import FunctionURL
 from .invoke_api import InvokeAPI
@@ -71,10 +72,11 @@ class Emulator:
                 if not fn.url:
                     continue
                 url_id = secrets.token_hex(16)
-                srv = make_server(self._over_network(FunctionURL(self.service, fn.name, url_id, fn.auth_type)),
-                                  self.host, 0, spawn=Pool(MAX_CONNECTIONS))
+                app = FunctionURL(self.service, fn.name, url_id, fn.auth_type)
+                srv = make_server(self._over_network(app), self.host, 0, spawn=Pool(MAX_CONNECTIONS))
                 self._servers.append(srv)
                 srv.start()
+                app.authority = Authority.of(self.host, srv.server_port)
                 self.function_urls[fn.name] = f"http://{advertised}:{srv.server_port}/"
         except BaseException:
             self._shutdown()

@@ -332,12 +332,15 @@ def connection_handler(app: App):
                 except BadRequest as exc:
                     held.append(bad_request(exc))
                     send_all(sock, b"".join(held))
+                    lingering_close(sock)
                     return
                 if req is None:
                     return
                 keep = req.keep_alive and not resp.close
                 held.append(encode_response(resp, keep))
                 if not flush(sock, held, keep, reader):
+                    if req.too_large:
+                        lingering_close(sock)
                     return
         except (OSError, ConnectionError):
             return
@@ -345,6 +348,23 @@ def connection_handler(app: App):
             sock.close()
 
     return handle
+
+
+def lingering_close(sock, seconds: float = 1.0, limit: int = 1 << 20) -> None:
+    """Close after an answer sent while the client may still be sending: stop
+    writing, then read and drop what comes for a moment. Closing with unread
+    bytes would send a reset, and the client could lose the answer."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(seconds)
+        deadline = time.monotonic() + seconds
+        while limit > 0 and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                return
+            limit -= len(data)
+    except OSError:
+        pass
 
 
 def bad_request(exc: BadRequest) -> bytes:
