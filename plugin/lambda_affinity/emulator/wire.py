@@ -400,7 +400,10 @@ def answer(app: App, req: Request) -> Response:
     return resp
 
 
-def make_server(app: App, host: str, port: int, spawn="default") -> StreamServer:
-    server = StreamServer((host, port), connection_handler(app), spawn=spawn)
+def make_server(app: App, host: str, port: int) -> StreamServer:
+    """A server of `app` with a greenlet per connection and no cap on connections
+    but the process's fds: an idle kept-alive connection holds no slot in any
+    pool, only its fd and its waiting greenlet (a few KB)."""
+    server = StreamServer((host, port), connection_handler(app))
     server.init_socket()
     return server
