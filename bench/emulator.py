@@ -276,6 +276,12 @@ def main() -> int:
                   f"{m_p50:>6.3f}ms {m_p50 - e_p50:>+6.3f}  {errors}")
             if headline is None:
                 headline = (m_rps / e_rps, m_p50 - e_p50)
+    from parsers import HOT_REQUESTS, parse_cost_us
+
+    print("parse cost, CPU us per request (no socket, best of 3):")
+    for kind, data in HOT_REQUESTS.items():
+        costs = [min(parse_cost_us(p, data) for _ in range(3)) for p in parsers]
+        print(f"  {kind:<16} " + "  ".join(f"{p} {c:.2f}" for p, c in zip(parsers, costs)))
     print(f"hostile inputs, first status answered ({' / '.join(parsers)}; expected):")
     for name, (_, expected) in HOSTILE.items():
         got = " / ".join(answers[p][name] for p in parsers)

@@ -87,10 +87,10 @@ class HandReader:
             if not sep or not name or name != name.strip():
                 raise BadRequest("malformed header line")
             header_list.append((name, value.strip()))
-        raw = dict((n.lower(), v) for n, v in header_list).get("content-length", "0")
-        if not (raw.isascii() and raw.isdigit()):
-            raise BadRequest(f"bad Content-Length {raw!r}")
-        req = Request(parts[0], parts[1], parts[2], header_list, self.peer)
+        try:
+            req = Request(parts[0], parts[1], parts[2], header_list, self.peer)
+        except ValueError:  # "²" or "2,3": it checked isascii() and isdigit() on the joined value
+            raise BadRequest("bad Content-Length") from None
         if req.length is not None and req.length > self.max_body:
             req.too_large = True
             req.keep_alive = False
@@ -170,6 +170,45 @@ class H11Reader:
 
 
 READERS = {"llhttp": wire.Reader, "hand": HandReader, "h11": H11Reader}
+
+# What the parsers see on the hot path: a load client's request to a Function URL,
+# and the built-in runtime client's result pipelined with its next /next.
+HOT_REQUESTS = {
+    "function_url": b"GET /?session=u1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: python/gevent-http-client\r\n"
+                    b"Accept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n",
+    "runtime_result": b"POST /2018-06-01/runtime/invocation/8c1f0d6e-3c2a-4e8a-9b0e-3f1b5d7a2c11/response HTTP/1.1\r\n"
+                      b"Host: runtime\r\nContent-Type: application/json\r\nContent-Length: 230\r\n\r\n" + b"x" * 230
+                      + b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: runtime\r\n\r\n",
+}
+
+
+class _Replay:
+    """A socket whose every recv returns the same bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def recv(self, _n: int) -> bytes:
+        return self.data
+
+
+class _Limits:
+    max_body = 6 * 1024 * 1024
+
+
+def parse_cost_us(name: str, data: bytes, seconds: float = 0.3) -> float:
+    """CPU microseconds per request for parser `name` on `data` (no socket, no app)."""
+    import time
+
+    reader = READERS[name](_Replay(data), _Limits())
+    per_recv = data.count(b" HTTP/1.1\r\n")
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            for _ in range(per_recv):
+                reader.request()
+        done += 200 * per_recv
+    return (time.perf_counter() - start) / done * 1e6
 
 
 def install(name: str) -> None:

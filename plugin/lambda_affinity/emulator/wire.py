@@ -221,11 +221,13 @@ class Reader:
         except _Stop:
             self.stopped = True
         except httptools.HttpParserUpgrade:
-            # An Upgrade or CONNECT: we speak nothing but HTTP/1.1, and the
-            # bytes after this request are not HTTP to us.
+            # An Upgrade or CONNECT: answered as plain HTTP/1.1, then closed, as
+            # the bytes after it are not HTTP to us.
             self.stopped = True
-            if self.cur is not None:
-                self.error = BadRequest(f"{self.cur.method} with an upgrade is not supported", 501)
+            if self.ready:
+                self.ready[-1].keep_alive = False
+            else:
+                self.error = BadRequest("protocol upgrades are not supported", 501)
         except httptools.HttpParserError as exc:
             self.stopped = True
             if self.error is None:  # a callback's own error, else llhttp's
