@@ -190,6 +190,8 @@ class Reader:
         while not ready:
             if self.error is not None:
                 raise self.error
+            if self.stopped:
+                return None  # nothing more is parsed here (the last answer closes the connection)
             cur = self.cur
             if cur is not None and cur.expect_continue:
                 cur.expect_continue = False
