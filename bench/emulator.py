@@ -219,7 +219,8 @@ def main() -> int:
     p.add_argument("--concurrency", default="1,4", help="comma-separated connection counts; the first is headline")
     p.add_argument("--rounds", type=int, default=2, help="alternating echo/emulator rounds per concurrency")
     p.add_argument("--cold", type=int, default=30, help="cold invocations measured")
-    p.add_argument("--parsers", default="llhttp,hand,h11", help="parsers compared (bench/parsers.py); first is headline")
+    p.add_argument("--parsers", default="llhttp,hand,h11",
+                   help="parsers compared (bench/parsers.py); the first is the headline")
     p.add_argument("--echo-server", metavar="READY", help=argparse.SUPPRESS)
     p.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=float, default=0.5, help=argparse.SUPPRESS)

@@ -48,7 +48,8 @@ def test_1500_kept_alive_clients_per_port_all_get_answers_and_fds_come_back(fd_r
         main, url = urlsplit(emu.endpoint), urlsplit(emu.function_urls["probe"])
         requests_for = {
             main.port: [b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n\r\n",
-                        b"POST /2015-03-31/functions/probe/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"],
+                        b"POST /2015-03-31/functions/probe/invocations HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Length: 2\r\n\r\n{}"],
             url.port: [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"],
         }
         emulator = psutil.Process(emu.proc.pid)
