@@ -1,13 +1,18 @@
 """Warm invocations through the emulator's Function URL vs a bare HTTP echo
 server on the same server stack (gevent StreamServer + the emulator's HTTP/1.1
-parser), with the same load client, in the same run; and cold starts.
+server), with the same load client, in the same run; and cold starts.
 
     python bench/emulator.py [--duration 3] [--concurrency 1,4] [--rounds 2] [--cold 30]
+                             [--parsers llhttp,hand,h11]
 
 Each side runs in its own process; the load client is a lean geventhttpclient
 loop in a third (one Locust process would hide the emulator's own cost).
-Rounds alternate echo and emulator so drift on this shared machine hits both.
-The last lines are:
+Each parser (bench/parsers.py: llhttp through httptools, which the emulator
+uses; the hand-written parser it had before; h11) gets its own echo server and
+emulator (front ends and Runtime API), and rounds alternate parsers and sides
+so drift on this shared machine hits all. Then each parser's echo server gets
+the hostile inputs of issue 11, and its answers are printed side by side.
+The last lines (for the first parser) are:
     warm_invoke_ratio_vs_echo: R    (emulator RPS / echo RPS at concurrency 1)
     warm_p50_added_ms: M            (emulator p50 - echo p50 at concurrency 1)
     cold_start_p50_ms: C            (client-seen latency of a cold invocation, model init delay 0)
@@ -15,6 +20,7 @@ The last lines are:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -29,13 +35,14 @@ ECHO_BODY = json.dumps({"env_id": "2024/01/01/[$LATEST]" + "0" * 32, "request_id
 
 
 # -- the echo server (child process) ---------------------------------------------
-def run_echo(ready_file: str) -> None:
+def run_echo(ready_file: str, parser: str) -> None:
     import gevent
     import signal
 
-    from gevent.pool import Pool
+    from parsers import install
 
-    from lambda_affinity.emulator.server import MAX_CONNECTIONS, write_ready_file
+    install(parser)
+    from lambda_affinity.emulator.server import write_ready_file
     from lambda_affinity.emulator.wire import App, Response, make_server
 
     class Echo(App):
@@ -43,7 +50,7 @@ def run_echo(ready_file: str) -> None:
             return Response(200, [("Content-Type", "application/json")], ECHO_BODY)
 
     # Exactly as the emulator makes each Function URL's server.
-    server = make_server(Echo(), "127.0.0.1", 0, spawn=Pool(MAX_CONNECTIONS))
+    server = make_server(Echo(), "127.0.0.1", 0)
     server.start()
     write_ready_file(ready_file, {"url": f"http://127.0.0.1:{server.server_port}/"})
     done = gevent.event.Event()
@@ -105,10 +112,13 @@ def client(url: str, concurrency: int, duration: float, warmup: float = 0.5) -> 
 
 # -- the driver ---------------------------------------------------------------------
 class EchoProcess:
+    def __init__(self, parser: str) -> None:
+        self.parser = parser
+
     def __enter__(self):
         self.dir = tempfile.TemporaryDirectory()
         ready = os.path.join(self.dir.name, "echo.json")
-        self.proc = subprocess.Popen([sys.executable, HERE, "--echo-server", ready])
+        self.proc = subprocess.Popen([sys.executable, HERE, "--echo-server", ready, "--parsers", self.parser])
         deadline = time.monotonic() + 30
         while not os.path.exists(ready):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -124,15 +134,61 @@ class EchoProcess:
         self.dir.cleanup()
 
 
-def emulator(config: dict):
+def emulator(config: dict, parser: str = "llhttp"):
     import yaml
 
     from lambda_affinity.emulator.process import EmulatorProcess
 
+    class WithParser(EmulatorProcess):
+        def command(self, ready_file: str) -> list:
+            cmd = super().command(ready_file)  # [python, -m, lambda_affinity.cli, emulate, ...]
+            return [sys.executable, HERE, "--emulate-with", parser] + cmd[3:]
+
     fd, path = tempfile.mkstemp(suffix=".yaml")
     with os.fdopen(fd, "w") as fh:
         yaml.safe_dump(config, fh)
-    return EmulatorProcess(config_path=path), path
+    return WithParser(config_path=path), path
+
+
+# Issue 11's hostile inputs and what RFC 9112 (and AWS) make of them: each is sent
+# in one write on a fresh connection, and the first status line answered is printed.
+HOSTILE = {
+    "POST + stray CRLF (answer at once)": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}\r\n", "200"),
+    "100 KB header block, one write": (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", "431"),
+    "chunk data without CRLF": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                b"2\r\n{}XX0\r\n\r\n", "400"),
+    "Transfer-Encoding: xchunked": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n"
+                                    b"0\r\n\r\n", "400"),
+    "Transfer-Encoding: gzip, chunked": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                                         b"0\r\n\r\n", "501"),
+    "NUL in a header value": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", "400"),
+    "LF-only request": (b"GET / HTTP/1.1\nHost: x\n\n", "400"),
+    "Content-Length and chunked": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                                   b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"),
+    "two Content-Lengths": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x",
+                            "400"),
+    "obs-fold header": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", "400"),
+}
+
+
+def hostile(url: str) -> dict:
+    """{case: first status code answered, or what happened instead}."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    out = {}
+    for name, (data, _) in HOSTILE.items():
+        with socket.create_connection((u.hostname, u.port), timeout=2) as sock:
+            sock.sendall(data)
+            try:
+                first = sock.recv(65536)
+                out[name] = first.split(b" ", 2)[1].decode() if first else "closed"
+            except socket.timeout:
+                out[name] = "no answer in 2 s"
+            except ConnectionResetError:
+                out[name] = "reset"
+    return out
 
 
 def cold_starts(n: int) -> list:
@@ -163,45 +219,75 @@ def main() -> int:
     p.add_argument("--concurrency", default="1,4", help="comma-separated connection counts; the first is headline")
     p.add_argument("--rounds", type=int, default=2, help="alternating echo/emulator rounds per concurrency")
     p.add_argument("--cold", type=int, default=30, help="cold invocations measured")
+    p.add_argument("--parsers", default="llhttp,hand,h11",
+                   help="parsers compared (bench/parsers.py); the first is the headline")
     p.add_argument("--echo-server", metavar="READY", help=argparse.SUPPRESS)
     p.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=float, default=0.5, help=argparse.SUPPRESS)
+    if sys.argv[1:2] == ["--emulate-with"]:  # the emulator's command line, served with another parser
+        from parsers import install
+
+        install(sys.argv[2])
+        from lambda_affinity.cli import main as cli_main
+
+        return cli_main(sys.argv[3:])
     args = p.parse_args()
     if args.echo_server:
-        run_echo(args.echo_server)
+        run_echo(args.echo_server, args.parsers)
         return 0
     if args.client:
         run_client(args.client, int(args.concurrency), args.duration, args.warmup)
         return 0
 
     levels = [int(c) for c in args.concurrency.split(",")]
-    emu, path = emulator({"model": {"policy": "mru", "init_delay_s": 0}, "functions": [{"name": "probe"}]})
-    results = {c: {"echo": [], "emulator": []} for c in levels}
-    try:
-        with EchoProcess() as echo, emu:
-            url = emu.function_urls["probe"]
-            for c in levels:
-                for _ in range(args.rounds):
-                    results[c]["echo"].append(client(echo.url, c, args.duration))
-                    results[c]["emulator"].append(client(url, c, args.duration))
-            envs = get_json(emu.introspection_url)["environments"]
-    finally:
-        os.unlink(path)
+    parsers = args.parsers.split(",")
+    config = {"model": {"policy": "mru", "init_delay_s": 0}, "functions": [{"name": "probe"}]}
+    results = {(p, c): {"echo": [], "emulator": []} for p in parsers for c in levels}
+    answers = {}
+    with contextlib.ExitStack() as stack:
+        sides = {}
+        for parser in parsers:
+            emu, path = emulator(config, parser)
+            stack.callback(os.unlink, path)
+            sides[parser] = (stack.enter_context(EchoProcess(parser)).url,
+                             stack.enter_context(emu).function_urls["probe"])
+        for c in levels:
+            for _ in range(args.rounds):
+                for parser in parsers:
+                    echo_url, emu_url = sides[parser]
+                    results[parser, c]["echo"].append(client(echo_url, c, args.duration))
+                    results[parser, c]["emulator"].append(client(emu_url, c, args.duration))
+        envs = get_json(emu.introspection_url)["environments"]
+        for parser in parsers:
+            answers[parser] = hostile(sides[parser][0])
     cold = cold_starts(args.cold)
 
-    print(f"{'conc':>4} {'echo rps':>9} {'emu rps':>9} {'ratio':>6} {'echo p50':>9} {'emu p50':>8} {'added':>7}  errors")
+    print(f"{'parser':>7} {'conc':>4} {'echo rps':>9} {'emu rps':>9} {'ratio':>6} {'echo p50':>9} {'emu p50':>8} "
+          f"{'added':>7}  errors")
     headline = None
     for c in levels:
-        e_rps = statistics.median(r["rps"] for r in results[c]["echo"])
-        m_rps = statistics.median(r["rps"] for r in results[c]["emulator"])
-        e_p50 = statistics.median(r["p50_ms"] for r in results[c]["echo"])
-        m_p50 = statistics.median(r["p50_ms"] for r in results[c]["emulator"])
-        errors = sum(r["errors"] for side in results[c].values() for r in side)
-        print(f"{c:>4} {e_rps:>9.0f} {m_rps:>9.0f} {m_rps / e_rps:>6.2f} {e_p50:>8.3f}ms {m_p50:>6.3f}ms "
-              f"{m_p50 - e_p50:>+6.3f}  {errors}")
-        if headline is None:
-            headline = (m_rps / e_rps, m_p50 - e_p50)
-    print(f"environments used by the warm runs: {len(envs)}")
+        for parser in parsers:
+            res = results[parser, c]
+            e_rps = statistics.median(r["rps"] for r in res["echo"])
+            m_rps = statistics.median(r["rps"] for r in res["emulator"])
+            e_p50 = statistics.median(r["p50_ms"] for r in res["echo"])
+            m_p50 = statistics.median(r["p50_ms"] for r in res["emulator"])
+            errors = sum(r["errors"] for side in res.values() for r in side)
+            print(f"{parser:>7} {c:>4} {e_rps:>9.0f} {m_rps:>9.0f} {m_rps / e_rps:>6.2f} {e_p50:>8.3f}ms "
+                  f"{m_p50:>6.3f}ms {m_p50 - e_p50:>+6.3f}  {errors}")
+            if headline is None:
+                headline = (m_rps / e_rps, m_p50 - e_p50)
+    from parsers import HOT_REQUESTS, parse_cost_us
+
+    print("parse cost, CPU us per request (no socket, best of 3):")
+    for kind, data in HOT_REQUESTS.items():
+        costs = [min(parse_cost_us(p, data) for _ in range(3)) for p in parsers]
+        print(f"  {kind:<16} " + "  ".join(f"{p} {c:.2f}" for p, c in zip(parsers, costs)))
+    print(f"hostile inputs, first status answered ({' / '.join(parsers)}; expected):")
+    for name, (_, expected) in HOSTILE.items():
+        got = " / ".join(answers[p][name] for p in parsers)
+        print(f"  {name:<36} {got:<40} {expected}")
+    print(f"environments used by the last warm runs: {len(envs)}")
     print(f"cold invocations: n={len(cold)} p50={statistics.median(cold):.1f} ms "
           f"min={min(cold):.1f} max={max(cold):.1f}")
     print(f"warm_invoke_ratio_vs_echo: {headline[0]:.2f}")

@@ -32,8 +32,10 @@ EMULATOR_FAULTS_HANDLER = textwrap.dedent('''
             os._exit(3)
         if action == "kill":
             os.kill(os.getpid(), 9)
-        if action == "big":
-            return "x" * (6 * 1024 * 1024 + 10)
+        if action == "big":  # 6291558 bytes as JSON: over AWS's 6291556 for a response
+            return "x" * (6 * 1024 * 1024 + 100)
+        if action == "sized":  # a result of exactly `bytes` bytes as JSON
+            return "x" * (int(args["bytes"]) - 2)
         if action == "print":
             for i in range(int(args.get("lines", 3))):
                 print(f"line {i} " + "y" * 100)

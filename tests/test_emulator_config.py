@@ -143,8 +143,11 @@ def test_lambda_environment_is_lambdas_and_the_functions_only(monkeypatch):
 
 # -- pure pieces ------------------------------------------------------------------
 def test_convert_result_follows_aws():
-    assert convert_result(b'{"a": 1}') == (200, [("Content-Type", "application/json")], b'{"a": 1}')
-    assert convert_result(b'"text"')[2] == b'"text"'
+    # AWS re-serialises compactly, and sends a string as its text
+    assert convert_result(b'{"a": 1}') == (200, [("Content-Type", "application/json")], b'{"a":1}')
+    assert convert_result(b'[1, "\\u00e9"]')[2] == '[1,"\u00e9"]'.encode()
+    assert convert_result(b'"text"')[2] == b"text"
+    assert convert_result(b"") == (200, [("Content-Type", "application/json")], b"")
     status, headers, body = convert_result(json.dumps(
         {"statusCode": 404, "body": "nf", "cookies": ["k=v"], "headers": {"x-a": "1"}}).encode())
     assert (status, body) == (404, b"nf")
@@ -153,6 +156,11 @@ def test_convert_result_follows_aws():
                                       "body": base64.b64encode(b"\x00").decode()}).encode())[2] == b"\x00"
     assert convert_result(b'{"statusCode": "x"}') is None
     assert convert_result(b"not json") is None
+    assert convert_result(b"[" * 5000 + b"]" * 5000) is None  # too deep to parse: 502, not a dead greenlet
+    # a field that would break the response's framing on the wire: 502
+    for bad in ({"headers": {"x-a": "1\r\nx-b: 2"}}, {"headers": {"x a": "1"}}, {"headers": {"x-a": "\x00"}},
+                {"cookies": ["k=v\nx-b: 2"]}):
+        assert convert_result(json.dumps({"statusCode": 200, **bad}).encode()) is None, bad
 
 
 def test_log_lines_and_errors_look_like_lambdas():

@@ -252,14 +252,14 @@ def test_malformed_chunk_size_is_400_not_a_way_past_the_limit(emu, chunk_size):
     answer = raw_exchange(emu.endpoint, b"POST " + INVOKE_PATH + b" HTTP/1.1\r\nHost: x\r\n"
                           b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunk_size +
                           b"\r\n{}\r\n0\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 400 ") and b"malformed chunk size" in answer
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"in chunk size" in answer
 
 
 def test_non_ascii_digit_content_length_is_400(emu):
     request = ("POST /2015-03-31/functions/probe/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n"
                "Connection: close\r\n\r\n{}").encode()
     answer = raw_exchange(emu.endpoint, request)
-    assert answer.startswith(b"HTTP/1.1 400 ") and b"bad Content-Length" in answer
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"Invalid character in Content-Length" in answer
 
 
 def test_one_oversized_chunk_gets_413(emu):

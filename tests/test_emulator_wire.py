@@ -47,3 +47,39 @@ def test_an_idle_or_stalled_client_is_disconnected():
         proc.terminate()
         proc.wait(timeout=10)
     assert not psutil.pid_exists(proc.pid)
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_pipelining_upgrades_versions_and_long_targets():
+    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        # pipelined: answered in order in one go, then the garbage gets its 400 and the close
+        answer = exchange(port, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                                b"NOT HTTP\r\n\r\n")
+        assert answer.count(b"HTTP/1.1 200 ") == 2 and answer.split(b"HTTP/1.1 ")[3].startswith(b"400 ")
+        # an Upgrade is answered as HTTP/1.1 and the connection closed: what follows is not HTTP to us
+        answer = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+                                b"GET / HTTP/1.1\r\n\r\n")
+        assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 200 ")
+        assert b"Connection: close" in answer
+        assert exchange(port, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 505 ")
+        assert exchange(port, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 414 ")
+        # Expect: 100-continue gets its interim answer before the body is sent
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+            assert sock.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(b"{}")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert not psutil.pid_exists(proc.pid)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import secrets
 import time
 from urllib.parse import parse_qsl, unquote
 
 from ..platform import Throttled, UnknownFunction
-from .auth import authorize
+from .auth import Authority, authorize
 from .invocation import MAX_PAYLOAD, Result
 from .service import InvocationService, ServiceStopping, new_request_id
 from .wire import App, Request, Response
@@ -20,6 +22,8 @@ from .wire import App, Request, Response
 _TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
                "application/x-www-form-urlencoded", "+json", "+xml")
 _JSON_TYPE = ("Content-Type", "application/json")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.6.2
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
 
 
 def _is_text(content_type: str) -> bool:
@@ -27,15 +31,29 @@ def _is_text(content_type: str) -> bool:
     return any(t in ct for t in _TEXT_TYPES)
 
 
-def build_event(req: Request, url_id: str, region: str, request_id: str, now: float) -> dict:
-    """The payload format 2.0 event Lambda builds for a Function URL request."""
+# Hop-by-hop: AWS's front end ends the client's connection and does not pass these on.
+_NOT_PASSED = frozenset(("cookie", "connection", "keep-alive", "te", "upgrade", "proxy-connection"))
+
+
+def build_event(req: Request, url_id: str, region: str, request_id: str, now: float, port: int = 443,
+                trace_root: str = "") -> dict:
+    """The payload format 2.0 event Lambda builds for a Function URL request.
+    `port`: the port the client connected to; `trace_root`: the X-Ray root
+    (`1-<8 hex>-<24 hex>`) AWS's front end adds as `x-amzn-trace-id`."""
     headers = {}
     cookies = None
     for name, value in req.headers.items():
-        if name == "cookie":
-            cookies = [c.strip() for c in value.replace(",", ";").split(";") if c.strip()]
-        else:
+        if name not in _NOT_PASSED:
             headers[name] = value
+        elif name == "cookie":
+            cookies = [c.strip() for c in value.replace(",", ";").split(";") if c.strip()]
+    # What AWS's front end adds: the client's address appended to any it sent.
+    forwarded = headers.get("x-forwarded-for")
+    headers["x-forwarded-for"] = f"{forwarded}, {req.peer}" if forwarded else req.peer
+    headers["x-forwarded-proto"] = "http"  # AWS: https, the only scheme it serves; ours is http
+    headers["x-forwarded-port"] = str(port)
+    if trace_root and "x-amzn-trace-id" not in headers:
+        headers["x-amzn-trace-id"] = f"Root={trace_root}"
     query = None
     if req.query:
         query = {}
@@ -81,20 +99,33 @@ def build_event(req: Request, url_id: str, region: str, request_id: str, now: fl
     return event
 
 
+def _compact(doc) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _header_ok(name: str, value: str) -> bool:
+    """A field AWS would send: a token for a name, no CR, LF or NUL in the value
+    (which would end the header early and inject others on the wire)."""
+    return bool(_TOKEN.fullmatch(name)) and not _BAD_VALUE.search(value)
+
+
 def convert_result(payload: bytes) -> tuple[int, list, bytes] | None:
     """AWS's conversion of a function's result to an HTTP response; None when
     the result is not a valid response (AWS answers 502 then).
 
     A JSON object with `statusCode` gives that status, its `headers`,
     `cookies` and `body` (base64-decoded when `isBase64Encoded`). Any other
-    JSON result is sent as is: 200, application/json.
+    result is a 200 application/json body: a string as its text (`hello`,
+    not `"hello"`), anything else re-serialised compactly, as AWS does.
     """
+    if not payload.strip():
+        return 200, [_JSON_TYPE], b""
     try:
-        doc = json.loads(payload) if payload else None
-    except ValueError:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):  # nesting too deep for us is an invalid response
         return None
     if not isinstance(doc, dict) or "statusCode" not in doc:
-        return 200, [_JSON_TYPE], payload
+        return 200, [_JSON_TYPE], doc.encode("utf-8") if isinstance(doc, str) else _compact(doc)
     status = doc["statusCode"]
     if isinstance(status, str) and status.isdigit():
         status = int(status)
@@ -105,15 +136,21 @@ def convert_result(payload: bytes) -> tuple[int, list, bytes] | None:
     if not isinstance(raw_headers, dict):
         return None
     for name, value in raw_headers.items():
-        if str(name).lower() in ("content-length", "connection", "transfer-encoding", "date"):
+        name, value = str(name), str(value)
+        if not _header_ok(name, value):
+            return None
+        if name.lower() in ("content-length", "connection", "transfer-encoding", "date"):
             continue  # framing is ours
-        headers.append((str(name), str(value)))
+        headers.append((name, value))
     if not any(n.lower() == "content-type" for n, _ in headers):
         headers.append(_JSON_TYPE)
     cookies = doc.get("cookies") or []
     if not isinstance(cookies, list):
         return None
-    headers += [("Set-Cookie", str(c)) for c in cookies]
+    for cookie in map(str, cookies):
+        if _BAD_VALUE.search(cookie):
+            return None
+        headers.append(("Set-Cookie", cookie))
     body = doc.get("body")
     if body is None:
         data = b""
@@ -126,7 +163,7 @@ def convert_result(payload: bytes) -> tuple[int, list, bytes] | None:
         else:
             data = body.encode("utf-8")
     else:
-        data = json.dumps(body).encode()
+        data = _compact(body)
     return status, headers, data
 
 
@@ -146,6 +183,7 @@ class FunctionURL(App):
         self.function = function
         self.url_id = url_id
         self.auth_type = auth_type
+        self.authority = Authority()  # the server sets where it listens once it does
 
     def too_large(self, req: Request) -> Response:
         return _message(413, f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
@@ -154,11 +192,13 @@ class FunctionURL(App):
     def handle(self, req: Request) -> Response:
         request_id = new_request_id()
         config = self.service.config
-        denied = authorize(req, self.auth_type, config.credentials, config.region, self._log_denied)
+        denied = authorize(req, self.auth_type, config.credentials, config.region, self._log_denied, self.authority)
         if denied is not None:
             denied.headers.append(("x-amzn-RequestId", request_id))
             return denied
-        event = build_event(req, self.url_id, config.region, request_id, time.time())
+        now = time.time()
+        event = build_event(req, self.url_id, config.region, request_id, now, self.authority.port,
+                            f"1-{int(now):08x}-{secrets.token_hex(12)}")
         payload = json.dumps(event).encode()
         if len(payload) > MAX_PAYLOAD:  # base64 grows a body near the limit past it
             return self.too_large(req)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from urllib.parse import parse_qs
@@ -24,8 +25,42 @@ INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 MAX_CLIENT_CONTEXT = 3583   # AWS: base64 ClientContext up to 3583 bytes
+# Parts of a name that passed AWS's pattern (below); a name it cannot split names no function here.
 _ARN = re.compile(r"^(?:arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):function:)?"
-                  r"(?P<name>[A-Za-z0-9_-]{1,64})(?::(?P<qualifier>[A-Za-z0-9$_-]{1,128}))?$")
+                  r"(?P<name>[A-Za-z0-9_.-]+)(?::(?P<qualifier>[A-Za-z0-9$_.-]+))?$")
+
+
+@functools.lru_cache(maxsize=1)
+def _constraints() -> dict:
+    """Invoke's FunctionName and Qualifier constraints, from botocore's copy of
+    AWS's Lambda model: {field: (compiled pattern, pattern, min, max)}."""
+    import botocore.loaders
+
+    model = botocore.loaders.Loader().load_service_model("lambda", "service-2")
+    shapes = model["shapes"]
+    members = shapes[model["operations"]["Invoke"]["input"]["shape"]]["members"]
+    out = {}
+    for member, field in (("FunctionName", "functionName"), ("Qualifier", "qualifier")):
+        shape = shapes[members[member]["shape"]]
+        out[field] = (re.compile(shape["pattern"]), shape["pattern"], shape["min"], shape["max"])
+    return out
+
+
+def validation_errors(name: str, qualifier: str | None) -> list[str]:
+    """AWS's ValidationException items for an Invoke's name and qualifier (pure)."""
+    problems = []
+    for field, value in (("functionName", name), ("qualifier", qualifier)):
+        if value is None:
+            continue
+        compiled, pattern, low, high = _constraints()[field]
+        prefix = f"Value '{value}' at '{field}' failed to satisfy constraint: Member must"
+        if len(value) > high:
+            problems.append(f"{prefix} have length less than or equal to {high}")
+        elif len(value) < low:
+            problems.append(f"{prefix} have length greater than or equal to {low}")
+        if not compiled.fullmatch(value):
+            problems.append(f"{prefix} satisfy regular expression pattern: {pattern}")
+    return problems
 
 
 def aws_error(status: int, code: str, message: str, message_key: str = "message", request_id: str | None = None,
@@ -72,7 +107,8 @@ class InvokeAPI(App):
         return self._invoke(req, path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)])
 
     def _not_found(self, name: str, qualifier: str | None, request_id: str) -> Response:
-        arn = self.service.arn(name) + (f":{qualifier}" if qualifier else "")
+        # AWS names the version it looked for: $LATEST when the call gave none
+        arn = f"{self.service.arn(name)}:{qualifier or '$LATEST'}"
         return aws_error(404, "ResourceNotFoundException", f"Function not found: {arn}", message_key="Message",
                          request_id=request_id)
 
@@ -80,16 +116,16 @@ class InvokeAPI(App):
         request_id = new_request_id()
         service = self.service
         headers = req.headers
-        m = _ARN.match(raw_name)
-        query = parse_qs(req.query) if req.query else {}
+        query = parse_qs(req.query, keep_blank_values=True) if req.query else {}
         qualifier = query.get("Qualifier", [None])[0]
-        if m is None:
-            return aws_error(400, "ValidationException",
-                             f"1 validation error detected: Value '{raw_name}' at 'functionName' failed to satisfy constraint: "
-                             "Member must satisfy regular expression pattern: "
-                             "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
-                             "(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
+        problems = validation_errors(raw_name, qualifier)
+        if problems:
+            count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''}"
+            return aws_error(400, "ValidationException", f"{count} detected: {'; '.join(problems)}",
                              request_id=request_id)
+        m = _ARN.match(raw_name)
+        if m is None:
+            return self._not_found(raw_name, qualifier, request_id)
         name = m.group("name")
         arn_qualifier = m.group("qualifier")
         if arn_qualifier and qualifier and arn_qualifier != qualifier:
@@ -161,6 +197,10 @@ def _check_json(payload: bytes) -> str | None:
                 f"Non-standard token '{exc.args[0]}': enable JsonParser.Feature.ALLOW_NON_NUMERIC_NUMBERS to allow")
     except UnicodeDecodeError:
         return "Could not parse request body into json: Could not parse payload into json: Invalid UTF-8 start byte"
+    except RecursionError:
+        # Deeper than Python's parser goes (AWS's Jackson stops at 1000 levels too)
+        return ("Could not parse request body into json: Could not parse payload into json: "
+                "Document nesting depth exceeds the maximum allowed")
     except ValueError as exc:
         return (f"Could not parse request body into json: Could not parse payload into json: {exc.msg}: "
                 f"was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n"
@@ -173,9 +213,12 @@ def _decode_client_context(raw: str) -> tuple[str | None, str | None]:
     if len(raw) > MAX_CLIENT_CONTEXT:
         return None, f"Client context must be at most {MAX_CLIENT_CONTEXT} bytes of base64."
     try:
-        text = base64.b64decode(raw, validate=True).decode("utf-8")
-        if not isinstance(json.loads(text), dict):
+        doc = json.loads(base64.b64decode(raw, validate=True).decode("utf-8"))
+        if not isinstance(doc, dict):
             raise ValueError
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError):
         return None, "Client context must be a valid Base64-encoded JSON object."
-    return text, None
+    # Re-serialised: compact ASCII JSON holds no CR, LF or byte beyond latin-1,
+    # so it goes into the Runtime API's /next header as is, and the handler
+    # gets the same object (raw JSON may hold line breaks between tokens).
+    return json.dumps(doc, separators=(",", ":")), None

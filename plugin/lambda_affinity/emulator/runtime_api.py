@@ -17,9 +17,9 @@ import json
 
 from gevent import getcurrent
 
-from .invocation import MAX_PAYLOAD, Result, function_error, response_too_large
-from .wire import (App, BadRequest, Reader, Request, Response, _Date, _read_body_and_handle, encode_response, flush,
-                   parse_head, send_all)
+from .invocation import Result, function_error
+from .wire import (App, BadRequest, Reader, Request, Response, _Date, answer, bad_request, encode_response, flush,
+                   read_and_handle, send_all)
 
 PREFIX = "/2018-06-01/runtime"
 NEXT = PREFIX + "/invocation/next"
@@ -28,6 +28,11 @@ INIT_ERROR = PREFIX + "/init/error"
 ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
 
 _JSON = ("Content-Type", "application/json")
+# AWS takes a response of up to 6 MB + 100 bytes (6291556), a request of up to 6291456.
+MAX_RESPONSE = 6 * 1024 * 1024 + 100
+_RESPONSE_TOO_LARGE = json.dumps({
+    "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).",
+    "errorType": "Function.ResponseSizeTooLarge"}).encode()
 _ACCEPTED = b'{"status":"OK"}'
 WAIT_NEXT = object()     # RuntimeAPI.handle's answer to GET /next: the connection decides how to wait
 PARKED = object()        # Sandbox.want_next's answer: the connection is lent to the next invocation
@@ -55,7 +60,7 @@ def encode_next(inv, keep_alive: bool = True) -> bytes:
 
 
 class RuntimeAPI(App):
-    max_body = MAX_PAYLOAD
+    max_body = MAX_RESPONSE
 
     def __init__(self, sandbox) -> None:
         self.sandbox = sandbox
@@ -80,8 +85,9 @@ class RuntimeAPI(App):
         path = req.path
         if path.startswith(INVOCATION) and path.endswith("/response"):
             request_id = path[len(INVOCATION):].partition("/")[0]
-            self.sandbox.complete(request_id, response_too_large(req.length or MAX_PAYLOAD + 1))
-        return _error(413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes).")
+            # AWS's message names its limit, not the response's size
+            self.sandbox.complete(request_id, function_error(_RESPONSE_TOO_LARGE, "Function.ResponseSizeTooLarge"))
+        return _error(413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).")
 
     def _complete(self, request_id: str, result: Result) -> Response:
         if self.sandbox.complete(request_id, result):
@@ -115,7 +121,7 @@ class RuntimeConnection:
         self.sandbox = sandbox
         self.app = app
         self.sock = sock
-        self.reader = Reader(sock)
+        self.reader = Reader(sock, app, peer)
         self.peer = peer
         self.held: list = []
         self.closed = False
@@ -135,11 +141,9 @@ class RuntimeConnection:
                         self.pending = None
                         resp = WAIT_NEXT
                     else:
-                        head = reader.head()
-                        if head is None:
+                        req, resp = read_and_handle(app, reader)
+                        if req is None:
                             return
-                        req = parse_head(head, self.peer)
-                        resp = _read_body_and_handle(app, req, sock, reader)
                 except BadRequest as exc:
                     self._bad_request(exc)
                     return
@@ -183,13 +187,14 @@ class RuntimeConnection:
             send_all(sock, held[0] if len(held) == 1 else b"".join(held))
             held.clear()
             while True:
-                head = reader.head()
-                if head is None:
+                # Waiting here is resumable (the parser keeps a half-read
+                # request); from a whole request to its answer it is not.
+                req = reader.request()
+                if req is None:
                     self._abandon()
                     return
                 mid_request = True
-                req = parse_head(head, self.peer)
-                resp = _read_body_and_handle(app, req, sock, reader)
+                resp = answer(app, req)
                 mid_request = False
                 if resp is WAIT_NEXT:
                     # The runtime asks for its next event (pipelined after its
@@ -268,7 +273,7 @@ class RuntimeConnection:
         self._resume.set()
 
     def _bad_request(self, exc: BadRequest) -> None:
-        self.held.append(encode_response(Response(400, [("Content-Type", "text/plain")], str(exc).encode()), False))
+        self.held.append(bad_request(exc))
         try:
             send_all(self.sock, b"".join(self.held))
         except OSError:

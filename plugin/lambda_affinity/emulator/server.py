@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import signal
 import tempfile
 
 import gevent
 from gevent.event import Event
-from gevent.pool import Pool
 
 from ..platform.distributions import parse_distribution
+from .auth import Authority
 from .config import EmulatorConfig, default_config
 from .function_url import FunctionURL
 from .invoke_api import InvokeAPI
@@ -28,7 +29,6 @@ from .network import ModelledNetwork
 from .service import InvocationService
 from .wire import make_server
 
-MAX_CONNECTIONS = 1000          # per listening port; more wait in the backlog
 
 
 class Emulator:
@@ -53,13 +53,14 @@ class Emulator:
 
     # -- running in the current thread's gevent loop ------------------------
     def _boot(self) -> None:
+        raise_fd_limit()
         self._stopped = Event()
         self.service = InvocationService(self.config, self.log_stream)
         self.service.start()
         advertised = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         try:
             main = make_server(self._over_network(InvokeAPI(self.service), INTROSPECTION_PREFIX), self.host,
-                               self.port, spawn=Pool(MAX_CONNECTIONS))
+                               self.port)
             self._servers.append(main)
             main.start()
             self.endpoint = f"http://{advertised}:{main.server_port}"
@@ -67,10 +68,11 @@ class Emulator:
                 if not fn.url:
                     continue
                 url_id = secrets.token_hex(16)
-                srv = make_server(self._over_network(FunctionURL(self.service, fn.name, url_id, fn.auth_type)),
-                                  self.host, 0, spawn=Pool(MAX_CONNECTIONS))
+                app = FunctionURL(self.service, fn.name, url_id, fn.auth_type)
+                srv = make_server(self._over_network(app), self.host, 0)
                 self._servers.append(srv)
                 srv.start()
+                app.authority = Authority.of(self.host, srv.server_port)
                 self.function_urls[fn.name] = f"http://{advertised}:{srv.server_port}/"
         except BaseException:
             self._shutdown()
@@ -196,6 +198,30 @@ class Emulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit; the new
+    soft limit. Connections have no cap of their own (a Locust run keeps one
+    per user, thousands of them, mostly idle): the fds are the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = _nr_open() if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+            return ceiling
+        except (ValueError, OSError):
+            pass  # left as it was: fewer connections, nothing else changes
+    return soft
+
+
+def _nr_open() -> int:
+    """The kernel's ceiling for one process's fds (an unlimited hard limit cannot be the soft one)."""
+    try:
+        with open("/proc/sys/fs/nr_open") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 1 << 20
 
 
 class _RealEvent:

@@ -3,22 +3,25 @@
 Every front end (Invoke API, Function URLs, introspection) and every
 environment's Runtime API speaks through this. It is small on purpose: on
 this hot path gevent.pywsgi's request machinery costs ~300 us more per invoke
-than a bare parser (design.md section 10). It does keep-alive, pipelining,
-`Expect: 100-continue`, Content-Length and chunked bodies, with every buffer
-bounded: request line and header lines, header count, body size.
+than a bare server (design.md section 10). Parsing is llhttp's (httptools);
+this module does keep-alive, pipelining, `Expect: 100-continue`,
+Content-Length and chunked bodies, with every buffer bounded: request target,
+head, header count, body size. Malformed input gets a precise 4xx and the
+connection is closed.
 """
 from __future__ import annotations
 
-import re
 import socket
 import time
+from collections import deque
 from http import HTTPStatus
 from urllib.parse import unquote
 
+import httptools
 from gevent.server import StreamServer
 
-MAX_LINE = 16384
-MAX_HEAD = 65536          # request line and headers together
+MAX_LINE = 16384          # the request target
+MAX_HEAD = 65536          # request line and headers together (431 beyond)
 MAX_HEADERS = 100
 # Bytes of an oversized body read and thrown away so the client sees our
 # answer rather than a reset; beyond it the connection is simply closed.
@@ -26,14 +29,20 @@ DRAIN_LIMIT = 32 * 1024 * 1024
 
 
 class BadRequest(Exception):
-    """The bytes on the wire are not HTTP we accept: answer 400 and close."""
+    """The bytes on the wire are not HTTP we accept: answer `status` and close,
+    as the stream can no longer be trusted."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Request:
     __slots__ = ("method", "target", "path", "query", "version", "headers", "header_list", "body",
-                 "keep_alive", "peer", "length", "chunked", "expect_continue")
+                 "keep_alive", "peer", "length", "chunked", "expect_continue", "too_large")
 
-    def __init__(self, method, target, version, header_list, peer):
+    def __init__(self, method: str, target: str, version: str, header_list: list, peer: str,
+                 keep_alive: bool | None = None) -> None:
         self.method = method
         self.target = target
         path, _, query = target.partition("?")
@@ -49,17 +58,22 @@ class Request:
         self.headers = headers
         self.peer = peer
         self.body = b""
+        self.too_large = False  # the body went over the app's limit (and was not kept)
         conn = headers.get("connection", "").lower()
-        self.keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
-        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        if keep_alive is None:
+            keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
+        self.keep_alive = keep_alive
+        te = headers.get("transfer-encoding")
+        self.chunked = te is not None
+        if te is not None:
+            codings = [c.strip().lower() for c in te.split(",")]
+            if codings[-1] != "chunked" or codings.count("chunked") > 1:
+                # RFC 9112 6.3: the body's length cannot be known, 400 and close
+                raise BadRequest(f"Transfer-Encoding {te!r} does not end in one chunked coding")
+            if len(codings) > 1:  # RFC 9112 6.1: a coding we do not implement is 501
+                raise BadRequest(f"unsupported Transfer-Encoding {te!r}: only chunked is implemented", 501)
         self.expect_continue = headers.get("expect", "").lower() == "100-continue"
-        if self.chunked:
-            self.length = None
-        else:
-            raw = headers.get("content-length", "0")
-            if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True, int("²") fails
-                raise BadRequest(f"bad Content-Length {raw!r}")
-            self.length = int(raw)
+        self.length = None if self.chunked else int(headers.get("content-length", "0"))
 
     def unquoted_path(self) -> str:
         return unquote(self.path)
@@ -132,128 +146,175 @@ def send_all(sock, data: bytes) -> None:
         sock.sendall(memoryview(data)[sent:])
 
 
+class _Stop(Exception):
+    """Raised from a parser callback: parse nothing more on this connection."""
+
+
 class Reader:
-    """Buffered reads from a socket, parsing heads with one search per request
-    (cheaper than a readline per header through socket.makefile)."""
+    """Requests from one connection, parsed by llhttp (through httptools: the
+    parser Node.js and uvicorn use, fuzzed upstream; bench/emulator.py holds
+    it against a hand parser and h11). llhttp is push-style: each recv is fed
+    whole, so pipelined requests complete together and queue in `ready`.
 
-    __slots__ = ("sock", "buf")
+    Limits hold however the bytes arrive: the request line and headers
+    (`MAX_HEAD`, counted from the parsed fields, and from raw bytes for a
+    field still incomplete), `MAX_HEADERS`, the app's body limit (413 via
+    `App.too_large`, the body drained up to `DRAIN_LIMIT`, else closed).
+    """
 
-    def __init__(self, sock) -> None:
+    __slots__ = ("sock", "peer", "max_body", "parser", "ready", "cur", "url", "header_list", "head_size",
+                 "head_raw", "in_message", "parts", "body_size", "error", "stopped")
+
+    def __init__(self, sock, app: "App", peer: str = "127.0.0.1") -> None:
         self.sock = sock
-        self.buf = b""
+        self.peer = peer
+        self.max_body = app.max_body
+        self.parser = httptools.HttpRequestParser(self)
+        self.ready: deque = deque()          # whole requests not yet taken
+        self.cur: Request | None = None      # head complete, body on its way
+        self.url = b""
+        self.header_list: list = []
+        self.head_size = 0
+        self.head_raw = 0                    # bytes fed since this head began
+        self.in_message = False
+        self.parts: list = []
+        self.body_size = 0
+        self.error: BadRequest | None = None  # to raise once the requests before it are answered
+        self.stopped = False
 
-    def _fill(self) -> bool:
-        data = self.sock.recv(65536)
-        if not data:
-            return False
-        self.buf = self.buf + data if self.buf else data
-        return True
+    # -- what servers call ----------------------------------------------------------
+    def request(self) -> Request | None:
+        """The next whole request (`too_large` set when its body was refused);
+        None when the client closed cleanly between requests."""
+        ready = self.ready
+        while not ready:
+            if self.error is not None:
+                raise self.error
+            if self.stopped:
+                return None  # nothing more is parsed here (the last answer closes the connection)
+            cur = self.cur
+            if cur is not None and cur.expect_continue:
+                cur.expect_continue = False
+                send_all(self.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
+            data = self.sock.recv(65536)
+            if not data:
+                if self.in_message:
+                    raise BadRequest("connection closed inside a request")
+                return None
+            self._feed(data)
+        return ready.popleft()
 
     def pending(self) -> bool:
-        """Is (part of) another request already here (pipelining)?"""
-        return bool(self.buf)
+        """Is (part of) another request already here (pipelining)? Stray CRLFs
+        between requests do not count: RFC 9112 2.2 lets a server ignore them."""
+        return bool(self.ready) or self.in_message or self.error is not None
 
     def has_head(self) -> bool:
-        """Is a whole request head already buffered?"""
-        buf = self.buf
-        if buf.startswith(b"\r\n"):
-            self.buf = buf = buf.lstrip(b"\r\n")
-        return b"\r\n\r\n" in buf
+        """Is a whole request head already here?"""
+        return bool(self.ready) or self.cur is not None
 
-    def head(self) -> bytes | None:
-        """The next request's head without its final CRLF CRLF; None on a clean end."""
-        while True:
-            buf = self.buf
-            if buf.startswith(b"\r\n"):  # tolerated between pipelined requests
-                self.buf = buf = buf.lstrip(b"\r\n")
-            i = buf.find(b"\r\n\r\n")
-            if i >= 0:
-                self.buf = buf[i + 4:]
-                return buf[:i]
-            if len(buf) > MAX_HEAD:
-                raise BadRequest("request head too large")
-            if not self._fill():
-                if self.buf:
-                    raise BadRequest("connection closed inside the headers")
-                return None
-
-    def exact(self, n: int) -> bytes:
-        if len(self.buf) >= n:
-            data, self.buf = self.buf[:n], self.buf[n:]
-            return data
-        parts, have = [self.buf], len(self.buf)
-        self.buf = b""
-        while have < n:
-            chunk = self.sock.recv(min(n - have, 1 << 20))
-            if not chunk:
-                raise BadRequest("connection closed inside the body")
-            parts.append(chunk)
-            have += len(chunk)
-        return b"".join(parts)
-
-    def line(self) -> bytes:
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 2:]
-                return line
-            if len(self.buf) > MAX_LINE:
-                raise BadRequest("line too long")
-            if not self._fill():
-                raise BadRequest("connection closed inside a chunked body")
-
-    def discard(self, n: int) -> None:
-        while n > 0:
-            if not self.buf and not self._fill():
-                return
-            take = min(n, len(self.buf))
-            self.buf = self.buf[take:]
-            n -= take
-
-
-def parse_head(head: bytes, peer) -> Request:
-    lines = head.decode("latin-1").split("\r\n")  # one decode for the whole head
-    if len(lines) > MAX_HEADERS + 1:
-        raise BadRequest("too many headers")
-    parts = lines[0].split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise BadRequest("malformed request line")
-    header_list = []
-    for raw in lines[1:]:
-        name, sep, value = raw.partition(":")
-        if not sep or not name or name != name.strip():
-            raise BadRequest("malformed header line")
-        header_list.append((name, value.strip()))
-    return Request(parts[0], parts[1], parts[2], header_list, peer)
-
-
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-
-
-def _read_chunked(reader: Reader, limit: int) -> bytes | None:
-    """The chunked body, or None once it exceeds `limit` (the rest is discarded)."""
-    parts, total, over = [], 0, False
-    while True:
-        field = reader.line().split(b";", 1)[0].strip()
-        # int(_, 16) would also take "-1a", "+1a" and "0x1a": a negative size
-        # would slip past every limit below
-        if not _CHUNK_SIZE.fullmatch(field):
-            raise BadRequest("malformed chunk size")
-        size = int(field, 16)
-        if size == 0:
-            while reader.line():  # trailers, up to the empty line
-                pass
-            return None if over else b"".join(parts)
-        total += size
-        if total > DRAIN_LIMIT:
-            raise BadRequest("chunked body far over the limit")
-        if total > limit:  # over: drain without holding, the answer is 413 anyway
-            over = True
-            parts = []
-            reader.discard(size)
+    def _feed(self, data: bytes) -> None:
+        if self.stopped:
+            return
+        if self.in_message and self.cur is None:
+            self.head_raw += len(data)
+        try:
+            self.parser.feed_data(data)
+        except _Stop:
+            self.stopped = True
+        except httptools.HttpParserUpgrade:
+            # An Upgrade or CONNECT: answered as plain HTTP/1.1, then closed, as
+            # the bytes after it are not HTTP to us.
+            self.stopped = True
+            if self.ready:
+                self.ready[-1].keep_alive = False
+            else:
+                self.error = BadRequest("protocol upgrades are not supported", 501)
+        except httptools.HttpParserError as exc:
+            self.stopped = True
+            if self.error is None:  # a callback's own error, else llhttp's
+                self.error = BadRequest(f"malformed request: {exc}")
         else:
-            parts.append(reader.exact(size))
-        reader.exact(2)  # the CRLF after the chunk
+            if self.in_message and self.cur is None and self.head_raw > MAX_HEAD + len(data):
+                self._fail(BadRequest("request head too large", 431))
+
+    def _fail(self, error: BadRequest):
+        self.error = error
+        self.stopped = True
+        raise _Stop
+
+    # -- llhttp's callbacks -----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self.url = b""
+        self.header_list = []
+        self.head_size = 0
+        self.head_raw = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.head_size += len(url)
+        if len(self.url) > MAX_LINE:
+            self._fail(BadRequest(f"request target over {MAX_LINE} bytes", 414))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.cur is not None:
+            return  # a trailer after a chunked body: nothing we use
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > MAX_HEAD:
+            self._fail(BadRequest("request head too large", 431))
+        if len(self.header_list) >= MAX_HEADERS:
+            self._fail(BadRequest(f"more than {MAX_HEADERS} header fields", 431))
+        self.header_list.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            self._fail(BadRequest(f"HTTP/{version} is not supported", 505))
+        try:
+            req = Request(parser.get_method().decode("latin-1"), self.url.decode("latin-1"), "HTTP/" + version,
+                          self.header_list, self.peer, parser.should_keep_alive())
+        except BadRequest as exc:
+            self._fail(exc)
+        self.cur = req
+        self.parts = []
+        self.body_size = 0
+        if req.length is not None and req.length > self.max_body:
+            # Too big to take: answer at once, and close when the client has
+            # not sent the body (it waits for 100 Continue) or it is too big to drain.
+            if req.expect_continue or req.length > DRAIN_LIMIT:
+                req.too_large = True
+                req.keep_alive = False
+                self._done(req)
+                raise _Stop
+
+    def on_body(self, data: bytes) -> None:
+        self.body_size += len(data)
+        if self.body_size > self.max_body:
+            req = self.cur
+            req.too_large = True
+            self.parts = []  # drained, not held: the answer is 413 anyway
+            if self.body_size > DRAIN_LIMIT:
+                req.keep_alive = False
+                self._done(req)
+                raise _Stop
+        else:
+            self.parts.append(data)
+
+    def on_message_complete(self) -> None:
+        req = self.cur
+        parts = self.parts
+        if not req.too_large and parts:
+            req.body = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._done(req)
+
+    def _done(self, req: Request) -> None:
+        req.expect_continue = False
+        self.ready.append(req)
+        self.cur = None
+        self.parts = []
+        self.in_message = False
 
 
 def connection_handler(app: App):
@@ -265,24 +326,25 @@ def connection_handler(app: App):
         except OSError:
             pass  # not TCP (a Unix socket)
         sock.settimeout(app.idle_timeout_s)  # a timed-out read is an OSError: the connection closes
-        reader = Reader(sock)
         peer = address[0] if isinstance(address, tuple) and address else "127.0.0.1"
+        reader = Reader(sock, app, peer)
         held: list = []
         try:
             while True:
                 try:
-                    head = reader.head()
-                    if head is None:
-                        return
-                    req = parse_head(head, peer)
-                    resp = _read_body_and_handle(app, req, sock, reader)
+                    req, resp = read_and_handle(app, reader)
                 except BadRequest as exc:
-                    held.append(encode_response(Response(400, [("Content-Type", "text/plain")], str(exc).encode()), False))
+                    held.append(bad_request(exc))
                     send_all(sock, b"".join(held))
+                    lingering_close(sock)
+                    return
+                if req is None:
                     return
                 keep = req.keep_alive and not resp.close
                 held.append(encode_response(resp, keep))
                 if not flush(sock, held, keep, reader):
+                    if req.too_large:
+                        lingering_close(sock)
                     return
         except (OSError, ConnectionError):
             return
@@ -290,6 +352,28 @@ def connection_handler(app: App):
             sock.close()
 
     return handle
+
+
+def lingering_close(sock, seconds: float = 1.0, limit: int = 1 << 20) -> None:
+    """Close after an answer sent while the client may still be sending: stop
+    writing, then read and drop what comes for a moment. Closing with unread
+    bytes would send a reset, and the client could lose the answer."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(seconds)
+        deadline = time.monotonic() + seconds
+        while limit > 0 and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                return
+            limit -= len(data)
+    except OSError:
+        pass
+
+
+def bad_request(exc: BadRequest) -> bytes:
+    """The answer to a request we refuse to parse; the connection closes after it."""
+    return encode_response(Response(exc.status, [("Content-Type", "text/plain")], str(exc).encode()), False)
 
 
 def flush(sock, held: list, keep: bool, reader: "Reader") -> bool:
@@ -303,28 +387,27 @@ def flush(sock, held: list, keep: bool, reader: "Reader") -> bool:
     return keep
 
 
-def _read_body_and_handle(app: App, req: Request, sock, reader: Reader) -> Response:
-    limit = app.max_body
-    if req.length is not None and req.length > limit:
-        resp = app.too_large(req)
-        if req.expect_continue or req.length > DRAIN_LIMIT:
-            resp.close = True  # the client has not sent the body, or it is too big to swallow
-        else:
-            reader.discard(req.length)
-        return resp
-    if req.expect_continue:
-        send_all(sock, b"HTTP/1.1 100 Continue\r\n\r\n")
-    if req.chunked:
-        body = _read_chunked(reader, limit)
-        if body is None:
-            return app.too_large(req)
-        req.body = body
-    elif req.length:
-        req.body = reader.exact(req.length)
-    return app.handle(req)
+def read_and_handle(app: App, reader: Reader) -> tuple[Request | None, Response | None]:
+    """The next request and the app's answer; (None, None) on a clean end."""
+    req = reader.request()
+    if req is None:
+        return None, None
+    return req, answer(app, req)
 
 
-def make_server(app: App, host: str, port: int, spawn="default") -> StreamServer:
-    server = StreamServer((host, port), connection_handler(app), spawn=spawn)
+def answer(app: App, req: Request) -> Response:
+    if not req.too_large:
+        return app.handle(req)
+    resp = app.too_large(req)
+    if not req.keep_alive:
+        resp.close = True
+    return resp
+
+
+def make_server(app: App, host: str, port: int) -> StreamServer:
+    """A server of `app` with a greenlet per connection and no cap on connections
+    but the process's fds: an idle kept-alive connection holds no slot in any
+    pool, only its fd and its waiting greenlet (a few KB)."""
+    server = StreamServer((host, port), connection_handler(app))
     server.init_socket()
     return server

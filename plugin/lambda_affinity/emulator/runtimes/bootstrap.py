@@ -11,6 +11,7 @@ Environment (set by the emulator as Lambda sets it): AWS_LAMBDA_RUNTIME_API,
 _HANDLER, LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_NAME, ...
 """
 import json
+import logging
 import os
 import socket
 import sys
@@ -24,6 +25,58 @@ MAX_HEAD = 1 << 20
 
 class RuntimeAPIError(Exception):
     pass
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the invocation's request id on every record, as AWS's runtime does."""
+
+    request_id = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = self.request_id
+        return True
+
+
+def install_log_handler() -> RequestIdFilter:
+    """AWS's Python runtime gives the root logger a handler writing
+    `[LEVEL]\t<UTC time>Z\t<request id>\t<message>` to the function's log; the
+    root level stays WARNING unless the code sets it (as on AWS), and a later
+    logging.basicConfig() does nothing, the root logger having a handler."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.terminator = ""  # the format ends the line itself, as AWS's does
+    formatter = logging.Formatter("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+                                  "%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    request_ids = RequestIdFilter()
+    handler.addFilter(request_ids)
+    logging.getLogger().addHandler(handler)
+    return request_ids
+
+
+def exec_wrapper(runtime_api: str) -> None:
+    """Run again under `AWS_LAMBDA_EXEC_WRAPPER`, as AWS's runtimes do: the
+    wrapper gets this runtime's command line as its arguments (and usually
+    ends with `exec "$@"`). Returns only when there is none to run."""
+    wrapper = os.environ.get("AWS_LAMBDA_EXEC_WRAPPER")
+    if not wrapper:
+        return
+    try:
+        os.execv(wrapper, [wrapper, sys.executable, os.path.abspath(__file__), WRAPPED])
+    except OSError as exc:
+        # AWS: the environment's init fails with Runtime.InvalidEntrypoint
+        message = f"fork/exec {wrapper}: {exc.strerror.lower() if exc.strerror else exc}"
+        payload = {"errorMessage": message, "errorType": "Runtime.InvalidEntrypoint", "requestId": "",
+                   "stackTrace": []}
+        log_error(payload)
+        conn = Connection(runtime_api)
+        conn.send(Connection.encode("POST", f"{API}/init/error", json.dumps(payload).encode(),
+                                    {ERROR_TYPE_HEADER: payload["errorType"]}))
+        conn.read_response()
+        raise SystemExit(1)
+
+
+WRAPPED = "--exec-wrapped"  # on the command line the wrapper runs: do not wrap again
 
 
 class Connection:
@@ -160,13 +213,16 @@ def log_error(payload: dict) -> None:
     sys.stderr.flush()
 
 
-def main(runtime_fd: int = None) -> int:
+def main(runtime_fd: int = None, wrapped: bool = False) -> int:
+    if not wrapped:
+        exec_wrapper(os.environ["AWS_LAMBDA_RUNTIME_API"])
     # Logs reach the emulator per line, in order with the Runtime API calls.
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(line_buffering=True)
         except (AttributeError, ValueError):
             pass
+    request_ids = install_log_handler()
     root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -188,6 +244,7 @@ def main(runtime_fd: int = None) -> int:
             # A 202 acknowledges the result pipelined before this /next.
             continue
         request_id = headers.get("lambda-runtime-aws-request-id", "")
+        request_ids.request_id = request_id
         trace = headers.get("lambda-runtime-trace-id")
         if trace:
             os.environ["_X_AMZN_TRACE_ID"] = trace
@@ -205,7 +262,7 @@ def main(runtime_fd: int = None) -> int:
         else:
             try:
                 data = json.dumps(result).encode()
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RecursionError) as exc:
                 payload = {"errorMessage": f"Unable to marshal response: {exc}", "errorType": "Runtime.MarshalError",
                            "requestId": request_id, "stackTrace": []}
                 log_error(payload)
@@ -220,6 +277,6 @@ def main(runtime_fd: int = None) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        sys.exit(main(wrapped=WRAPPED in sys.argv[1:]))
     except (RuntimeAPIError, OSError):
         sys.exit(0)  # the emulator stopped this environment
