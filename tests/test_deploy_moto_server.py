@@ -444,6 +444,26 @@ def _remove_url_and_statements(client):
         lam.remove_permission(FunctionName=NAME, StatementId=sid)
 
 
+def test_a_refused_destroy_says_what_it_removed_and_runs_again(aws, env, capsys, enforcer):
+    env.setenv("AWS_REGION", REGION)
+    rc, _, err = run(capsys, "deploy")
+    assert rc == 0, err
+    deployer_user(aws, env, any_resource(without(documented_policy(), actions=["iam:DeleteRole"])))
+    hook = enforcer(only("iam:DeleteRole"))
+    rc, out, err = run(capsys, "destroy")
+    assert rc == 1 and out == "" and "Traceback" not in err
+    first, second = err.splitlines()
+    assert first.startswith(f"lambda-affinity destroy: error: deleting the role {ROLE} failed: missing permission "
+                            "iam:DeleteRole (AccessDenied)")
+    assert second == (f"Removed before that: function {NAME} (with its Function URL and resource policy). "
+                      "Run destroy again once this is fixed: it removes what is left.")
+    assert functions(aws) == [] and roles(aws) == [ROLE]
+    hook.checked = only()
+    rc, out, err = run(capsys, "destroy")
+    assert rc == 0 and f"removed role {ROLE}" in out, err
+    assert roles(aws) == []
+
+
 # -- the documented IAM policy -----------------------------------------------------------------
 
 

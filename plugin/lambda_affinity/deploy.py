@@ -556,7 +556,17 @@ class Deployer:
         spec = Spec(name=name)
         spec.check()
         self.identity  # noqa: B018
-        removed = []
+        removed: list = []
+        try:
+            return self._destroy(spec, removed)
+        except DeployError as exc:
+            if not removed:
+                raise
+            raise DeployError(f"{exc}\nRemoved before that: {', '.join(removed)}. Run destroy again once this is "
+                              "fixed: it removes what is left.") from exc
+
+    def _destroy(self, spec: Spec, removed: list) -> list:
+        name = spec.name
         current = self._function(name)
         if current is not None:
             if not current[1]:
