@@ -37,6 +37,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "eu-west-1"
+OTHER_REGION = "ap-southeast-2"
+REGIONS = (REGION, OTHER_REGION)  # where tests deploy
 NAME = d.DEFAULT_NAME
 ROLE = f"{NAME}-role"
 ACCOUNT = "123456789012"  # moto's default account
@@ -79,10 +81,6 @@ class MotoServer:
         request = urllib.request.Request(self.url + path, data=body, method="POST",
                                          headers={"Content-Type": "text/plain"})
         urllib.request.urlopen(request, timeout=10).close()
-
-    def reset(self) -> None:
-        self.enforce(False)
-        self.post("/moto-api/reset")
 
     def enforce(self, on: bool) -> None:
         # INITIAL_NO_AUTH_ACTION_COUNT: requests left before moto checks IAM.
@@ -129,7 +127,7 @@ def env(monkeypatch, tmp_path):
 @pytest.fixture
 def aws(moto, env):
     """An empty moto account reached through AWS_ENDPOINT_URL; returns an admin client factory."""
-    moto.reset()
+    moto.enforce(False)
     env.setenv("AWS_ENDPOINT_URL", moto.url)
 
     # The test's own calls: a session made before any Enforcer, which never lets moto check them.
@@ -139,8 +137,31 @@ def aws(moto, env):
     def client(service, region=REGION):
         return admin.client(service, region_name=region, endpoint_url=moto.url)
 
-    yield client
-    moto.reset()
+    # Emptied by API calls, not /moto-api/reset: that would rebuild IAM's managed policies (seconds).
+    _empty(client)
+    return client
+
+
+def _empty(client):
+    for region in REGIONS:
+        lam = client("lambda", region)
+        for fn in lam.list_functions()["Functions"]:
+            lam.delete_function(FunctionName=fn["FunctionName"])
+    iam = client("iam")
+    for role in iam.list_roles()["Roles"]:
+        name = role["RoleName"]
+        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        iam.delete_role(RoleName=name)
+    for user in iam.list_users()["Users"]:
+        name = user["UserName"]
+        for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+            iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+        for policy in iam.list_user_policies(UserName=name)["PolicyNames"]:
+            iam.delete_user_policy(UserName=name, PolicyName=policy)
+        iam.delete_user(UserName=name)
 
 
 def run(capsys, *argv):
@@ -164,12 +185,16 @@ def documented_policy() -> dict:
     return json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
 
 
+def _actions(statement: dict) -> list:
+    return [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+
+
 def without(policy: dict, actions=(), sids=()) -> dict:
     statements = []
     for s in policy["Statement"]:
         if s.get("Sid") in sids:
             continue
-        kept = [a for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]) if a not in actions]
+        kept = [a for a in _actions(s) if a not in actions]
         if kept:
             statements.append({**s, "Action": kept})
     return {**policy, "Statement": statements}
@@ -271,7 +296,7 @@ def test_the_command_line_a_user_runs(aws, moto, tmp_path):
 
 @pytest.mark.parametrize("setting", ["AWS_REGION", "AWS_DEFAULT_REGION", "profile"])
 def test_region_from_one_setting_only(aws, env, capsys, tmp_path, setting):
-    region = "ap-southeast-2"
+    region = OTHER_REGION
     argv = []
     if setting == "profile":
         config = tmp_path / "config"
@@ -500,7 +525,8 @@ def test_documented_policy_is_what_deploy_and_destroy_use(aws, env, capsys, enfo
     aws("iam").put_user_policy(UserName="deployer", PolicyName="deploy", PolicyDocument=json.dumps(moto_policy))
     rc, _, err = run(capsys, "deploy")
     assert rc == 1 and "Rolled back: removed the Function URL" in err, err
-    aws("iam").put_user_policy(UserName="deployer", PolicyName="deploy", PolicyDocument=json.dumps(any_resource(policy)))
+    aws("iam").put_user_policy(UserName="deployer", PolicyName="deploy",
+                               PolicyDocument=json.dumps(any_resource(policy)))
     hook.checked = checkable
     # An inline policy someone added to the role: destroy removes it with the role.
     aws("iam").put_role_policy(RoleName=ROLE, PolicyName="extra", PolicyDocument=json.dumps(
@@ -513,12 +539,13 @@ def test_documented_policy_is_what_deploy_and_destroy_use(aws, env, capsys, enfo
     refused = [(action, arn) for action, params in hook.calls for arn in _resources(action, params)
                if evaluator.is_action_permitted(action, arn) != PermissionResult.PERMITTED]
     assert refused == []
-    documented = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    documented = {a for s in policy["Statement"] for a in _actions(s)}
     used = {action for action, _ in hook.calls} - {"sts:GetCallerIdentity"}
     assert documented - IMPLICIT == used
 
 
-@pytest.mark.parametrize("sid, first_refused", [("ExecutionRole", "iam:GetRole"), ("Function", "lambda:CreateFunction")])
+@pytest.mark.parametrize("sid, first_refused", [("ExecutionRole", "iam:GetRole"),
+                                                 ("Function", "lambda:CreateFunction")])
 def test_documented_policy_without_a_statement_fails_clearly(aws, env, capsys, enforcer, sid, first_refused):
     """Where moto checks IAM (not iam:PassRole, which AWS checks inside CreateFunction: the third statement)."""
     env.setenv("AWS_REGION", REGION)

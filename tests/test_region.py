@@ -28,7 +28,8 @@ def test_order_is_the_aws_cli_v2s(flag, environ, profile_region, expected):
 
 
 def test_the_profile_is_named():
-    assert resolve_region(None, {}, "sa-east-1", "loadtest") == Region("sa-east-1", "the region of AWS profile 'loadtest'")
+    assert resolve_region(None, {}, "sa-east-1", "loadtest") == \
+        Region("sa-east-1", "the region of AWS profile 'loadtest'")
 
 
 @pytest.mark.parametrize("flag, environ, message", [
@@ -94,7 +95,8 @@ def test_invoke_user_and_signer_take_the_region_from_one_setting_only(tmp_path, 
 @pytest.mark.slow
 def test_invoke_user_and_signer_without_a_region_name_what_works(tmp_path):
     out = plugin_regions(tmp_path)
-    assert out["invoke"] == f"no AWS region for the Invoke API: add ?region=... to the lambda:// host, or {REGION_SETTINGS}"
+    assert out["invoke"] == \
+        f"no AWS region for the Invoke API: add ?region=... to the lambda:// host, or {REGION_SETTINGS}"
     assert out["signer"] == ("--affinity-sigv4: no AWS region to sign for: https://probe.example.com/ names none; "
                              f"{REGION_SETTINGS}")
     out = plugin_regions(tmp_path, AWS_REGION="eu west 1")

@@ -122,7 +122,8 @@ class Spec:
         if self.auth_type not in ("AWS_IAM", "NONE"):
             raise DeployError(f"--auth-type {self.auth_type!r}: use AWS_IAM or NONE")
         if self.role_arn is not None and not _ROLE_ARN.match(self.role_arn):
-            raise DeployError(f"--role-arn {self.role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+            raise DeployError(f"--role-arn {self.role_arn!r} is not an IAM role ARN "
+                              "(arn:aws:iam::123456789012:role/NAME)")
         if self.invoker is not None and self.auth_type != "AWS_IAM":
             raise DeployError("--invoker only applies to --auth-type AWS_IAM (a NONE URL is public)")
         if self.invoker is not None and not _INVOKER.match(self.invoker):
@@ -298,15 +299,16 @@ class Deployer:
     def partition(self) -> str:
         return self.identity["Arn"].split(":")[1]
 
-    def _cli(self, *argv: str, regional: bool = True) -> str:
-        """The AWS CLI command for argv, for this region and profile."""
-        extra = (["--region", self.region] if regional else []) + (["--profile", self.profile] if self.profile else [])
-        return " ".join(shlex.quote(a) for a in ("aws", *argv, *extra))
+    def cli_command(self, *argv: str) -> str:
+        """The AWS CLI command for argv, for this region (IAM too: AWS CLI v1 wants one) and profile."""
+        return self._command("aws", *argv)
 
     def destroy_command(self, name: str) -> str:
-        extra = ["--profile", self.profile] if self.profile else []
-        return " ".join(shlex.quote(a) for a in ("lambda-affinity", "destroy", "--name", name,
-                                                  "--region", self.region, *extra))
+        return self._command("lambda-affinity", "destroy", "--name", name)
+
+    def _command(self, *argv: str) -> str:
+        extra = ["--region", self.region] + (["--profile", self.profile] if self.profile else [])
+        return " ".join(shlex.quote(a) for a in (*argv, *extra))
 
     # -- reading -----------------------------------------------------------
 
@@ -408,8 +410,8 @@ class Deployer:
             role = self.iam.create_role(
                 RoleName=name, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
                 Description=f"Execution role of the lambda-affinity probe {spec.name}", Tags=tags)["Role"]
-        self._created.append(Created(f"role {name}", "iam:DeleteRole", self._cli("iam", "delete-role", "--role-name",
-                                                                                  name, regional=False),
+        self._created.append(Created(f"role {name}", "iam:DeleteRole",
+                                     self.cli_command("iam", "delete-role", "--role-name", name),
                                      lambda: self.iam.delete_role(RoleName=name)))
         policy = BASIC_EXECUTION.format(partition=self.partition)
         missing = (f"the AWS managed policy {policy} does not exist here (another partition, or an AWS-compatible "
@@ -419,7 +421,7 @@ class Deployer:
             self.iam.attach_role_policy(RoleName=name, PolicyArn=policy)
         self._created.append(Created(
             f"the attachment of {policy.rsplit('/', 1)[1]} to role {name}", "iam:DetachRolePolicy",
-            self._cli("iam", "detach-role-policy", "--role-name", name, "--policy-arn", policy, regional=False),
+            self.cli_command("iam", "detach-role-policy", "--role-name", name, "--policy-arn", policy),
             lambda: self.iam.detach_role_policy(RoleName=name, PolicyArn=policy)))
         return role
 
@@ -448,7 +450,7 @@ class Deployer:
                     time.sleep(3)
         self._created.append(Created(
             f"function {spec.name}", "lambda:DeleteFunction",
-            self._cli("lambda", "delete-function", "--function-name", spec.name),
+            self.cli_command("lambda", "delete-function", "--function-name", spec.name),
             lambda: self.lam.delete_function(FunctionName=spec.name)))
 
     def _update_function(self, spec: Spec, role_arn: str, package: bytes, config: dict) -> list:
@@ -483,7 +485,7 @@ class Deployer:
             if track:
                 self._created.append(Created(
                     f"the Function URL of {name}", "lambda:DeleteFunctionUrlConfig",
-                    self._cli("lambda", "delete-function-url-config", "--function-name", name),
+                    self.cli_command("lambda", "delete-function-url-config", "--function-name", name),
                     lambda: self.lam.delete_function_url_config(FunctionName=name)))
             return url["FunctionUrl"], [f"created Function URL ({spec.auth_type})"]
         if url["AuthType"] != spec.auth_type:
@@ -531,7 +533,7 @@ class Deployer:
             if track:
                 self._created.append(Created(
                     f"the policy statement {sid} of {name}", "lambda:RemovePermission",
-                    self._cli("lambda", "remove-permission", "--function-name", name, "--statement-id", sid),
+                    self.cli_command("lambda", "remove-permission", "--function-name", name, "--statement-id", sid),
                     lambda sid=sid: self.lam.remove_permission(FunctionName=name, StatementId=sid)))
             changes.append(f"added policy statement {sid} ({statement['Action']} for {statement['Principal']})")
         return changes
@@ -695,12 +697,13 @@ def _cmd_destroy(args) -> int:
         deployer = Deployer(_session(args), wait_s=0, profile=args.profile)
         removed = deployer.destroy(args.name)
         if not removed:
-            print(f"nothing to destroy: no function or role of lambda-affinity deploy named {args.name} in {deployer.region}")
+            print(f"nothing to destroy: no function or role of lambda-affinity deploy named {args.name} "
+                  f"in {deployer.region}")
             return 0
         for what in removed:
             print(f"  removed {what}")
-        print(f"Left alone: the log group /aws/lambda/{args.name} (Lambda made it, not deploy); "
-              f"delete it with `aws logs delete-log-group --log-group-name /aws/lambda/{args.name} --region {deployer.region}`")
+        logs = deployer.cli_command("logs", "delete-log-group", "--log-group-name", f"/aws/lambda/{args.name}")
+        print(f"Left alone: the log group /aws/lambda/{args.name} (Lambda made it, not deploy); delete it with `{logs}`")
         return 0
 
     return _run(args, body)
@@ -729,7 +732,8 @@ def add_parser(sub) -> None:
                    help="AWS_IAM: principal the URL's resource policy admits (default: this account)")
     p.add_argument("--env", action="append", type=_env_pair, metavar="NAME=VALUE",
                    help=f"probe setting, repeatable: {', '.join(PROBE_ENV)}")
-    p.add_argument("--wait", type=float, default=300.0, metavar="S", help="how long to wait for the function to be active")
+    p.add_argument("--wait", type=float, default=300.0, metavar="S",
+                   help="how long to wait for the function to be active")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_deploy)
 
