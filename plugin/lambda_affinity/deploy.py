@@ -36,7 +36,6 @@ from xml.etree import ElementTree
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from .sigv4 import REGION_SETTINGS, chain_region
 
 MANAGED_TAG = "lambda-affinity:managed"
 FUNCTION_TAG = "lambda-affinity:function"
@@ -276,6 +275,8 @@ class Deployer:
     """deploy/destroy against one account and region through a boto3 Session."""
 
     def __init__(self, session, wait_s: float = 300.0, profile: str | None = None) -> None:
+        from .sigv4 import REGION_SETTINGS  # not at import: sigv4 loads ssl, which `lambda-affinity locust` patches
+
         self.region = session.region_name
         if not self.region:
             raise DeployError(f"no AWS region: pass --region, or {REGION_SETTINGS}")
@@ -685,6 +686,8 @@ def _cmd_deploy(args) -> int:
 
 def _region_without_flag(profile: str | None) -> str | None:
     """The region Locust's signer finds on its own (no --region there); None if none or malformed."""
+    from .sigv4 import chain_region
+
     try:
         found = chain_region(None, profile)
     except ValueError:
