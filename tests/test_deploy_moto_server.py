@@ -30,6 +30,7 @@ import psutil
 import pytest
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
+from aws_account import empty_account
 from lambda_affinity import deploy as d
 from lambda_affinity.cli import main
 
@@ -138,30 +139,8 @@ def aws(moto, env):
         return admin.client(service, region_name=region, endpoint_url=moto.url)
 
     # Emptied by API calls, not /moto-api/reset: that would rebuild IAM's managed policies (seconds).
-    _empty(client)
+    empty_account([client("lambda", region) for region in REGIONS], client("iam"))
     return client
-
-
-def _empty(client):
-    for region in REGIONS:
-        lam = client("lambda", region)
-        for fn in lam.list_functions()["Functions"]:
-            lam.delete_function(FunctionName=fn["FunctionName"])
-    iam = client("iam")
-    for role in iam.list_roles()["Roles"]:
-        name = role["RoleName"]
-        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
-        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-            iam.delete_role_policy(RoleName=name, PolicyName=policy)
-        iam.delete_role(RoleName=name)
-    for user in iam.list_users()["Users"]:
-        name = user["UserName"]
-        for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
-            iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-        for policy in iam.list_user_policies(UserName=name)["PolicyNames"]:
-            iam.delete_user_policy(UserName=name, PolicyName=policy)
-        iam.delete_user(UserName=name)
 
 
 def run(capsys, *argv):
