@@ -357,10 +357,10 @@ class Deployer:
             if isinstance(exc, DeployError):
                 reason = str(exc)
             elif isinstance(exc, KeyboardInterrupt):
-                reason = "interrupted"
+                reason = "interrupted (Ctrl-C)"
             else:  # not an AWS error: a bug, or an answer deploy could not read
                 reason = f"unexpected {type(exc).__name__}: {exc} ({DEBUG_ADVICE})"
-            kept = [c for c in changes if not c.startswith("created ")]
+            kept = [c for c in changes if not c.startswith(("created ", "added "))]  # creations are undone
             report = self._rollback(spec.name, kept)
             raise DeployError(f"{reason}\n{report}") from exc
 
