@@ -448,6 +448,25 @@ def _remove_url_and_statements(client):
         lam.remove_permission(FunctionName=NAME, StatementId=sid)
 
 
+def test_a_failed_redeploy_lists_the_updates_it_keeps(aws, env, capsys, enforcer, monkeypatch, tmp_path):
+    env.setenv("AWS_REGION", REGION)
+    rc, _, err = run(capsys, "deploy")
+    assert rc == 0, err
+    (tmp_path / "handler.py").write_text((d.probe_dir() / "handler.py").read_text() + "\n# changed\n")
+    monkeypatch.setattr(d, "probe_dir", lambda: tmp_path)
+    deployer_user(aws, env, any_resource(without(documented_policy(), actions=["lambda:UpdateFunctionConfiguration"])))
+    enforcer(only("lambda:UpdateFunctionConfiguration"))
+    rc, out, err = run(capsys, "deploy", "--memory", "256")
+    assert rc == 1 and out == ""
+    lines = err.splitlines()
+    assert lines[0].startswith("lambda-affinity deploy: error: updating MemorySize of lambda-affinity-probe failed: "
+                               "missing permission lambda:UpdateFunctionConfiguration (AccessDenied)")
+    assert lines[1:] == ["Nothing was created, so nothing is left behind.",
+                         f"Kept (changes to the deployment that was already there): updated the code of {NAME}."]
+    config = aws("lambda").get_function(FunctionName=NAME)["Configuration"]
+    assert config["CodeSha256"] == d.code_sha256(d.build_zip(tmp_path)) and config["MemorySize"] == d.MEMORY_MB
+
+
 def test_a_refused_destroy_says_what_it_removed_and_runs_again(aws, env, capsys, enforcer):
     env.setenv("AWS_REGION", REGION)
     rc, _, err = run(capsys, "deploy")

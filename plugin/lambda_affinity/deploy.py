@@ -262,7 +262,7 @@ def rollback_report(undone: list, left: list, kept: list, destroy_command: str) 
     if kept:
         lines.append(f"Kept (changes to the deployment that was already there): {'; '.join(kept)}.")
     if not (undone or left):
-        lines.append("Nothing was created, so nothing is left behind.")
+        lines.insert(0, "Nothing was created, so nothing is left behind.")
     return "\n".join(lines)
 
 
@@ -394,13 +394,12 @@ class Deployer:
             self._create_function(spec, role_arn, package, retry_role=new_role)
             changes.append(f"created function {spec.name}")
         else:
-            changes += self._update_function(spec, role_arn, package, current[0])
+            self._update_function(spec, role_arn, package, current[0], changes)
         # Deleting a function this run created deletes its URL and policy with it:
         # only on a function that was there before are they undone one by one.
         track = current is not None
-        url, url_change = self._ensure_url(spec, track)
-        changes += url_change
-        changes += self._ensure_policy(spec, track)
+        url = self._ensure_url(spec, track, changes)
+        self._ensure_policy(spec, track, changes)
         self._wait("function_active_v2", spec.name)
         return Deployed(spec.name, url, self.region, spec.auth_type, changes)
 
@@ -454,8 +453,9 @@ class Deployer:
             self.cli_command("lambda", "delete-function", "--function-name", spec.name),
             lambda: self.lam.delete_function(FunctionName=spec.name)))
 
-    def _update_function(self, spec: Spec, role_arn: str, package: bytes, config: dict) -> list:
-        changes = []
+    # The helpers below append to `changes` as they go: a failed deploy reports what it had changed.
+
+    def _update_function(self, spec: Spec, role_arn: str, package: bytes, config: dict, changes: list) -> None:
         if config.get("CodeSha256") != code_sha256(package):
             self._wait("function_updated_v2", spec.name)
             with _step(Step(f"uploading the code of {spec.name}", "lambda:UpdateFunctionCode")):
@@ -471,9 +471,8 @@ class Deployer:
             with _step(Step(f"updating {', '.join(differ)} of {spec.name}", "lambda:UpdateFunctionConfiguration")):
                 self.lam.update_function_configuration(FunctionName=spec.name, **desired)
             changes.append(f"updated {', '.join(differ)} of {spec.name}")
-        return changes
 
-    def _ensure_url(self, spec: Spec, track: bool):
+    def _ensure_url(self, spec: Spec, track: bool, changes: list) -> str:
         name = spec.name
         with _step(Step(f"looking up the Function URL of {name}", "lambda:GetFunctionUrlConfig")):
             try:
@@ -488,13 +487,14 @@ class Deployer:
                     f"the Function URL of {name}", "lambda:DeleteFunctionUrlConfig",
                     self.cli_command("lambda", "delete-function-url-config", "--function-name", name),
                     lambda: self.lam.delete_function_url_config(FunctionName=name)))
-            return url["FunctionUrl"], [f"created Function URL ({spec.auth_type})"]
+            changes.append(f"created Function URL ({spec.auth_type})")
+            return url["FunctionUrl"]
         if url["AuthType"] != spec.auth_type:
             with _step(Step(f"changing the auth type of the Function URL of {name}",
                             "lambda:UpdateFunctionUrlConfig")):
                 url = self.lam.update_function_url_config(FunctionName=name, AuthType=spec.auth_type)
-            return url["FunctionUrl"], [f"changed the Function URL's auth type to {spec.auth_type}"]
-        return url["FunctionUrl"], []
+            changes.append(f"changed the Function URL's auth type to {spec.auth_type}")
+        return url["FunctionUrl"]
 
     def desired_statements(self, spec: Spec) -> dict:
         """{Sid: add_permission arguments} for the URL's resource policy.
@@ -512,7 +512,7 @@ class Deployer:
         return {SID_PREFIX + hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:16]: s
                 for s in statements}
 
-    def _ensure_policy(self, spec: Spec, track: bool) -> list:
+    def _ensure_policy(self, spec: Spec, track: bool, changes: list) -> None:
         name = spec.name
         with _step(Step(f"reading the resource policy of {name}", "lambda:GetPolicy")):
             try:
@@ -521,7 +521,6 @@ class Deployer:
                 policy = {"Statement": []}
         ours = {s.get("Sid") for s in policy.get("Statement", []) if str(s.get("Sid", "")).startswith(SID_PREFIX)}
         desired = self.desired_statements(spec)
-        changes = []
         for sid in sorted(ours - set(desired)):
             with _step(Step(f"removing the policy statement {sid} of {name}", "lambda:RemovePermission")):
                 self.lam.remove_permission(FunctionName=name, StatementId=sid)
@@ -537,7 +536,6 @@ class Deployer:
                     self.cli_command("lambda", "remove-permission", "--function-name", name, "--statement-id", sid),
                     lambda sid=sid: self.lam.remove_permission(FunctionName=name, StatementId=sid)))
             changes.append(f"added policy statement {sid} ({statement['Action']} for {statement['Principal']})")
-        return changes
 
     def _wait(self, waiter: str, name: str) -> None:
         delay = 2
@@ -706,7 +704,8 @@ def _cmd_destroy(args) -> int:
         for what in removed:
             print(f"  removed {what}")
         logs = deployer.cli_command("logs", "delete-log-group", "--log-group-name", f"/aws/lambda/{args.name}")
-        print(f"Left alone: the log group /aws/lambda/{args.name} (Lambda made it, not deploy); delete it with `{logs}`")
+        print(f"Left alone: the log group /aws/lambda/{args.name} (Lambda made it, not deploy); "
+              f"delete it with `{logs}`")
         return 0
 
     return _run(args, body)
