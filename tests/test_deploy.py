@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 from moto.core import enable_iam_authentication
 
+from aws_account import empty_account
 from lambda_affinity import deploy as d
 from lambda_affinity.cli import main
 
@@ -51,28 +52,8 @@ def aws(_mock, env):
     session = boto3.Session(region_name=REGION)
     yield session
     # Own keys: a test may have taken the environment's away.
-    _empty(boto3.Session(aws_access_key_id="cleanup", aws_secret_access_key="cleanup", region_name=REGION))
-
-
-def _empty(session):
-    """Delete every function, role and user, so each test starts from an empty account."""
-    lam, iam = session.client("lambda"), session.client("iam")
-    for fn in lam.list_functions()["Functions"]:
-        lam.delete_function(FunctionName=fn["FunctionName"])
-    for role in iam.list_roles()["Roles"]:
-        name = role["RoleName"]
-        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
-        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-            iam.delete_role_policy(RoleName=name, PolicyName=policy)
-        iam.delete_role(RoleName=name)
-    for user in iam.list_users()["Users"]:
-        name = user["UserName"]
-        for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
-            iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-        for policy in iam.list_user_policies(UserName=name)["PolicyNames"]:
-            iam.delete_user_policy(UserName=name, PolicyName=policy)
-        iam.delete_user(UserName=name)
+    cleanup = boto3.Session(aws_access_key_id="cleanup", aws_secret_access_key="cleanup", region_name=REGION)
+    empty_account([cleanup.client("lambda")], cleanup.client("iam"))
 
 
 def run(capsys, *argv):

@@ -27,11 +27,15 @@ import re
 import shlex
 import sys
 import time
+import traceback
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping
+from xml.etree import ElementTree
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
 
 MANAGED_TAG = "lambda-affinity:managed"
 FUNCTION_TAG = "lambda-affinity:function"
@@ -117,7 +121,8 @@ class Spec:
         if self.auth_type not in ("AWS_IAM", "NONE"):
             raise DeployError(f"--auth-type {self.auth_type!r}: use AWS_IAM or NONE")
         if self.role_arn is not None and not _ROLE_ARN.match(self.role_arn):
-            raise DeployError(f"--role-arn {self.role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+            raise DeployError(f"--role-arn {self.role_arn!r} is not an IAM role ARN "
+                              "(arn:aws:iam::123456789012:role/NAME)")
         if self.invoker is not None and self.auth_type != "AWS_IAM":
             raise DeployError("--invoker only applies to --auth-type AWS_IAM (a NONE URL is public)")
         if self.invoker is not None and not _INVOKER.match(self.invoker):
@@ -138,28 +143,127 @@ class Deployed:
     changes: list
 
 
-@contextlib.contextmanager
-def _aws_errors(service: str):
-    """Turn AWS refusals into DeployErrors that say which permission is missing.
+@dataclass(frozen=True)
+class Step:
+    """One AWS call of deploy or destroy: what it does, in words, and the permission it needs.
 
-    `service` is the IAM prefix of the calls inside, used when AWS's message
-    does not name the action itself.
+    `advice`: what to do about particular AWS error codes at this step, over
+    the general advice of explain().
     """
+
+    what: str
+    action: str
+    advice: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AwsFailure:
+    """An AWS error as explain() needs it: botocore's ClientError code (or,
+    for a BotoCoreError, its class name), message and HTTP status."""
+
+    code: str
+    message: str
+    status: int | None = None
+
+
+_THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+_AWS_SIDE = {"ServiceException", "ServiceFailure", "ServiceUnavailable", "ServiceUnavailableException",
+             "InternalFailure", "InternalError", "InternalServerError"}
+_NETWORK = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+            "ProxyConnectionError", "SSLError", "HTTPClientError"}
+_ADVICE = {
+    "LimitExceeded": "an account quota is reached (IAM roles or policies): remove unused ones or ask AWS for more",
+    "ResourceConflictException": "another update of the function is in progress: wait a minute and run it again",
+    "CodeStorageExceededException": "the account's Lambda code storage is full: delete unused functions or versions",
+    "EntityAlreadyExists": "it was created by someone else meanwhile: run it again",
+}
+DEBUG_ADVICE = "run it again with --debug for AWS's full answer; docs/real-aws.md explains the messages"
+
+
+def explain(step: Step, failure: AwsFailure) -> str:
+    """One line for a failed AWS call: the step, AWS's code and message, and what to do."""
+    code, message = failure.code, failure.message.strip().rstrip(".")
+    if code in _DENIED or (failure.status == 403 and code not in _BAD_CREDENTIALS):
+        named = re.search(r"not authorized to perform:? ([\w-]+:[\w*]+)", message)
+        action = named.group(1) if named else step.action
+        return (f"{step.what} failed: missing permission {action} ({code}): {message or 'access denied'}. "
+                f"Add {action} to the IAM policy of the identity you run this as (docs/real-aws.md, section 5, "
+                "has the whole policy); a permissions boundary or an organization's SCP can also refuse it")
+    if code in _BAD_CREDENTIALS:
+        return (f"{step.what} failed: AWS rejected the credentials ({code}): {message}. Check the access key, "
+                "that a session token is set for temporary keys, and the clock")
+    advice = step.advice.get(code) or _ADVICE.get(code)
+    if advice is None:
+        if code in _THROTTLED:
+            advice = "AWS is throttling this account's API calls: wait a minute and run it again"
+        elif code in _AWS_SIDE or (failure.status or 0) >= 500:
+            advice = "an error on AWS's side: run it again"
+        elif code in _NETWORK:
+            advice = "AWS could not be reached: check the network and the region (and AWS_ENDPOINT_URL, if set)"
+        else:
+            advice = DEBUG_ADVICE
+    return f"{step.what} failed ({step.action}): {code}: {message}. What to do: {advice}"
+
+
+def failure_of(exc: Exception) -> AwsFailure:
+    """The AwsFailure of a botocore exception."""
+    if isinstance(exc, ClientError):
+        response = exc.response
+    elif isinstance(exc, WaiterError) and "Error" in (exc.last_response or {}):
+        response = exc.last_response  # AWS refused the waiter's own call
+    else:
+        return AwsFailure(type(exc).__name__, str(exc))
+    err = response.get("Error", {})
+    code, message = str(err.get("Code", "")), str(err.get("Message", "") or err.get("message", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code.isdigit() and message.lstrip().startswith("<"):
+        # An XML error body where botocore expected JSON (moto's IAM check on
+        # Lambda calls does this): read AWS's code and message out of it.
+        with contextlib.suppress(ElementTree.ParseError):
+            root = ElementTree.fromstring(message)
+            code = root.findtext(".//Code") or code
+            message = root.findtext(".//Message") or message
+    return AwsFailure(code or "UnknownError", message, status)
+
+
+@contextlib.contextmanager
+def _step(step: Step):
+    """Run AWS calls as `step`: any botocore error becomes one DeployError line."""
     try:
         yield
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        code, message = err.get("Code", ""), err.get("Message", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _DENIED or (status == 403 and code not in _BAD_CREDENTIALS):
-            named = re.search(r"not authorized to perform:? ([\w-]+:[\w*]+)", message)
-            action = named.group(1) if named else f"{service}:{exc.operation_name}"
-            raise DeployError(f"missing permission {action} ({code}): {message or 'access denied'}. "
-                              "See docs/real-aws.md for the permissions deploy and destroy need.") from None
-        if code in _BAD_CREDENTIALS:
-            raise DeployError(f"AWS rejected the credentials ({code}): {message} "
-                              "Check the access key, that a session token is set for temporary keys, and the clock.") from None
-        raise
+    except (ClientError, BotoCoreError) as exc:
+        raise DeployError(explain(step, failure_of(exc))) from exc
+
+
+@dataclass
+class Created:
+    """Something this deploy run created: how deploy undoes it, and the command that does it by hand."""
+
+    what: str
+    action: str  # the permission the undo needs
+    command: str
+    undo: Callable[[], object]
+
+
+def rollback_report(undone: list, left: list, kept: list, destroy_command: str) -> str:
+    """What a failed deploy did about what it had created.
+
+    `undone`: what it removed; `left`: (what, why, command) it could not
+    remove; `kept`: changes to what existed before the run, which stay.
+    """
+    lines = []
+    if undone:
+        lines.append(f"Rolled back: removed {', '.join(undone)}.")
+    if left:
+        lines.append("Could not remove, so left in the account:")
+        for what, why, command in left:
+            lines += [f"  {what} ({why})", f"    remove it with: {command}"]
+        lines.append(f"Or run `lambda-affinity deploy` again to finish, or `{destroy_command}` to remove it all.")
+    if kept:
+        lines.append(f"Kept (changes to the deployment that was already there): {'; '.join(kept)}.")
+    if not (undone or left):
+        lines.insert(0, "Nothing was created, so nothing is left behind.")
+    return "\n".join(lines)
 
 
 def _role_is_ours(role: dict, function_name: str) -> bool:
@@ -170,21 +274,25 @@ def _role_is_ours(role: dict, function_name: str) -> bool:
 class Deployer:
     """deploy/destroy against one account and region through a boto3 Session."""
 
-    def __init__(self, session, wait_s: float = 300.0) -> None:
+    def __init__(self, session, wait_s: float = 300.0, profile: str | None = None) -> None:
+        from .sigv4 import REGION_SETTINGS  # not at import: sigv4 loads ssl, which `lambda-affinity locust` patches
+
         self.region = session.region_name
         if not self.region:
-            raise DeployError("no AWS region: pass --region, or set AWS_REGION or a region in your AWS profile")
+            raise DeployError(f"no AWS region: pass --region, or {REGION_SETTINGS}")
         self.session = session
+        self.profile = profile
         self.lam = session.client("lambda")
         self.iam = session.client("iam")
         self.wait_s = wait_s
         self._identity = None
+        self._created: list = []
 
     @property
     def identity(self) -> dict:
         # The first call: bad credentials fail here, before anything changes.
         if self._identity is None:
-            with _aws_errors("sts"):
+            with _step(Step("checking the credentials", "sts:GetCallerIdentity")):
                 self._identity = self.session.client("sts").get_caller_identity()
         return self._identity
 
@@ -192,21 +300,34 @@ class Deployer:
     def partition(self) -> str:
         return self.identity["Arn"].split(":")[1]
 
+    def cli_command(self, *argv: str) -> str:
+        """The AWS CLI command for argv, for this region (IAM too: AWS CLI v1 wants one) and profile."""
+        return self._command("aws", *argv)
+
+    def destroy_command(self, name: str) -> str:
+        return self._command("lambda-affinity", "destroy", "--name", name)
+
+    def _command(self, *argv: str) -> str:
+        extra = ["--region", self.region] + (["--profile", self.profile] if self.profile else [])
+        return " ".join(shlex.quote(a) for a in (*argv, *extra))
+
     # -- reading -----------------------------------------------------------
 
     def _function(self, name: str):
         """(configuration, made by deploy?) of the function, or None if there is none."""
-        try:
-            config = self.lam.get_function(FunctionName=name)["Configuration"]
-        except self.lam.exceptions.ResourceNotFoundException:
-            return None
+        with _step(Step(f"looking up the function {name}", "lambda:GetFunction")):
+            try:
+                config = self.lam.get_function(FunctionName=name)["Configuration"]
+            except self.lam.exceptions.ResourceNotFoundException:
+                return None
         # GetFunction shows tags only to callers allowed lambda:ListTags: ask
         # for them, so a missing permission is named, not taken for "not ours".
-        tags = self.lam.list_tags(Resource=config["FunctionArn"]).get("Tags", {})
+        with _step(Step(f"reading the tags of the function {name}", "lambda:ListTags")):
+            tags = self.lam.list_tags(Resource=config["FunctionArn"]).get("Tags", {})
         return config, tags.get(MANAGED_TAG) == "true"
 
     def _role(self, role_name: str):
-        with _aws_errors("iam"):
+        with _step(Step(f"looking up the role {role_name}", "iam:GetRole")):
             try:
                 return self.iam.get_role(RoleName=role_name)["Role"]
             except self.iam.exceptions.NoSuchEntityException:
@@ -225,12 +346,39 @@ class Deployer:
     # -- deploy ------------------------------------------------------------
 
     def deploy(self, spec: Spec, package: bytes) -> Deployed:
+        """Create or update the deployment; on any failure, remove what this run created and say so."""
         spec.check()
         self.identity  # noqa: B018 -- check the credentials before anything else
+        self._created = []
         changes: list = []
+        try:
+            return self._deploy(spec, package, changes)
+        except (Exception, KeyboardInterrupt) as exc:
+            if isinstance(exc, DeployError):
+                reason = str(exc)
+            elif isinstance(exc, KeyboardInterrupt):
+                reason = "interrupted (Ctrl-C)"
+            else:  # not an AWS error: a bug, or an answer deploy could not read
+                reason = f"unexpected {type(exc).__name__}: {exc} ({DEBUG_ADVICE})"
+            kept = [c for c in changes if not c.startswith(("created ", "added "))]  # creations are undone
+            report = self._rollback(spec.name, kept)
+            raise DeployError(f"{reason}\n{report}") from exc
+
+    def _rollback(self, name: str, kept: list) -> str:
+        undone, left = [], []
+        for item in reversed(self._created):
+            try:
+                with _step(Step(f"removing {item.what}", item.action)):
+                    item.undo()
+                undone.append(item.what)
+            except (Exception, KeyboardInterrupt) as exc:  # keep going: remove all that can be removed
+                left.append((item.what, str(exc), item.command))
+        self._created = []
+        return rollback_report(undone, left, kept, self.destroy_command(name))
+
+    def _deploy(self, spec: Spec, package: bytes, changes: list) -> Deployed:
         role = None if spec.role_arn else self._our_role(spec)
-        with _aws_errors("lambda"):
-            current = self._function(spec.name)
+        current = self._function(spec.name)
         if current is not None and not current[1]:
             raise DeployError(f"a function named {spec.name} already exists in {self.region} and was not created by "
                               "`lambda-affinity deploy`; choose another --name (deploy never takes over a function)")
@@ -242,25 +390,39 @@ class Deployer:
                 new_role = True
                 changes.append(f"created role {role['RoleName']}")
             role_arn = role["Arn"]
-        with _aws_errors("lambda"):
-            if current is None:
-                self._create_function(spec, role_arn, package, retry_role=new_role)
-                changes.append(f"created function {spec.name}")
-            else:
-                changes += self._update_function(spec, role_arn, package, current[0])
-            url, url_change = self._ensure_url(spec)
-            changes += url_change
-            changes += self._ensure_policy(spec)
-            self._wait("function_active_v2", spec.name)
+        if current is None:
+            self._create_function(spec, role_arn, package, retry_role=new_role)
+            changes.append(f"created function {spec.name}")
+        else:
+            self._update_function(spec, role_arn, package, current[0], changes)
+        # Deleting a function this run created deletes its URL and policy with it:
+        # only on a function that was there before are they undone one by one.
+        track = current is not None
+        url = self._ensure_url(spec, track, changes)
+        self._ensure_policy(spec, track, changes)
+        self._wait("function_active_v2", spec.name)
         return Deployed(spec.name, url, self.region, spec.auth_type, changes)
 
     def _create_role(self, spec: Spec) -> dict:
+        name = spec.role_name
         tags = [{"Key": MANAGED_TAG, "Value": "true"}, {"Key": FUNCTION_TAG, "Value": spec.name}]
-        with _aws_errors("iam"):
+        with _step(Step(f"creating the execution role {name}", "iam:CreateRole")):
             role = self.iam.create_role(
-                RoleName=spec.role_name, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
+                RoleName=name, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
                 Description=f"Execution role of the lambda-affinity probe {spec.name}", Tags=tags)["Role"]
-            self.iam.attach_role_policy(RoleName=spec.role_name, PolicyArn=BASIC_EXECUTION.format(partition=self.partition))
+        self._created.append(Created(f"role {name}", "iam:DeleteRole",
+                                     self.cli_command("iam", "delete-role", "--role-name", name),
+                                     lambda: self.iam.delete_role(RoleName=name)))
+        policy = BASIC_EXECUTION.format(partition=self.partition)
+        missing = (f"the AWS managed policy {policy} does not exist here (another partition, or an AWS-compatible "
+                   "endpoint without AWS's managed policies): pass --role-arn with an execution role of your own")
+        with _step(Step(f"attaching {policy} to the role {name}", "iam:AttachRolePolicy",
+                        {"NoSuchEntity": missing, "NoSuchEntityException": missing})):
+            self.iam.attach_role_policy(RoleName=name, PolicyArn=policy)
+        self._created.append(Created(
+            f"the attachment of {policy.rsplit('/', 1)[1]} to role {name}", "iam:DetachRolePolicy",
+            self.cli_command("iam", "detach-role-policy", "--role-name", name, "--policy-arn", policy),
+            lambda: self.iam.detach_role_policy(RoleName=name, PolicyArn=policy)))
         return role
 
     def _function_config(self, spec: Spec, role_arn: str) -> dict:
@@ -270,23 +432,34 @@ class Deployer:
 
     def _create_function(self, spec: Spec, role_arn: str, package: bytes, retry_role: bool) -> None:
         config = self._function_config(spec, role_arn)
+        unassumable = ("Lambda cannot assume the execution role: a new role takes some seconds to reach Lambda "
+                       "(run deploy again), or the --role-arn role does not trust lambda.amazonaws.com")
+        step = Step(f"creating the function {spec.name}", "lambda:CreateFunction",
+                    {"InvalidParameterValueException": unassumable})
         # A role IAM has just created takes some seconds to be usable by Lambda.
         deadline = time.monotonic() + (60 if retry_role else 0)
-        while True:
-            try:
-                self.lam.create_function(FunctionName=spec.name, Code={"ZipFile": package}, Architectures=["x86_64"],
-                                         Tags={MANAGED_TAG: "true"}, **config)
-                return
-            except self.lam.exceptions.InvalidParameterValueException as exc:
-                if "cannot be assumed" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(3)
+        with _step(step):
+            while True:
+                try:
+                    self.lam.create_function(FunctionName=spec.name, Code={"ZipFile": package},
+                                             Architectures=["x86_64"], Tags={MANAGED_TAG: "true"}, **config)
+                    break
+                except self.lam.exceptions.InvalidParameterValueException as exc:
+                    if "cannot be assumed" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(3)
+        self._created.append(Created(
+            f"function {spec.name}", "lambda:DeleteFunction",
+            self.cli_command("lambda", "delete-function", "--function-name", spec.name),
+            lambda: self.lam.delete_function(FunctionName=spec.name)))
 
-    def _update_function(self, spec: Spec, role_arn: str, package: bytes, config: dict) -> list:
-        changes = []
+    # The helpers below append to `changes` as they go: a failed deploy reports what it had changed.
+
+    def _update_function(self, spec: Spec, role_arn: str, package: bytes, config: dict, changes: list) -> None:
         if config.get("CodeSha256") != code_sha256(package):
             self._wait("function_updated_v2", spec.name)
-            self.lam.update_function_code(FunctionName=spec.name, ZipFile=package)
+            with _step(Step(f"uploading the code of {spec.name}", "lambda:UpdateFunctionCode")):
+                self.lam.update_function_code(FunctionName=spec.name, ZipFile=package)
             changes.append(f"updated the code of {spec.name}")
         desired = self._function_config(spec, role_arn)
         have = {k: config.get(k) for k in desired}
@@ -295,20 +468,33 @@ class Deployer:
         if differ:
             # Lambda refuses a configuration update while a code update is in progress.
             self._wait("function_updated_v2", spec.name)
-            self.lam.update_function_configuration(FunctionName=spec.name, **desired)
+            with _step(Step(f"updating {', '.join(differ)} of {spec.name}", "lambda:UpdateFunctionConfiguration")):
+                self.lam.update_function_configuration(FunctionName=spec.name, **desired)
             changes.append(f"updated {', '.join(differ)} of {spec.name}")
-        return changes
 
-    def _ensure_url(self, spec: Spec):
-        try:
-            url = self.lam.get_function_url_config(FunctionName=spec.name)
-        except self.lam.exceptions.ResourceNotFoundException:
-            url = self.lam.create_function_url_config(FunctionName=spec.name, AuthType=spec.auth_type)
-            return url["FunctionUrl"], [f"created Function URL ({spec.auth_type})"]
+    def _ensure_url(self, spec: Spec, track: bool, changes: list) -> str:
+        name = spec.name
+        with _step(Step(f"looking up the Function URL of {name}", "lambda:GetFunctionUrlConfig")):
+            try:
+                url = self.lam.get_function_url_config(FunctionName=name)
+            except self.lam.exceptions.ResourceNotFoundException:
+                url = None
+        if url is None:
+            with _step(Step(f"creating the Function URL of {name}", "lambda:CreateFunctionUrlConfig")):
+                url = self.lam.create_function_url_config(FunctionName=name, AuthType=spec.auth_type)
+            if track:
+                self._created.append(Created(
+                    f"the Function URL of {name}", "lambda:DeleteFunctionUrlConfig",
+                    self.cli_command("lambda", "delete-function-url-config", "--function-name", name),
+                    lambda: self.lam.delete_function_url_config(FunctionName=name)))
+            changes.append(f"created Function URL ({spec.auth_type})")
+            return url["FunctionUrl"]
         if url["AuthType"] != spec.auth_type:
-            url = self.lam.update_function_url_config(FunctionName=spec.name, AuthType=spec.auth_type)
-            return url["FunctionUrl"], [f"changed the Function URL's auth type to {spec.auth_type}"]
-        return url["FunctionUrl"], []
+            with _step(Step(f"changing the auth type of the Function URL of {name}",
+                            "lambda:UpdateFunctionUrlConfig")):
+                url = self.lam.update_function_url_config(FunctionName=name, AuthType=spec.auth_type)
+            changes.append(f"changed the Function URL's auth type to {spec.auth_type}")
+        return url["FunctionUrl"]
 
     def desired_statements(self, spec: Spec) -> dict:
         """{Sid: add_permission arguments} for the URL's resource policy.
@@ -326,31 +512,44 @@ class Deployer:
         return {SID_PREFIX + hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:16]: s
                 for s in statements}
 
-    def _ensure_policy(self, spec: Spec) -> list:
-        try:
-            policy = json.loads(self.lam.get_policy(FunctionName=spec.name)["Policy"])
-        except self.lam.exceptions.ResourceNotFoundException:
-            policy = {"Statement": []}
+    def _ensure_policy(self, spec: Spec, track: bool, changes: list) -> None:
+        name = spec.name
+        with _step(Step(f"reading the resource policy of {name}", "lambda:GetPolicy")):
+            try:
+                policy = json.loads(self.lam.get_policy(FunctionName=name)["Policy"])
+            except self.lam.exceptions.ResourceNotFoundException:
+                policy = {"Statement": []}
         ours = {s.get("Sid") for s in policy.get("Statement", []) if str(s.get("Sid", "")).startswith(SID_PREFIX)}
         desired = self.desired_statements(spec)
-        changes = []
         for sid in sorted(ours - set(desired)):
-            self.lam.remove_permission(FunctionName=spec.name, StatementId=sid)
+            with _step(Step(f"removing the policy statement {sid} of {name}", "lambda:RemovePermission")):
+                self.lam.remove_permission(FunctionName=name, StatementId=sid)
             changes.append(f"removed policy statement {sid}")
         for sid in sorted(set(desired) - ours):
-            self.lam.add_permission(FunctionName=spec.name, StatementId=sid, **desired[sid])
-            changes.append(f"added policy statement {sid} ({desired[sid]['Action']} for {desired[sid]['Principal']})")
-        return changes
+            statement = desired[sid]
+            with _step(Step(f"adding the policy statement {sid} ({statement['Action']}) to {name}",
+                            "lambda:AddPermission")):
+                self.lam.add_permission(FunctionName=name, StatementId=sid, **statement)
+            if track:
+                self._created.append(Created(
+                    f"the policy statement {sid} of {name}", "lambda:RemovePermission",
+                    self.cli_command("lambda", "remove-permission", "--function-name", name, "--statement-id", sid),
+                    lambda sid=sid: self.lam.remove_permission(FunctionName=name, StatementId=sid)))
+            changes.append(f"added policy statement {sid} ({statement['Action']} for {statement['Principal']})")
 
     def _wait(self, waiter: str, name: str) -> None:
         delay = 2
-        try:
-            self.lam.get_waiter(waiter).wait(
-                FunctionName=name, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(self.wait_s / delay))})
-        except WaiterError as exc:
-            config = (exc.last_response or {}).get("Configuration", {})
-            state = {k: config.get(k) for k in ("State", "StateReason", "LastUpdateStatus", "LastUpdateStatusReason") if config.get(k)}
-            raise DeployError(f"{name} did not become ready within {self.wait_s:g} s: {state or exc}") from None
+        with _step(Step(f"waiting for {name} to be ready", "lambda:GetFunction")):
+            try:
+                self.lam.get_waiter(waiter).wait(
+                    FunctionName=name, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(self.wait_s / delay))})
+            except WaiterError as exc:
+                if exc.last_response and "Error" in exc.last_response:
+                    raise  # AWS refused the waiter's own call: explained by the step
+                config = (exc.last_response or {}).get("Configuration", {})
+                state = {k: config.get(k) for k in ("State", "StateReason", "LastUpdateStatus",
+                                                    "LastUpdateStatusReason") if config.get(k)}
+                raise DeployError(f"{name} did not become ready within {self.wait_s:g} s: {state or exc}") from None
 
     # -- destroy -----------------------------------------------------------
 
@@ -358,16 +557,26 @@ class Deployer:
         spec = Spec(name=name)
         spec.check()
         self.identity  # noqa: B018
-        removed = []
-        with _aws_errors("lambda"):
-            current = self._function(name)
-            if current is not None:
-                if not current[1]:
-                    raise DeployError(f"the function {name} in {self.region} was not created by `lambda-affinity deploy`; "
-                                      "destroy leaves it alone")
-                # Deleting the function deletes its Function URL and resource policy with it.
+        removed: list = []
+        try:
+            return self._destroy(spec, removed)
+        except DeployError as exc:
+            if not removed:
+                raise
+            raise DeployError(f"{exc}\nRemoved before that: {', '.join(removed)}. Run destroy again once this is "
+                              "fixed: it removes what is left.") from exc
+
+    def _destroy(self, spec: Spec, removed: list) -> list:
+        name = spec.name
+        current = self._function(name)
+        if current is not None:
+            if not current[1]:
+                raise DeployError(f"the function {name} in {self.region} was not created by `lambda-affinity deploy`; "
+                                  "destroy leaves it alone")
+            # Deleting the function deletes its Function URL and resource policy with it.
+            with _step(Step(f"deleting the function {name}", "lambda:DeleteFunction")):
                 self.lam.delete_function(FunctionName=name)
-                removed.append(f"function {name} (with its Function URL and resource policy)")
+            removed.append(f"function {name} (with its Function URL and resource policy)")
         role = self._role(spec.role_name)
         if role is not None and _role_is_ours(role, name):
             self._delete_role(spec.role_name)
@@ -375,13 +584,20 @@ class Deployer:
         return removed
 
     def _delete_role(self, role_name: str) -> None:
-        with _aws_errors("iam"):
-            for page in self.iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
-                for policy in page["AttachedPolicies"]:
-                    self.iam.detach_role_policy(RoleName=role_name, PolicyArn=policy["PolicyArn"])
-            for page in self.iam.get_paginator("list_role_policies").paginate(RoleName=role_name):
-                for policy_name in page["PolicyNames"]:
-                    self.iam.delete_role_policy(RoleName=role_name, PolicyName=policy_name)
+        with _step(Step(f"listing the policies attached to the role {role_name}", "iam:ListAttachedRolePolicies")):
+            attached = [p["PolicyArn"] for page in self.iam.get_paginator("list_attached_role_policies").paginate(
+                RoleName=role_name) for p in page["AttachedPolicies"]]
+        for arn in attached:
+            with _step(Step(f"detaching {arn} from the role {role_name}", "iam:DetachRolePolicy")):
+                self.iam.detach_role_policy(RoleName=role_name, PolicyArn=arn)
+        with _step(Step(f"listing the inline policies of the role {role_name}", "iam:ListRolePolicies")):
+            inline = [n for page in self.iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
+                      for n in page["PolicyNames"]]
+        for policy_name in inline:
+            with _step(Step(f"deleting the inline policy {policy_name} of the role {role_name}",
+                            "iam:DeleteRolePolicy")):
+                self.iam.delete_role_policy(RoleName=role_name, PolicyName=policy_name)
+        with _step(Step(f"deleting the role {role_name}", "iam:DeleteRole")):
             self.iam.delete_role(RoleName=role_name)
 
 
@@ -411,10 +627,19 @@ def _session(args):
 
 
 def _run(args, body) -> int:
+    """body(), with every failure one message on stderr and exit code 1; the traceback only with --debug."""
     try:
         return body()
-    except (DeployError, BotoCoreError) as exc:  # BotoCoreError: no endpoint, no network, a broken config...
-        print(f"lambda-affinity {args.command}: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 -- the user gets a line, --debug the whole story
+        if args.debug:
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+        if isinstance(exc, DeployError):
+            message = str(exc)
+        elif isinstance(exc, BotoCoreError):  # outside any step: the config, the endpoint...
+            message = explain(Step(f"{args.command} setting up AWS", "-"), failure_of(exc))
+        else:
+            message = f"unexpected {type(exc).__name__}: {exc} ({DEBUG_ADVICE})"
+        print(f"lambda-affinity {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 
@@ -433,10 +658,9 @@ def _cmd_deploy(args) -> int:
                     runtime=args.runtime, role_arn=args.role_arn, invoker=args.invoker, env=env)
         package = build_zip()
         session = _session(args)
-        deployer = Deployer(session, wait_s=args.wait)
+        deployer = Deployer(session, wait_s=args.wait, profile=args.profile)
         deployed = deployer.deploy(spec, package)
-        default_region = _default_region(args.profile)
-        command = locust_command(deployed, default_region, args.profile)
+        command = locust_command(deployed, _region_without_flag(args.profile), args.profile)
         if args.json:
             json.dump({"function_name": deployed.function_name, "function_url": deployed.function_url,
                        "region": deployed.region, "auth_type": deployed.auth_type, "changes": deployed.changes,
@@ -452,29 +676,36 @@ def _cmd_deploy(args) -> int:
         print(f"  {command}")
         if deployed.auth_type == "NONE":
             print("The URL is public: anyone who finds it can invoke the function at your expense.")
-        print(f"Remove it with: lambda-affinity destroy --name {shlex.quote(deployed.function_name)} --region {deployed.region}")
+        print(f"Remove it with: {deployer.destroy_command(deployed.function_name)}")
         return 0
 
     return _run(args, body)
 
 
-def _default_region(profile: str | None) -> str | None:
-    import boto3
+def _region_without_flag(profile: str | None) -> str | None:
+    """The region Locust's signer finds on its own (no --region there); None if none or malformed."""
+    from .sigv4 import chain_region
 
-    return boto3.Session(profile_name=profile).region_name
+    try:
+        found = chain_region(None, profile)
+    except ValueError:
+        return None
+    return found.name if found else None
 
 
 def _cmd_destroy(args) -> int:
     def body() -> int:
-        deployer = Deployer(_session(args), wait_s=0)
+        deployer = Deployer(_session(args), wait_s=0, profile=args.profile)
         removed = deployer.destroy(args.name)
         if not removed:
-            print(f"nothing to destroy: no function or role of lambda-affinity deploy named {args.name} in {deployer.region}")
+            print(f"nothing to destroy: no function or role of lambda-affinity deploy named {args.name} "
+                  f"in {deployer.region}")
             return 0
         for what in removed:
             print(f"  removed {what}")
+        logs = deployer.cli_command("logs", "delete-log-group", "--log-group-name", f"/aws/lambda/{args.name}")
         print(f"Left alone: the log group /aws/lambda/{args.name} (Lambda made it, not deploy); "
-              f"delete it with `aws logs delete-log-group --log-group-name /aws/lambda/{args.name} --region {deployer.region}`")
+              f"delete it with `{logs}`")
         return 0
 
     return _run(args, body)
@@ -482,8 +713,10 @@ def _cmd_destroy(args) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=DEFAULT_NAME, help="function name (default %(default)s)")
-    p.add_argument("--region", help="AWS region (default: boto3's, from AWS_REGION or the profile)")
+    p.add_argument("--region", help="AWS region (default, as the AWS CLI v2: AWS_REGION, AWS_DEFAULT_REGION, "
+                                    "then the profile's region)")
     p.add_argument("--profile", help="AWS profile (default: boto3's chain)")
+    p.add_argument("--debug", action="store_true", help="on an error, print the Python traceback too")
 
 
 def add_parser(sub) -> None:
@@ -501,7 +734,8 @@ def add_parser(sub) -> None:
                    help="AWS_IAM: principal the URL's resource policy admits (default: this account)")
     p.add_argument("--env", action="append", type=_env_pair, metavar="NAME=VALUE",
                    help=f"probe setting, repeatable: {', '.join(PROBE_ENV)}")
-    p.add_argument("--wait", type=float, default=300.0, metavar="S", help="how long to wait for the function to be active")
+    p.add_argument("--wait", type=float, default=300.0, metavar="S",
+                   help="how long to wait for the function to be active")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_deploy)
 

@@ -40,7 +40,9 @@ import datetime as _dt
 import hashlib
 import hmac
 import json
+import os
 import re
+from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
@@ -101,16 +103,72 @@ class SigV4Error(Exception):
         return {"Content-Type": "application/json", "x-amzn-ErrorType": self.error_type}
 
 
+# What a user can set, in AWS CLI v2's order after --region (named in every "no region" message).
+REGION_SETTINGS = "set AWS_REGION (or AWS_DEFAULT_REGION), or a region in your AWS profile"
+_REGION_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # botocore's rule, lower case as AWS's
+
+
+@dataclass(frozen=True)
+class Region:
+    """A region and the setting it came from (for messages: "eu-west-1, from AWS_REGION")."""
+
+    name: str
+    source: str
+
+
+def resolve_region(flag: str | None, environ: Mapping[str, str], profile_region: str | None,
+                   profile: str | None = None) -> Region | None:
+    """The region the AWS CLI v2 would use: --region, then AWS_REGION, then
+    AWS_DEFAULT_REGION, then the profile's `region`; None if none is set.
+
+    boto3 reads AWS_DEFAULT_REGION only, so every part of this project asks
+    here instead. An empty setting counts as unset; a malformed one is a
+    ValueError naming the setting.
+    """
+    candidates = (("--region", flag), ("AWS_REGION", environ.get("AWS_REGION")),
+                  ("AWS_DEFAULT_REGION", environ.get("AWS_DEFAULT_REGION")),
+                  (f"the region of AWS profile {profile or 'default'!r}", profile_region))
+    for source, value in candidates:
+        if value is None or not value.strip():
+            continue
+        return Region(check_region(value, source), source)
+    return None
+
+
+def check_region(value: str, source: str) -> str:
+    """`value` if it is a region name, else a ValueError naming where it came from."""
+    if not _REGION_NAME.match(value):
+        raise ValueError(f"{source} is {value!r}, not a region name (like eu-west-1)")
+    return value
+
+
+def chain_region(flag: str | None = None, profile: str | None = None) -> Region | None:
+    """resolve_region() on this process's environment and AWS config files."""
+    import botocore.session
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        # The profile: `profile`, else AWS_PROFILE, else "default", as botocore (and the CLI) pick it.
+        session = botocore.session.Session(profile=profile)
+        profile_region = session.get_scoped_config().get("region")
+    except BotoCoreError as exc:  # e.g. ProfileNotFound, a broken config file
+        raise ValueError(f"cannot read AWS credentials or config: {exc}") from None
+    return resolve_region(flag, os.environ, profile_region, profile or session.profile)
+
+
 def chain_session(profile: str | None = None, region: str | None = None):
-    """A boto3 Session whose credential chain (env, profile, SSO, role...) found credentials.
+    """A boto3 Session whose credential chain (env, profile, SSO, role...)
+    found credentials, its region resolved as the AWS CLI v2 does
+    (resolve_region; `region` is the --region flag), or None if none is set.
 
     Raises ValueError naming what is missing, never echoing a secret.
     """
     import boto3
     from botocore.exceptions import BotoCoreError
 
+    resolved = chain_region(region, profile)
     try:
-        session = boto3.Session(profile_name=profile, region_name=region)
+        session = boto3.Session(profile_name=profile, region_name=resolved.name if resolved else None)
         found = session.get_credentials()
     except BotoCoreError as exc:  # e.g. ProfileNotFound, a broken config file
         raise ValueError(f"cannot read AWS credentials: {exc}") from None
@@ -123,7 +181,7 @@ def chain_session(profile: str | None = None, region: str | None = None):
 
 
 def chain_credentials(profile: str | None = None, region: str | None = None):
-    """(credentials, region or None) from boto3's chain; see chain_session.
+    """(credentials, region name or None) from boto3's chain; see chain_session.
 
     The credentials may refresh themselves (SSO, roles): pass them as they are
     to sign_headers, which takes a consistent snapshot per request.
@@ -155,7 +213,7 @@ def sign_headers(method: str, url: str, headers: Mapping[str, str] | None, body:
     temporary credentials.
     """
     if not region:
-        raise ValueError("SigV4 needs a region (set AWS_REGION, or use the Function URL's)")
+        raise ValueError(f"SigV4 needs a region: {REGION_SETTINGS}, or use the Function URL's")
     request = AWSRequest(method=method.upper(), url=url, data=body or b"", headers=dict(headers or {}))
     before = set(request.headers.keys())
     SigV4Auth(_frozen(credentials), SERVICE, region).add_auth(request)

@@ -209,7 +209,7 @@ def _build_signer(host: str):
     """SigV4 for AWS_IAM Function URLs: credentials from boto3's chain; the
     region from the URL (on AWS it must be the URL's), else boto3's, else
     us-east-1 for a local endpoint (the emulator's default)."""
-    from .sigv4 import chain_credentials, region_from_function_url, sign_headers
+    from .sigv4 import REGION_SETTINGS, chain_credentials, region_from_function_url, sign_headers
 
     try:
         credentials, chain_region = chain_credentials()
@@ -219,8 +219,7 @@ def _build_signer(host: str):
     region = region_from_function_url(host) or chain_region or ("us-east-1" if local else None)
     if region is None:
         return SignerUnavailable(
-            f"--affinity-sigv4: no AWS region to sign for: {host} names none; "
-            "set AWS_REGION (or AWS_DEFAULT_REGION, a profile's region)")
+            f"--affinity-sigv4: no AWS region to sign for: {host} names none; {REGION_SETTINGS}")
 
     def sign(method, url, headers, body):
         return {**headers, **sign_headers(method, url, headers, body, credentials, region)}
@@ -247,12 +246,20 @@ def lambda_client(endpoint_url: str | None, region: str | None, pool_size: int =
     import boto3
     from botocore.config import Config
 
+    from .sigv4 import REGION_SETTINGS, chain_region, check_region
+
     session = boto3.session.Session()
-    region = region or session.region_name or ("us-east-1" if endpoint_url else None)
+    try:
+        if region is not None:
+            check_region(region, "the lambda:// host's ?region=")
+        else:
+            resolved = chain_region()  # AWS CLI v2's order: boto3 alone ignores AWS_REGION
+            region = resolved.name if resolved else ("us-east-1" if endpoint_url else None)
+    except ValueError as exc:
+        raise PluginConfigError(str(exc)) from None
     if region is None:
         raise PluginConfigError(
-            "no AWS region for the Invoke API: set AWS_REGION (or AWS_DEFAULT_REGION, a profile's region), "
-            "or add ?region=... to the lambda:// host")
+            f"no AWS region for the Invoke API: add ?region=... to the lambda:// host, or {REGION_SETTINGS}")
     extra = {}
     if session.get_credentials() is None:
         if not endpoint_url:
