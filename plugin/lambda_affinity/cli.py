@@ -164,10 +164,82 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
     return tracker, totals, read
 
 
+def _calibrate_parser(sub) -> None:
+    from .simulate import Scenario
+    from .trace import DEFAULT_MAX_DISORDER_S
+
+    p = sub.add_parser("calibrate", help="fit the platform model to traces with env_ids (--affinity-trace)",
+                       description="Replay the traces' arrivals through candidate models and keep the one whose "
+                                   "max-share, warm-cache rate, environments and cold starts match best "
+                                   "(docs/traces.md).")
+    p.add_argument("traces", nargs="+", metavar="TRACE", help="--affinity-trace files; each an independent run")
+    p.add_argument("--out", metavar="FILE", help="write the fitted `model:` mapping (YAML) for simulate --model, "
+                                                 "the emulator's config or --affinity-emulator-config")
+    p.add_argument("--json", action="store_true", help="print the fit, every candidate and the notes as JSON")
+    p.add_argument("--latency", default="0", help="network round trip added to each replayed call, seconds "
+                                                  "(default 0: send times as arrivals)")
+    p.add_argument("--service", default=Scenario().service, help="time on the environment per call, seconds "
+                                                                 "(default %(default)s)")
+    p.add_argument("--replays", type=int, default=None, help="replays per candidate (default: 5-30, by trace size)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S",
+                   help="rows may be this many seconds out of send order (default %(default)g)")
+    p.set_defaults(func=_cmd_calibrate)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from . import calibrate
+    from .platform.distributions import parse_distribution
+
+    parse_distribution(args.latency, "latency")
+    parse_distribution(args.service, "service")
+    if args.replays is not None and args.replays < 2:
+        raise ValueError("replays: must be >= 2 (a run-to-run spread needs two)")
+    measurement = calibrate.measure(args.traces, args.max_disorder)
+    result = calibrate.calibrate(measurement, latency=args.latency, service=args.service, replays=args.replays,
+                                 seed=args.seed)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(calibrate.to_yaml(result))
+    if args.json:
+        json.dump(calibrate.to_json(result), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(calibrate.render(result))
+        if args.out:
+            print(f"wrote {args.out}")
+    return 0
+
+
+def _merge_parser(sub) -> None:
+    from .trace import DEFAULT_MAX_DISORDER_S
+
+    p = sub.add_parser("merge-traces", help="merge --affinity-trace files (one per worker) into one, in send order",
+                       description="Merge the plugin's trace files (a distributed run writes one per worker) into "
+                                   "one file in send order, streamed.")
+    p.add_argument("out", metavar="OUT", help="the merged trace (gzip when it ends in .gz)")
+    p.add_argument("traces", nargs="+", metavar="TRACE")
+    p.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S",
+                   help="rows may be this many seconds out of send order in each file (default %(default)g)")
+    p.set_defaults(func=_cmd_merge)
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .trace import merge
+
+    if args.out in args.traces:
+        raise ValueError(f"{args.out}: the output is also an input")
+    rows = merge(args.traces, args.out, args.max_disorder)
+    print(f"wrote {rows} rows from {len(args.traces)} traces to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambda-affinity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_parser(sub)
+    _calibrate_parser(sub)
+    _merge_parser(sub)
     emulator_cli.add_parser(sub)
     deploy.add_parser(sub)
     # Listed for --help; main() hands its arguments to Locust untouched.
