@@ -188,26 +188,46 @@ def open_binary(path: str) -> IO[bytes]:
         raise TraceError(path, None, f"cannot read: {exc.strerror or exc}") from None
 
 
-class _Lines:
-    """Decodes line by line (not in 8 KB chunks, as a text file would), so
-    bad bytes are reported on their own line."""
+def open_text(path: str) -> IO[str]:
+    """The file as UTF-8 text, decoded in large chunks (fast); a decoding
+    error is located afterwards by `_bad_bytes`."""
+    try:
+        if path.endswith(".gz"):
+            return gzip.open(path, "rt", encoding="utf-8", newline="")
+        return open(path, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise TraceError(path, None, f"cannot read: {exc.strerror or exc}") from None
 
-    __slots__ = ("fh", "path", "count")
 
-    def __init__(self, fh: IO[bytes], path: str) -> None:
-        self.fh, self.path, self.count = fh, path, 0
+def _bad_bytes(path: str) -> TraceError:
+    """The first line that is not UTF-8, found by reading the file again line by line."""
+    with open_binary(path) as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return TraceError(path, number, f"not UTF-8 text (byte {exc.start + 1} of the line: {exc.reason})")
+    return TraceError(path, None, "not UTF-8 text")
 
-    def __iter__(self):
+
+class _Guard:
+    """Turns what reading a file can raise into TraceError naming the file."""
+
+    def __init__(self, path: str, line=lambda: None) -> None:
+        self.path, self.line = path, line
+
+    def __enter__(self) -> "_Guard":
         return self
 
-    def __next__(self) -> str:
-        raw = next(self.fh)
-        self.count += 1
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise TraceError(self.path, self.count, f"not UTF-8 text (byte {exc.start + 1} of the line: "
-                                                    f"{exc.reason})") from None
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None or issubclass(kind, TraceError):
+            return
+        if issubclass(kind, UnicodeDecodeError):
+            raise _bad_bytes(self.path) from None
+        if issubclass(kind, (OSError, EOFError, zlib.error)):
+            raise TraceError(self.path, self.line(), f"cannot read: {exc}") from None
+        if issubclass(kind, csv.Error):
+            raise TraceError(self.path, self.line(), f"not valid CSV: {exc}") from None
 
 
 def _pick(names: list[str], wanted: str | None, defaults: tuple, what: str, option: str, path: str, line: int) -> str:
@@ -222,31 +242,30 @@ def _pick(names: list[str], wanted: str | None, defaults: tuple, what: str, opti
                                  f"(columns: {', '.join(names) or 'none'})")
 
 
-def _records(path: str, fh: IO[bytes], columns: list[tuple[str | None, tuple, str, str]], stats: ReadStats
+def _records(path: str, lines: Iterable[str], columns: list[tuple[str | None, tuple, str, str]], stats: ReadStats
              ) -> Iterator[tuple]:
     """(line, value, value, ...) for the chosen columns of a CSV or JSON-lines
     file. `columns`: (name or None, default names, what, option)."""
-    lines = _Lines(fh, path)
-    try:
-        first = next(lines, None)
-        if first is None:
-            raise TraceError(path, 1, "empty file: expected a CSV header or JSON lines")
-        if first.lstrip().startswith("{"):
-            yield from _jsonl(path, first, lines, columns, stats)
-        else:
-            yield from _csv(path, first, lines, columns, stats)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise TraceError(path, lines.count + 1, f"cannot read: {exc}") from None
-    except csv.Error as exc:
-        raise TraceError(path, lines.count, f"not valid CSV: {exc}") from None
+    fh = iter(lines)
+    first = next(fh, "")
+    if not first:
+        raise TraceError(path, 1, "empty file: expected a CSV header or JSON lines")
+    if first.lstrip().startswith("{"):
+        yield from _jsonl(path, first, fh, columns, stats)
+    else:
+        yield from _csv(path, first, fh, columns, stats)
+
+
+def _header(path: str, reader, columns) -> tuple[list, list, list]:
+    """(column names, the chosen names, their indexes) from a CSV header."""
+    names = [h.strip() for h in next(reader)]
+    picked = [_pick(names, want, defaults, what, option, path, 1) for want, defaults, what, option in columns]
+    return names, picked, [names.index(p) for p in picked]
 
 
 def _csv(path, first, lines, columns, stats):
     reader = csv.reader(_chain(first, lines))
-    header = next(reader)
-    names = [h.strip() for h in header]
-    picked = [_pick(names, want, defaults, what, option, path, 1) for want, defaults, what, option in columns]
-    index = [names.index(p) for p in picked]
+    names, picked, index = _header(path, reader, columns)
     need = max(index) + 1
     for row in reader:
         if len(row) < need:
@@ -297,8 +316,6 @@ def _ordered(path: str, items: Iterator[tuple], window: float, column: list, sta
     A row is held until one `window` seconds later has been read (bounded
     memory); a row earlier than one already released is an error naming both
     lines."""
-    if not 0 <= window < math.inf:
-        raise ValueError(f"max_disorder_s: must be a finite number >= 0, got {window!r}")
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
     newest = -math.inf
@@ -335,35 +352,110 @@ def _time(path: str, line: int, column: str, text) -> float:
         raise TraceError(path, line, str(exc), column) from None
 
 
+def _check_window(window: float) -> None:
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window < math.inf:
+        raise ValueError(f"max_disorder_s: must be a finite number >= 0, got {window!r}")
+
+
 def read_arrivals(path: str, time_col: str | None = None, user_col: str | None = None,
                   max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: ReadStats | None = None
                   ) -> Iterator[Arrival]:
     """(time, user) of every row, in time order, streamed."""
+    _check_window(max_disorder_s)
     stats = stats if stats is not None else ReadStats()
     columns = [(time_col, TIME_COLUMNS, "time", "--time-col"), (user_col, USER_COLUMNS, "user", "--user-col")]
+    return _arrivals(path, columns, max_disorder_s, stats)
 
-    column = [time_col or "time"]  # the time column's name, once the header has named it
+
+def _arrivals(path: str, columns: list, window: float, stats: ReadStats) -> Iterator[Arrival]:
+    fh = open_text(path)
+    reader = None
+    with fh, _Guard(path, lambda: reader.line_num if reader is not None else None):
+        first = fh.readline()
+        if first.lstrip().startswith("{") or not first:
+            yield from _generic_arrivals(path, _chain(first, fh), columns, window, stats)
+            return
+        reader = csv.reader(_chain(first, fh))
+        names, (t_name, u_name), (ti, ui) = _header(path, reader, columns)
+        yield from _csv_arrivals(path, reader, names, t_name, u_name, ti, ui, window, stats)
+
+
+def _csv_arrivals(path, reader, names, t_name, u_name, ti, ui, window, stats) -> Iterator[Arrival]:
+    """The hot path of replay from a file: one generator, no per-row call
+    beyond float() and the heap (bench/simulator.py --replay measures it).
+    Rows wait in a heap until one `window` seconds later has been read; a row
+    earlier than that is an error naming both lines."""
+    heap: list = []
+    push, pop = heapq.heappush, heapq.heappop
+    newest = lowest = -math.inf
+    newest_line = n = blank = reordered = 0
+    for row in reader:
+        try:
+            t = float(row[ti])
+            user = row[ui]
+        except (ValueError, IndexError):
+            if len(row) <= max(ti, ui):
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    blank += 1
+                    continue
+                missing = t_name if ti >= len(row) else u_name
+                raise TraceError(path, reader.line_num, f"{len(row)} fields, but the header has {len(names)}: "
+                                                        "no value", missing) from None
+            t = _time(path, reader.line_num, t_name, row[ti])  # ISO 8601, or a precise error
+            user = row[ui]
+        if not -MS_THRESHOLD < t < MS_THRESHOLD:  # milliseconds, or NaN / infinity: the careful way
+            t = _time(path, reader.line_num, t_name, row[ti])
+        if not user or user.isspace():
+            raise TraceError(path, reader.line_num, "no user: every row needs one", u_name)
+        n += 1
+        if t < newest:
+            if t < newest - window:
+                raise TraceError(path, reader.line_num, f"{t:.6f} is {newest - t:.3f} s before line {newest_line}'s "
+                                 f"time: rows must be in time order, at most {window:g} s apart (--max-disorder)",
+                                 t_name)
+            reordered += 1
+            lowest = min(lowest, t)
+        else:
+            if n == 1:
+                lowest = t
+            newest, newest_line = t, reader.line_num
+        if window:
+            push(heap, (t, user))
+            horizon = newest - window
+            while heap[0][0] <= horizon:
+                yield pop(heap)
+        else:
+            yield (t, user)
+    stats.rows, stats.blank_lines, stats.reordered = n, blank, reordered
+    stats.first, stats.last = (lowest, newest) if n else (None, None)
+    while heap:
+        yield pop(heap)
+
+
+def _generic_arrivals(path, lines, columns, window, stats) -> Iterator[Arrival]:
+    """JSON lines (and the empty file's error): the general path, slower."""
+    column = ["time"]  # the time column's name, once the first object has named it
 
     def items():
-        with open_binary(path) as fh:
-            for line, picked, t_text, user in _records(path, fh, columns, stats):
-                column[0] = picked[0]
-                t = _time(path, line, picked[0], t_text)
-                if user == "" or (isinstance(user, str) and not user.strip()):
-                    raise TraceError(path, line, "no user: every row needs one", picked[1])
-                yield (t, line, (t, str(user)))
+        for line, picked, t_text, user in _records(path, lines, columns, stats):
+            column[0] = picked[0]
+            t = _time(path, line, picked[0], t_text)
+            if user == "" or (isinstance(user, str) and not user.strip()):
+                raise TraceError(path, line, "no user: every row needs one", picked[1])
+            yield (t, line, (t, str(user)))
 
-    return _ordered(path, items(), max_disorder_s, column, stats)
+    return _ordered(path, items(), window, column, stats)
 
 
 def read_rows(path: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: ReadStats | None = None
               ) -> Iterator[TraceRow]:
     """The plugin's trace rows, in send order, streamed; every column is required."""
+    _check_window(max_disorder_s)
     stats = stats if stats is not None else ReadStats()
     columns = [(name, (name,), name, "the plugin's trace format") for name in FIELDS]
 
     def items():
-        with open_binary(path) as fh:
+        with open_text(path) as fh, _Guard(path):
             for line, _picked, *v in _records(path, fh, columns, stats):
                 row = _row(path, line, v)
                 yield (row.send, line, row)
