@@ -275,7 +275,8 @@ def _notes(m: Measurement, fits: list[Fit], keep_alives: list[float]) -> list[st
                      "from the measured conditions")
     consistent = [f for f in fits if f.distance <= max(CONSISTENT, best.distance)]
     for name, key, show in (
-        ("placement", lambda mo: (mo.policy, mo.routers), lambda v: v[0] if v[0] != "partitioned" else f"{v[0]} x{v[1]}"),
+        ("placement", lambda mo: (mo.policy, mo.routers),
+         lambda v: v[0] if v[0] != "partitioned" else f"{v[0]} x{v[1]}"),
         ("busy overhead", lambda mo: mo.busy_overhead_s, lambda v: f"{v * 1000:g} ms"),
         ("keep-alive", lambda mo: mo.keep_alive_s, lambda v: f"{v:g} s"),
     ):

@@ -28,17 +28,23 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                                                "an option given here overrides either")
     g.add_argument("--model", metavar="FILE", help="a YAML file with a `model:` mapping: `lambda-affinity calibrate "
                                                    "--out`'s, or an emulator config (docs/traces.md)")
-    g.add_argument("--policy", choices=POLICIES, help=f"placement of invocations on idle environments (default {d.policy})")
+    g.add_argument("--policy", choices=POLICIES,
+                   help=f"placement of invocations on idle environments (default {d.policy})")
     g.add_argument("--routers", type=int, help=f"routers for the partitioned policy (default {d.routers})")
     g.add_argument("--router-policy", choices=("mru", "lru", "random"), help="placement inside each router")
-    g.add_argument("--init-delay", type=float, metavar="S", help=f"modelled cold-start delay, seconds (default {d.init_delay_s})")
-    g.add_argument("--busy-overhead", type=float, metavar="S", help=f"time an environment stays reserved after each reply, seconds (default {d.busy_overhead_s:g})")
+    g.add_argument("--init-delay", type=float, metavar="S",
+                   help=f"modelled cold-start delay, seconds (default {d.init_delay_s})")
+    g.add_argument("--busy-overhead", type=float, metavar="S",
+                   help=f"time an environment stays reserved after each reply, seconds (default {d.busy_overhead_s:g})")
     g.add_argument("--keep-alive", type=float, metavar="S", help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})")
-    g.add_argument("--max-lifetime", type=float, metavar="S", help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})")
+    g.add_argument("--max-lifetime", type=float, metavar="S",
+                   help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})")
     g.add_argument("--account-concurrency", type=int, help="account concurrency limit")
     g.add_argument("--max-environments", type=int, default=None, help="cap on live environments")
-    g.add_argument("--scale-limit", type=int, help=f"new environments per function per --scale-window (default {d.scale_limit})")
-    g.add_argument("--scale-window", type=float, metavar="S", help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})")
+    g.add_argument("--scale-limit", type=int,
+                   help=f"new environments per function per --scale-window (default {d.scale_limit})")
+    g.add_argument("--scale-window", type=float, metavar="S",
+                   help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})")
 
 
 def _model_from_args(args: argparse.Namespace) -> ModelConfig:

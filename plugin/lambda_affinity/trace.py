@@ -504,4 +504,4 @@ def worker_path(path: str, index: int) -> str:
 
 
 __all__ = ["FIELDS", "TIME_COLUMNS", "USER_COLUMNS", "Arrival", "TraceError", "TraceRow", "ReadStats", "TraceWriter",
-           "parse_time", "open_binary", "read_arrivals", "read_rows", "merge", "worker_path"]
+           "parse_time", "open_binary", "open_text", "read_arrivals", "read_rows", "merge", "worker_path"]
