@@ -71,6 +71,17 @@ class RunResult:
     retired: int = 0
 
 
+def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: float, ready) -> tuple[float, bool]:
+    """A call just placed: a new environment gets the probe's session cache
+    and the init delay. Returns (how long the environment is busy, cache hit)."""
+    env = lease.env
+    if lease.cold:
+        env.handle = SessionCache(cache_size, cache_ttl)
+        busy += lease.init_delay_s
+        ready(env, now + lease.init_delay_s)
+    return busy, env.handle.lookup(key, now)[0]
+
+
 def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None, user_prefix: str = "") -> RunResult:
     """One independent run. Users are named `{user_prefix}u{i}`."""
     scenario.validate()
@@ -136,12 +147,7 @@ def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = N
         if n > peak:
             peak = n
         env = lease.env
-        busy = service(rng)
-        if lease.cold:
-            env.handle = SessionCache(cache_size, cache_ttl)
-            busy += lease.init_delay_s
-            ready(env, now + lease.init_delay_s)
-        hit, _ = env.handle.lookup(u, now)
+        busy, hit = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready)
         # Recorded now, the reply lands later: order per user is unchanged.
         record(names[u], env.id, lease.cold, hit)
         push(heap, (now + busy, u, env))
@@ -265,12 +271,7 @@ def replay(arrivals: Iterable[Arrival], scenario: Scenario, seed: int | None = N
         if n > peak:
             peak = n
         env = lease.env
-        busy = service(rng)
-        if lease.cold:
-            env.handle = SessionCache(cache_size, cache_ttl)
-            busy += lease.init_delay_s
-            ready(env, now + lease.init_delay_s)
-        hit, _ = env.handle.lookup(user, now)
+        busy, hit = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready)
         record(label, env.id, lease.cold, hit)
         push(heap, (now + busy, 0, env.id, env))
     while heap:
