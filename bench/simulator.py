@@ -41,7 +41,8 @@ def generate(path: str, requests: int, users: int, hours: float, seed: int) -> f
     sessions = requests / users / 10.5
     pause = max(1.0, span / sessions - 9.5 * 16)
     t0 = 1764547200.0  # 2025-12-01T00:00:00Z
-    heap = [(t0 + rng.random() * span, u) for u in range(users)]
+    # each user's first session starts within its first pause: the day runs at its rate from the start
+    heap = [(t0 + rng.random() * min(span, pause), u) for u in range(users)]
     heapq.heapify(heap)
     names = [f"user{u}" for u in range(users)]
     left = [0] * users
