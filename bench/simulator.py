@@ -3,12 +3,130 @@ simulated hour, about 1.2 million invocations, in one process.
 
 Usage: python bench/simulator.py [--users N] [--duration S] [--seed K]
 Last line: simulated_invocations_per_s: N
+
+Replay (--replay): a generated trace of 10 M requests over 24 h from 50 000
+users (sessions of a few calls seconds apart, then a pause; a day-night swing
+in the rate), written as the plugin's gzip CSV, then replayed from the file
+(streamed). Before the full replay, the cost of each part is measured on the
+first --slice rows side by side: reading only, replay from memory (the model,
+the probe's cache, the tracker) and both together. The resident set size is
+sampled as the replay goes, to show it does not grow with the trace.
+
+Usage: python bench/simulator.py --replay [--requests N] [--users U] [--hours H] [--slice N]
+Last line: replayed_invocations_per_s: N
 """
 import argparse
+import heapq
+import math
+import os
+import random
+import resource
+import tempfile
 import time
 
-from lambda_affinity.simulate import Scenario, run
+from lambda_affinity.platform import FunctionSpec, ModelConfig, Platform
+from lambda_affinity.simulate import Scenario, replay, run
 from lambda_affinity.summary import summarize
+from lambda_affinity.trace import ReadStats, TraceWriter, read_arrivals
+
+
+def generate(path: str, requests: int, users: int, hours: float, seed: int) -> float:
+    """Write `requests` rows in send order, streamed: each user's next call in
+    a heap of `users` entries. Returns the seconds it took."""
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    span = hours * 3600.0
+    # sessions of 1-20 calls (10.5 on average) 2-30 s apart (16 s): the pause
+    # between sessions that makes the day hold `requests` calls
+    sessions = requests / users / 10.5
+    pause = max(1.0, span / sessions - 9.5 * 16)
+    t0 = 1764547200.0  # 2025-12-01T00:00:00Z
+    # each user's first session starts within its first pause: the day runs at its rate from the start
+    heap = [(t0 + rng.random() * min(span, pause), u) for u in range(users)]
+    heapq.heapify(heap)
+    names = [f"user{u}" for u in range(users)]
+    left = [0] * users
+    with TraceWriter(path) as w:
+        for _ in range(requests):
+            t, u = heapq.heappop(heap)
+            w.write(t, None, names[u], names[u], None, None, None, True)
+            if left[u] <= 0:  # a new session: 1-20 calls
+                left[u] = rng.randint(1, 20)
+            left[u] -= 1
+            # in a session: think 2-30 s; between sessions: a long pause, shorter by day
+            day = 1.0 + 0.6 * math.sin(2 * math.pi * ((t - t0) % 86400) / 86400)
+            gap = rng.uniform(2, 30) if left[u] else rng.expovariate(day / pause)
+            heapq.heappush(heap, (t + gap, u))
+    return time.perf_counter() - started
+
+
+def model_alone(arrivals: list, seed: int) -> float:
+    """Seconds the platform model takes for these arrivals on its own: each
+    call placed, then released 6 ms later (no cache, no tally, no heap)."""
+    platform = Platform(ModelConfig(), [FunctionSpec("probe")], rng=random.Random(seed))
+    acquire, release = platform.acquire, platform.release
+    started = time.perf_counter()
+    for t, _user in arrivals:
+        release(acquire("probe", t).env, t + 0.006)
+    return time.perf_counter() - started
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def replay_bench(args) -> None:
+    folder = tempfile.mkdtemp(prefix="replay-bench-")
+    path = os.path.join(folder, "trace.csv.gz")
+    try:
+        took = generate(path, args.requests, args.users, args.hours, args.seed)
+        print(f"generated {args.requests} requests, {args.users} users, {args.hours:g} h: "
+              f"{os.path.getsize(path) / 1e6:.0f} MB gzip in {took:.1f} s")
+        scenario = Scenario(latency="0")
+        # per part, on the first --slice rows, side by side in this run
+        head = []
+        started = time.perf_counter()
+        for item in read_arrivals(path):
+            head.append(item)
+            if len(head) >= args.slice:
+                break
+        read_s = time.perf_counter() - started
+        started = time.perf_counter()
+        replay(head, scenario, seed=args.seed)
+        replay_s = time.perf_counter() - started
+        platform_s = model_alone(head, args.seed)
+        n = len(head)
+        del head
+        print(f"per request on the first {n} rows: read {read_s / n * 1e6:.2f} us, replay from memory "
+              f"{replay_s / n * 1e6:.2f} us, of which the platform model alone {platform_s / n * 1e6:.2f} us "
+              f"(read / replay = {read_s / replay_s:.2f}, model / replay = {platform_s / replay_s:.2f})")
+        # the whole file, streamed; the peak RSS sampled every 10 % of it
+        samples = []
+        step = max(1, args.requests // 10)
+
+        def sampled(items):
+            for i, item in enumerate(items, 1):
+                if i % step == 0:
+                    samples.append(f"{rss_mb():.0f}")
+                yield item
+
+        stats = ReadStats()
+        started = time.perf_counter()
+        result = replay(sampled(read_arrivals(path, stats=stats)), scenario, seed=args.seed)
+        elapsed = time.perf_counter() - started
+        doc = summarize(result.tracker.rows(), result.tracker.environments, per_user_limit=0)
+        print(f"replayed {stats.rows} rows over {stats.span_s / 3600:.1f} h: {result.invocations} invocations, "
+              f"{result.cold_starts} cold starts, {result.throttled} throttled, peak concurrency "
+              f"{result.peak_concurrency}")
+        print(f"mean_max_share: {doc['hit_rate']['mean']:.3f}  mean_warm_cache_rate: "
+              f"{doc['warm_cache_rate']['mean']:.3f}")
+        print(f"peak_rss_mb every 10 % of the replay: {' '.join(samples)}")
+        print(f"wall_seconds_replay: {elapsed:.1f}")
+        print(f"replayed_invocations_per_s: {stats.rows / elapsed:.0f}")
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+        os.rmdir(folder)
 
 
 def main() -> None:
@@ -16,7 +134,16 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--duration", type=float, default=3600.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--replay", action="store_true", help="the replay bench (see the module doc)")
+    ap.add_argument("--requests", type=int, default=10_000_000)
+    ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--slice", type=int, default=500_000)
     args = ap.parse_args()
+    if args.replay:
+        if args.users == 10_000:  # the synthetic bench's default; the replay bench's is 50 000
+            args.users = 50_000
+        replay_bench(args)
+        return
     scenario = Scenario(users=args.users, think="exp:30", duration_s=args.duration, start="spread")
     started = time.perf_counter()
     result = run(scenario, seed=args.seed)

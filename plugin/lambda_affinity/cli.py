@@ -11,65 +11,127 @@ from .emulator import cli as emulator_cli
 from .platform import POLICIES, ConfigError, ModelConfig
 
 
+# (option, ModelConfig field, type): model options default to None, so only
+# those given override `--model FILE` (or the defaults).
+_MODEL_OPTIONS = (
+    ("--policy", "policy", str), ("--routers", "routers", int), ("--router-policy", "router_policy", str),
+    ("--init-delay", "init_delay_s", float), ("--busy-overhead", "busy_overhead_s", float),
+    ("--keep-alive", "keep_alive_s", float), ("--max-lifetime", "max_lifetime_s", float),
+    ("--account-concurrency", "account_concurrency", int), ("--max-environments", "max_environments", int),
+    ("--scale-limit", "scale_limit", int), ("--scale-window", "scale_window_s", float),
+)
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     d = ModelConfig()
-    g = p.add_argument_group("platform model")
-    g.add_argument("--policy", choices=POLICIES, default=d.policy, help=f"placement of invocations on idle environments (default {d.policy})")
-    g.add_argument("--routers", type=int, default=d.routers, help=f"routers for the partitioned policy (default {d.routers})")
-    g.add_argument("--router-policy", choices=("mru", "lru", "random"), default=d.router_policy, help="placement inside each router")
-    g.add_argument("--init-delay", type=float, default=d.init_delay_s, metavar="S", help=f"modelled cold-start delay, seconds (default {d.init_delay_s})")
-    g.add_argument("--busy-overhead", type=float, default=d.busy_overhead_s, metavar="S", help=f"time an environment stays reserved after each reply, seconds (default {d.busy_overhead_s:g})")
-    g.add_argument("--keep-alive", type=float, default=d.keep_alive_s, metavar="S", help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})")
-    g.add_argument("--max-lifetime", type=float, default=d.max_lifetime_s, metavar="S", help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})")
-    g.add_argument("--account-concurrency", type=int, default=d.account_concurrency, help="account concurrency limit")
+    g = p.add_argument_group("platform model", "defaults: the calibrated model (docs/model.md), or --model FILE's; "
+                                               "an option given here overrides either")
+    g.add_argument("--model", metavar="FILE", help="a YAML file with a `model:` mapping: `lambda-affinity calibrate "
+                                                   "--out`'s, or an emulator config (docs/traces.md)")
+    g.add_argument("--policy", choices=POLICIES,
+                   help=f"placement of invocations on idle environments (default {d.policy})")
+    g.add_argument("--routers", type=int, help=f"routers for the partitioned policy (default {d.routers})")
+    g.add_argument("--router-policy", choices=("mru", "lru", "random"), help="placement inside each router")
+    g.add_argument("--init-delay", type=float, metavar="S",
+                   help=f"modelled cold-start delay, seconds (default {d.init_delay_s})")
+    g.add_argument("--busy-overhead", type=float, metavar="S",
+                   help=f"time an environment stays reserved after each reply, seconds (default {d.busy_overhead_s:g})")
+    g.add_argument("--keep-alive", type=float, metavar="S", help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})")
+    g.add_argument("--max-lifetime", type=float, metavar="S",
+                   help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})")
+    g.add_argument("--account-concurrency", type=int, help="account concurrency limit")
     g.add_argument("--max-environments", type=int, default=None, help="cap on live environments")
-    g.add_argument("--scale-limit", type=int, default=d.scale_limit, help=f"new environments per function per --scale-window (default {d.scale_limit})")
-    g.add_argument("--scale-window", type=float, default=d.scale_window_s, metavar="S", help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})")
+    g.add_argument("--scale-limit", type=int,
+                   help=f"new environments per function per --scale-window (default {d.scale_limit})")
+    g.add_argument("--scale-window", type=float, metavar="S",
+                   help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})")
 
 
 def _model_from_args(args: argparse.Namespace) -> ModelConfig:
-    return ModelConfig(
-        policy=args.policy, routers=args.routers, router_policy=args.router_policy,
-        init_delay_s=args.init_delay, busy_overhead_s=args.busy_overhead, keep_alive_s=args.keep_alive,
-        max_lifetime_s=args.max_lifetime, account_concurrency=args.account_concurrency,
-        max_environments=args.max_environments, scale_limit=args.scale_limit, scale_window_s=args.scale_window,
-    )
+    base = load_model_file(args.model).model if args.model else ModelConfig()
+    given = {field: getattr(args, flag[2:].replace("-", "_")) for flag, field, _ in _MODEL_OPTIONS}
+    return base.replace(**{k: v for k, v in given.items() if v is not None})
+
+
+def load_model_file(path: str):
+    """The emulator's config reader, so a file `simulate --model` takes is one
+    the emulator and --affinity-emulator-config take, and the other way round."""
+    from .emulator.config import ConfigFileError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigFileError as exc:
+        raise ConfigError(f"--model {exc}") from None
 
 
 def _simulate_parser(sub) -> None:
     from .simulate import Scenario
+    from .trace import DEFAULT_MAX_DISORDER_S
 
     d = Scenario()
     p = sub.add_parser("simulate", help="predict per-user hit rates in virtual time",
-                       description="Replay user activity against the platform model in virtual time.")
+                       description="Replay user activity (synthetic users, or a trace's requests) against the "
+                                   "platform model in virtual time.")
     p.add_argument("--users", type=int, default=d.users)
     p.add_argument("--duration", type=float, default=d.duration_s, metavar="S", help="seconds users keep sending")
     p.add_argument("--think", default=d.think, help="think time: A:B uniform seconds, exp:MEAN, or fixed seconds (default %(default)s)")
     p.add_argument("--burst", type=int, default=d.burst, help="requests per session (0: one endless session)")
     p.add_argument("--gap", default=d.gap, help="pause between sessions, same forms as --think (default %(default)s)")
     p.add_argument("--start", choices=("together", "spread"), default=d.start, help="all users at t=0, or after a first think")
-    p.add_argument("--latency", default=d.latency, help="network round trip, seconds (default %(default)s)")
-    p.add_argument("--service", default=d.service, help="time on the environment per invocation, seconds (default %(default)s)")
+    p.add_argument("--latency", help=f"network round trip, seconds (default {d.latency}; with --trace 0: its times are "
+                                     "taken as arrivals at Lambda's front end; or --model FILE's network_latency)")
+    p.add_argument("--service", help=f"time on the environment per invocation, seconds (default {d.service}, or "
+                                     "--model FILE's service_time)")
     p.add_argument("--runs", type=int, default=1, help="independent runs; per-user rates are pooled")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
+    t = p.add_argument_group("replay", "--trace replays a file's requests open-loop instead of synthetic users "
+                                       "(--users, --think, --duration, --burst, --gap, --start do not apply)")
+    t.add_argument("--trace", metavar="FILE", help="the plugin's --affinity-trace file, or any CSV / JSON-lines "
+                                                   "file (.gz too) with a time and a user column (docs/traces.md)")
+    t.add_argument("--time-col", metavar="NAME", help="the time column: epoch seconds, epoch ms or ISO 8601 "
+                                                      "(default: the first of send, timestamp, time, @timestamp, "
+                                                      "requestTimeEpoch)")
+    t.add_argument("--user-col", metavar="NAME", help="the user or session column (default: the first of user, "
+                                                      "session, user_id, session_id, userId, sessionId)")
+    t.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S",
+                   help="rows may be this many seconds out of time order; they are put back in order "
+                        "(default %(default)g)")
     _add_model_options(p)
     p.set_defaults(func=_cmd_simulate)
+
+
+def _timing(args: argparse.Namespace, trace: bool) -> tuple[str, str]:
+    """--latency and --service: given, else the model file's, else the defaults."""
+    from .simulate import Scenario
+
+    d = Scenario()
+    emulator = load_model_file(args.model) if args.model else None
+    latency = args.latency or (emulator and emulator.network_latency) or ("0" if trace else d.latency)
+    service = args.service or (emulator and emulator.service_time) or d.service
+    return latency, service
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import Scenario, run_many
     from .summary import rates_line, render_table, summarize
 
+    latency, service = _timing(args, bool(args.trace))
     scenario = Scenario(
         users=args.users, duration_s=args.duration, think=args.think, burst=args.burst, gap=args.gap,
-        start=args.start, latency=args.latency, service=args.service, model=_model_from_args(args),
+        start=args.start, latency=latency, service=service, model=_model_from_args(args),
     )
     started = time.perf_counter()
-    tracker, totals = run_many(scenario, runs=args.runs, seed=args.seed)
+    read = None
+    if args.trace:
+        tracker, totals, read = _replay_trace(args, scenario)
+    else:
+        tracker, totals = run_many(scenario, runs=args.runs, seed=args.seed)
     elapsed = time.perf_counter() - started
     rows = tracker.rows()
     doc = summarize(rows, tracker.environments)
+    if read is not None:
+        doc["trace"] = read
     if args.json:
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
@@ -77,7 +139,104 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     print(render_table(doc, title="Simulated Lambda affinity"))
     if len(rows) <= 50:
         print(rates_line(rows))
+    if read is not None:
+        print(f"replayed {read['path']}: {read['rows']} requests over {read['span_s']:.1f} s "
+              f"({read['blank_lines']} blank lines passed over, {read['reordered']} rows put back in time order)")
     print(f"{totals['invocations']} invocations, {totals['throttled']} throttled, simulated in {elapsed:.2f} s")
+    return 0
+
+
+def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
+    """Each run reads the file again (streamed), its users prefixed `r{n}-` when pooled."""
+    import random
+
+    from .simulate import replay
+    from .trace import ReadStats, read_arrivals
+    from .tracker import Tracker
+
+    if args.runs < 1:
+        raise ValueError("runs: must be >= 1")
+    tracker, base = Tracker(), random.Random(args.seed)
+    totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
+    for r in range(args.runs):
+        stats = ReadStats()
+        arrivals = read_arrivals(args.trace, args.time_col, args.user_col, args.max_disorder, stats)
+        res = replay(arrivals, scenario, seed=base.getrandbits(64), tracker=tracker,
+                     user_prefix=f"r{r}-" if args.runs > 1 else "")
+        for key in totals:
+            totals[key] += getattr(res, key)
+    read = {"path": args.trace, "rows": stats.rows, "blank_lines": stats.blank_lines, "reordered": stats.reordered,
+            "span_s": stats.span_s}
+    return tracker, totals, read
+
+
+def _calibrate_parser(sub) -> None:
+    from .simulate import Scenario
+    from .trace import DEFAULT_MAX_DISORDER_S
+
+    p = sub.add_parser("calibrate", help="fit the platform model to traces with env_ids (--affinity-trace)",
+                       description="Replay the traces' arrivals through candidate models and keep the one whose "
+                                   "max-share, warm-cache rate, environments and cold starts match best "
+                                   "(docs/traces.md).")
+    p.add_argument("traces", nargs="+", metavar="TRACE", help="--affinity-trace files; each an independent run")
+    p.add_argument("--out", metavar="FILE", help="write the fitted `model:` mapping (YAML) for simulate --model, "
+                                                 "the emulator's config or --affinity-emulator-config")
+    p.add_argument("--json", action="store_true", help="print the fit, every candidate and the notes as JSON")
+    p.add_argument("--latency", default="0", help="network round trip added to each replayed call, seconds "
+                                                  "(default 0: send times as arrivals)")
+    p.add_argument("--service", default=Scenario().service, help="time on the environment per call, seconds "
+                                                                 "(default %(default)s)")
+    p.add_argument("--replays", type=int, default=None, help="replays per candidate (default: 5-30, by trace size)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S",
+                   help="rows may be this many seconds out of send order (default %(default)g)")
+    p.set_defaults(func=_cmd_calibrate)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from . import calibrate
+    from .platform.distributions import parse_distribution
+
+    parse_distribution(args.latency, "latency")
+    parse_distribution(args.service, "service")
+    if args.replays is not None and args.replays < 2:
+        raise ValueError("replays: must be >= 2 (a run-to-run spread needs two)")
+    measurement = calibrate.measure(args.traces, args.max_disorder)
+    result = calibrate.calibrate(measurement, latency=args.latency, service=args.service, replays=args.replays,
+                                 seed=args.seed)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(calibrate.to_yaml(result))
+    if args.json:
+        json.dump(calibrate.to_json(result), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(calibrate.render(result))
+        if args.out:
+            print(f"wrote {args.out}")
+    return 0
+
+
+def _merge_parser(sub) -> None:
+    from .trace import DEFAULT_MAX_DISORDER_S
+
+    p = sub.add_parser("merge-traces", help="merge --affinity-trace files (one per worker) into one, in send order",
+                       description="Merge the plugin's trace files (a distributed run writes one per worker) into "
+                                   "one file in send order, streamed.")
+    p.add_argument("out", metavar="OUT", help="the merged trace (gzip when it ends in .gz)")
+    p.add_argument("traces", nargs="+", metavar="TRACE")
+    p.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S",
+                   help="rows may be this many seconds out of send order in each file (default %(default)g)")
+    p.set_defaults(func=_cmd_merge)
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .trace import merge
+
+    if args.out in args.traces:
+        raise ValueError(f"{args.out}: the output is also an input")
+    rows = merge(args.traces, args.out, args.max_disorder)
+    print(f"wrote {rows} rows from {len(args.traces)} traces to {args.out}")
     return 0
 
 
@@ -85,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambda-affinity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_parser(sub)
+    _calibrate_parser(sub)
+    _merge_parser(sub)
     emulator_cli.add_parser(sub)
     deploy.add_parser(sub)
     # Listed for --help; main() hands its arguments to Locust untouched.

@@ -89,6 +89,7 @@ class _State:
         self.written: list[str] = []
         # -u/-r/-t as the user gave them (Locust fills in 1 user, 1/s later)
         self.given: dict = {}
+        self.trace = None  # a trace.TraceWriter while a test with --affinity-trace runs
 
 
 STATE = _State()
@@ -126,23 +127,67 @@ def _label(user) -> str:
     return user if isinstance(user, str) else attach(user)
 
 
-def record_reply(user, reply) -> Observation:
+def record_reply(user, reply, sent_at: float | None = None) -> Observation:
     """Parse one probe reply (bytes, str or decoded JSON) and record it for
     `user` (a Locust user or a label). Raises ProbeReplyError, after counting
-    it, when the reply is not a valid probe reply: report it as a failure."""
+    it, when the reply is not a valid probe reply: report it as a failure.
+    `sent_at` (epoch seconds) dates the request in --affinity-trace."""
     label = _label(user)
     try:
         obs = parse_reply(reply)
     except ProbeReplyError:
         STATE.tracker.record_invalid(label)
+        trace_row(user, sent_at, None)
         raise
     STATE.tracker.record(label, obs.env_id, obs.cold, obs.cache_hit)
+    trace_row(user, sent_at, obs)
     return obs
 
 
-def record_invalid(user) -> None:
+def record_invalid(user, sent_at: float | None = None) -> None:
     """Count a failed call (HTTP error, throttle, function error) for `user`."""
     STATE.tracker.record_invalid(_label(user))
+    trace_row(user, sent_at, None)
+
+
+def trace_row(user, sent_at: float | None, obs: Observation | None, received_at: float | None = None) -> None:
+    """One --affinity-trace row for a request just recorded (valid when `obs`
+    is given); nothing without --affinity-trace."""
+    writer = STATE.trace
+    if writer is None:
+        return
+    recv = time.time() if received_at is None else received_at
+    label = _label(user)
+    session = getattr(user, "affinity_session", "") if not isinstance(user, str) else ""
+    send = recv if sent_at is None else sent_at
+    if obs is None:
+        writer.write(send, recv, label, session, None, None, None, False)
+    else:
+        writer.write(send, recv, label, session, obs.env_id, obs.cold, obs.cache_hit, True)
+
+
+def _open_trace(environment) -> None:
+    """A new test writes its trace afresh: standalone to PATH, worker N to its own part (trace.worker_path)."""
+    from .trace import TraceWriter, worker_path
+
+    _close_trace()
+    path = _option("affinity_trace")
+    runner = environment.runner
+    if not path or isinstance(runner, MasterRunner):
+        return  # the master runs no users: its workers write the rows
+    if isinstance(runner, WorkerRunner):
+        path = worker_path(path, runner.worker_index)
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    STATE.trace = TraceWriter(path)
+
+
+def _close_trace() -> None:
+    writer, STATE.trace = STATE.trace, None
+    if writer is not None:
+        writer.close()
+        logger.info("lambda-affinity: wrote %d trace rows to %s", writer.rows, writer.path)
 
 
 def stats_name(base: str, obs: Observation | None) -> str:
@@ -307,6 +352,7 @@ OPTIONS = (
     (("--affinity-sigv4",), dict(action="store_true", default=False, help="sign Function URL requests with SigV4 (auth type AWS_IAM; credentials and region from boto3's chain)")),
     (("--affinity-emulator-config",), dict(metavar="YAML", help="config file for the embedded emulator started when no --host is given (see docs/emulator.md)")),
     (("--affinity-function",), dict(metavar="NAME", default=DEFAULT_FUNCTION, help=f"function of the embedded emulator to target (default {DEFAULT_FUNCTION})")),
+    (("--affinity-trace",), dict(metavar="PATH", help="write one CSV row per request (send/receive time, user, session, environment, cold, cache hit, valid); gzip when PATH ends in .gz; each worker writes PATH with .w<index> before its extension (docs/traces.md)")),
 )
 
 
@@ -362,6 +408,7 @@ def on_test_start(environment, **_kw) -> None:
     STATE.worker_problems = []
     runner = environment.runner
     options = environment.parsed_options
+    _open_trace(environment)
     if isinstance(runner, MasterRunner):
         # The run's name travels to workers in every spawn message (parsed
         # options do), so a report of an earlier run arriving late is dropped.
@@ -411,6 +458,7 @@ def send_final(runner) -> None:
 
 
 def on_test_stop(environment, **_kw) -> None:
+    _close_trace()
     if isinstance(environment.runner, WorkerRunner):
         send_final(environment.runner)
 
@@ -583,6 +631,7 @@ def on_quitting(environment, **_kw) -> None:
             await_workers(runner, FINAL_WAIT_S + (environment.stop_timeout or 0))
         finish(environment)
     finally:
+        _close_trace()
         stop_emulator()
 
 

@@ -1,5 +1,9 @@
 """Virtual-time driver of the platform model (discrete events).
 
+Two sources of traffic: synthetic users (`run`, a closed loop: each waits
+for its reply, then thinks) and a replayed trace (`replay`, an open loop:
+requests arrive at the times the trace says, whatever the model does).
+
 Users loop like the seed's script: send a request, wait for the reply,
 think, repeat while the send time is before `duration`. A request reaches
 the platform after half the network round trip, runs `service` seconds on
@@ -14,6 +18,7 @@ import heapq
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from probe_lambda.handler import SessionCache
 
@@ -21,6 +26,7 @@ from .platform import FunctionSpec, ModelConfig, Platform, Throttled
 # Re-exported: callers and tests import it from here.
 from .platform.distributions import parse_distribution
 from .tracker import Tracker
+from .trace import Arrival
 
 FUNCTION = "probe"
 
@@ -63,6 +69,17 @@ class RunResult:
     # ~= peak concurrency is the fact the model is held to (docs/model.md C3).
     peak_concurrency: int = 0
     retired: int = 0
+
+
+def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: float, ready) -> tuple[float, bool]:
+    """A call just placed: a new environment gets the probe's session cache
+    and the init delay. Returns (how long the environment is busy, cache hit)."""
+    env = lease.env
+    if lease.cold:
+        env.handle = SessionCache(cache_size, cache_ttl)
+        busy += lease.init_delay_s
+        ready(env, now + lease.init_delay_s)
+    return busy, env.handle.lookup(key, now)[0]
 
 
 def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None, user_prefix: str = "") -> RunResult:
@@ -130,12 +147,7 @@ def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = N
         if n > peak:
             peak = n
         env = lease.env
-        busy = service(rng)
-        if lease.cold:
-            env.handle = SessionCache(cache_size, cache_ttl)
-            busy += lease.init_delay_s
-            ready(env, now + lease.init_delay_s)
-        hit, _ = env.handle.lookup(u, now)
+        busy, hit = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready)
         # Recorded now, the reply lands later: order per user is unchanged.
         record(names[u], env.id, lease.cold, hit)
         push(heap, (now + busy, u, env))
@@ -155,3 +167,114 @@ def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tupl
         totals["cold_starts"] += res.cold_starts
         totals["throttled"] += res.throttled
     return tracker, totals
+
+
+def _fixed_seconds(spec: str) -> float | None:
+    """The value of a constant distribution (`X`, `fixed:X`), else None."""
+    text = str(spec).strip()
+    text = text[6:] if text.startswith("fixed:") else text
+    if text.startswith("exp:") or ":" in text:
+        return None
+    return float(text)
+
+
+def _lowest_seconds(spec: str) -> float:
+    """The least value a distribution draws (A of `A:B`, 0 for `exp:`)."""
+    text = str(spec).strip()
+    if text.startswith("exp:"):
+        return 0.0
+    text = text[6:] if text.startswith("fixed:") else text
+    return float(text.split(":")[0])
+
+
+def replay(arrivals: Iterable[Arrival], scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None,
+           user_prefix: str = "") -> RunResult:
+    """Open-loop replay: each (time, user) of `arrivals`, in time order,
+    reaches the platform half a round trip (`scenario.latency`) after its
+    time and runs `scenario.service` seconds (plus the init delay when
+    cold). Uses the scenario's latency, service, cache and model; its users,
+    think time and duration do not apply. Streams: memory holds the calls in
+    flight and the per-user tallies, not the trace.
+
+    Speed (bench/simulator.py --replay): arrivals come sorted, so they skip
+    the event heap when the round trip is fixed (its default, 0, takes a
+    trace's times as arrivals at Lambda's front end); only completions go
+    through it. A random round trip reorders arrivals a little, and they
+    pass through the heap too.
+    """
+    rng = random.Random(seed)
+    service = parse_distribution(scenario.service, "service")
+    latency = parse_distribution(scenario.latency, "latency")
+    fixed = _fixed_seconds(scenario.latency)
+    platform = Platform(scenario.model, [FunctionSpec(FUNCTION)], rng=random.Random(rng.random()))
+    tracker = tracker if tracker is not None else Tracker()
+    record, record_invalid = tracker.record, tracker.record_invalid
+    acquire, release, ready = platform.acquire, platform.release, platform.ready
+    cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
+    counter = platform.counter  # one function: its in-flight count is the total
+    heap: list = []
+    push, pop = heapq.heappush, heapq.heappop
+    invocations = throttled = peak = 0
+    expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
+    next_expire = -math.inf
+    last = -math.inf
+    # Completions: (time, 0, env id, env); arrivals (random round trip only):
+    # (time, 1, sequence, user). A completion at the same time goes first.
+    half = fixed / 2 if fixed is not None else 0.0
+    lowest_half = _lowest_seconds(scenario.latency) / 2
+    seq = 0
+    source = iter(arrivals)
+    # the next arrival not yet taken (random round trip only)
+    pending = next(source, None) if fixed is None else None
+    while True:
+        if fixed is not None:
+            item = next(source, None)
+            if item is None:
+                break
+            t, user = item
+            if t < last:
+                raise ValueError(f"arrivals out of time order: {t!r} after {last!r} (user {user!r})")
+            last = t
+            now = t + half
+            while heap and heap[0][0] <= now:
+                done = pop(heap)
+                release(done[3], done[0])
+        else:
+            # take arrivals while one could still reach the platform before the heap's head
+            while pending is not None and (not heap or pending[0] + lowest_half <= heap[0][0]):
+                t, user = pending
+                if t < last:
+                    raise ValueError(f"arrivals out of time order: {t!r} after {last!r} (user {user!r})")
+                last = t
+                seq += 1
+                push(heap, (t + latency(rng) / 2, 1, seq, user))
+                pending = next(source, None)
+            if not heap:
+                break
+            event = pop(heap)
+            if event[1] == 0:
+                release(event[3], event[0])
+                continue
+            now, user = event[0], event[3]
+        if now >= next_expire:
+            platform.expire(now)
+            next_expire = now + expire_every
+        label = user_prefix + user if user_prefix else user
+        try:
+            lease = acquire(FUNCTION, now)
+        except Throttled:
+            throttled += 1
+            record_invalid(label)
+            continue
+        invocations += 1
+        n = counter.total
+        if n > peak:
+            peak = n
+        env = lease.env
+        busy, hit = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready)
+        record(label, env.id, lease.cold, hit)
+        push(heap, (now + busy, 0, env.id, env))
+    while heap:
+        done = pop(heap)
+        release(done[3], done[0])
+    return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))

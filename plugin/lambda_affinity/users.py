@@ -65,6 +65,8 @@ def _conclude(user, request_type: str, name: str, start_time: float, elapsed_ms:
             name = stats_name(name, obs)
     else:
         user._tracker.record_invalid(user.affinity_user)
+    if plugin.STATE.trace is not None:
+        plugin.trace_row(user, start_time, obs, start_time + elapsed_ms / 1000)
     user._fire(request_type=request_type, name=name, response_time=elapsed_ms, response_length=len(body),
                exception=error, context=user.context(), response=response, start_time=start_time, url=url)
     return obs
