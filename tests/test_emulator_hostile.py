@@ -133,6 +133,9 @@ def test_a_head_over_64_kb_is_431_however_it_arrives(emu, pieces):
     assert answer.startswith(b"HTTP/1.1 431 ") and b"Connection: close" in answer
     many = b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 1000) for i in range(90))  # 90 KB in many fields
     assert exchange(emu.endpoint, INVOKE + many + b"\r\n", pieces).startswith(b"HTTP/1.1 431 ")
+    fields = b"".join(b"X-H%d: b\r\n" % i for i in range(150))  # small, but more than 100 of them
+    answer = exchange(emu.endpoint, INVOKE + fields + b"\r\n", pieces)
+    assert answer.startswith(b"HTTP/1.1 431 ") and b"more than 100 header fields" in answer
 
 
 @pytest.mark.parametrize("head, body, status, why", [
