@@ -25,6 +25,7 @@ LOCUST = [sys.executable, "-m", "locust"]
 class Run:
     def __init__(self, proc, stdout, stderr, descendants):
         self.code = proc.returncode
+        self.pid = proc.pid
         self.stdout, self.stderr = stdout, stderr
         self.descendants = descendants
 
@@ -295,3 +296,68 @@ def test_no_process_left_when_locust_is_stopped_mid_run(tmp_path, sig):
         assert json.loads((tmp_path / "a.json").read_text())["users"] == 3
     _, alive = psutil.wait_procs(list(seen.values()), timeout=10)
     assert not alive, [(p.pid, p.cmdline()) for p in alive]
+
+
+@pytest.mark.slow
+def test_the_embedded_emulators_own_cap_is_named_in_the_summary(tmp_path):
+    """A cap of 1 environment (a 0.5 s init keeps it busy) refuses the other
+    users' first calls: the run's summary says once that the refusals came
+    from this machine's cap, not from AWS's account limit."""
+    (tmp_path / "emu.yaml").write_text("model: {max_environments: 1, init_delay_s: 0.5}\nfunctions:\n  - name: probe\n")
+    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "4", "-r", "4",
+                      "-t", "2s", "--affinity-emulator-config", "emu.yaml", "--affinity-json", "a.json"],
+                     cwd=tmp_path)
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["invalid"] > 0, run
+    notes = [line for line in run.stderr.splitlines() if "embedded emulator's cap of 1 live environments" in line]
+    assert len(notes) == 1, run.stderr[-3000:]
+    assert "(set by its config) refused" in notes[0] and "not AWS's account concurrency" in notes[0]
+    assert_nothing_left(run)
+
+
+SPY_HANDLER = """
+import json, os
+
+def handler(event, context):
+    # the environment's ancestors: the fork-server, the emulator, the Locust process
+    pid, chain = os.getpid(), []
+    while pid > 1 and len(chain) < 3:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        pid = int(data[data.rindex(b")") + 2:].split()[1])
+        chain.append(pid)
+    try:
+        with open(f"/proc/{chain[2]}/environ", "rb") as fh:
+            outcome = "read " + fh.read(64).decode(errors="replace")
+    except OSError as exc:
+        outcome = f"{type(exc).__name__} errno {exc.errno}"
+    with open(os.environ["SPY_OUT"], "a") as out:
+        out.write(json.dumps({"locust": chain[2], "outcome": outcome}) + "\\n")
+    return {"env_id": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's")
+def test_function_code_cannot_read_the_locust_process_that_embeds_the_emulator(tmp_path):
+    """The Locust process holds the user's AWS credentials in its environment:
+    function code must not read it. Two guards hold it: the plugin makes the
+    Locust process non-dumpable before it starts the embedded emulator (what
+    stops a same-user reader), and the fork-server drops every capability, so
+    even a root run's functions cannot override that (here, as root, either
+    guard alone denies the read)."""
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(SPY_HANDLER)
+    spy_out = tmp_path / "spy.jsonl"
+    (tmp_path / "emu.yaml").write_text(
+        "model: {init_delay_s: 0}\nfunctions:\n  - name: probe\n    handler: app.handler\n    code: ./code\n"
+        f"    environment: {{SPY_OUT: '{spy_out}'}}\n")
+    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "1", "-r", "1",
+                      "-t", "1s", "--affinity-emulator-config", "emu.yaml"], cwd=tmp_path,
+                     env={"AWS_SECRET_ACCESS_KEY": "do-not-leak-0123456789"})
+    seen = [json.loads(line) for line in spy_out.read_text().splitlines()]
+    assert seen, run
+    for row in seen:
+        assert row["locust"] == run.pid, row
+        assert row["outcome"].startswith("PermissionError"), row
+    assert_nothing_left(run)

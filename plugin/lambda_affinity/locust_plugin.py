@@ -83,6 +83,7 @@ class _State:
         self.aggregator = Aggregator()
         self.heard = Event()
         self.worker_problems: list[str] = []
+        self.emulator_notes: list[str] = []  # e.g. the embedded emulator's own cap was hit
         self.doc: dict | None = None
         self.check_failures: list[str] = []
         self.check_passes: list[str] = []
@@ -279,10 +280,14 @@ def _affinity_classes(environment) -> list:
 
 
 def _start_emulator(environment, classes: list) -> None:
+    from .emulator.containment import make_undumpable
     from .emulator.process import EmulatorProcess, EmulatorStartError
 
     function = _option("affinity_function", DEFAULT_FUNCTION)
     config = _option("affinity_emulator_config")
+    # This process holds the user's AWS credentials and is the emulator's
+    # parent: function code must not read its /proc entries (docs/emulator.md).
+    make_undumpable()
     emu = EmulatorProcess(config_path=config)
     try:
         emu.__enter__()
@@ -316,7 +321,31 @@ def _start_emulator(environment, classes: list) -> None:
 def stop_emulator() -> None:
     emu, STATE.emulator = STATE.emulator, None
     if emu is not None:
+        note = _local_cap_note(emu)
+        if note:
+            STATE.emulator_notes.append(note)
         emu.stop()
+
+
+def _local_cap_note(emu) -> str | None:
+    """A line for the summary when the emulator's own cap on environments (a
+    limit of this machine, not AWS's) refused calls during the run."""
+    import json
+    import urllib.request
+
+    if not getattr(emu, "introspection_url", None):
+        return None
+    try:
+        with urllib.request.urlopen(emu.introspection_url, timeout=2) as reply:
+            cap = json.loads(reply.read()).get("local_cap") or {}
+    except (OSError, ValueError):
+        return None
+    if not cap.get("throttled"):
+        return None
+    return (f"the embedded emulator's cap of {cap.get('max_environments')} live environments "
+            f"({'set by its config' if cap.get('source') == 'config' else 'derived from this machine'}) "
+            f"refused {cap['throttled']} calls with 429: a limit of this machine, not AWS's account "
+            "concurrency; see docs/emulator.md, Machine cap")
 
 
 # -- Locust events ------------------------------------------------------------------
@@ -647,7 +676,7 @@ def print_summary(**_kw) -> None:
         console.info(summary.rates_line(final_rows(STATE.environment)[0]))
     for path in STATE.written:
         console.info(f"affinity: wrote {path}")
-    for message in STATE.worker_problems:
+    for message in STATE.worker_problems + STATE.emulator_notes:
         logger.warning(message)
     for message in STATE.check_passes:
         console.info(message)
