@@ -75,12 +75,6 @@ def init_timeout_result(request_id: str, timeout_s: float) -> Result:
                   "Unhandled", "Runtime.Unknown", recycle=True, status="timeout")
 
 
-def response_too_large(size: int) -> Result:
-    return Result(_error("Function.ResponseSizeTooLarge",
-                         f"Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."),
-                  "Unhandled", "Function.ResponseSizeTooLarge", status="error")
-
-
 class LogTail:
     """The lines one invocation logged; bounded, only the tail is kept."""
 
