@@ -104,12 +104,16 @@ class Shape(AllAtOnce):
     duration_s = 12
 '''
 
-# Not the default model: one MRU pool, a 1.5 s keep-alive (idle gaps of the
-# 0-3 s think time often exceed it), a short init delay; the seed's network.
+# Not the default model: one LRU pool (round robin over the idle environments,
+# so each waits long between calls) with a 1.5 s keep-alive that those waits
+# often exceed, a short init delay; the seed's network. Both settings move
+# max-share, warm-cache rate and cold starts far from the default model's, so
+# one 12 s run tells them apart (an MRU pool with the same keep-alive did not,
+# reliably: MRU keeps its few environments too busy to expire).
 EMULATOR = '''
 network_latency: "0.06:0.1"
 service_time: "0.003:0.009"
-model: {policy: mru, keep_alive_s: 1.5, init_delay_s: 0.05}
+model: {policy: lru, keep_alive_s: 1.5, init_delay_s: 0.05}
 functions: [{name: probe}]
 '''
 PREDICTION_RUNS = 30
