@@ -36,6 +36,31 @@ SHAPES = textwrap.dedent('''
             return {"statusCode": 200, "cookies": ["a=1\\r\\nx-injected: 1"], "body": "no"}
         return event
 ''')
+# Posts its own result to the Runtime API as a chunked body with trailers
+# past the limits, and returns the status line it got back.
+TRAILER = textwrap.dedent('''
+    import os, select, socket
+
+    def handler(event, context):
+        host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
+        if event["trailers"] == "many":
+            pieces = [b"".join(b"X-T%d: t\\r\\n" % i for i in range(150)) + b"\\r\\n"]
+        else:  # one trailer value that never ends
+            pieces = [b"X-T: "] + [b"a" * 16384] * 16
+        path = "/2018-06-01/runtime/invocation/%s/response" % context.aws_request_id
+        with socket.create_connection((host, int(port)), timeout=2) as sock:
+            sock.sendall(b"POST %s HTTP/1.1\\r\\nHost: x\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
+                         b"2\\r\\n{}\\r\\n0\\r\\n" % path.encode())
+            for piece in pieces:
+                # stop sending once answered: the server closes without reading the rest
+                if select.select([sock], [], [], 0.05)[0]:
+                    break
+                sock.sendall(piece)
+            try:
+                return sock.recv(65536).split(b"\\r\\n")[0].decode()
+            except OSError as exc:
+                return repr(exc)
+''')
 DEEP = "export const handler = async () => { let x = 0; for (let i = 0; i < 2000; i++) x = [x]; return x; };\n"
 
 
@@ -44,6 +69,7 @@ def emu(emulator_code, tmp_path_factory):
     code = tmp_path_factory.mktemp("hostile-code")
     (code / "shapes.py").write_text(SHAPES)
     (code / "deep.mjs").write_text(DEEP)
+    (code / "trailer.py").write_text(TRAILER)
     config = {
         "model": {"policy": "mru", "init_delay_s": 0},
         "credentials": [{"access_key_id": KEY_ID, "secret_access_key": SECRET}],
@@ -51,6 +77,7 @@ def emu(emulator_code, tmp_path_factory):
             {"name": "probe"},
             {"name": "faults", "handler": "app.handler", "code": str(emulator_code["faults"]), "url": False},
             {"name": "shapes", "handler": "shapes.handler", "code": str(code)},
+            {"name": "trailer", "handler": "trailer.handler", "code": str(code), "url": False},
             {"name": "deep", "runtime": "nodejs20.x", "handler": "deep.handler", "code": str(code)},
             {"name": "private1", "url": {"auth_type": "AWS_IAM"}},
             {"name": "private2", "url": {"auth_type": "AWS_IAM"}},
@@ -136,6 +163,56 @@ def test_a_head_over_64_kb_is_431_however_it_arrives(emu, pieces):
     fields = b"".join(b"X-H%d: b\r\n" % i for i in range(150))  # small, but more than 100 of them
     answer = exchange(emu.endpoint, INVOKE + fields + b"\r\n", pieces)
     assert answer.startswith(b"HTTP/1.1 431 ") and b"more than 100 header fields" in answer
+
+
+def test_an_unfinished_head_past_64_kb_is_431_after_the_answer_before_it(emu):
+    # the head never ends: only the raw-byte count can refuse it
+    with connect(emu.endpoint) as sock:
+        sock.sendall(INVOKE + b"Content-Length: 2\r\n\r\n{}" + b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        try:
+            for _ in range(200_000 // 65536 + 1):
+                sock.sendall(b"a" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    first, second = answer.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 ") and second.startswith(b"431 ") and b"Connection: close" in second, answer
+    log = emu.read_log()
+    assert "Traceback" not in log and "_Stop" not in log, log
+
+
+CHUNKED = INVOKE + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+
+
+@pytest.mark.parametrize("pieces", [1, 64])
+def test_trailers_have_the_limits_of_a_head(emu, pieces):
+    answer = exchange(emu.endpoint, CHUNKED.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+                      + b"X-A: 1\r\nX-B: 2\r\n\r\n", pieces)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer  # a few trailers are fine
+    fields = b"".join(b"X-T%d: t\r\n" % i for i in range(150))
+    answer = exchange(emu.endpoint, CHUNKED + fields + b"\r\n", pieces)
+    assert answer.startswith(b"HTTP/1.1 431 ") and b"more than 100 trailer fields" in answer, answer
+    many = b"".join(b"X-T%d: %s\r\n" % (i, b"t" * 1000) for i in range(90))  # 90 KB in many fields
+    answer = exchange(emu.endpoint, CHUNKED + many + b"\r\n", pieces)
+    assert answer.startswith(b"HTTP/1.1 431 ") and b"trailer section too large" in answer, answer
+    # a value that never ends is refused once past the limit, not buffered until EOF
+    with connect(emu.endpoint) as sock:
+        sock.sendall(CHUNKED + b"X-T: ")
+        try:
+            for _ in range(300_000 // 65536 + 1):
+                sock.sendall(b"a" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert read_response(sock).startswith(b"HTTP/1.1 431 ")  # within the socket's 5 s
+
+
+@pytest.mark.parametrize("trailers", ["many", "endless"])
+def test_a_runtime_sending_trailers_past_the_limits_gets_431(lam, trailers):
+    result = lam.invoke(FunctionName="trailer", Payload=json.dumps({"trailers": trailers}))
+    assert "FunctionError" not in result
+    assert json.loads(result["Payload"].read()) == "HTTP/1.1 431 Request Header Fields Too Large"
 
 
 @pytest.mark.parametrize("head, body, status, why", [

@@ -147,7 +147,8 @@ def send_all(sock, data: bytes) -> None:
 
 
 class _Stop(Exception):
-    """Raised from a parser callback: parse nothing more on this connection."""
+    """Raised from a parser callback: parse nothing more on this connection.
+    httptools wraps it in HttpParserCallbackError (as `__context__`)."""
 
 
 class Reader:
@@ -158,12 +159,15 @@ class Reader:
 
     Limits hold however the bytes arrive: the request line and headers
     (`MAX_HEAD`, counted from the parsed fields, and from raw bytes for a
-    field still incomplete), `MAX_HEADERS`, the app's body limit (413 via
-    `App.too_large`, the body drained up to `DRAIN_LIMIT`, else closed).
+    field still incomplete), `MAX_HEADERS`, the same two for a chunked body's
+    trailers (httptools buffers an unfinished trailer as it does a header),
+    the app's body limit (413 via `App.too_large`, the body drained up to
+    `DRAIN_LIMIT`, else closed).
     """
 
     __slots__ = ("sock", "peer", "max_body", "parser", "ready", "cur", "url", "header_list", "head_size",
-                 "head_raw", "in_message", "parts", "body_size", "error", "stopped")
+                 "head_raw", "in_message", "parts", "body_size", "error", "stopped", "in_trailer",
+                 "trailer_raw", "trailer_size", "trailers")
 
     def __init__(self, sock, app: "App", peer: str = "127.0.0.1") -> None:
         self.sock = sock
@@ -181,6 +185,12 @@ class Reader:
         self.body_size = 0
         self.error: BadRequest | None = None  # to raise once the requests before it are answered
         self.stopped = False
+        # After a chunk header with no data yet (the last chunk's, before its
+        # trailers): raw bytes fed since, and the trailer fields parsed.
+        self.in_trailer = False
+        self.trailer_raw = 0
+        self.trailer_size = 0
+        self.trailers = 0
 
     # -- what servers call ----------------------------------------------------------
     def request(self) -> Request | None:
@@ -218,10 +228,16 @@ class Reader:
             return
         if self.in_message and self.cur is None:
             self.head_raw += len(data)
+        if self.in_trailer:
+            self.trailer_raw += len(data)
         try:
             self.parser.feed_data(data)
-        except _Stop:
+        except httptools.HttpParserCallbackError as exc:
+            # A callback stopped the parser (`_fail` has set `error` when
+            # there is one), or failed itself: a bug, answered as 400.
             self.stopped = True
+            if not isinstance(exc.__context__, _Stop) and self.error is None:
+                self.error = BadRequest(f"malformed request: {exc}")
         except httptools.HttpParserUpgrade:
             # An Upgrade or CONNECT: answered as plain HTTP/1.1, then closed, as
             # the bytes after it are not HTTP to us.
@@ -230,17 +246,25 @@ class Reader:
                 self.ready[-1].keep_alive = False
             else:
                 self.error = BadRequest("protocol upgrades are not supported", 501)
-        except httptools.HttpParserError as exc:
+        except httptools.HttpParserError as exc:  # llhttp's own: the bytes are not HTTP
             self.stopped = True
-            if self.error is None:  # a callback's own error, else llhttp's
-                self.error = BadRequest(f"malformed request: {exc}")
+            self.error = BadRequest(f"malformed request: {exc}")
         else:
+            # Raw bytes bound what httptools buffers of a field not yet
+            # complete (a callback sees it only whole). Not raised: the
+            # requests already parsed are answered first.
             if self.in_message and self.cur is None and self.head_raw > MAX_HEAD + len(data):
-                self._fail(BadRequest("request head too large", 431))
+                self._stop(BadRequest("request head too large", 431))
+            elif self.in_trailer and self.cur is not None and self.trailer_raw > MAX_HEAD + len(data):
+                self._stop(BadRequest("trailer section too large", 431))
 
-    def _fail(self, error: BadRequest):
+    def _stop(self, error: BadRequest) -> None:
         self.error = error
         self.stopped = True
+
+    def _fail(self, error: BadRequest):
+        """From a callback: stop the parser, to answer `error`."""
+        self._stop(error)
         raise _Stop
 
     # -- llhttp's callbacks -----------------------------------------------------------
@@ -250,6 +274,9 @@ class Reader:
         self.header_list = []
         self.head_size = 0
         self.head_raw = 0
+        self.in_trailer = False
+        self.trailer_size = 0
+        self.trailers = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -258,8 +285,14 @@ class Reader:
             self._fail(BadRequest(f"request target over {MAX_LINE} bytes", 414))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.cur is not None:
-            return  # a trailer after a chunked body: nothing we use
+        if self.cur is not None:  # a trailer after a chunked body: not kept, but bounded
+            self.trailer_size += len(name) + len(value) + 4
+            self.trailers += 1
+            if self.trailer_size > MAX_HEAD:
+                self._fail(BadRequest("trailer section too large", 431))
+            if self.trailers > MAX_HEADERS:
+                self._fail(BadRequest(f"more than {MAX_HEADERS} trailer fields", 431))
+            return
         self.head_size += len(name) + len(value) + 4
         if self.head_size > MAX_HEAD:
             self._fail(BadRequest("request head too large", 431))
@@ -289,7 +322,13 @@ class Reader:
                 self._done(req)
                 raise _Stop
 
+    def on_chunk_header(self) -> None:
+        # Until data follows, bytes may be the last chunk's trailers.
+        self.in_trailer = True
+        self.trailer_raw = 0
+
     def on_body(self, data: bytes) -> None:
+        self.in_trailer = False
         self.body_size += len(data)
         if self.body_size > self.max_body:
             req = self.cur
@@ -315,6 +354,7 @@ class Reader:
         self.cur = None
         self.parts = []
         self.in_message = False
+        self.in_trailer = False
 
 
 def connection_handler(app: App):
