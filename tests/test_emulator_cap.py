@@ -126,3 +126,26 @@ def test_the_account_limit_keeps_aws_words_and_the_default_cap_comes_from_the_ma
     assert cap["source"] == "machine" and cap["throttled"] == 0 and cap["decided_by"] == expected.decided_by
     assert abs(cap["max_environments"] - expected.cap) <= 0.05 * expected.cap  # available memory moves a little
 
+
+@pytest.mark.slow
+def test_event_calls_retried_behind_the_cap_are_not_counted_as_refused(tmp_path):
+    """An Event call the cap holds back is answered 202 and retried: its
+    retries are no 429s, so local_cap.throttled (the summary's "refused N
+    calls with 429") and the throttle count stay at the calls answered 429."""
+    events = 3
+    with _one_call_busy(tmp_path, max_environments=1) as (emu, invoke, release):
+        for _ in range(events):
+            with urllib.request.urlopen(urllib.request.Request(
+                    invoke, data=b"{}", method="POST", headers={"X-Amz-Invocation-Type": "Event"}), timeout=30) as r:
+                assert r.status == 202
+        status, _, _ = _post(invoke)
+        time.sleep(1.0)  # backing off from 50 ms: several retries each, all refused by the cap
+        held = _introspect(emu)
+        release()
+        deadline = time.monotonic() + 20
+        while (done := _introspect(emu))["invocations"] < events + 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert status == 429
+    assert held["local_cap"]["throttled"] == 1 and held["throttled"] == 1
+    assert done["local_cap"]["throttled"] == 1 and done["throttled"] == 1 and done["async_dropped"] == 0

@@ -118,6 +118,7 @@ class InvocationService:
                               else parse_distribution(config.service_time, "service_time"))
         self.stats = {"invocations": 0, "function_errors": 0, "timeouts": 0, "throttled": 0,
                       "async_dropped": 0, "local_cap": self.local_cap}
+        self._cap_warned = False            # the local cap's stderr line is written once per run
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -153,8 +154,10 @@ class InvocationService:
         return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{function}"
 
     def invoke(self, function: str, payload: bytes, client_context: str | None = None,
-               tail: bool = False, request_id: str | None = None) -> tuple[Result, LogTail | None]:
-        """Run one invocation to its end. Raises UnknownFunction, Throttled, ServiceStopping."""
+               tail: bool = False, request_id: str | None = None,
+               count_throttle: bool = True) -> tuple[Result, LogTail | None]:
+        """Run one invocation to its end. Raises UnknownFunction, Throttled, ServiceStopping.
+        `count_throttle=False`: a refusal is not counted (an Event call's retry: its client got 202)."""
         if self.stopping:
             raise ServiceStopping()
         request_id = request_id or new_request_id()
@@ -166,12 +169,13 @@ class InvocationService:
                 result = self._run(slot, function, payload, client_context, request_id, log)
                 slot.recycle = result.recycle
         except Throttled as exc:
-            self.stats["throttled"] += 1
+            if count_throttle:
+                self.stats["throttled"] += 1
             # The account limit refuses before counting the call in; past that
             # point only the cap on live environments refuses with this reason.
             counter = self.platform.counter
             if exc.reason == ACCOUNT_LIMIT and counter.total < counter.account_limit:
-                raise self._local_cap_hit(exc) from None
+                raise self._local_cap_hit(exc, count_throttle) from None
             raise
         finally:
             self.active -= 1
@@ -184,14 +188,16 @@ class InvocationService:
                 self.stats["timeouts"] += 1
         return result, log
 
-    def _local_cap_hit(self, exc: Throttled) -> LocalCapThrottled:
+    def _local_cap_hit(self, exc: Throttled, count: bool = True) -> LocalCapThrottled:
         cap = self.local_cap
-        cap["throttled"] += 1
+        if count:  # only calls answered 429: the Locust summary reports this number as such
+            cap["throttled"] += 1
         why = (f"derived from this machine's {cap['decided_by']}" if cap["source"] == "machine"
                else "model.max_environments in the config")
         message = (f"Rate Exceeded. The local Lambda emulator's cap of {cap['max_environments']} live environments "
                    f"({why}) was hit: a limit of this machine, not AWS's account concurrency limit.")
-        if cap["throttled"] == 1:
+        if not self._cap_warned:
+            self._cap_warned = True
             try:  # once per run, on stderr even with --quiet: a run's summary should say why calls failed
                 sys.stderr.write(f"lambda-affinity emulator: {message} Set model.max_environments to change it; "
                                  "later throttles are counted in local_cap.throttled (/_emulator/environments).\n")
@@ -269,7 +275,8 @@ class InvocationService:
         delay = 0.05
         while True:
             try:
-                self.invoke(function, payload, client_context, request_id=request_id)
+                # Retries are not refusals: its client was answered 202; a drop is counted once below.
+                self.invoke(function, payload, client_context, request_id=request_id, count_throttle=False)
                 return
             except Throttled:
                 if time.monotonic() + delay > give_up:
