@@ -65,6 +65,9 @@ HANDLER = textwrap.dedent('''
                                       "time.sleep(60)"])
             child.wait(timeout=float(event["hold"]))
             return {"pid": child.pid}
+        if action == "rlimit":
+            import resource
+            return list(resource.getrlimit(resource.RLIMIT_NOFILE))
         if action == "exit0":
             sys.stdout.flush()
             os._exit(0)
@@ -138,6 +141,15 @@ def test_function_code_cannot_read_the_emulator_or_its_parent(tmp_path, emulator
     finally:
         launcher.stdin.close()
         launcher.wait(30)
+
+
+def test_function_code_gets_lambdas_1024_open_files_not_the_emulators_raised_limit(tmp_path, emulator_lambda_client):
+    import resource
+
+    expected = min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1])  # the emulator inherits our hard limit
+    with EmulatorProcess(config_path=_config(tmp_path)) as emu:
+        assert psutil.Process(emu.proc.pid).rlimit(psutil.RLIMIT_NOFILE)[0] > 1024  # raised for its connections
+        assert _invoke(emulator_lambda_client(emu.endpoint), action="rlimit") == (None, [expected, expected])
 
 
 def test_a_setsid_grandchild_dies_with_an_emulator_killed_by_sigkill(tmp_path, emulator_lambda_client):

@@ -31,6 +31,7 @@ the zygote when it ends, which then kills it (`sweep`).
 """
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -136,6 +137,15 @@ def kill_group(pid: int) -> None:
 
 
 RUNTIME_FD = 3  # where a child finds its Runtime API socket, when it has one
+LAMBDA_NOFILE = 1024  # Lambda's RLIMIT_NOFILE, soft and hard
+
+
+def lambda_fd_limit() -> None:
+    """Lambda's 1,024 open files: the emulator raised its own limit (for its
+    connections and environments) before starting us, and forks inherit it."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    limit = LAMBDA_NOFILE if hard == resource.RLIM_INFINITY else min(LAMBDA_NOFILE, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
 
 def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list, zygote_pid: int) -> None:
@@ -151,6 +161,7 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
             _prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
         if os.getppid() != zygote_pid:  # the zygote died between fork and prctl
             os._exit(1)
+        lambda_fd_limit()
         # A process group per environment: killing it also ends whatever the
         # handler started, as Lambda does when it destroys the microVM.
         os.setpgid(0, 0)
