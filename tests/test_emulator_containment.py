@@ -86,6 +86,42 @@ LAUNCHER = textwrap.dedent('''
 ''')
 SECRET = "do-not-leak-0123456789"
 
+# Runs the fork-server's sweep and the emulator's tree memory on a real tree
+# (2 children, each with a child), recording every /proc path touched.
+TREE_WALK = textwrap.dedent('''
+    import importlib.util, json, os, signal, subprocess, sys, time
+    import psutil
+    from lambda_affinity.emulator.forkserver import ZYGOTE
+    from lambda_affinity.emulator.service import _tree_rss_mb
+
+    spec = importlib.util.spec_from_file_location("zygote_under_test", ZYGOTE)
+    zygote = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zygote)
+    kids = [subprocess.Popen([sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '30']); "
+                              "time.sleep(30)"], start_new_session=True) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 10
+        while len(tree := psutil.Process().children(recursive=True)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        touched = []
+
+        def hook(event, args):
+            if event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes)):
+                path = os.fsdecode(args[0])
+                if path.startswith("/proc"):
+                    touched.append(path)
+
+        sys.addaudithook(hook)
+        stray = zygote.stray_children(os.getpid(), {kids[0].pid})
+        rss = _tree_rss_mb(os.getpid())
+        print(json.dumps({"me": os.getpid(), "tree": [p.pid for p in tree], "kids": [k.pid for k in kids],
+                          "stray": stray, "rss": rss, "touched": touched}))
+    finally:
+        for k in kids:
+            os.killpg(k.pid, signal.SIGKILL)
+            k.wait()
+''')
+
 
 def _config(tmp_path, **function) -> str:
     code = tmp_path / "code"
@@ -150,6 +186,20 @@ def test_function_code_gets_lambdas_1024_open_files_not_the_emulators_raised_lim
     with EmulatorProcess(config_path=_config(tmp_path)) as emu:
         assert psutil.Process(emu.proc.pid).rlimit(psutil.RLIMIT_NOFILE)[0] > 1024  # raised for its connections
         assert _invoke(emulator_lambda_client(emu.endpoint), action="rlimit") == (None, [expected, expected])
+
+
+def test_the_sweep_and_the_memory_check_walk_only_their_own_tree_not_all_of_proc():
+    """Both run often (the sweep after every exit, the memory check every
+    second of a long call): a scan of all of /proc would cost in proportion
+    to every process on the machine."""
+    out = json.loads(subprocess.run([sys.executable, "-c", TREE_WALK], capture_output=True, check=True,
+                                    timeout=30).stdout)
+    assert out["stray"] == out["kids"][1:]
+    assert len(out["tree"]) == 4 and out["rss"] > 0
+    mine = {out["me"], *out["tree"]}
+    assert "/proc" not in [p.rstrip("/") for p in out["touched"]]  # no listing of every process
+    others = [p for p in out["touched"] if p.split("/")[2].isdigit() and int(p.split("/")[2]) not in mine]
+    assert others == []
 
 
 def test_a_setsid_grandchild_dies_with_an_emulator_killed_by_sigkill(tmp_path, emulator_lambda_client):

@@ -26,11 +26,12 @@ from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
 from .machine import machine_cap, raise_fd_limit
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
+from .runtimes.proctree import descendants
 from .sandbox import STOPPED, Sandbox
 
 MEMORY_POLL_S = 0.1         # how often the memory of running environments is checked
 TREE_POLL_EVERY = 10         # ... and, every this many checks, the descendants' of those busy for
-TREE_AFTER_S = 1.0           #   longer than this (one /proc scan: not on every short call's account)
+TREE_AFTER_S = 1.0           #   longer than this (a walk of its tree: not on every short call's account)
 MAX_ASYNC_PENDING = 1000     # Event invocations queued at once; beyond it: 429
 ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retrying
 
@@ -386,11 +387,10 @@ class InvocationService:
             if ticks % TREE_POLL_EVERY == 0:
                 since = time.monotonic() - TREE_AFTER_S
                 long_running = {sb for sb in self._watched if sb.current is not None and sb.current.started < since}
-            tree = _children_map() if long_running else {}
             for sandbox in list(self._watched):
                 used = sandbox.peak_memory_mb() or 0
-                if sandbox in long_running and sandbox.pid in tree:
-                    used = max(used, _tree_rss_mb(sandbox.pid, tree))
+                if sandbox in long_running and sandbox.pid is not None:
+                    used = max(used, _tree_rss_mb(sandbox.pid))
                 if used > sandbox.fn.memory and not sandbox.out_of_memory:
                     self._print(f"{sandbox.log_prefix}memory {used} MB over its {sandbox.fn.memory} MB: killed")
                     sandbox.over_memory()
@@ -432,24 +432,14 @@ class InvocationService:
         }
 
 
-def _children_map() -> dict:
-    """pid -> child pids, for every process on the machine (one /proc scan)."""
+def _tree_rss_mb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, MB (shared pages
+    counted in each). Walks only this tree (proctree), not all of /proc: this
+    runs on the emulator's one loop, and the machine may hold 1,000s of processes."""
     import psutil
 
-    kids: dict = {}
-    for proc in psutil.process_iter(["ppid"]):
-        kids.setdefault(proc.info["ppid"], []).append(proc.pid)
-    return kids
-
-
-def _tree_rss_mb(pid: int, kids: dict) -> int:
-    """Resident memory of a process and all its descendants, MB (shared pages counted in each)."""
-    import psutil
-
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo.extend(kids.get(p, ()))
+    total = 0
+    for p in [pid, *descendants(pid)]:
         try:
             total += psutil.Process(p).memory_info().rss
         except psutil.Error:

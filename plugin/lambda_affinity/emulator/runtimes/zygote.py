@@ -40,13 +40,21 @@ import sys
 import importlib.util
 import traceback
 
+
+def _load(name: str):
+    """A module next to this file, under a private name: a function's own
+    module called `bootstrap` (or `proctree`) is not shadowed."""
+    spec = importlib.util.spec_from_file_location(
+        f"_lambda_affinity_{name}", os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # Pre-import the runtime client (and with it json, socket, traceback), so
-# forks start warm. Loaded under a private name so that a function's own
-# module called `bootstrap` is not shadowed.
-_spec = importlib.util.spec_from_file_location(
-    "_lambda_affinity_bootstrap", os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap.py"))
-bootstrap = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bootstrap)
+# forks start warm.
+bootstrap = _load("bootstrap")
+proctree = _load("proctree")
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -91,24 +99,10 @@ def contain() -> None:
 
 def stray_children(me: int, known) -> list:
     """Our children that are not environment processes: what an ended
-    environment left running, handed to us as its subreaper. Read from /proc
-    (no /proc: none found)."""
-    out = []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return out
-    for name in names:
-        if not name.isdigit() or int(name) in known:
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                data = fh.read()
-            if int(data[data.rindex(b")") + 2:].split()[1]) == me:
-                out.append(int(name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
+    environment left running, handed to us as its subreaper. Read from our
+    own /proc children files: a scan of all of /proc after every exit would
+    cost ~30 ms with 1,000 environments, and spawns wait behind it."""
+    return [pid for pid in proctree.children(me) if pid not in known]
 
 
 def sweep(me: int, known) -> None:
