@@ -79,16 +79,25 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_cold_starts_out_of_descriptors_are_answered_and_counted(tmp_path, emulator_code):
+def test_cold_starts_out_of_descriptors_are_answered_counted_and_leak_nothing(tmp_path, emulator_code):
     """A cold start that cannot get descriptors (a low RLIMIT_NOFILE, a cap set
-    above what it allows) fails as an invocation, and every call is counted."""
+    above what it allows) fails as an invocation, every call is counted, and
+    once every environment has retired the emulator holds no more fds than
+    before: a failed cold start closes whatever it had opened."""
     config = tmp_path / "emu.yaml"
-    config.write_text(yaml.safe_dump({"model": {"max_environments": 100, "init_delay_s": 0},
+    config.write_text(yaml.safe_dump({"model": {"max_environments": 100, "init_delay_s": 0, "keep_alive_s": 0.5},
                                       "functions": [{"name": "faults", "handler": "app.handler",
                                                      "code": str(emulator_code["faults"])}]}))
     with EmulatorProcess(config_path=str(config), preexec_fn=lambda: resource.setrlimit(
             resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))) as emu:
         conn = http.client.HTTPConnection(emu.endpoint.split("//")[1], timeout=30)
+
+        def stats() -> dict:
+            conn.request("GET", "/_emulator/environments")
+            return json.loads(conn.getresponse().read())
+
+        stats()  # this connection is open in both counts
+        fds_before = psutil.Process(emu.proc.pid).num_fds()
         for _ in range(EVENTS):  # one connection: Event calls answer 202 at once and run side by side
             conn.request("POST", "/2015-03-31/functions/faults/invocations", body=b'{"action": "sleep", "seconds": 1}',
                          headers={"X-Amz-Invocation-Type": "Event"})
@@ -97,10 +106,17 @@ def test_cold_starts_out_of_descriptors_are_answered_and_counted(tmp_path, emula
             assert resp.status == 202
         deadline = time.monotonic() + 20
         while True:
-            conn.request("GET", "/_emulator/environments")
-            stats = json.loads(conn.getresponse().read())
-            if stats["invocations"] + stats["async_dropped"] >= EVENTS or time.monotonic() > deadline:
+            doc = stats()
+            if doc["invocations"] + doc["async_dropped"] >= EVENTS or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert (stats["invocations"], stats["async_dropped"]) == (EVENTS, 0)
-        assert 0 < stats["function_errors"] < EVENTS  # some could not start; the others ran
+        assert (doc["invocations"], doc["async_dropped"]) == (EVENTS, 0)
+        assert 0 < doc["function_errors"] < EVENTS  # some could not start; the others ran
+        while stats()["environments"] and time.monotonic() < deadline + 10:  # all retire after 0.5 s idle
+            time.sleep(0.1)
+        assert stats()["environments"] == []
+        # A retired environment's port and pipe close once its process has been reaped: a moment later.
+        settle = time.monotonic() + 5
+        while (fds_after := psutil.Process(emu.proc.pid).num_fds()) > fds_before and time.monotonic() < settle:
+            time.sleep(0.1)
+        assert fds_after <= fds_before, f"{fds_after - fds_before} descriptors leaked"

@@ -59,33 +59,50 @@ def _introspect(emu) -> dict:
         return json.loads(r.read())
 
 
+HOLD_HANDLER = """
+import os, time
+
+def handler(event, context):
+    if "hold" in event:  # busy until the test creates this file (30 s at most: never hangs a run)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(event["hold"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return "done"
+"""
+
+
 @contextlib.contextmanager
-def _one_call_busy(tmp_path, emulator_code, **model):
-    """An emulator serving `faults` with these model options, one invocation
-    holding an environment (1.5 s) inside; yields (emulator, its Invoke URL)."""
+def _one_call_busy(tmp_path, **model):
+    """An emulator serving `hold` with these model options, one invocation
+    holding its environment until the block ends (no race with a clock);
+    yields (emulator, its Invoke URL, a callable that releases it early)."""
+    code = tmp_path / "hold"
+    code.mkdir()
+    (code / "app.py").write_text(HOLD_HANDLER)
+    release = tmp_path / "release"
     config = tmp_path / "emu.yaml"
     config.write_text(yaml.safe_dump({"model": {"init_delay_s": 0, **model},
-                                      "functions": [{"name": "faults", "handler": "app.handler",
-                                                     "code": str(emulator_code["faults"])}]}))
+                                      "functions": [{"name": "hold", "handler": "app.handler", "code": str(code)}]}))
     with EmulatorProcess(config_path=str(config)) as emu:
-        invoke = f"{emu.endpoint}/2015-03-31/functions/faults/invocations"
-        busy = threading.Thread(target=_post, args=(invoke, b'{"action": "sleep", "seconds": 1.5}'))
+        invoke = f"{emu.endpoint}/2015-03-31/functions/hold/invocations"
+        busy = threading.Thread(target=_post, args=(invoke, json.dumps({"hold": str(release)}).encode()))
         busy.start()
         try:
             deadline = time.monotonic() + 10
-            while not _introspect(emu)["environments"]:
+            while not any(e["state"] == "busy" for e in _introspect(emu)["environments"]):
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
-            yield emu, invoke
+            yield emu, invoke, release.touch
         finally:
+            release.touch()
             busy.join(10)
 
 
 @pytest.mark.slow
-def test_the_local_cap_answers_429_saying_it_is_this_machines_limit(tmp_path, emulator_code):
-    with _one_call_busy(tmp_path, emulator_code, max_environments=1) as (emu, invoke):
+def test_the_local_cap_answers_429_saying_it_is_this_machines_limit(tmp_path):
+    with _one_call_busy(tmp_path, max_environments=1) as (emu, invoke, _):
         status, headers, body = _post(invoke)
-        url_status, _, url_body = _post(emu.function_urls["faults"])
+        url_status, _, url_body = _post(emu.function_urls["hold"])
         doc = _introspect(emu)
         log = emu.read_log()
     message = ("Rate Exceeded. The local Lambda emulator's cap of 1 live environments (model.max_environments in "
@@ -99,8 +116,8 @@ def test_the_local_cap_answers_429_saying_it_is_this_machines_limit(tmp_path, em
 
 
 @pytest.mark.slow
-def test_the_account_limit_keeps_aws_words_and_the_default_cap_comes_from_the_machine(tmp_path, emulator_code):
-    with _one_call_busy(tmp_path, emulator_code, account_concurrency=1) as (emu, invoke):
+def test_the_account_limit_keeps_aws_words_and_the_default_cap_comes_from_the_machine(tmp_path):
+    with _one_call_busy(tmp_path, account_concurrency=1) as (emu, invoke, _):
         status, headers, body = _post(invoke)
         cap = _introspect(emu)["local_cap"]
     assert status == 429 and "Retry-After" not in headers
@@ -108,3 +125,27 @@ def test_the_account_limit_keeps_aws_words_and_the_default_cap_comes_from_the_ma
     expected = machine.derive_cap(machine.read_limits(), machine.COSTS["builtin"])
     assert cap["source"] == "machine" and cap["throttled"] == 0 and cap["decided_by"] == expected.decided_by
     assert abs(cap["max_environments"] - expected.cap) <= 0.05 * expected.cap  # available memory moves a little
+
+
+@pytest.mark.slow
+def test_event_calls_retried_behind_the_cap_are_not_counted_as_refused(tmp_path):
+    """An Event call the cap holds back is answered 202 and retried: its
+    retries are no 429s, so local_cap.throttled (the summary's "refused N
+    calls with 429") and the throttle count stay at the calls answered 429."""
+    events = 3
+    with _one_call_busy(tmp_path, max_environments=1) as (emu, invoke, release):
+        for _ in range(events):
+            with urllib.request.urlopen(urllib.request.Request(
+                    invoke, data=b"{}", method="POST", headers={"X-Amz-Invocation-Type": "Event"}), timeout=30) as r:
+                assert r.status == 202
+        status, _, _ = _post(invoke)
+        time.sleep(1.0)  # backing off from 50 ms: several retries each, all refused by the cap
+        held = _introspect(emu)
+        release()
+        deadline = time.monotonic() + 20
+        while (done := _introspect(emu))["invocations"] < events + 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert status == 429
+    assert held["local_cap"]["throttled"] == 1 and held["throttled"] == 1
+    assert done["local_cap"]["throttled"] == 1 and done["throttled"] == 1 and done["async_dropped"] == 0

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -65,6 +66,9 @@ HANDLER = textwrap.dedent('''
                                       "time.sleep(60)"])
             child.wait(timeout=float(event["hold"]))
             return {"pid": child.pid}
+        if action == "rlimit":
+            import resource
+            return list(resource.getrlimit(resource.RLIMIT_NOFILE))
         if action == "exit0":
             sys.stdout.flush()
             os._exit(0)
@@ -82,6 +86,61 @@ LAUNCHER = textwrap.dedent('''
         sys.stdin.read()
 ''')
 SECRET = "do-not-leak-0123456789"
+
+# A Locust worker loading the plugin: it holds the user's credentials too, though it starts no emulator.
+WORKER_LOCUSTFILE = textwrap.dedent('''
+    import os
+    from locust import User, events, task
+    from lambda_affinity import locust_plugin  # noqa: F401  (the plugin, loaded as users load it)
+
+    class Idle(User):
+        @task
+        def nothing(self):
+            pass
+
+    @events.init.add_listener
+    def _initialized(**_kw):  # after the plugin's own init listener: is this process dumpable now?
+        import ctypes
+        with open(os.environ["INIT_MARK"], "w") as fh:
+            fh.write(str(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)))  # PR_GET_DUMPABLE
+
+''')
+
+# Runs the fork-server's sweep and the emulator's tree memory on a real tree
+# (2 children, each with a child), recording every /proc path touched.
+TREE_WALK = textwrap.dedent('''
+    import importlib.util, json, os, signal, subprocess, sys, time
+    import psutil
+    from lambda_affinity.emulator.forkserver import ZYGOTE
+    from lambda_affinity.emulator.service import _tree_rss_mb
+
+    spec = importlib.util.spec_from_file_location("zygote_under_test", ZYGOTE)
+    zygote = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zygote)
+    kids = [subprocess.Popen([sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '30']); "
+                              "time.sleep(30)"], start_new_session=True) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 10
+        while len(tree := psutil.Process().children(recursive=True)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        touched = []
+
+        def hook(event, args):
+            if event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes)):
+                path = os.fsdecode(args[0])
+                if path.startswith("/proc"):
+                    touched.append(path)
+
+        sys.addaudithook(hook)
+        stray = zygote.stray_children(os.getpid(), {kids[0].pid})
+        rss = _tree_rss_mb(os.getpid())
+        print(json.dumps({"me": os.getpid(), "tree": [p.pid for p in tree], "kids": [k.pid for k in kids],
+                          "stray": stray, "rss": rss, "touched": touched}))
+    finally:
+        for k in kids:
+            os.killpg(k.pid, signal.SIGKILL)
+            k.wait()
+''')
 
 
 def _config(tmp_path, **function) -> str:
@@ -138,6 +197,62 @@ def test_function_code_cannot_read_the_emulator_or_its_parent(tmp_path, emulator
     finally:
         launcher.stdin.close()
         launcher.wait(30)
+
+
+def test_function_code_gets_lambdas_1024_open_files_not_the_emulators_raised_limit(tmp_path, emulator_lambda_client):
+    import resource
+
+    expected = min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1])  # the emulator inherits our hard limit
+    with EmulatorProcess(config_path=_config(tmp_path)) as emu:
+        assert psutil.Process(emu.proc.pid).rlimit(psutil.RLIMIT_NOFILE)[0] > 1024  # raised for its connections
+        assert _invoke(emulator_lambda_client(emu.endpoint), action="rlimit") == (None, [expected, expected])
+
+
+def test_the_sweep_and_the_memory_check_walk_only_their_own_tree_not_all_of_proc():
+    """Both run often (the sweep after every exit, the memory check every
+    second of a long call): a scan of all of /proc would cost in proportion
+    to every process on the machine."""
+    out = json.loads(subprocess.run([sys.executable, "-c", TREE_WALK], capture_output=True, check=True,
+                                    timeout=30).stdout)
+    assert out["stray"] == out["kids"][1:]
+    assert len(out["tree"]) == 4 and out["rss"] > 0
+    mine = {out["me"], *out["tree"]}
+    assert "/proc" not in [p.rstrip("/") for p in out["touched"]]  # no listing of every process
+    others = [p for p in out["touched"] if p.split("/")[2].isdigit() and int(p.split("/")[2]) not in mine]
+    assert others == []
+
+
+def test_a_locust_worker_loading_the_plugin_is_not_readable_by_function_code(tmp_path):
+    """make_undumpable() in every Locust role, not only in the process that
+    starts the emulator: a worker's /proc/PID/environ must be closed to the
+    user's other processes (function code included). Each process says whether
+    it is dumpable (as root, we could read its /proc anyway)."""
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text(WORKER_LOCUSTFILE)
+    marks = {role: tmp_path / f"{role}-dumpable" for role in ("master", "worker")}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    locust = [sys.executable, "-m", "locust", "-f", str(locustfile)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    # A worker fires init once its master answers: a real master, headless, waiting for it.
+    master = subprocess.Popen([*locust, "--master", "--headless", "--master-bind-host", "127.0.0.1",
+                               "--master-bind-port", str(port), "--expect-workers", "1", "-u", "1", "-r", "1",
+                               "-t", "30s"], env={**os.environ, "INIT_MARK": str(marks["master"])}, **quiet)
+    worker = None
+    try:
+        worker = subprocess.Popen([*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                                  env={**os.environ, "INIT_MARK": str(marks["worker"])}, **quiet)
+        deadline = time.monotonic() + 20
+        while not all(m.exists() and m.read_text() for m in marks.values()):
+            assert worker.poll() is None and master.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert {role: m.read_text() for role, m in marks.items()} == {"master": "0", "worker": "0"}
+    finally:
+        for proc in (worker, master):
+            if proc is not None:
+                proc.kill()
+                proc.wait(10)
 
 
 def test_a_setsid_grandchild_dies_with_an_emulator_killed_by_sigkill(tmp_path, emulator_lambda_client):

@@ -44,6 +44,7 @@ from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterR
 
 from . import summary
 from .distributed import Aggregator, final_payload, periodic_payload
+from .emulator.containment import make_undumpable
 from .probe import Observation, ProbeReplyError, parse_reply
 from .tracker import Tracker
 
@@ -280,14 +281,10 @@ def _affinity_classes(environment) -> list:
 
 
 def _start_emulator(environment, classes: list) -> None:
-    from .emulator.containment import make_undumpable
     from .emulator.process import EmulatorProcess, EmulatorStartError
 
     function = _option("affinity_function", DEFAULT_FUNCTION)
     config = _option("affinity_emulator_config")
-    # This process holds the user's AWS credentials and is the emulator's
-    # parent: function code must not read its /proc entries (docs/emulator.md).
-    make_undumpable()
     emu = EmulatorProcess(config_path=config)
     try:
         emu.__enter__()
@@ -405,6 +402,8 @@ def given_options() -> dict:
 
 
 def on_init(environment, runner=None, web_ui=None, **_kw) -> None:
+    # Every role (worker, --processes child too) holds the user's AWS credentials: not readable by function code.
+    make_undumpable()
     STATE.environment = environment
     STATE.given = {k: _option(k) for k in ("num_users", "spawn_rate", "run_time")}
     if isinstance(runner, WorkerRunner):

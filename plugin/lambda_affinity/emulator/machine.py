@@ -78,18 +78,31 @@ def derive_cap(limits: MachineLimits, cost: EnvironmentCost) -> MachineCap:
 
 
 def raise_fd_limit() -> int:
-    """Raise this process's soft RLIMIT_NOFILE to its hard limit (each
-    environment holds descriptors here); returns the soft limit now."""
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit (the kernel's
+    nr_open when the hard one is unlimited); returns the soft limit now. The
+    only copy: the front end's connections and each environment's descriptors
+    both live in the emulator's process. Environment processes get Lambda's
+    1,024 back (runtimes/zygote.py)."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
+    ceiling = _nr_open() if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+            soft = ceiling
         except (ValueError, OSError):
-            pass
-    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+            pass  # left as it was: fewer connections and environments, nothing else changes
+    return _nr_open() if soft == resource.RLIM_INFINITY else soft
+
+
+def _nr_open() -> int:
+    """The kernel's ceiling for one process's fds (an unlimited hard limit cannot be the soft one)."""
+    try:
+        with open("/proc/sys/fs/nr_open") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 1 << 20
 
 
 def read_limits() -> MachineLimits:

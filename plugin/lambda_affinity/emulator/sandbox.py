@@ -121,34 +121,41 @@ class Sandbox:
     def start(self) -> None:
         """Open the Runtime API port and start the process (init runs in it)."""
         self._server_app = RuntimeAPI(self)
-        self._server = StreamServer(("127.0.0.1", 0), connection_handler(self, self._server_app))
-        self._server.init_socket()
-        self._server.start()
-        self.port = self._server.server_port
         kind, argv = launch_command(self.fn)
-        env = lambda_environment(self.fn, self.host.config, self.env.id, f"127.0.0.1:{self.port}")
-        r, w = os.pipe()
-        fds = [w]
-        theirs = None
-        if kind == "python":
-            # The built-in client also gets a connected socket to this same
-            # Runtime API: a Unix socket costs less per exchange than TCP.
-            ours, theirs = gsocket.socketpair()
-            fds.append(theirs.fileno())
-            gevent.spawn(RuntimeConnection(self, self._server_app, ours).serve)
-        # Readable before the spawn returns: the runtime may post its init
-        # error (after logging it) while we still wait for the fork-server.
-        self._logfd = r
-        os.set_blocking(r, False)
+        # Out of descriptors (EMFILE) can strike at any step: whatever was
+        # opened before it is closed again, or each failed cold start leaks.
+        r = w = ours = theirs = None
         try:
+            self._server = StreamServer(("127.0.0.1", 0), connection_handler(self, self._server_app))
+            self._server.init_socket()
+            self._server.start()
+            self.port = self._server.server_port
+            env = lambda_environment(self.fn, self.host.config, self.env.id, f"127.0.0.1:{self.port}")
+            r, w = os.pipe()
+            fds = [w]
+            if kind == "python":
+                # The built-in client also gets a connected socket to this same
+                # Runtime API: a Unix socket costs less per exchange than TCP.
+                ours, theirs = gsocket.socketpair()
+                fds.append(theirs.fileno())
+                gevent.spawn(RuntimeConnection(self, self._server_app, ours).serve)
+                ours = None  # its greenlet's now: it closes it at end of file (`theirs` closed below)
+            # Readable before the spawn returns: the runtime may post its init
+            # error (after logging it) while we still wait for the fork-server.
+            self._logfd = r
+            os.set_blocking(r, False)
             self.pid = self.host.forkserver.spawn(kind, argv, env, self.fn.code, fds, self.exited)
         except BaseException:
             self._logfd = None
-            os.close(r)
+            if r is not None:
+                os.close(r)
+            if ours is not None:
+                ours.close()
             self._close_server()
             raise
         finally:
-            os.close(w)
+            if w is not None:
+                os.close(w)
             if theirs is not None:
                 theirs.close()
         self._reader = gevent.spawn(self._read_logs)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import secrets
 import signal
 import tempfile
@@ -24,6 +23,7 @@ from .auth import Authority
 from .config import EmulatorConfig, default_config
 from .function_url import FunctionURL
 from .invoke_api import InvokeAPI
+from .machine import raise_fd_limit  # connections have no cap of their own: the fds are the limit
 from .introspection import ENVIRONMENTS, PREFIX as INTROSPECTION_PREFIX
 from .network import ModelledNetwork
 from .service import InvocationService
@@ -198,30 +198,6 @@ class Emulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def raise_fd_limit() -> int:
-    """Raise this process's soft limit on open files to its hard limit; the new
-    soft limit. Connections have no cap of their own (a Locust run keeps one
-    per user, thousands of them, mostly idle): the fds are the limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    ceiling = _nr_open() if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < ceiling:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
-            return ceiling
-        except (ValueError, OSError):
-            pass  # left as it was: fewer connections, nothing else changes
-    return soft
-
-
-def _nr_open() -> int:
-    """The kernel's ceiling for one process's fds (an unlimited hard limit cannot be the soft one)."""
-    try:
-        with open("/proc/sys/fs/nr_open") as fh:
-            return int(fh.read())
-    except (OSError, ValueError):
-        return 1 << 20
 
 
 class _RealEvent:

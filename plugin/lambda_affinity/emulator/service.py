@@ -26,11 +26,12 @@ from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
 from .machine import machine_cap, raise_fd_limit
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
+from .runtimes.proctree import descendants
 from .sandbox import STOPPED, Sandbox
 
 MEMORY_POLL_S = 0.1         # how often the memory of running environments is checked
 TREE_POLL_EVERY = 10         # ... and, every this many checks, the descendants' of those busy for
-TREE_AFTER_S = 1.0           #   longer than this (one /proc scan: not on every short call's account)
+TREE_AFTER_S = 1.0           #   longer than this (a walk of its tree: not on every short call's account)
 MAX_ASYNC_PENDING = 1000     # Event invocations queued at once; beyond it: 429
 ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retrying
 
@@ -118,6 +119,7 @@ class InvocationService:
                               else parse_distribution(config.service_time, "service_time"))
         self.stats = {"invocations": 0, "function_errors": 0, "timeouts": 0, "throttled": 0,
                       "async_dropped": 0, "local_cap": self.local_cap}
+        self._cap_warned = False            # the local cap's stderr line is written once per run
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -153,8 +155,10 @@ class InvocationService:
         return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{function}"
 
     def invoke(self, function: str, payload: bytes, client_context: str | None = None,
-               tail: bool = False, request_id: str | None = None) -> tuple[Result, LogTail | None]:
-        """Run one invocation to its end. Raises UnknownFunction, Throttled, ServiceStopping."""
+               tail: bool = False, request_id: str | None = None,
+               count_throttle: bool = True) -> tuple[Result, LogTail | None]:
+        """Run one invocation to its end. Raises UnknownFunction, Throttled, ServiceStopping.
+        `count_throttle=False`: a refusal is not counted (an Event call's retry: its client got 202)."""
         if self.stopping:
             raise ServiceStopping()
         request_id = request_id or new_request_id()
@@ -166,12 +170,13 @@ class InvocationService:
                 result = self._run(slot, function, payload, client_context, request_id, log)
                 slot.recycle = result.recycle
         except Throttled as exc:
-            self.stats["throttled"] += 1
+            if count_throttle:
+                self.stats["throttled"] += 1
             # The account limit refuses before counting the call in; past that
             # point only the cap on live environments refuses with this reason.
             counter = self.platform.counter
             if exc.reason == ACCOUNT_LIMIT and counter.total < counter.account_limit:
-                raise self._local_cap_hit(exc) from None
+                raise self._local_cap_hit(exc, count_throttle) from None
             raise
         finally:
             self.active -= 1
@@ -184,14 +189,16 @@ class InvocationService:
                 self.stats["timeouts"] += 1
         return result, log
 
-    def _local_cap_hit(self, exc: Throttled) -> LocalCapThrottled:
+    def _local_cap_hit(self, exc: Throttled, count: bool = True) -> LocalCapThrottled:
         cap = self.local_cap
-        cap["throttled"] += 1
+        if count:  # only calls answered 429: the Locust summary reports this number as such
+            cap["throttled"] += 1
         why = (f"derived from this machine's {cap['decided_by']}" if cap["source"] == "machine"
                else "model.max_environments in the config")
         message = (f"Rate Exceeded. The local Lambda emulator's cap of {cap['max_environments']} live environments "
                    f"({why}) was hit: a limit of this machine, not AWS's account concurrency limit.")
-        if cap["throttled"] == 1:
+        if not self._cap_warned:
+            self._cap_warned = True
             try:  # once per run, on stderr even with --quiet: a run's summary should say why calls failed
                 sys.stderr.write(f"lambda-affinity emulator: {message} Set model.max_environments to change it; "
                                  "later throttles are counted in local_cap.throttled (/_emulator/environments).\n")
@@ -269,7 +276,8 @@ class InvocationService:
         delay = 0.05
         while True:
             try:
-                self.invoke(function, payload, client_context, request_id=request_id)
+                # Retries are not refusals: its client was answered 202; a drop is counted once below.
+                self.invoke(function, payload, client_context, request_id=request_id, count_throttle=False)
                 return
             except Throttled:
                 if time.monotonic() + delay > give_up:
@@ -379,11 +387,10 @@ class InvocationService:
             if ticks % TREE_POLL_EVERY == 0:
                 since = time.monotonic() - TREE_AFTER_S
                 long_running = {sb for sb in self._watched if sb.current is not None and sb.current.started < since}
-            tree = _children_map() if long_running else {}
             for sandbox in list(self._watched):
                 used = sandbox.peak_memory_mb() or 0
-                if sandbox in long_running and sandbox.pid in tree:
-                    used = max(used, _tree_rss_mb(sandbox.pid, tree))
+                if sandbox in long_running and sandbox.pid is not None:
+                    used = max(used, _tree_rss_mb(sandbox.pid))
                 if used > sandbox.fn.memory and not sandbox.out_of_memory:
                     self._print(f"{sandbox.log_prefix}memory {used} MB over its {sandbox.fn.memory} MB: killed")
                     sandbox.over_memory()
@@ -425,24 +432,14 @@ class InvocationService:
         }
 
 
-def _children_map() -> dict:
-    """pid -> child pids, for every process on the machine (one /proc scan)."""
+def _tree_rss_mb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, MB (shared pages
+    counted in each). Walks only this tree (proctree), not all of /proc: this
+    runs on the emulator's one loop, and the machine may hold 1,000s of processes."""
     import psutil
 
-    kids: dict = {}
-    for proc in psutil.process_iter(["ppid"]):
-        kids.setdefault(proc.info["ppid"], []).append(proc.pid)
-    return kids
-
-
-def _tree_rss_mb(pid: int, kids: dict) -> int:
-    """Resident memory of a process and all its descendants, MB (shared pages counted in each)."""
-    import psutil
-
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo.extend(kids.get(p, ()))
+    total = 0
+    for p in [pid, *descendants(pid)]:
         try:
             total += psutil.Process(p).memory_info().rss
         except psutil.Error:
