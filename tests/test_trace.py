@@ -270,6 +270,20 @@ def test_merge_traces_command(tmp_path):
     assert p.returncode == 2 and "the output is also an input" in p.stderr
 
 
+@pytest.mark.parametrize("out", ["./a.csv", "sub/../a.csv", "link.csv", "hard.csv", "A_ABS"])
+def test_merge_traces_refuses_an_input_spelt_differently(tmp_path, out):
+    """The output names an input by another path: refused before TraceWriter truncates the input."""
+    with TraceWriter(str(tmp_path / "a.csv")) as w:
+        w.write_row(rows_fixture()[0])
+    (tmp_path / "sub").mkdir()
+    os.symlink("a.csv", tmp_path / "link.csv")
+    os.link(tmp_path / "a.csv", tmp_path / "hard.csv")
+    before = (tmp_path / "a.csv").read_bytes()
+    p = cli("merge-traces", str(tmp_path / "a.csv") if out == "A_ABS" else out, "a.csv", cwd=tmp_path)
+    assert p.returncode == 2 and "the output is also an input" in p.stderr, (p.stdout, p.stderr)
+    assert (tmp_path / "a.csv").read_bytes() == before
+
+
 # -- --affinity-trace in real Locust runs ------------------------------------------------------
 
 def check_trace_matches(path, doc, users=None):

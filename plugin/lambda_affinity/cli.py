@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -233,11 +234,23 @@ def _merge_parser(sub) -> None:
 def _cmd_merge(args: argparse.Namespace) -> int:
     from .trace import merge
 
-    if args.out in args.traces:
-        raise ValueError(f"{args.out}: the output is also an input")
+    # The same file by another name (./a.csv, a symlink, an absolute path)
+    # too: TraceWriter truncates the output before the lazy readers open it.
+    out = os.path.realpath(args.out)
+    for path in args.traces:
+        if os.path.realpath(path) == out or _same_file(path, args.out):
+            raise ValueError(f"{args.out}: the output is also an input ({path})")
     rows = merge(args.traces, args.out, args.max_disorder)
     print(f"wrote {rows} rows from {len(args.traces)} traces to {args.out}")
     return 0
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether both names are one existing file (a hard link too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
