@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from .platform import ModelConfig
 from .simulate import Scenario, replay
 from .summary import summarize
-from .trace import DEFAULT_MAX_DISORDER_S, ReadStats, TraceRow, read_rows
+from .trace import DEFAULT_MAX_DISORDER_S, ReadStats, TraceRow, read_rows, truncation_warning
 from .tracker import Tracker
 
 # (policy, routers): the placements compared. partitioned with 1 router is mru.
@@ -110,6 +110,7 @@ class Measurement:
     init_delay_s: float | None  # estimated from cold vs warm durations, None when the trace cannot say
     min_keep_alive_s: float     # an environment was reused after this long idle: keep-alive is at least this
     cache_known: bool
+    warnings: list = field(default_factory=list)  # e.g. a trace cut short by a killed writer
 
 
 @dataclass
@@ -140,6 +141,7 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
     span = 0.0
     min_keep_alive = 0.0
     cache_known = False
+    warnings = []
     for i, path in enumerate(paths):
         prefix = f"t{i}-" if len(paths) > 1 else ""
         stats = ReadStats()
@@ -163,6 +165,9 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
             raise CalibrationError(f"{path}: no rows")
         arrivals.append(trace_arrivals)
         span = max(span, stats.span_s)
+        cut = truncation_warning(path, stats)
+        if cut:
+            warnings.append(cut)
     rows = tracker.rows()
     if not tracker.environments:
         raise CalibrationError(f"{', '.join(paths)}: no valid row names an environment: calibration needs env_ids")
@@ -172,7 +177,7 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
     return Measurement(
         paths=list(paths), arrivals=arrivals, figures=Figures.of(tracker), users=len(rows),
         requests=sum(r["requests"] for r in rows), invalid=sum(r["invalid"] for r in rows), span_s=span,
-        init_delay_s=init, min_keep_alive_s=min_keep_alive, cache_known=cache_known)
+        init_delay_s=init, min_keep_alive_s=min_keep_alive, cache_known=cache_known, warnings=warnings)
 
 
 def _idle_before(row: TraceRow, free_since: float | None) -> float:
@@ -267,7 +272,7 @@ def _rank(fit: Fit) -> tuple:
 
 
 def _notes(m: Measurement, fits: list[Fit], keep_alives: list[float]) -> list[str]:
-    notes = []
+    notes = list(m.warnings)
     best = fits[0]
     if best.distance > CONSISTENT:
         notes.append(f"no candidate is consistent with the measurement (best distance {best.distance:.2f} > "
