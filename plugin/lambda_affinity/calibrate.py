@@ -15,8 +15,8 @@ the measurement; when consistent candidates differ in a parameter, the trace
 cannot tell those values apart, and the result says so.
 
 The search is coordinate-wise, so it costs tens of candidates, not the
-product of every grid: keep-alive (only values the trace spans and its
-observed reuse allows) with the default placement, then placement x busy
+product of every grid: keep-alive (only values the trace spans twice and
+its observed reuse allows) with the default placement, then placement x busy
 overhead at that keep-alive, then keep-alive again with the best placement.
 The init delay is not searched: it is read from the trace (median duration of
 cold calls minus that of warm ones).
@@ -43,7 +43,7 @@ from .tracker import Tracker
 # (policy, routers): the placements compared. partitioned with 1 router is mru.
 PLACEMENTS = (("mru", 1), ("partitioned", 2), ("partitioned", 3), ("partitioned", 4), ("lru", 1), ("random", 1))
 BUSY_OVERHEADS_S = (0.0, 0.005, 0.01, 0.02, 0.05)
-KEEP_ALIVES_S = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
+KEEP_ALIVES_S = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
 STATS = ("mean_max_share", "p10_max_share", "p90_max_share", "warm_cache_rate", "environments", "cold_starts")
 # An sd floor per statistic: a prediction that never varies (e.g. exactly 10
 # cold starts) must not make a difference of one an infinite distance.
@@ -221,9 +221,11 @@ def score(measured: Figures, predicted: list[Figures]) -> tuple[float, dict, dic
 
 def keep_alive_grid(measurement: Measurement) -> list[float]:
     """Keep-alives the trace can speak to: no shorter than an observed reuse
-    after idling, and the default plus those shorter than the trace's span."""
+    after idling, and the default plus those up to half the trace's span."""
     default = ModelConfig().keep_alive_s
-    grid = [k for k in KEEP_ALIVES_S if measurement.min_keep_alive_s <= k < measurement.span_s]
+    # A keep-alive shows only when the trace holds an idle that long and the
+    # requests after it: half the span at most.
+    grid = [k for k in KEEP_ALIVES_S if measurement.min_keep_alive_s <= k <= measurement.span_s / 2]
     if default not in grid:
         grid.append(default)
     return sorted(grid)
