@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tracemalloc
 
+import psutil
 import pytest
 
 from lambda_affinity.platform import ModelConfig
@@ -411,3 +413,51 @@ def test_a_gzip_trace_cut_anywhere_yields_a_prefix_of_its_rows(tmp_path):
     p = cli("calibrate", cut, "--replays", "2", "--json")
     warning = f"{cut}: the gzip stream ends early (its writer was killed?): read its {len(rows)} complete rows"
     assert p.returncode == 0 and warning in p.stderr and any(warning in n for n in json.loads(p.stdout)["notes"])
+
+
+QUIET_LOCUSTFILE = '''
+from locust import constant
+from lambda_affinity.users import FunctionUrlUser
+
+
+class Probe(FunctionUrlUser):
+    wait_time = constant(120)  # one request each, then a quiet spell
+'''
+
+
+@pytest.mark.slow
+def test_a_killed_locust_keeps_the_rows_written_before_a_quiet_spell(tmp_path):
+    """3 users send one request each, then wait: no row comes to flush the
+    writer, so the plugin flushes it; SIGKILL then leaves all 3 rows."""
+    from test_plugin_locust import LOCUST
+
+    (tmp_path / "lf.py").write_text(QUIET_LOCUSTFILE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    path = str(tmp_path / "trace.csv.gz")
+    with open(tmp_path / "locust.err", "wb") as err:
+        proc = subprocess.Popen(LOCUST + ["-f", "lf.py", "--headless", "-u", "3", "-r", "3", "-t", "60s",
+                                          "--affinity-trace", "trace.csv.gz"], cwd=tmp_path, env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    tree = [psutil.Process(proc.pid)]
+    rows = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(rows) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.25)
+            tree += [c for c in tree[0].children(recursive=True) if c not in tree]
+            try:
+                rows = list(read_rows(path))
+            except TraceError:  # not there yet, or nothing flushed: not even the header
+                pass
+    finally:
+        for p in reversed(tree):  # SIGKILL: the plugin closes nothing
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        proc.wait(timeout=10)
+        _, alive = psutil.wait_procs(tree, timeout=5)
+    assert not alive, alive
+    assert len(rows) == 3, (rows, (tmp_path / "locust.err").read_text()[-2000:])
+    stats = ReadStats()
+    assert len(list(read_rows(path, stats=stats))) == 3 and stats.truncated
