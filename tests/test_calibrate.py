@@ -104,16 +104,17 @@ class Shape(AllAtOnce):
     duration_s = 12
 '''
 
-# Not the default model: one LRU pool (round robin over the idle environments,
-# so each waits long between calls) with a 1.5 s keep-alive that those waits
-# often exceed, a short init delay; the seed's network. Both settings move
-# max-share, warm-cache rate and cold starts far from the default model's, so
-# one 12 s run tells them apart (an MRU pool with the same keep-alive did not,
-# reliably: MRU keeps its few environments too busy to expire).
+# Not the default model: one MRU pool with a 0.5 s keep-alive. The few
+# environments MRU keeps busy stay warm; the others idle past 0.5 s and expire,
+# so bursts start ~10 environments beyond the 30 first ones, which no model
+# with a long keep-alive predicts (it starts exactly 30): cold starts and
+# environments (sd about 3) rule out the default and any long keep-alive by
+# several z. An LRU pool with 1.5 s (its cycle time here, so hardly ever
+# expiring) or MRU with 1.5 s left the keep-alive to max-share's noise alone.
 EMULATOR = '''
 network_latency: "0.06:0.1"
 service_time: "0.003:0.009"
-model: {policy: lru, keep_alive_s: 1.5, init_delay_s: 0.05}
+model: {policy: mru, keep_alive_s: 0.5, init_delay_s: 0.05}
 functions: [{name: probe}]
 '''
 PREDICTION_RUNS = 30
@@ -140,6 +141,8 @@ def test_a_real_run_calibrated_then_predicted(tmp_path):
     assert_nothing_left(run)
     measured = json.loads((tmp_path / "measured.json").read_text())
     assert measured["invalid"] == 0 and measured["users"] == 30
+    # the premise: environments idled past the keep-alive and were started again
+    assert measured["cold_starts"] > 30, measured["cold_starts"]
 
     p = cli("calibrate", "trace.csv.gz", "--latency", "0.06:0.1", "--out", "fit.yaml", "--json", cwd=tmp_path)
     assert p.returncode == 0, p.stderr

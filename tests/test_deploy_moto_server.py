@@ -441,6 +441,49 @@ def test_a_failed_redeploy_removes_only_what_it_added(aws, env, capsys, enforcer
         lam.get_policy(FunctionName=NAME)
 
 
+@pytest.mark.parametrize("restore_refused", [False, True], ids=["role-set-back", "set-back-refused"])
+def test_a_failed_redeploy_never_leaves_the_function_on_a_deleted_role(aws, env, capsys, enforcer, restore_refused):
+    """Deployed with --role-arn, re-deployed without: the run creates the managed
+    role and points the function at it, then AddPermission is refused. The
+    rollback sets the function's role back before deleting the new one; if it
+    cannot, the new role is left (the function still uses it), and said so."""
+    env.setenv("AWS_REGION", REGION)
+    mine = aws("iam").create_role(RoleName="mine", AssumeRolePolicyDocument=json.dumps(d.TRUST_POLICY))["Role"]["Arn"]
+    rc, _, err = run(capsys, "deploy", "--role-arn", mine)
+    assert rc == 0, err
+    _remove_url_and_statements(aws)  # so the re-deploy adds statements again
+    refused = ["lambda:AddPermission"] + (["lambda:UpdateFunctionConfiguration"] if restore_refused else [])
+    deployer_user(aws, env, any_resource(without(documented_policy(), actions=refused)))
+    hook = enforcer()
+    updates = []
+
+    def checked(action, method):  # the first UpdateFunctionConfiguration (to the new role) is allowed
+        updates.append(action == "lambda:UpdateFunctionConfiguration")
+        return action == "lambda:AddPermission" or (action == "lambda:UpdateFunctionConfiguration" and sum(updates) > 1)
+
+    hook.checked = checked
+    rc, out, err = run(capsys, "deploy")
+    assert rc == 1 and out == ""
+    lines = err.splitlines()
+    assert "failed: missing permission lambda:AddPermission (AccessDenied)" in lines[0], lines
+    role_now = aws("lambda").get_function(FunctionName=NAME)["Configuration"]["Role"]
+    assert role_now in roles_arns(aws), (role_now, roles_arns(aws))  # never a deleted role
+    back = f"the change of the role of {NAME} (set back to {mine})"
+    if not restore_refused:
+        assert role_now == mine and roles(aws) == ["mine"]
+        assert back in lines[1] and f"role {ROLE}" in lines[1], lines
+        assert not any(line.startswith("Kept") and "role" in line for line in lines), lines
+    else:
+        assert role_now.endswith(f"/{ROLE}") and sorted(roles(aws)) == sorted(["mine", ROLE])
+        text = "\n".join(lines)
+        assert f"  {back} (" in text and f"  role {ROLE} (kept: {NAME} still uses it" in text, text
+        assert f"update-function-configuration --function-name {NAME} --role {mine}" in text, text
+
+
+def roles_arns(client):
+    return [r["Arn"] for r in client("iam").list_roles()["Roles"]]
+
+
 def _remove_url_and_statements(client):
     lam = client("lambda")
     lam.delete_function_url_config(FunctionName=NAME)

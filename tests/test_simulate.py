@@ -142,3 +142,17 @@ def test_cli_table_and_rates_line():
 def test_cli_bad_options(args, message):
     p = cli("simulate", *args)
     assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("spec, fixed, lowest", [
+    ("0.08", 0.08, 0.08), ("fixed:0.2", 0.2, 0.2), (" 0 ", 0.0, 0.0),
+    ("0.06:0.1", None, 0.06), ("fixed:0.01:0.02", None, 0.01), ("exp:300", None, 0.0),
+])
+def test_a_parsed_distribution_says_whether_it_is_fixed_and_its_lowest_value(spec, fixed, lowest):
+    """What replay plans with (the fast path for a fixed round trip, how early an
+    arrival can reach the platform) comes from the one parser, not a second one."""
+    draw = parse_distribution(spec, "latency")
+    assert draw.fixed == fixed and draw.lowest == lowest
+    rng = random.Random(3)
+    values = [draw(rng) for _ in range(200)]
+    assert min(values) >= lowest and (fixed is None or set(values) == {fixed})

@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tracemalloc
 
+import psutil
 import pytest
 
 from lambda_affinity.platform import ModelConfig
@@ -270,6 +272,20 @@ def test_merge_traces_command(tmp_path):
     assert p.returncode == 2 and "the output is also an input" in p.stderr
 
 
+@pytest.mark.parametrize("out", ["./a.csv", "sub/../a.csv", "link.csv", "hard.csv", "A_ABS"])
+def test_merge_traces_refuses_an_input_spelt_differently(tmp_path, out):
+    """The output names an input by another path: refused before TraceWriter truncates the input."""
+    with TraceWriter(str(tmp_path / "a.csv")) as w:
+        w.write_row(rows_fixture()[0])
+    (tmp_path / "sub").mkdir()
+    os.symlink("a.csv", tmp_path / "link.csv")
+    os.link(tmp_path / "a.csv", tmp_path / "hard.csv")
+    before = (tmp_path / "a.csv").read_bytes()
+    p = cli("merge-traces", str(tmp_path / "a.csv") if out == "A_ABS" else out, "a.csv", cwd=tmp_path)
+    assert p.returncode == 2 and "the output is also an input" in p.stderr, (p.stdout, p.stderr)
+    assert (tmp_path / "a.csv").read_bytes() == before
+
+
 # -- --affinity-trace in real Locust runs ------------------------------------------------------
 
 def check_trace_matches(path, doc, users=None):
@@ -332,3 +348,116 @@ def test_affinity_trace_distributed_one_file_per_worker_then_merged(tmp_path):
     rows = check_trace_matches(tmp_path / "all.csv.gz", doc)
     assert {r.user.split("-")[0] for r in rows} == {"w0", "w1"}
     assert len(rows) == probe_requests(c.text("master.out"))  # Locust's own count
+
+
+# -- a writer killed mid-run ---------------------------------------------------------------------
+
+KILLED_WRITER = '''
+import sys, time
+from lambda_affinity.trace import TraceWriter
+w = TraceWriter(sys.argv[1])
+for i in range(50_000):
+    w.write(1000.0 + i * 0.001, 1000.0 + i * 0.001 + 0.0005, f"u{i % 30}", "s", ENV, i < 30, False, True)
+time.sleep(1.2)  # past the flush deadline: the next row flushes everything
+w.write(1050.0, 1050.1, "u0", "s", ENV, False, True, True)
+print("ready", flush=True)
+time.sleep(60)
+'''
+
+
+@pytest.mark.slow
+def test_a_gzip_trace_of_a_killed_writer_is_read_to_where_it_ends(tmp_path):
+    """SIGKILL after 50,001 rows: every row up to the writer's last flush is
+    read, the cut is counted and warned about, and merge-traces and simulate
+    --trace work on the file."""
+    path = str(tmp_path / "t.csv.gz")
+    proc = subprocess.Popen([sys.executable, "-c", f"ENV = {ENV!r}\n" + KILLED_WRITER, path],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+    finally:
+        proc.kill()  # SIGKILL: no close, no gzip end marker
+        proc.wait(timeout=10)
+        proc.stdout.close()
+    stats = ReadStats()
+    rows = list(read_rows(path, stats=stats))
+    assert len(rows) == 50_001 and rows[-1].send == 1050.0 and stats.truncated
+    stats = ReadStats()
+    assert sum(1 for _ in read_arrivals(path, stats=stats)) == 50_001 and stats.truncated
+    warning = f"{path}: the gzip stream ends early (its writer was killed?): read its 50001 complete rows"
+    p = cli("merge-traces", str(tmp_path / "all.csv"), path)
+    assert p.returncode == 0 and "wrote 50001 rows" in p.stdout and "warning: " + warning in p.stderr, p.stderr
+    p = cli("simulate", "--trace", path, "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["trace"]["truncated"] is True and warning in p.stderr, p.stderr
+
+
+def test_a_gzip_trace_cut_anywhere_yields_a_prefix_of_its_rows(tmp_path):
+    """Cut at arbitrary bytes (no flush point): the rows read are exactly the
+    first ones written, never a garbled row from an incomplete line; calibrate
+    works on it and says so."""
+    whole = str(tmp_path / "whole.csv.gz")
+    written = [TraceRow(1000.0 + i, 1000.5 + i, f"user-{i % 7}", f"s{i}", ENV, i == 0, True, True)
+               for i in range(3000)]
+    with TraceWriter(whole) as w:
+        for r in written:
+            w.write_row(r)
+    data = open(whole, "rb").read()
+    cut = str(tmp_path / "cut.csv.gz")
+    for size in (len(data) // 3, len(data) // 2 + 17, len(data) - 40):
+        with open(cut, "wb") as fh:
+            fh.write(data[:size])
+        stats = ReadStats()
+        rows = list(read_rows(cut, stats=stats))
+        assert 0 < len(rows) < len(written) and rows == written[:len(rows)] and stats.truncated
+        assert stats.rows == len(rows)
+    p = cli("calibrate", cut, "--replays", "2", "--json")
+    warning = f"{cut}: the gzip stream ends early (its writer was killed?): read its {len(rows)} complete rows"
+    assert p.returncode == 0 and warning in p.stderr and any(warning in n for n in json.loads(p.stdout)["notes"])
+
+
+QUIET_LOCUSTFILE = '''
+from locust import constant
+from lambda_affinity.users import FunctionUrlUser
+
+
+class Probe(FunctionUrlUser):
+    wait_time = constant(120)  # one request each, then a quiet spell
+'''
+
+
+@pytest.mark.slow
+def test_a_killed_locust_keeps_the_rows_written_before_a_quiet_spell(tmp_path):
+    """3 users send one request each, then wait: no row comes to flush the
+    writer, so the plugin flushes it; SIGKILL then leaves all 3 rows."""
+    from test_plugin_locust import LOCUST
+
+    (tmp_path / "lf.py").write_text(QUIET_LOCUSTFILE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    path = str(tmp_path / "trace.csv.gz")
+    with open(tmp_path / "locust.err", "wb") as err:
+        proc = subprocess.Popen(LOCUST + ["-f", "lf.py", "--headless", "-u", "3", "-r", "3", "-t", "60s",
+                                          "--affinity-trace", "trace.csv.gz"], cwd=tmp_path, env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    tree = [psutil.Process(proc.pid)]
+    rows = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(rows) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.25)
+            tree += [c for c in tree[0].children(recursive=True) if c not in tree]
+            try:
+                rows = list(read_rows(path))
+            except TraceError:  # not there yet, or nothing flushed: not even the header
+                pass
+    finally:
+        for p in reversed(tree):  # SIGKILL: the plugin closes nothing
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        proc.wait(timeout=10)
+        _, alive = psutil.wait_procs(tree, timeout=5)
+    assert not alive, alive
+    assert len(rows) == 3, (rows, (tmp_path / "locust.err").read_text()[-2000:])
+    stats = ReadStats()
+    assert len(list(read_rows(path, stats=stats))) == 3 and stats.truncated

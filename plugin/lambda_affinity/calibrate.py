@@ -15,8 +15,8 @@ the measurement; when consistent candidates differ in a parameter, the trace
 cannot tell those values apart, and the result says so.
 
 The search is coordinate-wise, so it costs tens of candidates, not the
-product of every grid: keep-alive (only values the trace spans and its
-observed reuse allows) with the default placement, then placement x busy
+product of every grid: keep-alive (only values the trace spans twice and
+its observed reuse allows) with the default placement, then placement x busy
 overhead at that keep-alive, then keep-alive again with the best placement.
 The init delay is not searched: it is read from the trace (median duration of
 cold calls minus that of warm ones).
@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 from .platform import ModelConfig
 from .simulate import Scenario, replay
 from .summary import summarize
-from .trace import DEFAULT_MAX_DISORDER_S, ReadStats, TraceRow, read_rows
+from .trace import DEFAULT_MAX_DISORDER_S, ReadStats, TraceRow, read_rows, truncation_warning
 from .tracker import Tracker
 
 # (policy, routers): the placements compared. partitioned with 1 router is mru.
 PLACEMENTS = (("mru", 1), ("partitioned", 2), ("partitioned", 3), ("partitioned", 4), ("lru", 1), ("random", 1))
 BUSY_OVERHEADS_S = (0.0, 0.005, 0.01, 0.02, 0.05)
-KEEP_ALIVES_S = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
+KEEP_ALIVES_S = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
 STATS = ("mean_max_share", "p10_max_share", "p90_max_share", "warm_cache_rate", "environments", "cold_starts")
 # An sd floor per statistic: a prediction that never varies (e.g. exactly 10
 # cold starts) must not make a difference of one an infinite distance.
@@ -110,6 +110,7 @@ class Measurement:
     init_delay_s: float | None  # estimated from cold vs warm durations, None when the trace cannot say
     min_keep_alive_s: float     # an environment was reused after this long idle: keep-alive is at least this
     cache_known: bool
+    warnings: list = field(default_factory=list)  # e.g. a trace cut short by a killed writer
 
 
 @dataclass
@@ -140,6 +141,7 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
     span = 0.0
     min_keep_alive = 0.0
     cache_known = False
+    warnings = []
     for i, path in enumerate(paths):
         prefix = f"t{i}-" if len(paths) > 1 else ""
         stats = ReadStats()
@@ -163,6 +165,9 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
             raise CalibrationError(f"{path}: no rows")
         arrivals.append(trace_arrivals)
         span = max(span, stats.span_s)
+        cut = truncation_warning(path, stats)
+        if cut:
+            warnings.append(cut)
     rows = tracker.rows()
     if not tracker.environments:
         raise CalibrationError(f"{', '.join(paths)}: no valid row names an environment: calibration needs env_ids")
@@ -172,7 +177,7 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
     return Measurement(
         paths=list(paths), arrivals=arrivals, figures=Figures.of(tracker), users=len(rows),
         requests=sum(r["requests"] for r in rows), invalid=sum(r["invalid"] for r in rows), span_s=span,
-        init_delay_s=init, min_keep_alive_s=min_keep_alive, cache_known=cache_known)
+        init_delay_s=init, min_keep_alive_s=min_keep_alive, cache_known=cache_known, warnings=warnings)
 
 
 def _idle_before(row: TraceRow, free_since: float | None) -> float:
@@ -216,9 +221,11 @@ def score(measured: Figures, predicted: list[Figures]) -> tuple[float, dict, dic
 
 def keep_alive_grid(measurement: Measurement) -> list[float]:
     """Keep-alives the trace can speak to: no shorter than an observed reuse
-    after idling, and the default plus those shorter than the trace's span."""
+    after idling, and the default plus those up to half the trace's span."""
     default = ModelConfig().keep_alive_s
-    grid = [k for k in KEEP_ALIVES_S if measurement.min_keep_alive_s <= k < measurement.span_s]
+    # A keep-alive shows only when the trace holds an idle that long and the
+    # requests after it: half the span at most.
+    grid = [k for k in KEEP_ALIVES_S if measurement.min_keep_alive_s <= k <= measurement.span_s / 2]
     if default not in grid:
         grid.append(default)
     return sorted(grid)
@@ -267,7 +274,7 @@ def _rank(fit: Fit) -> tuple:
 
 
 def _notes(m: Measurement, fits: list[Fit], keep_alives: list[float]) -> list[str]:
-    notes = []
+    notes = list(m.warnings)
     best = fits[0]
     if best.distance > CONSISTENT:
         notes.append(f"no candidate is consistent with the measurement (best distance {best.distance:.2f} > "

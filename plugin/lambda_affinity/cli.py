@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -151,7 +152,7 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
     import random
 
     from .simulate import replay
-    from .trace import ReadStats, read_arrivals
+    from .trace import ReadStats, read_arrivals, truncation_warning
     from .tracker import Tracker
 
     if args.runs < 1:
@@ -166,7 +167,8 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
         for key in totals:
             totals[key] += getattr(res, key)
     read = {"path": args.trace, "rows": stats.rows, "blank_lines": stats.blank_lines, "reordered": stats.reordered,
-            "span_s": stats.span_s}
+            "span_s": stats.span_s, "truncated": stats.truncated}
+    _warn("simulate", truncation_warning(args.trace, stats))
     return tracker, totals, read
 
 
@@ -202,6 +204,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.replays is not None and args.replays < 2:
         raise ValueError("replays: must be >= 2 (a run-to-run spread needs two)")
     measurement = calibrate.measure(args.traces, args.max_disorder)
+    for message in measurement.warnings:
+        _warn("calibrate", message)
     result = calibrate.calibrate(measurement, latency=args.latency, service=args.service, replays=args.replays,
                                  seed=args.seed)
     if args.out:
@@ -231,13 +235,34 @@ def _merge_parser(sub) -> None:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from .trace import merge
+    from .trace import merge, truncation_warning
 
-    if args.out in args.traces:
-        raise ValueError(f"{args.out}: the output is also an input")
-    rows = merge(args.traces, args.out, args.max_disorder)
+    # The same file by another name (./a.csv, a symlink, an absolute path)
+    # too: TraceWriter truncates the output before the lazy readers open it.
+    out = os.path.realpath(args.out)
+    for path in args.traces:
+        if os.path.realpath(path) == out or _same_file(path, args.out):
+            raise ValueError(f"{args.out}: the output is also an input ({path})")
+    stats: list = []
+    rows = merge(args.traces, args.out, args.max_disorder, stats)
+    for path, st in zip(args.traces, stats):
+        _warn("merge-traces", truncation_warning(path, st))
     print(f"wrote {rows} rows from {len(args.traces)} traces to {args.out}")
     return 0
+
+
+def _warn(command: str, message: str | None) -> None:
+    """A warning on stderr: the result stands, but the user should know."""
+    if message:
+        print(f"lambda-affinity {command}: warning: {message}", file=sys.stderr)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether both names are one existing file (a hard link too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -243,6 +243,12 @@ class Created:
     action: str  # the permission the undo needs
     command: str
     undo: Callable[[], object]
+    # When this undo fails, what was created before it stays: e.g. the new
+    # role, which the function still uses until its old Role is set back.
+    guards_earlier: bool = False
+
+
+ROLE_CHANGE = "changed the execution role"  # the change message a rollback undoes (see _track_role_change)
 
 
 def rollback_report(undone: list, left: list, kept: list, destroy_command: str) -> str:
@@ -360,19 +366,26 @@ class Deployer:
                 reason = "interrupted (Ctrl-C)"
             else:  # not an AWS error: a bug, or an answer deploy could not read
                 reason = f"unexpected {type(exc).__name__}: {exc} ({DEBUG_ADVICE})"
-            kept = [c for c in changes if not c.startswith(("created ", "added "))]  # creations are undone
+            # creations and a changed role are undone
+            kept = [c for c in changes if not c.startswith(("created ", "added ", ROLE_CHANGE))]
             report = self._rollback(spec.name, kept)
             raise DeployError(f"{reason}\n{report}") from exc
 
     def _rollback(self, name: str, kept: list) -> str:
         undone, left = [], []
+        blocked = None
         for item in reversed(self._created):
+            if blocked is not None:
+                left.append((item.what, blocked, item.command))
+                continue
             try:
                 with _step(Step(f"removing {item.what}", item.action)):
                     item.undo()
                 undone.append(item.what)
             except (Exception, KeyboardInterrupt) as exc:  # keep going: remove all that can be removed
                 left.append((item.what, str(exc), item.command))
+                if item.guards_earlier:
+                    blocked = f"kept: {name} still uses it, as {item.what} failed"
         self._created = []
         return rollback_report(undone, left, kept, self.destroy_command(name))
 
@@ -470,7 +483,25 @@ class Deployer:
             self._wait("function_updated_v2", spec.name)
             with _step(Step(f"updating {', '.join(differ)} of {spec.name}", "lambda:UpdateFunctionConfiguration")):
                 self.lam.update_function_configuration(FunctionName=spec.name, **desired)
-            changes.append(f"updated {', '.join(differ)} of {spec.name}")
+            others = [k for k in differ if k != "Role"]
+            if others:
+                changes.append(f"updated {', '.join(others)} of {spec.name}")
+            if "Role" in differ:
+                self._track_role_change(spec.name, have["Role"], role_arn, changes)
+
+    def _track_role_change(self, name: str, old: str, new: str, changes: list) -> None:
+        """A failed run sets the old role back: rolling back may delete the new
+        one (a role this run created), which must not leave the function
+        pointing at a deleted role."""
+        def undo():
+            self._wait("function_updated_v2", name)
+            self.lam.update_function_configuration(FunctionName=name, Role=old)
+
+        self._created.append(Created(
+            f"the change of the role of {name} (set back to {old})", "lambda:UpdateFunctionConfiguration",
+            self.cli_command("lambda", "update-function-configuration", "--function-name", name, "--role", old),
+            undo, guards_earlier=True))
+        changes.append(f"{ROLE_CHANGE} of {name} to {new}")
 
     def _ensure_url(self, spec: Spec, track: bool, changes: list) -> str:
         name = spec.name

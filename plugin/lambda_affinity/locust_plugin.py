@@ -92,6 +92,7 @@ class _State:
         # -u/-r/-t as the user gave them (Locust fills in 1 user, 1/s later)
         self.given: dict = {}
         self.trace = None  # a trace.TraceWriter while a test with --affinity-trace runs
+        self.trace_flusher = None  # the greenlet flushing it while no row comes (a killed worker keeps its rows)
 
 
 STATE = _State()
@@ -183,9 +184,23 @@ def _open_trace(environment) -> None:
     if folder:
         os.makedirs(folder, exist_ok=True)
     STATE.trace = TraceWriter(path)
+    STATE.trace_flusher = gevent.spawn(_flush_trace, STATE.trace)
+
+
+def _flush_trace(writer) -> None:
+    """The writer flushes itself as rows come; this covers the last rows before
+    a quiet spell, so a worker killed then still leaves them on disk."""
+    from .trace import FLUSH_EVERY_S
+
+    while True:
+        gevent.sleep(FLUSH_EVERY_S)
+        writer.flush()
 
 
 def _close_trace() -> None:
+    flusher, STATE.trace_flusher = STATE.trace_flusher, None
+    if flusher is not None:
+        flusher.kill(block=False)
     writer, STATE.trace = STATE.trace, None
     if writer is not None:
         writer.close()

@@ -169,24 +169,6 @@ def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tupl
     return tracker, totals
 
 
-def _fixed_seconds(spec: str) -> float | None:
-    """The value of a constant distribution (`X`, `fixed:X`), else None."""
-    text = str(spec).strip()
-    text = text[6:] if text.startswith("fixed:") else text
-    if text.startswith("exp:") or ":" in text:
-        return None
-    return float(text)
-
-
-def _lowest_seconds(spec: str) -> float:
-    """The least value a distribution draws (A of `A:B`, 0 for `exp:`)."""
-    text = str(spec).strip()
-    if text.startswith("exp:"):
-        return 0.0
-    text = text[6:] if text.startswith("fixed:") else text
-    return float(text.split(":")[0])
-
-
 def replay(arrivals: Iterable[Arrival], scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None,
            user_prefix: str = "") -> RunResult:
     """Open-loop replay: each (time, user) of `arrivals`, in time order,
@@ -205,7 +187,7 @@ def replay(arrivals: Iterable[Arrival], scenario: Scenario, seed: int | None = N
     rng = random.Random(seed)
     service = parse_distribution(scenario.service, "service")
     latency = parse_distribution(scenario.latency, "latency")
-    fixed = _fixed_seconds(scenario.latency)
+    fixed = latency.fixed
     platform = Platform(scenario.model, [FunctionSpec(FUNCTION)], rng=random.Random(rng.random()))
     tracker = tracker if tracker is not None else Tracker()
     record, record_invalid = tracker.record, tracker.record_invalid
@@ -221,7 +203,7 @@ def replay(arrivals: Iterable[Arrival], scenario: Scenario, seed: int | None = N
     # Completions: (time, 0, env id, env); arrivals (random round trip only):
     # (time, 1, sequence, user). A completion at the same time goes first.
     half = fixed / 2 if fixed is not None else 0.0
-    lowest_half = _lowest_seconds(scenario.latency) / 2
+    lowest_half = latency.lowest / 2
     seq = 0
     source = iter(arrivals)
     # the next arrival not yet taken (random round trip only)

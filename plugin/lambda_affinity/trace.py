@@ -17,7 +17,10 @@ Replay also reads any CSV or JSON-lines file with a time column (epoch
 seconds, epoch milliseconds, or ISO 8601; naive times are UTC) and a user or
 session column. Every bad input raises `TraceError` naming the file, the line
 and the column; blank lines are the only rows passed over, and they are
-counted in `ReadStats`.
+counted in `ReadStats`. A gzip trace cut short (its writer was killed: the
+writer flushes at least every second, so the file holds all but the last
+moment's rows) is read to its last complete line; the cut is counted in
+`ReadStats.truncated` and reported as a warning.
 
 No Locust import: the plugin, the simulator and the CLI all use this module.
 """
@@ -28,6 +31,7 @@ import gzip
 import heapq
 import json
 import math
+import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -44,6 +48,9 @@ MS_THRESHOLD = 1e11
 # gzip level 1: a load generator's CPU bounds its rate; level 6 costs about
 # three times as much per row for a file ~15 % smaller.
 GZIP_LEVEL = 1
+# The writer flushes (a gzip sync point) at least this often, so a killed
+# process leaves a readable file missing at most this much of its last rows.
+FLUSH_EVERY_S = 1.0
 
 # A replayed request: (time in epoch seconds, user). A plain tuple, not a
 # NamedTuple: replay reads millions a second and a tuple is cheapest to make.
@@ -83,6 +90,9 @@ class ReadStats:
     reordered: int = 0
     first: float | None = None
     last: float | None = None
+    # the gzip stream ended before its end marker (a killed writer); its
+    # complete lines up to there were read, an incomplete last one is not
+    truncated: bool = False
 
     @property
     def span_s(self) -> float:
@@ -108,18 +118,24 @@ class TraceWriter:
         self._csv = csv.writer(self._fh, lineterminator="\n")
         self._csv.writerow(FIELDS)
         self.rows = 0
+        self._flush_at = time.monotonic() + FLUSH_EVERY_S
 
     def write(self, send: float, recv: float | None, user: str, session: str, env_id: str | None,
               cold: bool | None, cache_hit: bool | None, valid: bool) -> None:
         self._csv.writerow((f"{send:.6f}", "" if recv is None else f"{recv:.6f}", user, session, env_id or "",
                             _flag(cold), _flag(cache_hit), _flag(valid)))
         self.rows += 1
+        if time.monotonic() >= self._flush_at:
+            self.flush()
 
     def write_row(self, row: TraceRow) -> None:
         self.write(*row)
 
     def flush(self) -> None:
-        self._fh.flush()
+        if self._fh.closed:
+            return
+        self._fh.flush()  # gzip: a sync flush, so everything so far can be decompressed
+        self._flush_at = time.monotonic() + FLUSH_EVERY_S
 
     def close(self) -> None:
         if not self._fh.closed:
@@ -197,6 +213,30 @@ def open_text(path: str) -> IO[str]:
         return open(path, encoding="utf-8", newline="")
     except OSError as exc:
         raise TraceError(path, None, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _lines(fh: IO[str], path: str, stats: ReadStats) -> Iterable[str]:
+    """The file's lines; for gzip, up to where a cut-short stream ends (see
+    the module doc). Plain files are iterated directly (the hot path)."""
+    return _gzip_lines(fh, stats) if path.endswith(".gz") else fh
+
+
+def _gzip_lines(fh: IO[str], stats: ReadStats) -> Iterator[str]:
+    # The text layer yields every complete line before it asks gzip for more,
+    # so the EOFError of a cut stream comes after them; the incomplete line
+    # it held is discarded with it.
+    try:
+        yield from fh
+    except EOFError:
+        stats.truncated = True
+
+
+def truncation_warning(path: str, stats: ReadStats) -> str | None:
+    """What to tell the user when `path` was cut short (None when it was not)."""
+    if not stats.truncated:
+        return None
+    return (f"{path}: the gzip stream ends early (its writer was killed?): read its {stats.rows} complete rows, "
+            "not what was still unwritten")
 
 
 def _bad_bytes(path: str) -> TraceError:
@@ -371,11 +411,12 @@ def _arrivals(path: str, columns: list, window: float, stats: ReadStats) -> Iter
     fh = open_text(path)
     reader = None
     with fh, _Guard(path, lambda: reader.line_num if reader is not None else None):
-        first = fh.readline()
+        lines = iter(_lines(fh, path, stats))
+        first = next(lines, "")
         if first.lstrip().startswith("{") or not first:
-            yield from _generic_arrivals(path, _chain(first, fh), columns, window, stats)
+            yield from _generic_arrivals(path, _chain(first, lines), columns, window, stats)
             return
-        reader = csv.reader(_chain(first, fh))
+        reader = csv.reader(_chain(first, lines))
         names, (t_name, u_name), (ti, ui) = _header(path, reader, columns)
         yield from _csv_arrivals(path, reader, names, t_name, u_name, ti, ui, window, stats)
 
@@ -456,7 +497,7 @@ def read_rows(path: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: 
 
     def items():
         with open_text(path) as fh, _Guard(path):
-            for line, _picked, *v in _records(path, fh, columns, stats):
+            for line, _picked, *v in _records(path, _lines(fh, path, stats), columns, stats):
                 row = _row(path, line, v)
                 yield (row.send, line, row)
 
@@ -485,10 +526,15 @@ def _row(path: str, line: int, v: list) -> TraceRow:
     return TraceRow(send, recv, user, session, env_id or None, cold, cache_hit, valid)
 
 
-def merge(paths: list[str], out: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S) -> int:
+def merge(paths: list[str], out: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S,
+          stats: list | None = None) -> int:
     """Merge plugin traces (e.g. one per worker) into one file in send order,
-    streamed; returns the rows written."""
-    streams = [read_rows(p, max_disorder_s) for p in paths]
+    streamed; returns the rows written. `stats`, when given, receives one
+    ReadStats per input."""
+    per_file = [ReadStats() for _ in paths]
+    if stats is not None:
+        stats.extend(per_file)
+    streams = [read_rows(p, max_disorder_s, st) for p, st in zip(paths, per_file)]
     with TraceWriter(out) as writer:
         for row in heapq.merge(*streams, key=lambda r: r.send):
             writer.write_row(row)
@@ -504,4 +550,5 @@ def worker_path(path: str, index: int) -> str:
 
 
 __all__ = ["FIELDS", "TIME_COLUMNS", "USER_COLUMNS", "Arrival", "TraceError", "TraceRow", "ReadStats", "TraceWriter",
-           "parse_time", "open_binary", "open_text", "read_arrivals", "read_rows", "merge", "worker_path"]
+           "parse_time", "open_binary", "open_text", "read_arrivals", "read_rows", "merge", "worker_path",
+           "truncation_warning"]

@@ -3,15 +3,29 @@ emulator's config so both drivers read `A:B`, `exp:MEAN` and `fixed:X` alike.
 
 Pure: a parsed distribution is a function of a `random.Random`, so each
 driver draws from a generator of its own (seeded or not) and the module keeps
-no state.
+no state. It also says what drivers plan with: `fixed` (its value when
+constant, else None) and `lowest` (the least value it draws).
 """
 from __future__ import annotations
 
 import math
 import random
-from typing import Callable
+from typing import Protocol
 
-Distribution = Callable[[random.Random], float]
+
+class Distribution(Protocol):
+    """`draw(rng)` -> seconds; `fixed`: the value when constant, else None; `lowest`: the least value drawn."""
+
+    fixed: float | None
+    lowest: float
+
+    def __call__(self, rng: random.Random) -> float: ...
+
+
+def _described(draw, fixed: float | None, lowest: float) -> Distribution:
+    # Attributes on the function itself: drawing stays one plain call (hot loops draw millions).
+    draw.fixed, draw.lowest = fixed, lowest
+    return draw
 
 
 def parse_distribution(spec: str, what: str = "think") -> Distribution:
@@ -28,7 +42,7 @@ def parse_distribution(spec: str, what: str = "think") -> Distribution:
             if not 0 < mean < math.inf:
                 raise ValueError
             rate = 1.0 / mean
-            return lambda rng: rng.expovariate(rate)
+            return _described(lambda rng: rng.expovariate(rate), None, 0.0)
         if text.startswith("fixed:"):
             text = text[6:]
         if ":" in text:
@@ -36,11 +50,11 @@ def parse_distribution(spec: str, what: str = "think") -> Distribution:
             if not 0 <= a <= b < math.inf:
                 raise ValueError
             width = b - a
-            return lambda rng: a + width * rng.random()
+            return _described(lambda rng: a + width * rng.random(), None, a)
         value = float(text)
         if not 0 <= value < math.inf:
             raise ValueError
-        return lambda rng: value
+        return _described(lambda rng: value, value, value)
     except ValueError:
         raise ValueError(
             f"{what}: {spec!r} is not a distribution: use A:B (uniform seconds), exp:MEAN or a fixed number of seconds"
