@@ -4,7 +4,8 @@ simulated hour, about 1.2 million invocations, in one process.
 Usage: python bench/simulator.py [--users N] [--duration S] [--seed K]
 Last line: simulated_invocations_per_s: N
 
-Replay (--replay): a generated trace of 10 M requests over 24 h from 50 000
+Replay (--replay): a generated trace of 10 M requests over about a day (the
+pauses are sized for 24 h; the line printed says the span it came to) from 50 000
 users (sessions of a few calls seconds apart, then a pause; a day-night swing
 in the rate), written as the plugin's gzip CSV, then replayed from the file
 (streamed). Before the full replay, the cost of each part is measured on the
@@ -30,9 +31,10 @@ from lambda_affinity.summary import summarize
 from lambda_affinity.trace import ReadStats, TraceWriter, read_arrivals
 
 
-def generate(path: str, requests: int, users: int, hours: float, seed: int) -> float:
+def generate(path: str, requests: int, users: int, hours: float, seed: int) -> tuple[float, float]:
     """Write `requests` rows in send order, streamed: each user's next call in
-    a heap of `users` entries. Returns the seconds it took."""
+    a heap of `users` entries. Returns (the seconds it took, the hours the
+    rows span: `hours` is the target the pauses are sized for, not exact)."""
     started = time.perf_counter()
     rng = random.Random(seed)
     span = hours * 3600.0
@@ -46,6 +48,7 @@ def generate(path: str, requests: int, users: int, hours: float, seed: int) -> f
     heapq.heapify(heap)
     names = [f"user{u}" for u in range(users)]
     left = [0] * users
+    t = t0
     with TraceWriter(path) as w:
         for _ in range(requests):
             t, u = heapq.heappop(heap)
@@ -57,7 +60,7 @@ def generate(path: str, requests: int, users: int, hours: float, seed: int) -> f
             day = 1.0 + 0.6 * math.sin(2 * math.pi * ((t - t0) % 86400) / 86400)
             gap = rng.uniform(2, 30) if left[u] else rng.expovariate(day / pause)
             heapq.heappush(heap, (t + gap, u))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, (t - t0) / 3600.0
 
 
 def model_alone(arrivals: list, seed: int) -> float:
@@ -79,9 +82,9 @@ def replay_bench(args) -> None:
     folder = tempfile.mkdtemp(prefix="replay-bench-")
     path = os.path.join(folder, "trace.csv.gz")
     try:
-        took = generate(path, args.requests, args.users, args.hours, args.seed)
-        print(f"generated {args.requests} requests, {args.users} users, {args.hours:g} h: "
-              f"{os.path.getsize(path) / 1e6:.0f} MB gzip in {took:.1f} s")
+        took, hours = generate(path, args.requests, args.users, args.hours, args.seed)
+        print(f"generated {args.requests} requests, {args.users} users, over {hours:.1f} h "
+              f"(target {args.hours:g} h): {os.path.getsize(path) / 1e6:.0f} MB gzip in {took:.1f} s")
         scenario = Scenario(latency="0")
         # per part, on the first --slice rows, side by side in this run
         head = []
