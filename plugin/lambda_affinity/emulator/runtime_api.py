@@ -19,7 +19,7 @@ from gevent import getcurrent
 
 from .invocation import Result, function_error
 from .wire import (App, BadRequest, Reader, Request, Response, _Date, answer, bad_request, encode_response, flush,
-                   read_and_handle, send_all)
+                   lingering_close, read_and_handle, send_all)
 
 PREFIX = "/2018-06-01/runtime"
 NEXT = PREFIX + "/invocation/next"
@@ -279,6 +279,8 @@ class RuntimeConnection:
         except OSError:
             pass
         self.held.clear()
+        # as the front ends do: a runtime still sending reads the answer, not a reset
+        lingering_close(self.sock)
 
 
 def connection_handler(sandbox, app: RuntimeAPI):
