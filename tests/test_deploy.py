@@ -1,11 +1,11 @@
 """`lambda-affinity deploy` / `destroy` against moto's in-process AWS (boto3 runs for real)."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import io
 import json
+import sys
 import zipfile
-import zipimport
 
 import boto3
 import pytest
@@ -86,9 +86,16 @@ def test_zip_has_the_handler_at_the_root_and_runs(tmp_path):
     assert package == d.build_zip()  # deterministic: same probe, same CodeSha256
     path = tmp_path / "probe.zip"
     path.write_bytes(package)
-    spec = zipimport.zipimporter(str(path)).find_spec("handler")
-    handler = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(handler)
+    # imported from the zip as Lambda's runtime would, through sys.path (zipimport's
+    # find_spec/exec_module are Python 3.10+)
+    sys.path.insert(0, str(path))
+    sys.modules.pop("handler", None)
+    try:
+        handler = importlib.import_module("handler")
+    finally:
+        sys.path.remove(str(path))
+        sys.modules.pop("handler", None)
+    assert handler.__file__.startswith(str(path))
     reply = handler.handler({"session": "u1"}, None)
     assert reply["probe"] == 1 and reply["cache"]["hit"] is False
 

@@ -131,7 +131,8 @@ class FunctionUrlUser(FastHttpUser):
         session = self.client
         path = self.probe_path if path is None else path
         url = path if path.startswith(("http://", "https://")) else session.base_url + path
-        base = name or session.request_name or self.probe_name
+        # request_name (client.rename_request) is newer than some Locust 2.x FastHttpSessions
+        base = name or getattr(session, "request_name", None) or self.probe_name
         method = self.probe_method
         headers = self._probe_headers
         if self._signer is not None:
