@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Iterable, Iterator, NamedTuple
 
+from dateutil.parser import isoparse  # botocore's own dependency; declared in setup.cfg
+
 FIELDS = ("send", "recv", "user", "session", "env_id", "cold", "cache_hit", "valid")
 # Tried in order when no column is named: the plugin's own, then common log names.
 TIME_COLUMNS = ("send", "timestamp", "time", "@timestamp", "requestTimeEpoch")
@@ -172,9 +174,12 @@ def _parse_iso(text: str) -> float:
     if not s:
         raise ValueError("empty time")
     try:
-        stamp = datetime.fromisoformat(s)
+        stamp = datetime.fromisoformat(s)  # fast, and before Python 3.11 strict ("Z", 1-digit fractions)
     except ValueError:
-        raise ValueError(f"{text!r} is neither epoch seconds nor an ISO 8601 time") from None
+        try:
+            stamp = isoparse(s)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{text!r} is neither epoch seconds nor an ISO 8601 time") from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)
     return stamp.timestamp()
