@@ -326,3 +326,16 @@ def test_random_pool_swap_remove_keeps_positions():
 def test_bad_model_config_names_the_key(data, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         ModelConfig.from_mapping(data)
+
+
+def test_an_environment_reaching_its_lifetime_in_its_handoff_retires_once():
+    """Its hand-off ends past its maximum lifetime: it retires, and its
+    invocation leaves the concurrency count once (not twice)."""
+    p, retired = make(busy_overhead_s=0.05, max_lifetime_s=1.0)
+    other, lease = hold(p, 2, 0.0)  # `other` stays in flight: the count stays above zero
+    env = lease.env
+    p.release(env, 0.98)            # replies at 0.98, free at 1.03: past its 1 s lifetime
+    assert env.state == HANDOFF and p.in_flight("f") == 2
+    p.expire(1.1)
+    assert env.state == DEAD and retired == [(env.id, "max-lifetime")]
+    assert p.in_flight("f") == 1 and other.env.state != DEAD

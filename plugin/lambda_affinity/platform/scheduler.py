@@ -163,10 +163,10 @@ class Platform:
             free_at, env = q.popleft()
             if env.state != HANDOFF:
                 continue  # killed meanwhile
-            self.counter.done(env.function)
             if free_at - env.created_at >= self.config.max_lifetime_s:
-                self._retire(env, LIFETIME)
+                self._retire(env, LIFETIME)  # _retire counts a hand-off's invocation done
             else:
+                self.counter.done(env.function)
                 self._go_idle(env, free_at)
 
     def kill(self, env: Environment, reason: str = RECYCLED) -> None:
