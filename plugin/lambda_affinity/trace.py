@@ -369,9 +369,7 @@ def _ordered(path: str, items: Iterator[tuple], window: float, column: list, sta
         t = item[0]
         if t < newest:
             if t < newest - window:
-                raise TraceError(
-                    path, item[1], f"{t:.6f} is {newest - t:.3f} s before line {newest_line}'s time: rows must be "
-                    f"in time order, at most {window:g} s apart (--max-disorder)", column[0])
+                raise _out_of_order(path, item[1], t, newest, newest_line, window, column[0])
             stats.reordered += 1
         else:
             newest, newest_line = t, item[1]
@@ -388,6 +386,14 @@ def _ordered(path: str, items: Iterator[tuple], window: float, column: list, sta
         if stats.first is None:
             stats.first = out[0]
         yield out[2]
+
+
+def _out_of_order(path: str, line: int, t: float, newest: float, newest_line: int, window: float,
+                  column: str) -> "TraceError":
+    """The error for a row further back in time than the reorder window allows
+    (one message for the generic reader and the CSV hot path)."""
+    return TraceError(path, line, f"{t:.6f} is {newest - t:.3f} s before line {newest_line}'s time: rows must be "
+                                  f"in time order, at most {window:g} s apart (--max-disorder)", column)
 
 
 def _time(path: str, line: int, column: str, text) -> float:
@@ -456,9 +462,7 @@ def _csv_arrivals(path, reader, names, t_name, u_name, ti, ui, window, stats) ->
         n += 1
         if t < newest:
             if t < newest - window:
-                raise TraceError(path, reader.line_num, f"{t:.6f} is {newest - t:.3f} s before line {newest_line}'s "
-                                 f"time: rows must be in time order, at most {window:g} s apart (--max-disorder)",
-                                 t_name)
+                raise _out_of_order(path, reader.line_num, t, newest, newest_line, window, t_name)
             reordered += 1
             lowest = min(lowest, t)
         else:
