@@ -28,7 +28,6 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import resource  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -40,6 +39,7 @@ import gevent  # noqa: E402
 import psutil  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 
+from lambda_affinity.emulator.machine import raise_fd_limit  # noqa: E402
 from lambda_affinity.emulator.process import EmulatorProcess  # noqa: E402
 
 INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
@@ -178,12 +178,6 @@ class Target:
         self.dir.cleanup()
 
 
-def raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
-
-
 # -- phases --------------------------------------------------------------------------
 def burst(phase: str, n: int) -> PhaseResult:
     res = PhaseResult(phase)
@@ -216,7 +210,8 @@ def burst(phase: str, n: int) -> PhaseResult:
 
 def keepalive(n: int) -> PhaseResult:
     res = PhaseResult("keepalive")
-    raise_fd_limit(n + 256)
+    if raise_fd_limit() < n + 256:  # this client holds n sockets; the emulator raises its own limit
+        raise SystemExit(f"keepalive: {n} connections need {n + 256} open files; the hard limit allows fewer")
     with Target({"init_delay_s": 0.0}) as t:
         started = time.monotonic()
         host, port = t.url

@@ -90,9 +90,16 @@ def raise_fd_limit() -> int:
     if soft != resource.RLIM_INFINITY and soft < ceiling:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
-            soft = ceiling
         except (ValueError, OSError):
             pass  # left as it was: fewer connections and environments, nothing else changes
+    return fd_limit()
+
+
+def fd_limit() -> int:
+    """This process's soft RLIMIT_NOFILE (an unlimited one as the kernel's nr_open)."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return _nr_open() if soft == resource.RLIM_INFINITY else soft
 
 
@@ -106,10 +113,11 @@ def _nr_open() -> int:
 
 
 def read_limits() -> MachineLimits:
+    """This process's limits as they stand (the service raises its fd limit first)."""
     import psutil
 
     return MachineLimits(available_mb=psutil.virtual_memory().available / 2**20, free_tasks=_free_tasks(),
-                         fd_limit=raise_fd_limit())
+                         fd_limit=fd_limit())
 
 
 def _free_tasks() -> int | None:

@@ -23,7 +23,6 @@ from .auth import Authority
 from .config import EmulatorConfig, default_config
 from .function_url import FunctionURL
 from .invoke_api import InvokeAPI
-from .machine import raise_fd_limit  # connections have no cap of their own: the fds are the limit
 from .introspection import ENVIRONMENTS, PREFIX as INTROSPECTION_PREFIX
 from .network import ModelledNetwork
 from .service import InvocationService
@@ -53,7 +52,6 @@ class Emulator:
 
     # -- running in the current thread's gevent loop ------------------------
     def _boot(self) -> None:
-        raise_fd_limit()
         self._stopped = Event()
         self.service = InvocationService(self.config, self.log_stream)
         self.service.start()

@@ -89,6 +89,10 @@ class InvocationService:
         self.config = config
         self.functions = {f.name: f for f in config.functions}
         self._arns = {name: self.arn(name) for name in self.functions}
+        # Once, before anything reads it: the front ends' connections and every environment's
+        # descriptors live in this process (1024 would stop a burst near 250), and the cap
+        # derived below is bounded by it.
+        raise_fd_limit()
         model, self.local_cap = config.model, {"max_environments": config.model.max_environments,
                                                "source": "config", "decided_by": None, "throttled": 0}
         if model.max_environments is None:
@@ -124,7 +128,6 @@ class InvocationService:
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         make_undumpable()  # function code must not read this process's environment (the user's credentials)
-        raise_fd_limit()   # each environment holds descriptors here: 1024 would stop a burst near 250
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
         self._memory_watch = gevent.spawn(self._watch_memory)
