@@ -91,6 +91,9 @@ class InvokeAPI(App):
 
     def __init__(self, service: InvocationService) -> None:
         self.service = service
+        # Read botocore's model now (about 0.25 s), at start: on the first request it would
+        # stall the one loop every invocation in flight runs on.
+        _constraints()
 
     def too_large(self, req: Request) -> Response:
         return too_large()
