@@ -220,7 +220,7 @@ def test_malformed_replies_are_failures_with_precise_messages(tmp_path):
 
 
 def test_help_lists_the_plugin_options(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "lambda_affinity.locust_plugin", "--help"], cwd=tmp_path,
+    out = subprocess.run([sys.executable, "-m", "lambda_affinity.cli", "locust", "--help"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     for option in ("--affinity-json", "--affinity-min-hit-rate", "--affinity-min-warm-rate",

@@ -14,7 +14,7 @@ stable session key, sent with every call, so the probe can tell whether this
 user's session was already cached in the environment that served it.
 
 Any other user records replies with `record_reply(self, body)`; see
-locust_plugin.record_reply.
+lambda_affinity.locust_plugin.record_reply.
 """
 from __future__ import annotations
 
@@ -26,14 +26,12 @@ from urllib.parse import urlsplit
 
 import gevent
 from locust import LoadTestShape, User, task
-from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpUser
+from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import LocustError, StopUser
 
-from . import locust_plugin as plugin
-from .locust_plugin import (
-    SESSION_HEADER, PluginConfigError, attach, check_host, parse_lambda_host, record_invalid, record_reply,
-    stats_name,
-)
+from .locust_plugin import PluginConfigError, check_host, parse_lambda_host, plugin_for, record_invalid, record_reply
+from .locust_plugin import adapter
+from .locust_plugin.plugin import SESSION_HEADER, outcome_name
 from .probe import Observation, ProbeReplyError, function_error, http_failure, invoke_failure, parse_reply
 
 __all__ = ["FunctionUrlUser", "InvokeUser", "AllAtOnce", "record_reply", "record_invalid", "ProbeReplyError",
@@ -62,11 +60,12 @@ def _conclude(user, request_type: str, name: str, start_time: float, elapsed_ms:
     if obs is not None:
         user._tracker.record(user.affinity_user, obs.env_id, obs.cold, obs.cache_hit)
         if user._split:
-            name = stats_name(name, obs)
+            name = outcome_name(name, obs)
     else:
         user._tracker.record_invalid(user.affinity_user)
-    if plugin.STATE.trace is not None:
-        plugin.trace_row(user, start_time, obs, start_time + elapsed_ms / 1000)
+    trace = user._plugin.trace
+    if trace.active:
+        trace.row(user.affinity_user, user.affinity_session, start_time, obs, start_time + elapsed_ms / 1000)
     user._fire(request_type=request_type, name=name, response_time=elapsed_ms, response_length=len(body),
                exception=error, context=user.context(), response=response, start_time=start_time, url=url)
     return obs
@@ -103,13 +102,15 @@ class FunctionUrlUser(FastHttpUser):
     def __init__(self, environment) -> None:
         _check_host(self)
         super().__init__(environment)
-        attach(self)
+        self._plugin = plugin_for(environment)
+        self._plugin.attach(self)
         self._probe_headers = {SESSION_HEADER: self.affinity_session}
-        self._tracker = plugin.tracker()
+        self._tracker = self._plugin.tracker
         self._fire = environment.events.request.fire
-        self._split = bool(plugin._option("affinity_split_stats", False))
+        options = self._plugin.options
+        self._split = options.affinity_split_stats
         self._signer = None
-        if plugin._option("affinity_sigv4", False):
+        if options.affinity_sigv4:
             signer = _url_signer(self.host)
             if isinstance(signer, SignerUnavailable):
                 signer.report(environment)
@@ -131,8 +132,7 @@ class FunctionUrlUser(FastHttpUser):
         session = self.client
         path = self.probe_path if path is None else path
         url = path if path.startswith(("http://", "https://")) else session.base_url + path
-        # request_name (client.rename_request) is newer than some Locust 2.x FastHttpSessions
-        base = name or getattr(session, "request_name", None) or self.probe_name
+        base = name or adapter.request_name(session) or self.probe_name
         method = self.probe_method
         headers = self._probe_headers
         if self._signer is not None:
@@ -144,16 +144,16 @@ class FunctionUrlUser(FastHttpUser):
         status = 0
         resp = None
         try:
-            resp = session.client.urlopen(url, method=method, headers=headers, payload=body)
+            resp = adapter.raw_urlopen(session, url, method, headers, body)
             content = resp.content
             status = resp.status_code
-        except FAILURE_EXCEPTIONS as exc:  # what FastHttpSession counts as a failed request
+        except adapter.FAILURE_EXCEPTIONS as exc:  # what FastHttpSession counts as a failed request
             resp = getattr(exc, "response", None)
             if resp is not None:  # an HTTP error status: the body says why
                 status = resp.status_code
                 try:
                     content = resp.content or b""
-                except FAILURE_EXCEPTIONS:
+                except adapter.FAILURE_EXCEPTIONS:
                     content = b""
             else:
                 error = ProbeReplyError(http_failure(0, None, exc))
@@ -283,9 +283,8 @@ def lambda_client(endpoint_url: str | None, region: str | None, pool_size: int =
     return client
 
 
-def _pool_size() -> int:
-    users = plugin._option("num_users") or 10
-    return min(int(users), 1000)
+def _pool_size(users: int | None) -> int:
+    return min(int(users or 10), 1000)
 
 
 class InvokeUser(User):
@@ -312,17 +311,19 @@ class InvokeUser(User):
         _check_host(self)
         try:
             target = parse_lambda_host(self.host)
-            endpoint = target.endpoint_url or plugin._option("affinity_endpoint_url")
-            self.lambda_client = lambda_client(endpoint, target.region, _pool_size(),
+            options = plugin_for(environment).options
+            endpoint = target.endpoint_url or options.affinity_endpoint_url
+            self.lambda_client = lambda_client(endpoint, target.region, _pool_size(options.num_users),
                                                self.connect_timeout, self.read_timeout)
         except PluginConfigError as exc:
             raise LocustError(str(exc)) from None
         self.function_name = target.function
-        attach(self)
+        self._plugin = plugin_for(environment)
+        self._plugin.attach(self)
         self._payload = self.payload()
-        self._tracker = plugin.tracker()
+        self._tracker = self._plugin.tracker
         self._fire = environment.events.request.fire
-        self._split = bool(plugin._option("affinity_split_stats", False))
+        self._split = options.affinity_split_stats
 
     def payload(self) -> bytes:
         return json.dumps({"session": self.affinity_session}).encode()
@@ -376,10 +377,10 @@ class AllAtOnce(LoadTestShape):
     duration_s = 10.0
 
     def tick(self):
-        given = plugin.given_options()
-        users = given.get("num_users") or self.users
-        rate = given.get("spawn_rate") or users  # rate >= users: a single batch
-        duration = given.get("run_time") or self.duration_s
+        given = plugin_for(self.runner.environment).given
+        users = given.num_users or self.users
+        rate = given.spawn_rate or users  # rate >= users: a single batch
+        duration = given.run_time or self.duration_s
         if self.get_run_time() >= duration:
             return None
         return users, rate

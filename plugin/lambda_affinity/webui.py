@@ -24,7 +24,7 @@ import heapq
 import json
 import threading
 import time
-from typing import Callable, Mapping
+from typing import Callable, Hashable, Mapping, Protocol
 
 from . import summary
 
@@ -140,12 +140,22 @@ class _Live:
             return self.value
 
 
-def install(environment, web_ui) -> None:
+class LiveView(Protocol):
+    """What the tab shows: the plugin object implements it."""
+
+    def snapshot(self) -> tuple[dict, list[dict]]:
+        """The summary document (--affinity-json schema) and per-user rows, now."""
+        ...
+
+    def version(self) -> Hashable:
+        """Changes whenever the snapshot may have changed."""
+        ...
+
+
+def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
     """Add the tab, its routes and hooks to Locust's web UI. Idempotent: the
     init event may fire again, and Flask refuses routes once serving."""
     from flask import Blueprint, Response, request
-
-    from . import locust_plugin
 
     web_ui.template_args["extended_tabs"] = [{"title": "Affinity", "key": TAB_KEY}]
     web_ui.template_args["extended_tables"] = [
@@ -160,18 +170,8 @@ def install(environment, web_ui) -> None:
         return
     web_ui._lambda_affinity = True
 
-    def compute():
-        rows, envs = locust_plugin.final_rows(environment)
-        return locust_plugin.current_doc(environment, rows, envs), rows
-
-    def key():
-        # a master's rows change only with a worker's message: its version says when
-        runner = environment.runner
-        return getattr(runner, "state", None), locust_plugin.STATE.aggregator.version
-
-    live = _Live(compute, key)
-    options = environment.parsed_options
-    bp = Blueprint("lambda_affinity", __name__, url_prefix=getattr(options, "web_base_path", None) or None)
+    live = _Live(view.snapshot, view.version)
+    bp = Blueprint("lambda_affinity", __name__, url_prefix=web_base_path or None)
     guard = web_ui.auth_required_if_enabled
 
     def send(body: str, mimetype: str, filename: str) -> Response:

@@ -1,0 +1,83 @@
+"""The embedded emulator a run starts when it has no --host: the bundled
+probe behind the real wire protocols, stopped when Locust quits."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+
+from .hosts import LambdaTarget, PluginConfigError, Transport
+
+logger = logging.getLogger("lambda_affinity")
+
+
+class EmbeddedEmulator:
+    """One emulator process for a Locust process (the master's, in a
+    distributed run). `start` returns the host of each transport asked for."""
+
+    def __init__(self, function: str, config_path: str | None) -> None:
+        self.function = function
+        self.config_path = config_path
+        self.process: Any = None
+        self.notes: list[str] = []  # e.g. the emulator's own cap refused calls
+
+    def start(self, transports: Iterable[Transport]) -> dict[Transport, str]:
+        from ..emulator.process import EmulatorProcess, EmulatorStartError
+
+        kinds = set(transports)
+        emu = EmulatorProcess(config_path=self.config_path)
+        try:
+            emu.__enter__()
+        except EmulatorStartError as exc:  # e.g. a bad config: its message names file and key
+            raise PluginConfigError(f"the embedded emulator did not start: {exc}") from None
+        self.process = emu
+        atexit.register(self.stop)  # also covers exits that skip `quitting`
+        urls = getattr(emu, "function_urls", {}) or {}
+        if Transport.FUNCTION_URL in kinds and self.function not in urls:
+            self.stop()
+            raise PluginConfigError(
+                f"the embedded emulator has no Function URL for function {self.function!r} "
+                f"(functions with a URL: {', '.join(sorted(urls)) or 'none'}); see --affinity-function"
+            )
+        every = {Transport.FUNCTION_URL: urls.get(self.function), Transport.INVOKE: LambdaTarget(self.function, emu.endpoint).host()}
+        hosts = {k: every[k] for k in kinds if every[k]}
+        logger.info(
+            "Embedded Lambda emulator started (Invoke API %s); the run targets %s",
+            emu.endpoint,
+            " and ".join(hosts[k] for k in sorted(hosts, key=lambda t: t.value)),
+        )
+        return hosts
+
+    def stop(self) -> None:
+        """Idempotent."""
+        emu, self.process = self.process, None
+        if emu is None:
+            return
+        note = local_cap_note(emu)
+        if note:
+            self.notes.append(note)
+        emu.stop()
+
+
+def local_cap_note(emu: Any) -> str | None:
+    """A line for the summary when the emulator's own cap on environments (a
+    limit of this machine, not AWS's) refused calls during the run."""
+    if not getattr(emu, "introspection_url", None):
+        return None
+    try:
+        with urllib.request.urlopen(emu.introspection_url, timeout=2) as reply:
+            cap = json.loads(reply.read()).get("local_cap") or {}
+    except (OSError, ValueError):
+        return None
+    if not cap.get("throttled"):
+        return None
+    source = "set by its config" if cap.get("source") == "config" else "derived from this machine"
+    return (
+        f"the embedded emulator's cap of {cap.get('max_environments')} live environments ({source}) "
+        f"refused {cap['throttled']} calls with 429: a limit of this machine, not AWS's account "
+        "concurrency; see docs/emulator.md, Machine cap"
+    )

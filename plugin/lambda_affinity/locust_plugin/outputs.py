@@ -1,0 +1,81 @@
+"""End-of-run outputs: --affinity-json, the --csv companions, the section in
+the --html report, the CI checks and the console summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .. import summary
+from .options import AffinityOptions
+
+logger = logging.getLogger("lambda_affinity")
+console = logging.getLogger("locust.stats_logger")  # Locust's own channel for its end-of-run tables
+
+CHECK_EXIT_CODE = 3  # locust-plugins' convention for a failed check
+RATES_LINE_MAX_USERS = 50
+
+
+@dataclass
+class RunReport:
+    """What a finished run produced, for the console summary."""
+
+    doc: dict
+    rows: list[dict]
+    failures: list[str] = field(default_factory=list)
+    passes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # workers lost, the emulator's own cap hit
+    written: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+
+def _write(path: str, text: str, written: list[str]) -> None:
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    written.append(path)
+
+
+def write_outputs(doc: dict, rows: list[dict], options: AffinityOptions, warnings: Iterable[str] = ()) -> RunReport:
+    """Evaluate the checks and write every file the options ask for."""
+    failures, passes = summary.evaluate_checks(doc, options.thresholds())
+    report = RunReport(doc, rows, failures, passes, list(warnings))
+    if options.affinity_json:
+        _write(options.affinity_json, json.dumps(doc, indent=1) + "\n", report.written)
+    if options.csv_prefix:
+        _write(f"{options.csv_prefix}_affinity.csv", summary.rows_csv(rows), report.written)
+        _write(f"{options.csv_prefix}_affinity_summary.csv", summary.summary_csv(doc), report.written)
+    html_file = options.html_file
+    if html_file and os.path.exists(html_file):
+        # Locust wrote its report just before `quitting`; add our section to it.
+        with open(html_file, encoding="utf-8") as fh:
+            page = fh.read()
+        section = summary.render_html_section(doc, report.warnings + failures + passes)
+        _write(html_file, summary.inject_html_section(page, section), report.written)
+    return report
+
+
+def print_report(report: RunReport, late_warnings: Iterable[str] = ()) -> None:
+    """After Locust's own tables: the affinity table, the seed's rates line, checks."""
+    console.info("")
+    for line in summary.render_table(report.doc).splitlines():
+        console.info(line)
+    if 0 < report.doc["users"] <= RATES_LINE_MAX_USERS:  # rows again only when the line is short
+        console.info(summary.rates_line(report.rows))
+    for path in report.written:
+        console.info(f"affinity: wrote {path}")
+    for message in [*report.warnings, *late_warnings]:
+        logger.warning(message)
+    for message in report.passes:
+        console.info(message)
+    for message in report.failures:
+        logger.error(message)
+    console.info("")

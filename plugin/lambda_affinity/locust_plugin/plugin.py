@@ -1,0 +1,308 @@
+"""The plugin object: one per Locust process (standalone, master or worker),
+created when Locust initialises its Environment and held for it; its
+listeners are its methods, added to that Environment's events.
+
+It is given its collaborators: the tracker (this process's users), a role
+for distributed runs (roles.py), the embedded emulator (embedded.py), the
+trace (tracing.py) and the end-of-run outputs (outputs.py). Each can be
+built and tested without Locust running.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+import weakref
+from collections.abc import Hashable
+from typing import Any
+
+from .. import summary
+from ..emulator.containment import make_undumpable
+from ..probe import Observation, ProbeReplyError, parse_reply
+from ..tracker import Tracker
+from . import adapter
+from .adapter import Role
+from .embedded import EmbeddedEmulator
+from .hosts import PluginConfigError, Transport, check_host, transport_of
+from .options import AffinityOptions, GivenLoad
+from .outputs import CHECK_EXIT_CODE, RunReport, print_report, write_outputs
+from .roles import FINAL_MESSAGE, FINAL_WAIT_S, MasterRole, WorkerRole
+from .tracing import TraceRecorder
+
+logger = logging.getLogger("lambda_affinity")
+
+SESSION_HEADER = "x-affinity-session"
+
+
+class AffinityPlugin:
+    """lambda-affinity in one Locust process."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.tracker = Tracker()
+        self.trace = TraceRecorder()
+        self.numbers = itertools.count(1)
+        self.run_token = os.urandom(3).hex()
+        self.given = GivenLoad.of(self.options)
+        self.worker: WorkerRole | None = None
+        self.master: MasterRole | None = None
+        self.emulator: EmbeddedEmulator | None = None
+        self.report: RunReport | None = None
+        self._label_prefix = ""
+
+    # -- what the plugin reads of Locust -------------------------------------------
+
+    @property
+    def options(self) -> AffinityOptions:
+        """Read afresh: a worker takes the master's options with every spawn message."""
+        return AffinityOptions.of(getattr(self.environment, "parsed_options", None))
+
+    @property
+    def role(self) -> Role:
+        return adapter.role_of(getattr(self.environment, "runner", None))
+
+    def affinity_classes(self) -> list[type]:
+        return [c for c in (self.environment.user_classes or []) if transport_of(c) is not None]
+
+    # -- wiring ------------------------------------------------------------------------
+
+    def listen(self, events: Any) -> None:
+        events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
+        events.report_to_master.add_listener(self.on_report_to_master)
+        events.worker_report.add_listener(self.on_worker_report)
+        events.quitting.add_listener(self.on_quitting)
+        events.quit.add_listener(self.on_quit)
+
+    def on_init(self, runner: Any = None, web_ui: Any = None) -> None:
+        """Locust built the runner (and web UI): set the role up, check the
+        hosts and start the embedded emulator when no host is given."""
+        # Every role (worker, --processes child too) holds the user's AWS credentials: not readable by function code.
+        make_undumpable()
+        role = adapter.role_of(runner)
+        if role is Role.WORKER:
+            self.worker = WorkerRole(self.tracker)
+            self._label_prefix = f"w{adapter.worker_index(runner)}-"
+            return  # hosts come from the master; the emulator runs next to it
+        if role is Role.MASTER:
+            self.master = MasterRole()
+            adapter.register_message_once(runner, FINAL_MESSAGE, self.on_final_message)
+        if web_ui is not None:
+            from .. import webui
+
+            webui.install(web_ui, self, self.options.web_base_path)
+        classes = self.affinity_classes()
+        if not classes:
+            return
+        try:
+            for cls in classes:
+                check_host(cls, self.environment.host or cls.host)
+            if not self.environment.host and any(c.host is None for c in classes):
+                self._start_emulator(classes)
+        except PluginConfigError as exc:
+            logger.error("lambda-affinity: %s", exc)
+            self.stop_emulator()
+            sys.exit(1)
+
+    def _start_emulator(self, classes: list[type]) -> None:
+        options = self.options
+        self.emulator = EmbeddedEmulator(options.affinity_function, options.affinity_emulator_config)
+        hosts = self.emulator.start({transport_of(c) for c in classes} - {None})  # type: ignore[arg-type]
+        for cls in classes:
+            if cls.host is None:
+                cls.host = hosts[transport_of(cls)]  # type: ignore[index]
+        if len(hosts) == 1:
+            # one host for all: it also travels to workers in every spawn message
+            self.environment.host = next(iter(hosts.values()))
+        parsed = self.environment.parsed_options
+        if parsed is not None:
+            # per user kind, for workers (parsed options travel in spawn messages too)
+            parsed.affinity_hosts = {k.value: v for k, v in hosts.items()}
+
+    def stop_emulator(self) -> None:
+        if self.emulator is not None:
+            self.emulator.stop()
+
+    # -- users' identity and their replies -------------------------------------------
+
+    def attach(self, user: Any) -> str:
+        """Give a Locust user its stable label (the row key) and session key
+        (sent to the function). Idempotent; returns the label."""
+        label = getattr(user, "affinity_user", None)
+        if label is None:
+            label = f"{self._label_prefix}u{next(self.numbers)}"
+            user.affinity_user = label
+            # the token keeps two runs against one warm deployment from sharing cache entries
+            user.affinity_session = f"{label}-{self.run_token}"
+            self.tracker.register(label)
+        return label
+
+    def label(self, user: Any) -> str:
+        return user if isinstance(user, str) else self.attach(user)
+
+    def record(self, user: Any, obs: Observation | None, sent_at: float | None = None,
+               received_at: float | None = None) -> None:
+        """Count one reply for `user`: valid when `obs` is given, else a failed call."""
+        label = self.label(user)
+        if obs is None:
+            self.tracker.record_invalid(label)
+        else:
+            self.tracker.record(label, obs.env_id, obs.cold, obs.cache_hit)
+        if self.trace.active:
+            session = "" if isinstance(user, str) else getattr(user, "affinity_session", "")
+            self.trace.row(label, session, sent_at, obs, received_at)
+
+    def record_reply(self, user: Any, reply: Any, sent_at: float | None = None) -> Observation:
+        try:
+            obs = parse_reply(reply)
+        except ProbeReplyError:
+            self.record(user, None, sent_at)
+            raise
+        self.record(user, obs, sent_at)
+        return obs
+
+    # -- a test ------------------------------------------------------------------------
+
+    def on_test_start(self, environment: Any = None, **_kw: Any) -> None:
+        # A new test (web UI "start" again) measures afresh.
+        self.tracker.reset()
+        self.numbers = itertools.count(1)
+        self.run_token = os.urandom(3).hex()
+        runner = self.environment.runner
+        parsed = self.environment.parsed_options
+        role = adapter.role_of(runner)
+        if role is Role.MASTER:
+            self.trace.close()  # the master runs no users: its workers write the rows
+        else:
+            self.trace.open(self.options.affinity_trace, adapter.worker_index(runner) if role is Role.WORKER else None)
+        if self.master is not None:
+            # The run's name travels to workers in every spawn message (parsed
+            # options do), so a report of an earlier run arriving late is dropped.
+            if parsed is not None:
+                parsed.affinity_run = self.run_token
+            self.master.begin(self.run_token, adapter.connected_workers(runner))
+        elif self.worker is not None:
+            self.worker.begin(getattr(parsed, "affinity_run", None))
+            hosts = getattr(parsed, "affinity_hosts", None) or {}
+            for cls in self.affinity_classes():
+                transport = transport_of(cls)
+                if cls.host is None and transport is not None and hosts.get(transport.value):
+                    cls.host = hosts[transport.value]  # the master's embedded emulator
+
+    def on_test_stop(self, environment: Any = None, **_kw: Any) -> None:
+        self.trace.close()
+        if self.worker is not None:
+            self.worker.send_final(self.environment.runner)
+
+    def on_report_to_master(self, client_id: str = "", data: dict | None = None, **_kw: Any) -> None:
+        if self.worker is not None and data is not None:
+            self.worker.add_to_report(data)
+
+    def on_worker_report(self, client_id: str = "", data: dict | None = None, **_kw: Any) -> None:
+        if self.master is not None and data is not None:
+            self.master.on_report(client_id, data, self._worker_index(client_id))
+
+    def on_final_message(self, environment: Any = None, msg: Any = None, **_kw: Any) -> None:
+        if self.master is not None and msg is not None:
+            self.master.receive(msg.node_id, msg.data, self._worker_index(msg.node_id))
+
+    def _worker_index(self, client_id: str) -> int | None:
+        runner = self.environment.runner
+        return runner.get_worker_index(client_id) if adapter.role_of(runner) is Role.MASTER else None
+
+    # -- the results -------------------------------------------------------------------
+
+    def rows(self) -> tuple[list[dict], int]:
+        """Per-user rows and distinct environments for the whole run (so far, while it runs)."""
+        if self.master is not None:
+            return self.master.aggregator.row_dicts(), self.master.aggregator.environments
+        return self.tracker.rows(), self.tracker.environments
+
+    def snapshot(self) -> tuple[dict, list[dict]]:
+        """The summary document (the --affinity-json schema) and the rows it
+        sums; a master's also says how many workers took part and which were lost."""
+        rows, envs = self.rows()
+        doc = summary.summarize(rows, envs)
+        if self.master is not None:
+            doc["workers"] = self.master.aggregator.summary_of_workers()
+        return doc, rows
+
+    def version(self) -> Hashable:
+        """Changes whenever the snapshot may have: the runner's state (a page
+        that sees "stopped" then gets the final numbers), and on a master
+        every message of ours."""
+        runner = self.environment.runner
+        return getattr(runner, "state", None), self.master.aggregator.version if self.master is not None else None
+
+    def finish(self) -> RunReport | None:
+        """End of run (master or standalone): summary, files, checks."""
+        options = self.options
+        doc, rows = self.snapshot()
+        asked = any(v is not None for v in options.thresholds().values()) or options.affinity_json
+        if not rows and not asked and not self.affinity_classes():
+            return None  # the plugin was imported but nothing probed: stay silent
+        problems = self.master.aggregator.problems() if self.master is not None else []
+        self.report = write_outputs(doc, rows, options, problems)
+        if self.report.failed:
+            self.environment.process_exit_code = CHECK_EXIT_CODE
+        return self.report
+
+    def on_quitting(self, environment: Any = None, **_kw: Any) -> None:
+        runner = self.environment.runner
+        try:
+            if self.worker is not None:
+                # SIGTERM on a worker: stop its users (test_stop sends the final
+                # snapshot); after a normal stop the snapshot is already out.
+                if adapter.is_running(runner):
+                    runner.stop()
+                self.worker.send_final(runner)
+                return
+            if adapter.is_running(runner):
+                # On SIGTERM Locust fires `quitting` while users still run: stop
+                # them first (idempotent), so the summary is final and no call
+                # hits a stopped emulator. On a master this tells the workers to stop.
+                runner.stop()
+            if self.master is not None:
+                # Locust fires test_stop on a master before the workers' last
+                # reports arrive: wait for the actual final snapshots, bounded.
+                self.master.await_workers(runner, FINAL_WAIT_S + (self.environment.stop_timeout or 0))
+            self.finish()
+        finally:
+            self.trace.close()
+            self.stop_emulator()
+
+    def on_quit(self, **_kw: Any) -> None:
+        if self.report is not None:
+            print_report(self.report, self.emulator.notes if self.emulator is not None else ())
+
+
+def outcome_name(base: str, obs: Observation) -> str:
+    """The request name in Locust's stats split by outcome (--affinity-split-stats)."""
+    outcome = obs.outcome
+    return f"{base} [{outcome}]" if outcome else base
+
+
+# -- one plugin per Environment ------------------------------------------------------
+
+_PLUGINS: weakref.WeakKeyDictionary[Any, AffinityPlugin] = weakref.WeakKeyDictionary()
+_current: AffinityPlugin | None = None
+
+
+def plugin_for(environment: Any) -> AffinityPlugin:
+    """The Environment's plugin, created (and its listeners added) on first
+    use: at Locust's `init`, or by a user built in a bare Environment."""
+    global _current
+    plugin = _PLUGINS.get(environment)
+    if plugin is None:
+        plugin = _PLUGINS[environment] = AffinityPlugin(environment)
+        plugin.listen(environment.events)
+        _current = plugin
+    return plugin
+
+
+def current() -> AffinityPlugin | None:
+    """The plugin of this process's latest Environment (Locust has one per
+    process): for calls that name a user by label, not by Locust user."""
+    return _current

@@ -1,0 +1,139 @@
+"""A worker's and a master's part in a distributed run (Locust's --master /
+--worker). The rows themselves travel and merge in ..distributed (pure);
+this is who sends what when, and how long a quitting master waits.
+
+A worker sends the per-user rows that changed with each of Locust's periodic
+reports, and a full snapshot when its test stops; the master folds them in
+and writes every output at `quitting`, once the workers' final snapshots are
+in or a bounded wait is over.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import gevent
+from gevent.event import Event
+from locust.exception import RPCError
+
+from ..distributed import Aggregator, final_payload, periodic_payload
+from ..tracker import Tracker
+from . import adapter
+
+logger = logging.getLogger("lambda_affinity")
+
+FINAL_MESSAGE = "lambda_affinity_final"  # a worker's full snapshot when its test stops
+REPORT_KEY = "lambda_affinity"  # our part of Locust's periodic worker report
+# How long a quitting master waits for workers' final snapshots, on top of
+# Locust's --stop-timeout (workers stop their users first). Workers reply
+# within milliseconds; the bound only matters for a worker that hangs.
+FINAL_WAIT_S = 10.0
+
+
+class WorkerRole:
+    """A worker's side: its tracker's rows, sent to the master of its run."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.run: str | None = None  # the master's run this worker takes part in
+        self.final_sent = False
+
+    def begin(self, run: str | None) -> None:
+        self.run = run
+        self.final_sent = False
+
+    def add_to_report(self, data: dict) -> None:
+        """What a worker adds to Locust's periodic report: rows changed and
+        environment ids first seen since the last one (nothing when none)."""
+        if self.run is None:
+            return  # not in a run of this master (yet)
+        payload = periodic_payload(self.tracker, self.run)
+        if payload is not None:
+            data[REPORT_KEY] = payload
+
+    def send_final(self, runner: Any) -> None:
+        """The full snapshot, once per run. Sent on the same connection before
+        Locust's own last report, so the master has it before it hears that
+        the worker stopped or quit."""
+        if self.run is None or self.final_sent:
+            return
+        self.final_sent = True
+        payload = final_payload(self.tracker, self.run)
+        try:
+            runner.send_message(FINAL_MESSAGE, payload)
+        except RPCError as exc:
+            logger.error(
+                "lambda-affinity: could not send the final snapshot (%s users) to the master: %s",
+                payload["final"]["users"],
+                exc,
+            )
+
+
+class MasterRole:
+    """A master's side: every worker's rows, and the wait for their last ones."""
+
+    def __init__(self) -> None:
+        self.aggregator = Aggregator()
+        self.heard = Event()  # set on every message of ours: wakes the final wait
+
+    def begin(self, run: str, workers: Iterable[tuple[str, int | None]]) -> None:
+        self.aggregator.start(run)
+        for key, index in workers:
+            self.aggregator.worker(key, index)
+
+    def receive(self, client_id: str, payload: Mapping, index: int | None) -> bool:
+        """Fold one worker payload (periodic or final); False when it belongs to another run."""
+        folded = self.aggregator.receive(client_id, payload, index)
+        self.heard.set()
+        return folded
+
+    def on_report(self, client_id: str, data: Mapping, index: int | None) -> None:
+        payload = data.get(REPORT_KEY)
+        if payload is not None:
+            self.receive(client_id, payload, index)
+        self.aggregator.saw_stats(client_id)
+        self.heard.set()
+
+    def lost_workers(self, runner: Any) -> set[str]:
+        """Workers that will send nothing more: gone from Locust's list, or
+        missing heartbeats now."""
+        lost = set()
+        for key in self.aggregator.workers:
+            if adapter.worker_gone(runner, key):
+                self.aggregator.left(key)
+                lost.add(key)
+            elif adapter.worker_missing(runner, key):
+                lost.add(key)
+        return lost
+
+    def await_workers(self, runner: Any, timeout: float) -> None:
+        """Wait until every worker of the run has sent its final snapshot (and
+        the Locust report after it), or is known lost, or `timeout` passes."""
+        started = time.monotonic()
+        deadline = started + timeout
+        # runner.quit() kills Locust's message listener: then read the socket here
+        pump = adapter.message_listener_stopped(runner)
+        while True:
+            now = time.monotonic()
+            remaining = deadline - now
+            if not self.aggregator.outstanding(self.lost_workers(runner)) or remaining <= 0:
+                if now - started > 0.1:
+                    logger.info("lambda-affinity: waited %.1f s for the workers' final snapshots", now - started)
+                return
+            if not pump:
+                self.heard.clear()
+                self.heard.wait(min(remaining, 0.5))
+                continue
+            try:
+                with gevent.Timeout(min(remaining, 0.5)):
+                    _client_id, msg = adapter.receive_late_message(runner)
+            except gevent.Timeout:
+                continue
+            except RPCError as exc:
+                logger.debug("lambda-affinity: reading late worker messages: %s", exc)
+                gevent.sleep(0.05)
+                continue
+            adapter.dispatch_late_message(runner, msg, self.aggregator.left)
