@@ -48,6 +48,7 @@ from locust import between, events
 from locust.runners import MasterRunner
 
 from lambda_affinity import locust_plugin
+from lambda_affinity.locust_plugin.roles import REPORT_KEY
 from lambda_affinity.users import FunctionUrlUser
 
 
@@ -58,19 +59,19 @@ class Probe(FunctionUrlUser):
 M = {"reports": 0, "with_rows": 0, "bytes": 0, "max_bytes": 0, "rows": 0, "decode_cpu": 0.0, "own_cpu": 0.0,
      "start_cpu": None, "finish_cpu": 0.0}
 _env = {}
-_finish = locust_plugin.finish
+_finish = locust_plugin.AffinityPlugin.finish
 
 
-def _timed_finish(environment):
+def _timed_finish(plugin):
     # the end-of-run summary and outputs: reported apart from aggregation
     started = time.process_time()
     try:
-        return _finish(environment)
+        return _finish(plugin)
     finally:
         M["finish_cpu"] += time.process_time() - started
 
 
-locust_plugin.finish = _timed_finish
+locust_plugin.AffinityPlugin.finish = _timed_finish
 
 
 @events.init.add_listener
@@ -88,7 +89,7 @@ def _start(environment, **_kw):
 def _report(client_id, data, **_kw):
     started = time.thread_time()  # this thread's CPU, like Aggregator.cpu_s
     M["reports"] += 1
-    payload = data.get(locust_plugin.REPORT_KEY)
+    payload = data.get(REPORT_KEY)
     if payload is not None:
         packed = msgpack.packb(payload)
         t = time.thread_time()
@@ -106,14 +107,16 @@ def _done(**_kw):
     env = _env["env"]
     if not isinstance(env.runner, MasterRunner) or M["start_cpu"] is None:
         return
-    agg = locust_plugin.STATE.aggregator
-    doc = locust_plugin.STATE.doc or {}
+    plugin = locust_plugin.plugin_for(env)
+    agg = plugin.master.aggregator
+    report = plugin.report
+    doc = report.doc if report is not None else {}
     probe = sum(e.num_requests for e in env.stats.entries.values() if e.name.startswith("probe"))
     with open(os.environ["BENCH_RESULT"], "w") as fh:
         json.dump({**M, "total_cpu": time.process_time() - M["start_cpu"], "aggregation_cpu": agg.cpu_s,
                    "messages": agg.messages, "users": doc.get("users"), "requests": doc.get("requests"),
                    "invalid": doc.get("invalid"), "environments": doc.get("environments"),
-                   "locust_probe_requests": probe, "problems": locust_plugin.STATE.worker_problems}, fh)
+                   "locust_probe_requests": probe, "problems": report.warnings if report is not None else []}, fh)
 '''
 
 

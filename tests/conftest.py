@@ -1,6 +1,11 @@
 """Shared fixtures. Emulator fixtures are prefixed `emulator_`."""
 from __future__ import annotations
 
+# Locust patches the process with gevent when imported, and patching ssl after
+# urllib3 (boto3, requests) has loaded it recurses: so the suite imports Locust
+# first, the way a Locust process does, and the plugin's tests run in-process.
+import locust  # noqa: F401  isort: skip
+
 import textwrap
 
 import pytest
