@@ -60,13 +60,15 @@ class Point:
 @dataclass
 class Series:
     """A named line. `color` None takes the next palette colour; `dashed`
-    tells series apart where colour cannot (print, colour blindness)."""
+    tells series apart where colour cannot (print, colour blindness);
+    `line` False draws the points alone (categories have no in-between)."""
 
     name: str
     points: Sequence[Point] = ()
     color: str | None = None
     dashed: bool = False
     markers: bool = True
+    line: bool = True
 
 
 @dataclass
@@ -342,7 +344,7 @@ def _series_svg(s: Series, colour: str, lay: Layout, spread: str) -> tuple[str, 
             x = lay.px(p.x)
             out.append(f'<path class="whisker" d="M{x - 4:.2f} {lay.py(p.low):.2f}h8M{x:.2f} {lay.py(p.low):.2f}'
                        f'V{lay.py(p.high):.2f}M{x - 4:.2f} {lay.py(p.high):.2f}h8" stroke="{c}" fill="none"/>')
-    if len(pts) > 1:
+    if len(pts) > 1 and s.line:
         dash = ' stroke-dasharray="6 3"' if s.dashed else ""
         line = " ".join(f"{lay.px(p.x):.2f},{lay.py(p.y):.2f}" for p in pts)
         out.append(f'<polyline class="line" points="{line}" fill="none" stroke="{c}" stroke-width="2"{dash} '
