@@ -258,10 +258,10 @@ def render_svg(chart: Chart, theme: str = "auto") -> str:
     lay, x_ticks, y_ticks = _frame(chart)
     w, h = chart.width, chart.height
     bg, fg = _THEME_COLOURS.get(theme, (None, "currentColor"))
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="la-chart" width="{w}" height="{h}" '
-           f'viewBox="0 0 {w} {h}" role="img" aria-label="{escape(chart.title)}" '
-           f'font-family="system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif" '
-           f'font-size="12" fill="{fg}" color="{fg}">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="la-chart" width="{w}" height="{h}" '
+            f'viewBox="0 0 {w} {h}" role="img" aria-label="{escape(chart.title)}" '
+            f'font-family="system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif" '
+            f'font-size="12" fill="{fg}" color="{fg}">'),
            f"<title>{escape(chart.title)}</title>"]
     if bg:
         out.append(f'<rect class="background" width="{w}" height="{h}" fill="{bg}"/>')
@@ -323,8 +323,9 @@ def _legend_svg(chart: Chart, lay: Layout) -> list[str]:
             s = chart.series[i]
             x = lay.left + dx
             dash = ' stroke-dasharray="6 3"' if s.dashed else ""
-            out.append(f'<line x1="{x:.1f}" x2="{x + 22:.1f}" y1="{y - 4}" y2="{y - 4}" stroke="{escape(_colour(s, i))}" '
-                       f'stroke-width="2.5"{dash}/><text x="{x + 28:.1f}" y="{y}">{escape(s.name)}</text>')
+            out.append(f'<line x1="{x:.1f}" x2="{x + 22:.1f}" y1="{y - 4}" y2="{y - 4}" '
+                       f'stroke="{escape(_colour(s, i))}" stroke-width="2.5"{dash}/>'
+                       f'<text x="{x + 28:.1f}" y="{y}">{escape(s.name)}</text>')
     out.append("</g>")
     return out
 

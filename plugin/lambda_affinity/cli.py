@@ -275,7 +275,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         except (ConfigError, ValueError) as exc:
             raise ValueError(f"--vary {vary.factor.name}={label}: {exc}") from None
     cost = sweep.estimate_cost(scenarios, args.runs)
-    say = lambda message: print(f"lambda-affinity sweep: {message}", file=sys.stderr, flush=True)  # noqa: E731
+
+    def say(message: str) -> None:
+        print(f"lambda-affinity sweep: {message}", file=sys.stderr, flush=True)
+
     say(f"{cost['points']} points x {cost['runs']} runs: {cost['user_seconds']:,.0f} user-seconds "
         f"(users x duration), about {cost['invocations']:,.0f} invocations")
     if not 0 <= cost["invocations"] <= args.max_invocations:
@@ -285,7 +288,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     points = sweep.sweep(vary, scenarios, args.runs, args.seed, args.miss_cost_ms, args.miss_cost_usd, progress=say)
     elapsed = time.perf_counter() - started
-    description = _sweep_description(args, vary, base)
+    description = _sweep_description(args, vary, base, dest)
     chart = sweep.rates_chart(vary, points, f"lambda-affinity sweep: {vary.factor.name}", args.spread, args.runs)
     base_doc = dataclasses.asdict(base)
     base_doc.pop(_SCENARIO_FIELDS.get(dest, dest), None)  # each point has its own value
@@ -314,16 +317,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 _SCENARIO_FIELDS = {"duration": "duration_s"}
 
 
-def _sweep_description(args: argparse.Namespace, vary, base) -> str:
+def _sweep_description(args: argparse.Namespace, vary, base, dest: str) -> str:
+    """The sweep in a sentence: the factor's values, then the rest of the scenario (the factor left out)."""
     m = base.model
-    model = f"{m.policy}" + (f" ({m.routers} routers, {m.router_policy} in each)" if m.policy == "partitioned" else "")
-    scenario = (f"{base.users} users, {base.duration_s:g} s, think {base.think}"
-                + (f", bursts of {base.burst} with gap {base.gap}" if base.burst else "")
-                + f", start {base.start}, round trip {base.latency}, service {base.service}; model {model}, "
-                  f"keep-alive {m.keep_alive_s:g} s, busy overhead {m.busy_overhead_s:g} s"
-                + (f", --model {args.model}" if args.model else ""))
-    return (f"{vary.factor.name} = {', '.join(vary.labels)}; otherwise {scenario}. {args.runs} runs per point "
-            f"(base seed {args.seed}).")
+    parts = (
+        ("users", f"{base.users} users"), ("duration", f"{base.duration_s:g} s"), ("think", f"think {base.think}"),
+        ("burst", f"bursts of {base.burst} with gap {base.gap}" if base.burst else ""),
+        ("start", f"start {base.start}"), ("latency", f"round trip {base.latency}"),
+        ("service", f"service {base.service}"),
+        ("policy", f"policy {m.policy}" + (f" ({m.routers} routers, {m.router_policy} in each)"
+                                           if m.policy == "partitioned" else "")),
+        ("keep_alive", f"keep-alive {m.keep_alive_s:g} s"), ("busy_overhead", f"busy overhead {m.busy_overhead_s:g} s"),
+        ("model", f"--model {args.model}" if args.model else ""),
+    )
+    rest = ", ".join(text for name, text in parts if text and name != dest)
+    return f"{vary.factor.name} = {', '.join(vary.labels)}; {rest}. {args.runs} runs per point (base seed {args.seed})."
 
 
 def _calibrate_parser(sub) -> None:

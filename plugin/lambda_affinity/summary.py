@@ -107,7 +107,8 @@ def miss_cost(doc: Mapping, per_miss_ms: float | None = None, per_miss_usd: floa
     return MissCost(per_miss_ms=per_miss_ms, per_miss_usd=per_miss_usd, warm_cache_rate=rate,
                     hits_per_million=hits, misses_per_million=misses,
                     saved_ms_per_million=saved_ms, saved_usd_per_million=times(hits, per_miss_usd),
-                    spent_ms_per_million=times(misses, per_miss_ms), spent_usd_per_million=times(misses, per_miss_usd),
+                    spent_ms_per_million=times(misses, per_miss_ms),
+                    spent_usd_per_million=times(misses, per_miss_usd),
                     saved_ms_per_request=None if saved_ms is None else saved_ms / MILLION)
 
 

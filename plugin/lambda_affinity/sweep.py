@@ -161,7 +161,7 @@ def _parse_range(body: str, factor: Factor, where: str) -> tuple[list, bool]:
     """The range's values, and whether they are log-spaced."""
     forms = "START..STOP:step:S, START..STOP:lin:N or START..STOP:log:N"
     bounds, _, form = body.partition(":")
-    lo_text, sep, hi_text = bounds.partition("..")
+    lo_text, _, hi_text = bounds.partition("..")
     if ".." in hi_text:
         raise SpecError(f"{where}: one '..' per range ({forms})")
     lo, hi = _range_number(lo_text.strip(), "START", where), _range_number(hi_text.strip(), "STOP", where)
