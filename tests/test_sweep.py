@@ -145,7 +145,9 @@ def test_miss_cost_prices_each_run(tmp_path, capsys):
     # keep-alive 0: every call is cold, nothing is cached, nothing saved
     assert {float(r["saved_ms_per_million"]) for r in rows if r["value"] == "0.0"} == {0.0}
     assert read(tmp_path, "sweep.html").count("<svg") == 3
-    assert json.loads(read(tmp_path, "sweep.json"))["miss_cost"] == {"per_miss_ms": 4.0, "per_miss_usd": 2.5e-07}
+    doc = json.loads(read(tmp_path, "sweep.json"))
+    assert doc["miss_cost"] == {"per_miss_ms": 4.0, "per_miss_usd": 2.5e-07}
+    assert "keep_alive_s" not in doc["scenario"]["model"] and doc["scenario"]["model"]["policy"] == "partitioned"
 
 
 def test_model_files_as_the_factor(tmp_path):

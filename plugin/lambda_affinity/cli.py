@@ -291,7 +291,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     description = _sweep_description(args, vary, base, dest)
     chart = sweep.rates_chart(vary, points, f"lambda-affinity sweep: {vary.factor.name}", args.spread, args.runs)
     base_doc = dataclasses.asdict(base)
-    base_doc.pop(_SCENARIO_FIELDS.get(dest, dest), None)  # each point has its own value
+    # each point has its own value of the factor: the base's is left out
+    model_fields = {flag[2:].replace("-", "_"): field for flag, field, _ in _MODEL_OPTIONS}
+    if dest in model_fields:
+        base_doc["model"].pop(model_fields[dest])
+    else:
+        base_doc.pop(_SCENARIO_FIELDS.get(dest, dest), None)
     from .charts import render_svg
 
     files = {
