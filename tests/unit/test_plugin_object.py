@@ -161,6 +161,20 @@ def test_finish_writes_the_outputs_and_sets_exit_code_3_on_a_failed_check(tmp_pa
     assert "0.9" in report.failures[0]
 
 
+def test_the_cost_of_a_miss_prices_the_warm_cache_in_the_summary(capsys):
+    env = environment(affinity_miss_cost_ms=5.0, affinity_miss_cost_usd=0.25e-6)
+    user = Probe(env)
+    for hit in (False, True, True, True):
+        locust_plugin.record_reply(user, reply("e1", hit=hit))
+    cost = plugin_for(env).snapshot()[0]["miss_cost"]
+    assert cost["hits_per_million"] == 750_000 and cost["saved_ms_per_million"] == 750_000 * 5.0
+    assert abs(cost["saved_usd_per_million"] - 0.1875) < 1e-9
+    for value in ("-1", "inf", "nan"):
+        with pytest.raises(SystemExit):
+            get_parser().parse_args(["--miss-cost-ms", value])
+        assert "must be a finite number >= 0" in capsys.readouterr().err
+
+
 def test_a_plugin_that_probed_nothing_and_was_asked_nothing_stays_silent():
     env = Environment(user_classes=[User], events=Events())
     env.create_local_runner()

@@ -9,6 +9,7 @@ through `AffinityOptions.of(...)` when needed, never cached for a run.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -33,8 +34,8 @@ def _non_negative(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    if not 0 <= value < math.inf:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -93,6 +94,19 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         ),
     ),
     (
+        ("--affinity-miss-cost-ms", "--miss-cost-ms"),
+        dict(
+            metavar="MS",
+            type=_non_negative,
+            help="what one cache miss costs in time (e.g. a DynamoDB read): the summary then says what the warm "
+            "cache saves per million requests",
+        ),
+    ),
+    (
+        ("--affinity-miss-cost-usd", "--miss-cost-usd"),
+        dict(metavar="USD", type=_non_negative, help="what one cache miss costs in money (e.g. 0.00000025)"),
+    ),
+    (
         ("--affinity-trace",),
         dict(
             metavar="PATH",
@@ -136,6 +150,8 @@ class AffinityOptions:
     affinity_emulator_config: str | None = None
     affinity_function: str = DEFAULT_FUNCTION
     affinity_trace: str | None = None
+    affinity_miss_cost_ms: float | None = None
+    affinity_miss_cost_usd: float | None = None
     # Locust's own
     num_users: int | None = None
     spawn_rate: float | None = None

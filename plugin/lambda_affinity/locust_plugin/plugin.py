@@ -224,7 +224,9 @@ class AffinityPlugin:
         """The summary document (the --affinity-json schema) and the rows it
         sums; a master's also says how many workers took part and which were lost."""
         rows, envs = self.rows()
-        doc = summary.summarize(rows, envs)
+        options = self.options
+        doc = summary.summarize(rows, envs, per_miss_ms=options.affinity_miss_cost_ms,
+                                per_miss_usd=options.affinity_miss_cost_usd)
         if self.master is not None:
             doc["workers"] = self.master.aggregator.summary_of_workers()
         return doc, rows
