@@ -1,7 +1,7 @@
 """Simulator throughput: 10 000 users, exponential think time (mean 30 s), one
 simulated hour, about 1.2 million invocations, in one process.
 
-Usage: python bench/simulator.py [--users N] [--duration S] [--seed K]
+Usage: python bench/simulator.py [--users N] [--duration S] [--random-seed K]
 Last line: simulated_invocations_per_s: N
 
 Replay (--replay): a generated trace of 10 M requests over about a day (the
@@ -136,7 +136,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--duration", type=float, default=3600.0)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--random-seed", "--seed", dest="seed", type=int, default=1)
     ap.add_argument("--replay", action="store_true", help="the replay bench (see the module doc)")
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--hours", type=float, default=24.0)

@@ -23,6 +23,13 @@ _MODEL_OPTIONS = (
 )
 
 
+def _add_random_seed(p: argparse.ArgumentParser, default: int | None, help: str) -> None:
+    """--random-seed ("seed" alone is the article's experiment here); --seed,
+    its earlier name, still works and is not listed."""
+    p.add_argument("--random-seed", dest="seed", type=int, default=default, metavar="N", help=help)
+    p.add_argument("--seed", dest="seed", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     """The platform model's options; returns their actions (a sweep may vary each)."""
     d = ModelConfig()
@@ -123,7 +130,7 @@ def _simulate_parser(sub) -> None:
                                    "platform model in virtual time.")
     _add_scenario_options(p)
     p.add_argument("--runs", type=int, default=1, help="independent runs; per-user rates are pooled")
-    p.add_argument("--seed", type=int, default=None)
+    _add_random_seed(p, None, "random seed (default: a fresh one each time)")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
     t = p.add_argument_group("replay", "--trace replays a file's requests open-loop instead of synthetic users "
                                        "(--users, --think, --duration, --burst, --gap, --start do not apply)")
@@ -223,8 +230,8 @@ def _sweep_parser(sub) -> None:
                         f"START..STOP:lin:N, START..STOP:log:N (users=1..1000:log:7); at most {MAX_POINTS} points")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the four files (made if missing)")
     p.add_argument("--runs", type=int, default=3, help="runs per point, each with its own seed (default %(default)s)")
-    p.add_argument("--seed", type=int, default=1,
-                   help="base seed; run r's seed derives from it and is the same at every point (default %(default)s)")
+    _add_random_seed(p, 1, "base random seed; run r's seed derives from it and is the same at every point "
+                           "(default %(default)s)")
     p.add_argument("--spread", choices=SPREADS, default="minmax",
                    help="the band around each mean: min..max over runs, or mean +- one sd (default %(default)s)")
     p.add_argument("--max-invocations", type=float, default=20e6, metavar="N",
@@ -356,7 +363,7 @@ def _calibrate_parser(sub) -> None:
     p.add_argument("--service", default=Scenario().service, help="time on the environment per call, seconds "
                                                                  "(default %(default)s)")
     p.add_argument("--replays", type=int, default=None, help="replays per candidate (default: 5-30, by trace size)")
-    p.add_argument("--seed", type=int, default=1)
+    _add_random_seed(p, 1, "random seed (default %(default)s)")
     p.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S",
                    help="rows may be this many seconds out of send order (default %(default)g)")
     p.set_defaults(func=_cmd_calibrate)
