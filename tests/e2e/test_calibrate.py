@@ -18,7 +18,7 @@ from lambda_affinity.emulator.process import EmulatorProcess
 from lambda_affinity.platform import ModelConfig
 from lambda_affinity.simulate import Scenario
 from lambda_affinity.trace import TraceRow, TraceWriter
-from test_plugin_locust import LOCUSTFILES, assert_nothing_left, run_locust
+from locust_runs import LOCUSTFILES, assert_nothing_left, run_locust
 
 ENV = "2026/12/01/[$LATEST]"
 SEED_CONFIG = os.path.join(LOCUSTFILES, "seed_emulator.yaml")

@@ -12,139 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 
-import psutil
 import pytest
 
-LOCUST = [sys.executable, "-m", "locust"]
-
-LOCUSTFILE = '''
-import json
-import os
-
-import gevent
-from locust import between, events, task
-from locust.runners import WorkerRunner
-
-from lambda_affinity import locust_plugin
-from lambda_affinity.users import FunctionUrlUser
-
-LINGER_S = float(os.environ.get("AFFINITY_LINGER_S", "0"))
-
-
-class Probe(FunctionUrlUser):
-    wait_time = between(0, 0.3)
-
-    @task
-    def probe_twice(self):
-        self.call_probe()
-        # with --stop-timeout, a user inside a task finishes it after the stop:
-        # these calls land after the master's test_stop, past Locust's 0.5 s wait
-        gevent.sleep(LINGER_S)
-        self.call_probe()
-
-
-@events.test_stop.add_listener
-def _dump_own_record(environment, **_kw):
-    runner = environment.runner
-    if isinstance(runner, WorkerRunner):
-        t = locust_plugin.tracker()
-        path = os.path.join(os.environ["AFFINITY_DUMP_DIR"], f"worker-{runner.worker_index}.json")
-        with open(path, "w") as fh:
-            json.dump({"rows": t.rows(), "envs": list(t.env_ids())}, fh)
-'''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    """A master and its workers as real processes, bounded in time (with no
-    workers, one standalone Locust process)."""
-
-    def __init__(self, tmp_path, master_args, workers=2, locustfile=LOCUSTFILE, env=None):
-        self.dir = tmp_path
-        (tmp_path / "locustfile.py").write_text(locustfile)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
-        self.env.update({"AFFINITY_DUMP_DIR": str(tmp_path), **(env or {})})
-        self.port = free_port()
-        self.seen: dict[int, psutil.Process] = {}
-        distributed = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(self.port)]
-        self.master = self._spawn("master", [*(distributed if workers else []), *master_args])
-        self.workers = [self._spawn(f"worker{i}", ["--worker", "--master-host", "127.0.0.1",
-                                                   "--master-port", str(self.port)]) for i in range(workers)]
-
-    def _spawn(self, name, args):
-        out = open(self.dir / f"{name}.out", "w")
-        err = open(self.dir / f"{name}.err", "w")
-        proc = subprocess.Popen(LOCUST + ["-f", "locustfile.py", *args], cwd=self.dir, env=self.env,
-                                stdout=out, stderr=err)
-        proc.name = name
-        self.seen[proc.pid] = psutil.Process(proc.pid)
-        return proc
-
-    def collect(self):
-        for proc in [self.master, *self.workers]:
-            try:
-                for child in psutil.Process(proc.pid).children(recursive=True):
-                    self.seen.setdefault(child.pid, child)
-            except psutil.NoSuchProcess:
-                pass
-
-    def wait_master(self, timeout):
-        deadline = time.monotonic() + timeout
-        while self.master.poll() is None:
-            self.collect()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the master did not finish within {timeout} s\n{self.text('master.err')[-4000:]}")
-            time.sleep(0.1)
-        for w in self.workers:  # workers quit when their master does
-            try:
-                w.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                raise AssertionError(f"{w.name} still running 15 s after the master exited") from None
-        return self.master.returncode
-
-    def text(self, name):
-        return (self.dir / name).read_text()
-
-    def close(self):
-        """Kill whatever still runs, reap it, and say if anything was left."""
-        self.collect()
-        procs = list(self.seen.values())
-        for p in procs:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        for proc in [self.master, *self.workers]:
-            proc.wait(timeout=10)
-        _, alive = psutil.wait_procs(procs, timeout=10)
-        return alive
-
-
-@pytest.fixture
-def cluster_factory(tmp_path):
-    made = []
-
-    def make(*args, **kwargs):
-        c = Cluster(tmp_path, *args, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        assert c.close() == []
+from locust_runs import probe_requests
 
 
 def own_records(tmp_path) -> dict[int, dict]:
@@ -159,12 +33,6 @@ def csv_rows(text: str) -> dict[str, dict]:
         out[r["user"]] = {k: (r[k] if k == "user" else None if r[k] == "" else float(r[k]) if k == "max_share"
                               else int(r[k])) for k in r}
     return out
-
-
-def probe_requests(stdout: str) -> int:
-    """Locust's own count for the probe rows (valid and invalid replies)."""
-    stats = json.loads(stdout[stdout.index("["):])
-    return sum(s["num_requests"] for s in stats if s["name"].startswith("probe"))
 
 
 MASTER = ["--expect-workers", "2", "--headless", "-u", "10", "-r", "10", "--json", "--affinity-json", "out/a.json",

@@ -15,69 +15,8 @@ import psutil
 import pytest
 
 from lambda_affinity.emulator.process import EmulatorProcess
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOCUSTFILES = os.path.join(ROOT, "locustfiles")
-FIXTURES = os.path.join(ROOT, "tests", "test_plugin_fixtures")
-LOCUST = [sys.executable, "-m", "locust"]
-
-
-class Run:
-    def __init__(self, proc, stdout, stderr, descendants):
-        self.code = proc.returncode
-        self.pid = proc.pid
-        self.stdout, self.stderr = stdout, stderr
-        self.descendants = descendants
-
-    def __repr__(self):
-        return f"exit {self.code}\n--- stderr ---\n{self.stderr[-5000:]}"
-
-
-def run_locust(args, cwd, env=None, timeout=90) -> Run:
-    """Run Locust to the end, collecting its process tree as it goes."""
-    full_env = {**os.environ, **(env or {})}
-    # no user config may leak into a test run
-    full_env = {k: v for k, v in full_env.items() if not k.startswith("LOCUST_") or k in (env or {})}
-    out_path, err_path = os.path.join(cwd, "locust.out"), os.path.join(cwd, "locust.err")
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(LOCUST + args, cwd=cwd, env=full_env, stdout=out, stderr=err)
-        seen = {}
-        deadline = time.monotonic() + timeout
-        try:
-            while proc.poll() is None:
-                try:
-                    for child in psutil.Process(proc.pid).children(recursive=True):
-                        seen.setdefault(child.pid, child)
-                except psutil.NoSuchProcess:
-                    pass
-                if time.monotonic() > deadline:
-                    proc.kill()
-                    raise AssertionError(f"locust did not finish within {timeout} s")
-                time.sleep(0.1)
-        finally:
-            proc.wait()
-    with open(out_path) as out, open(err_path) as err:
-        return Run(proc, out.read(), err.read(), list(seen.values()))
-
-
-def assert_nothing_left(run: Run) -> None:
-    # give a process that is exiting a moment, then nothing the run started may remain
-    _, alive = psutil.wait_procs(run.descendants, timeout=5)
-    assert not alive, f"left behind: {[(p.pid, p.cmdline()) for p in alive]}"
-
-
-def error_report(stderr: str) -> dict:
-    """Locust's final error report: {(method, name, error): occurrences}."""
-    found = {}
-    for line in stderr.splitlines():
-        m = re.match(r"^(\d+)\s+(GET|invoke) (.+?): (ProbeReplyError: .+?)\s*$", line)
-        if m:
-            found[(m.group(2), m.group(3), m.group(4))] = int(m.group(1))
-    return found
-
-
-def stats_json(stdout: str) -> list:
-    return json.loads(stdout[stdout.index("["):])
+from locust_runs import (FIXTURES, LOCUST, LOCUSTFILES, TEST_LOCUSTFILES, assert_nothing_left, error_report,
+                         run_locust, stats_json)
 
 
 @pytest.mark.slow
@@ -182,11 +121,11 @@ def test_invoke_user_through_boto3_on_the_embedded_emulator(tmp_path):
 
 @pytest.mark.slow
 def test_malformed_replies_are_failures_with_precise_messages(tmp_path):
-    with EmulatorProcess(config_path=os.path.join(FIXTURES, "emulator.yaml")) as emu:
+    with EmulatorProcess(config_path=os.path.join(FIXTURES, "configs", "broken_emulator.yaml")) as emu:
         tree = psutil.Process(emu.proc.pid).children(recursive=True) + [psutil.Process(emu.proc.pid)]
         env = {"BROKEN_URL": emu.function_urls["broken"], "THROTTLED_URL": emu.function_urls["throttled"],
                "EMULATOR_ENDPOINT": emu.endpoint}
-        run = run_locust(["-f", os.path.join(FIXTURES, "broken_locustfile.py"), "--headless", "-u", "2", "-r", "2",
+        run = run_locust(["-f", os.path.join(TEST_LOCUSTFILES, "broken.py"), "--headless", "-u", "2", "-r", "2",
                           "-t", "3s", "--json", "--affinity-json", "a.json"], cwd=tmp_path, env=env)
     assert run.code == 1, run  # Locust's exit code when requests failed
     report = error_report(run.stderr)

@@ -17,7 +17,7 @@ import yaml
 
 from lambda_affinity.emulator.process import EmulatorProcess
 from lambda_affinity.sigv4 import BAD_SIGNATURE_MESSAGE
-from test_plugin_locust import LOCUSTFILES, assert_nothing_left, error_report, run_locust, stats_json
+from locust_runs import LOCUSTFILES, assert_nothing_left, error_report, run_locust, stats_json
 
 pytestmark = pytest.mark.slow
 

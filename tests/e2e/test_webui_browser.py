@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from test_distributed import Cluster, cluster_factory, free_port  # noqa: F401 (fixture)
+from locust_runs import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = "/usr/bin/chromium"

@@ -20,8 +20,8 @@ from lambda_affinity.summary import summarize
 from lambda_affinity.trace import (
     ReadStats, TraceError, TraceRow, TraceWriter, merge, parse_time, read_arrivals, read_rows, worker_path,
 )
-from test_distributed import Cluster, probe_requests
-from test_plugin_locust import LOCUSTFILES, ROOT, assert_nothing_left, run_locust
+from locust_runs import Cluster, probe_requests
+from locust_runs import LOCUSTFILES, ROOT, assert_nothing_left, run_locust
 
 EXAMPLE = os.path.join(ROOT, "docs", "examples", "api-gateway-access-log.jsonl")
 ENV = "2026/12/01/[$LATEST]" + "ab" * 16
