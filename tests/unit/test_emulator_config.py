@@ -5,31 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+from config_files import config_error, write
 from lambda_affinity.emulator.config import ConfigFileError, default_config, load_config
 from lambda_affinity.emulator.function_url import convert_result
 from lambda_affinity.emulator.invocation import LogTail, report_line, timeout_result
 from lambda_affinity.emulator.sandbox import lambda_environment
-
-
-def write(tmp_path, text):
-    path = tmp_path / "emu.yaml"
-    path.write_text(text)
-    return str(path)
-
-
-def config_error(tmp_path, text, key, words) -> str:
-    """Load a bad config: its message names the file, then the key, then says `words`."""
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigFileError) as exc:
-        load_config(path)
-    msg = str(exc.value)
-    assert msg.startswith(f"{path}: {key}: ") and words in msg, msg
-    return msg
 
 
 def test_default_config_serves_the_bundled_probe():
@@ -120,14 +103,6 @@ def test_config_that_is_not_utf8_names_the_file(tmp_path):
     path.write_bytes(b"functions:\n  - name: caf\xe9\n")
     with pytest.raises(ConfigFileError, match=r"latin1\.yaml: not UTF-8 text \(byte 24: invalid continuation byte\)"):
         load_config(str(path))
-
-
-def test_cli_stops_on_a_bad_config_with_the_message(tmp_path):
-    path = write(tmp_path, "functions: [{name: a, memory: 1}]")
-    run = subprocess.run([sys.executable, "-m", "lambda_affinity.cli", "emulate", "--config", path],
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2
-    assert f"{path}: functions[0].memory: expected a whole number from 128 to 10240, got 1" in run.stderr
 
 
 def test_lambda_environment_is_lambdas_and_the_functions_only(monkeypatch):
