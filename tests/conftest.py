@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
+from fixture_paths import HANDLERS
+
 TESTS = pathlib.Path(__file__).parent
-HANDLERS = TESTS / "fixtures" / "handlers"
 
 
 def pytest_ignore_collect(collection_path, config):

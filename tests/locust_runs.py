@@ -12,14 +12,16 @@ import time
 
 import psutil
 
+import fixture_paths
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 LOCUSTFILES = os.path.join(ROOT, "locustfiles")
 
 
-FIXTURES = os.path.join(ROOT, "tests", "fixtures")
-TEST_LOCUSTFILES = os.path.join(FIXTURES, "locustfiles")
+FIXTURES = str(fixture_paths.FIXTURES)
+TEST_LOCUSTFILES = str(fixture_paths.LOCUSTFILES)
 
 
 LOCUST = [sys.executable, "-m", "locust"]

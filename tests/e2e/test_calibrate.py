@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -12,6 +13,7 @@ import psutil
 import pytest
 import yaml
 
+from fixture_paths import CONFIGS, LOCUSTFILES as TEST_LOCUSTFILES
 from lambda_affinity import calibrate
 from lambda_affinity.emulator.config import load_config
 from lambda_affinity.emulator.process import EmulatorProcess
@@ -90,19 +92,7 @@ def test_calibrate_bad_options(tmp_path, args, message):
 
 # -- measure, fit, predict, with real processes -----------------------------------------------
 
-LOCUSTFILE = '''
-from locust import between
-from lambda_affinity.users import AllAtOnce, FunctionUrlUser
-
-
-class Probe(FunctionUrlUser):
-    wait_time = between(0, 3)
-
-
-class Shape(AllAtOnce):
-    users = 30
-    duration_s = 12
-'''
+LOCUSTFILE = TEST_LOCUSTFILES / "calibrate_burst.py"
 
 # Not the default model: one MRU pool with a 0.5 s keep-alive. The few
 # environments MRU keeps busy stay warm; the others idle past 0.5 s and expire,
@@ -111,12 +101,7 @@ class Shape(AllAtOnce):
 # environments (sd about 3) rule out the default and any long keep-alive by
 # several z. An LRU pool with 1.5 s (its cycle time here, so hardly ever
 # expiring) or MRU with 1.5 s left the keep-alive to max-share's noise alone.
-EMULATOR = '''
-network_latency: "0.06:0.1"
-service_time: "0.003:0.009"
-model: {policy: mru, keep_alive_s: 0.5, init_delay_s: 0.05}
-functions: [{name: probe}]
-'''
+EMULATOR = CONFIGS / "calibrate_mru_short_keep_alive.yaml"
 PREDICTION_RUNS = 30
 SIGMAS = 3.0
 
@@ -133,8 +118,8 @@ def test_a_real_run_calibrated_then_predicted(tmp_path):
     the process the model describes. The default model (2 routers, 10 min
     keep-alive) must not fit: the trace has to tell the settings apart.
     """
-    (tmp_path / "lf.py").write_text(LOCUSTFILE)
-    (tmp_path / "emu.yaml").write_text(EMULATOR)
+    shutil.copyfile(LOCUSTFILE, (tmp_path / "lf.py"))
+    shutil.copyfile(EMULATOR, (tmp_path / "emu.yaml"))
     run = run_locust(["-f", "lf.py", "--headless", "--affinity-emulator-config", "emu.yaml",
                       "--affinity-trace", "trace.csv.gz", "--affinity-json", "measured.json"], cwd=tmp_path, timeout=60)
     assert run.code == 0, run

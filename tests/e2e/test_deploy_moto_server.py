@@ -36,7 +36,7 @@ from lambda_affinity.cli import main
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 OTHER_REGION = "ap-southeast-2"
 REGIONS = (REGION, OTHER_REGION)  # where tests deploy

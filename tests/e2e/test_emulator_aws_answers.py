@@ -6,35 +6,26 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import stat
-import textwrap
 
 import pytest
 import yaml
 from botocore.exceptions import ClientError
 
+from fixture_paths import HANDLERS
 from lambda_affinity.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.slow
 
-LOGS = textwrap.dedent('''
-    import logging, os
-
-    def handler(event, context):
-        logging.warning("warned %s", 1)
-        logging.info("hidden at the root's default level")
-        logging.getLogger().setLevel(logging.INFO)
-        logging.getLogger("app").info("shown")
-        logging.getLogger().setLevel(logging.WARNING)
-        return {"request_id": context.aws_request_id, "wrapped_by": os.environ.get("WRAPPED_BY")}
-''')
+LOGS = HANDLERS / "logs/logs.py"
 WRAPPER = '#!/bin/sh\nexport WRAPPED_BY="wrapper $#"\nexec "$@"\n'
 
 
 @pytest.fixture(scope="module")
 def lam(emulator_code, emulator_lambda_client, tmp_path_factory):
     code = tmp_path_factory.mktemp("answers-code")
-    (code / "logs.py").write_text(LOGS)
+    shutil.copyfile(LOGS, (code / "logs.py"))
     wrapper = code / "wrapper.sh"
     wrapper.write_text(WRAPPER)
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import threading
 import time
 import urllib.error
@@ -14,6 +15,7 @@ import urllib.request
 import pytest
 import yaml
 
+from fixture_paths import HANDLERS
 from lambda_affinity.emulator import machine
 from lambda_affinity.emulator.process import EmulatorProcess
 
@@ -32,16 +34,7 @@ def _introspect(emu) -> dict:
         return json.loads(r.read())
 
 
-HOLD_HANDLER = """
-import os, time
-
-def handler(event, context):
-    if "hold" in event:  # busy until the test creates this file (30 s at most: never hangs a run)
-        deadline = time.monotonic() + 30
-        while not os.path.exists(event["hold"]) and time.monotonic() < deadline:
-            time.sleep(0.01)
-    return "done"
-"""
+HOLD_HANDLER = HANDLERS / "hold/app.py"
 
 
 @contextlib.contextmanager
@@ -51,7 +44,7 @@ def _one_call_busy(tmp_path, **model):
     yields (emulator, its Invoke URL, a callable that releases it early)."""
     code = tmp_path / "hold"
     code.mkdir()
-    (code / "app.py").write_text(HOLD_HANDLER)
+    shutil.copyfile(HOLD_HANDLER, code / "app.py")
     release = tmp_path / "release"
     config = tmp_path / "emu.yaml"
     config.write_text(yaml.safe_dump({"model": {"init_delay_s": 0, **model},

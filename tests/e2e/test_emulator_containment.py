@@ -7,146 +7,41 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 
 import psutil
 import pytest
 import yaml
 
+from fixture_paths import HANDLERS, LOCUSTFILES, SCRIPTS
 from lambda_affinity.emulator.forkserver import ZYGOTE
 from lambda_affinity.emulator.process import EmulatorProcess
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's")]
 
-HANDLER = textwrap.dedent('''
-    import os, subprocess, sys, time
+HANDLER = HANDLERS / "containment/app.py"
 
-    def ancestors():
-        pid, out = os.getpid(), []
-        while pid > 1:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                data = fh.read()
-            pid = int(data[data.rindex(b")") + 2:].split()[1])
-            out.append(pid)
-        return out
-
-    def attempt(path):
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(4096) if path.endswith("environ") else b""
-            return "read " + data.decode(errors="replace")
-        except OSError as exc:
-            return f"{type(exc).__name__} errno {exc.errno}"
-
-    def handler(event, context):
-        action = event.get("action")
-        if action == "spy":  # the zygote, the emulator, the process that started it
-            return {str(pid): {f: attempt(f"/proc/{pid}/{f}") for f in ("environ", "mem")}
-                    for pid in ancestors()[:3]}
-        if action == "spawn":  # a process in a session of its own, then maybe hang
-            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                                     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(float(event.get("then_sleep", 0)))
-            return {"pid": child.pid}
-        if action == "alloc":
-            block = b"x" * (int(event["mb"]) << 20)
-            time.sleep(float(event.get("hold", 0)))
-            size = len(block)
-            del block
-            time.sleep(float(event.get("after", 0)))
-            return {"allocated": size}
-        if action == "alloc_child":  # the memory is a subprocess's, the handler waits for it
-            child = subprocess.Popen([sys.executable, "-c", f"import time; b = b'x' * ({int(event['mb'])} << 20); "
-                                      "time.sleep(60)"])
-            child.wait(timeout=float(event["hold"]))
-            return {"pid": child.pid}
-        if action == "rlimit":
-            import resource
-            return list(resource.getrlimit(resource.RLIMIT_NOFILE))
-        if action == "exit0":
-            sys.stdout.flush()
-            os._exit(0)
-        return {"pid": os.getpid()}
-''')
-
-LAUNCHER = textwrap.dedent('''
-    import json, sys
-    from lambda_affinity.emulator.containment import make_undumpable
-    from lambda_affinity.emulator.process import EmulatorProcess
-
-    make_undumpable()  # what the Locust plugin does before it embeds the emulator
-    with EmulatorProcess(config_path=sys.argv[1]) as emu:
-        print(json.dumps({"endpoint": emu.endpoint, "pid": emu.proc.pid}), flush=True)
-        sys.stdin.read()
-''')
+LAUNCHER = SCRIPTS / "containment_launcher.py"
 SECRET = "do-not-leak-0123456789"
 
 # A Locust worker loading the plugin: it holds the user's credentials too, though it starts no emulator.
-WORKER_LOCUSTFILE = textwrap.dedent('''
-    import os
-    from locust import User, events, task
-    from lambda_affinity import locust_plugin  # noqa: F401  (the plugin, loaded as users load it)
-
-    class Idle(User):
-        @task
-        def nothing(self):
-            pass
-
-    @events.init.add_listener
-    def _initialized(**_kw):  # after the plugin's own init listener: is this process dumpable now?
-        import ctypes
-        with open(os.environ["INIT_MARK"], "w") as fh:
-            fh.write(str(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)))  # PR_GET_DUMPABLE
-
-''')
+WORKER_LOCUSTFILE = LOCUSTFILES / "containment_worker.py"
 
 # Runs the fork-server's sweep and the emulator's tree memory on a real tree
 # (2 children, each with a child), recording every /proc path touched.
-TREE_WALK = textwrap.dedent('''
-    import importlib.util, json, os, signal, subprocess, sys, time
-    import psutil
-    from lambda_affinity.emulator.forkserver import ZYGOTE
-    from lambda_affinity.emulator.service import _tree_rss_mb
-
-    spec = importlib.util.spec_from_file_location("zygote_under_test", ZYGOTE)
-    zygote = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(zygote)
-    kids = [subprocess.Popen([sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '30']); "
-                              "time.sleep(30)"], start_new_session=True) for _ in range(2)]
-    try:
-        deadline = time.monotonic() + 10
-        while len(tree := psutil.Process().children(recursive=True)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        touched = []
-
-        def hook(event, args):
-            if event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes)):
-                path = os.fsdecode(args[0])
-                if path.startswith("/proc"):
-                    touched.append(path)
-
-        sys.addaudithook(hook)
-        stray = zygote.stray_children(os.getpid(), {kids[0].pid})
-        rss = _tree_rss_mb(os.getpid())
-        print(json.dumps({"me": os.getpid(), "tree": [p.pid for p in tree], "kids": [k.pid for k in kids],
-                          "stray": stray, "rss": rss, "touched": touched}))
-    finally:
-        for k in kids:
-            os.killpg(k.pid, signal.SIGKILL)
-            k.wait()
-''')
+TREE_WALK = SCRIPTS / "tree_walk.py"
 
 
 def _config(tmp_path, **function) -> str:
     code = tmp_path / "code"
     code.mkdir(exist_ok=True)
-    (code / "app.py").write_text(HANDLER)
+    shutil.copyfile(HANDLER, (code / "app.py"))
     path = tmp_path / "emu.yaml"
     path.write_text(yaml.safe_dump({"model": {"init_delay_s": 0},
                                     "functions": [{"name": "f", "handler": "app.handler", "code": str(code),
@@ -182,7 +77,7 @@ def _only_the_fork_server_left(emu, timeout=5.0) -> list:
 
 
 def test_function_code_cannot_read_the_emulator_or_its_parent(tmp_path, emulator_lambda_client):
-    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, _config(tmp_path)], stdin=subprocess.PIPE,
+    launcher = subprocess.Popen([sys.executable, str(LAUNCHER), _config(tmp_path)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env={**os.environ, "LAUNCHER_SECRET": SECRET})
     try:
         doc = json.loads(launcher.stdout.readline())
@@ -212,7 +107,7 @@ def test_the_sweep_and_the_memory_check_walk_only_their_own_tree_not_all_of_proc
     """Both run often (the sweep after every exit, the memory check every
     second of a long call): a scan of all of /proc would cost in proportion
     to every process on the machine."""
-    out = json.loads(subprocess.run([sys.executable, "-c", TREE_WALK], capture_output=True, check=True,
+    out = json.loads(subprocess.run([sys.executable, str(TREE_WALK)], capture_output=True, check=True,
                                     timeout=30).stdout)
     assert out["stray"] == out["kids"][1:]
     assert len(out["tree"]) == 4 and out["rss"] > 0
@@ -228,7 +123,7 @@ def test_a_locust_worker_loading_the_plugin_is_not_readable_by_function_code(tmp
     user's other processes (function code included). Each process says whether
     it is dumpable (as root, we could read its /proc anyway)."""
     locustfile = tmp_path / "locustfile.py"
-    locustfile.write_text(WORKER_LOCUSTFILE)
+    shutil.copyfile(WORKER_LOCUSTFILE, locustfile)
     marks = {role: tmp_path / f"{role}-dumpable" for role in ("master", "worker")}
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

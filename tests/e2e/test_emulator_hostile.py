@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import socket
-import textwrap
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,58 +18,25 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from fixture_paths import HANDLERS
 from lambda_affinity.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.slow
 
 KEY_ID, SECRET = "AKIDHOSTILETEST0001", "hostile-test-secret"
-SHAPES = textwrap.dedent('''
-    def handler(event, context):
-        action = (event.get("queryStringParameters") or {}).get("action")
-        if action == "text":
-            return "hello"
-        if action == "dict":
-            return {"hello": "world", "list": [1, 2]}
-        if action == "crlf_header":
-            return {"statusCode": 200, "headers": {"x-a": "b\\r\\nx-injected: 1"}, "body": "no"}
-        if action == "crlf_cookie":
-            return {"statusCode": 200, "cookies": ["a=1\\r\\nx-injected: 1"], "body": "no"}
-        return event
-''')
+SHAPES = HANDLERS / "hostile/shapes.py"
 # Posts its own result to the Runtime API as a chunked body with trailers
 # past the limits, and returns the status line it got back.
-TRAILER = textwrap.dedent('''
-    import os, select, socket
-
-    def handler(event, context):
-        host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
-        if event["trailers"] == "many":
-            pieces = [b"".join(b"X-T%d: t\\r\\n" % i for i in range(150)) + b"\\r\\n"]
-        else:  # one trailer value that never ends
-            pieces = [b"X-T: "] + [b"a" * 16384] * 16
-        path = "/2018-06-01/runtime/invocation/%s/response" % context.aws_request_id
-        with socket.create_connection((host, int(port)), timeout=2) as sock:
-            sock.sendall(b"POST %s HTTP/1.1\\r\\nHost: x\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
-                         b"2\\r\\n{}\\r\\n0\\r\\n" % path.encode())
-            for piece in pieces:
-                # stop sending once answered: the server closes without reading the rest
-                if select.select([sock], [], [], 0.05)[0]:
-                    break
-                sock.sendall(piece)
-            try:
-                return sock.recv(65536).split(b"\\r\\n")[0].decode()
-            except OSError as exc:
-                return repr(exc)
-''')
+TRAILER = HANDLERS / "hostile/trailer.py"
 DEEP = "export const handler = async () => { let x = 0; for (let i = 0; i < 2000; i++) x = [x]; return x; };\n"
 
 
 @pytest.fixture(scope="module")
 def emu(emulator_code, tmp_path_factory):
     code = tmp_path_factory.mktemp("hostile-code")
-    (code / "shapes.py").write_text(SHAPES)
+    shutil.copyfile(SHAPES, (code / "shapes.py"))
     (code / "deep.mjs").write_text(DEEP)
-    (code / "trailer.py").write_text(TRAILER)
+    shutil.copyfile(TRAILER, (code / "trailer.py"))
     config = {
         "model": {"policy": "mru", "init_delay_s": 0},
         "credentials": [{"access_key_id": KEY_ID, "secret_access_key": SECRET}],

@@ -5,24 +5,13 @@ import sys
 import time
 
 import psutil
+from fixture_paths import SCRIPTS
 
-SERVER = r"""
-from lambda_affinity.emulator.wire import App, Response, make_server
-
-class Echo(App):
-    idle_timeout_s = 0.5
-
-    def handle(self, req):
-        return Response(200, [("Content-Type", "text/plain")], b"ok")
-
-server = make_server(Echo(), "127.0.0.1", 0)
-print(server.server_port, flush=True)
-server.serve_forever()  # until the test stops us
-"""
+SERVER = SCRIPTS / "echo_server.py"
 
 
 def test_an_idle_or_stalled_client_is_disconnected():
-    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True)
     try:
         port = int(proc.stdout.readline())
         idle = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -59,7 +48,7 @@ def exchange(port: int, data: bytes) -> bytes:
 
 
 def test_pipelining_upgrades_versions_and_long_targets():
-    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True)
     try:
         port = int(proc.stdout.readline())
         # pipelined: answered in order in one go, then the garbage gets its 400 and the close

@@ -7,6 +7,7 @@ be gone when it exits.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import time
 import psutil
 import pytest
 
+from fixture_paths import HANDLERS
 from lambda_affinity.emulator.process import EmulatorProcess
 from locust_runs import (FIXTURES, LOCUST, LOCUSTFILES, TEST_LOCUSTFILES, assert_nothing_left, error_report,
                          run_locust, stats_json)
@@ -254,26 +256,7 @@ def test_the_embedded_emulators_own_cap_is_named_in_the_summary(tmp_path):
     assert_nothing_left(run)
 
 
-SPY_HANDLER = """
-import json, os
-
-def handler(event, context):
-    # the environment's ancestors: the fork-server, the emulator, the Locust process
-    pid, chain = os.getpid(), []
-    while pid > 1 and len(chain) < 3:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        pid = int(data[data.rindex(b")") + 2:].split()[1])
-        chain.append(pid)
-    try:
-        with open(f"/proc/{chain[2]}/environ", "rb") as fh:
-            outcome = "read " + fh.read(64).decode(errors="replace")
-    except OSError as exc:
-        outcome = f"{type(exc).__name__} errno {exc.errno}"
-    with open(os.environ["SPY_OUT"], "a") as out:
-        out.write(json.dumps({"locust": chain[2], "outcome": outcome}) + "\\n")
-    return {"env_id": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
-"""
+SPY_HANDLER = HANDLERS / "spy/app.py"
 
 
 @pytest.mark.slow
@@ -286,7 +269,7 @@ def test_function_code_cannot_read_the_locust_process_that_embeds_the_emulator(t
     even a root run's functions cannot override that (here, as root, either
     guard alone denies the read)."""
     (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "app.py").write_text(SPY_HANDLER)
+    shutil.copyfile(SPY_HANDLER, (tmp_path / "code" / "app.py"))
     spy_out = tmp_path / "spy.jsonl"
     (tmp_path / "emu.yaml").write_text(
         "model: {init_delay_s: 0}\nfunctions:\n  - name: probe\n    handler: app.handler\n    code: ./code\n"

@@ -8,25 +8,10 @@ import sys
 
 import pytest
 
+from fixture_paths import SCRIPTS
 from lambda_affinity.sigv4 import REGION_SETTINGS
 
-PLUGIN_REGIONS = """
-import json
-from lambda_affinity.locust_plugin import PluginConfigError
-from lambda_affinity.users import SignerUnavailable, _build_signer, lambda_client
-
-out = {}
-try:
-    out["invoke"] = lambda_client(None, None).meta.region_name
-except PluginConfigError as exc:
-    out["invoke"] = str(exc)
-signer = _build_signer("https://probe.example.com/")
-if isinstance(signer, SignerUnavailable):
-    out["signer"] = signer.message
-else:
-    out["signer"] = signer("GET", "https://probe.example.com/", {}, b"")["Authorization"].split("/")[2]
-print(json.dumps(out))
-"""
+PLUGIN_REGIONS = SCRIPTS / "plugin_regions.py"
 
 
 def plugin_regions(tmp_path, **settings):
@@ -35,7 +20,7 @@ def plugin_regions(tmp_path, **settings):
                 "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "AKIAREGIONTEST000000",
                 "AWS_SECRET_ACCESS_KEY": "region-test-secret"})
     env.update(settings)
-    done = subprocess.run([sys.executable, "-c", PLUGIN_REGIONS], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, str(PLUGIN_REGIONS)], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

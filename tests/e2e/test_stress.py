@@ -13,7 +13,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-STRESS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "stress.py")
+STRESS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench",
+                      "stress.py")
 
 
 def test_quick_stress_suite_drops_nothing():

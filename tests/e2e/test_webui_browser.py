@@ -15,9 +15,10 @@ import urllib.request
 
 import pytest
 
+from fixture_paths import LOCUSTFILES
 from locust_runs import free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium dials out at start, which
 # a closed network refuses; the others keep a headless run lean.
@@ -25,28 +26,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 BASE_PATH = "/lt"
 
-LOCUSTFILE = '''
-from locust import between
-
-from lambda_affinity.users import FunctionUrlUser
-
-
-class Probe(FunctionUrlUser):
-    wait_time = between(0.1, 0.4)
-'''
-
-# --web-login with a minimal auth setup: a session secret and a user loader
-# that knows no one, so every request is anonymous.
-LOGIN_LOCUSTFILE = LOCUSTFILE + '''
-from locust import events
-
-
-@events.init.add_listener
-def _auth(environment, web_ui=None, **_kw):
-    if web_ui is not None:
-        web_ui.app.config["SECRET_KEY"] = "test-only"
-        web_ui.login_manager.user_loader(lambda user_id: None)
-'''
+LOCUSTFILE = str(LOCUSTFILES / "webui_probe.py")
+# --web-login with a minimal auth setup (a session secret, a user loader that knows no one)
+LOGIN_LOCUSTFILE = str(LOCUSTFILES / "webui_probe_login.py")
 
 
 def browser():

@@ -8,7 +8,6 @@ from cfnlint.decode import decode_str
 from lambda_affinity import deploy
 
 TEMPLATE = deploy.probe_dir() / "template.yaml"
-REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 
 
 def _template() -> dict:
