@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import urllib.request
 
 import psutil
 import pytest
 import yaml
 
+from commands import cli
 from fixture_paths import CONFIGS, LOCUSTFILES as TEST_LOCUSTFILES
 from lambda_affinity import calibrate
 from lambda_affinity.emulator.config import load_config
@@ -24,11 +23,6 @@ from locust_runs import LOCUSTFILES, assert_nothing_left, run_locust
 
 ENV = "2026/12/01/[$LATEST]"
 SEED_CONFIG = os.path.join(LOCUSTFILES, "seed_emulator.yaml")
-
-
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "lambda_affinity.cli", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
 
 
 def write_trace(path, rows):

@@ -1,14 +1,13 @@
 """The `lambda-affinity` command's own dispatch."""
 import os
-import subprocess
-import sys
+
+import commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "lambda_affinity.cli", *args], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    return commands.cli(*args, timeout=60, cwd=ROOT)
 
 
 def test_help_lists_every_part():

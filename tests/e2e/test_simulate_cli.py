@@ -1,14 +1,9 @@
 """`lambda-affinity simulate` as a command: JSON schema, table, bad options."""
 import json
-import subprocess
-import sys
 
 import pytest
 
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "lambda_affinity.cli", *args],
-                          capture_output=True, text=True, timeout=60)
+from commands import cli
 
 
 def test_cli_json_matches_schema():

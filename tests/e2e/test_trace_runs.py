@@ -12,6 +12,7 @@ import time
 import psutil
 import pytest
 
+from commands import cli
 from lambda_affinity.trace import ReadStats, TraceError, TraceRow, TraceWriter, read_arrivals, read_rows
 from locust_runs import (FIXTURES, LOCUST, LOCUSTFILES, ROOT, TEST_LOCUSTFILES, Cluster, assert_nothing_left,
                          probe_requests, run_locust)
@@ -21,10 +22,6 @@ EXAMPLE = os.path.join(ROOT, "docs", "examples", "api-gateway-access-log.jsonl")
 
 
 # -- the command line ---------------------------------------------------------------------
-
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "lambda_affinity.cli", *args], capture_output=True, text=True,
-                          timeout=60, cwd=cwd)
 
 
 def test_simulate_replays_the_example_access_log():
