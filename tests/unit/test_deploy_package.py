@@ -10,6 +10,7 @@ import pytest
 
 from lambda_affinity import deploy as d
 from lambda_affinity.cli import main
+
 NAME = d.DEFAULT_NAME
 
 

@@ -1,7 +1,6 @@
 """The emulator's environment cap derived from the machine's limits (machine.derive_cap), in-process."""
 from __future__ import annotations
 
-
 from lambda_affinity.emulator import machine
 from lambda_affinity.emulator.config import config_from_mapping
 from lambda_affinity.emulator.machine import EnvironmentCost, MachineLimits, derive_cap

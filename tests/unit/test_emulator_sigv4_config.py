@@ -1,14 +1,12 @@
 """The emulator's `credentials` config, in-process: loaded, kept out of repr, bad entries named."""
 from __future__ import annotations
 
-
 import pytest
 
 from config_files import KEY_ID, SECRET, config_error, write
 from lambda_affinity.emulator.config import load_config
 
 
-# -- config ------------------------------------------------------------------------
 def test_credentials_and_region_load_and_stay_out_of_repr(tmp_path):
     cfg = load_config(write(tmp_path, f"""
 region: ap-southeast-2
