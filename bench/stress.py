@@ -17,7 +17,7 @@ Phases, each against a fresh `lambda-affinity emulate` process on 127.0.0.1
 Each phase prints answered / dropped / 5xx / other counts and the emulator's
 peak memory (its process tree's RSS, sampled). The goal is 0 dropped and 0
 unexpected 5xx everywhere. `--quick` is the small form CI runs
-(tests/test_stress.py). The last line is `stress_dropped_total: N`.
+(tests/e2e/test_stress.py). The last line is `stress_dropped_total: N`.
 """
 from __future__ import annotations
 

@@ -6,81 +6,31 @@ from __future__ import annotations
 # first, the way a Locust process does, and the plugin's tests run in-process.
 import locust  # noqa: F401  isort: skip
 
-import textwrap
+import pathlib
+import shutil
 
 import pytest
 
-# A function that misbehaves on request, for the emulator's fault tests. The
-# action comes from an Invoke payload {"action": ...} or a Function URL's
-# query string (?action=...).
-EMULATOR_FAULTS_HANDLER = textwrap.dedent('''
-    import json, os, sys, time
+from fixture_paths import HANDLERS
 
-    COUNT = 0
+TESTS = pathlib.Path(__file__).parent
 
-    def handler(event, context):
-        global COUNT
-        COUNT += 1
-        url = isinstance(event, dict) and "requestContext" in event
-        if url:
-            args = event.get("queryStringParameters") or {}
-        else:
-            args = event if isinstance(event, dict) else {}
-        action = args.get("action")
-        print(f"handling {action} #{COUNT}")
-        if action == "raise":
-            raise ValueError("boom: " + str(COUNT))
-        if action == "sleep":
-            time.sleep(float(args.get("seconds", 5)))
-        if action == "exit":
-            sys.stdout.flush()
-            os._exit(3)
-        if action == "kill":
-            os.kill(os.getpid(), 9)
-        if action == "big":  # 6291558 bytes as JSON: over AWS's 6291556 for a response
-            return "x" * (6 * 1024 * 1024 + 100)
-        if action == "sized":  # a result of exactly `bytes` bytes as JSON
-            return "x" * (int(args["bytes"]) - 2)
-        if action == "print":
-            for i in range(int(args.get("lines", 3))):
-                print(f"line {i} " + "y" * 100)
-        if action == "env":
-            return dict(os.environ)
-        if action == "proc_environ":  # what the process was started with, not os.environ
-            with open("/proc/self/environ", "rb") as f:
-                return f.read().decode(errors="replace")
-        if action == "context":
-            return {"request_id": context.aws_request_id, "arn": context.invoked_function_arn,
-                    "remaining_ms": context.get_remaining_time_in_millis(),
-                    "client_context": context.client_context, "name": context.function_name,
-                    "memory": context.memory_limit_in_mb}
-        if action == "echo":
-            return event
-        if action == "custom":
-            return {"statusCode": 201, "headers": {"x-custom": "yes", "content-type": "text/plain"},
-                    "cookies": ["a=1", "b=2"], "body": "created"}
-        if action == "binary":
-            return {"statusCode": 200, "headers": {"content-type": "application/octet-stream"},
-                    "isBase64Encoded": True, "body": "AAEC/w=="}
-        if action == "badresponse":
-            return {"statusCode": "teapot"}
-        return {"count": COUNT, "env_id": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"], "pid": os.getpid()}
-''')
 
-EMULATOR_INIT_FAIL_HANDLER = "import module_that_does_not_exist_anywhere\n\ndef handler(event, context):\n    return 1\n"
+def pytest_ignore_collect(collection_path, config):
+    """`-m "not slow"` selects nothing under tests/e2e (its conftest marks every test there slow), so the
+    folder is not even imported: its modules load moto, Playwright and boto3, seconds of the fast half's
+    time. Any other -m expression collects it as usual. None (not False) lets other rules decide."""
+    if collection_path == TESTS / "e2e" and " ".join(config.getoption("markexpr", "").split()) == "not slow":
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")
 def emulator_code(tmp_path_factory):
-    """Folders of test functions: {"faults": dir, "initfail": dir}."""
+    """Folders of test functions: {"faults": dir, "initfail": dir}, copies of tests/fixtures/handlers/ (a
+    run's caches stay out of the source tree)."""
     root = tmp_path_factory.mktemp("emulator-functions")
-    dirs = {}
-    for name, source in (("faults", EMULATOR_FAULTS_HANDLER), ("initfail", EMULATOR_INIT_FAIL_HANDLER)):
-        d = root / name
-        d.mkdir()
-        (d / "app.py").write_text(source)
-        dirs[name] = d
-    return dirs
+    return {name: shutil.copytree(HANDLERS / name, root / name) for name in ("faults", "initfail")}
 
 
 @pytest.fixture(scope="session")

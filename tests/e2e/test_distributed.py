@@ -1,0 +1,128 @@
+"""Distributed runs with real processes: a Locust master and `locust --worker`
+subprocesses on 127.0.0.1, the master's embedded emulator as the target.
+
+Each worker also dumps what it recorded itself when its test stops (a
+listener in the test's locustfile), so the master's totals are compared with
+every worker's own record, user by user, and with Locust's request counts.
+Every process started (master, workers, the emulator below the master) is
+collected while it runs, killed and reaped at the end, and must be gone.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import signal
+import time
+
+import pytest
+
+from locust_runs import probe_requests
+
+
+def own_records(tmp_path) -> dict[int, dict]:
+    return {int(re.search(r"worker-(\d+)", p.name).group(1)): json.loads(p.read_text())
+            for p in tmp_path.glob("worker-*.json")}
+
+
+def csv_rows(text: str) -> dict[str, dict]:
+    """The per-user CSV as {user: row} with the tracker's types."""
+    out = {}
+    for r in csv.DictReader(io.StringIO(text)):
+        out[r["user"]] = {k: (r[k] if k == "user" else None if r[k] == "" else float(r[k]) if k == "max_share"
+                              else int(r[k])) for k in r}
+    return out
+
+
+MASTER = ["--expect-workers", "2", "--headless", "-u", "10", "-r", "10", "--json", "--affinity-json", "out/a.json",
+          "--csv", "out/run", "--html", "out/report.html"]
+
+
+def assert_master_holds(doc, rows_csv, records: dict[int, dict]):
+    """The master's rows are exactly the workers' own, user by user."""
+    for index, record in records.items():
+        for row in record["rows"]:
+            assert row["user"].startswith(f"w{index}-u")
+            assert rows_csv[row["user"]] == {**row, "max_share": float(row["max_share"]) if row["max_share"] is not None
+                                             else None}, row["user"]
+    assert doc["per_user"] == [{k: r[k] for k in ("user", "requests", "max_share", "warm_hits", "environments",
+                                                  "cold_starts", "switches")} for r in rows_csv.values()]
+
+
+@pytest.mark.slow
+def test_master_and_two_workers_exact_totals(cluster_factory, tmp_path):
+    c = cluster_factory(MASTER + ["-t", "5s", "--affinity-min-hit-rate", "0.01", "--stop-timeout", "5"],
+                        env={"AFFINITY_LINGER_S": "3"})
+    code = c.wait_master(60)
+    err = c.text("master.err")
+    assert code == 0, err[-4000:]
+    # the workers finish their tasks (up to 3 s) after the stop: their last calls still count
+    waited = float(re.search(r"waited ([\d.]+) s for the workers' final snapshots", err).group(1))
+    assert waited < 5, waited  # logged only when there was a wait (> 0.1 s)
+    records = own_records(tmp_path)
+    assert sorted(records) == [0, 1]
+    doc = json.loads((tmp_path / "out" / "a.json").read_text())
+    rows = csv_rows((tmp_path / "out" / "run_affinity.csv").read_text())
+    mine = [r for rec in records.values() for r in rec["rows"]]
+    # user keys are unique across workers, and every user of every worker is there
+    assert len(rows) == len(mine) == doc["users"] == 10
+    assert_master_holds(doc, rows, records)
+    assert doc["requests"] == sum(r["requests"] for r in mine) > 20
+    assert doc["invalid"] == sum(r["invalid"] for r in mine) == 0
+    assert doc["cold_starts"] == sum(r["cold_starts"] for r in mine)
+    # workers share the master's emulator: its environments are counted once
+    assert doc["environments"] == len(set(records[0]["envs"]) | set(records[1]["envs"]))
+    assert probe_requests(c.text("master.out")) == doc["requests"] + doc["invalid"]
+    assert doc["workers"] == {"count": 2, "lost": []}
+    assert "Embedded Lambda emulator started" in err
+    assert f"Lambda affinity: 10 users, {doc['requests']} valid replies" in err
+    assert "CHECK passed: --affinity-min-hit-rate 0.01" in err
+    assert "sent no final report" not in err
+    for name in ("a.json", "run_affinity.csv", "run_affinity_summary.csv", "report.html"):
+        assert f"affinity: wrote out/{name}" in err
+    assert '<section id="lambda-affinity"' in (tmp_path / "out" / "report.html").read_text()
+    # the workers used the master's emulator and started none of their own
+    for w in c.workers:
+        assert "Embedded Lambda emulator" not in c.text(f"{w.name}.err")
+    assert [p for p in c.seen.values() if p.pid not in {c.master.pid, *(w.pid for w in c.workers)}], \
+        "the emulator runs below the master"
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_is_reported_and_nothing_else_is_lost(cluster_factory, tmp_path):
+    c = cluster_factory(MASTER + ["-t", "9s"])
+    victim = c.workers[1]
+    deadline = time.monotonic() + 30
+    while "All users spawned" not in c.text("master.err"):
+        assert time.monotonic() < deadline and c.master.poll() is None, c.text("master.err")[-3000:]
+        time.sleep(0.1)
+    time.sleep(3.5)  # at least one periodic report (every 3 s) from each worker
+    c.collect()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    started = time.monotonic()
+    code = c.wait_master(60)
+    err = c.text("master.err")
+    assert code == 0, err[-4000:]
+    # the master waited for nothing it could not get: the run ended on time
+    assert time.monotonic() - started < 5.5 + 8, err[-3000:]
+    records = own_records(tmp_path)
+    assert len(records) == 1, "only the surviving worker dumped its record"
+    (alive_index, alive), = records.items()
+    lost_index = 1 - alive_index
+    doc = json.loads((tmp_path / "out" / "a.json").read_text())
+    rows = csv_rows((tmp_path / "out" / "run_affinity.csv").read_text())
+    assert doc["workers"]["count"] == 2 and [w["index"] for w in doc["workers"]["lost"]] == [lost_index]
+    lost_lines = [line for line in err.splitlines() if "sent no final report" in line]
+    assert len(lost_lines) == 1 and f"worker {lost_index} (" in lost_lines[0], lost_lines
+    # nothing of the surviving worker is lost, user by user
+    assert_master_holds(doc, rows, {alive_index: alive})
+    # what the killed worker sent before it died is kept
+    kept = {u: r for u, r in rows.items() if u.startswith(f"w{lost_index}-")}
+    assert len(kept) == 5 and all(r["requests"] > 0 for r in kept.values()), kept
+    assert re.search(rf"kept what it sent until then: 5 users, {sum(r['requests'] for r in kept.values())} valid",
+                     lost_lines[0]), lost_lines
+    # Locust's counts and ours come from the same reports: they agree exactly
+    assert probe_requests(c.text("master.out")) == doc["requests"] + doc["invalid"]
+    assert doc["users"] == 10 and f"affinity: wrote out/a.json" in err

@@ -1,0 +1,60 @@
+"""`lambda-affinity simulate` as a command: JSON schema, table, bad options."""
+import json
+
+import pytest
+
+from commands import cli
+
+
+def test_cli_json_matches_schema():
+    p = cli("simulate", "--runs", "2", "--seed", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert set(doc) == {"users", "requests", "invalid", "environments", "cold_starts", "hit_rate",
+                        "warm_cache_rate", "histogram", "per_user"}
+    assert set(doc["hit_rate"]) == {"mean", "min", "p10", "p25", "p50", "p75", "p90", "max", "weighted"}
+    assert len(doc["histogram"]) == 10 and doc["users"] == 20
+    assert set(doc["per_user"][0]) == {"user", "requests", "max_share", "warm_hits", "environments",
+                                       "cold_starts", "switches"}
+
+
+def test_cli_table_and_rates_line():
+    p = cli("simulate", "--seed", "1")
+    assert p.returncode == 0, p.stderr
+    assert "max-share hit" in p.stdout and "warm-cache hit" in p.stdout
+    rates = [line for line in p.stdout.splitlines() if line.startswith("rates: ")]
+    assert len(rates) == 1 and len(rates[0][7:].split(",")) == 10
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--think", "soon"), "think: 'soon' is not a distribution"),
+    (("--keep-alive", "-3"), "keep_alive_s: must be >= 0"),
+    (("--users", "0"), "users: must be >= 1"),
+    (("--runs", "0"), "runs: must be >= 1"),
+    (("--duration", "nan"), "duration: must be a finite number > 0"),
+    (("--duration", "inf"), "duration: must be a finite number > 0"),
+    (("--keep-alive", "nan"), "keep_alive_s: expected a finite number, got nan"),
+])
+def test_cli_bad_options(args, message):
+    p = cli("simulate", *args)
+    assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
+
+
+def test_cli_prices_a_miss():
+    p = cli("simulate", "--seed", "3", "--json", "--miss-cost-ms", "5", "--miss-cost-usd", "0.00000025")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    cost = doc["miss_cost"]
+    assert cost["warm_cache_rate"] == doc["warm_cache_rate"]["weighted"]
+    assert cost["saved_ms_per_million"] == pytest.approx(5e6 * doc["warm_cache_rate"]["weighted"])
+    p = cli("simulate", "--seed", "3", "--miss-cost-ms", "5")
+    assert p.returncode == 0 and "cost of a miss 5 ms: per million replies the warm cache" in p.stdout
+    p = cli("simulate", "--miss-cost-ms", "-5")
+    assert p.returncode == 2 and "miss-cost-ms: must be a finite number >= 0, got -5.0" in p.stderr
+
+
+def test_random_seed_is_the_option_and_seed_still_works():
+    by_new = cli("simulate", "--random-seed", "4", "--json")
+    by_old = cli("simulate", "--seed", "4", "--json")
+    assert by_new.returncode == 0 and by_new.stdout == by_old.stdout
+    assert "--random-seed" in cli("simulate", "--help").stdout and "--seed " not in cli("simulate", "--help").stdout

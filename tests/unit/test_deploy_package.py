@@ -1,0 +1,68 @@
+"""deploy without AWS: the zip package, option errors and the locust command it prints."""
+from __future__ import annotations
+
+import importlib
+import io
+import sys
+import zipfile
+
+import pytest
+
+from lambda_affinity import deploy as d
+from lambda_affinity.cli import main
+
+NAME = d.DEFAULT_NAME
+
+
+def test_zip_has_the_handler_at_the_root_and_runs(tmp_path):
+    package = d.build_zip()
+    names = zipfile.ZipFile(io.BytesIO(package)).namelist()
+    assert names == ["handler.py"]
+    assert package == d.build_zip()  # deterministic: same probe, same CodeSha256
+    path = tmp_path / "probe.zip"
+    path.write_bytes(package)
+    # imported from the zip as Lambda's runtime would, through sys.path (zipimport's
+    # find_spec/exec_module are Python 3.10+)
+    sys.path.insert(0, str(path))
+    sys.modules.pop("handler", None)
+    try:
+        handler = importlib.import_module("handler")
+    finally:
+        sys.path.remove(str(path))
+        sys.modules.pop("handler", None)
+    assert handler.__file__.startswith(str(path))
+    reply = handler.handler({"session": "u1"}, None)
+    assert reply["probe"] == 1 and reply["cache"]["hit"] is False
+
+
+def test_zip_skips_caches_package_markers_and_other_variants(tmp_path):
+    (tmp_path / "handler.py").write_text("def handler(e, c): return 1\n")
+    (tmp_path / "helpers.py").write_text("X = 1\n")
+    (tmp_path / "__init__.py").write_text("")
+    (tmp_path / "template.yaml").write_text("x: 1\n")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "handler.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "node").mkdir()
+    (tmp_path / "node" / "index.mjs").write_text("export const handler = 1\n")
+    assert zipfile.ZipFile(io.BytesIO(d.build_zip(tmp_path))).namelist() == ["handler.py", "helpers.py"]
+    (tmp_path / "handler.py").unlink()
+    with pytest.raises(d.DeployError, match="no handler.py"):
+        d.build_zip(tmp_path)
+
+
+def test_bad_env_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["deploy", "--env", "PATH=/tmp"])
+    assert info.value.code == 2
+    assert "NAME one of AFFINITY_CACHE_SIZE" in capsys.readouterr().err
+
+
+def test_locust_command_carries_profile_and_region_when_needed():
+    iam_url = d.Deployed(NAME, "https://abc.lambda-url.us-east-2.on.aws/", "us-east-2", "AWS_IAM", [])
+    assert d.locust_command(iam_url, "us-east-2", None) == \
+        "locust -f locustfiles/function_url.py --host https://abc.lambda-url.us-east-2.on.aws/ --affinity-sigv4"
+    assert d.locust_command(iam_url, "eu-west-1", "load test").startswith(
+        "AWS_PROFILE='load test' AWS_REGION=us-east-2 locust -f")
+    public = d.Deployed(NAME, "https://abc.lambda-url.us-east-2.on.aws/", "us-east-2", "NONE", [])
+    assert d.locust_command(public, None, None) == \
+        "locust -f locustfiles/function_url.py --host https://abc.lambda-url.us-east-2.on.aws/"

@@ -1,0 +1,54 @@
+"""probe_lambda/template.yaml says what `lambda-affinity deploy` does (cfn-lint's checks are in
+e2e/test_template_cfn_lint.py)."""
+from __future__ import annotations
+
+import botocore.session
+from cfnlint.decode import decode_str
+
+from lambda_affinity import deploy
+
+TEMPLATE = deploy.probe_dir() / "template.yaml"
+
+
+def _template() -> dict:
+    template, matches = decode_str(TEMPLATE.read_text())
+    assert not matches
+    return template
+
+
+def test_function_and_url_as_specified():
+    t = _template()
+    fn = t["Resources"]["ProbeFunction"]
+    assert fn["Type"] == "AWS::Serverless::Function"
+    props = fn["Properties"]
+    assert props["Handler"] == deploy.HANDLER
+    assert props["Runtime"] == deploy.RUNTIME
+    assert props["MemorySize"] == {"Ref": "MemorySize"} and props["Timeout"] == {"Ref": "Timeout"}
+    assert props["FunctionUrlConfig"]["AuthType"] == {"Ref": "FunctionUrlAuthType"}
+    env = props["Environment"]["Variables"]
+    assert set(env) == set(deploy.PROBE_ENV)
+
+
+def test_runtime_is_a_current_python():
+    runtimes = botocore.session.get_session().get_service_model("lambda").shape_for("Runtime").enum
+    assert deploy.RUNTIME in runtimes
+    major, minor = map(int, deploy.RUNTIME.removeprefix("python").split("."))
+    assert (major, minor) >= (3, 12)
+
+
+def test_parameters_default_to_what_deploy_does():
+    params = _template()["Parameters"]
+    assert params["FunctionUrlAuthType"]["Default"] == deploy.AUTH_TYPE == "AWS_IAM"
+    assert params["FunctionUrlAuthType"]["AllowedValues"] == ["AWS_IAM", "NONE"]
+    assert params["MemorySize"]["Default"] == deploy.MEMORY_MB
+    assert params["Timeout"]["Default"] == deploy.TIMEOUT_S
+    env = _template()["Resources"]["ProbeFunction"]["Properties"]["Environment"]["Variables"]
+    for name, value in deploy.PROBE_ENV.items():
+        assert params[env[name]["Ref"]]["Default"] == value
+
+
+def test_outputs_url_name_and_region():
+    outputs = _template()["Outputs"]
+    assert outputs["FunctionUrl"]["Value"] == {"Fn::GetAtt": ["ProbeFunctionUrl", "FunctionUrl"]}
+    assert outputs["FunctionName"]["Value"] == {"Ref": "ProbeFunction"}
+    assert outputs["Region"]["Value"] == {"Ref": "AWS::Region"}
