@@ -73,7 +73,7 @@ class Figures:
     cold_starts: int
 
     @classmethod
-    def of(cls, tracker: Tracker) -> "Figures":
+    def of(cls, tracker: Tracker) -> Figures:
         doc = summarize(tracker.rows(), tracker.environments, per_user_limit=0)
         hit, warm = doc["hit_rate"], doc["warm_cache_rate"]
         if hit is None:

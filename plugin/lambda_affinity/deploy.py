@@ -29,13 +29,12 @@ import sys
 import time
 import traceback
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 from xml.etree import ElementTree
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-
 
 MANAGED_TAG = "lambda-affinity:managed"
 FUNCTION_TAG = "lambda-affinity:function"
@@ -661,7 +660,7 @@ def _run(args, body) -> int:
     """body(), with every failure one message on stderr and exit code 1; the traceback only with --debug."""
     try:
         return body()
-    except Exception as exc:  # noqa: BLE001 -- the user gets a line, --debug the whole story
+    except Exception as exc:  # the user gets a line, --debug the whole story
         if args.debug:
             traceback.print_exception(type(exc), exc, exc.__traceback__)
         if isinstance(exc, DeployError):

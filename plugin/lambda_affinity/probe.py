@@ -177,7 +177,8 @@ def _from_proxy_result(doc: dict) -> Observation:
     if not isinstance(status, int) or isinstance(status, bool):
         raise ProbeReplyError(f"reply statusCode is not an integer: {_json(status)}")
     if status >= 400:
-        raise ProbeReplyError(f"function answered HTTP {status}: {snippet(body) if isinstance(body, str) else _json(body)}")
+        shown = snippet(body) if isinstance(body, str) else _json(body)
+        raise ProbeReplyError(f"function answered HTTP {status}: {shown}")
     if not isinstance(body, str):
         raise ProbeReplyError(f"reply body is not a string: {_json(body)}")
     if doc.get("isBase64Encoded"):

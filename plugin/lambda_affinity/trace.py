@@ -33,9 +33,10 @@ import json
 import math
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, Iterable, Iterator, NamedTuple
+from typing import IO, NamedTuple
 
 from dateutil.parser import isoparse  # botocore's own dependency; declared in setup.cfg
 
@@ -114,9 +115,11 @@ class TraceWriter:
     def __init__(self, path: str) -> None:
         self.path = path
         if path.endswith(".gz"):
-            self._fh: IO[str] = gzip.open(path, "wt", encoding="utf-8", newline="", compresslevel=GZIP_LEVEL)
+            # held open for the writer's life, streamed into; close() and __exit__ close it
+            self._fh: IO[str] = gzip.open(  # noqa: SIM115
+                path, "wt", encoding="utf-8", newline="", compresslevel=GZIP_LEVEL)
         else:
-            self._fh = open(path, "w", encoding="utf-8", newline="")
+            self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 -- as above
         self._csv = csv.writer(self._fh, lineterminator="\n")
         self._csv.writerow(FIELDS)
         self.rows = 0
@@ -143,7 +146,7 @@ class TraceWriter:
         if not self._fh.closed:
             self._fh.close()
 
-    def __enter__(self) -> "TraceWriter":
+    def __enter__(self) -> TraceWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -261,7 +264,7 @@ class _Guard:
     def __init__(self, path: str, line=lambda: None) -> None:
         self.path, self.line = path, line
 
-    def __enter__(self) -> "_Guard":
+    def __enter__(self) -> _Guard:
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
@@ -317,7 +320,7 @@ def _csv(path, first, lines, columns, stats):
             if not row or (len(row) == 1 and not row[0].strip()):
                 stats.blank_lines += 1
                 continue
-            missing = next(p for p, i in zip(picked, index) if i >= len(row))
+            missing = next(p for p, i in zip(picked, index, strict=True) if i >= len(row))
             raise TraceError(path, reader.line_num, f"{len(row)} fields, but the header has {len(names)}: "
                                                     "no value", missing)
         yield (reader.line_num, picked, *(row[i] for i in index))
@@ -365,7 +368,7 @@ def _ordered(path: str, items: Iterator[tuple], window: float, column: list, sta
     push, pop = heapq.heappush, heapq.heappop
     newest = -math.inf
     newest_line = n = 0
-    for n, item in enumerate(items, 1):
+    for n, item in enumerate(items, 1):  # noqa: B007 -- n counts the rows, read after the loop
         t = item[0]
         if t < newest:
             if t < newest - window:
@@ -389,7 +392,7 @@ def _ordered(path: str, items: Iterator[tuple], window: float, column: list, sta
 
 
 def _out_of_order(path: str, line: int, t: float, newest: float, newest_line: int, window: float,
-                  column: str) -> "TraceError":
+                  column: str) -> TraceError:
     """The error for a row further back in time than the reorder window allows
     (one message for the generic reader and the CSV hot path)."""
     return TraceError(path, line, f"{t:.6f} is {newest - t:.3f} s before line {newest_line}'s time: rows must be "
@@ -520,7 +523,7 @@ def _row(path: str, line: int, v: list) -> TraceRow:
     if not user.strip():
         raise TraceError(path, line, "no user: every row needs one", "user")
     flags = []
-    for name, text in zip(("cold", "cache_hit", "valid"), v[5:8]):
+    for name, text in zip(("cold", "cache_hit", "valid"), v[5:8], strict=True):
         try:
             flags.append(_parse_flag(text if isinstance(text, str) else json.dumps(text)))
         except ValueError as exc:
@@ -543,7 +546,7 @@ def merge(paths: list[str], out: str, max_disorder_s: float = DEFAULT_MAX_DISORD
     per_file = [ReadStats() for _ in paths]
     if stats is not None:
         stats.extend(per_file)
-    streams = [read_rows(p, max_disorder_s, st) for p, st in zip(paths, per_file)]
+    streams = [read_rows(p, max_disorder_s, st) for p, st in zip(paths, per_file, strict=True)]
     with TraceWriter(out) as writer:
         for row in heapq.merge(*streams, key=lambda r: r.send):
             writer.write_row(row)

@@ -28,7 +28,7 @@ bound of the distinct ones.
 """
 from __future__ import annotations
 
-from typing import Hashable, Iterable
+from collections.abc import Hashable, Iterable
 
 DEFAULT_MAX_ENVS = 64
 

@@ -33,7 +33,7 @@ class Result:
         self.status = status        # REPORT's `Status:` (timeout, error), None when fine
 
     @classmethod
-    def ok(cls, payload: bytes) -> "Result":
+    def ok(cls, payload: bytes) -> Result:
         return cls(payload)
 
 
@@ -51,8 +51,8 @@ def init_error(payload: bytes, error_type: str | None) -> Result:
 
 
 def timeout_result(request_id: str, timeout_s: float) -> Result:
-    return Result(_error("Sandbox.Timedout", f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"),
-                  "Unhandled", "Sandbox.Timedout", recycle=True, status="timeout")
+    message = f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"
+    return Result(_error("Sandbox.Timedout", message), "Unhandled", "Sandbox.Timedout", recycle=True, status="timeout")
 
 
 def exit_result(request_id: str, status_text: str) -> Result:
@@ -71,8 +71,8 @@ def out_of_memory_result(request_id: str) -> Result:
 
 
 def init_timeout_result(request_id: str, timeout_s: float) -> Result:
-    return Result(_error("Runtime.Unknown", f"RequestId: {request_id} Error: Init phase timed out after {timeout_s:.2f} seconds"),
-                  "Unhandled", "Runtime.Unknown", recycle=True, status="timeout")
+    message = f"RequestId: {request_id} Error: Init phase timed out after {timeout_s:.2f} seconds"
+    return Result(_error("Runtime.Unknown", message), "Unhandled", "Runtime.Unknown", recycle=True, status="timeout")
 
 
 class LogTail:
@@ -124,9 +124,10 @@ def end_line(request_id: str) -> str:
 
 def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int | None,
                 init_ms: float | None = None, status: str | None = None) -> str:
+    max_used = max_memory_mb if max_memory_mb is not None else "-"
     parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms",
              f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
-             f"Memory Size: {memory_mb} MB", f"Max Memory Used: {max_memory_mb if max_memory_mb is not None else '-'} MB"]
+             f"Memory Size: {memory_mb} MB", f"Max Memory Used: {max_used} MB"]
     if init_ms is not None:
         parts.append(f"Init Duration: {init_ms:.2f} ms")
     if status:

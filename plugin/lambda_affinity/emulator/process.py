@@ -47,13 +47,13 @@ class EmulatorProcess:
             cmd += ["--config", os.fspath(self.config_path)]
         return cmd
 
-    def start(self) -> "EmulatorProcess":
+    def start(self) -> EmulatorProcess:
         if self.proc is not None:
             raise RuntimeError("this EmulatorProcess is already started")
         self._dir = tempfile.TemporaryDirectory(prefix="lambda-affinity-emulator-")
         ready_file = os.path.join(self._dir.name, "ready.json")
         self.log_path = os.path.join(self._dir.name, "emulator.log")
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 -- the child's output for its whole life; stop() closes it
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(self.command(ready_file), stdin=subprocess.PIPE, stdout=self._log,
@@ -120,7 +120,7 @@ class EmulatorProcess:
             self._dir.cleanup()
             self._dir = None
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> EmulatorProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

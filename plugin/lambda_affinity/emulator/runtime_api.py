@@ -18,8 +18,21 @@ import json
 from gevent import getcurrent
 
 from .invocation import Result, function_error
-from .wire import (App, BadRequest, Reader, Request, Response, _Date, answer, bad_request, encode_response, flush,
-                   lingering_close, read_and_handle, send_all)
+from .wire import (
+    App,
+    BadRequest,
+    Reader,
+    Request,
+    Response,
+    _Date,
+    answer,
+    bad_request,
+    encode_response,
+    flush,
+    lingering_close,
+    read_and_handle,
+    send_all,
+)
 
 PREFIX = "/2018-06-01/runtime"
 NEXT = PREFIX + "/invocation/next"
@@ -74,7 +87,8 @@ class RuntimeAPI(App):
             if what == "response":
                 return self._complete(request_id, Result.ok(req.body))
             if what == "error":
-                return self._complete(request_id, function_error(_error_document(req.body), req.headers.get(ERROR_TYPE_HEADER)))
+                error = function_error(_error_document(req.body), req.headers.get(ERROR_TYPE_HEADER))
+                return self._complete(request_id, error)
         if req.method == "POST" and path == INIT_ERROR:
             if self.sandbox.init_failed(_error_document(req.body), req.headers.get(ERROR_TYPE_HEADER)):
                 return Response(202, [_JSON], _ACCEPTED)
@@ -287,7 +301,8 @@ def connection_handler(sandbox, app: RuntimeAPI):
     """A StreamServer handler serving the Runtime API on each connection."""
 
     def handle(sock, address):
-        RuntimeConnection(sandbox, app, sock, address[0] if isinstance(address, tuple) and address else "127.0.0.1").serve()
+        peer = address[0] if isinstance(address, tuple) and address else "127.0.0.1"
+        RuntimeConnection(sandbox, app, sock, peer).serve()
 
     return handle
 

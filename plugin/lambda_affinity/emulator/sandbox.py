@@ -13,17 +13,23 @@ import sys
 import time
 
 import gevent
-from gevent import os as gos
-from gevent import socket as gsocket
-from gevent import Timeout
+from gevent import Timeout, os as gos, socket as gsocket
 from gevent.event import AsyncResult
 from gevent.queue import Queue
 from gevent.server import StreamServer
 
 from .config import EmulatorConfig, FunctionConfig
 from .forkserver import RUNTIMES_DIR
-from .invocation import (Invocation, LogTail, Result, exit_result, init_error, init_timeout_result,
-                         out_of_memory_result, timeout_result)
+from .invocation import (
+    Invocation,
+    LogTail,
+    Result,
+    exit_result,
+    init_error,
+    init_timeout_result,
+    out_of_memory_result,
+    timeout_result,
+)
 from .runtime_api import GONE, PARKED, RuntimeAPI, RuntimeConnection, connection_handler
 
 INIT_TIMEOUT_S = 10.0            # AWS: the init phase has 10 s

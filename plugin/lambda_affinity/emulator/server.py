@@ -22,12 +22,11 @@ from ..platform.distributions import parse_distribution
 from .auth import Authority
 from .config import EmulatorConfig, default_config
 from .function_url import FunctionURL
-from .invoke_api import InvokeAPI
 from .introspection import ENVIRONMENTS, PREFIX as INTROSPECTION_PREFIX
+from .invoke_api import InvokeAPI
 from .network import ModelledNetwork
 from .service import InvocationService
 from .wire import make_server
-
 
 
 class Emulator:
@@ -140,7 +139,7 @@ class Emulator:
         self._request_stop()
 
     # -- running in a thread of its own (the Python API) -----------------------
-    def start(self, timeout: float = 30.0) -> "Emulator":
+    def start(self, timeout: float = 30.0) -> Emulator:
         """Serve from a new OS thread with its own gevent loop; returns when ready.
         Works in a gevent-patched process too (real thread, real locks)."""
         if self._thread is not None:
@@ -191,7 +190,7 @@ class Emulator:
             raise RuntimeError(f"the emulator did not stop within {timeout:g} s")
         self._thread = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:

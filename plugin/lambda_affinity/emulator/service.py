@@ -24,8 +24,8 @@ from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
 from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
-from .machine import machine_cap, raise_fd_limit
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
+from .machine import machine_cap, raise_fd_limit
 from .runtimes.proctree import descendants
 from .sandbox import STOPPED, Sandbox
 
@@ -66,7 +66,7 @@ class _Leasing:
 
     __slots__ = ("service", "function", "slot")
 
-    def __init__(self, service: "InvocationService", function: str) -> None:
+    def __init__(self, service: InvocationService, function: str) -> None:
         self.service = service
         self.function = function
 

@@ -169,7 +169,7 @@ class Reader:
                  "head_raw", "in_message", "parts", "body_size", "error", "stopped", "in_trailer",
                  "trailer_raw", "trailer_size", "trailers")
 
-    def __init__(self, sock, app: "App", peer: str = "127.0.0.1") -> None:
+    def __init__(self, sock, app: App, peer: str = "127.0.0.1") -> None:
         self.sock = sock
         self.peer = peer
         self.max_body = app.max_body
@@ -313,14 +313,14 @@ class Reader:
         self.cur = req
         self.parts = []
         self.body_size = 0
-        if req.length is not None and req.length > self.max_body:
-            # Too big to take: answer at once, and close when the client has
-            # not sent the body (it waits for 100 Continue) or it is too big to drain.
-            if req.expect_continue or req.length > DRAIN_LIMIT:
-                req.too_large = True
-                req.keep_alive = False
-                self._done(req)
-                raise _Stop
+        # Too big to take: answer at once, and close when the client has
+        # not sent the body (it waits for 100 Continue) or it is too big to drain.
+        if (req.length is not None and req.length > self.max_body
+                and (req.expect_continue or req.length > DRAIN_LIMIT)):
+            req.too_large = True
+            req.keep_alive = False
+            self._done(req)
+            raise _Stop
 
     def on_chunk_header(self) -> None:
         # Until data follows, bytes may be the last chunk's trailers.
@@ -416,7 +416,7 @@ def bad_request(exc: BadRequest) -> bytes:
     return encode_response(Response(exc.status, [("Content-Type", "text/plain")], str(exc).encode()), False)
 
 
-def flush(sock, held: list, keep: bool, reader: "Reader") -> bool:
+def flush(sock, held: list, keep: bool, reader: Reader) -> bool:
     """Send the answers held for a connection; False when it is to close.
     With the next request already here (a pipelining client), hold on and
     answer both in one write: one send and one wake-up fewer."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from typing import Hashable, Protocol, TypeVar
+from collections.abc import Hashable
+from typing import Protocol, TypeVar
 
 T = TypeVar("T", bound=Hashable)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
 from .config import FunctionSpec, ModelConfig
@@ -276,7 +276,7 @@ class Platform:
 
     def _evict_one(self) -> bool:
         """Reclaim the longest-idle environment of any function."""
-        for deadline, env, token in self._idle_queue:
+        for _deadline, env, token in self._idle_queue:
             if env.state == IDLE and env.idle_token == token:
                 self._pools[env.function].remove(env)
                 self._retire(env, EVICTED)

@@ -29,6 +29,7 @@ environment process are child subreapers: whatever a handler starts, even in
 a new session, stays below its environment while it lives and is handed to
 the zygote when it ends, which then kills it (`sweep`).
 """
+import importlib.util
 import json
 import os
 import resource
@@ -36,8 +37,6 @@ import select
 import signal
 import socket
 import sys
-
-import importlib.util
 import traceback
 
 
@@ -116,7 +115,8 @@ def describe_status(status: int) -> str:
         sig = os.WTERMSIG(status)
         names = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGTERM: "terminated",
                  signal.SIGABRT: "aborted", signal.SIGINT: "interrupt"}
-        return f"signal: {names.get(sig, signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig)}"
+        known = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
+        return f"signal: {names.get(sig, known)}"
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
