@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -290,7 +291,7 @@ class Deployer:
         self.lam = session.client("lambda")
         self.iam = session.client("iam")
         self.wait_s = wait_s
-        self._identity = None
+        self._identity: dict | None = None
         self._created: list = []
 
     @property
@@ -486,7 +487,7 @@ class Deployer:
             if others:
                 changes.append(f"updated {', '.join(others)} of {spec.name}")
             if "Role" in differ:
-                self._track_role_change(spec.name, have["Role"], role_arn, changes)
+                self._track_role_change(spec.name, config["Role"], role_arn, changes)
 
     def _track_role_change(self, name: str, old: str, new: str, changes: list) -> None:
         """A failed run sets the old role back: rolling back may delete the new
@@ -564,7 +565,7 @@ class Deployer:
                 self._created.append(Created(
                     f"the policy statement {sid} of {name}", "lambda:RemovePermission",
                     self.cli_command("lambda", "remove-permission", "--function-name", name, "--statement-id", sid),
-                    lambda sid=sid: self.lam.remove_permission(FunctionName=name, StatementId=sid)))
+                    functools.partial(self.lam.remove_permission, FunctionName=name, StatementId=sid)))
             changes.append(f"added policy statement {sid} ({statement['Action']} for {statement['Principal']})")
 
     def _wait(self, waiter: str, name: str) -> None:

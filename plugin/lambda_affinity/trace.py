@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import gzip
 import heapq
+import io
 import json
 import math
 import time
@@ -36,7 +37,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, TypeVar
 
 from dateutil.parser import isoparse  # botocore's own dependency; declared in setup.cfg
 
@@ -99,7 +100,8 @@ class ReadStats:
 
     @property
     def span_s(self) -> float:
-        return (self.last - self.first) if self.rows else 0.0
+        # first and last are set together with rows, once the file is read
+        return 0.0 if self.first is None or self.last is None else self.last - self.first
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -204,7 +206,7 @@ def _parse_flag(text: str) -> bool | None:
 
 # -- reading -----------------------------------------------------------------------------
 
-def open_binary(path: str) -> IO[bytes]:
+def open_binary(path: str) -> io.BufferedIOBase:
     """The file's bytes (gunzipped when the name ends in `.gz`); TraceError if it cannot be read."""
     try:
         return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
@@ -358,7 +360,11 @@ def _jsonl(path, first, lines, columns, stats):
         yield (number, picked, *values)
 
 
-def _ordered(path: str, items: Iterator[tuple], window: float, column: list, stats: ReadStats) -> Iterator[tuple]:
+_Payload = TypeVar("_Payload")
+
+
+def _ordered(path: str, items: Iterator[tuple[float, int, _Payload]], window: float, column: list, stats: ReadStats
+             ) -> Iterator[_Payload]:
     """items: (time, line, payload) in file order -> payloads in time order.
 
     A row is held until one `window` seconds later has been read (bounded
@@ -505,7 +511,8 @@ def read_rows(path: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: 
     """The plugin's trace rows, in send order, streamed; every column is required."""
     _check_window(max_disorder_s)
     stats = stats if stats is not None else ReadStats()
-    columns = [(name, (name,), name, "the plugin's trace format") for name in FIELDS]
+    columns: list[tuple[str | None, tuple, str, str]] = [
+        (name, (name,), name, "the plugin's trace format") for name in FIELDS]
 
     def items():
         with open_text(path) as fh, _Guard(path):

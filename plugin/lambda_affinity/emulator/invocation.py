@@ -9,6 +9,10 @@ import base64
 import json
 import math
 from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the data stays importable without gevent
+    from gevent.event import AsyncResult
 
 MAX_PAYLOAD = 6 * 1024 * 1024          # 6291456: Invoke request and response limit
 TAIL_BYTES = 4096                      # X-Amz-Log-Result carries the last 4 KB
@@ -109,8 +113,8 @@ class Invocation:
         self.log = log                # None when nobody reads this invocation's log
         self.deadline_ms = 0
         self.started = 0.0
-        self.result = None            # set by the environment: an AsyncResult
-        self.trace_id = None
+        self.result: AsyncResult | None = None  # set by the environment that runs it
+        self.trace_id: str | None = None
 
 
 # -- Lambda's platform log lines -------------------------------------------------
