@@ -36,9 +36,9 @@ ECHO_BODY = json.dumps({"env_id": "2024/01/01/[$LATEST]" + "0" * 32, "request_id
 
 # -- the echo server (child process) ---------------------------------------------
 def run_echo(ready_file: str, parser: str) -> None:
-    import gevent
     import signal
 
+    import gevent
     from parsers import install
 
     install(parser)
@@ -184,7 +184,7 @@ def hostile(url: str) -> dict:
             try:
                 first = sock.recv(65536)
                 out[name] = first.split(b" ", 2)[1].decode() if first else "closed"
-            except socket.timeout:
+            except TimeoutError:
                 out[name] = "no answer in 2 s"
             except ConnectionResetError:
                 out[name] = "reset"
@@ -282,7 +282,7 @@ def main() -> int:
     print("parse cost, CPU us per request (no socket, best of 3):")
     for kind, data in HOT_REQUESTS.items():
         costs = [min(parse_cost_us(p, data) for _ in range(3)) for p in parsers]
-        print(f"  {kind:<16} " + "  ".join(f"{p} {c:.2f}" for p, c in zip(parsers, costs)))
+        print(f"  {kind:<16} " + "  ".join(f"{p} {c:.2f}" for p, c in zip(parsers, costs, strict=True)))
     print(f"hostile inputs, first status answered ({' / '.join(parsers)}; expected):")
     for name, (_, expected) in HOSTILE.items():
         got = " / ".join(answers[p][name] for p in parsers)

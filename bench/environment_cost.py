@@ -29,8 +29,8 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plugin"))
 
-from lambda_affinity.emulator import machine  # noqa: E402
-from lambda_affinity.emulator.process import EmulatorProcess  # noqa: E402
+from lambda_affinity.emulator import machine
+from lambda_affinity.emulator.process import EmulatorProcess
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 RUNTIMES = {

@@ -90,7 +90,7 @@ def serve(port_file: str) -> None:
 
     envs = [f"2020/03/27/[$LATEST]{random.getrandbits(128):032x}" for _ in range(ENVIRONMENTS)]
     replies = []
-    for i, env in enumerate(envs):
+    for env in envs:
         for hit in (True, False):
             body = json.dumps({"env_id": env, "request_id": "00000000-0000-0000-0000-000000000000", "cold": False,
                                "env_invocations": 42, "env_age_ms": 1234.5, "session": "s",
@@ -145,7 +145,8 @@ def start_target() -> tuple[subprocess.Popen, int]:
             proc.kill()
             raise SystemExit("bench target did not start")
         time.sleep(0.05)
-    port = int(open(port_file).read())
+    with open(port_file) as fh:
+        port = int(fh.read())
     os.unlink(port_file)
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
@@ -201,8 +202,9 @@ def tracking_us_per_reply(n: int = 100_000) -> float:
     from lambda_affinity.probe import parse_reply
     from lambda_affinity.tracker import Tracker
 
-    body = json.dumps({"env_id": "2020/03/27/[$LATEST]" + "a" * 32, "request_id": "00000000-0000-0000-0000-000000000000",
-                       "cold": False, "env_invocations": 42, "env_age_ms": 1234.5, "session": "s",
+    body = json.dumps({"env_id": "2020/03/27/[$LATEST]" + "a" * 32,
+                       "request_id": "00000000-0000-0000-0000-000000000000", "cold": False,
+                       "env_invocations": 42, "env_age_ms": 1234.5, "session": "s",
                        "cache": {"hit": True, "entries": 10, "age_ms": 100.0}, "probe": 1}).encode()
     tracker = Tracker()
     started = time.process_time()
@@ -225,7 +227,7 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", suffix="_overhead_locustfile.py", delete=False) as fh:
         fh.write(LOCUSTFILE)
     target, port = start_target()
-    totals = {"Plain": {"requests": 0, "cpu_s": 0.0, "wall_s": 0.0}, "Tracked": {"requests": 0, "cpu_s": 0.0, "wall_s": 0.0}}
+    totals = {cls: {"requests": 0, "cpu_s": 0.0, "wall_s": 0.0} for cls in ("Plain", "Tracked")}
     try:
         for r in range(args.rounds):
             # alternate which goes first, so drift in machine load hits both
@@ -235,8 +237,8 @@ def main() -> None:
                 for k in totals[cls]:
                     totals[cls][k] += m[k]
                 print(f"round {r + 1} {cls:<8} {m['requests'] / m['wall_s']:7.0f} req/s wall, "
-                      f"{m['requests'] / m['cpu_s']:7.0f} req per CPU-second ({m['cpu_s'] / m['wall_s']:.0%} of a core)",
-                      flush=True)
+                      f"{m['requests'] / m['cpu_s']:7.0f} req per CPU-second "
+                      f"({m['cpu_s'] / m['wall_s']:.0%} of a core)", flush=True)
     finally:
         target.kill()
         target.wait()
@@ -248,7 +250,8 @@ def main() -> None:
           f"tracked: {tracked['requests'] / tracked['cpu_s']:.0f}; wall-clock RPS ratio {wall_ratio:.3f}")
     # The 2 cores are shared, so wall RPS moves with whatever else runs; a
     # CPU-bound Locust's RPS is requests per CPU-second of its one core.
-    print(f"tracking_overhead_ratio: {(tracked['requests'] / tracked['cpu_s']) / (plain['requests'] / plain['cpu_s']):.3f}")
+    cpu_ratio = (tracked["requests"] / tracked["cpu_s"]) / (plain["requests"] / plain["cpu_s"])
+    print(f"tracking_overhead_ratio: {cpu_ratio:.3f}")
     print(f"tracker_bytes_per_user: {tracker_bytes_per_user():.0f}")
 
 

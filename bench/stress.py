@@ -148,7 +148,7 @@ class Target:
         self.emulator = EmulatorProcess(path)
         self.peak_rss = 0
 
-    def __enter__(self) -> "Target":
+    def __enter__(self) -> Target:
         self.emulator.start()
         api, url = urlsplit(self.emulator.endpoint), urlsplit(self.emulator.function_urls["probe"])
         self.api = (api.hostname, api.port)

@@ -76,9 +76,9 @@ def svg(data: dict[str, list[float]], width: int = 640, height: int = 380) -> st
     parts.append(f'<text transform="translate(16 {top + plot_h / 2}) rotate(-90)" text-anchor="middle">'
                  f'mean per-user max-share</text>')
     for n, (label, _, colour) in enumerate(SERIES):
-        points = " ".join(f"{x(ms):.1f},{y(rate):.1f}" for ms, rate in zip(OVERHEADS_MS, data[label]))
+        points = " ".join(f"{x(ms):.1f},{y(rate):.1f}" for ms, rate in zip(OVERHEADS_MS, data[label], strict=True))
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        for ms, rate in zip(OVERHEADS_MS, data[label]):
+        for ms, rate in zip(OVERHEADS_MS, data[label], strict=True):
             parts.append(f'<circle cx="{x(ms):.1f}" cy="{y(rate):.1f}" r="2.5" fill="{colour}"/>')
         ly = top + 14 + 18 * n
         parts.append(f'<line x1="{left + plot_w + 12}" x2="{left + plot_w + 30}" y1="{ly - 4}" y2="{ly - 4}" '

@@ -73,7 +73,7 @@ class Figures:
     cold_starts: int
 
     @classmethod
-    def of(cls, tracker: Tracker) -> "Figures":
+    def of(cls, tracker: Tracker) -> Figures:
         doc = summarize(tracker.rows(), tracker.environments, per_user_limit=0)
         hit, warm = doc["hit_rate"], doc["warm_cache_rate"]
         if hit is None:
@@ -137,7 +137,9 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
     if not paths:
         raise CalibrationError("no trace given")
     tracker = Tracker()
-    arrivals, cold_d, warm_d = [], [], []
+    arrivals = []
+    cold_d: list[float] = []  # reply times of cold and of warm calls, in seconds
+    warm_d: list[float] = []
     span = 0.0
     min_keep_alive = 0.0
     cache_known = False
@@ -153,6 +155,7 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
             if not row.valid:
                 tracker.record_invalid(label)
                 continue
+            assert row.env_id is not None  # read_rows rejects a valid row without one
             env = prefix + row.env_id
             tracker.record(label, env, row.cold, row.cache_hit)
             cache_known = cache_known or row.cache_hit is not None

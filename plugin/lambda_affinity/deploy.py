@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -29,13 +30,12 @@ import sys
 import time
 import traceback
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 from xml.etree import ElementTree
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-
 
 MANAGED_TAG = "lambda-affinity:managed"
 FUNCTION_TAG = "lambda-affinity:function"
@@ -291,7 +291,7 @@ class Deployer:
         self.lam = session.client("lambda")
         self.iam = session.client("iam")
         self.wait_s = wait_s
-        self._identity = None
+        self._identity: dict | None = None
         self._created: list = []
 
     @property
@@ -487,7 +487,7 @@ class Deployer:
             if others:
                 changes.append(f"updated {', '.join(others)} of {spec.name}")
             if "Role" in differ:
-                self._track_role_change(spec.name, have["Role"], role_arn, changes)
+                self._track_role_change(spec.name, config["Role"], role_arn, changes)
 
     def _track_role_change(self, name: str, old: str, new: str, changes: list) -> None:
         """A failed run sets the old role back: rolling back may delete the new
@@ -565,7 +565,7 @@ class Deployer:
                 self._created.append(Created(
                     f"the policy statement {sid} of {name}", "lambda:RemovePermission",
                     self.cli_command("lambda", "remove-permission", "--function-name", name, "--statement-id", sid),
-                    lambda sid=sid: self.lam.remove_permission(FunctionName=name, StatementId=sid)))
+                    functools.partial(self.lam.remove_permission, FunctionName=name, StatementId=sid)))
             changes.append(f"added policy statement {sid} ({statement['Action']} for {statement['Principal']})")
 
     def _wait(self, waiter: str, name: str) -> None:
@@ -661,7 +661,7 @@ def _run(args, body) -> int:
     """body(), with every failure one message on stderr and exit code 1; the traceback only with --debug."""
     try:
         return body()
-    except Exception as exc:  # noqa: BLE001 -- the user gets a line, --debug the whole story
+    except Exception as exc:  # the user gets a line, --debug the whole story
         if args.debug:
             traceback.print_exception(type(exc), exc, exc.__traceback__)
         if isinstance(exc, DeployError):

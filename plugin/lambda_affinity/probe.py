@@ -92,6 +92,8 @@ def _json(value, limit: int = _SNIPPET) -> str:
 
 def parse_reply(reply) -> Observation:
     """Parse and validate one probe reply (see the module docstring)."""
+    if isinstance(reply, memoryview):
+        reply = bytes(reply)  # json.loads takes str, bytes and bytearray, not a memoryview
     if type(reply) is bytes:
         # Decoding first skips json's encoding sniffing: this runs once per
         # request in a load generator. Non-UTF-8 bytes take the general path.
@@ -99,7 +101,7 @@ def parse_reply(reply) -> Observation:
             reply = reply.decode()
         except UnicodeDecodeError:
             pass
-    if isinstance(reply, (bytes, bytearray, memoryview, str)):
+    if isinstance(reply, (bytes, bytearray, str)):
         if not reply:
             raise ProbeReplyError("reply is empty")
         try:
@@ -177,7 +179,8 @@ def _from_proxy_result(doc: dict) -> Observation:
     if not isinstance(status, int) or isinstance(status, bool):
         raise ProbeReplyError(f"reply statusCode is not an integer: {_json(status)}")
     if status >= 400:
-        raise ProbeReplyError(f"function answered HTTP {status}: {snippet(body) if isinstance(body, str) else _json(body)}")
+        shown = snippet(body) if isinstance(body, str) else _json(body)
+        raise ProbeReplyError(f"function answered HTTP {status}: {shown}")
     if not isinstance(body, str):
         raise ProbeReplyError(f"reply body is not a string: {_json(body)}")
     if doc.get("isBase64Encoded"):

@@ -28,8 +28,8 @@ What AWS answers (status 403 for all; `x-amzn-ErrorType` header + JSON body):
   missing auth     AccessDeniedException        {"Message": "Forbidden. For troubleshooting ..."}
   malformed        IncompleteSignatureException {"message": "Authorization header requires ..."}
   unknown key      UnrecognizedClientException  {"message": "The security token included in the request is invalid."}
-  bad signature    InvalidSignatureException    {"message": "The request signature we calculated does not match ..."}
-  expired          InvalidSignatureException    {"message": "Signature expired: ... is now earlier than ... (... - 5 min.)"}
+  bad signature    InvalidSignatureException    {"message": "The request signature we calculated does not ..."}
+  expired          InvalidSignatureException    {"message": "Signature expired: ... is now earlier than ..."}
 The "Forbidden" body is the one Function URLs have sent since 2025 (before, just
 "Forbidden"); the others are the Lambda endpoint's own (lower-case "message").
 Query-string (presigned) signatures are not supported: they count as missing.
@@ -42,8 +42,8 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from botocore.auth import SigV4Auth
@@ -58,7 +58,8 @@ _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 FORBIDDEN_MESSAGE = ("Forbidden. For troubleshooting Function URL authorization issues, see: "
                      "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html")
 BAD_SIGNATURE_MESSAGE = ("The request signature we calculated does not match the signature you provided. "
-                         "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+                         "Check your AWS Secret Access Key and signing method. "
+                         "Consult the service documentation for details.")
 UNKNOWN_KEY_MESSAGE = "The security token included in the request is invalid."
 
 # kind -> (x-amzn-ErrorType, JSON key of the message)
@@ -70,7 +71,8 @@ _KINDS = {
     "expired": ("InvalidSignatureException", "message"),
 }
 
-_DEFAULT_MESSAGES = {"missing": FORBIDDEN_MESSAGE, "unknown_key": UNKNOWN_KEY_MESSAGE, "signature": BAD_SIGNATURE_MESSAGE}
+_DEFAULT_MESSAGES = {"missing": FORBIDDEN_MESSAGE, "unknown_key": UNKNOWN_KEY_MESSAGE,
+                     "signature": BAD_SIGNATURE_MESSAGE}
 
 _FUNCTION_URL_HOST = re.compile(r"^[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws$")
 
@@ -265,8 +267,10 @@ def _parse_authorization(value: str):
         raise SigV4Error("malformed", f"Authorization header lacks {', '.join(missing)}", msg)
     scope = parts["Credential"].split("/")
     if len(scope) != 5 or not all(scope):
-        raise SigV4Error("malformed", f"Credential must be KEY/YYYYMMDD/REGION/SERVICE/aws4_request, got {len(scope)} part(s)",
-                         "Credential should be scoped to a valid region, service and date: KEY/YYYYMMDD/REGION/lambda/aws4_request.")
+        raise SigV4Error("malformed",
+                         f"Credential must be KEY/YYYYMMDD/REGION/SERVICE/aws4_request, got {len(scope)} part(s)",
+                         "Credential should be scoped to a valid region, service and date: "
+                         "KEY/YYYYMMDD/REGION/lambda/aws4_request.")
     if scope[4] != "aws4_request":
         raise SigV4Error("malformed", f"Credential terminator is {scope[4]!r}, not 'aws4_request'",
                          f"Credential should be scoped with a valid terminator: 'aws4_request', not '{scope[4]}'.")
@@ -275,7 +279,8 @@ def _parse_authorization(value: str):
                          "Signature should be 64 lower-case hex digits.")
     signed = parts["SignedHeaders"].split(";")
     if signed != sorted(set(signed)) or any(h != h.lower() or not h for h in signed):
-        raise SigV4Error("malformed", f"SignedHeaders must be lower-case, sorted and unique, got {parts['SignedHeaders']!r}",
+        raise SigV4Error("malformed",
+                         f"SignedHeaders must be lower-case, sorted and unique, got {parts['SignedHeaders']!r}",
                          "SignedHeaders should be lower-case, sorted and separated by ';'.")
     return scope, signed, parts["Signature"]
 
@@ -334,17 +339,20 @@ def verify(method: str, url: str, headers, body: bytes | str | None, keys: Mappi
     now = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
     if signed_at < now - MAX_SKEW:
         raise SigV4Error("expired", f"signed at {amz_date}, more than 5 minutes before the server's {now:{_AMZ_DATE}}",
-                         f"Signature expired: {amz_date} is now earlier than {now - MAX_SKEW:{_AMZ_DATE}} ({now:{_AMZ_DATE}} - 5 min.)")
+                         f"Signature expired: {amz_date} is now earlier than {now - MAX_SKEW:{_AMZ_DATE}} "
+                         f"({now:{_AMZ_DATE}} - 5 min.)")
     if signed_at > now + MAX_SKEW:
         raise SigV4Error("expired", f"signed at {amz_date}, more than 5 minutes after the server's {now:{_AMZ_DATE}}",
-                         f"Signature not yet current: {amz_date} is still later than {now + MAX_SKEW:{_AMZ_DATE}} ({now:{_AMZ_DATE}} + 5 min.)")
+                         f"Signature not yet current: {amz_date} is still later than {now + MAX_SKEW:{_AMZ_DATE}} "
+                         f"({now:{_AMZ_DATE}} + 5 min.)")
 
     payload = body.encode() if isinstance(body, str) else (body or b"")
     declared = (received.get("x-amz-content-sha256") or [None])[0]
     # Lambda hashes the payload itself: it takes no UNSIGNED-PAYLOAD, and a
     # declared hash must be the body's, or the body could be swapped.
     if declared is not None and declared != hashlib.sha256(payload).hexdigest():
-        raise SigV4Error("signature", "unsigned payloads are not accepted by Lambda" if declared.startswith(("UNSIGNED", "STREAMING"))
+        unsigned = declared.startswith(("UNSIGNED", "STREAMING"))
+        raise SigV4Error("signature", "unsigned payloads are not accepted by Lambda" if unsigned
                          else "x-amz-content-sha256 does not match the body")
 
     request = AWSRequest(method=method.upper(), url=url, data=payload)

@@ -29,13 +29,15 @@ from __future__ import annotations
 import csv
 import gzip
 import heapq
+import io
 import json
 import math
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, Iterable, Iterator, NamedTuple
+from typing import IO, NamedTuple, TypeVar
 
 from dateutil.parser import isoparse  # botocore's own dependency; declared in setup.cfg
 
@@ -98,7 +100,8 @@ class ReadStats:
 
     @property
     def span_s(self) -> float:
-        return (self.last - self.first) if self.rows else 0.0
+        # first and last are set together with rows, once the file is read
+        return 0.0 if self.first is None or self.last is None else self.last - self.first
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -114,9 +117,11 @@ class TraceWriter:
     def __init__(self, path: str) -> None:
         self.path = path
         if path.endswith(".gz"):
-            self._fh: IO[str] = gzip.open(path, "wt", encoding="utf-8", newline="", compresslevel=GZIP_LEVEL)
+            # held open for the writer's life, streamed into; close() and __exit__ close it
+            self._fh: IO[str] = gzip.open(  # noqa: SIM115
+                path, "wt", encoding="utf-8", newline="", compresslevel=GZIP_LEVEL)
         else:
-            self._fh = open(path, "w", encoding="utf-8", newline="")
+            self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 -- as above
         self._csv = csv.writer(self._fh, lineterminator="\n")
         self._csv.writerow(FIELDS)
         self.rows = 0
@@ -143,7 +148,7 @@ class TraceWriter:
         if not self._fh.closed:
             self._fh.close()
 
-    def __enter__(self) -> "TraceWriter":
+    def __enter__(self) -> TraceWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -201,7 +206,7 @@ def _parse_flag(text: str) -> bool | None:
 
 # -- reading -----------------------------------------------------------------------------
 
-def open_binary(path: str) -> IO[bytes]:
+def open_binary(path: str) -> io.BufferedIOBase:
     """The file's bytes (gunzipped when the name ends in `.gz`); TraceError if it cannot be read."""
     try:
         return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
@@ -261,7 +266,7 @@ class _Guard:
     def __init__(self, path: str, line=lambda: None) -> None:
         self.path, self.line = path, line
 
-    def __enter__(self) -> "_Guard":
+    def __enter__(self) -> _Guard:
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
@@ -317,7 +322,7 @@ def _csv(path, first, lines, columns, stats):
             if not row or (len(row) == 1 and not row[0].strip()):
                 stats.blank_lines += 1
                 continue
-            missing = next(p for p, i in zip(picked, index) if i >= len(row))
+            missing = next(p for p, i in zip(picked, index, strict=True) if i >= len(row))
             raise TraceError(path, reader.line_num, f"{len(row)} fields, but the header has {len(names)}: "
                                                     "no value", missing)
         yield (reader.line_num, picked, *(row[i] for i in index))
@@ -355,7 +360,11 @@ def _jsonl(path, first, lines, columns, stats):
         yield (number, picked, *values)
 
 
-def _ordered(path: str, items: Iterator[tuple], window: float, column: list, stats: ReadStats) -> Iterator[tuple]:
+_Payload = TypeVar("_Payload")
+
+
+def _ordered(path: str, items: Iterator[tuple[float, int, _Payload]], window: float, column: list, stats: ReadStats
+             ) -> Iterator[_Payload]:
     """items: (time, line, payload) in file order -> payloads in time order.
 
     A row is held until one `window` seconds later has been read (bounded
@@ -365,7 +374,7 @@ def _ordered(path: str, items: Iterator[tuple], window: float, column: list, sta
     push, pop = heapq.heappush, heapq.heappop
     newest = -math.inf
     newest_line = n = 0
-    for n, item in enumerate(items, 1):
+    for n, item in enumerate(items, 1):  # noqa: B007 -- n counts the rows, read after the loop
         t = item[0]
         if t < newest:
             if t < newest - window:
@@ -389,7 +398,7 @@ def _ordered(path: str, items: Iterator[tuple], window: float, column: list, sta
 
 
 def _out_of_order(path: str, line: int, t: float, newest: float, newest_line: int, window: float,
-                  column: str) -> "TraceError":
+                  column: str) -> TraceError:
     """The error for a row further back in time than the reorder window allows
     (one message for the generic reader and the CSV hot path)."""
     return TraceError(path, line, f"{t:.6f} is {newest - t:.3f} s before line {newest_line}'s time: rows must be "
@@ -502,7 +511,8 @@ def read_rows(path: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: 
     """The plugin's trace rows, in send order, streamed; every column is required."""
     _check_window(max_disorder_s)
     stats = stats if stats is not None else ReadStats()
-    columns = [(name, (name,), name, "the plugin's trace format") for name in FIELDS]
+    columns: list[tuple[str | None, tuple, str, str]] = [
+        (name, (name,), name, "the plugin's trace format") for name in FIELDS]
 
     def items():
         with open_text(path) as fh, _Guard(path):
@@ -520,7 +530,7 @@ def _row(path: str, line: int, v: list) -> TraceRow:
     if not user.strip():
         raise TraceError(path, line, "no user: every row needs one", "user")
     flags = []
-    for name, text in zip(("cold", "cache_hit", "valid"), v[5:8]):
+    for name, text in zip(("cold", "cache_hit", "valid"), v[5:8], strict=True):
         try:
             flags.append(_parse_flag(text if isinstance(text, str) else json.dumps(text)))
         except ValueError as exc:
@@ -543,7 +553,7 @@ def merge(paths: list[str], out: str, max_disorder_s: float = DEFAULT_MAX_DISORD
     per_file = [ReadStats() for _ in paths]
     if stats is not None:
         stats.extend(per_file)
-    streams = [read_rows(p, max_disorder_s, st) for p, st in zip(paths, per_file)]
+    streams = [read_rows(p, max_disorder_s, st) for p, st in zip(paths, per_file, strict=True)]
     with TraceWriter(out) as writer:
         for row in heapq.merge(*streams, key=lambda r: r.send):
             writer.write_row(row)

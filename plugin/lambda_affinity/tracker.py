@@ -28,7 +28,7 @@ bound of the distinct ones.
 """
 from __future__ import annotations
 
-from typing import Hashable, Iterable
+from collections.abc import Hashable, Iterable
 
 DEFAULT_MAX_ENVS = 64
 
@@ -113,9 +113,10 @@ class UserTally:
 
     def env_counts(self) -> dict[int, int]:
         """Current counters (env index -> count), for inspection and tests."""
-        if self.overflow is None:
+        if self.counts is not None:
             return dict(self.counts)
         o = self.overflow
+        assert o is not None  # counts is None only once the tally moved to the overflow structure
         return {e: o.cnt[p] for e, p in o.pos.items()}
 
 
@@ -177,6 +178,7 @@ class Tracker:
                 c = t.overflow.replace_min(idx)
         else:
             o = t.overflow
+            assert o is not None  # counts is None only once the tally moved to the overflow structure
             p = o.pos.get(idx)
             if p is not None:
                 c = o.increment(p)

@@ -8,8 +8,8 @@ allowed, as if that identity held lambda:InvokeFunctionUrl.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from ..sigv4 import SigV4Error, verify
 from .wire import Request, Response
@@ -26,7 +26,7 @@ class Authority:
     names: frozenset = field(default_factory=frozenset)
 
     @classmethod
-    def of(cls, bound_host: str, port: int) -> "Authority":
+    def of(cls, bound_host: str, port: int) -> Authority:
         if bound_host in ("", "0.0.0.0", "::"):
             return cls(port)
         loopback = bound_host in _LOOPBACK or bound_host == "::1"

@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
                     "With no --config it serves one function, `probe`, running the bundled probe.")
     p.add_argument("--config", metavar="FILE.yaml", help="functions and platform model options (see docs/emulator.md)")
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; only this machine)")
-    p.add_argument("--port", type=int, default=None, help="Invoke API port; 0 picks a free one (default: config, else 0)")
+    p.add_argument("--port", type=int, default=None,
+                   help="Invoke API port; 0 picks a free one (default: config, else 0)")
     p.add_argument("--ready-file", metavar="PATH",
                    help='when ready, write {"endpoint": ..., "function_urls": {...}} to PATH as JSON')
     p.add_argument("--quiet", action="store_true", help="do not print START/END/REPORT lines and function output")

@@ -200,7 +200,8 @@ def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
         raise ConfigError(f"{where}.name: expected 1-64 letters, digits, '-' or '_', got {name!r}")
     runtime = raw.get("runtime", DEFAULT_RUNTIME)
     if not isinstance(runtime, str) or not RUNTIME.match(runtime):
-        raise ConfigError(f"{where}.runtime: expected python3.N or nodejsN.x (e.g. {DEFAULT_RUNTIME}, nodejs20.x), got {runtime!r}")
+        raise ConfigError(f"{where}.runtime: expected python3.N or nodejsN.x (e.g. {DEFAULT_RUNTIME}, nodejs20.x), "
+                          f"got {runtime!r}")
     node = runtime.startswith("nodejs")
     if "code" in raw:
         code = raw["code"]
@@ -300,7 +301,8 @@ def _environment(raw: Any, where: str) -> dict:
     out = {}
     for key, value in env.items():
         if not isinstance(key, str) or not ENV_NAME.match(key):
-            raise ConfigError(f"{where}.{key}: not a valid variable name (letters, digits, '_', starting with a letter)")
+            raise ConfigError(f"{where}.{key}: not a valid variable name "
+                              "(letters, digits, '_', starting with a letter)")
         if key in RESERVED_ENV:
             raise ConfigError(f"{where}.{key}: reserved by Lambda, cannot be set")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):

@@ -17,6 +17,7 @@ import os
 import socket as _stdsocket
 import subprocess
 import sys
+from collections.abc import Callable
 
 import gevent
 from gevent import socket
@@ -43,10 +44,10 @@ class SpawnError(RuntimeError):
 class ForkServer:
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
-        self.sock = None
+        self.sock: socket.socket | None = None
         self._tokens = itertools.count(1)
         self._pending: dict[int, tuple] = {}
-        self._on_exit: dict[int, object] = {}
+        self._on_exit: dict[int, Callable[[str], None]] = {}
         self._reader = None
         self._writer = None
         self._outbox: Queue = Queue()   # (token or None, packet, fds the writer closes once sent)
@@ -64,8 +65,8 @@ class ForkServer:
         finally:
             theirs.close()
         self.sock = socket.socket(fileno=ours.detach())
-        self._reader = gevent.spawn(self._read_loop)
-        self._writer = gevent.spawn(self._write_loop)
+        self._reader = gevent.spawn(self._read_loop, self.sock)
+        self._writer = gevent.spawn(self._write_loop, self.sock)
 
     def spawn(self, kind: str, argv: list, env: dict, cwd: str, fds: list, on_exit, timeout: float = 10.0) -> int:
         """Start one environment process; returns its pid. `fds[0]` becomes its
@@ -95,7 +96,7 @@ class ForkServer:
         if self.sock is not None:
             self._outbox.put((None, json.dumps({"op": "kill", "pid": pid}).encode(), []))
 
-    def _write_loop(self) -> None:
+    def _write_loop(self, sock: socket.socket) -> None:
         while True:
             item = self._outbox.get()
             if item is None:
@@ -105,9 +106,9 @@ class ForkServer:
                 if token is not None and token not in self._pending:
                     continue  # its caller gave up waiting: start nothing
                 if fds:
-                    self.sock.sendmsg([packet], [(_stdsocket.SOL_SOCKET, _stdsocket.SCM_RIGHTS, _fd_bytes(fds))])
+                    sock.sendmsg([packet], [(_stdsocket.SOL_SOCKET, _stdsocket.SCM_RIGHTS, _fd_bytes(fds))])
                 else:
-                    self.sock.send(packet)
+                    sock.send(packet)
             except OSError as exc:
                 waiter, _ = self._pending.get(token, (None, None))
                 if waiter is not None:
@@ -116,10 +117,10 @@ class ForkServer:
                 for fd in fds:
                     os.close(fd)
 
-    def _read_loop(self) -> None:
+    def _read_loop(self, sock: socket.socket) -> None:
         try:
             while True:
-                data = self.sock.recv(MAX_PACKET)
+                data = sock.recv(MAX_PACKET)
                 if not data:
                     break
                 msg = json.loads(data)
@@ -155,10 +156,10 @@ class ForkServer:
                 pass
         if self.proc is not None:
             try:
-                self._wait(timeout)
+                _wait(self.proc, timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self._wait(5.0)
+                _wait(self.proc, 5.0)
         if self._reader is not None:
             self._reader.join(timeout=1.0)
             self._reader.kill(block=False)
@@ -173,11 +174,12 @@ class ForkServer:
             self.sock.close()
             self.sock = None
 
-    def _wait(self, timeout: float) -> None:
-        # Poll instead of a blocking wait so other greenlets run meanwhile.
-        with gevent.Timeout(timeout, subprocess.TimeoutExpired(self.proc.args, timeout)):
-            while self.proc.poll() is None:
-                gevent.sleep(0.01)
+
+def _wait(proc: subprocess.Popen, timeout: float) -> None:
+    # Poll instead of a blocking wait so other greenlets run meanwhile.
+    with gevent.Timeout(timeout, subprocess.TimeoutExpired(proc.args, timeout)):
+        while proc.poll() is None:
+            gevent.sleep(0.01)
 
 
 def _dup_all(fds: list) -> list:

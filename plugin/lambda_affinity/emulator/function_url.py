@@ -54,7 +54,7 @@ def build_event(req: Request, url_id: str, region: str, request_id: str, now: fl
     headers["x-forwarded-port"] = str(port)
     if trace_root and "x-amzn-trace-id" not in headers:
         headers["x-amzn-trace-id"] = f"Root={trace_root}"
-    query = None
+    query: dict[str, str] | None = None
     if req.query:
         query = {}
         for key, value in parse_qsl(req.query, keep_blank_values=True):

@@ -9,6 +9,10 @@ import base64
 import json
 import math
 from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the data stays importable without gevent
+    from gevent.event import AsyncResult
 
 MAX_PAYLOAD = 6 * 1024 * 1024          # 6291456: Invoke request and response limit
 TAIL_BYTES = 4096                      # X-Amz-Log-Result carries the last 4 KB
@@ -33,7 +37,7 @@ class Result:
         self.status = status        # REPORT's `Status:` (timeout, error), None when fine
 
     @classmethod
-    def ok(cls, payload: bytes) -> "Result":
+    def ok(cls, payload: bytes) -> Result:
         return cls(payload)
 
 
@@ -51,8 +55,8 @@ def init_error(payload: bytes, error_type: str | None) -> Result:
 
 
 def timeout_result(request_id: str, timeout_s: float) -> Result:
-    return Result(_error("Sandbox.Timedout", f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"),
-                  "Unhandled", "Sandbox.Timedout", recycle=True, status="timeout")
+    message = f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"
+    return Result(_error("Sandbox.Timedout", message), "Unhandled", "Sandbox.Timedout", recycle=True, status="timeout")
 
 
 def exit_result(request_id: str, status_text: str) -> Result:
@@ -71,8 +75,8 @@ def out_of_memory_result(request_id: str) -> Result:
 
 
 def init_timeout_result(request_id: str, timeout_s: float) -> Result:
-    return Result(_error("Runtime.Unknown", f"RequestId: {request_id} Error: Init phase timed out after {timeout_s:.2f} seconds"),
-                  "Unhandled", "Runtime.Unknown", recycle=True, status="timeout")
+    message = f"RequestId: {request_id} Error: Init phase timed out after {timeout_s:.2f} seconds"
+    return Result(_error("Runtime.Unknown", message), "Unhandled", "Runtime.Unknown", recycle=True, status="timeout")
 
 
 class LogTail:
@@ -109,8 +113,8 @@ class Invocation:
         self.log = log                # None when nobody reads this invocation's log
         self.deadline_ms = 0
         self.started = 0.0
-        self.result = None            # set by the environment: an AsyncResult
-        self.trace_id = None
+        self.result: AsyncResult | None = None  # set by the environment that runs it
+        self.trace_id: str | None = None
 
 
 # -- Lambda's platform log lines -------------------------------------------------
@@ -124,9 +128,10 @@ def end_line(request_id: str) -> str:
 
 def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int | None,
                 init_ms: float | None = None, status: str | None = None) -> str:
+    max_used = max_memory_mb if max_memory_mb is not None else "-"
     parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms",
              f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
-             f"Memory Size: {memory_mb} MB", f"Max Memory Used: {max_memory_mb if max_memory_mb is not None else '-'} MB"]
+             f"Memory Size: {memory_mb} MB", f"Max Memory Used: {max_used} MB"]
     if init_ms is not None:
         parts.append(f"Init Duration: {init_ms:.2f} ms")
     if status:

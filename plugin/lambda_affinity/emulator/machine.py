@@ -73,7 +73,7 @@ def derive_cap(limits: MachineLimits, cost: EnvironmentCost) -> MachineCap:
               "descriptors": SAFETY * limits.fd_limit / cost.fds}
     if limits.free_tasks is not None:
         bounds["tasks"] = SAFETY * limits.free_tasks / cost.tasks
-    decided_by = min(bounds, key=bounds.get)
+    decided_by = min(bounds, key=bounds.__getitem__)
     return MachineCap(max(1, math.floor(bounds[decided_by])), decided_by, limits, cost)
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import IO
 
 
 class EmulatorStartError(RuntimeError):
@@ -36,7 +37,7 @@ class EmulatorProcess:
         self.introspection_url: str | None = None
         self.log_path: str | None = None     # the child's stdout and stderr
         self._dir: tempfile.TemporaryDirectory | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
 
     def command(self, ready_file: str) -> list:
         cmd = [sys.executable, "-m", "lambda_affinity.cli", "emulate", "--port", "0", "--ready-file", ready_file,
@@ -47,13 +48,13 @@ class EmulatorProcess:
             cmd += ["--config", os.fspath(self.config_path)]
         return cmd
 
-    def start(self) -> "EmulatorProcess":
+    def start(self) -> EmulatorProcess:
         if self.proc is not None:
             raise RuntimeError("this EmulatorProcess is already started")
         self._dir = tempfile.TemporaryDirectory(prefix="lambda-affinity-emulator-")
         ready_file = os.path.join(self._dir.name, "ready.json")
         self.log_path = os.path.join(self._dir.name, "emulator.log")
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 -- the child's output for its whole life; stop() closes it
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(self.command(ready_file), stdin=subprocess.PIPE, stdout=self._log,
@@ -63,7 +64,8 @@ class EmulatorProcess:
             code = self.proc.poll()
             if code is not None:
                 log = self._read_log()
-                self.proc.stdin.close()
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
                 self._cleanup_files()
                 self.proc = None
                 raise EmulatorStartError(f"the emulator exited with code {code} before it was ready:\n{log}")
@@ -102,10 +104,12 @@ class EmulatorProcess:
         return code
 
     def _read_log(self) -> str:
+        if self.log_path is None:  # never started
+            return ""
         try:
             with open(self.log_path, "rb") as fh:
                 return fh.read()[-8000:].decode("utf-8", "replace")
-        except (OSError, TypeError):
+        except OSError:
             return ""
 
     def read_log(self) -> str:
@@ -120,7 +124,7 @@ class EmulatorProcess:
             self._dir.cleanup()
             self._dir = None
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> EmulatorProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

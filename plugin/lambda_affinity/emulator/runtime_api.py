@@ -15,11 +15,24 @@ from __future__ import annotations
 
 import json
 
-from gevent import getcurrent
+from gevent import Greenlet, getcurrent
 
 from .invocation import Result, function_error
-from .wire import (App, BadRequest, Reader, Request, Response, _Date, answer, bad_request, encode_response, flush,
-                   lingering_close, read_and_handle, send_all)
+from .wire import (
+    App,
+    BadRequest,
+    Reader,
+    Request,
+    Response,
+    _Date,
+    answer,
+    bad_request,
+    encode_response,
+    flush,
+    lingering_close,
+    read_and_handle,
+    send_all,
+)
 
 PREFIX = "/2018-06-01/runtime"
 NEXT = PREFIX + "/invocation/next"
@@ -74,7 +87,8 @@ class RuntimeAPI(App):
             if what == "response":
                 return self._complete(request_id, Result.ok(req.body))
             if what == "error":
-                return self._complete(request_id, function_error(_error_document(req.body), req.headers.get(ERROR_TYPE_HEADER)))
+                error = function_error(_error_document(req.body), req.headers.get(ERROR_TYPE_HEADER))
+                return self._complete(request_id, error)
         if req.method == "POST" and path == INIT_ERROR:
             if self.sandbox.init_failed(_error_document(req.body), req.headers.get(ERROR_TYPE_HEADER)):
                 return Response(202, [_JSON], _ACCEPTED)
@@ -126,7 +140,7 @@ class RuntimeConnection:
         self.held: list = []
         self.closed = False
         self.pending: Request | None = None  # a `/next` the borrower read and left to us
-        self.owner = None                   # the greenlet serving an invocation on it, while lent
+        self.owner: Greenlet | None = None  # the greenlet serving an invocation on it, while lent
         self.inv = None                     # that invocation
         self._resume = Event()
 
@@ -141,9 +155,10 @@ class RuntimeConnection:
                         self.pending = None
                         resp = WAIT_NEXT
                     else:
-                        req, resp = read_and_handle(app, reader)
-                        if req is None:
+                        got = read_and_handle(app, reader)
+                        if got is None:
                             return
+                        req, resp = got
                 except BadRequest as exc:
                     self._bad_request(exc)
                     return
@@ -158,11 +173,11 @@ class RuntimeConnection:
                     if not isinstance(resp, Response):  # an invocation that was queued for us
                         held.append(encode_next(resp, req.keep_alive))
                         resp = None
-                if resp is None:
-                    keep = req.keep_alive
-                else:
+                if isinstance(resp, Response):
                     keep = req.keep_alive and not resp.close
                     held.append(encode_response(resp, keep))
+                else:  # None: the queued invocation's event is held already
+                    keep = req.keep_alive
                 if not flush(sock, held, keep, reader):
                     return
         except (OSError, ConnectionError):
@@ -246,9 +261,10 @@ class RuntimeConnection:
         if owner is not None and self.inv is inv and owner is not getcurrent():
             owner.parent.loop.run_callback(self._throw_wake, owner, inv)
 
-    def _throw_wake(self, owner, inv) -> None:
-        if self.owner is owner and self.inv is inv:  # still waiting on this connection for inv
-            owner.throw(_Wake())
+    def _throw_wake(self, owner: Greenlet, inv) -> None:
+        current = self.owner
+        if current is not None and current is owner and self.inv is inv:  # still waiting here for inv
+            current.throw(_Wake())
 
     def answer_parked(self, resp: Response) -> None:
         """Answer the parked `/next` (with GONE: the environment ends) and hand
@@ -287,7 +303,8 @@ def connection_handler(sandbox, app: RuntimeAPI):
     """A StreamServer handler serving the Runtime API on each connection."""
 
     def handle(sock, address):
-        RuntimeConnection(sandbox, app, sock, address[0] if isinstance(address, tuple) and address else "127.0.0.1").serve()
+        peer = address[0] if isinstance(address, tuple) and address else "127.0.0.1"
+        RuntimeConnection(sandbox, app, sock, peer).serve()
 
     return handle
 

@@ -13,17 +13,23 @@ import sys
 import time
 
 import gevent
-from gevent import os as gos
-from gevent import socket as gsocket
-from gevent import Timeout
+from gevent import Timeout, os as gos, socket as gsocket
 from gevent.event import AsyncResult
 from gevent.queue import Queue
 from gevent.server import StreamServer
 
 from .config import EmulatorConfig, FunctionConfig
 from .forkserver import RUNTIMES_DIR
-from .invocation import (Invocation, LogTail, Result, exit_result, init_error, init_timeout_result,
-                         out_of_memory_result, timeout_result)
+from .invocation import (
+    Invocation,
+    LogTail,
+    Result,
+    exit_result,
+    init_error,
+    init_timeout_result,
+    out_of_memory_result,
+    timeout_result,
+)
 from .runtime_api import GONE, PARKED, RuntimeAPI, RuntimeConnection, connection_handler
 
 INIT_TIMEOUT_S = 10.0            # AWS: the init phase has 10 s
@@ -108,7 +114,7 @@ class Sandbox:
         self._parked: RuntimeConnection | None = None   # a connection waiting on /next, lent to the next invocation
         self._direct: RuntimeConnection | None = None   # the connection the current invocation is served on
         self._init = AsyncResult()
-        self._server = None
+        self._server: StreamServer | None = None
         self._logfd: int | None = None
         self._reader = None
         self._partial = b""
@@ -318,7 +324,9 @@ class Sandbox:
         return True
 
     def _deliver(self, inv: Invocation, result: Result) -> None:
-        inv.result.set(result)
+        waiter = inv.result
+        assert waiter is not None  # run() sets it before the invocation can be answered
+        waiter.set(result)
         conn = self._direct
         if conn is not None:
             conn.wake(inv)  # its greenlet may be waiting on the runtime for this result
@@ -326,6 +334,8 @@ class Sandbox:
     # -- logs -------------------------------------------------------------------
     def _read_logs(self) -> None:
         fd = self._logfd
+        if fd is None:  # start() failed after all
+            return
         try:
             while True:
                 data = gos.nb_read(fd, 65536)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import signal
 import tempfile
@@ -22,12 +23,11 @@ from ..platform.distributions import parse_distribution
 from .auth import Authority
 from .config import EmulatorConfig, default_config
 from .function_url import FunctionURL
-from .invoke_api import InvokeAPI
 from .introspection import ENVIRONMENTS, PREFIX as INTROSPECTION_PREFIX
+from .invoke_api import InvokeAPI
 from .network import ModelledNetwork
 from .service import InvocationService
 from .wire import make_server
-
 
 
 class Emulator:
@@ -41,24 +41,27 @@ class Emulator:
         self.function_urls: dict[str, str] = {}
         self.service: InvocationService | None = None
         self._servers: list = []
-        self._stopped = None
+        self._stopped: Event | None = None  # made by _boot, in the loop that serves
         self._stopping = False
-        self._thread = None
+        self._in_thread = False             # started by start(), in a thread of its own
         self._wake = None
 
     @property
     def introspection_url(self) -> str:
+        if self.endpoint is None:
+            raise RuntimeError("the emulator is not started: it has no introspection URL yet")
         return self.endpoint + ENVIRONMENTS
 
     # -- running in the current thread's gevent loop ------------------------
-    def _boot(self) -> None:
-        self._stopped = Event()
-        self.service = InvocationService(self.config, self.log_stream)
-        self.service.start()
+    def _boot(self) -> Event:
+        """Start serving; returns the event set once the emulator has stopped."""
+        self._stopped = stopped = Event()
+        self.service = service = InvocationService(self.config, self.log_stream)
+        service.start()
         advertised = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         try:
-            main = make_server(self._over_network(InvokeAPI(self.service), INTROSPECTION_PREFIX), self.host,
-                               self.port)
+            main = make_server(self._over_network(InvokeAPI(service), service.rng, INTROSPECTION_PREFIX),
+                               self.host, self.port)
             self._servers.append(main)
             main.start()
             self.endpoint = f"http://{advertised}:{main.server_port}"
@@ -66,8 +69,8 @@ class Emulator:
                 if not fn.url:
                     continue
                 url_id = secrets.token_hex(16)
-                app = FunctionURL(self.service, fn.name, url_id, fn.auth_type)
-                srv = make_server(self._over_network(app), self.host, 0)
+                app = FunctionURL(service, fn.name, url_id, fn.auth_type)
+                srv = make_server(self._over_network(app, service.rng), self.host, 0)
                 self._servers.append(srv)
                 srv.start()
                 app.authority = Authority.of(self.host, srv.server_port)
@@ -75,13 +78,13 @@ class Emulator:
         except BaseException:
             self._shutdown()
             raise
+        return stopped
 
-    def _over_network(self, app, exempt: str | None = None):
+    def _over_network(self, app, rng: random.Random, exempt: str | None = None):
         """`app` behind the modelled network round trip, when the config has one."""
         if self.config.network_latency is None:
             return app  # no wrapper at all: loopback's own round trip, nothing on the hot path
-        return ModelledNetwork(app, parse_distribution(self.config.network_latency, "network_latency"),
-                               self.service.rng, exempt)
+        return ModelledNetwork(app, parse_distribution(self.config.network_latency, "network_latency"), rng, exempt)
 
     def _shutdown(self) -> None:
         """Stop accepting, end every environment (answering in-flight
@@ -97,7 +100,8 @@ class Emulator:
             for srv in self._servers:
                 srv.stop(timeout=1.0)           # idle keep-alive connections
         finally:
-            self._stopped.set()
+            if self._stopped is not None:
+                self._stopped.set()
 
     def ready_document(self) -> dict:
         return {"endpoint": self.endpoint, "function_urls": dict(self.function_urls),
@@ -107,7 +111,7 @@ class Emulator:
                       stop_on_stdin_eof: bool = False, announce=None) -> int:
         """Serve in this thread until SIGINT/SIGTERM (or stdin closing, when
         asked: the parent that started us is gone)."""
-        self._boot()
+        stopped = self._boot()
         handlers = []
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -119,7 +123,7 @@ class Emulator:
         if announce is not None:
             announce(self)
         try:
-            self._stopped.wait()
+            stopped.wait()
         finally:
             for h in handlers:
                 h.cancel()
@@ -140,21 +144,21 @@ class Emulator:
         self._request_stop()
 
     # -- running in a thread of its own (the Python API) -----------------------
-    def start(self, timeout: float = 30.0) -> "Emulator":
+    def start(self, timeout: float = 30.0) -> Emulator:
         """Serve from a new OS thread with its own gevent loop; returns when ready.
         Works in a gevent-patched process too (real thread, real locks)."""
-        if self._thread is not None:
+        if self._in_thread:
             raise RuntimeError("this Emulator is already started")
         ready = _RealEvent()
         errors: list = []
         self._thread_done = _RealEvent()
         _start_thread(self._thread_main, (ready, errors))
-        self._thread = True
+        self._in_thread = True
         if not ready.wait(timeout):
             raise RuntimeError(f"the emulator did not start within {timeout:g} s")
         if errors:
             self._thread_done.wait(timeout)
-            self._thread = None
+            self._in_thread = False
             raise errors[0]
         return self
 
@@ -162,18 +166,18 @@ class Emulator:
         hub = gevent.get_hub()
         try:
             try:
-                self._boot()
+                stopped = self._boot()
             except BaseException as exc:
                 errors.append(exc)
                 ready.set()
                 return
-            self._wake = hub.loop.async_()
-            self._wake.start(self._request_stop)
+            self._wake = wake = hub.loop.async_()
+            wake.start(self._request_stop)
             ready.set()
             try:
-                self._stopped.wait()
+                stopped.wait()
             finally:
-                self._wake.close()
+                wake.close()
                 self._wake = None
         finally:
             hub.destroy(destroy_loop=True)
@@ -182,16 +186,16 @@ class Emulator:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the emulator started with `start()`; returns when every
         environment process has ended."""
-        if self._thread is None:
+        if not self._in_thread:
             return
         wake = self._wake
         if wake is not None:
             wake.send()                         # thread-safe: wakes the emulator's loop
         if not self._thread_done.wait(timeout):
             raise RuntimeError(f"the emulator did not stop within {timeout:g} s")
-        self._thread = None
+        self._in_thread = False
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:

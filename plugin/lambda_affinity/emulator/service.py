@@ -13,6 +13,7 @@ import random
 import sys
 import time
 import uuid
+from typing import Literal, TypedDict
 
 import gevent
 from gevent.event import Event
@@ -24,8 +25,8 @@ from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
 from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
-from .machine import machine_cap, raise_fd_limit
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
+from .machine import machine_cap, raise_fd_limit
 from .runtimes.proctree import descendants
 from .sandbox import STOPPED, Sandbox
 
@@ -34,6 +35,24 @@ TREE_POLL_EVERY = 10         # ... and, every this many checks, the descendants'
 TREE_AFTER_S = 1.0           #   longer than this (a walk of its tree: not on every short call's account)
 MAX_ASYNC_PENDING = 1000     # Event invocations queued at once; beyond it: 429
 ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retrying
+
+
+class LocalCap(TypedDict):
+    """The emulator's own cap on live environments (shown at /_emulator/environments)."""
+
+    max_environments: int | None
+    source: Literal["config", "machine"]
+    decided_by: str | None          # for "machine": "memory" | "tasks" | "descriptors"
+    throttled: int                  # calls refused by it
+
+
+class ServiceStats(TypedDict):
+    invocations: int
+    function_errors: int
+    timeouts: int
+    throttled: int
+    async_dropped: int
+    local_cap: LocalCap
 
 
 class ServiceStopping(Exception):
@@ -66,7 +85,7 @@ class _Leasing:
 
     __slots__ = ("service", "function", "slot")
 
-    def __init__(self, service: "InvocationService", function: str) -> None:
+    def __init__(self, service: InvocationService, function: str) -> None:
         self.service = service
         self.function = function
 
@@ -74,7 +93,7 @@ class _Leasing:
         self.slot = slot = Slot(self.service.platform.acquire(self.function, time.monotonic()))
         return slot
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         slot = self.slot
         if exc_type is not None:
             slot.recycle = True
@@ -93,12 +112,14 @@ class InvocationService:
         # descriptors live in this process (1024 would stop a burst near 250), and the cap
         # derived below is bounded by it.
         raise_fd_limit()
-        model, self.local_cap = config.model, {"max_environments": config.model.max_environments,
-                                               "source": "config", "decided_by": None, "throttled": 0}
+        model = config.model
+        self.local_cap = LocalCap(max_environments=model.max_environments, source="config", decided_by=None,
+                                  throttled=0)
         if model.max_environments is None:
             derived = machine_cap(config.functions)
             model = model.replace(max_environments=derived.cap)
-            self.local_cap.update(max_environments=derived.cap, source="machine", decided_by=derived.decided_by)
+            self.local_cap = LocalCap(max_environments=derived.cap, source="machine", decided_by=derived.decided_by,
+                                      throttled=0)
         self.platform = Platform(model, [f.spec() for f in config.functions],
                                  on_retire=self._on_retire, wall_offset=time.time() - time.monotonic())
         self.forkserver = ForkServer()
@@ -121,8 +142,8 @@ class InvocationService:
         self.rng = random.Random()
         self._service_time = (None if config.service_time is None
                               else parse_distribution(config.service_time, "service_time"))
-        self.stats = {"invocations": 0, "function_errors": 0, "timeouts": 0, "throttled": 0,
-                      "async_dropped": 0, "local_cap": self.local_cap}
+        self.stats = ServiceStats(invocations=0, function_errors=0, timeouts=0, throttled=0, async_dropped=0,
+                                  local_cap=self.local_cap)
         self._cap_warned = False            # the local cap's stderr line is written once per run
 
     # -- lifecycle ----------------------------------------------------------

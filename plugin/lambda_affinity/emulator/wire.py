@@ -169,7 +169,7 @@ class Reader:
                  "head_raw", "in_message", "parts", "body_size", "error", "stopped", "in_trailer",
                  "trailer_raw", "trailer_size", "trailers")
 
-    def __init__(self, sock, app: "App", peer: str = "127.0.0.1") -> None:
+    def __init__(self, sock, app: App, peer: str = "127.0.0.1") -> None:
         self.sock = sock
         self.peer = peer
         self.max_body = app.max_body
@@ -313,14 +313,14 @@ class Reader:
         self.cur = req
         self.parts = []
         self.body_size = 0
-        if req.length is not None and req.length > self.max_body:
-            # Too big to take: answer at once, and close when the client has
-            # not sent the body (it waits for 100 Continue) or it is too big to drain.
-            if req.expect_continue or req.length > DRAIN_LIMIT:
-                req.too_large = True
-                req.keep_alive = False
-                self._done(req)
-                raise _Stop
+        # Too big to take: answer at once, and close when the client has
+        # not sent the body (it waits for 100 Continue) or it is too big to drain.
+        if (req.length is not None and req.length > self.max_body
+                and (req.expect_continue or req.length > DRAIN_LIMIT)):
+            req.too_large = True
+            req.keep_alive = False
+            self._done(req)
+            raise _Stop
 
     def on_chunk_header(self) -> None:
         # Until data follows, bytes may be the last chunk's trailers.
@@ -332,6 +332,7 @@ class Reader:
         self.body_size += len(data)
         if self.body_size > self.max_body:
             req = self.cur
+            assert req is not None  # httptools calls on_body only after on_headers_complete set it
             req.too_large = True
             self.parts = []  # drained, not held: the answer is 413 anyway
             if self.body_size > DRAIN_LIMIT:
@@ -343,6 +344,7 @@ class Reader:
 
     def on_message_complete(self) -> None:
         req = self.cur
+        assert req is not None  # httptools calls this only after on_headers_complete set it
         parts = self.parts
         if not req.too_large and parts:
             req.body = parts[0] if len(parts) == 1 else b"".join(parts)
@@ -372,14 +374,15 @@ def connection_handler(app: App):
         try:
             while True:
                 try:
-                    req, resp = read_and_handle(app, reader)
+                    got = read_and_handle(app, reader)
                 except BadRequest as exc:
                     held.append(bad_request(exc))
                     send_all(sock, b"".join(held))
                     lingering_close(sock)
                     return
-                if req is None:
+                if got is None:
                     return
+                req, resp = got
                 keep = req.keep_alive and not resp.close
                 held.append(encode_response(resp, keep))
                 if not flush(sock, held, keep, reader):
@@ -416,7 +419,7 @@ def bad_request(exc: BadRequest) -> bytes:
     return encode_response(Response(exc.status, [("Content-Type", "text/plain")], str(exc).encode()), False)
 
 
-def flush(sock, held: list, keep: bool, reader: "Reader") -> bool:
+def flush(sock, held: list, keep: bool, reader: Reader) -> bool:
     """Send the answers held for a connection; False when it is to close.
     With the next request already here (a pipelining client), hold on and
     answer both in one write: one send and one wake-up fewer."""
@@ -427,11 +430,11 @@ def flush(sock, held: list, keep: bool, reader: "Reader") -> bool:
     return keep
 
 
-def read_and_handle(app: App, reader: Reader) -> tuple[Request | None, Response | None]:
-    """The next request and the app's answer; (None, None) on a clean end."""
+def read_and_handle(app: App, reader: Reader) -> tuple[Request, Response] | None:
+    """The next request and the app's answer; None on a clean end."""
     req = reader.request()
     if req is None:
-        return None, None
+        return None
     return req, answer(app, req)
 
 

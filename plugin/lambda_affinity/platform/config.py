@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 POLICIES = ("mru", "lru", "random", "partitioned")
 
@@ -78,7 +79,7 @@ class ModelConfig:
             _check_int("max_environments", self.max_environments, minimum=1)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "model") -> "ModelConfig":
+    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "model") -> ModelConfig:
         """Build from a YAML/JSON mapping; unknown keys are errors, not ignored."""
         data = dict(data or {})
         names = {f.name for f in dataclasses.fields(cls)}
@@ -90,7 +91,7 @@ class ModelConfig:
         except ConfigError as exc:
             raise ConfigError(f"{where}.{exc}") from None
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
 

@@ -30,7 +30,7 @@ def _described(draw, fixed: float | None, lowest: float, mean: float) -> Distrib
     return draw
 
 
-def parse_distribution(spec: str, what: str = "think") -> Distribution:
+def parse_distribution(spec: str | float, what: str = "think") -> Distribution:
     """`A:B` uniform seconds, `exp:MEAN` exponential, `fixed:X` or `X` constant.
 
     Raises ValueError("{what}: ... is not a distribution: ...") so a caller

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from typing import Hashable, Protocol, TypeVar
+from collections.abc import Callable, Hashable, Iterator
+from typing import Protocol, TypeVar
 
 T = TypeVar("T", bound=Hashable)
 
@@ -31,6 +32,7 @@ class IdlePool(Protocol[T]):
     def take(self, rng: random.Random, router: int = 0) -> T | None: ...
     def remove(self, item: T) -> None: ...
     def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[T]: ...
 
 
 class _OrderedPool:
@@ -114,7 +116,7 @@ class RandomPool:
         return iter(list(self._items))
 
 
-_SIMPLE = {"mru": MruPool, "lru": LruPool, "random": RandomPool}
+_SIMPLE: dict[str, Callable[[], IdlePool]] = {"mru": MruPool, "lru": LruPool, "random": RandomPool}
 
 
 class PartitionedPool:
@@ -168,7 +170,7 @@ class PartitionedPool:
             yield from list(p)
 
 
-def make_pool(policy: str, routers: int = 1, router_policy: str = "mru"):
+def make_pool(policy: str, routers: int = 1, router_policy: str = "mru") -> IdlePool:
     if policy == "partitioned":
         return PartitionedPool(routers, router_policy)
     try:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
 from .config import FunctionSpec, ModelConfig
 from .environment import BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, Environment, log_stream_name
-from .placement import make_pool
+from .placement import IdlePool, make_pool
 
 # Reasons an environment is retired, as counted in `Platform.retired`.
 KEEP_ALIVE = "keep-alive"
@@ -66,7 +66,7 @@ class Platform:
         # Added to `now` to date log stream names (the simulator's clock starts at 0).
         self.wall_offset = wall_offset
         self.functions: dict[str, FunctionSpec] = {}
-        self._pools: dict[str, object] = {}
+        self._pools: dict[str, IdlePool[Environment]] = {}
         self.counter = ConcurrencyCounter(self.config.account_concurrency)
         self.scale_rate = ScaleRate(self.config.scale_limit, self.config.scale_window_s)
         # (free_at, env) of replied environments still in their hand-off; the
@@ -276,7 +276,7 @@ class Platform:
 
     def _evict_one(self) -> bool:
         """Reclaim the longest-idle environment of any function."""
-        for deadline, env, token in self._idle_queue:
+        for _deadline, env, token in self._idle_queue:
             if env.state == IDLE and env.idle_token == token:
                 self._pools[env.function].remove(env)
                 self._retire(env, EVICTED)

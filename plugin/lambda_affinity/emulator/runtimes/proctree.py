@@ -21,7 +21,7 @@ def children(pid: int) -> list:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
-    out = []
+    out: list[int] = []
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
@@ -33,7 +33,8 @@ def children(pid: int) -> list:
 
 def descendants(pid: int) -> list:
     """The pids of every process below `pid`, children first."""
-    out, todo = [], [pid]
+    out: list[int] = []
+    todo = [pid]
     while todo:
         kids = children(todo.pop())
         out.extend(kids)
@@ -42,7 +43,7 @@ def descendants(pid: int) -> list:
 
 
 def _scan_children(pid: int) -> list:
-    out = []
+    out: list[int] = []
     try:
         names = os.listdir("/proc")
     except OSError:

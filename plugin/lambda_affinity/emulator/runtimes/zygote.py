@@ -29,6 +29,7 @@ environment process are child subreapers: whatever a handler starts, even in
 a new session, stays below its environment while it lives and is handed to
 the zygote when it ends, which then kills it (`sweep`).
 """
+import importlib.util
 import json
 import os
 import resource
@@ -36,9 +37,8 @@ import select
 import signal
 import socket
 import sys
-
-import importlib.util
 import traceback
+from collections.abc import Callable  # already loaded by the imports above: costs no start-up time
 
 
 def _load(name: str):
@@ -46,6 +46,8 @@ def _load(name: str):
     module called `bootstrap` (or `proctree`) is not shadowed."""
     spec = importlib.util.spec_from_file_location(
         f"_lambda_affinity_{name}", os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the runtime module {name!r} next to {__file__}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -64,6 +66,7 @@ PR_SET_NO_NEW_PRIVS = 38
 _CAP_VERSION_3 = 0x20080522
 MAX_PACKET = 1 << 20
 
+_prctl: Callable[..., int] | None
 try:
     import ctypes
 
@@ -114,9 +117,10 @@ def describe_status(status: int) -> str:
     """Wait status in the words Lambda uses ("exit status 1", "signal: killed")."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        names = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGTERM: "terminated",
-                 signal.SIGABRT: "aborted", signal.SIGINT: "interrupt"}
-        return f"signal: {names.get(sig, signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig)}"
+        names: dict[int, str] = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault",
+                                 signal.SIGTERM: "terminated", signal.SIGABRT: "aborted", signal.SIGINT: "interrupt"}
+        known = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
+        return f"signal: {names.get(sig, known)}"
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
@@ -252,10 +256,11 @@ def main() -> int:
             # reaped); killed, they are reaped and swept in turn.
             sweep(zygote_pid, children)
 
+    watched: list[socket.socket | int] = [ctl, wakeup_r]
     try:
         while True:
             try:
-                ready, _, _ = select.select([ctl, wakeup_r], [], [])
+                ready, _, _ = select.select(watched, [], [])
             except InterruptedError:
                 continue
             if wakeup_r in ready:
