@@ -98,8 +98,8 @@ class WorkerState:
         self.key = key
         self.index = index
         self.reports = 0           # payloads of ours received in this run
-        self.last_report = None    # monotonic time of the last one
-        self.final = None          # the worker's own totals, once its final payload is in
+        self.last_report: float | None = None  # monotonic time of the last one
+        self.final: dict | None = None  # the worker's own totals, once its final payload is in
         self.stats_after_final = False  # Locust's stats report that follows the final one is in too
         self.gone = False          # the worker said it quits, or it stopped
         self.table: dict[str, list] = {}  # user -> latest row, as unpacked so far

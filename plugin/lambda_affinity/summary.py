@@ -43,7 +43,7 @@ def distribution(rates: list[float], hits: int, total: int) -> dict | None:
     if not rates:
         return None
     s = sorted(rates)
-    out = {"mean": sum(s) / len(s), "min": s[0]}
+    out: dict[str, float | None] = {"mean": sum(s) / len(s), "min": s[0]}
     for name, q in (("p10", 0.1), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p90", 0.9)):
         out[name] = percentile(s, q)
     out["max"] = s[-1]
@@ -271,7 +271,8 @@ def evaluate_checks(doc: Mapping, thresholds: Mapping[str, float | None]) -> tup
     Returns (failures, passes), one message each naming the check, the
     threshold and the measured value.
     """
-    failures, passes = [], []
+    failures: list[str] = []
+    passes: list[str] = []
     for option, what, kind in CHECKS:
         threshold = thresholds.get(option)
         if threshold is None:

@@ -240,7 +240,7 @@ def estimate_cost(scenarios: Sequence[Scenario], runs: int) -> Cost:
         # a user sends at t=0 and then once per cycle until the duration ends
         invocations += s.users * (1 + s.duration_s / per_request if per_request > 0 else math.inf)
     return Cost(points=len(scenarios), runs=runs, user_seconds=runs * user_seconds,
-                invocations=runs * invocations if math.isfinite(invocations) else -1)
+                invocations=int(runs * invocations) if math.isfinite(invocations) else -1)
 
 
 class RunRow(TypedDict):
@@ -298,6 +298,11 @@ def stats(values: Sequence[float | None]) -> Stats | None:
                  min=min(vals), max=max(vals), n=len(vals))
 
 
+def _field(row: RunRow, key: str) -> Any:
+    """A run's field by a name known only at run time (a TypedDict wants literals)."""
+    return row[key]  # type: ignore[literal-required]
+
+
 def measure(value: Any, scenario: Scenario, run_index: int, seed: int,
             per_miss_ms: float | None, per_miss_usd: float | None) -> RunRow:
     res = run(scenario, seed=seed)
@@ -334,7 +339,7 @@ def sweep(vary: Vary, scenarios: Sequence[Scenario], runs: int, base_seed: int,
                          f"{rows[-1]['requests']} requests; {time.perf_counter() - started:.1f} s so far")
         keys = [k for k, _ in METRICS] + [k for k, _, _ in SAVINGS] + ["environments", "max_share_p50"]
         out.append(PointResult(value=value, label=label, runs=rows,
-                               stats={k: stats([row[k] for row in rows]) for k in keys}))
+                               stats={k: stats([_field(row, k) for row in rows]) for k in keys}))
     return out
 
 
@@ -350,7 +355,8 @@ def to_csv(vary: Vary, points: Sequence[PointResult]) -> str:
     w.writerow(CSV_FIELDS)
     for p in points:
         for row in p["runs"]:
-            w.writerow([vary.factor.name, *("" if row[k] is None else row[k] for k in RunRow.__annotations__)])
+            w.writerow([vary.factor.name, *("" if _field(row, k) is None else _field(row, k)
+                                            for k in RunRow.__annotations__)])
     return buf.getvalue()
 
 

@@ -95,6 +95,8 @@ class FunctionUrlUser(FastHttpUser):
 
     abstract = True
     affinity_transport = "function_url"
+    affinity_user: str  # set by the plugin (AffinityPlugin.attach): the row key
+    affinity_session: str  # and the session key sent to the function
     probe_path = ""
     probe_method = "GET"
     probe_name = "probe"
@@ -111,7 +113,7 @@ class FunctionUrlUser(FastHttpUser):
         self._split = options.affinity_split_stats
         self._signer = None
         if options.affinity_sigv4:
-            signer = _url_signer(self.host)
+            signer = _url_signer(self.host or "")
             if isinstance(signer, SignerUnavailable):
                 signer.report(environment)
             self._signer = signer
@@ -131,7 +133,7 @@ class FunctionUrlUser(FastHttpUser):
             raise StopUser()  # said once already; never send unsigned calls instead
         session = self.client
         path = self.probe_path if path is None else path
-        url = path if path.startswith(("http://", "https://")) else session.base_url + path
+        url = path if path.startswith(("http://", "https://")) else (session.base_url or "") + path
         base = name or adapter.request_name(session) or self.probe_name
         method = self.probe_method
         headers = self._probe_headers
@@ -298,6 +300,8 @@ class InvokeUser(User):
 
     abstract = True
     affinity_transport = "invoke"
+    affinity_user: str
+    affinity_session: str
     probe_name: str | None = None  # default: the function name
     connect_timeout = 5.0
     read_timeout = 60.0
@@ -363,7 +367,7 @@ class InvokeUser(User):
         except BotoCoreError as exc:
             error = ProbeReplyError(f"no reply: {type(exc).__name__}: {exc}")
         elapsed_ms = (time.perf_counter() - started) * 1000
-        return _conclude(self, "invoke", base, start_time, elapsed_ms, body, error, None, self.host)
+        return _conclude(self, "invoke", base, start_time, elapsed_ms, body, error, None, self.host or "")
 
 
 class AllAtOnce(LoadTestShape):
@@ -377,6 +381,7 @@ class AllAtOnce(LoadTestShape):
     duration_s = 10.0
 
     def tick(self):
+        assert self.runner is not None, "Locust sets a shape's runner before it ticks"
         given = plugin_for(self.runner.environment).given
         users = given.num_users or self.users
         rate = given.spawn_rate or users  # rate >= users: a single batch

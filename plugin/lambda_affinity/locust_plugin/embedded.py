@@ -43,8 +43,10 @@ class EmbeddedEmulator:
                 f"the embedded emulator has no Function URL for function {self.function!r} "
                 f"(functions with a URL: {', '.join(sorted(urls)) or 'none'}); see --affinity-function"
             )
-        every = {Transport.FUNCTION_URL: urls.get(self.function), Transport.INVOKE: LambdaTarget(self.function, emu.endpoint).host()}
-        hosts = {k: every[k] for k in kinds if every[k]}
+        every = {Transport.INVOKE: LambdaTarget(self.function, emu.endpoint).host()}
+        if self.function in urls:
+            every[Transport.FUNCTION_URL] = urls[self.function]
+        hosts = {k: every[k] for k in kinds if k in every}
         logger.info(
             "Embedded Lambda emulator started (Invoke API %s); the run targets %s",
             emu.endpoint,

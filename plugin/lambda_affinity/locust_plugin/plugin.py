@@ -63,7 +63,7 @@ class AffinityPlugin:
     def role(self) -> Role:
         return adapter.role_of(getattr(self.environment, "runner", None))
 
-    def affinity_classes(self) -> list[type]:
+    def affinity_classes(self) -> list[Any]:
         return [c for c in (self.environment.user_classes or []) if transport_of(c) is not None]
 
     # -- wiring ------------------------------------------------------------------------
@@ -106,13 +106,15 @@ class AffinityPlugin:
             self.stop_emulator()
             sys.exit(1)
 
-    def _start_emulator(self, classes: list[type]) -> None:
+    def _start_emulator(self, classes: list[Any]) -> None:
         options = self.options
         self.emulator = EmbeddedEmulator(options.affinity_function, options.affinity_emulator_config)
-        hosts = self.emulator.start({transport_of(c) for c in classes} - {None})  # type: ignore[arg-type]
+        transports = {t for t in map(transport_of, classes) if t is not None}
+        hosts = self.emulator.start(transports)
         for cls in classes:
-            if cls.host is None:
-                cls.host = hosts[transport_of(cls)]  # type: ignore[index]
+            transport = transport_of(cls)
+            if cls.host is None and transport is not None:
+                cls.host = hosts[transport]
         if len(hosts) == 1:
             # one host for all: it also travels to workers in every spawn message
             self.environment.host = next(iter(hosts.values()))
