@@ -46,6 +46,7 @@ from . import summary
 from .distributed import Aggregator, final_payload, periodic_payload
 from .emulator.containment import make_undumpable
 from .probe import Observation, ProbeReplyError, parse_reply
+from .timeline import Timeline, TimelinePoint
 from .tracker import Tracker
 
 logger = logging.getLogger("lambda_affinity")
@@ -61,6 +62,7 @@ REPORT_KEY = "lambda_affinity"           # our part of Locust's periodic worker 
 # Locust's --stop-timeout (workers stop their users first). Workers reply
 # within milliseconds; the bound only matters for a worker that hangs.
 FINAL_WAIT_S = 10.0
+TIMELINE_S = 2.0  # the run's time series (dashboard charts, HTML report) takes a point this often
 
 
 class PluginConfigError(ValueError):
@@ -93,6 +95,10 @@ class _State:
         self.given: dict = {}
         self.trace = None  # a trace.TraceWriter while a test with --affinity-trace runs
         self.trace_flusher = None  # the greenlet flushing it while no row comes (a killed worker keeps its rows)
+        # standalone and master: the run's time series, its sampling greenlet, and whether its last point is in
+        self.timeline = Timeline()
+        self.sampler = None
+        self.timeline_final = False
 
 
 STATE = _State()
@@ -428,7 +434,7 @@ def on_init(environment, runner=None, web_ui=None, **_kw) -> None:
     if web_ui is not None:
         from . import webui
 
-        webui.install(environment, web_ui)
+        webui.install(web_ui, PluginView(environment), getattr(environment.parsed_options, "web_base_path", None))
     classes = _affinity_classes(environment)
     if not classes:
         return
@@ -452,6 +458,8 @@ def on_test_start(environment, **_kw) -> None:
     runner = environment.runner
     options = environment.parsed_options
     _open_trace(environment)
+    if not isinstance(runner, WorkerRunner):
+        _start_timeline(environment)
     if isinstance(runner, MasterRunner):
         # The run's name travels to workers in every spawn message (parsed
         # options do), so a report of an earlier run arriving late is dropped.
@@ -504,6 +512,83 @@ def on_test_stop(environment, **_kw) -> None:
     _close_trace()
     if isinstance(environment.runner, WorkerRunner):
         send_final(environment.runner)
+    else:
+        _stop_timeline(environment)
+
+
+# -- the run's time series and the web UI's view of the run (standalone and master) ----------
+
+class PluginView:
+    """What the web UI shows of this process's run (webui.LiveView)."""
+
+    def __init__(self, environment) -> None:
+        self.environment = environment
+
+    def snapshot(self) -> tuple[dict, list[dict]]:
+        rows, envs = final_rows(self.environment)
+        return current_doc(self.environment, rows, envs), rows
+
+    def version(self):
+        # a master's rows change only with a worker's message: its version says when
+        return getattr(self.environment.runner, "state", None), STATE.aggregator.version
+
+    def timeline(self) -> list[TimelinePoint]:
+        return list(STATE.timeline.points)
+
+
+def _start_timeline(environment) -> None:
+    _kill_sampler()
+    STATE.timeline = Timeline(start=time.time())
+    STATE.timeline_final = False
+    STATE.sampler = gevent.spawn(_sample_timeline, environment)
+
+
+def _kill_sampler() -> None:
+    sampler, STATE.sampler = STATE.sampler, None
+    if sampler is not None:
+        sampler.kill(block=False)
+
+
+def _sample_timeline(environment) -> None:
+    while True:
+        gevent.sleep(TIMELINE_S)
+        add_timeline_point(environment)
+
+
+def add_timeline_point(environment, doc: dict | None = None) -> None:
+    if doc is None:
+        doc = current_doc(environment, *final_rows(environment))
+    try:
+        STATE.timeline.add(time.time(), doc)
+    except ValueError as exc:  # e.g. a reset mid-run: the dashboard loses a point, the run goes on
+        logger.warning("lambda-affinity: timeline point dropped: %s", exc)
+
+
+def final_timeline_point(environment, doc: dict | None = None) -> None:
+    """The run's last point, once per run, with the final numbers."""
+    if STATE.timeline_final:
+        return
+    STATE.timeline_final = True
+    _kill_sampler()
+    add_timeline_point(environment, doc)
+
+
+def _stop_timeline(environment) -> None:
+    _kill_sampler()
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        final_timeline_point(environment)  # a standalone run's users are stopped: its rows are final
+        return
+
+    def after_workers():
+        # the workers' final snapshots arrive after test_stop (design.md section 12): wait for them, bounded
+        deadline = time.monotonic() + FINAL_WAIT_S + (environment.stop_timeout or 0)
+        while STATE.aggregator.outstanding(_lost_workers(runner)) and time.monotonic() < deadline:
+            STATE.heard.clear()
+            STATE.heard.wait(0.5)
+        final_timeline_point(environment)
+
+    gevent.spawn(after_workers)
 
 
 # -- distributed runs: master side --------------------------------------------------
@@ -622,6 +707,7 @@ def finish(environment) -> dict | None:
         return None  # the plugin was imported but nothing probed: stay silent
     doc = current_doc(environment, rows, envs)
     STATE.doc = doc
+    final_timeline_point(environment, doc)
     failures, passes = summary.evaluate_checks(doc, limits)
     STATE.check_failures, STATE.check_passes = failures, passes
     STATE.written = []
