@@ -724,7 +724,8 @@ def finish(environment) -> dict | None:
         with open(html_file, encoding="utf-8") as fh:
             report = fh.read()
         notes = STATE.worker_problems + failures + passes
-        _write(html_file, summary.inject_html_section(report, summary.render_html_section(doc, notes)))
+        _write(html_file, summary.inject_html_section(
+            report, summary.render_html_section(doc, notes, STATE.timeline.points)))
     if failures:
         environment.process_exit_code = CHECK_EXIT_CODE
     return doc

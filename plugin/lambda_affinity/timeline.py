@@ -10,7 +10,9 @@ what is plotted.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Mapping, TypedDict
+from typing import Mapping, Sequence, TypedDict
+
+from .charts import Axis, Chart, Point, Series
 
 DEFAULT_MAX_POINTS = 240  # a 2 s sampling keeps full resolution for 8 minutes, then halves
 
@@ -161,3 +163,25 @@ def _merge(older: TimelinePoint, newer: TimelinePoint) -> TimelinePoint:
         environments=newer.environments, cold_starts=older.cold_starts + newer.cold_starts,
         valid=older.valid + newer.valid, invalid=older.invalid + newer.invalid,
         samples=older.samples + newer.samples)
+
+
+def clock(seconds: float) -> str:
+    """A time axis label: 45s, 1:30, 1:00:00."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    h, m, r = s // 3600, s % 3600 // 60, s % 60
+    return f"{h}:{m:02d}:{r:02d}" if h else f"{m}:{r:02d}"
+
+
+def charts_of(points: Sequence[TimelinePoint], width: int = 400, height: int = 260) -> list[Chart]:
+    """CHARTS as static charts (charts.py) of `points`, time in seconds since the run started."""
+    start = points[0].t - points[0].span_s if points else 0.0
+    out = []
+    for spec in CHARTS:
+        series = [Series(s["label"], [Point(p.t - start, getattr(p, s["field"])) for p in points
+                                      if getattr(p, s["field"]) is not None]) for s in spec["series"]]
+        y = Axis(lo=0, hi=spec["y_max"] or 4)  # counts: at least 0..4, so the ticks are whole numbers
+        out.append(Chart(title=spec["title"], series=series, width=width, height=height,
+                         x=Axis("time since start", lo=0, tick_format=clock), y=y))
+    return out

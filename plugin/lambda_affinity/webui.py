@@ -21,6 +21,9 @@ guarded by `web_ui.auth_required_if_enabled` (`--web-login`):
   affinity/dashboard.json   what the tab draws, from one snapshot
   affinity/static/NAME      the dashboard's script
 
+Locust's own report route (stats/report, "Download Report") gets the
+affinity section of the --html report.
+
 What is shown comes from a LiveView: on a master, the rows aggregated from
 all workers. This module knows nothing of Locust's runners.
 """
@@ -181,7 +184,13 @@ def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
     web_ui.app.register_blueprint(bp)
 
     @web_ui.app.after_request
-    def add_script(resp):
-        if request.endpoint == "locust.index" and resp.status_code == 200 and resp.mimetype == "text/html":
+    def add_ours(resp):
+        if resp.status_code != 200 or resp.mimetype != "text/html":
+            return resp
+        if request.endpoint == "locust.index":
             resp.set_data(summary.inject_html_section(resp.get_data(as_text=True), _page_snippet()))
+        elif request.endpoint == "locust.stats_report":
+            # the report the web UI offers ("Download Report") gets the --html report's section
+            section = summary.render_html_section(live.get()[0], (), view.timeline())
+            resp.set_data(summary.inject_html_section(resp.get_data(as_text=True), section))
         return resp

@@ -32,7 +32,7 @@
       "padding:10px 14px;margin:0}",
     "#" + ID + " .la-value{font-size:26px;font-weight:500;line-height:1.3}",
     "#" + ID + " .la-label,#" + ID + " figcaption,#" + ID + " .la-status{color:var(--la-muted);font-size:13px}",
-    "#" + ID + " .la-charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:12px;" +
+    "#" + ID + " .la-charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px;" +
       "margin:12px 0}",
     "#" + ID + " .la-svg svg{width:100%;height:auto;display:block}",
     "#" + ID + " svg text{fill:var(--la-muted);font-size:11px}",
@@ -156,7 +156,7 @@
   }
 
   function lineChart(spec, points, offset) {
-    var W = 480, H = 230, L = 46, R = 14, T = 26, B = 30, pw = W - L - R, ph = H - T - B;
+    var W = 420, H = 220, L = 46, R = 14, T = 26, B = 30, pw = W - L - R, ph = H - T - B;
     var start = points.length ? points[0].t - points[0].span_s : 0;
     var xMax = Math.max(10, points.length ? points[points.length - 1].t - start : 0);
     var peak = 0;
