@@ -98,6 +98,7 @@ class _State:
         # standalone and master: the run's time series, its sampling greenlet, and whether its last point is in
         self.timeline = Timeline()
         self.sampler = None
+        self.timeline_waiter = None  # a master's greenlet waiting for the workers' final rows to take the last point
         self.timeline_final = False
 
 
@@ -538,6 +539,9 @@ class PluginView:
 
 def _start_timeline(environment) -> None:
     _kill_sampler()
+    waiter, STATE.timeline_waiter = STATE.timeline_waiter, None
+    if waiter is not None:  # still waiting for the last run's workers: that run's timeline is gone
+        waiter.kill(block=False)
     STATE.timeline = Timeline(start=time.time())
     STATE.timeline_final = False
     STATE.sampler = gevent.spawn(_sample_timeline, environment)
@@ -588,7 +592,7 @@ def _stop_timeline(environment) -> None:
             STATE.heard.wait(0.5)
         final_timeline_point(environment)
 
-    gevent.spawn(after_workers)
+    STATE.timeline_waiter = gevent.spawn(after_workers)
 
 
 # -- distributed runs: master side --------------------------------------------------
