@@ -65,7 +65,7 @@ def test_dashboard_json_is_one_snapshot_of_the_view(served):
     doc = view.snapshot()[0]
     assert data["headline"] == headline(doc) and data["histogram"] == doc["histogram"]
     assert data["per_user"] == doc["per_user"] and data["users"] == 2
-    assert data["histogram_svg"] == summary.histogram_svg(doc["histogram"])
+    assert data["histogram_svg"] == summary.histogram_svg(doc["histogram"], width=360, height=220)
     assert data["points"] == [asdict(p) for p in view.line.points] and len(data["points"]) == 6
     timeline = client.get("/base/affinity/timeline.json?download=1")
     assert timeline.get_json() == {"points": data["points"]}

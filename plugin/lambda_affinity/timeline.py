@@ -179,8 +179,10 @@ def charts_of(points: Sequence[TimelinePoint], width: int = 400, height: int = 2
     start = points[0].t - points[0].span_s if points else 0.0
     out = []
     for spec in CHARTS:
+        # later series dashed, as on the dashboard: told apart where lines coincide
         series = [Series(s["label"], [Point(p.t - start, getattr(p, s["field"])) for p in points
-                                      if getattr(p, s["field"]) is not None]) for s in spec["series"]]
+                                      if getattr(p, s["field"]) is not None], dashed=i > 0)
+                  for i, s in enumerate(spec["series"])]
         y = Axis(lo=0, hi=spec["y_max"] or 4)  # counts: at least 0..4, so the ticks are whole numbers
         out.append(Chart(title=spec["title"], series=series, width=width, height=height,
                          x=Axis("time since start", lo=0, tick_format=clock), y=y))

@@ -89,7 +89,7 @@ def dashboard(doc: dict, points: list[TimelinePoint]) -> dict:
     return {
         "headline": headline(doc),
         "histogram": list(doc["histogram"]),
-        "histogram_svg": summary.histogram_svg(list(doc["histogram"])),
+        "histogram_svg": summary.histogram_svg(list(doc["histogram"]), width=360, height=220),  # as the charts
         "users": doc["users"],
         "per_user": doc.get("per_user"),
         "points": [asdict(p) for p in points],

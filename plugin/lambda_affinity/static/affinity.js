@@ -32,10 +32,10 @@
       "padding:10px 14px;margin:0}",
     "#" + ID + " .la-value{font-size:26px;font-weight:500;line-height:1.3}",
     "#" + ID + " .la-label,#" + ID + " figcaption,#" + ID + " .la-status{color:var(--la-muted);font-size:13px}",
-    "#" + ID + " .la-charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px;" +
+    "#" + ID + " .la-charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:12px;" +
       "margin:12px 0}",
     "#" + ID + " .la-svg svg{width:100%;height:auto;display:block}",
-    "#" + ID + " svg text{fill:var(--la-muted);font-size:11px}",
+    "#" + ID + " svg text{fill:var(--la-muted);font-size:13px}",
     "#" + ID + " .la-grid{stroke:var(--la-grid)}",
     "#" + ID + " .la-axis{stroke:var(--la-muted)}",
     "#" + ID + " .la-bar{fill:var(--la-s1)}",
@@ -156,7 +156,7 @@
   }
 
   function lineChart(spec, points, offset) {
-    var W = 420, H = 220, L = 46, R = 14, T = 26, B = 30, pw = W - L - R, ph = H - T - B;
+    var W = 360, H = 220, L = 40, R = 14, T = 26, B = 30, pw = W - L - R, ph = H - T - B;
     var start = points.length ? points[0].t - points[0].span_s : 0;
     var xMax = Math.max(10, points.length ? points[points.length - 1].t - start : 0);
     var peak = 0;
@@ -195,11 +195,13 @@
                   (spec.y_max ? v.toFixed(3) : v) + "</title></circle>");
       });
       // the first series is the chart's subject: drawn last, on top where lines meet
-      out.splice(firstLine, 0, (d ? '<path class="' + cls + '" data-series="' + esc(s.field) + '" d="' + d.trim() +
-                                '"/>' : "") + dots.join(""));
-      legend.push('<rect class="' + cls + '" x="' + lx + '" y="8" width="10" height="10" rx="2"/>' +
-                  '<text x="' + (lx + 14) + '" y="17">' + esc(s.label) + "</text>");
-      lx += 24 + 7 * s.label.length;
+      // later series dashed: told apart where colours are not, or where lines coincide
+      var dash = i ? ' stroke-dasharray="6 3"' : "";
+      out.splice(firstLine, 0, (d ? '<path class="' + cls + '" data-series="' + esc(s.field) + '"' + dash +
+                                ' d="' + d.trim() + '"/>' : "") + dots.join(""));
+      legend.push('<path class="' + cls + '"' + dash + ' d="M' + lx + ' 13 h22"/>' +
+                  '<text x="' + (lx + 28) + '" y="18">' + esc(s.label) + "</text>");
+      lx += 44 + 7.5 * s.label.length;
     });
     out.push(legend.join(""));
     if (!points.length) {
