@@ -267,13 +267,34 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):  # noq
             # the Affinity tab's own table is hidden only beside the dashboard: Locust's tables show elsewhere
             page.click("[role=tab]:has-text('Statistics')")
             page.wait_for_selector(".MuiTableContainer-root", state="visible", timeout=3000)
+
+            # a new test from the web UI starts a new timeline and new numbers
+            page.click("button:has-text('New')")
+            page.fill("input[name=userCount]", "2")
+            page.fill("input[name=spawnRate]", "2")
+            if not page.locator("input[name=runTime]").is_visible():
+                page.click("text=Advanced options")
+            page.fill("input[name=runTime]", "5s")
+            page.click("button:has-text('Start')")
+            page.click("[role=tab]:has-text('Affinity')")
+
+            def again(view, state):
+                if state != "stopped":
+                    return False
+                again.points = json.loads(page.request.get(base + "affinity/timeline.json").text())["points"]
+                return view["figures"]["users"] == "2" and view["dots"]["environments"] == len(again.points) > 0 \
+                    and again.points[0]["t"] > points[-1]["t"]
+            wait_dashboard(page, base, 30, again)
+            assert again.points[-1]["t"] - (again.points[0]["t"] - again.points[0]["span_s"]) < 10
             assert errors == []
+            doc = json.loads(page.request.get(base + "affinity/json").text())
         finally:
             chromium.close()
-    # quitting writes the same numbers to --affinity-json
+    # quitting writes the same numbers (the second test's) to --affinity-json
     c.master.send_signal(signal.SIGTERM)
     assert c.wait_master(30) == 0, c.text("master.err")[-3000:]
     final_doc = json.loads((tmp_path / "a.json").read_text())
+    assert final_doc["users"] == 2
     assert {k: v for k, v in final_doc.items() if k != "workers"} == {k: v for k, v in doc.items() if k != "workers"}
     if mode == "master":
         assert final_doc["workers"] == doc["workers"] == {"count": 1, "lost": []}
