@@ -9,7 +9,7 @@ what is plotted.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Mapping, Sequence, TypedDict
 
 from .charts import Axis, Chart, Point, Series
@@ -55,7 +55,8 @@ def headline(doc: Mapping) -> list[Figure]:
 @dataclass(frozen=True)
 class TimelinePoint:
     """The run at time `t` (epoch seconds). Gauges are as of `t`; the
-    interval counts cover the `span_s` seconds that end at `t`."""
+    interval counts cover the `span_s` seconds that end at `t`. JSON-able
+    with dataclasses.asdict."""
     t: float
     span_s: float
     users: int
@@ -68,8 +69,6 @@ class TimelinePoint:
     invalid: int                # invalid replies in the interval
     samples: int = 1            # how many samples the point stands for (more once the timeline has halved)
 
-
-POINT_FIELDS = tuple(f.name for f in fields(TimelinePoint))
 
 
 class ChartSeries(TypedDict):
@@ -148,11 +147,6 @@ class Timeline:
         if len(pts) % 2:
             merged.append(pts[-1])  # gathers samples until it stands for as many as the rest
         self.points = merged
-
-    def to_json(self) -> dict:
-        """JSON-able: {"start", "stride", "max_points", "points": [point as a dict, ...]}."""
-        return {"start": self.start, "stride": self.stride, "max_points": self.max_points,
-                "points": [asdict(p) for p in self.points]}
 
 
 def _merge(older: TimelinePoint, newer: TimelinePoint) -> TimelinePoint:
