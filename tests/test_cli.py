@@ -14,7 +14,7 @@ def cli(*args):
 def test_help_lists_every_part():
     p = cli("--help")
     assert p.returncode == 0
-    for name in ("simulate", "emulate", "deploy", "destroy", "locust"):
+    for name in ("simulate", "sweep", "calibrate", "emulate", "deploy", "destroy", "locust"):
         assert name in p.stdout
 
 

@@ -1,6 +1,7 @@
 """The simulator: calibration against the seed, activity models, CLI."""
 import json
 import random
+import statistics
 import subprocess
 import sys
 
@@ -156,3 +157,20 @@ def test_a_parsed_distribution_says_whether_it_is_fixed_and_its_lowest_value(spe
     rng = random.Random(3)
     values = [draw(rng) for _ in range(200)]
     assert min(values) >= lowest and (fixed is None or set(values) == {fixed})
+    # the mean a sweep's cost estimate uses: within 4 standard errors of 20,000 draws
+    many = [draw(rng) for _ in range(20_000)]
+    sd = statistics.pstdev(many)
+    assert abs(statistics.fmean(many) - draw.mean) <= 4 * sd / len(many) ** 0.5 + 1e-12
+
+
+def test_cli_prices_a_miss():
+    p = cli("simulate", "--seed", "3", "--json", "--miss-cost-ms", "5", "--miss-cost-usd", "0.00000025")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    cost = doc["miss_cost"]
+    assert cost["warm_cache_rate"] == doc["warm_cache_rate"]["weighted"]
+    assert cost["saved_ms_per_million"] == pytest.approx(5e6 * doc["warm_cache_rate"]["weighted"])
+    p = cli("simulate", "--seed", "3", "--miss-cost-ms", "5")
+    assert p.returncode == 0 and "cost of a miss 5 ms: per million replies the warm cache" in p.stdout
+    p = cli("simulate", "--miss-cost-ms", "-5")
+    assert p.returncode == 2 and "miss-cost-ms: must be a finite number >= 0, got -5.0" in p.stderr

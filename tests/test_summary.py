@@ -147,3 +147,56 @@ def test_html_section_and_svg():
     assert out.endswith(section + "</body></html>")
     with pytest.raises(ValueError, match="no </body>"):
         inject_html_section("<html></html>", section)
+
+
+def test_miss_cost_hand_computed():
+    from lambda_affinity.summary import miss_cost
+
+    doc = summarize(ROWS, environments=6)  # warm-cache weighted: 13 hits of 19 known
+    cost = miss_cost(doc, per_miss_ms=5, per_miss_usd=0.00000025)
+    hits = 13 / 19 * 1e6
+    assert cost["warm_cache_rate"] == 13 / 19
+    assert cost["hits_per_million"] == pytest.approx(hits) and cost["misses_per_million"] == pytest.approx(1e6 - hits)
+    assert cost["saved_ms_per_million"] == pytest.approx(5 * hits)
+    assert cost["saved_usd_per_million"] == pytest.approx(0.25 * 13 / 19)
+    assert cost["spent_usd_per_million"] == pytest.approx(0.25 * 6 / 19)
+    assert cost["saved_ms_per_request"] == pytest.approx(5 * 13 / 19)
+    only_ms = miss_cost(doc, per_miss_ms=2)
+    assert only_ms["saved_usd_per_million"] is None and only_ms["spent_usd_per_million"] is None
+    assert only_ms["saved_ms_per_million"] == pytest.approx(2 * hits)
+
+
+def test_miss_cost_is_absent_without_a_cost_or_a_cache_status():
+    from lambda_affinity.summary import miss_cost
+
+    assert miss_cost(summarize(ROWS)) is None
+    assert "miss_cost" not in summarize(ROWS)
+    no_cache = [row("u1", 4, 2)]  # the probe gave no cache status
+    assert miss_cost(summarize(no_cache), per_miss_ms=5) is None
+
+
+@pytest.mark.parametrize("ms, usd, message", [
+    (-1, None, "miss-cost-ms: must be a finite number >= 0, got -1"),
+    (None, float("nan"), "miss-cost-usd: must be a finite number >= 0, got nan"),
+    (float("inf"), None, "miss-cost-ms: must be a finite number >= 0, got inf"),
+])
+def test_bad_miss_costs_name_the_option(ms, usd, message):
+    from lambda_affinity.summary import miss_cost
+
+    with pytest.raises(ValueError, match=message):
+        miss_cost(summarize(ROWS), ms, usd)
+
+
+def test_miss_cost_in_the_document_table_csv_and_html():
+    doc = summarize(ROWS, environments=6, per_miss_ms=5, per_miss_usd=0.00000025)
+    assert set(doc["miss_cost"]) == {"per_miss_ms", "per_miss_usd", "warm_cache_rate", "hits_per_million",
+                                     "misses_per_million", "saved_ms_per_million", "saved_usd_per_million",
+                                     "spent_ms_per_million", "spent_usd_per_million", "saved_ms_per_request"}
+    json.dumps(doc)
+    line = render_table(doc).splitlines()[-1]
+    assert line == ("cost of a miss 5 ms, $2.5e-07: per million replies the warm cache (0.684) saves 684,211 "
+                    "lookups, 57.0 min and $0.17 (3.42 ms per reply on average)")
+    rows = list(csv.reader(io.StringIO(summary_csv(doc))))
+    assert rows[-2][0] == "per_miss_ms" and float(rows[-1][rows[-2].index("saved_usd_per_million")]) == \
+        pytest.approx(0.25 * 13 / 19)
+    assert "57.0 min and $0.17" in render_html_section(doc)

@@ -60,13 +60,15 @@ class Point:
 @dataclass
 class Series:
     """A named line. `color` None takes the next palette colour; `dashed`
-    tells series apart where colour cannot (print, colour blindness)."""
+    tells series apart where colour cannot (print, colour blindness);
+    `line` False draws the points alone (categories have no in-between)."""
 
     name: str
     points: Sequence[Point] = ()
     color: str | None = None
     dashed: bool = False
     markers: bool = True
+    line: bool = True
 
 
 @dataclass
@@ -256,10 +258,10 @@ def render_svg(chart: Chart, theme: str = "auto") -> str:
     lay, x_ticks, y_ticks = _frame(chart)
     w, h = chart.width, chart.height
     bg, fg = _THEME_COLOURS.get(theme, (None, "currentColor"))
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="la-chart" width="{w}" height="{h}" '
-           f'viewBox="0 0 {w} {h}" role="img" aria-label="{escape(chart.title)}" '
-           f'font-family="system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif" '
-           f'font-size="12" fill="{fg}" color="{fg}">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="la-chart" width="{w}" height="{h}" '
+            f'viewBox="0 0 {w} {h}" role="img" aria-label="{escape(chart.title)}" '
+            f'font-family="system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif" '
+            f'font-size="12" fill="{fg}" color="{fg}">'),
            f"<title>{escape(chart.title)}</title>"]
     if bg:
         out.append(f'<rect class="background" width="{w}" height="{h}" fill="{bg}"/>')
@@ -321,8 +323,9 @@ def _legend_svg(chart: Chart, lay: Layout) -> list[str]:
             s = chart.series[i]
             x = lay.left + dx
             dash = ' stroke-dasharray="6 3"' if s.dashed else ""
-            out.append(f'<line x1="{x:.1f}" x2="{x + 22:.1f}" y1="{y - 4}" y2="{y - 4}" stroke="{escape(_colour(s, i))}" '
-                       f'stroke-width="2.5"{dash}/><text x="{x + 28:.1f}" y="{y}">{escape(s.name)}</text>')
+            out.append(f'<line x1="{x:.1f}" x2="{x + 22:.1f}" y1="{y - 4}" y2="{y - 4}" '
+                       f'stroke="{escape(_colour(s, i))}" stroke-width="2.5"{dash}/>'
+                       f'<text x="{x + 28:.1f}" y="{y}">{escape(s.name)}</text>')
     out.append("</g>")
     return out
 
@@ -342,7 +345,7 @@ def _series_svg(s: Series, colour: str, lay: Layout, spread: str) -> tuple[str, 
             x = lay.px(p.x)
             out.append(f'<path class="whisker" d="M{x - 4:.2f} {lay.py(p.low):.2f}h8M{x:.2f} {lay.py(p.low):.2f}'
                        f'V{lay.py(p.high):.2f}M{x - 4:.2f} {lay.py(p.high):.2f}h8" stroke="{c}" fill="none"/>')
-    if len(pts) > 1:
+    if len(pts) > 1 and s.line:
         dash = ' stroke-dasharray="6 3"' if s.dashed else ""
         line = " ".join(f"{lay.px(p.x):.2f},{lay.py(p.y):.2f}" for p in pts)
         out.append(f'<polyline class="line" points="{line}" fill="none" stroke="{c}" stroke-width="2"{dash} '

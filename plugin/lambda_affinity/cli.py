@@ -23,29 +23,34 @@ _MODEL_OPTIONS = (
 )
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The platform model's options; returns their actions (a sweep may vary each)."""
     d = ModelConfig()
     g = p.add_argument_group("platform model", "defaults: the calibrated model (docs/model.md), or --model FILE's; "
                                                "an option given here overrides either")
-    g.add_argument("--model", metavar="FILE", help="a YAML file with a `model:` mapping: `lambda-affinity calibrate "
-                                                   "--out`'s, or an emulator config (docs/traces.md)")
-    g.add_argument("--policy", choices=POLICIES,
-                   help=f"placement of invocations on idle environments (default {d.policy})")
-    g.add_argument("--routers", type=int, help=f"routers for the partitioned policy (default {d.routers})")
-    g.add_argument("--router-policy", choices=("mru", "lru", "random"), help="placement inside each router")
-    g.add_argument("--init-delay", type=float, metavar="S",
-                   help=f"modelled cold-start delay, seconds (default {d.init_delay_s})")
-    g.add_argument("--busy-overhead", type=float, metavar="S",
-                   help=f"time an environment stays reserved after each reply, seconds (default {d.busy_overhead_s:g})")
-    g.add_argument("--keep-alive", type=float, metavar="S", help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})")
-    g.add_argument("--max-lifetime", type=float, metavar="S",
-                   help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})")
-    g.add_argument("--account-concurrency", type=int, help="account concurrency limit")
-    g.add_argument("--max-environments", type=int, default=None, help="cap on live environments")
-    g.add_argument("--scale-limit", type=int,
-                   help=f"new environments per function per --scale-window (default {d.scale_limit})")
-    g.add_argument("--scale-window", type=float, metavar="S",
-                   help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})")
+    return [
+        g.add_argument("--model", metavar="FILE", help="a YAML file with a `model:` mapping: `lambda-affinity "
+                                                       "calibrate --out`'s, or an emulator config (docs/traces.md)"),
+        g.add_argument("--policy", choices=POLICIES,
+                       help=f"placement of invocations on idle environments (default {d.policy})"),
+        g.add_argument("--routers", type=int, help=f"routers for the partitioned policy (default {d.routers})"),
+        g.add_argument("--router-policy", choices=("mru", "lru", "random"), help="placement inside each router"),
+        g.add_argument("--init-delay", type=float, metavar="S",
+                       help=f"modelled cold-start delay, seconds (default {d.init_delay_s})"),
+        g.add_argument("--busy-overhead", type=float, metavar="S",
+                       help=f"time an environment stays reserved after each reply, seconds "
+                            f"(default {d.busy_overhead_s:g})"),
+        g.add_argument("--keep-alive", type=float, metavar="S",
+                       help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})"),
+        g.add_argument("--max-lifetime", type=float, metavar="S",
+                       help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})"),
+        g.add_argument("--account-concurrency", type=int, help="account concurrency limit"),
+        g.add_argument("--max-environments", type=int, default=None, help="cap on live environments"),
+        g.add_argument("--scale-limit", type=int,
+                       help=f"new environments per function per --scale-window (default {d.scale_limit})"),
+        g.add_argument("--scale-window", type=float, metavar="S",
+                       help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})"),
+    ]
 
 
 def _model_from_args(args: argparse.Namespace) -> ModelConfig:
@@ -65,24 +70,58 @@ def load_model_file(path: str):
         raise ConfigError(f"--model {exc}") from None
 
 
-def _simulate_parser(sub) -> None:
+def _add_scenario_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Synthetic users' options, shared by simulate and sweep; returns their
+    actions (a sweep may vary each). Distributions have metavar DIST."""
     from .simulate import Scenario
-    from .trace import DEFAULT_MAX_DISORDER_S
 
     d = Scenario()
+    return [
+        p.add_argument("--users", type=int, default=d.users),
+        p.add_argument("--duration", type=float, default=d.duration_s, metavar="S",
+                       help="seconds users keep sending"),
+        p.add_argument("--think", default=d.think, metavar="DIST",
+                       help="think time: A:B uniform seconds, exp:MEAN, or fixed seconds (default %(default)s)"),
+        p.add_argument("--burst", type=int, default=d.burst, help="requests per session (0: one endless session)"),
+        p.add_argument("--gap", default=d.gap, metavar="DIST",
+                       help="pause between sessions, same forms as --think (default %(default)s)"),
+        p.add_argument("--start", choices=("together", "spread"), default=d.start,
+                       help="all users at t=0, or after a first think"),
+        p.add_argument("--latency", metavar="DIST",
+                       help=f"network round trip, seconds (default {d.latency}; with --trace 0: its times are "
+                            "taken as arrivals at Lambda's front end; or --model FILE's network_latency)"),
+        p.add_argument("--service", metavar="DIST",
+                       help=f"time on the environment per invocation, seconds (default {d.service}, or "
+                            "--model FILE's service_time)"),
+    ]
+
+
+def _add_miss_cost_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cost of a miss", "price the warm-cache rate: time and money the cache saves per "
+                                               "million requests (docs/sweep.md)")
+    g.add_argument("--miss-cost-ms", type=float, metavar="MS",
+                   help="time a cache miss costs the handler, ms (e.g. a DynamoDB read)")
+    g.add_argument("--miss-cost-usd", type=float, metavar="USD", help="money a cache miss costs, USD")
+
+
+def _scenario_from_args(args: argparse.Namespace, trace: bool = False):
+    """The Scenario simulate's (and each sweep point's) options name."""
+    from .simulate import Scenario
+
+    latency, service = _timing(args, trace)
+    return Scenario(
+        users=args.users, duration_s=args.duration, think=args.think, burst=args.burst, gap=args.gap,
+        start=args.start, latency=latency, service=service, model=_model_from_args(args),
+    )
+
+
+def _simulate_parser(sub) -> None:
+    from .trace import DEFAULT_MAX_DISORDER_S
+
     p = sub.add_parser("simulate", help="predict per-user hit rates in virtual time",
                        description="Replay user activity (synthetic users, or a trace's requests) against the "
                                    "platform model in virtual time.")
-    p.add_argument("--users", type=int, default=d.users)
-    p.add_argument("--duration", type=float, default=d.duration_s, metavar="S", help="seconds users keep sending")
-    p.add_argument("--think", default=d.think, help="think time: A:B uniform seconds, exp:MEAN, or fixed seconds (default %(default)s)")
-    p.add_argument("--burst", type=int, default=d.burst, help="requests per session (0: one endless session)")
-    p.add_argument("--gap", default=d.gap, help="pause between sessions, same forms as --think (default %(default)s)")
-    p.add_argument("--start", choices=("together", "spread"), default=d.start, help="all users at t=0, or after a first think")
-    p.add_argument("--latency", help=f"network round trip, seconds (default {d.latency}; with --trace 0: its times are "
-                                     "taken as arrivals at Lambda's front end; or --model FILE's network_latency)")
-    p.add_argument("--service", help=f"time on the environment per invocation, seconds (default {d.service}, or "
-                                     "--model FILE's service_time)")
+    _add_scenario_options(p)
     p.add_argument("--runs", type=int, default=1, help="independent runs; per-user rates are pooled")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
@@ -99,6 +138,7 @@ def _simulate_parser(sub) -> None:
                    help="rows may be this many seconds out of time order; they are put back in order "
                         "(default %(default)g)")
     _add_model_options(p)
+    _add_miss_cost_options(p)
     p.set_defaults(func=_cmd_simulate)
 
 
@@ -114,14 +154,11 @@ def _timing(args: argparse.Namespace, trace: bool) -> tuple[str, str]:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import Scenario, run_many
-    from .summary import rates_line, render_table, summarize
+    from .simulate import run_many
+    from .summary import check_miss_cost, rates_line, render_table, summarize
 
-    latency, service = _timing(args, bool(args.trace))
-    scenario = Scenario(
-        users=args.users, duration_s=args.duration, think=args.think, burst=args.burst, gap=args.gap,
-        start=args.start, latency=latency, service=service, model=_model_from_args(args),
-    )
+    check_miss_cost(args.miss_cost_ms, args.miss_cost_usd)
+    scenario = _scenario_from_args(args, bool(args.trace))
     started = time.perf_counter()
     read = None
     if args.trace:
@@ -130,7 +167,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         tracker, totals = run_many(scenario, runs=args.runs, seed=args.seed)
     elapsed = time.perf_counter() - started
     rows = tracker.rows()
-    doc = summarize(rows, tracker.environments)
+    doc = summarize(rows, tracker.environments, per_miss_ms=args.miss_cost_ms, per_miss_usd=args.miss_cost_usd)
     if read is not None:
         doc["trace"] = read
     if args.json:
@@ -170,6 +207,136 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
             "span_s": stats.span_s, "truncated": stats.truncated}
     _warn("simulate", truncation_warning(args.trace, stats))
     return tracker, totals, read
+
+
+def _sweep_parser(sub) -> None:
+    from .sweep import MAX_POINTS, SPREADS
+
+    p = sub.add_parser("sweep", help="vary one scenario option over a list or range; chart the rates against it",
+                       description="Simulate a scenario (options as simulate) at each value of one factor, --runs "
+                                   "times each, and write sweep.csv, sweep.json, sweep.html and sweep.svg: max-share, "
+                                   "warm-cache rate and cold starts per request against the factor, with the "
+                                   "spread across runs (docs/sweep.md).")
+    p.add_argument("--vary", required=True, metavar="NAME=VALUES",
+                   help="the factor, a simulate option without its dashes, and its values: a list (users=1,10,100; "
+                        "policy=mru,partitioned; model=a.yaml,b.yaml) or a range: START..STOP:step:S, "
+                        f"START..STOP:lin:N, START..STOP:log:N (users=1..1000:log:7); at most {MAX_POINTS} points")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the four files (made if missing)")
+    p.add_argument("--runs", type=int, default=3, help="runs per point, each with its own seed (default %(default)s)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="base seed; run r's seed derives from it and is the same at every point (default %(default)s)")
+    p.add_argument("--spread", choices=SPREADS, default="minmax",
+                   help="the band around each mean: min..max over runs, or mean +- one sd (default %(default)s)")
+    p.add_argument("--max-invocations", type=float, default=20e6, metavar="N",
+                   help="refuse a sweep estimated above N simulated invocations (default %(default).0f)")
+    factors = _add_scenario_options(p) + _add_model_options(p)
+    _add_miss_cost_options(p)
+    p.set_defaults(func=_cmd_sweep, factor_actions=factors)
+
+
+def _sweep_factors(actions: list[argparse.Action]) -> dict:
+    """name -> (sweep.Factor, argparse dest), from the options themselves:
+    `keep-alive`, and the model field (`keep-alive-s`) as an alias."""
+    from .sweep import Factor
+
+    fields = {flag: field for flag, field, _ in _MODEL_OPTIONS}
+    out = {}
+    for action in actions:
+        flag = action.option_strings[0]
+        kind = ("int" if action.type is int else "float" if action.type is float
+                else "distribution" if action.metavar == "DIST" else "text")
+        factor = Factor(flag[2:], kind, tuple(action.choices) if action.choices else None)
+        for name in {flag[2:], fields.get(flag, flag[2:]).replace("_", "-")}:
+            out[name] = (factor, action.dest)
+    return out
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import copy
+    import dataclasses
+
+    from . import sweep
+    from .summary import check_miss_cost
+
+    check_miss_cost(args.miss_cost_ms, args.miss_cost_usd)
+    if args.runs < 1:
+        raise ValueError("runs: must be >= 1")
+    known = _sweep_factors(args.factor_actions)
+    vary = sweep.parse_vary(args.vary, {name: factor for name, (factor, _) in known.items()})
+    dest = known[vary.factor.name][1]
+    base = _scenario_from_args(args)
+    scenarios = []
+    for value, label in zip(vary.values, vary.labels):
+        point = copy.copy(args)
+        setattr(point, dest, value)
+        try:
+            scenarios.append(_scenario_from_args(point))
+            scenarios[-1].validate()
+        except (ConfigError, ValueError) as exc:
+            raise ValueError(f"--vary {vary.factor.name}={label}: {exc}") from None
+    cost = sweep.estimate_cost(scenarios, args.runs)
+
+    def say(message: str) -> None:
+        print(f"lambda-affinity sweep: {message}", file=sys.stderr, flush=True)
+
+    say(f"{cost['points']} points x {cost['runs']} runs: {cost['user_seconds']:,.0f} user-seconds "
+        f"(users x duration), about {cost['invocations']:,.0f} invocations")
+    if not 0 <= cost["invocations"] <= args.max_invocations:
+        raise ValueError(f"about {cost['invocations']:,.0f} invocations estimated, over --max-invocations "
+                         f"{args.max_invocations:,.0f}: fewer points, runs or users, a shorter --duration, "
+                         "or a higher --max-invocations")
+    started = time.perf_counter()
+    points = sweep.sweep(vary, scenarios, args.runs, args.seed, args.miss_cost_ms, args.miss_cost_usd, progress=say)
+    elapsed = time.perf_counter() - started
+    description = _sweep_description(args, vary, base, dest)
+    chart = sweep.rates_chart(vary, points, f"lambda-affinity sweep: {vary.factor.name}", args.spread, args.runs)
+    base_doc = dataclasses.asdict(base)
+    # each point has its own value of the factor: the base's is left out
+    model_fields = {flag[2:].replace("-", "_"): field for flag, field, _ in _MODEL_OPTIONS}
+    if dest in model_fields:
+        base_doc["model"].pop(model_fields[dest])
+    else:
+        base_doc.pop(_SCENARIO_FIELDS.get(dest, dest), None)
+    from .charts import render_svg
+
+    files = {
+        "sweep.csv": sweep.to_csv(vary, points),
+        "sweep.json": sweep.to_json(vary, points, runs=args.runs, base_seed=args.seed, spread=args.spread,
+                                    scenario=base_doc, cost=cost, per_miss_ms=args.miss_cost_ms,
+                                    per_miss_usd=args.miss_cost_usd),
+        "sweep.html": sweep.html_report(vary, points, chart, description, args.spread, args.runs),
+        # a file viewed on its own (an <img>, GitHub's dark mode) has no page colour to take: paint a light one
+        "sweep.svg": render_svg(chart, theme="light") + "\n",
+    }
+    os.makedirs(args.out, exist_ok=True)
+    for name, text in files.items():
+        with open(os.path.join(args.out, name), "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    print(sweep.render_points(vary, points, args.spread))
+    print(f"{description}\nwrote {', '.join(os.path.join(args.out, n) for n in files)} "
+          f"({cost['points'] * cost['runs']} runs simulated in {elapsed:.1f} s)")
+    return 0
+
+
+# simulate option dest -> Scenario field, where they differ
+_SCENARIO_FIELDS = {"duration": "duration_s"}
+
+
+def _sweep_description(args: argparse.Namespace, vary, base, dest: str) -> str:
+    """The sweep in a sentence: the factor's values, then the rest of the scenario (the factor left out)."""
+    m = base.model
+    parts = (
+        ("users", f"{base.users} users"), ("duration", f"{base.duration_s:g} s"), ("think", f"think {base.think}"),
+        ("burst", f"bursts of {base.burst} with gap {base.gap}" if base.burst else ""),
+        ("start", f"start {base.start}"), ("latency", f"round trip {base.latency}"),
+        ("service", f"service {base.service}"),
+        ("policy", f"policy {m.policy}" + (f" ({m.routers} routers, {m.router_policy} in each)"
+                                           if m.policy == "partitioned" else "")),
+        ("keep_alive", f"keep-alive {m.keep_alive_s:g} s"), ("busy_overhead", f"busy overhead {m.busy_overhead_s:g} s"),
+        ("model", f"--model {args.model}" if args.model else ""),
+    )
+    rest = ", ".join(text for name, text in parts if text and name != dest)
+    return f"{vary.factor.name} = {', '.join(vary.labels)}; {rest}. {args.runs} runs per point (base seed {args.seed})."
 
 
 def _calibrate_parser(sub) -> None:
@@ -269,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambda-affinity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_parser(sub)
+    _sweep_parser(sub)
     _calibrate_parser(sub)
     _merge_parser(sub)
     emulator_cli.add_parser(sub)

@@ -57,6 +57,9 @@ class Scenario:
             raise ValueError("burst: must be >= 0")
         if self.start not in ("together", "spread"):
             raise ValueError("start: must be 'together' or 'spread'")
+        # here too, not only where a run draws: a sweep checks every point before it runs one
+        for name in ("think", "gap", "latency", "service"):
+            parse_distribution(getattr(self, name), name)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import csv
 import html
 import io
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence, TypedDict
 
 from .charts import render_svg
 from .timeline import charts_of, headline
@@ -53,8 +53,94 @@ def distribution(rates: list[float], hits: int, total: int) -> dict | None:
     return out
 
 
-def summarize(rows: Iterable[Mapping], environments: int | None = None, per_user_limit: int = PER_USER_LIMIT) -> dict:
-    """The `--affinity-json` / `simulate --json` document (design.md section 8)."""
+class MissCost(TypedDict):
+    """What the warm cache saves, per million valid replies: the document's
+    optional `miss_cost` object (docs/sweep.md). A miss is a reply whose
+    session was not in the environment's cache, so the handler paid for the
+    lookup (a DynamoDB read, say); each hit saved one such miss. Money or
+    time given as None stays None in the sums."""
+
+    per_miss_ms: float | None
+    per_miss_usd: float | None
+    # The request-weighted warm-cache rate: hits / replies that carried a cache status.
+    warm_cache_rate: float
+    hits_per_million: float
+    misses_per_million: float
+    # Paid for by the hits (what a cache-less handler would have spent more)
+    saved_ms_per_million: float | None
+    saved_usd_per_million: float | None
+    # Still spent on the misses
+    spent_ms_per_million: float | None
+    spent_usd_per_million: float | None
+    # saved_ms_per_million / 1e6: the mean latency a reply gains from the cache
+    saved_ms_per_request: float | None
+
+
+MILLION = 1_000_000
+
+
+def check_miss_cost(per_miss_ms: float | None, per_miss_usd: float | None) -> None:
+    """Raise ValueError, naming the option, on a negative or non-finite cost
+    (a command checks before it runs, not after)."""
+    for value, option in ((per_miss_ms, "miss-cost-ms"), (per_miss_usd, "miss-cost-usd")):
+        if value is not None and not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+            raise ValueError(f"{option}: must be a finite number >= 0, got {value!r}")
+
+
+def miss_cost(doc: Mapping, per_miss_ms: float | None = None, per_miss_usd: float | None = None) -> MissCost | None:
+    """Time and money the warm cache saves per million replies, from the
+    document's request-weighted warm-cache rate and the cost of one miss.
+
+    None when neither cost is given, or when no reply carried a cache status
+    (there is no rate to price). Raises ValueError on a negative or
+    non-finite cost, naming the option (--miss-cost-ms, --miss-cost-usd).
+    """
+    check_miss_cost(per_miss_ms, per_miss_usd)
+    rate = (doc.get("warm_cache_rate") or {}).get("weighted")
+    if (per_miss_ms is None and per_miss_usd is None) or rate is None:
+        return None
+    hits = rate * MILLION
+    misses = MILLION - hits
+
+    def times(n: float, cost: float | None) -> float | None:
+        return None if cost is None else n * cost
+
+    saved_ms = times(hits, per_miss_ms)
+    return MissCost(per_miss_ms=per_miss_ms, per_miss_usd=per_miss_usd, warm_cache_rate=rate,
+                    hits_per_million=hits, misses_per_million=misses,
+                    saved_ms_per_million=saved_ms, saved_usd_per_million=times(hits, per_miss_usd),
+                    spent_ms_per_million=times(misses, per_miss_ms),
+                    spent_usd_per_million=times(misses, per_miss_usd),
+                    saved_ms_per_request=None if saved_ms is None else saved_ms / MILLION)
+
+
+def miss_cost_line(cost: Mapping) -> str:
+    """One line for the console and the HTML report."""
+    per = ", ".join(p for p in (
+        f"{cost['per_miss_ms']:g} ms" if cost["per_miss_ms"] is not None else "",
+        f"${cost['per_miss_usd']:.6g}" if cost["per_miss_usd"] is not None else "") if p)
+    saved = " and ".join(p for p in (
+        _duration(cost["saved_ms_per_million"] / 1000) if cost["saved_ms_per_million"] is not None else "",
+        f"${cost['saved_usd_per_million']:,.2f}" if cost["saved_usd_per_million"] is not None else "") if p)
+    line = (f"cost of a miss {per}: per million replies the warm cache ({cost['warm_cache_rate']:.3f}) "
+            f"saves {cost['hits_per_million']:,.0f} lookups, {saved}")
+    if cost["saved_ms_per_request"] is not None:
+        line += f" ({cost['saved_ms_per_request']:.3g} ms per reply on average)"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:,.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:,.1f} min"
+    return f"{seconds:,.1f} s"
+
+
+def summarize(rows: Iterable[Mapping], environments: int | None = None, per_user_limit: int = PER_USER_LIMIT,
+              per_miss_ms: float | None = None, per_miss_usd: float | None = None) -> dict:
+    """The `--affinity-json` / `simulate --json` document (design.md section 8),
+    with `miss_cost` (see miss_cost) when a cost of a miss is given."""
     rows = list(rows)
     valid = [r for r in rows if r["requests"] > 0]
     rates = [r["max_count"] / r["requests"] for r in valid]
@@ -78,6 +164,9 @@ def summarize(rows: Iterable[Mapping], environments: int | None = None, per_user
              "environments": r["environments"], "cold_starts": r["cold_starts"], "switches": r["switches"]}
             for r in rows
         ]
+    cost = miss_cost(doc, per_miss_ms, per_miss_usd)
+    if cost is not None:
+        doc["miss_cost"] = cost
     return doc
 
 
@@ -120,6 +209,8 @@ def render_table(doc: Mapping, title: str = "Lambda affinity") -> str:
     for i, n in enumerate(doc["histogram"]):
         bar = "#" * round(40 * n / total)
         lines.append(f"  {i / BINS:.1f}-{(i + 1) / BINS:.1f} {n:>7} {bar}")
+    if doc.get("miss_cost"):
+        lines.append(miss_cost_line(doc["miss_cost"]))
     return "\n".join(lines)
 
 
@@ -146,6 +237,10 @@ def summary_csv(doc: Mapping) -> str:
     w.writerow(["bin", "users"])
     for i, n in enumerate(doc["histogram"]):
         w.writerow([f"{i / BINS:.1f}-{(i + 1) / BINS:.1f}", n])
+    if doc.get("miss_cost"):
+        w.writerow([])
+        w.writerow(list(MissCost.__annotations__))
+        w.writerow(["" if doc["miss_cost"][k] is None else doc["miss_cost"][k] for k in MissCost.__annotations__])
     return buf.getvalue()
 
 
@@ -259,7 +354,8 @@ def render_html_section(doc: Mapping, checks: Iterable[str] = (), points: Sequen
         f"<p>{html.escape(totals)}</p>"
         '<table style="border-collapse:collapse;margin-bottom:16px">'
         f'<tr><th {head.replace("right", "left")}>rate</th>{header}</tr>{"".join(rows)}</table>'
-        '<div class="affinity-charts" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end">'
+        + (f"<p>{html.escape(miss_cost_line(doc['miss_cost']))}</p>" if doc.get("miss_cost") else "")
+        + '<div class="affinity-charts" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end">'
         f"<figure style=\"margin:0\">{histogram_svg(list(doc['histogram']))}</figure>{charts}</div>"
         + (f"<ul>{check_items}</ul>" if check_items else "")
         + "</section>"

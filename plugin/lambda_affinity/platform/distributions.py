@@ -4,7 +4,7 @@ emulator's config so both drivers read `A:B`, `exp:MEAN` and `fixed:X` alike.
 Pure: a parsed distribution is a function of a `random.Random`, so each
 driver draws from a generator of its own (seeded or not) and the module keeps
 no state. It also says what drivers plan with: `fixed` (its value when
-constant, else None) and `lowest` (the least value it draws).
+constant, else None), `lowest` (the least value it draws) and `mean`.
 """
 from __future__ import annotations
 
@@ -14,17 +14,19 @@ from typing import Protocol
 
 
 class Distribution(Protocol):
-    """`draw(rng)` -> seconds; `fixed`: the value when constant, else None; `lowest`: the least value drawn."""
+    """`draw(rng)` -> seconds; `fixed`: the value when constant, else None; `lowest`: the least value drawn;
+    `mean`: the expected value."""
 
     fixed: float | None
     lowest: float
+    mean: float
 
     def __call__(self, rng: random.Random) -> float: ...
 
 
-def _described(draw, fixed: float | None, lowest: float) -> Distribution:
+def _described(draw, fixed: float | None, lowest: float, mean: float) -> Distribution:
     # Attributes on the function itself: drawing stays one plain call (hot loops draw millions).
-    draw.fixed, draw.lowest = fixed, lowest
+    draw.fixed, draw.lowest, draw.mean = fixed, lowest, mean
     return draw
 
 
@@ -42,7 +44,7 @@ def parse_distribution(spec: str, what: str = "think") -> Distribution:
             if not 0 < mean < math.inf:
                 raise ValueError
             rate = 1.0 / mean
-            return _described(lambda rng: rng.expovariate(rate), None, 0.0)
+            return _described(lambda rng: rng.expovariate(rate), None, 0.0, mean)
         if text.startswith("fixed:"):
             text = text[6:]
         if ":" in text:
@@ -50,11 +52,11 @@ def parse_distribution(spec: str, what: str = "think") -> Distribution:
             if not 0 <= a <= b < math.inf:
                 raise ValueError
             width = b - a
-            return _described(lambda rng: a + width * rng.random(), None, a)
+            return _described(lambda rng: a + width * rng.random(), None, a, (a + b) / 2)
         value = float(text)
         if not 0 <= value < math.inf:
             raise ValueError
-        return _described(lambda rng: value, value, value)
+        return _described(lambda rng: value, value, value, value)
     except ValueError:
         raise ValueError(
             f"{what}: {spec!r} is not a distribution: use A:B (uniform seconds), exp:MEAN or a fixed number of seconds"
