@@ -82,6 +82,19 @@ def test_json_round_trip_names_every_field():
     assert {s["field"] for c in CHARTS for s in c["series"]} <= set(names)
 
 
+def test_a_closed_timeline_takes_no_more_points():
+    t = Tracker()
+    t.record("u1", "A")
+    line = Timeline(start=0.0)
+    line.add(2.0, doc_of(t))
+    assert not line.closed
+    t.record("u1", "A")
+    last = line.close(3.0, doc_of(t))
+    assert line.closed and last.valid == 1 and line.points[-1] == last
+    with pytest.raises(ValueError, match="closed: its run is over"):
+        line.add(4.0, doc_of(t))
+
+
 def test_bad_input_is_refused_with_a_reason():
     t = Tracker()
     t.record("u1", "A")

@@ -12,7 +12,7 @@ from locust import User
 from locust.env import Environment
 
 from lambda_affinity import summary, webui
-from lambda_affinity.timeline import Timeline, TimelinePoint, headline
+from lambda_affinity.timeline import Timeline, headline
 from lambda_affinity.tracker import Tracker
 
 
@@ -31,8 +31,8 @@ class TrackerView:
     def version(self):
         return self.changes
 
-    def timeline(self) -> list[TimelinePoint]:
-        return list(self.line.points)
+    def timeline(self) -> Timeline:
+        return self.line
 
 
 class Nobody(User):
@@ -57,7 +57,7 @@ def test_dashboard_json_is_one_snapshot_of_the_view(served):
     client, view = served
     for i in range(6):
         view.tracker.record(f"u{i % 2}", "A" if i % 3 else "B", cold=i < 2, cache_hit=i > 1)
-        view.line.add(2.0 * (i + 1), view.snapshot()[0])
+        (view.line.close if i == 5 else view.line.add)(2.0 * (i + 1), view.snapshot()[0])
     view.changes += 1  # the view says its numbers changed: no cached snapshot is served
     got = client.get("/base/affinity/dashboard.json")
     assert got.status_code == 200 and got.headers["Cache-Control"] == "no-store"
@@ -67,8 +67,9 @@ def test_dashboard_json_is_one_snapshot_of_the_view(served):
     assert data["per_user"] == doc["per_user"] and data["users"] == 2
     assert data["histogram_svg"] == summary.histogram_svg(doc["histogram"], width=360, height=220)
     assert data["points"] == [asdict(p) for p in view.line.points] and len(data["points"]) == 6
+    assert data["final"] is True
     timeline = client.get("/base/affinity/timeline.json?download=1")
-    assert timeline.get_json() == {"points": data["points"]}
+    assert timeline.get_json() == {"points": data["points"], "final": True}
     assert timeline.headers["Content-Disposition"] == "attachment; filename=affinity_timeline.json"
     assert json.loads(client.get("/base/affinity/json").data) == doc
 

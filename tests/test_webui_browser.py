@@ -107,6 +107,7 @@ READ_DASHBOARD = """() => {
   const value = box.querySelector('.la-value');
   return {
     theme: box.dataset.theme,
+    state: box.querySelector('.la-state').textContent,
     figures: Object.fromEntries([...box.querySelectorAll('.la-figure')].map(
       f => [f.dataset.key, f.querySelector('.la-value').textContent])),
     dots,
@@ -187,7 +188,7 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):  # noq
             running = ("running", "spawning")
             first = wait_dashboard(page, base, 15, lambda v, s: s in running and min(v["dots"].values()) >= 1)
             assert set(first["dots"]) == {"rates", "environments", "cold_starts"}
-            assert int(first["figures"]["users"]) >= 1
+            assert int(first["figures"]["users"]) >= 1 and first["state"] == "live"
             wait_dashboard(page, base, 15, lambda v, s: s in running and all(
                 v["dots"][chart] > n for chart, n in first["dots"].items()))
 
@@ -196,10 +197,14 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):  # noq
                 if state != "stopped":
                     return False
                 final.doc = json.loads(page.request.get(base + "affinity/json").text())
-                final.points = json.loads(page.request.get(base + "affinity/timeline.json").text())["points"]
+                timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
+                final.points = timeline["points"]
+                if not timeline["final"]:  # on a master, the last point waits for the worker's last rows
+                    return False
                 # a point before the first reply (on a master, the first worker report) has no rate to draw
                 rated = [pt for pt in final.points if pt["mean_max_share"] is not None]
-                return view["figures"] == expected_figures(final.doc) and view["dots"] == {
+                return view["state"] == "run over: final numbers" and \
+                    view["figures"] == expected_figures(final.doc) and view["dots"] == {
                     "rates": len(rated), "environments": len(final.points), "cold_starts": len(final.points)}
             view = wait_dashboard(page, base, 25, final)
             doc, points = final.doc, final.points
@@ -281,8 +286,9 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):  # noq
             def again(view, state):
                 if state != "stopped":
                     return False
-                again.points = json.loads(page.request.get(base + "affinity/timeline.json").text())["points"]
-                return view["figures"]["users"] == "2" and view["dots"]["environments"] == len(again.points) > 0 \
+                timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
+                again.points = timeline["points"]
+                return timeline["final"] and view["figures"]["users"] == "2" and view["dots"]["environments"] == len(again.points) > 0 \
                     and again.points[0]["t"] > points[-1]["t"]
             wait_dashboard(page, base, 30, again)
             assert again.points[-1]["t"] - (again.points[0]["t"] - again.points[0]["span_s"]) < 10

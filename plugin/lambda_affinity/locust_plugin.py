@@ -46,7 +46,7 @@ from . import summary
 from .distributed import Aggregator, final_payload, periodic_payload
 from .emulator.containment import make_undumpable
 from .probe import Observation, ProbeReplyError, parse_reply
-from .timeline import Timeline, TimelinePoint
+from .timeline import Timeline
 from .tracker import Tracker
 
 logger = logging.getLogger("lambda_affinity")
@@ -95,11 +95,10 @@ class _State:
         self.given: dict = {}
         self.trace = None  # a trace.TraceWriter while a test with --affinity-trace runs
         self.trace_flusher = None  # the greenlet flushing it while no row comes (a killed worker keeps its rows)
-        # standalone and master: the run's time series, its sampling greenlet, and whether its last point is in
+        # standalone and master: the run's time series (closed once its last point is in) and its sampling greenlet
         self.timeline = Timeline()
         self.sampler = None
         self.timeline_waiter = None  # a master's greenlet waiting for the workers' final rows to take the last point
-        self.timeline_final = False
 
 
 STATE = _State()
@@ -533,8 +532,8 @@ class PluginView:
         # a master's rows change only with a worker's message: its version says when
         return getattr(self.environment.runner, "state", None), STATE.aggregator.version
 
-    def timeline(self) -> list[TimelinePoint]:
-        return list(STATE.timeline.points)
+    def timeline(self) -> Timeline:
+        return STATE.timeline
 
 
 def _start_timeline(environment) -> None:
@@ -543,7 +542,6 @@ def _start_timeline(environment) -> None:
     if waiter is not None:  # still waiting for the last run's workers: that run's timeline is gone
         waiter.kill(block=False)
     STATE.timeline = Timeline(start=time.time())
-    STATE.timeline_final = False
     STATE.sampler = gevent.spawn(_sample_timeline, environment)
 
 
@@ -559,22 +557,22 @@ def _sample_timeline(environment) -> None:
         add_timeline_point(environment)
 
 
-def add_timeline_point(environment, doc: dict | None = None) -> None:
+def add_timeline_point(environment, doc: dict | None = None, last: bool = False) -> None:
+    line = STATE.timeline
+    if line.closed:
+        return
     if doc is None:
         doc = current_doc(environment, *final_rows(environment))
     try:
-        STATE.timeline.add(time.time(), doc)
+        (line.close if last else line.add)(time.time(), doc)
     except ValueError as exc:  # e.g. a reset mid-run: the dashboard loses a point, the run goes on
         logger.warning("lambda-affinity: timeline point dropped: %s", exc)
 
 
 def final_timeline_point(environment, doc: dict | None = None) -> None:
     """The run's last point, once per run, with the final numbers."""
-    if STATE.timeline_final:
-        return
-    STATE.timeline_final = True
     _kill_sampler()
-    add_timeline_point(environment, doc)
+    add_timeline_point(environment, doc, last=True)
 
 
 def _stop_timeline(environment) -> None:

@@ -102,7 +102,9 @@ class Timeline:
     pairs (the resolution halves) and each new point then gathers as many
     samples as an old one, so the spacing stays even and memory bounded
     however long the run. The newest sample is always shown at once: it is
-    merged into the last point, which moves forward in time."""
+    merged into the last point, which moves forward in time. `close` adds
+    the run's last point and ends the timeline: a reader then knows it holds
+    the final numbers."""
 
     def __init__(self, start: float | None = None, max_points: int = DEFAULT_MAX_POINTS) -> None:
         if max_points < 2:
@@ -113,9 +115,12 @@ class Timeline:
         self.points: list[TimelinePoint] = []
         self._totals = (0, 0, 0)    # cumulative cold starts, valid, invalid at the last sample
         self._last_t = start
+        self.closed = False
 
     def add(self, t: float, doc: Mapping) -> TimelinePoint:
         """Take a sample of the summary document `doc` at time `t`; returns the point it went into."""
+        if self.closed:
+            raise ValueError("the timeline is closed: its run is over")
         if self._last_t is not None and t < self._last_t:
             raise ValueError(f"timeline sample at {t} is earlier than the previous one at {self._last_t}")
         totals = (_need(doc, "cold_starts"), _need(doc, "requests"), _need(doc, "invalid"))
@@ -139,6 +144,13 @@ class Timeline:
                 self._halve()
                 point = self.points[-1]
         return point
+
+    def close(self, t: float, doc: Mapping) -> TimelinePoint:
+        """The run's last sample: `add`, then no more."""
+        try:
+            return self.add(t, doc)
+        finally:
+            self.closed = True
 
     def _halve(self) -> None:
         self.stride *= 2

@@ -17,7 +17,7 @@ guarded by `web_ui.auth_required_if_enabled` (`--web-login`):
   affinity/csv              per-user rows (the --csv PREFIX_affinity.csv file)
   affinity/summary.csv      distributions, totals, histogram
   affinity/histogram.svg    the per-user max-share histogram
-  affinity/timeline.json    the run's time series (timeline.TimelinePoint, oldest first)
+  affinity/timeline.json    the run's time series (timeline.TimelinePoint, oldest first) and whether it is final
   affinity/dashboard.json   what the tab draws, from one snapshot
   affinity/static/NAME      the dashboard's script
 
@@ -37,7 +37,7 @@ from dataclasses import asdict
 from typing import Hashable, Protocol
 
 from . import summary
-from .timeline import CHARTS, TimelinePoint, headline
+from .timeline import CHARTS, Timeline, headline
 
 TAB_KEY = "affinity"
 CACHE_S = 1.0   # the page polls every 2 s; a summary of 10 000 users takes ~10 ms
@@ -55,8 +55,8 @@ class LiveView(Protocol):
         """Changes whenever the snapshot may have changed in a way worth recomputing at once
         (a stop, a worker's message); the snapshot is also recomputed every CACHE_S."""
 
-    def timeline(self) -> list[TimelinePoint]:
-        """The run's time series so far, oldest first."""
+    def timeline(self) -> Timeline:
+        """The run's time series so far (read only: `points`, oldest first, and `closed`)."""
 
 
 class _Live:
@@ -82,7 +82,12 @@ class _Live:
             return self.value
 
 
-def dashboard(doc: dict, points: list[TimelinePoint]) -> dict:
+def timeline_json(line: Timeline) -> dict:
+    """{"points": [...], "final": whether the run is over and its last point in}."""
+    return {"points": [asdict(p) for p in line.points], "final": line.closed}
+
+
+def dashboard(doc: dict, line: Timeline) -> dict:
     """What the tab draws, from one snapshot: headline figures, the histogram
     (numbers and picture), per-user rows (None where the document leaves them
     out) and the time series."""
@@ -92,7 +97,7 @@ def dashboard(doc: dict, points: list[TimelinePoint]) -> dict:
         "histogram_svg": summary.histogram_svg(list(doc["histogram"]), width=360, height=220),  # as the charts
         "users": doc["users"],
         "per_user": doc.get("per_user"),
-        "points": [asdict(p) for p in points],
+        **timeline_json(line),
     }
 
 
@@ -162,8 +167,7 @@ def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
     @bp.route("/affinity/timeline.json")
     @guard
     def affinity_timeline():
-        points = [asdict(p) for p in view.timeline()]
-        return send(json.dumps({"points": points}), "application/json", "affinity_timeline.json")
+        return send(json.dumps(timeline_json(view.timeline())), "application/json", "affinity_timeline.json")
 
     @bp.route("/affinity/dashboard.json")
     @guard
@@ -191,6 +195,6 @@ def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
             resp.set_data(summary.inject_html_section(resp.get_data(as_text=True), _page_snippet()))
         elif request.endpoint == "locust.stats_report":
             # the report the web UI offers ("Download Report") gets the --html report's section
-            section = summary.render_html_section(live.get()[0], (), view.timeline())
+            section = summary.render_html_section(live.get()[0], (), view.timeline().points)
             resp.set_data(summary.inject_html_section(resp.get_data(as_text=True), section))
         return resp

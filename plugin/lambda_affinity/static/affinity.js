@@ -99,7 +99,7 @@
     }).join("");
     box.innerHTML = '<div class="la-figures"></div><div class="la-charts">' + charts + "</div>" +
       '<div class="la-toolbar"><input type="search" placeholder="Search users" aria-label="Search users">' +
-      '<span class="la-status la-count"></span><span>' + LINKS.map(function (l) {
+      '<span class="la-status la-state"></span><span class="la-status la-count"></span><span>' + LINKS.map(function (l) {
         return '<a href="' + l[0] + '">' + esc(l[1]) + "</a>";
       }).join(" &middot; ") + '</span><span class="la-status la-error"></span></div>' +
       '<table class="la-users"><thead><tr>' + head + "</tr></thead><tbody></tbody></table>";
@@ -265,6 +265,8 @@
     CHARTS.forEach(function (c, i) {
       box.querySelector('[data-chart="' + c.key + '"] .la-svg').innerHTML = lineChart(c, data.points, 2 * i);
     });
+    box.querySelector(".la-state").textContent = data.final ? "run over: final numbers" :
+      data.points.length ? "live" : "no test has run yet";
     box.querySelector(".la-error").textContent = state.error || "";
     drawTable(box);
   }
