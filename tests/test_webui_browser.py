@@ -288,8 +288,8 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):  # noq
                     return False
                 timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
                 again.points = timeline["points"]
-                return timeline["final"] and view["figures"]["users"] == "2" and view["dots"]["environments"] == len(again.points) > 0 \
-                    and again.points[0]["t"] > points[-1]["t"]
+                return timeline["final"] and view["figures"]["users"] == "2" and \
+                    view["dots"]["environments"] == len(again.points) > 0 and again.points[0]["t"] > points[-1]["t"]
             wait_dashboard(page, base, 30, again)
             assert again.points[-1]["t"] - (again.points[0]["t"] - again.points[0]["span_s"]) < 10
             assert errors == []
