@@ -116,7 +116,7 @@ def _page_snippet() -> str:
 def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
     """Add the tab, its routes and page script to Locust's web UI. Idempotent:
     the init event may fire again, and Flask refuses routes once serving."""
-    from flask import Blueprint, Response, abort, request
+    from flask import Blueprint, Response, request
 
     web_ui.template_args["extended_tabs"] = [{"title": "Affinity", "key": TAB_KEY}]
     # The tab needs a table for Locust to render anything in it: the script
@@ -179,7 +179,7 @@ def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
     def affinity_static(name: str):
         mimetype = STATIC_FILES.get(name)
         if mimetype is None:
-            abort(404)
+            return Response(f"no file {name!r} here", status=404, mimetype="text/plain")
         with open(os.path.join(STATIC_DIR, name), encoding="utf-8") as fh:
             resp = Response(fh.read(), mimetype=mimetype)
         resp.headers["Cache-Control"] = "no-cache"  # an upgraded plugin's script shows at the next load
@@ -191,9 +191,10 @@ def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
     def add_ours(resp):
         if resp.status_code != 200 or resp.mimetype != "text/html":
             return resp
-        if request.endpoint == "locust.index":
+        # Locust's own endpoints: "locust.NAME" in its Blueprint, plain "NAME" before it had one (2.20)
+        if request.endpoint in ("locust.index", "index"):
             resp.set_data(summary.inject_html_section(resp.get_data(as_text=True), _page_snippet()))
-        elif request.endpoint == "locust.stats_report":
+        elif request.endpoint in ("locust.stats_report", "stats_report"):
             # the report the web UI offers ("Download Report") gets the --html report's section
             section = summary.render_html_section(live.get()[0], (), view.timeline().points)
             resp.set_data(summary.inject_html_section(resp.get_data(as_text=True), section))
