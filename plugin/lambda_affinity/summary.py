@@ -9,8 +9,10 @@ import csv
 import html
 import io
 import math
-from typing import Iterable, Mapping, TypedDict
+from typing import Iterable, Mapping, Sequence, TypedDict
 
+from .charts import render_svg
+from .timeline import charts_of, headline
 from .tracker import ROW_FIELDS
 
 STAT_KEYS = ("mean", "min", "p10", "p25", "p50", "p75", "p90", "max", "weighted")
@@ -321,10 +323,17 @@ def histogram_svg(bins: list[int], width: int = 520, height: int = 220, title: s
     return "".join(parts)
 
 
-def render_html_section(doc: Mapping, checks: Iterable[str] = ()) -> str:
-    """The affinity section of an HTML report: totals, both distributions,
-    the histogram picture and the check results. Self-contained markup with
-    inline styles, readable on Locust's light and dark report themes."""
+def render_html_section(doc: Mapping, checks: Iterable[str] = (), points: Sequence = ()) -> str:
+    """The affinity section of an HTML report: the dashboard's headline
+    figures, totals, both distributions, the histogram picture, the run's
+    time series (timeline.TimelinePoint) as the dashboard's charts, and the
+    check results. Self-contained markup with inline styles and SVG, readable
+    on Locust's light and dark report themes (the charts draw in the text colour)."""
+    figures = "".join(
+        f'<div data-key="{f["key"]}" style="border:1px solid #8886;border-radius:6px;padding:8px 14px;min-width:120px">'
+        f'<div style="font-size:24px">{_fmt(f["value"])}</div><div style="opacity:.75">{html.escape(f["label"])}</div>'
+        "</div>" for f in headline(doc))
+    charts = "".join(f"<figure style=\"margin:0\">{render_svg(c)}</figure>" for c in charts_of(points))
     cell = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #8884"'
     head = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #888"'
     rows = []
@@ -342,11 +351,13 @@ def render_html_section(doc: Mapping, checks: Iterable[str] = ()) -> str:
         '<section id="lambda-affinity" style="font-family:Roboto,Helvetica,Arial,sans-serif;'
         'max-width:1200px;margin:24px auto;padding:0 24px">'
         '<h2 style="font-weight:400">Lambda affinity</h2>'
+        f'<div class="affinity-figures" style="display:flex;flex-wrap:wrap;gap:12px;margin-bottom:16px">{figures}</div>'
         f"<p>{html.escape(totals)}</p>"
         '<table style="border-collapse:collapse;margin-bottom:16px">'
         f'<tr><th {head.replace("right", "left")}>rate</th>{header}</tr>{"".join(rows)}</table>'
-        f"{histogram_svg(list(doc['histogram']))}"
         + (f"<p>{html.escape(miss_cost_line(doc['miss_cost']))}</p>" if doc.get("miss_cost") else "")
+        + '<div class="affinity-charts" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end">'
+        f"<figure style=\"margin:0\">{histogram_svg(list(doc['histogram']))}</figure>{charts}</div>"
         + (f"<ul>{check_items}</ul>" if check_items else "")
         + "</section>"
     )

@@ -1,13 +1,16 @@
-"""The "Affinity" tab in a real browser: Debian's headless Chromium driven by
-Playwright starts a run from Locust's web UI, opens the tab, and reads the
-table while it fills and once the run is over; the numbers must equal the
-plugin's JSON endpoint. Standalone and on a master with a worker, under
---web-base-path. A screenshot is saved in artifacts/ (its path is printed).
+"""The "Affinity" dashboard in a real browser: Debian's headless Chromium
+driven by Playwright starts a run from Locust's web UI, opens the tab, and
+watches the charts grow while the run goes; once it is over the figures must
+equal the plugin's JSON endpoint, in Locust's light and dark themes.
+Standalone and on a master with a worker, under --web-base-path. The HTML
+report's section is read in Chromium too. Screenshots go to test-artifacts/
+(or $AFFINITY_TEST_ARTIFACTS); their paths are printed.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 import urllib.error
@@ -22,8 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium dials out at start, which
 # a closed network refuses; the others keep a headless run lean.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 BASE_PATH = "/lt"
 
 LOCUSTFILE = str(LOCUSTFILES / "webui_probe.py")
@@ -54,138 +57,304 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.2)
 
 
-def read_table(page) -> dict:
-    """The Affinity tab's table as {(section, item): {column title: text}}."""
-    cells = page.evaluate("""() => {
-        const t = document.querySelector('table');
-        if (!t) return null;
-        const head = [...t.querySelectorAll('thead th')].map(th => th.innerText.trim());
-        return [head, [...t.querySelectorAll('tbody tr')].map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()))];
-    }""")
-    if not cells:
-        return {}
-    head, rows = cells
-    return {(r[0], r[1]): dict(zip(head, r)) for r in rows if len(r) == len(head)}
+def artifact(name: str) -> str:
+    """Where a screenshot goes: $AFFINITY_TEST_ARTIFACTS, else test-artifacts/ (git-ignored)."""
+    folder = os.environ.get("AFFINITY_TEST_ARTIFACTS") or os.path.join(ROOT, "test-artifacts")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, name)
 
 
-def num(text: str):
-    return None if text == "" else float(text) if "." in text else int(text)
+def rate(dist, key: str) -> str:
+    return "-" if dist is None else f"{dist[key]:.3f}"
 
 
-def mismatches(table: dict, doc: dict) -> list[str]:
-    """Where the table disagrees with the JSON document (empty: equal)."""
-    out = []
+def expected_figures(doc: dict) -> dict:
+    """The headline figures as the page must show them, read from the --affinity-json document."""
+    return {"users": str(doc["users"]), "mean_max_share": rate(doc["hit_rate"], "mean"),
+            "median_max_share": rate(doc["hit_rate"], "p50"), "mean_warm_rate": rate(doc["warm_cache_rate"], "mean"),
+            "environments": str(doc["environments"]), "cold_starts": str(doc["cold_starts"]),
+            "requests": str(doc["requests"]), "invalid": str(doc["invalid"])}
 
-    def check(key, column, expected):
-        got = num(table.get(key, {}).get(column, ""))
-        if got != expected:
-            out.append(f"{key} {column}: table {got!r}, JSON {expected!r}")
 
-    for item, field in (("users", "users"), ("valid replies", "requests"), ("invalid replies", "invalid"),
-                        ("environments", "environments"), ("cold starts", "cold_starts")):
-        check(("totals", item), "Value", doc[field])
-    for item, field in (("max-share hit rate", "hit_rate"), ("warm-cache hit rate", "warm_cache_rate")):
-        for k in ("mean", "min", "p10", "p25", "p50", "p75", "p90", "max", "weighted"):
-            check(("distribution", item), k, round(doc[field][k], 3) if doc[field] else None)
-    for i, n in enumerate(doc["histogram"]):
-        check(("histogram", f"max-share {i / 10:.1f}-{(i + 1) / 10:.1f}"), "Value", n)
-    per_user = {u["user"]: u for u in doc["per_user"]}
-    listed = {sec: [k[1] for k in table if k[0] == sec] for sec in ("worst users", "best users")}
-    for section, users in listed.items():
-        for user in users:
-            u = per_user[user]
-            check((section, user), "Value", round(u["max_share"], 3))
-            for column, field in (("Requests", "requests"), ("Environments", "environments"),
-                                  ("Cold starts", "cold_starts")):
-                check((section, user), column, u[field])
-    shares = sorted(u["max_share"] for u in per_user.values() if u["requests"])
-    if not listed["worst users"] or max(per_user[u]["max_share"] for u in listed["worst users"]) > \
-            shares[len(listed["worst users"]) - 1]:
-        out.append(f"worst users {listed['worst users']} are not the lowest max-shares {shares}")
-    return out
+# The dashboard as the user sees it; colours as [r, g, b] of what is painted.
+READ_DASHBOARD = """() => {
+  const box = document.getElementById('lambda-affinity-dashboard');
+  if (!box) return null;
+  const rgb = s => s.match(/\\d+/g).slice(0, 3).map(Number);
+  const dots = {};
+  box.querySelectorAll('svg[data-chart]').forEach(svg => {
+    const first = svg.querySelector('circle[data-series]');
+    dots[svg.dataset.chart] = first ? svg.querySelectorAll(`circle[data-series="${first.dataset.series}"]`).length : 0;
+  });
+  const value = box.querySelector('.la-value');
+  return {
+    theme: box.dataset.theme,
+    state: box.querySelector('.la-state').textContent,
+    figures: Object.fromEntries([...box.querySelectorAll('.la-figure')].map(
+      f => [f.dataset.key, f.querySelector('.la-value').textContent])),
+    dots,
+    lastRate: [...box.querySelectorAll('svg[data-chart=rates] circle[data-series=mean_max_share] title')]
+      .map(t => t.textContent).pop() || null,
+    histogram: [...box.querySelectorAll('[data-chart=histogram] rect title')].map(t => t.textContent),
+    head: [...box.querySelectorAll('table.la-users th')].map(th => [th.dataset.key, th.getAttribute('aria-sort')]),
+    rows: [...box.querySelectorAll('table.la-users tbody tr')].map(tr => [...tr.children].map(td => td.textContent)),
+    text: value ? rgb(getComputedStyle(value).color) : null,
+    background: rgb(getComputedStyle(document.body).backgroundColor),
+    line: box.querySelector('path.la-s0') ? rgb(getComputedStyle(box.querySelector('path.la-s0')).stroke) : null,
+  };
+}"""
+
+
+def contrast(a, b) -> float:
+    """WCAG contrast ratio of two sRGB colours."""
+    def lum(c):
+        lin = [v / 255 / 12.92 if v <= 10 else ((v / 255 + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def state_of(page, base: str) -> str:
+    return json.loads(page.request.get(base + "stats/requests").text())["state"]
+
+
+def check_theme(view: dict, theme: str) -> None:
+    assert view["theme"] == theme, view["theme"]
+    dark = sum(view["background"]) < 3 * 128
+    assert dark == (theme == "dark"), (theme, view["background"])
+    # the figures are readable on the page's own background, whichever it is
+    assert contrast(view["text"], view["background"]) >= 4.5, (theme, view["text"], view["background"])
+    assert contrast(view["line"], view["background"]) >= 3, (theme, view["line"], view["background"])
+
+
+def wait_dashboard(page, base: str, timeout: float, ready) -> dict:
+    """Read the dashboard until `ready(view, state)` holds; returns the last view."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = state_of(page, base)  # the state first: a view read after "stopped" shows final numbers
+        view = page.evaluate(READ_DASHBOARD)
+        if view and ready(view, state):
+            return view
+        assert time.monotonic() < deadline, f"state {state}; dashboard {view}"
+        page.wait_for_timeout(250)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["standalone", "master"])
-def test_affinity_tab_in_chromium(cluster_factory, tmp_path, mode):  # noqa: F811 (fixture)
+def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):  # noqa: F811 (fixture)
     sync_playwright = browser()
     web_port = free_port()
     c = cluster_factory(["--web-host", "127.0.0.1", "--web-port", str(web_port), "--web-base-path", BASE_PATH,
                          "--affinity-json", "a.json"], workers=1 if mode == "master" else 0, locustfile=LOCUSTFILE)
     base = f"http://127.0.0.1:{web_port}{BASE_PATH}/"
     wait_http(base)
-    shot = os.path.join(ROOT, "artifacts", f"webui-affinity-{mode}.png")
-    os.makedirs(os.path.dirname(shot), exist_ok=True)
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+            page = chromium.new_page(viewport={"width": 1400, "height": 1000}, color_scheme="light")
             page.set_default_timeout(15_000)
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(base)
             if mode == "master":  # the form starts a run once the worker is in
                 page.wait_for_function("() => document.body.innerText.includes('1')", timeout=15_000)
-            page.fill("input[name=userCount]", "4")
-            page.fill("input[name=spawnRate]", "4")
+            page.fill("input[name=userCount]", "5")
+            page.fill("input[name=spawnRate]", "5")
             page.click("text=Advanced options")
-            page.fill("input[name=runTime]", "6s")
+            page.fill("input[name=runTime]", "10s")
             page.click("button:has-text('Start')")
             page.click("[role=tab]:has-text('Affinity')")
             assert page.url.endswith("?tab=affinity"), page.url
-            # live: valid replies show up while the test runs
-            deadline = time.monotonic() + 15
-            while True:
-                table = read_table(page)
-                live = num(table.get(("totals", "valid replies"), {}).get("Value", "") or "0")
-                state = json.loads(page.request.get(base + "stats/requests").text())["state"]
-                if live and state in ("running", "spawning"):
-                    break
-                assert time.monotonic() < deadline, f"no live numbers in the tab (state {state}, table {table})"
-                page.wait_for_timeout(300)
-            # over: the table settles on the JSON endpoint's numbers
-            deadline = time.monotonic() + 25
-            while True:
-                # the state first: numbers read after "stopped" are final
-                state = json.loads(page.request.get(base + "stats/requests").text())["state"]
-                doc = json.loads(page.request.get(base + "affinity/json").text())
-                table = read_table(page)
-                diff = mismatches(table, doc)
-                if state == "stopped" and not diff:
-                    break
-                assert time.monotonic() < deadline, f"state {state}; table differs from JSON: {diff}"
-                page.wait_for_timeout(500)
-            assert doc["users"] == 4 and doc["requests"] > 4 and doc["invalid"] == 0
-            # the picture, reachable from the tab, drawn from the same numbers
-            # the picture on screen shows the final numbers too (one title per bar)
-            expected = [f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {n} users" for i, n in enumerate(doc["histogram"])]
-            page.wait_for_function(
-                "exp => JSON.stringify([...document.querySelectorAll('#lambda-affinity-extras-picture rect title')]"
-                ".map(t => t.textContent)) === JSON.stringify(exp)", arg=expected, timeout=10000)
-            svg = page.request.get(base + "affinity/histogram.svg")
-            assert svg.headers["content-type"].startswith("image/svg+xml") and "<svg" in svg.text()
-            links = page.eval_on_selector_all("#lambda-affinity-extras a", "as => as.map(a => a.href)")
-            assert links == [base + "affinity/histogram.svg", base + "affinity/json",
-                             base + "affinity/csv?download=1", base + "affinity/summary.csv?download=1"]
-            per_user = page.request.get(base + "affinity/csv?download=1")
-            assert per_user.headers["content-disposition"] == "attachment; filename=affinity.csv"
-            assert per_user.text().splitlines()[0].startswith("user,requests,max_count") and \
-                len(per_user.text().splitlines()) == 5
-            page.screenshot(path=shot, full_page=True)
-            print(f"screenshot: {shot}")
+
+            # live: every chart draws points while the test runs, and more as it goes on
+            running = ("running", "spawning")
+            first = wait_dashboard(page, base, 15, lambda v, s: s in running and min(v["dots"].values()) >= 1)
+            assert set(first["dots"]) == {"rates", "environments", "cold_starts"}
+            assert int(first["figures"]["users"]) >= 1 and first["state"] == "live"
+            wait_dashboard(page, base, 15, lambda v, s: s in running and all(
+                v["dots"][chart] > n for chart, n in first["dots"].items()))
+
+            # over: the figures settle on the JSON endpoint's, the charts on the run's timeline
+            def final(view, state):
+                if state != "stopped":
+                    return False
+                final.doc = json.loads(page.request.get(base + "affinity/json").text())
+                timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
+                final.points = timeline["points"]
+                if not timeline["final"]:  # on a master, the last point waits for the worker's last rows
+                    return False
+                # a point before the first reply (on a master, the first worker report) has no rate to draw
+                rated = [pt for pt in final.points if pt["mean_max_share"] is not None]
+                return view["state"] == "run over: final numbers" and \
+                    view["figures"] == expected_figures(final.doc) and view["dots"] == {
+                    "rates": len(rated), "environments": len(final.points), "cold_starts": len(final.points)}
+            view = wait_dashboard(page, base, 25, final)
+            doc, points = final.doc, final.points
+            assert doc["users"] == 5 and doc["requests"] > 5 and doc["invalid"] == 0
+            # the timeline's last point holds the final numbers; its intervals add up to the totals
+            assert view["lastRate"].endswith(f": {doc['hit_rate']['mean']:.3f}"), view["lastRate"]
+            assert sum(pt["cold_starts"] for pt in points) == doc["cold_starts"]
+            assert sum(pt["valid"] for pt in points) == doc["requests"]
+            assert points[-1]["environments"] == doc["environments"] and len(points) >= 4
+            assert view["histogram"] == [f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {n} users"
+                                         for i, n in enumerate(doc["histogram"])]
+            check_theme(view, "light")
+            page.screenshot(path=artifact(f"dashboard-{mode}-light.png"), full_page=True)
+
+            # the per-user table: one row per user, worst max-share first; sortable; searchable
+            per_user = {u["user"]: u for u in doc["per_user"]}
+            assert sorted(r[0] for r in view["rows"]) == sorted(per_user)
+            shares = [float(r[2]) for r in view["rows"]]
+            assert shares == sorted(shares) and ["max_share", "ascending"] in view["head"]
+            for r in view["rows"]:
+                u = per_user[r[0]]
+                assert r == [u["user"], str(u["requests"]), f"{u['max_share']:.3f}", str(u["warm_hits"]),
+                             str(u["environments"]), str(u["cold_starts"]), str(u["switches"])]
+            page.click("table.la-users th[data-key=requests]")
+            page.click("table.la-users th[data-key=requests]")
+            view = page.evaluate(READ_DASHBOARD)
+            assert ["requests", "descending"] in view["head"]
+            counts = [int(r[1]) for r in view["rows"]]
+            assert counts == sorted(counts, reverse=True) == sorted((u["requests"] for u in per_user.values()),
+                                                                     reverse=True)
+            wanted = max(per_user)  # e.g. "u5": no other label contains it
+            page.fill("#lambda-affinity-dashboard input[type=search]", wanted)
+            view = page.evaluate(READ_DASHBOARD)
+            assert [r[0] for r in view["rows"]] == [u for u in per_user if wanted in u]
+
+            # Locust's theme switch: the dashboard follows at once, with the same numbers
+            page.click("header button:has(path[d^='M20 8.69V4h'])")
+            view = wait_dashboard(page, base, 5, lambda v, s: v["theme"] == "dark")
+            check_theme(view, "dark")
+            assert view["figures"] == expected_figures(doc) and view["lastRate"].endswith(
+                f": {doc['hit_rate']['mean']:.3f}")
+            page.fill("#lambda-affinity-dashboard input[type=search]", "")
+            page.screenshot(path=artifact(f"dashboard-{mode}-dark.png"), full_page=True)
+            print(f"screenshots: {artifact(f'dashboard-{mode}-light.png')}, {artifact(f'dashboard-{mode}-dark.png')}")
+
+            links = page.eval_on_selector_all("#lambda-affinity-dashboard a", "as => as.map(a => a.href)")
+            assert links == [base + "affinity/json?download=1", base + "affinity/csv?download=1",
+                             base + "affinity/summary.csv?download=1", base + "affinity/timeline.json?download=1",
+                             base + "affinity/histogram.svg"]
+            per_user_csv = page.request.get(base + "affinity/csv?download=1")
+            assert per_user_csv.headers["content-disposition"] == "attachment; filename=affinity.csv"
+            assert per_user_csv.text().splitlines()[0].startswith("user,requests,max_count") and \
+                len(per_user_csv.text().splitlines()) == 6
             page.click("[role=tab]:has-text('Download Data')")
-            page.wait_for_selector("#lambda-affinity-extras", state="detached", timeout=3000)  # Affinity tab only
+            page.wait_for_selector("#lambda-affinity-dashboard", state="detached", timeout=3000)  # Affinity tab only
             for title in ("Download affinity per-user CSV", "Download affinity summary CSV",
-                          "Download affinity JSON", "Affinity histogram (SVG)"):
+                          "Download affinity JSON", "Download affinity timeline JSON", "Affinity histogram (SVG)"):
                 assert page.locator(f"a:has-text('{title}')").count() == 1, title
+            # the web UI's own report ("Download Report") has the --html report's section, in either theme
+            for theme in ("light", "dark"):
+                report = read_report(chromium, f"{base}stats/report?theme={theme}", theme)
+                assert report["figures"] == expected_figures(doc)
+                assert len(report["series"]["Environments and users / users"]) == len(points)
+                assert sum(report["series"]["Cold starts per interval / cold starts"]) == doc["cold_starts"]
+            # the Affinity tab's own table is hidden only beside the dashboard: Locust's tables show elsewhere
+            page.click("[role=tab]:has-text('Statistics')")
+            page.wait_for_selector(".MuiTableContainer-root", state="visible", timeout=3000)
+
+            # a new test from the web UI starts a new timeline and new numbers
+            page.click("button:has-text('New')")
+            page.fill("input[name=userCount]", "2")
+            page.fill("input[name=spawnRate]", "2")
+            if not page.locator("input[name=runTime]").is_visible():
+                page.click("text=Advanced options")
+            page.fill("input[name=runTime]", "5s")
+            page.click("button:has-text('Start')")
+            page.click("[role=tab]:has-text('Affinity')")
+
+            def again(view, state):
+                if state != "stopped":
+                    return False
+                timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
+                again.points = timeline["points"]
+                return timeline["final"] and view["figures"]["users"] == "2" and \
+                    view["dots"]["environments"] == len(again.points) > 0 and again.points[0]["t"] > points[-1]["t"]
+            wait_dashboard(page, base, 30, again)
+            assert again.points[-1]["t"] - (again.points[0]["t"] - again.points[0]["span_s"]) < 10
+            assert errors == []
+            doc = json.loads(page.request.get(base + "affinity/json").text())
         finally:
             chromium.close()
-    # quitting writes the same numbers to --affinity-json
+    # quitting writes the same numbers (the second test's) to --affinity-json
     c.master.send_signal(signal.SIGTERM)
     assert c.wait_master(30) == 0, c.text("master.err")[-3000:]
-    final = json.loads((tmp_path / "a.json").read_text())
-    assert {k: v for k, v in final.items() if k != "workers"} == {k: v for k, v in doc.items() if k != "workers"}
+    final_doc = json.loads((tmp_path / "a.json").read_text())
+    assert final_doc["users"] == 2
+    assert {k: v for k, v in final_doc.items() if k != "workers"} == {k: v for k, v in doc.items() if k != "workers"}
     if mode == "master":
-        assert final["workers"] == doc["workers"] == {"count": 1, "lost": []}
-        assert all(u["user"].startswith("w0-u") for u in final["per_user"])
+        assert final_doc["workers"] == doc["workers"] == {"count": 1, "lost": []}
+        assert all(u["user"].startswith("w0-u") for u in final_doc["per_user"])
+
+
+READ_REPORT = """() => {
+  const s = document.getElementById('lambda-affinity');
+  const rgb = c => c.match(/\\d+/g).slice(0, 3).map(Number);
+  const series = {};
+  s.querySelectorAll('svg.la-chart g.series').forEach(g => {
+    const chart = g.closest('svg').getAttribute('aria-label');
+    series[chart + ' / ' + g.dataset.series] = [...g.querySelectorAll('circle')].map(c => Number(c.dataset.y));
+  });
+  return {
+    figures: Object.fromEntries([...s.querySelectorAll('[data-key]')].map(
+      f => [f.dataset.key, f.firstElementChild.textContent])),
+    series,
+    text: rgb(getComputedStyle(s).color),
+    axis: rgb(getComputedStyle(s.querySelector('svg.la-chart text.x-tick')).fill),
+    background: rgb(getComputedStyle(document.body).backgroundColor),
+  };
+}"""
+
+
+def read_report(chromium, url: str, theme: str) -> dict:
+    """The affinity section of a Locust HTML report as Chromium shows it; its
+    text and axes must be readable on the report's background (`theme`)."""
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url)
+        page.wait_for_selector("#lambda-affinity svg.la-chart")
+        report = page.evaluate(READ_REPORT)
+        dark = sum(report["background"]) < 3 * 128
+        assert dark == (theme == "dark"), (theme, report["background"])
+        assert contrast(report["text"], report["background"]) >= 4.5, report
+        assert contrast(report["axis"], report["background"]) >= 4.5, report
+        name = re.sub(r"[^a-z0-9]+", "-", url.rsplit("/", 1)[-1])
+        page.screenshot(path=artifact(f"report-{name}-{theme}.png"), full_page=True)
+        return report
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_path):  # noqa: F811 (fixture)
+    sync_playwright = browser()
+    c = cluster_factory(["--headless", "-u", "4", "-r", "4", "-t", "7s", "--html", "report.html",
+                         "--affinity-json", "a.json"], workers=0, locustfile=LOCUSTFILE)
+    assert c.wait_master(60) == 0, c.text("master.err")[-3000:]
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["users"] == 4 and doc["requests"] > 4
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            # --html writes Locust's light report
+            report = read_report(chromium, (tmp_path / "report.html").as_uri(), "light")
+            assert report["figures"] == expected_figures(doc)
+            series = report["series"]
+            assert set(series) == {"Hit rates (per-user mean) / max-share", "Hit rates (per-user mean) / warm-cache",
+                                   "Environments and users / environments", "Environments and users / users",
+                                   "Cold starts per interval / cold starts",
+                                   "Cold starts per interval / invalid replies"}
+            # a point every 2 s and a final one with the final numbers
+            assert len(series["Environments and users / users"]) >= 3
+            assert series["Hit rates (per-user mean) / max-share"][-1] == doc["hit_rate"]["mean"]
+            assert series["Hit rates (per-user mean) / warm-cache"][-1] == doc["warm_cache_rate"]["mean"]
+            assert series["Environments and users / environments"][-1] == doc["environments"]
+            assert sum(series["Cold starts per interval / cold starts"]) == doc["cold_starts"]
+            assert sum(series["Cold starts per interval / invalid replies"]) == doc["invalid"] == 0
+        finally:
+            chromium.close()
 
 
 def test_affinity_routes_respect_web_login(cluster_factory, tmp_path):  # noqa: F811 (fixture)
@@ -201,6 +370,7 @@ def test_affinity_routes_respect_web_login(cluster_factory, tmp_path):  # noqa: 
 
     opener = urllib.request.build_opener(NoRedirect)
     for path in ("/affinity/json", "/affinity/csv", "/affinity/summary.csv", "/affinity/histogram.svg",
+                 "/affinity/timeline.json", "/affinity/dashboard.json", "/affinity/static/affinity.js",
                  "/stats/requests"):
         with pytest.raises(urllib.error.HTTPError) as err:
             opener.open(base + path, timeout=5)

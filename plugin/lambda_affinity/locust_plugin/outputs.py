@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .. import summary
+from ..timeline import TimelinePoint
 from .options import AffinityOptions
 
 logger = logging.getLogger("lambda_affinity")
@@ -44,8 +45,10 @@ def _write(path: str, text: str, written: list[str]) -> None:
     written.append(path)
 
 
-def write_outputs(doc: dict, rows: list[dict], options: AffinityOptions, warnings: Iterable[str] = ()) -> RunReport:
-    """Evaluate the checks and write every file the options ask for."""
+def write_outputs(doc: dict, rows: list[dict], options: AffinityOptions, warnings: Iterable[str] = (),
+                  points: Sequence[TimelinePoint] = ()) -> RunReport:
+    """Evaluate the checks and write every file the options ask for; the
+    --html section charts the run's time series `points`."""
     failures, passes = summary.evaluate_checks(doc, options.thresholds())
     report = RunReport(doc, rows, failures, passes, list(warnings))
     if options.affinity_json:
@@ -58,7 +61,7 @@ def write_outputs(doc: dict, rows: list[dict], options: AffinityOptions, warning
         # Locust wrote its report just before `quitting`; add our section to it.
         with open(html_file, encoding="utf-8") as fh:
             page = fh.read()
-        section = summary.render_html_section(doc, report.warnings + failures + passes)
+        section = summary.render_html_section(doc, report.warnings + failures + passes, points)
         _write(html_file, summary.inject_html_section(page, section), report.written)
     return report
 

@@ -19,6 +19,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from .. import summary
+from ..timeline import Timeline
 from ..emulator.containment import make_undumpable
 from ..probe import Observation, ProbeReplyError, parse_reply
 from ..tracker import Tracker
@@ -29,6 +30,7 @@ from .hosts import PluginConfigError, Transport, check_host, transport_of
 from .options import AffinityOptions, GivenLoad
 from .outputs import CHECK_EXIT_CODE, RunReport, print_report, write_outputs
 from .roles import FINAL_MESSAGE, FINAL_WAIT_S, MasterRole, WorkerRole
+from .sampling import TimelineSampler
 from .tracing import TraceRecorder
 
 logger = logging.getLogger("lambda_affinity")
@@ -50,6 +52,7 @@ class AffinityPlugin:
         self.master: MasterRole | None = None
         self.emulator: EmbeddedEmulator | None = None
         self.report: RunReport | None = None
+        self.sampler = TimelineSampler(lambda: self.snapshot()[0])  # standalone and master
         self._label_prefix = ""
 
     # -- what the plugin reads of Locust -------------------------------------------
@@ -175,6 +178,8 @@ class AffinityPlugin:
         runner = self.environment.runner
         parsed = self.environment.parsed_options
         role = adapter.role_of(runner)
+        if role is not Role.WORKER:
+            self.sampler.start()
         if role is Role.MASTER:
             self.trace.close()  # the master runs no users: its workers write the rows
         else:
@@ -195,8 +200,15 @@ class AffinityPlugin:
 
     def on_test_stop(self, environment: Any = None, **_kw: Any) -> None:
         self.trace.close()
+        runner = self.environment.runner
         if self.worker is not None:
-            self.worker.send_final(self.environment.runner)
+            self.worker.send_final(runner)
+        elif self.master is not None:
+            master = self.master
+            self.sampler.close_when(lambda: not master.aggregator.outstanding(master.lost_workers(runner)),
+                                    master.heard, FINAL_WAIT_S + (self.environment.stop_timeout or 0))
+        else:
+            self.sampler.close()  # a standalone run's users are stopped: its rows are final
 
     def on_report_to_master(self, client_id: str = "", data: dict | None = None, **_kw: Any) -> None:
         if self.worker is not None and data is not None:
@@ -240,6 +252,9 @@ class AffinityPlugin:
         runner = self.environment.runner
         return getattr(runner, "state", None), self.master.aggregator.version if self.master is not None else None
 
+    def timeline(self) -> Timeline:
+        return self.sampler.timeline
+
     def finish(self) -> RunReport | None:
         """End of run (master or standalone): summary, files, checks."""
         options = self.options
@@ -248,7 +263,8 @@ class AffinityPlugin:
         if not rows and not asked and not self.affinity_classes():
             return None  # the plugin was imported but nothing probed: stay silent
         problems = self.master.aggregator.problems() if self.master is not None else []
-        self.report = write_outputs(doc, rows, options, problems)
+        self.sampler.close(doc)
+        self.report = write_outputs(doc, rows, options, problems, self.sampler.timeline.points)
         if self.report.failed:
             self.environment.process_exit_code = CHECK_EXIT_CODE
         return self.report
