@@ -12,7 +12,7 @@ import math
 from typing import Iterable, Mapping, Sequence, TypedDict
 
 from .charts import render_svg
-from .timeline import charts_of, headline
+from .timeline import charts_of, duration_text, headline
 from .tracker import ROW_FIELDS
 
 STAT_KEYS = ("mean", "min", "p10", "p25", "p50", "p75", "p90", "max", "weighted")
@@ -120,21 +120,13 @@ def miss_cost_line(cost: Mapping) -> str:
         f"{cost['per_miss_ms']:g} ms" if cost["per_miss_ms"] is not None else "",
         f"${cost['per_miss_usd']:.6g}" if cost["per_miss_usd"] is not None else "") if p)
     saved = " and ".join(p for p in (
-        _duration(cost["saved_ms_per_million"] / 1000) if cost["saved_ms_per_million"] is not None else "",
+        duration_text(cost["saved_ms_per_million"] / 1000) if cost["saved_ms_per_million"] is not None else "",
         f"${cost['saved_usd_per_million']:,.2f}" if cost["saved_usd_per_million"] is not None else "") if p)
     line = (f"cost of a miss {per}: per million replies the warm cache ({cost['warm_cache_rate']:.3f}) "
             f"saves {cost['hits_per_million']:,.0f} lookups, {saved}")
     if cost["saved_ms_per_request"] is not None:
         line += f" ({cost['saved_ms_per_request']:.3g} ms per reply on average)"
     return line
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:,.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:,.1f} min"
-    return f"{seconds:,.1f} s"
 
 
 def summarize(rows: Iterable[Mapping], environments: int | None = None, per_user_limit: int = PER_USER_LIMIT,

@@ -18,10 +18,11 @@ DEFAULT_MAX_POINTS = 240  # a 2 s sampling keeps full resolution for 8 minutes, 
 
 
 class Figure(TypedDict):
-    """One headline figure: `kind` "rate" (0..1, or None when not measured) or "count"."""
+    """One headline figure: `kind` "rate" (0..1, or None when not measured),
+    "count", or "text" (already formatted)."""
     key: str
     label: str
-    value: float | int | None
+    value: float | int | str | None
     kind: str
 
 
@@ -37,6 +38,29 @@ def _stat(doc: Mapping, key: str, stat: str) -> float | None:
     return None if dist is None else dist[stat]
 
 
+def duration_text(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:,.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:,.1f} min"
+    return f"{seconds:,.1f} s"
+
+
+def _savings(doc: Mapping) -> tuple[tuple[str, str, str, str], ...]:
+    """What the warm cache saves per million replies, when a cost of a miss
+    was given (summary.miss_cost): figures of kind "text", formatted here once
+    for the dashboard and the report."""
+    cost = doc.get("miss_cost") or {}
+    out = []
+    if cost.get("saved_ms_per_million") is not None:
+        out.append(("saved_time_per_million", "Time the cache saves per 1M replies",
+                    duration_text(cost["saved_ms_per_million"] / 1000), "text"))
+    if cost.get("saved_usd_per_million") is not None:
+        out.append(("saved_usd_per_million", "Money the cache saves per 1M replies",
+                    f"${cost['saved_usd_per_million']:,.2f}", "text"))
+    return tuple(out)
+
+
 def headline(doc: Mapping) -> list[Figure]:
     """The dashboard's and the report's headline figures, in display order."""
     figures = (
@@ -48,6 +72,7 @@ def headline(doc: Mapping) -> list[Figure]:
         ("cold_starts", "Cold starts", _need(doc, "cold_starts"), "count"),
         ("requests", "Valid replies", _need(doc, "requests"), "count"),
         ("invalid", "Invalid replies", _need(doc, "invalid"), "count"),
+        *_savings(doc),
     )
     return [Figure(key=k, label=label, value=v, kind=kind) for k, label, v, kind in figures]
 

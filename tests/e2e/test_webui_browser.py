@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 
 from fixture_paths import LOCUSTFILES
+from lambda_affinity.timeline import duration_text
 from locust_runs import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,7 +74,16 @@ def expected_figures(doc: dict) -> dict:
     return {"users": str(doc["users"]), "mean_max_share": rate(doc["hit_rate"], "mean"),
             "median_max_share": rate(doc["hit_rate"], "p50"), "mean_warm_rate": rate(doc["warm_cache_rate"], "mean"),
             "environments": str(doc["environments"]), "cold_starts": str(doc["cold_starts"]),
-            "requests": str(doc["requests"]), "invalid": str(doc["invalid"])}
+            "requests": str(doc["requests"]), "invalid": str(doc["invalid"]), **savings(doc)}
+
+
+def savings(doc: dict) -> dict:
+    """The cost-of-a-miss figures, present when the run was given one."""
+    cost = doc.get("miss_cost")
+    if not cost:
+        return {}
+    return {"saved_time_per_million": duration_text(cost["saved_ms_per_million"] / 1000),
+            "saved_usd_per_million": f"${cost['saved_usd_per_million']:,.2f}"}
 
 
 # The dashboard as the user sees it; colours as [r, g, b] of what is painted.
@@ -145,7 +155,8 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):  # noq
     sync_playwright = browser()
     web_port = free_port()
     c = cluster_factory(["--web-host", "127.0.0.1", "--web-port", str(web_port), "--web-base-path", BASE_PATH,
-                         "--affinity-json", "a.json"], workers=1 if mode == "master" else 0, locustfile=LOCUSTFILE)
+                         "--affinity-json", "a.json", "--affinity-miss-cost-ms", "8", "--miss-cost-usd", "0.0000004"],
+                        workers=1 if mode == "master" else 0, locustfile=LOCUSTFILE)
     base = f"http://127.0.0.1:{web_port}{BASE_PATH}/"
     wait_http(base)
     with sync_playwright() as p:
@@ -331,10 +342,10 @@ def read_report(chromium, url: str, theme: str) -> dict:
 def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_path):  # noqa: F811 (fixture)
     sync_playwright = browser()
     c = cluster_factory(["--headless", "-u", "4", "-r", "4", "-t", "7s", "--html", "report.html",
-                         "--affinity-json", "a.json"], workers=0, locustfile=LOCUSTFILE)
+                         "--affinity-json", "a.json", "--miss-cost-ms", "8"], workers=0, locustfile=LOCUSTFILE)
     assert c.wait_master(60) == 0, c.text("master.err")[-3000:]
     doc = json.loads((tmp_path / "a.json").read_text())
-    assert doc["users"] == 4 and doc["requests"] > 4
+    assert doc["users"] == 4 and doc["requests"] > 4 and doc["miss_cost"]["per_miss_ms"] == 8
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -127,3 +127,16 @@ def test_headline_reads_the_document():
     assert figures["median_max_share"]["value"] == doc["hit_rate"]["p50"]
     assert figures["mean_warm_rate"]["value"] == 0.5 and figures["mean_warm_rate"]["kind"] == "rate"
     assert (figures["cold_starts"]["value"], figures["requests"]["value"], figures["invalid"]["value"]) == (2, 4, 1)
+
+
+def test_headline_says_what_the_cache_saves_when_a_miss_has_a_cost():
+    t = Tracker()
+    for hit in (False, True, True, True):
+        t.record("u1", "A", cache_hit=hit)
+    doc = summary.summarize(t.rows(), t.environments, per_miss_ms=8.0, per_miss_usd=0.25e-6)
+    figures = {f["key"]: f for f in headline(doc)}
+    # 750 000 hits per million replies: 6 000 s saved, and $0.1875
+    assert figures["saved_time_per_million"] == {"key": "saved_time_per_million", "kind": "text", "value": "1.7 h",
+                                                 "label": "Time the cache saves per 1M replies"}
+    assert figures["saved_usd_per_million"]["value"] == "$0.19"
+    assert "saved_time_per_million" not in {f["key"] for f in headline(summary.summarize(t.rows(), t.environments))}

@@ -64,7 +64,7 @@
 
   function fmt(v, kind) {
     if (v === null || v === undefined) return "-";
-    return kind === "rate" ? v.toFixed(3) : String(v);
+    return kind === "rate" ? v.toFixed(3) : String(v);  // "count", and "text" (formatted by the server)
   }
 
   function isOpen() { return new URLSearchParams(location.search).get("tab") === TAB; }
