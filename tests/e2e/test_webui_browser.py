@@ -82,8 +82,12 @@ def savings(doc: dict) -> dict:
     cost = doc.get("miss_cost")
     if not cost:
         return {}
-    return {"saved_time_per_million": duration_text(cost["saved_ms_per_million"] / 1000),
-            "saved_usd_per_million": f"${cost['saved_usd_per_million']:,.2f}"}
+    out = {}
+    if cost["saved_ms_per_million"] is not None:
+        out["saved_time_per_million"] = duration_text(cost["saved_ms_per_million"] / 1000)
+    if cost["saved_usd_per_million"] is not None:
+        out["saved_usd_per_million"] = f"${cost['saved_usd_per_million']:,.2f}"
+    return out
 
 
 # The dashboard as the user sees it; colours as [r, g, b] of what is painted.
