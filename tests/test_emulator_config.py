@@ -156,7 +156,8 @@ def test_convert_result_follows_aws():
                                       "body": base64.b64encode(b"\x00").decode()}).encode())[2] == b"\x00"
     assert convert_result(b'{"statusCode": "x"}') is None
     assert convert_result(b"not json") is None
-    assert convert_result(b"[" * 5000 + b"]" * 5000) is None  # too deep to parse: 502, not a dead greenlet
+    # too deep to parse: 502, not a dead greenlet (json's depth limit grows with Python: 3.13 parses 5000 levels)
+    assert convert_result(b"[" * 100_000 + b"]" * 100_000) is None
     # a field that would break the response's framing on the wire: 502
     for bad in ({"headers": {"x-a": "1\r\nx-b: 2"}}, {"headers": {"x a": "1"}}, {"headers": {"x-a": "\x00"}},
                 {"cookies": ["k=v\nx-b: 2"]}):
