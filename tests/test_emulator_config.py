@@ -164,6 +164,14 @@ def test_convert_result_follows_aws():
         assert convert_result(json.dumps({"statusCode": 200, **bad}).encode()) is None, bad
 
 
+def test_nesting_depth_is_counted_like_aws_on_every_python():
+    from lambda_affinity.emulator.invocation import MAX_JSON_DEPTH, too_deep
+    assert too_deep(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    assert not too_deep(b"[" * (MAX_JSON_DEPTH - 1) + b"]" * (MAX_JSON_DEPTH - 1))
+    assert not too_deep(b"[" + b"[]," * 5000 + b"[]]")  # many brackets, shallow
+    assert not too_deep(b'["' + b"[" * 5000 + b'\\"' + b"{" * 5000 + b'"]')  # in a string (with a \\")
+
+
 def test_log_lines_and_errors_look_like_lambdas():
     line = report_line("r1", 12.345, 128, 40, init_ms=101.5)
     assert line == ("REPORT RequestId: r1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
