@@ -131,11 +131,20 @@ def test_convert_result_follows_aws():
                                       "body": base64.b64encode(b"\x00").decode()}).encode())[2] == b"\x00"
     assert convert_result(b'{"statusCode": "x"}') is None
     assert convert_result(b"not json") is None
-    assert convert_result(b"[" * 5000 + b"]" * 5000) is None  # too deep to parse: 502, not a dead greenlet
+    # too deep to parse: 502, not a dead greenlet (json's depth limit grows with Python: 3.13 parses 5000 levels)
+    assert convert_result(b"[" * 100_000 + b"]" * 100_000) is None
     # a field that would break the response's framing on the wire: 502
     for bad in ({"headers": {"x-a": "1\r\nx-b: 2"}}, {"headers": {"x a": "1"}}, {"headers": {"x-a": "\x00"}},
                 {"cookies": ["k=v\nx-b: 2"]}):
         assert convert_result(json.dumps({"statusCode": 200, **bad}).encode()) is None, bad
+
+
+def test_nesting_depth_is_counted_like_aws_on_every_python():
+    from lambda_affinity.emulator.invocation import MAX_JSON_DEPTH, too_deep
+    assert too_deep(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    assert not too_deep(b"[" * (MAX_JSON_DEPTH - 1) + b"]" * (MAX_JSON_DEPTH - 1))
+    assert not too_deep(b"[" + b"[]," * 5000 + b"[]]")  # many brackets, shallow
+    assert not too_deep(b'["' + b"[" * 5000 + b'\\"' + b"{" * 5000 + b'"]')  # in a string (with a \\")
 
 
 def test_log_lines_and_errors_look_like_lambdas():

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 
 from ..platform import Throttled, UnknownFunction
 from .auth import Authority, authorize
-from .invocation import MAX_PAYLOAD, Result
+from .invocation import MAX_PAYLOAD, Result, too_deep
 from .service import InvocationService, ServiceStopping, new_request_id
 from .wire import App, Request, Response
 
@@ -120,9 +120,11 @@ def convert_result(payload: bytes) -> tuple[int, list, bytes] | None:
     """
     if not payload.strip():
         return 200, [_JSON_TYPE], b""
+    if too_deep(payload):  # AWS's conversion refuses it: 502
+        return None
     try:
         doc = json.loads(payload)
-    except (ValueError, RecursionError):  # nesting too deep for us is an invalid response
+    except (ValueError, RecursionError):
         return None
     if not isinstance(doc, dict) or "statusCode" not in doc:
         return 200, [_JSON_TYPE], doc.encode("utf-8") if isinstance(doc, str) else _compact(doc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -141,3 +142,21 @@ def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_
 
 def timeout_log_line(when_iso: str, request_id: str, timeout_s: float) -> str:
     return f"{when_iso} {request_id} Task timed out after {timeout_s:.2f} seconds"
+
+
+# AWS's parser (Jackson) refuses a document nested this deep; Python's own limit moves with its version
+# (3.10 and 3.11 stop near 1000 levels, 3.13 parses 9000), so the emulator counts the levels itself.
+MAX_JSON_DEPTH = 1000
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def too_deep(payload: bytes) -> bool:
+    if payload.count(b"[") + payload.count(b"{") < MAX_JSON_DEPTH:
+        return False  # the common case: two scans in C
+    depth = 0
+    for b in _JSON_STRING.sub(b"", payload).translate(None, _NOT_BRACKET):  # brackets outside strings
+        depth += 1 if b in b"[{" else -1
+        if depth >= MAX_JSON_DEPTH:
+            return True
+    return False

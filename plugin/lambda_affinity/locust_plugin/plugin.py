@@ -82,6 +82,7 @@ class AffinityPlugin:
     def on_init(self, runner: Any = None, web_ui: Any = None) -> None:
         """Locust built the runner (and web UI): set the role up, check the
         hosts and start the embedded emulator when no host is given."""
+        adapter.refresh_clock()
         # Every role (worker, --processes child too) holds the user's AWS credentials: not readable by function code.
         make_undumpable()
         role = adapter.role_of(runner)
