@@ -1,10 +1,10 @@
 """Helpers for the emulator config tests: write a config file, load a bad one and check its message."""
 from __future__ import annotations
 
-
 import pytest
 
 from lambda_affinity.emulator.config import ConfigFileError, load_config
+
 KEY_ID = "AKIDEMULATORTEST0001"
 SECRET = "emu/s3cr3t+only-for-tests"
 

@@ -10,7 +10,6 @@ import pathlib
 import shutil
 
 import pytest
-
 from fixture_paths import HANDLERS
 
 TESTS = pathlib.Path(__file__).parent

@@ -10,9 +10,8 @@ import subprocess
 import sys
 import time
 
-import psutil
-
 import fixture_paths
+import psutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

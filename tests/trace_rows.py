@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from lambda_affinity.trace import TraceRow
 
-
 ENV = "2026/12/01/[$LATEST]" + "ab" * 16
 
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 # Mid-tone colours (Okabe-Ito-like, darkened or lightened to ~4:1 contrast
 # against both #fff and #1b1b1b), so one palette serves both themes.

@@ -11,7 +11,6 @@ from . import deploy
 from .emulator import cli as emulator_cli
 from .platform import POLICIES, ConfigError, ModelConfig
 
-
 # (option, ModelConfig field, type): model options default to None, so only
 # those given override `--model FILE` (or the defaults).
 _MODEL_OPTIONS = (

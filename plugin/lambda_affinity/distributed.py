@@ -25,7 +25,7 @@ unpacks each user's row once, however long it runs.
 from __future__ import annotations
 
 import time
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import msgpack
 

@@ -17,16 +17,17 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from probe_lambda.handler import SessionCache
 
 from .platform import FunctionSpec, ModelConfig, Platform, Throttled
+
 # Re-exported: callers and tests import it from here.
 from .platform.distributions import parse_distribution
-from .tracker import Tracker
 from .trace import Arrival
+from .tracker import Tracker
 
 FUNCTION = "probe"
 

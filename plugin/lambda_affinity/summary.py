@@ -9,7 +9,8 @@ import csv
 import html
 import io
 import math
-from typing import Iterable, Mapping, Sequence, TypedDict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypedDict
 
 from .charts import render_svg
 from .timeline import charts_of, duration_text, headline

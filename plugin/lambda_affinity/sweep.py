@@ -25,8 +25,9 @@ import math
 import random
 import statistics
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypedDict
+from typing import Any, TypedDict
 
 from . import charts
 from .platform.distributions import parse_distribution

@@ -9,8 +9,9 @@ what is plotted.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence, TypedDict
+from typing import TypedDict
 
 from .charts import Axis, Chart, Point, Series
 

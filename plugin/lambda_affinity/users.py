@@ -29,8 +29,15 @@ from locust import LoadTestShape, User, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import LocustError, StopUser
 
-from .locust_plugin import PluginConfigError, check_host, parse_lambda_host, plugin_for, record_invalid, record_reply
-from .locust_plugin import adapter
+from .locust_plugin import (
+    PluginConfigError,
+    adapter,
+    check_host,
+    parse_lambda_host,
+    plugin_for,
+    record_invalid,
+    record_reply,
+)
 from .locust_plugin.plugin import SESSION_HEADER, outcome_name
 from .probe import Observation, ProbeReplyError, function_error, http_failure, invoke_failure, parse_reply
 

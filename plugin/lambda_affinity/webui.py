@@ -33,8 +33,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Hashable
 from dataclasses import asdict
-from typing import Hashable, Protocol
+from typing import Protocol
 
 from . import summary
 from .timeline import CHARTS, Timeline, headline

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-
 from locust_runs import Cluster
 
 E2E = pathlib.Path(__file__).parent

@@ -10,16 +10,16 @@ import urllib.request
 import psutil
 import pytest
 import yaml
-
 from commands import cli
 from fixture_paths import CONFIGS, LOCUSTFILES as TEST_LOCUSTFILES
+from locust_runs import LOCUSTFILES, assert_nothing_left, run_locust
+
 from lambda_affinity import calibrate
 from lambda_affinity.emulator.config import load_config
 from lambda_affinity.emulator.process import EmulatorProcess
 from lambda_affinity.platform import ModelConfig
 from lambda_affinity.simulate import Scenario
 from lambda_affinity.trace import TraceRow, TraceWriter
-from locust_runs import LOCUSTFILES, assert_nothing_left, run_locust
 
 ENV = "2026/12/01/[$LATEST]"
 SEED_CONFIG = os.path.join(LOCUSTFILES, "seed_emulator.yaml")

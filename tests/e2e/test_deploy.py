@@ -5,10 +5,10 @@ import json
 
 import boto3
 import pytest
+from aws_account import empty_account
 from moto import mock_aws
 from moto.core import enable_iam_authentication
 
-from aws_account import empty_account
 from lambda_affinity import deploy as d
 from lambda_affinity.cli import main
 

@@ -28,9 +28,9 @@ import boto3
 import botocore.handlers
 import psutil
 import pytest
+from aws_account import empty_account
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
-from aws_account import empty_account
 from lambda_affinity import deploy as d
 from lambda_affinity.cli import main
 

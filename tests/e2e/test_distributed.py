@@ -17,7 +17,6 @@ import signal
 import time
 
 import pytest
-
 from locust_runs import probe_requests
 
 
@@ -127,4 +126,4 @@ def test_worker_killed_mid_run_is_reported_and_nothing_else_is_lost(cluster_fact
                      lost_lines[0]), lost_lines
     # Locust's counts and ours come from the same reports: they agree exactly
     assert probe_requests(c.text("master.out")) == doc["requests"] + doc["invalid"]
-    assert doc["users"] == 10 and f"affinity: wrote out/a.json" in err
+    assert doc["users"] == 10 and "affinity: wrote out/a.json" in err

@@ -12,8 +12,8 @@ import stat
 import pytest
 import yaml
 from botocore.exceptions import ClientError
-
 from fixture_paths import HANDLERS
+
 from lambda_affinity.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 import yaml
-
 from fixture_paths import HANDLERS
+
 from lambda_affinity.emulator import machine
 from lambda_affinity.emulator.process import EmulatorProcess
 

@@ -17,8 +17,8 @@ import time
 import psutil
 import pytest
 import yaml
-
 from fixture_paths import HANDLERS, LOCUSTFILES, SCRIPTS
+
 from lambda_affinity.emulator.forkserver import ZYGOTE
 from lambda_affinity.emulator.process import EmulatorProcess
 

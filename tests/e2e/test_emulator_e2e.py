@@ -13,11 +13,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-
-from lambda_affinity import sigv4
 import yaml
 from botocore.exceptions import ClientError
 
+from lambda_affinity import sigv4
 from lambda_affinity.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.slow

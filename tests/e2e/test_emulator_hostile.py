@@ -17,8 +17,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-
 from fixture_paths import HANDLERS
+
 from lambda_affinity.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.slow

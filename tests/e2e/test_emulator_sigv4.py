@@ -11,9 +11,9 @@ import pytest
 import requests
 import yaml
 from botocore.credentials import Credentials
+from config_files import KEY_ID, SECRET
 
 from lambda_affinity.emulator.process import EmulatorProcess
-from config_files import KEY_ID, SECRET
 from lambda_affinity.sigv4 import BAD_SIGNATURE_MESSAGE, FORBIDDEN_MESSAGE, UNKNOWN_KEY_MESSAGE, sign_headers
 
 OTHER_ID, OTHER_SECRET = "AKIDEMULATORTEST0002", "another-secret-value"

@@ -14,11 +14,19 @@ import time
 
 import psutil
 import pytest
-
 from fixture_paths import HANDLERS
+from locust_runs import (
+    FIXTURES,
+    LOCUST,
+    LOCUSTFILES,
+    TEST_LOCUSTFILES,
+    assert_nothing_left,
+    error_report,
+    run_locust,
+    stats_json,
+)
+
 from lambda_affinity.emulator.process import EmulatorProcess
-from locust_runs import (FIXTURES, LOCUST, LOCUSTFILES, TEST_LOCUSTFILES, assert_nothing_left, error_report,
-                         run_locust, stats_json)
 
 
 @pytest.mark.slow

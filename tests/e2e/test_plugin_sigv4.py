@@ -14,10 +14,10 @@ import os
 import psutil
 import pytest
 import yaml
+from locust_runs import LOCUSTFILES, assert_nothing_left, error_report, run_locust, stats_json
 
 from lambda_affinity.emulator.process import EmulatorProcess
 from lambda_affinity.sigv4 import BAD_SIGNATURE_MESSAGE
-from locust_runs import LOCUSTFILES, assert_nothing_left, error_report, run_locust, stats_json
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from fixture_paths import SCRIPTS
+
 from lambda_affinity.sigv4 import REGION_SETTINGS
 
 PLUGIN_REGIONS = SCRIPTS / "plugin_regions.py"

@@ -11,12 +11,21 @@ import time
 
 import psutil
 import pytest
-
 from commands import cli
-from lambda_affinity.trace import ReadStats, TraceError, TraceRow, TraceWriter, read_arrivals, read_rows
-from locust_runs import (FIXTURES, LOCUST, LOCUSTFILES, ROOT, TEST_LOCUSTFILES, Cluster, assert_nothing_left,
-                         probe_requests, run_locust)
+from locust_runs import (
+    FIXTURES,
+    LOCUST,
+    LOCUSTFILES,
+    ROOT,
+    TEST_LOCUSTFILES,
+    Cluster,
+    assert_nothing_left,
+    probe_requests,
+    run_locust,
+)
 from trace_rows import ENV, rows_fixture, write
+
+from lambda_affinity.trace import ReadStats, TraceError, TraceRow, TraceWriter, read_arrivals, read_rows
 
 EXAMPLE = os.path.join(ROOT, "docs", "examples", "api-gateway-access-log.jsonl")
 

@@ -17,10 +17,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from fixture_paths import LOCUSTFILES
-from lambda_affinity.timeline import duration_text
 from locust_runs import free_port
+
+from lambda_affinity.timeline import duration_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHROMIUM = "/usr/bin/chromium"
@@ -155,7 +155,7 @@ def wait_dashboard(page, base: str, timeout: float, ready) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["standalone", "master"])
-def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):  # noqa: F811 (fixture)
+def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
     sync_playwright = browser()
     web_port = free_port()
     c = cluster_factory(["--web-host", "127.0.0.1", "--web-port", str(web_port), "--web-base-path", BASE_PATH,
@@ -343,7 +343,7 @@ def read_report(chromium, url: str, theme: str) -> dict:
 
 
 @pytest.mark.slow
-def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_path):  # noqa: F811 (fixture)
+def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_path):
     sync_playwright = browser()
     c = cluster_factory(["--headless", "-u", "4", "-r", "4", "-t", "7s", "--html", "report.html",
                          "--affinity-json", "a.json", "--miss-cost-ms", "8"], workers=0, locustfile=LOCUSTFILE)
@@ -372,7 +372,7 @@ def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_
             chromium.close()
 
 
-def test_affinity_routes_respect_web_login(cluster_factory, tmp_path):  # noqa: F811 (fixture)
+def test_affinity_routes_respect_web_login(cluster_factory, tmp_path):
     web_port = free_port()
     cluster_factory(["--web-host", "127.0.0.1", "--web-port", str(web_port), "--web-login"], workers=0,
                     locustfile=LOGIN_LOCUSTFILE)

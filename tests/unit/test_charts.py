@@ -5,7 +5,17 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from lambda_affinity.charts import (
-    Axis, Chart, Markup, Point, Series, html_page, html_table, layout, linear_ticks, log_ticks, render_svg,
+    Axis,
+    Chart,
+    Markup,
+    Point,
+    Series,
+    html_page,
+    html_table,
+    layout,
+    linear_ticks,
+    log_ticks,
+    render_svg,
 )
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -5,7 +5,13 @@ import msgpack
 
 from lambda_affinity import summary
 from lambda_affinity.distributed import (
-    WIRE_FIELDS, Aggregator, final_payload, pack_rows, periodic_payload, unblob, unpack_row,
+    WIRE_FIELDS,
+    Aggregator,
+    final_payload,
+    pack_rows,
+    periodic_payload,
+    unblob,
+    unpack_row,
 )
 from lambda_affinity.tracker import ROW_FIELDS, Tracker
 

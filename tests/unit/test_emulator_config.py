@@ -7,8 +7,8 @@ import json
 import os
 
 import pytest
-
 from config_files import config_error, write
+
 from lambda_affinity.emulator.config import ConfigFileError, default_config, load_config
 from lambda_affinity.emulator.function_url import convert_result
 from lambda_affinity.emulator.invocation import LogTail, report_line, timeout_result

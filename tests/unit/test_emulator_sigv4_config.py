@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from config_files import KEY_ID, SECRET, config_error, write
+
 from lambda_affinity.emulator.config import load_config
 
 

@@ -4,9 +4,20 @@ import random
 import pytest
 
 from lambda_affinity.platform import (
-    ACCOUNT_LIMIT, BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, RESERVED_LIMIT, SCALE_LIMIT, ConfigError,
+    ACCOUNT_LIMIT,
+    BUSY,
+    DEAD,
+    HANDOFF,
+    IDLE,
+    INITIALIZING,
+    RESERVED_LIMIT,
+    SCALE_LIMIT,
+    ConfigError,
     FunctionSpec,
-    ModelConfig, Platform, Throttled, UnknownFunction,
+    ModelConfig,
+    Platform,
+    Throttled,
+    UnknownFunction,
 )
 from lambda_affinity.platform.placement import PartitionedPool, RandomPool
 

@@ -5,7 +5,13 @@ import types
 import pytest
 
 from lambda_affinity.probe import (
-    MAX_ENV_ID_LEN, Observation, ProbeReplyError, function_error, http_failure, invoke_failure, parse_reply,
+    MAX_ENV_ID_LEN,
+    Observation,
+    ProbeReplyError,
+    function_error,
+    http_failure,
+    invoke_failure,
+    parse_reply,
 )
 from probe_lambda import handler as probe_handler
 

@@ -1,7 +1,6 @@
 """The AWS region, resolved as the AWS CLI v2 does, alike in deploy, destroy, the SigV4 signer and InvokeUser."""
 from __future__ import annotations
 
-
 import pytest
 
 from lambda_affinity.sigv4 import Region, check_region, resolve_region

@@ -86,7 +86,7 @@ def test_spread_start_with_exponential_think():
 
 
 @pytest.mark.parametrize("spec,check", [
-    ("0:1", lambda xs: 0 <= min(xs) and max(xs) <= 1),
+    ("0:1", lambda xs: min(xs) >= 0 and max(xs) <= 1),
     ("exp:2", lambda xs: 1.8 < sum(xs) / len(xs) < 2.2),
     ("fixed:0.5", lambda xs: set(xs) == {0.5}),
     ("3", lambda xs: set(xs) == {3.0}),

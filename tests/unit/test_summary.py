@@ -7,8 +7,18 @@ import xml.dom.minidom
 import pytest
 
 from lambda_affinity.summary import (
-    evaluate_checks, histogram, histogram_svg, inject_html_section, merge_rows, percentile, rates_line,
-    render_html_section, render_table, rows_csv, summarize, summary_csv,
+    evaluate_checks,
+    histogram,
+    histogram_svg,
+    inject_html_section,
+    merge_rows,
+    percentile,
+    rates_line,
+    render_html_section,
+    render_table,
+    rows_csv,
+    summarize,
+    summary_csv,
 )
 from lambda_affinity.tracker import ROW_FIELDS, Tracker
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
+from trace_rows import rows_fixture, write
 
 from lambda_affinity.platform import ModelConfig
 from lambda_affinity.simulate import Scenario, replay
 from lambda_affinity.summary import summarize
 from lambda_affinity.trace import (
-    ReadStats, TraceError, TraceWriter, merge, parse_time, read_arrivals, read_rows, worker_path,
+    ReadStats,
+    TraceError,
+    TraceWriter,
+    merge,
+    parse_time,
+    read_arrivals,
+    read_rows,
+    worker_path,
 )
-from trace_rows import rows_fixture, write
 
 
 @pytest.mark.parametrize("name", ["t.csv", "t.csv.gz"])

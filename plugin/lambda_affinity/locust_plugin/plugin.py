@@ -19,14 +19,14 @@ from collections.abc import Hashable
 from typing import Any
 
 from .. import summary
-from ..timeline import Timeline
 from ..emulator.containment import make_undumpable
 from ..probe import Observation, ProbeReplyError, parse_reply
+from ..timeline import Timeline
 from ..tracker import Tracker
 from . import adapter
 from .adapter import Role
 from .embedded import EmbeddedEmulator
-from .hosts import PluginConfigError, Transport, check_host, transport_of
+from .hosts import PluginConfigError, check_host, transport_of
 from .options import AffinityOptions, GivenLoad
 from .outputs import CHECK_EXIT_CODE, RunReport, print_report, write_outputs
 from .roles import FINAL_MESSAGE, FINAL_WAIT_S, MasterRole, WorkerRole
