@@ -20,6 +20,7 @@ Usage: python bench/distributed.py [--seconds 45] [--workers 4] [--users 10000] 
 Last lines: report_bytes_per_worker_interval: N  (mean over every worker report, 3 s apart)
             master_aggregation_cpu_share: S      (goal <= 0.05)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ import psutil
 ENVIRONMENTS = 5000
 HOME_SHARE = 0.7
 
-LOCUSTFILE = '''
+LOCUSTFILE = """
 import json
 import os
 import time
@@ -116,7 +117,7 @@ def _done(**_kw):
                    "messages": agg.messages, "users": doc.get("users"), "requests": doc.get("requests"),
                    "invalid": doc.get("invalid"), "environments": doc.get("environments"),
                    "locust_probe_requests": probe, "problems": report.warnings if report is not None else []}, fh)
-'''
+"""
 
 
 def serve(fd: int) -> None:
@@ -129,9 +130,11 @@ def serve(fd: int) -> None:
     envs = [f"2020/03/27/[$LATEST]{rng.getrandbits(128):032x}" for _ in range(ENVIRONMENTS)]
     served = [0] * ENVIRONMENTS
     cached: set = set()
-    template = ('{"env_id": "%s", "request_id": "00000000-0000-0000-0000-%012d", "cold": %s, '
-                '"env_invocations": %d, "env_age_ms": 1234.5, "session": "%s", '
-                '"cache": {"hit": %s, "entries": 10, "age_ms": %s}, "probe": 1}')
+    template = (
+        '{"env_id": "%s", "request_id": "00000000-0000-0000-0000-%012d", "cold": %s, '
+        '"env_invocations": %d, "env_age_ms": 1234.5, "session": "%s", '
+        '"cache": {"hit": %s, "entries": 10, "age_ms": %s}, "probe": 1}'
+    )
 
     def reply(session: str) -> bytes:
         home = zlib.crc32(session.encode()) % ENVIRONMENTS
@@ -139,8 +142,18 @@ def serve(fd: int) -> None:
         served[e] += 1
         hit = (session, e) in cached
         cached.add((session, e))
-        body = (template % (envs[e], served[e], "true" if served[e] == 1 else "false", served[e], session,
-                            "true" if hit else "false", "100.0" if hit else "null")).encode()
+        body = (
+            template
+            % (
+                envs[e],
+                served[e],
+                "true" if served[e] == 1 else "false",
+                served[e],
+                session,
+                "true" if hit else "false",
+                "100.0" if hit else "null",
+            )
+        ).encode()
         return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
     def handle(sock, _addr):
@@ -164,8 +177,9 @@ def start_target() -> tuple[subprocess.Popen, int]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4096)
-    proc = subprocess.Popen([sys.executable, __file__, "--serve-fd", str(listener.fileno())],
-                            pass_fds=[listener.fileno()])
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-fd", str(listener.fileno())], pass_fds=[listener.fileno()]
+    )
     port = listener.getsockname()[1]
     listener.close()
     return proc, port
@@ -185,17 +199,43 @@ def run(args, locustfile: str, port: int, result: str, logdir: str) -> dict:
     procs = []
     try:
         with open(os.path.join(logdir, "master.err"), "w") as err:
-            procs.append(subprocess.Popen(
-                common + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-                          "--expect-workers", str(args.workers), "--headless", "-u", str(args.users),
-                          "-r", str(args.spawn_rate), "-t", f"{args.seconds}s", "--host", f"http://127.0.0.1:{port}/",
-                          "--only-summary"],
-                env=env, stdout=subprocess.DEVNULL, stderr=err))
+            procs.append(
+                subprocess.Popen(
+                    common
+                    + [
+                        "--master",
+                        "--master-bind-host",
+                        "127.0.0.1",
+                        "--master-bind-port",
+                        str(master_port),
+                        "--expect-workers",
+                        str(args.workers),
+                        "--headless",
+                        "-u",
+                        str(args.users),
+                        "-r",
+                        str(args.spawn_rate),
+                        "-t",
+                        f"{args.seconds}s",
+                        "--host",
+                        f"http://127.0.0.1:{port}/",
+                        "--only-summary",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
+            )
         for i in range(args.workers):
             with open(os.path.join(logdir, f"worker{i}.err"), "w") as err:
-                procs.append(subprocess.Popen(
-                    common + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)],
-                    env=env, stdout=subprocess.DEVNULL, stderr=err))
+                procs.append(
+                    subprocess.Popen(
+                        common + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)],
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=err,
+                    )
+                )
         try:
             code = procs[0].wait(timeout=args.seconds + 120)
         except subprocess.TimeoutExpired:
@@ -228,8 +268,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--spawn-rate", type=int, default=1000, help="users per second across workers")
-    ap.add_argument("--wait", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"),
-                    help="think time in seconds (uniform), per user")
+    ap.add_argument(
+        "--wait",
+        type=float,
+        nargs=2,
+        default=(5.0, 15.0),
+        metavar=("MIN", "MAX"),
+        help="think time in seconds (uniform), per user",
+    )
     ap.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_fd is not None:
@@ -247,20 +293,30 @@ def main() -> None:
         target.kill()
         target.wait()
     if m["requests"] + m["invalid"] != m["locust_probe_requests"]:
-        raise SystemExit(f"totals disagree: {m['requests']} valid + {m['invalid']} invalid replies aggregated, "
-                         f"Locust counted {m['locust_probe_requests']} probe requests")
+        raise SystemExit(
+            f"totals disagree: {m['requests']} valid + {m['invalid']} invalid replies aggregated, "
+            f"Locust counted {m['locust_probe_requests']} probe requests"
+        )
     for line in m["problems"]:
         print(line)
     own = m["aggregation_cpu"] + m["decode_cpu"]
     total = m["total_cpu"] - m["own_cpu"]
-    print(f"{args.workers} workers, {m['users']} users, {m['requests']} valid replies "
-          f"(= Locust's probe count), {m['environments']} environments, {args.seconds} s")
-    print(f"worker reports: {m['reports']} ({m['with_rows']} with rows), {m['rows']} rows, "
-          f"{m['rows'] / max(1, m['with_rows']):.0f} rows and max {m['max_bytes']} bytes per report")
-    print(f"master CPU: {total:.2f} s in the test, of which aggregation {m['aggregation_cpu'] * 1000:.1f} ms "
-          f"({m['messages']} payloads) + decoding our part {m['decode_cpu'] * 1000:.1f} ms")
-    print(f"end-of-run summary and outputs: {m['finish_cpu'] * 1000:.1f} ms (once, as in a standalone run; "
-          f"{m['finish_cpu'] / total:.3f} of the master's CPU, not counted as aggregation)")
+    print(
+        f"{args.workers} workers, {m['users']} users, {m['requests']} valid replies "
+        f"(= Locust's probe count), {m['environments']} environments, {args.seconds} s"
+    )
+    print(
+        f"worker reports: {m['reports']} ({m['with_rows']} with rows), {m['rows']} rows, "
+        f"{m['rows'] / max(1, m['with_rows']):.0f} rows and max {m['max_bytes']} bytes per report"
+    )
+    print(
+        f"master CPU: {total:.2f} s in the test, of which aggregation {m['aggregation_cpu'] * 1000:.1f} ms "
+        f"({m['messages']} payloads) + decoding our part {m['decode_cpu'] * 1000:.1f} ms"
+    )
+    print(
+        f"end-of-run summary and outputs: {m['finish_cpu'] * 1000:.1f} ms (once, as in a standalone run; "
+        f"{m['finish_cpu'] / total:.3f} of the master's CPU, not counted as aggregation)"
+    )
     print(f"report_bytes_per_worker_interval: {m['bytes'] / max(1, m['reports']):.0f}")
     print(f"master_aggregation_cpu_share: {own / total:.4f}")
 

@@ -17,6 +17,7 @@ The last lines (for the first parser) are:
     warm_p50_added_ms: M            (emulator p50 - echo p50 at concurrency 1)
     cold_start_p50_ms: C            (client-seen latency of a cold invocation, model init delay 0)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,18 @@ import tempfile
 import time
 
 HERE = os.path.abspath(__file__)
-ECHO_BODY = json.dumps({"env_id": "2024/01/01/[$LATEST]" + "0" * 32, "request_id": "0" * 36, "cold": False,
-                        "env_invocations": 1, "env_age_ms": 1.0, "session": None, "cache": None, "probe": 1}).encode()
+ECHO_BODY = json.dumps(
+    {
+        "env_id": "2024/01/01/[$LATEST]" + "0" * 32,
+        "request_id": "0" * 36,
+        "cold": False,
+        "env_invocations": 1,
+        "env_age_ms": 1.0,
+        "session": None,
+        "cache": None,
+        "probe": 1,
+    }
+).encode()
 
 
 # -- the echo server (child process) ---------------------------------------------
@@ -96,15 +107,37 @@ def run_client(url: str, concurrency: int, duration: float, warmup: float) -> No
     gevent.joinall(workers, timeout=35)
     client.close()
     lat = sorted(latencies)
-    print(json.dumps({"rps": len(lat) / elapsed, "p50_ms": statistics.median(lat) * 1000 if lat else None,
-                      "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else None, "n": len(lat),
-                      "errors": errors[0]}))
+    print(
+        json.dumps(
+            {
+                "rps": len(lat) / elapsed,
+                "p50_ms": statistics.median(lat) * 1000 if lat else None,
+                "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else None,
+                "n": len(lat),
+                "errors": errors[0],
+            }
+        )
+    )
 
 
 def client(url: str, concurrency: int, duration: float, warmup: float = 0.5) -> dict:
-    out = subprocess.run([sys.executable, HERE, "--client", url, "--concurrency", str(concurrency),
-                          "--duration", str(duration), "--warmup", str(warmup)],
-                         capture_output=True, text=True, timeout=duration + warmup + 60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            HERE,
+            "--client",
+            url,
+            "--concurrency",
+            str(concurrency),
+            "--duration",
+            str(duration),
+            "--warmup",
+            str(warmup),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + warmup + 60,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"load client failed: {out.stderr}")
     return json.loads(out.stdout)
@@ -155,18 +188,25 @@ def emulator(config: dict, parser: str = "llhttp"):
 HOSTILE = {
     "POST + stray CRLF (answer at once)": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}\r\n", "200"),
     "100 KB header block, one write": (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", "431"),
-    "chunk data without CRLF": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                b"2\r\n{}XX0\r\n\r\n", "400"),
-    "Transfer-Encoding: xchunked": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n"
-                                    b"0\r\n\r\n", "400"),
-    "Transfer-Encoding: gzip, chunked": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-                                         b"0\r\n\r\n", "501"),
+    "chunk data without CRLF": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n",
+        "400",
+    ),
+    "Transfer-Encoding: xchunked": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        "400",
+    ),
+    "Transfer-Encoding: gzip, chunked": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        "501",
+    ),
     "NUL in a header value": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", "400"),
     "LF-only request": (b"GET / HTTP/1.1\nHost: x\n\n", "400"),
-    "Content-Length and chunked": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                                   b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"),
-    "two Content-Lengths": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x",
-                            "400"),
+    "Content-Length and chunked": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "400",
+    ),
+    "two Content-Lengths": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x", "400"),
     "obs-fold header": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", "400"),
 }
 
@@ -219,8 +259,9 @@ def main() -> int:
     p.add_argument("--concurrency", default="1,4", help="comma-separated connection counts; the first is headline")
     p.add_argument("--rounds", type=int, default=2, help="alternating echo/emulator rounds per concurrency")
     p.add_argument("--cold", type=int, default=30, help="cold invocations measured")
-    p.add_argument("--parsers", default="llhttp,hand,h11",
-                   help="parsers compared (bench/parsers.py); the first is the headline")
+    p.add_argument(
+        "--parsers", default="llhttp,hand,h11", help="parsers compared (bench/parsers.py); the first is the headline"
+    )
     p.add_argument("--echo-server", metavar="READY", help=argparse.SUPPRESS)
     p.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=float, default=0.5, help=argparse.SUPPRESS)
@@ -249,8 +290,10 @@ def main() -> int:
         for parser in parsers:
             emu, path = emulator(config, parser)
             stack.callback(os.unlink, path)
-            sides[parser] = (stack.enter_context(EchoProcess(parser)).url,
-                             stack.enter_context(emu).function_urls["probe"])
+            sides[parser] = (
+                stack.enter_context(EchoProcess(parser)).url,
+                stack.enter_context(emu).function_urls["probe"],
+            )
         for c in levels:
             for _ in range(args.rounds):
                 for parser in parsers:
@@ -262,8 +305,10 @@ def main() -> int:
             answers[parser] = hostile(sides[parser][0])
     cold = cold_starts(args.cold)
 
-    print(f"{'parser':>7} {'conc':>4} {'echo rps':>9} {'emu rps':>9} {'ratio':>6} {'echo p50':>9} {'emu p50':>8} "
-          f"{'added':>7}  errors")
+    print(
+        f"{'parser':>7} {'conc':>4} {'echo rps':>9} {'emu rps':>9} {'ratio':>6} {'echo p50':>9} {'emu p50':>8} "
+        f"{'added':>7}  errors"
+    )
     headline = None
     for c in levels:
         for parser in parsers:
@@ -273,8 +318,10 @@ def main() -> int:
             e_p50 = statistics.median(r["p50_ms"] for r in res["echo"])
             m_p50 = statistics.median(r["p50_ms"] for r in res["emulator"])
             errors = sum(r["errors"] for side in res.values() for r in side)
-            print(f"{parser:>7} {c:>4} {e_rps:>9.0f} {m_rps:>9.0f} {m_rps / e_rps:>6.2f} {e_p50:>8.3f}ms "
-                  f"{m_p50:>6.3f}ms {m_p50 - e_p50:>+6.3f}  {errors}")
+            print(
+                f"{parser:>7} {c:>4} {e_rps:>9.0f} {m_rps:>9.0f} {m_rps / e_rps:>6.2f} {e_p50:>8.3f}ms "
+                f"{m_p50:>6.3f}ms {m_p50 - e_p50:>+6.3f}  {errors}"
+            )
             if headline is None:
                 headline = (m_rps / e_rps, m_p50 - e_p50)
     from parsers import HOT_REQUESTS, parse_cost_us
@@ -288,8 +335,9 @@ def main() -> int:
         got = " / ".join(answers[p][name] for p in parsers)
         print(f"  {name:<36} {got:<40} {expected}")
     print(f"environments used by the last warm runs: {len(envs)}")
-    print(f"cold invocations: n={len(cold)} p50={statistics.median(cold):.1f} ms "
-          f"min={min(cold):.1f} max={max(cold):.1f}")
+    print(
+        f"cold invocations: n={len(cold)} p50={statistics.median(cold):.1f} ms min={min(cold):.1f} max={max(cold):.1f}"
+    )
     print(f"warm_invoke_ratio_vs_echo: {headline[0]:.2f}")
     print(f"warm_p50_added_ms: {headline[1]:.3f}")
     print(f"cold_start_p50_ms: {statistics.median(cold):.1f}")

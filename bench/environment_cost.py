@@ -13,6 +13,7 @@ each environment process's PSS, USS and RSS (memory_full_info), its threads
 127.0.0.1. The last lines compare the measured PSS with machine.py's figures
 and print the cap this machine gets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,12 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 RUNTIMES = {
     "builtin": {"name": "probe"},
     "awslambdaric": {"name": "probe", "runtime_client": "awslambdaric"},
-    "node": {"name": "probe", "runtime": "nodejs20.x", "handler": "probe.handler",
-             "code": os.path.join(ROOT, "probe_lambda", "node")},
+    "node": {
+        "name": "probe",
+        "runtime": "nodejs20.x",
+        "handler": "probe.handler",
+        "code": os.path.join(ROOT, "probe_lambda", "node"),
+    },
 }
 
 
@@ -51,8 +56,9 @@ def invoke(url: str) -> None:
 def measure(kind: str, spec: dict, n: int, tmp: str) -> dict:
     path = os.path.join(tmp, f"{kind}.yaml")
     with open(path, "w") as fh:
-        yaml.safe_dump({"model": {"init_delay_s": 1.0, "policy": "mru", "max_environments": n + 10},
-                        "functions": [spec]}, fh)
+        yaml.safe_dump(
+            {"model": {"init_delay_s": 1.0, "policy": "mru", "max_environments": n + 10}, "functions": [spec]}, fh
+        )
     with EmulatorProcess(config_path=path) as emu:
         me = psutil.Process(emu.proc.pid)
         invoke(emu.function_urls["probe"])  # one environment, so the emulator's lazy imports are done
@@ -94,11 +100,14 @@ def main() -> None:
     print("machine:", json.dumps(dataclasses.asdict(limits)))
     for kind, row in rows.items():
         cost = machine.COSTS[kind]
-        measured_cost = machine.EnvironmentCost(row["pss_mb"] + row["emulator_pss_mb_per_env"], row["threads"],
-                                                round(row["emulator_fds_per_env"] + 0.49))
+        measured_cost = machine.EnvironmentCost(
+            row["pss_mb"] + row["emulator_pss_mb_per_env"], row["threads"], round(row["emulator_fds_per_env"] + 0.49)
+        )
         used, measured = machine.derive_cap(limits, cost), machine.derive_cap(limits, measured_cost)
-        print(f"{kind}: pss_used_by_the_cap_mb: {cost.memory_mb:.1f} measured: {measured_cost.memory_mb:.1f} | "
-              f"cap: {used.cap} decided by {used.decided_by} (with the measured cost: {measured.cap})")
+        print(
+            f"{kind}: pss_used_by_the_cap_mb: {cost.memory_mb:.1f} measured: {measured_cost.memory_mb:.1f} | "
+            f"cap: {used.cap} decided by {used.decided_by} (with the measured cost: {measured.cap})"
+        )
 
 
 if __name__ == "__main__":

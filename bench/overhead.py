@@ -20,6 +20,7 @@ Usage: python bench/overhead.py [--rounds 5] [--seconds 6] [--users 30]
 Last lines: tracking_overhead_ratio: R  (tracked RPS / plain RPS per CPU-second, goal >= 0.95)
             tracker_bytes_per_user: B   (tracemalloc, 100 replies from 8 environments each)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ import tempfile
 import time
 import tracemalloc
 
-LOCUSTFILE = '''
+LOCUSTFILE = """
 import json
 import os
 import time
@@ -79,7 +80,7 @@ class Plain(FastHttpUser):
 
 class Tracked(FunctionUrlUser):
     wait_time = constant(0)
-'''
+"""
 
 ENVIRONMENTS = 8
 
@@ -92,12 +93,24 @@ def serve(port_file: str) -> None:
     replies = []
     for env in envs:
         for hit in (True, False):
-            body = json.dumps({"env_id": env, "request_id": "00000000-0000-0000-0000-000000000000", "cold": False,
-                               "env_invocations": 42, "env_age_ms": 1234.5, "session": "s",
-                               "cache": {"hit": hit, "entries": 10, "age_ms": 100.0 if hit else None},
-                               "probe": 1}).encode()
-            replies.append(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                           + str(len(body)).encode() + b"\r\n\r\n" + body)
+            body = json.dumps(
+                {
+                    "env_id": env,
+                    "request_id": "00000000-0000-0000-0000-000000000000",
+                    "cold": False,
+                    "env_invocations": 42,
+                    "env_age_ms": 1234.5,
+                    "session": "s",
+                    "cache": {"hit": hit, "entries": 10, "age_ms": 100.0 if hit else None},
+                    "probe": 1,
+                }
+            ).encode()
+            replies.append(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
 
     def handle(sock, _addr):
         buf = b""
@@ -129,10 +142,12 @@ def serve(port_file: str) -> None:
 
 def _pin(cpu: int):
     """Locust on one core, the target on the other: fewer migrations, steadier figures."""
+
     def pin():
         if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
             cpus = sorted(os.sched_getaffinity(0))
             os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
+
     return pin
 
 
@@ -159,10 +174,30 @@ def run_round(locustfile: str, user_class: str, port: int, users: int, seconds: 
     result = tempfile.mktemp(prefix="overhead-result-")
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "locust", "-f", locustfile, user_class, "--headless", "-u", str(users),
-             "-r", str(users), "-t", f"{seconds}s", "--host", f"http://127.0.0.1:{port}/",
-             "--only-summary", "--loglevel", "WARNING"],
-            capture_output=True, text=True, timeout=seconds + 60, env={**os.environ, "OVERHEAD_RESULT": result},
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                locustfile,
+                user_class,
+                "--headless",
+                "-u",
+                str(users),
+                "-r",
+                str(users),
+                "-t",
+                f"{seconds}s",
+                "--host",
+                f"http://127.0.0.1:{port}/",
+                "--only-summary",
+                "--loglevel",
+                "WARNING",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            env={**os.environ, "OVERHEAD_RESULT": result},
             preexec_fn=_pin(0),
         )
         if out.returncode != 0:
@@ -202,10 +237,18 @@ def tracking_us_per_reply(n: int = 100_000) -> float:
     from lambda_affinity.probe import parse_reply
     from lambda_affinity.tracker import Tracker
 
-    body = json.dumps({"env_id": "2020/03/27/[$LATEST]" + "a" * 32,
-                       "request_id": "00000000-0000-0000-0000-000000000000", "cold": False,
-                       "env_invocations": 42, "env_age_ms": 1234.5, "session": "s",
-                       "cache": {"hit": True, "entries": 10, "age_ms": 100.0}, "probe": 1}).encode()
+    body = json.dumps(
+        {
+            "env_id": "2020/03/27/[$LATEST]" + "a" * 32,
+            "request_id": "00000000-0000-0000-0000-000000000000",
+            "cold": False,
+            "env_invocations": 42,
+            "env_age_ms": 1234.5,
+            "session": "s",
+            "cache": {"hit": True, "entries": 10, "age_ms": 100.0},
+            "probe": 1,
+        }
+    ).encode()
     tracker = Tracker()
     started = time.process_time()
     for _ in range(n):
@@ -236,9 +279,12 @@ def main() -> None:
                 m = run_round(fh.name, cls, port, args.users, args.seconds)
                 for k in totals[cls]:
                     totals[cls][k] += m[k]
-                print(f"round {r + 1} {cls:<8} {m['requests'] / m['wall_s']:7.0f} req/s wall, "
-                      f"{m['requests'] / m['cpu_s']:7.0f} req per CPU-second "
-                      f"({m['cpu_s'] / m['wall_s']:.0%} of a core)", flush=True)
+                print(
+                    f"round {r + 1} {cls:<8} {m['requests'] / m['wall_s']:7.0f} req/s wall, "
+                    f"{m['requests'] / m['cpu_s']:7.0f} req per CPU-second "
+                    f"({m['cpu_s'] / m['wall_s']:.0%} of a core)",
+                    flush=True,
+                )
     finally:
         target.kill()
         target.wait()
@@ -246,8 +292,10 @@ def main() -> None:
     plain, tracked = totals["Plain"], totals["Tracked"]
     wall_ratio = (tracked["requests"] / tracked["wall_s"]) / (plain["requests"] / plain["wall_s"])
     print(f"tracking_cpu_us_per_reply: {tracking_us_per_reply():.1f} (parse + record, in-process)")
-    print(f"plain: {plain['requests'] / plain['cpu_s']:.0f} req per CPU-second, "
-          f"tracked: {tracked['requests'] / tracked['cpu_s']:.0f}; wall-clock RPS ratio {wall_ratio:.3f}")
+    print(
+        f"plain: {plain['requests'] / plain['cpu_s']:.0f} req per CPU-second, "
+        f"tracked: {tracked['requests'] / tracked['cpu_s']:.0f}; wall-clock RPS ratio {wall_ratio:.3f}"
+    )
     # The 2 cores are shared, so wall RPS moves with whatever else runs; a
     # CPU-bound Locust's RPS is requests per CPU-second of its one core.
     cpu_ratio = (tracked["requests"] / tracked["cpu_s"]) / (plain["requests"] / plain["cpu_s"])

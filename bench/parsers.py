@@ -4,6 +4,7 @@
 `Reader` with wire.Reader's interface (`request`, `pending`, `has_head`), so
 the server stack around it is the same; `install(name)` swaps it in.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,7 +47,7 @@ class HandReader:
                 self.buf = buf = buf.lstrip(b"\r\n")
             i = buf.find(b"\r\n\r\n")
             if i >= 0:
-                self.buf = buf[i + 4:]
+                self.buf = buf[i + 4 :]
                 return buf[:i]
             if len(buf) > MAX_HEAD:
                 raise BadRequest("request head too large")
@@ -66,7 +67,7 @@ class HandReader:
         while True:
             i = self.buf.find(b"\r\n")
             if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 2:]
+                line, self.buf = self.buf[:i], self.buf[i + 2 :]
                 return line
             if len(self.buf) > MAX_LINE or not self._fill():
                 raise BadRequest("bad chunked body")
@@ -154,8 +155,13 @@ class H11Reader:
         event = self._event()
         if isinstance(event, h11.ConnectionClosed):
             return None
-        req = Request(event.method.decode(), event.target.decode("latin-1"), "HTTP/" + event.http_version.decode(),
-                      [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers.raw_items()], self.peer)
+        req = Request(
+            event.method.decode(),
+            event.target.decode("latin-1"),
+            "HTTP/" + event.http_version.decode(),
+            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers.raw_items()],
+            self.peer,
+        )
         parts = []
         while True:
             event = self._event()
@@ -175,10 +181,11 @@ READERS = {"llhttp": wire.Reader, "hand": HandReader, "h11": H11Reader}
 # and the built-in runtime client's result pipelined with its next /next.
 HOT_REQUESTS = {
     "function_url": b"GET /?session=u1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: python/gevent-http-client\r\n"
-                    b"Accept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n",
+    b"Accept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n",
     "runtime_result": b"POST /2018-06-01/runtime/invocation/8c1f0d6e-3c2a-4e8a-9b0e-3f1b5d7a2c11/response HTTP/1.1\r\n"
-                      b"Host: runtime\r\nContent-Type: application/json\r\nContent-Length: 230\r\n\r\n" + b"x" * 230
-                      + b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: runtime\r\n\r\n",
+    b"Host: runtime\r\nContent-Type: application/json\r\nContent-Length: 230\r\n\r\n"
+    + b"x" * 230
+    + b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: runtime\r\n\r\n",
 }
 
 

@@ -16,6 +16,7 @@ sampled as the replay goes, to show it does not grow with the trace.
 Usage: python bench/simulator.py --replay [--requests N] [--users U] [--hours H] [--slice N]
 Last line: replayed_invocations_per_s: N
 """
+
 import argparse
 import heapq
 import math
@@ -83,8 +84,10 @@ def replay_bench(args) -> None:
     path = os.path.join(folder, "trace.csv.gz")
     try:
         took, hours = generate(path, args.requests, args.users, args.hours, args.seed)
-        print(f"generated {args.requests} requests, {args.users} users, over {hours:.1f} h "
-              f"(target {args.hours:g} h): {os.path.getsize(path) / 1e6:.0f} MB gzip in {took:.1f} s")
+        print(
+            f"generated {args.requests} requests, {args.users} users, over {hours:.1f} h "
+            f"(target {args.hours:g} h): {os.path.getsize(path) / 1e6:.0f} MB gzip in {took:.1f} s"
+        )
         scenario = Scenario(latency="0")
         # per part, on the first --slice rows, side by side in this run
         head = []
@@ -100,9 +103,11 @@ def replay_bench(args) -> None:
         platform_s = model_alone(head, args.seed)
         n = len(head)
         del head
-        print(f"per request on the first {n} rows: read {read_s / n * 1e6:.2f} us, replay from memory "
-              f"{replay_s / n * 1e6:.2f} us, of which the platform model alone {platform_s / n * 1e6:.2f} us "
-              f"(read / replay = {read_s / replay_s:.2f}, model / replay = {platform_s / replay_s:.2f})")
+        print(
+            f"per request on the first {n} rows: read {read_s / n * 1e6:.2f} us, replay from memory "
+            f"{replay_s / n * 1e6:.2f} us, of which the platform model alone {platform_s / n * 1e6:.2f} us "
+            f"(read / replay = {read_s / replay_s:.2f}, model / replay = {platform_s / replay_s:.2f})"
+        )
         # the whole file, streamed; the peak RSS sampled every 10 % of it
         samples = []
         step = max(1, args.requests // 10)
@@ -118,11 +123,14 @@ def replay_bench(args) -> None:
         result = replay(sampled(read_arrivals(path, stats=stats)), scenario, seed=args.seed)
         elapsed = time.perf_counter() - started
         doc = summarize(result.tracker.rows(), result.tracker.environments, per_user_limit=0)
-        print(f"replayed {stats.rows} rows over {stats.span_s / 3600:.1f} h: {result.invocations} invocations, "
-              f"{result.cold_starts} cold starts, {result.throttled} throttled, peak concurrency "
-              f"{result.peak_concurrency}")
-        print(f"mean_max_share: {doc['hit_rate']['mean']:.3f}  mean_warm_cache_rate: "
-              f"{doc['warm_cache_rate']['mean']:.3f}")
+        print(
+            f"replayed {stats.rows} rows over {stats.span_s / 3600:.1f} h: {result.invocations} invocations, "
+            f"{result.cold_starts} cold starts, {result.throttled} throttled, peak concurrency "
+            f"{result.peak_concurrency}"
+        )
+        print(
+            f"mean_max_share: {doc['hit_rate']['mean']:.3f}  mean_warm_cache_rate: {doc['warm_cache_rate']['mean']:.3f}"
+        )
         print(f"peak_rss_mb every 10 % of the replay: {' '.join(samples)}")
         print(f"wall_seconds_replay: {elapsed:.1f}")
         print(f"replayed_invocations_per_s: {stats.rows / elapsed:.0f}")

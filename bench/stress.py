@@ -19,6 +19,7 @@ peak memory (its process tree's RSS, sampled). The goal is 0 dropped and 0
 unexpected 5xx everywhere. `--quick` is the small form CI runs
 (tests/e2e/test_stress.py). The last line is `stress_dropped_total: N`.
 """
+
 from __future__ import annotations
 
 from gevent import monkey
@@ -50,10 +51,10 @@ CALL_TIMEOUT_S = 30.0
 class PhaseResult:
     phase: str
     sent: int = 0
-    answered: int = 0          # a 2xx, or the 4xx a hostile request should get
-    dropped: int = 0           # no answer at all: reset, closed, or timed out (CALL_TIMEOUT_S)
-    server_errors: int = 0     # an unexpected 5xx
-    other: dict = field(default_factory=dict)   # "status NNN" -> count, for anything else
+    answered: int = 0  # a 2xx, or the 4xx a hostile request should get
+    dropped: int = 0  # no answer at all: reset, closed, or timed out (CALL_TIMEOUT_S)
+    server_errors: int = 0  # an unexpected 5xx
+    other: dict = field(default_factory=dict)  # "status NNN" -> count, for anything else
     peak_rss_mb: float = 0.0
     seconds: float = 0.0
 
@@ -115,8 +116,10 @@ class Connection:
 
 
 def post(path: str, host: str, body: bytes, extra: str = "") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
 
 
 def get(path: str, host: str) -> bytes:
@@ -194,6 +197,7 @@ def burst(phase: str, n: int) -> PhaseResult:
                     return conn.request(post(path, f"{host}:{port}", json.dumps({"session": f"s{i}"}).encode()))
                 finally:
                     conn.close()
+
             res.count(outcome_of(call))
 
         pool = Pool(n)
@@ -224,15 +228,17 @@ def keepalive(n: int) -> PhaseResult:
             except OSError:
                 res.sent += 1  # a connection refused or never accepted is a dropped call
                 res.count("dropped")
+
         for _ in range(n):
             opening.spawn(open_one)
         opening.join(timeout=60)
         for round_ in (1, 2):  # both rounds on the same sockets: the first leaves them all idle and open
-            pool = Pool(50)    # calls in flight at once: under every limit
+            pool = Pool(50)  # calls in flight at once: under every limit
 
             def call(conn: Connection, i: int = round_) -> None:
                 res.sent += 1
                 res.count(outcome_of(lambda: conn.request(get(f"/?session=c{id(conn)}-{i}", f"{host}:{port}"))))
+
             for conn in conns:
                 pool.spawn(call, conn)
             pool.join(timeout=120)
@@ -301,20 +307,37 @@ def hostile_cases(api: str, url: str) -> list:
         ("nested JSON payload", "api", post(inv, api, nested), {400}),
         ("stray CRLF after a body", "api", post(inv, api, b"{}") + b"\r\n", {200}),
         ("100 KB head in one write", "api", post(inv, api, b"{}", big_head), {431, 400}),
-        ("chunk data without CRLF", "api",
-         f"POST {inv} HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{{}}XX0\r\n\r\n".encode(),
-         {400}),
-        ("Transfer-Encoding: xchunked", "api",
-         f"POST {inv} HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: xchunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode(),
-         {400, 501}),
-        ("Transfer-Encoding: gzip, chunked", "api",
-         f"POST {inv} HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n".encode(),
-         {400, 501}),
+        (
+            "chunk data without CRLF",
+            "api",
+            f"POST {inv} HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{{}}XX0\r\n\r\n".encode(),
+            {400},
+        ),
+        (
+            "Transfer-Encoding: xchunked",
+            "api",
+            f"POST {inv} HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: xchunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode(),
+            {400, 501},
+        ),
+        (
+            "Transfer-Encoding: gzip, chunked",
+            "api",
+            f"POST {inv} HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n".encode(),
+            {400, 501},
+        ),
         ("NUL in a header", "api", post(inv, api, b"{}", "X-Bad: a\x00b\r\n"), {400}),
-        ("bare LF line ends", "api",
-         f"POST {inv} HTTP/1.1\nHost: {api}\nContent-Length: 2\n\n{{}}".encode(), {400, 200}),
-        ("CR/LF in X-Amz-Client-Context", "api",
-         post(inv, api, b"{}", "X-Amz-Client-Context: e30=\rX-Injected: 1\r\n"), {400}),
+        (
+            "bare LF line ends",
+            "api",
+            f"POST {inv} HTTP/1.1\nHost: {api}\nContent-Length: 2\n\n{{}}".encode(),
+            {400, 200},
+        ),
+        (
+            "CR/LF in X-Amz-Client-Context",
+            "api",
+            post(inv, api, b"{}", "X-Amz-Client-Context: e30=\rX-Injected: 1\r\n"),
+            {400},
+        ),
     ]
 
 
@@ -375,8 +398,10 @@ def main(argv: list | None = None) -> int:
     else:
         print(f"{'phase':14} {'sent':>6} {'answered':>8} {'dropped':>7} {'5xx':>5} {'peak MB':>8} {'s':>6}  other")
         for r in results:
-            print(f"{r.phase:14} {r.sent:6d} {r.answered:8d} {r.dropped:7d} {r.server_errors:5d} "
-                  f"{r.peak_rss_mb:8.0f} {r.seconds:6.1f}  {r.other or ''}")
+            print(
+                f"{r.phase:14} {r.sent:6d} {r.answered:8d} {r.dropped:7d} {r.server_errors:5d} "
+                f"{r.peak_rss_mb:8.0f} {r.seconds:6.1f}  {r.other or ''}"
+            )
     print(f"stress_dropped_total: {sum(r.dropped for r in results)}")
     print(f"stress_unexpected_5xx_total: {sum(r.server_errors for r in results)}")
     return 0

@@ -9,13 +9,14 @@ its warm-cache rate with the seed experiment's steady trickle:
 The same scenario in virtual time, at any scale:
     lambda-affinity simulate --users 50 --duration 120 --burst 8 --think 0.2:1 --gap exp:20
 """
+
 import random
 
 from lambda_affinity.users import FunctionUrlUser
 
-BURST = 8              # requests per session
-THINK_S = (0.2, 1.0)   # uniform think time inside a session
-GAP_MEAN_S = 20.0      # mean pause between sessions
+BURST = 8  # requests per session
+THINK_S = (0.2, 1.0)  # uniform think time inside a session
+GAP_MEAN_S = 20.0  # mean pause between sessions
 
 
 class BurstyUser(FunctionUrlUser):

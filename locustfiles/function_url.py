@@ -6,6 +6,7 @@
 With no --host it runs against the embedded emulator. Add --affinity-sigv4
 when the URL's auth type is AWS_IAM.
 """
+
 from locust import between
 
 from lambda_affinity.users import FunctionUrlUser

@@ -7,6 +7,7 @@ separately started emulator, add --affinity-endpoint-url http://localhost:4566
 (or put ?endpoint_url=... on the host). With no --host it runs against the
 embedded emulator's Invoke API.
 """
+
 from locust import between
 
 from lambda_affinity.users import InvokeUser

@@ -15,6 +15,7 @@ calibrated with, so both give a mean near the seed's 0.43.
 `--host https://<id>.lambda-url.<region>.on.aws/` (the deployed probe's
 Function URL). -u, -r and -t change the users, spawn rate and duration.
 """
+
 import os
 
 from locust import between, events

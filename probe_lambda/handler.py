@@ -14,6 +14,7 @@ Environment variables (all optional):
   AFFINITY_MISS_DELAY_MS  sleep on a miss: the backend read a hit saves (default 0)
 It never echoes any environment variable but the log stream name.
 """
+
 from __future__ import annotations
 
 import json
@@ -117,7 +118,7 @@ def _session_from_payload(event):
     if event is None:
         return None
     if not isinstance(event, dict):
-        raise BadEvent(f"payload must be a JSON object like {{\"session\": \"...\"}}, got {type(event).__name__}")
+        raise BadEvent(f'payload must be a JSON object like {{"session": "..."}}, got {type(event).__name__}')
     return _check_session(event.get("session"))
 
 

@@ -1,4 +1,5 @@
 """Test helper shared by the deploy tests (in-process moto and moto's server)."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Helpers for the emulator config tests: write a config file, load a bad one and check its message."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Shared fixtures. Emulator fixtures are prefixed `emulator_`."""
+
 from __future__ import annotations
 
 # Locust patches the process with gevent when imported, and patching ssl after
@@ -40,7 +41,10 @@ def emulator_lambda_client():
 
     def make(endpoint: str, read_timeout: float = 30.0):
         return boto3.client(
-            "lambda", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+            "lambda",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
             aws_secret_access_key="testing",
             config=Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout, connect_timeout=5),
         )

@@ -1,4 +1,5 @@
 """Where the tests' real fixture files live: handlers, locustfiles, emulator configs and helper scripts."""
+
 from __future__ import annotations
 
 import pathlib

@@ -1,4 +1,5 @@
 """Running Locust as real processes for the end-to-end tests: one run to its end, or a master and its workers."""
+
 from __future__ import annotations
 
 import json
@@ -81,7 +82,7 @@ def error_report(stderr: str) -> dict:
 
 
 def stats_json(stdout: str) -> list:
-    return json.loads(stdout[stdout.index("["):])
+    return json.loads(stdout[stdout.index("[") :])
 
 
 def free_port() -> int:
@@ -94,8 +95,9 @@ class Cluster:
     """A master and its workers as real processes, bounded in time (with no
     workers, one standalone Locust process)."""
 
-    def __init__(self, tmp_path, master_args, workers=2, locustfile=os.path.join(TEST_LOCUSTFILES, "distributed.py"),
-                 env=None):
+    def __init__(
+        self, tmp_path, master_args, workers=2, locustfile=os.path.join(TEST_LOCUSTFILES, "distributed.py"), env=None
+    ):
         self.dir = tmp_path
         shutil.copyfile(locustfile, tmp_path / "locustfile.py")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
@@ -104,14 +106,17 @@ class Cluster:
         self.seen: dict[int, psutil.Process] = {}
         distributed = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(self.port)]
         self.master = self._spawn("master", [*(distributed if workers else []), *master_args])
-        self.workers = [self._spawn(f"worker{i}", ["--worker", "--master-host", "127.0.0.1",
-                                                   "--master-port", str(self.port)]) for i in range(workers)]
+        self.workers = [
+            self._spawn(f"worker{i}", ["--worker", "--master-host", "127.0.0.1", "--master-port", str(self.port)])
+            for i in range(workers)
+        ]
 
     def _spawn(self, name, args):
         out = open(self.dir / f"{name}.out", "w")
         err = open(self.dir / f"{name}.err", "w")
-        proc = subprocess.Popen(LOCUST + ["-f", "locustfile.py", *args], cwd=self.dir, env=self.env,
-                                stdout=out, stderr=err)
+        proc = subprocess.Popen(
+            LOCUST + ["-f", "locustfile.py", *args], cwd=self.dir, env=self.env, stdout=out, stderr=err
+        )
         proc.name = name
         self.seen[proc.pid] = psutil.Process(proc.pid)
         return proc
@@ -158,5 +163,5 @@ class Cluster:
 
 def probe_requests(stdout: str) -> int:
     """Locust's own count for the probe rows (valid and invalid replies)."""
-    stats = json.loads(stdout[stdout.index("["):])
+    stats = json.loads(stdout[stdout.index("[") :])
     return sum(s["num_requests"] for s in stats if s["name"].startswith("probe"))

@@ -1,4 +1,5 @@
 """Trace rows shared by the trace tests, in-process and end to end."""
+
 from __future__ import annotations
 
 from lambda_affinity.trace import TraceRow

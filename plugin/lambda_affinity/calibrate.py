@@ -27,6 +27,7 @@ environments are kept apart from the other traces'.
 
 Pure: it reads traces through trace.py and replays through simulate.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,14 @@ KEEP_ALIVES_S = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 
 STATS = ("mean_max_share", "p10_max_share", "p90_max_share", "warm_cache_rate", "environments", "cold_starts")
 # An sd floor per statistic: a prediction that never varies (e.g. exactly 10
 # cold starts) must not make a difference of one an infinite distance.
-SD_FLOOR = {"mean_max_share": 0.01, "p10_max_share": 0.01, "p90_max_share": 0.01, "warm_cache_rate": 0.01,
-            "environments": 1.0, "cold_starts": 1.0}
+SD_FLOOR = {
+    "mean_max_share": 0.01,
+    "p10_max_share": 0.01,
+    "p90_max_share": 0.01,
+    "warm_cache_rate": 0.01,
+    "environments": 1.0,
+    "cold_starts": 1.0,
+}
 CONSISTENT = 2.0
 # Below these the result warns that the trace is too small to tell much.
 FEW_USERS = 10
@@ -78,8 +85,9 @@ class Figures:
         hit, warm = doc["hit_rate"], doc["warm_cache_rate"]
         if hit is None:
             raise CalibrationError("no valid replies: nothing to compare")
-        return cls(hit["mean"], hit["p10"], hit["p90"], warm["mean"] if warm else None, doc["environments"],
-                   doc["cold_starts"])
+        return cls(
+            hit["mean"], hit["p10"], hit["p90"], warm["mean"] if warm else None, doc["environments"], doc["cold_starts"]
+        )
 
 
 @dataclass
@@ -88,9 +96,9 @@ class Fit:
 
     model: ModelConfig
     distance: float
-    predicted: dict            # statistic -> mean over the replays
-    sd: dict                   # statistic -> run-to-run sd over the replays
-    z: dict                    # statistic -> z-score
+    predicted: dict  # statistic -> mean over the replays
+    sd: dict  # statistic -> run-to-run sd over the replays
+    z: dict  # statistic -> z-score
 
     def label(self) -> str:
         return describe(self.model)
@@ -101,14 +109,14 @@ class Measurement:
     """The traces, as replay and comparison need them."""
 
     paths: list
-    arrivals: list             # per trace: [(send, user), ...] in send order
+    arrivals: list  # per trace: [(send, user), ...] in send order
     figures: Figures
     users: int
     requests: int
     invalid: int
     span_s: float
     init_delay_s: float | None  # estimated from cold vs warm durations, None when the trace cannot say
-    min_keep_alive_s: float     # an environment was reused after this long idle: keep-alive is at least this
+    min_keep_alive_s: float  # an environment was reused after this long idle: keep-alive is at least this
     cache_known: bool
     warnings: list = field(default_factory=list)  # e.g. a trace cut short by a killed writer
 
@@ -116,8 +124,8 @@ class Measurement:
 @dataclass
 class Calibration:
     measurement: Measurement
-    fits: list                 # every candidate tried, best first
-    model: ModelConfig         # the fitted model
+    fits: list  # every candidate tried, best first
+    model: ModelConfig  # the fitted model
     notes: list = field(default_factory=list)
 
     @property
@@ -131,6 +139,7 @@ def describe(model: ModelConfig) -> str:
 
 
 # -- the measurement ---------------------------------------------------------------------
+
 
 def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) -> Measurement:
     """Read the traces (each one independent measurement) into what calibration needs."""
@@ -178,9 +187,18 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
     if cold_d and warm_d:
         init = max(0.0, statistics.median(cold_d) - statistics.median(warm_d))
     return Measurement(
-        paths=list(paths), arrivals=arrivals, figures=Figures.of(tracker), users=len(rows),
-        requests=sum(r["requests"] for r in rows), invalid=sum(r["invalid"] for r in rows), span_s=span,
-        init_delay_s=init, min_keep_alive_s=min_keep_alive, cache_known=cache_known, warnings=warnings)
+        paths=list(paths),
+        arrivals=arrivals,
+        figures=Figures.of(tracker),
+        users=len(rows),
+        requests=sum(r["requests"] for r in rows),
+        invalid=sum(r["invalid"] for r in rows),
+        span_s=span,
+        init_delay_s=init,
+        min_keep_alive_s=min_keep_alive,
+        cache_known=cache_known,
+        warnings=warnings,
+    )
 
 
 def _idle_before(row: TraceRow, free_since: float | None) -> float:
@@ -192,6 +210,7 @@ def _idle_before(row: TraceRow, free_since: float | None) -> float:
 
 
 # -- replaying candidates -------------------------------------------------------------------
+
 
 def predict(measurement: Measurement, scenario: Scenario, replays: int, seed: int) -> list[Figures]:
     """`replays` independent replays of every trace's arrivals through `scenario.model`."""
@@ -234,8 +253,9 @@ def keep_alive_grid(measurement: Measurement) -> list[float]:
     return sorted(grid)
 
 
-def calibrate(measurement: Measurement, latency: str = "0", service: str | None = None, replays: int | None = None,
-              seed: int = 1) -> Calibration:
+def calibrate(
+    measurement: Measurement, latency: str = "0", service: str | None = None, replays: int | None = None, seed: int = 1
+) -> Calibration:
     """Search the candidates (see the module doc); the fitted model keeps the
     defaults for what is not searched (lifetime, concurrency, scale-out)."""
     service = service or Scenario().service
@@ -259,8 +279,9 @@ def calibrate(measurement: Measurement, latency: str = "0", service: str | None 
 
     keep_alives = keep_alive_grid(measurement)
     fit = best_of(base.replace(keep_alive_s=k) for k in keep_alives)
-    fit = best_of(fit.model.replace(policy=p, routers=r, busy_overhead_s=b)
-                  for p, r in PLACEMENTS for b in BUSY_OVERHEADS_S)
+    fit = best_of(
+        fit.model.replace(policy=p, routers=r, busy_overhead_s=b) for p, r in PLACEMENTS for b in BUSY_OVERHEADS_S
+    )
     fit = best_of(fit.model.replace(keep_alive_s=k) for k in keep_alives)
     fits = sorted(tried.values(), key=_rank)
     return Calibration(measurement, fits, fits[0].model, _notes(measurement, fits, keep_alives))
@@ -271,8 +292,11 @@ def _rank(fit: Fit) -> tuple:
     the default model wins: the trace gives no reason to depart from it."""
     d = ModelConfig()
     m = fit.model
-    departures = ((m.policy, m.routers) != (d.policy, d.routers)) + (m.busy_overhead_s != d.busy_overhead_s) + (
-        m.keep_alive_s != d.keep_alive_s)
+    departures = (
+        ((m.policy, m.routers) != (d.policy, d.routers))
+        + (m.busy_overhead_s != d.busy_overhead_s)
+        + (m.keep_alive_s != d.keep_alive_s)
+    )
     return (round(fit.distance, 3), departures)
 
 
@@ -280,28 +304,39 @@ def _notes(m: Measurement, fits: list[Fit], keep_alives: list[float]) -> list[st
     notes = list(m.warnings)
     best = fits[0]
     if best.distance > CONSISTENT:
-        notes.append(f"no candidate is consistent with the measurement (best distance {best.distance:.2f} > "
-                     f"{CONSISTENT:g}): the model may lack what this platform does, or --latency/--service differ "
-                     "from the measured conditions")
+        notes.append(
+            f"no candidate is consistent with the measurement (best distance {best.distance:.2f} > "
+            f"{CONSISTENT:g}): the model may lack what this platform does, or --latency/--service differ "
+            "from the measured conditions"
+        )
     consistent = [f for f in fits if f.distance <= max(CONSISTENT, best.distance)]
     for name, key, show in (
-        ("placement", lambda mo: (mo.policy, mo.routers),
-         lambda v: v[0] if v[0] != "partitioned" else f"{v[0]} x{v[1]}"),
+        (
+            "placement",
+            lambda mo: (mo.policy, mo.routers),
+            lambda v: v[0] if v[0] != "partitioned" else f"{v[0]} x{v[1]}",
+        ),
         ("busy overhead", lambda mo: mo.busy_overhead_s, lambda v: f"{v * 1000:g} ms"),
         ("keep-alive", lambda mo: mo.keep_alive_s, lambda v: f"{v:g} s"),
     ):
         values = sorted({key(f.model) for f in consistent})
         if len(values) > 1:
-            notes.append(f"the trace cannot tell apart {name}: {', '.join(show(v) for v in values)} (all within "
-                         f"distance {CONSISTENT:g})")
+            notes.append(
+                f"the trace cannot tell apart {name}: {', '.join(show(v) for v in values)} (all within "
+                f"distance {CONSISTENT:g})"
+            )
     if m.users < FEW_USERS:
-        notes.append(f"only {m.users} users: per-user rates of so few users vary a lot run to run; "
-                     f"measure with at least {FEW_USERS}")
+        notes.append(
+            f"only {m.users} users: per-user rates of so few users vary a lot run to run; "
+            f"measure with at least {FEW_USERS}"
+        )
     if m.requests < FEW_REQUESTS:
         notes.append(f"only {m.requests} valid replies: run longer or with more users for a sharper fit")
     if len(keep_alives) == 1:
-        notes.append(f"the trace spans {m.span_s:.0f} s, too short to tell the keep-alive: it stays "
-                     f"{keep_alives[0]:g} s (the default)")
+        notes.append(
+            f"the trace spans {m.span_s:.0f} s, too short to tell the keep-alive: it stays "
+            f"{keep_alives[0]:g} s (the default)"
+        )
     if m.init_delay_s is None:
         notes.append("no cold and warm durations to compare: init_delay_s stays the default")
     return notes
@@ -309,22 +344,30 @@ def _notes(m: Measurement, fits: list[Fit], keep_alives: list[float]) -> list[st
 
 # -- output ---------------------------------------------------------------------------------
 
+
 def model_mapping(model: ModelConfig) -> dict:
     """The fitted keys, as `model:` in an emulator config or `simulate --model`."""
-    return {"policy": model.policy, "routers": model.routers, "router_policy": model.router_policy,
-            "busy_overhead_s": model.busy_overhead_s, "keep_alive_s": model.keep_alive_s,
-            "init_delay_s": model.init_delay_s}
+    return {
+        "policy": model.policy,
+        "routers": model.routers,
+        "router_policy": model.router_policy,
+        "busy_overhead_s": model.busy_overhead_s,
+        "keep_alive_s": model.keep_alive_s,
+        "init_delay_s": model.init_delay_s,
+    }
 
 
 def to_yaml(result: Calibration) -> str:
     import yaml
 
     m, best = result.measurement, result.best
-    head = [f"# lambda-affinity calibrate: fitted to {', '.join(m.paths)}",
-            f"# {m.users} users, {m.requests} valid replies, {m.span_s:.0f} s; distance {best.distance:.2f} "
-            f"(RMS of z-scores; <= {CONSISTENT:g} is consistent with the measurement)",
-            "# Use it as `lambda-affinity simulate --model FILE`, as an emulator config, or with "
-            "--affinity-emulator-config."]
+    head = [
+        f"# lambda-affinity calibrate: fitted to {', '.join(m.paths)}",
+        f"# {m.users} users, {m.requests} valid replies, {m.span_s:.0f} s; distance {best.distance:.2f} "
+        f"(RMS of z-scores; <= {CONSISTENT:g} is consistent with the measurement)",
+        "# Use it as `lambda-affinity simulate --model FILE`, as an emulator config, or with "
+        "--affinity-emulator-config.",
+    ]
     head += [f"# note: {n}" for n in result.notes]
     return "\n".join(head) + "\n" + yaml.safe_dump({"model": model_mapping(result.model)}, sort_keys=False)
 
@@ -333,10 +376,19 @@ def to_json(result: Calibration) -> dict:
     m = result.measurement
     return {
         "model": model_mapping(result.model),
-        "measured": {**vars(m.figures), "users": m.users, "requests": m.requests, "invalid": m.invalid,
-                     "span_s": m.span_s, "init_delay_s": m.init_delay_s, "min_keep_alive_s": m.min_keep_alive_s},
-        "candidates": [{"model": model_mapping(f.model), "distance": f.distance, "predicted": f.predicted,
-                        "sd": f.sd, "z": f.z} for f in result.fits],
+        "measured": {
+            **vars(m.figures),
+            "users": m.users,
+            "requests": m.requests,
+            "invalid": m.invalid,
+            "span_s": m.span_s,
+            "init_delay_s": m.init_delay_s,
+            "min_keep_alive_s": m.min_keep_alive_s,
+        },
+        "candidates": [
+            {"model": model_mapping(f.model), "distance": f.distance, "predicted": f.predicted, "sd": f.sd, "z": f.z}
+            for f in result.fits
+        ],
         "notes": result.notes,
     }
 
@@ -344,15 +396,19 @@ def to_json(result: Calibration) -> dict:
 def render(result: Calibration, limit: int = 12) -> str:
     m, fig = result.measurement, result.measurement.figures
     warm = "n/a" if fig.warm_cache_rate is None else f"{fig.warm_cache_rate:.3f}"
-    lines = [f"Measured: {m.users} users, {m.requests} valid replies, {m.invalid} invalid, {m.span_s:.1f} s; "
-             f"max-share mean {fig.mean_max_share:.3f} (p10 {fig.p10_max_share:.3f}, p90 {fig.p90_max_share:.3f}), "
-             f"warm-cache {warm}, {fig.environments} environments, {fig.cold_starts} cold starts",
-             f"{'candidate':44s} {'distance':>8s} {'max-share':>9s} {'warm':>6s} {'envs':>7s} {'cold':>7s}"]
+    lines = [
+        f"Measured: {m.users} users, {m.requests} valid replies, {m.invalid} invalid, {m.span_s:.1f} s; "
+        f"max-share mean {fig.mean_max_share:.3f} (p10 {fig.p10_max_share:.3f}, p90 {fig.p90_max_share:.3f}), "
+        f"warm-cache {warm}, {fig.environments} environments, {fig.cold_starts} cold starts",
+        f"{'candidate':44s} {'distance':>8s} {'max-share':>9s} {'warm':>6s} {'envs':>7s} {'cold':>7s}",
+    ]
     for f in result.fits[:limit]:
         p = f.predicted
         w = p.get("warm_cache_rate")
-        lines.append(f"{f.label():44s} {f.distance:8.2f} {p['mean_max_share']:9.3f} "
-                     f"{'n/a' if w is None else format(w, '.3f'):>6s} {p['environments']:7.1f} {p['cold_starts']:7.1f}")
+        lines.append(
+            f"{f.label():44s} {f.distance:8.2f} {p['mean_max_share']:9.3f} "
+            f"{'n/a' if w is None else format(w, '.3f'):>6s} {p['environments']:7.1f} {p['cold_starts']:7.1f}"
+        )
     if len(result.fits) > limit:
         lines.append(f"... {len(result.fits) - limit} more candidates (--json lists them all)")
     lines.append(f"fitted: {describe(result.model)}, init delay {result.model.init_delay_s:g} s")

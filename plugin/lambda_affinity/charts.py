@@ -24,6 +24,7 @@ Every point carries its data as `data-x`, `data-y`, `data-low`, `data-high`
 attributes (and a <title> tooltip), so a test or a script can read back what
 was drawn. All text is escaped.
 """
+
 from __future__ import annotations
 
 import html
@@ -176,8 +177,8 @@ def log_ticks(lo: float, hi: float) -> tuple[float, float, list[float]]:
     if a == b:
         b += 1
     mults = (1, 2, 5) if b - a <= 3 else (1,)
-    ticks = [round(m * 10.0 ** e, 12) for e in range(a, b + 1) for m in mults if m * 10.0 ** e <= 10.0 ** b]
-    return 10.0 ** a, 10.0 ** b, ticks
+    ticks = [round(m * 10.0**e, 12) for e in range(a, b + 1) for m in mults if m * 10.0**e <= 10.0**b]
+    return 10.0**a, 10.0**b, ticks
 
 
 def _finite(*vs) -> bool:
@@ -229,8 +230,14 @@ def layout(chart: Chart) -> Layout:
 def _frame(chart: Chart) -> tuple[Layout, list[tuple[float, str]], list[tuple[float, str]]]:
     """The layout and the (value, label) ticks of x and y."""
     xs = [v for s in chart.series for p in s.points if _finite(p.x, p.y) for v in (p.x,)]
-    ys = [v for s in chart.series for p in s.points if _finite(p.x, p.y)
-          for v in (p.y, p.low, p.high) if v is not None and math.isfinite(v)]
+    ys = [
+        v
+        for s in chart.series
+        for p in s.points
+        if _finite(p.x, p.y)
+        for v in (p.y, p.low, p.high)
+        if v is not None and math.isfinite(v)
+    ]
     x_lo, x_hi, x_ticks = _axis_ticks(chart.x, xs, "x")
     y_lo, y_hi, y_ticks = _axis_ticks(chart.y, ys, "y")
     label_w = max((_text_width(label) for _, label in y_ticks), default=0)
@@ -238,9 +245,16 @@ def _frame(chart: Chart) -> tuple[Layout, list[tuple[float, str]], list[tuple[fl
     legend = _legend_rows(chart, chart.width - left - 16)
     top = 34 + 18 * len(legend)
     bottom = 26 + (18 if chart.x.label else 0)
-    lay = Layout(left, top, chart.width - left - 16, max(chart.height - top - bottom, 10),
-                 (x_lo, x_hi), (y_lo, y_hi), chart.x.log and chart.x.categories is None,
-                 chart.y.log and chart.y.categories is None)
+    lay = Layout(
+        left,
+        top,
+        chart.width - left - 16,
+        max(chart.height - top - bottom, 10),
+        (x_lo, x_hi),
+        (y_lo, y_hi),
+        chart.x.log and chart.x.categories is None,
+        chart.y.log and chart.y.categories is None,
+    )
     return lay, x_ticks, y_ticks
 
 
@@ -258,15 +272,21 @@ def render_svg(chart: Chart, theme: str = "auto") -> str:
     lay, x_ticks, y_ticks = _frame(chart)
     w, h = chart.width, chart.height
     bg, fg = _THEME_COLOURS.get(theme, (None, "currentColor"))
-    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="la-chart" width="{w}" height="{h}" '
+    out = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="la-chart" width="{w}" height="{h}" '
             f'viewBox="0 0 {w} {h}" role="img" aria-label="{escape(chart.title)}" '
             f'font-family="system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif" '
-            f'font-size="12" fill="{fg}" color="{fg}">'),
-           f"<title>{escape(chart.title)}</title>"]
+            f'font-size="12" fill="{fg}" color="{fg}">'
+        ),
+        f"<title>{escape(chart.title)}</title>",
+    ]
     if bg:
         out.append(f'<rect class="background" width="{w}" height="{h}" fill="{bg}"/>')
-    out.append(f'<text class="title" x="{w / 2:.1f}" y="20" text-anchor="middle" font-size="14" '
-               f'font-weight="600">{escape(chart.title)}</text>')
+    out.append(
+        f'<text class="title" x="{w / 2:.1f}" y="20" text-anchor="middle" font-size="14" '
+        f'font-weight="600">{escape(chart.title)}</text>'
+    )
     out += _axes_svg(chart, lay, x_ticks, y_ticks)
     out += _legend_svg(chart, lay)
     drawn = 0
@@ -275,8 +295,10 @@ def render_svg(chart: Chart, theme: str = "auto") -> str:
         out.append(part)
         drawn += n
     if not drawn:
-        out.append(f'<text class="no-data" x="{lay.left + lay.width / 2:.1f}" y="{lay.top + lay.height / 2:.1f}" '
-                   f'text-anchor="middle" opacity="0.6">no data</text>')
+        out.append(
+            f'<text class="no-data" x="{lay.left + lay.width / 2:.1f}" y="{lay.top + lay.height / 2:.1f}" '
+            f'text-anchor="middle" opacity="0.6">no data</text>'
+        )
     out.append("</svg>")
     return "\n".join(out)
 
@@ -292,25 +314,39 @@ def _axes_svg(chart: Chart, lay: Layout, x_ticks, y_ticks) -> list[str]:
         out.append(f'<line x1="{left:.1f}" x2="{right:.1f}" y1="{lay.py(v):.1f}" y2="{lay.py(v):.1f}"/>')
     out.append("</g>")
     out.append('<g class="axes">')
-    out.append(f'<line x1="{left:.1f}" x2="{left:.1f}" y1="{top:.1f}" y2="{bottom:.1f}" stroke="currentColor" '
-               f'stroke-opacity="0.7"/>')
-    out.append(f'<line x1="{left:.1f}" x2="{right:.1f}" y1="{bottom:.1f}" y2="{bottom:.1f}" stroke="currentColor" '
-               f'stroke-opacity="0.7"/>')
+    out.append(
+        f'<line x1="{left:.1f}" x2="{left:.1f}" y1="{top:.1f}" y2="{bottom:.1f}" stroke="currentColor" '
+        f'stroke-opacity="0.7"/>'
+    )
+    out.append(
+        f'<line x1="{left:.1f}" x2="{right:.1f}" y1="{bottom:.1f}" y2="{bottom:.1f}" stroke="currentColor" '
+        f'stroke-opacity="0.7"/>'
+    )
     for v, label in y_ticks:
-        out.append(f'<text class="y-tick" x="{left - 6:.1f}" y="{lay.py(v) + 4:.1f}" text-anchor="end" '
-                   f'data-value="{v!r}">{escape(label)}</text>')
+        out.append(
+            f'<text class="y-tick" x="{left - 6:.1f}" y="{lay.py(v) + 4:.1f}" text-anchor="end" '
+            f'data-value="{v!r}">{escape(label)}</text>'
+        )
     for v, label in x_ticks:
         x = lay.px(v)
-        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{bottom:.1f}" y2="{bottom + 4:.1f}" stroke="currentColor" '
-                   f'stroke-opacity="0.7"/>')
-        out.append(f'<text class="x-tick" x="{x:.1f}" y="{bottom + 17:.1f}" text-anchor="middle" '
-                   f'data-value="{v!r}">{escape(label)}</text>')
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{bottom:.1f}" y2="{bottom + 4:.1f}" stroke="currentColor" '
+            f'stroke-opacity="0.7"/>'
+        )
+        out.append(
+            f'<text class="x-tick" x="{x:.1f}" y="{bottom + 17:.1f}" text-anchor="middle" '
+            f'data-value="{v!r}">{escape(label)}</text>'
+        )
     if chart.x.label:
-        out.append(f'<text class="x-label" x="{left + lay.width / 2:.1f}" y="{bottom + 36:.1f}" '
-                   f'text-anchor="middle">{escape(chart.x.label)}</text>')
+        out.append(
+            f'<text class="x-label" x="{left + lay.width / 2:.1f}" y="{bottom + 36:.1f}" '
+            f'text-anchor="middle">{escape(chart.x.label)}</text>'
+        )
     if chart.y.label:
-        out.append(f'<text class="y-label" transform="translate(14 {top + lay.height / 2:.1f}) rotate(-90)" '
-                   f'text-anchor="middle">{escape(chart.y.label)}</text>')
+        out.append(
+            f'<text class="y-label" transform="translate(14 {top + lay.height / 2:.1f}) rotate(-90)" '
+            f'text-anchor="middle">{escape(chart.y.label)}</text>'
+        )
     out.append("</g>")
     return out
 
@@ -323,9 +359,11 @@ def _legend_svg(chart: Chart, lay: Layout) -> list[str]:
             s = chart.series[i]
             x = lay.left + dx
             dash = ' stroke-dasharray="6 3"' if s.dashed else ""
-            out.append(f'<line x1="{x:.1f}" x2="{x + 22:.1f}" y1="{y - 4}" y2="{y - 4}" '
-                       f'stroke="{escape(_colour(s, i))}" stroke-width="2.5"{dash}/>'
-                       f'<text x="{x + 28:.1f}" y="{y}">{escape(s.name)}</text>')
+            out.append(
+                f'<line x1="{x:.1f}" x2="{x + 22:.1f}" y1="{y - 4}" y2="{y - 4}" '
+                f'stroke="{escape(_colour(s, i))}" stroke-width="2.5"{dash}/>'
+                f'<text x="{x + 28:.1f}" y="{y}">{escape(s.name)}</text>'
+            )
     out.append("</g>")
     return out
 
@@ -335,8 +373,9 @@ def _series_svg(s: Series, colour: str, lay: Layout, spread: str) -> tuple[str, 
     c = escape(colour)
     pts = sorted((p for p in s.points if _finite(p.x, p.y)), key=lambda p: p.x)
     out = [f'<g class="series" data-series="{escape(s.name)}">']
-    with_spread = [(p.x, p.low, p.high) for p in pts
-                   if p.low is not None and p.high is not None and _finite(p.low, p.high)]
+    with_spread = [
+        (p.x, p.low, p.high) for p in pts if p.low is not None and p.high is not None and _finite(p.low, p.high)
+    ]
     if with_spread and spread == "band" and len(with_spread) > 1:
         upper = " ".join(f"{lay.px(x):.2f},{lay.py(high):.2f}" for x, _, high in with_spread)
         lower = " ".join(f"{lay.px(x):.2f},{lay.py(low):.2f}" for x, low, _ in reversed(with_spread))
@@ -344,21 +383,27 @@ def _series_svg(s: Series, colour: str, lay: Layout, spread: str) -> tuple[str, 
     elif with_spread:
         for px, low, high in with_spread:
             x = lay.px(px)
-            out.append(f'<path class="whisker" d="M{x - 4:.2f} {lay.py(low):.2f}h8M{x:.2f} {lay.py(low):.2f}'
-                       f'V{lay.py(high):.2f}M{x - 4:.2f} {lay.py(high):.2f}h8" stroke="{c}" fill="none"/>')
+            out.append(
+                f'<path class="whisker" d="M{x - 4:.2f} {lay.py(low):.2f}h8M{x:.2f} {lay.py(low):.2f}'
+                f'V{lay.py(high):.2f}M{x - 4:.2f} {lay.py(high):.2f}h8" stroke="{c}" fill="none"/>'
+            )
     if len(pts) > 1 and s.line:
         dash = ' stroke-dasharray="6 3"' if s.dashed else ""
         line = " ".join(f"{lay.px(p.x):.2f},{lay.py(p.y):.2f}" for p in pts)
-        out.append(f'<polyline class="line" points="{line}" fill="none" stroke="{c}" stroke-width="2"{dash} '
-                   f'stroke-linejoin="round"/>')
+        out.append(
+            f'<polyline class="line" points="{line}" fill="none" stroke="{c}" stroke-width="2"{dash} '
+            f'stroke-linejoin="round"/>'
+        )
     for p in pts:
         spread_attrs = f' data-low="{p.low!r}" data-high="{p.high!r}"' if _finite(p.low, p.high) else ""
         tip = f"{s.name}: {format_number(p.x)} -> {p.y:.4g}"
         if _finite(p.low, p.high):
             tip += f" ({p.low:.4g}..{p.high:.4g})"
         radius = 3 if s.markers else 0
-        out.append(f'<circle class="point" cx="{lay.px(p.x):.2f}" cy="{lay.py(p.y):.2f}" r="{radius}" fill="{c}" '
-                   f'data-x="{p.x!r}" data-y="{p.y!r}"{spread_attrs}><title>{escape(tip)}</title></circle>')
+        out.append(
+            f'<circle class="point" cx="{lay.px(p.x):.2f}" cy="{lay.py(p.y):.2f}" r="{radius}" fill="{c}" '
+            f'data-x="{p.x!r}" data-y="{p.y!r}"{spread_attrs}><title>{escape(tip)}</title></circle>'
+        )
     out.append("</g>")
     return "\n".join(out), len(pts)
 
@@ -370,6 +415,7 @@ class Markup(str):
 
 def html_table(header: Sequence[object], rows: Sequence[Sequence[object]]) -> Markup:
     """An escaped HTML table (numbers right-aligned)."""
+
     def cell(tag: str, v: object) -> str:
         align = ' class="num"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
         text = f"{v:.4g}" if isinstance(v, float) else ("" if v is None else v)
@@ -412,7 +458,10 @@ def html_page(title: str, items: Sequence[Chart | Markup | str], theme: str = "a
         else:
             parts.append(f"<p>{escape(item)}</p>")
     body_class = f' class="{theme}"' if theme != "auto" else ""
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{escape(title)}</title>"
-            f"<style>{_PAGE_CSS}</style></head>\n<body{body_class}><h1>{escape(title)}</h1>\n"
-            + "\n".join(parts) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'
+        f"<style>{_PAGE_CSS}</style></head>\n<body{body_class}><h1>{escape(title)}</h1>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )

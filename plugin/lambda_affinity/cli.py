@@ -1,4 +1,5 @@
 """The `lambda-affinity` command: one subcommand per part."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,11 +15,17 @@ from .platform import POLICIES, ConfigError, ModelConfig
 # (option, ModelConfig field, type): model options default to None, so only
 # those given override `--model FILE` (or the defaults).
 _MODEL_OPTIONS = (
-    ("--policy", "policy", str), ("--routers", "routers", int), ("--router-policy", "router_policy", str),
-    ("--init-delay", "init_delay_s", float), ("--busy-overhead", "busy_overhead_s", float),
-    ("--keep-alive", "keep_alive_s", float), ("--max-lifetime", "max_lifetime_s", float),
-    ("--account-concurrency", "account_concurrency", int), ("--max-environments", "max_environments", int),
-    ("--scale-limit", "scale_limit", int), ("--scale-window", "scale_window_s", float),
+    ("--policy", "policy", str),
+    ("--routers", "routers", int),
+    ("--router-policy", "router_policy", str),
+    ("--init-delay", "init_delay_s", float),
+    ("--busy-overhead", "busy_overhead_s", float),
+    ("--keep-alive", "keep_alive_s", float),
+    ("--max-lifetime", "max_lifetime_s", float),
+    ("--account-concurrency", "account_concurrency", int),
+    ("--max-environments", "max_environments", int),
+    ("--scale-limit", "scale_limit", int),
+    ("--scale-window", "scale_window_s", float),
 )
 
 
@@ -32,30 +39,56 @@ def _add_random_seed(p: argparse.ArgumentParser, default: int | None, help: str)
 def _add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     """The platform model's options; returns their actions (a sweep may vary each)."""
     d = ModelConfig()
-    g = p.add_argument_group("platform model", "defaults: the calibrated model (docs/model.md), or --model FILE's; "
-                                               "an option given here overrides either")
+    g = p.add_argument_group(
+        "platform model",
+        "defaults: the calibrated model (docs/model.md), or --model FILE's; an option given here overrides either",
+    )
     return [
-        g.add_argument("--model", metavar="FILE", help="a YAML file with a `model:` mapping: `lambda-affinity "
-                                                       "calibrate --out`'s, or an emulator config (docs/traces.md)"),
-        g.add_argument("--policy", choices=POLICIES,
-                       help=f"placement of invocations on idle environments (default {d.policy})"),
+        g.add_argument(
+            "--model",
+            metavar="FILE",
+            help="a YAML file with a `model:` mapping: `lambda-affinity "
+            "calibrate --out`'s, or an emulator config (docs/traces.md)",
+        ),
+        g.add_argument(
+            "--policy", choices=POLICIES, help=f"placement of invocations on idle environments (default {d.policy})"
+        ),
         g.add_argument("--routers", type=int, help=f"routers for the partitioned policy (default {d.routers})"),
         g.add_argument("--router-policy", choices=("mru", "lru", "random"), help="placement inside each router"),
-        g.add_argument("--init-delay", type=float, metavar="S",
-                       help=f"modelled cold-start delay, seconds (default {d.init_delay_s})"),
-        g.add_argument("--busy-overhead", type=float, metavar="S",
-                       help=f"time an environment stays reserved after each reply, seconds "
-                            f"(default {d.busy_overhead_s:g})"),
-        g.add_argument("--keep-alive", type=float, metavar="S",
-                       help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})"),
-        g.add_argument("--max-lifetime", type=float, metavar="S",
-                       help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})"),
+        g.add_argument(
+            "--init-delay",
+            type=float,
+            metavar="S",
+            help=f"modelled cold-start delay, seconds (default {d.init_delay_s})",
+        ),
+        g.add_argument(
+            "--busy-overhead",
+            type=float,
+            metavar="S",
+            help=f"time an environment stays reserved after each reply, seconds (default {d.busy_overhead_s:g})",
+        ),
+        g.add_argument(
+            "--keep-alive", type=float, metavar="S", help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})"
+        ),
+        g.add_argument(
+            "--max-lifetime",
+            type=float,
+            metavar="S",
+            help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})",
+        ),
         g.add_argument("--account-concurrency", type=int, help="account concurrency limit"),
         g.add_argument("--max-environments", type=int, default=None, help="cap on live environments"),
-        g.add_argument("--scale-limit", type=int,
-                       help=f"new environments per function per --scale-window (default {d.scale_limit})"),
-        g.add_argument("--scale-window", type=float, metavar="S",
-                       help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})"),
+        g.add_argument(
+            "--scale-limit",
+            type=int,
+            help=f"new environments per function per --scale-window (default {d.scale_limit})",
+        ),
+        g.add_argument(
+            "--scale-window",
+            type=float,
+            metavar="S",
+            help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})",
+        ),
     ]
 
 
@@ -84,29 +117,49 @@ def _add_scenario_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     d = Scenario()
     return [
         p.add_argument("--users", type=int, default=d.users),
-        p.add_argument("--duration", type=float, default=d.duration_s, metavar="S",
-                       help="seconds users keep sending"),
-        p.add_argument("--think", default=d.think, metavar="DIST",
-                       help="think time: A:B uniform seconds, exp:MEAN, or fixed seconds (default %(default)s)"),
+        p.add_argument("--duration", type=float, default=d.duration_s, metavar="S", help="seconds users keep sending"),
+        p.add_argument(
+            "--think",
+            default=d.think,
+            metavar="DIST",
+            help="think time: A:B uniform seconds, exp:MEAN, or fixed seconds (default %(default)s)",
+        ),
         p.add_argument("--burst", type=int, default=d.burst, help="requests per session (0: one endless session)"),
-        p.add_argument("--gap", default=d.gap, metavar="DIST",
-                       help="pause between sessions, same forms as --think (default %(default)s)"),
-        p.add_argument("--start", choices=("together", "spread"), default=d.start,
-                       help="all users at t=0, or after a first think"),
-        p.add_argument("--latency", metavar="DIST",
-                       help=f"network round trip, seconds (default {d.latency}; with --trace 0: its times are "
-                            "taken as arrivals at Lambda's front end; or --model FILE's network_latency)"),
-        p.add_argument("--service", metavar="DIST",
-                       help=f"time on the environment per invocation, seconds (default {d.service}, or "
-                            "--model FILE's service_time)"),
+        p.add_argument(
+            "--gap",
+            default=d.gap,
+            metavar="DIST",
+            help="pause between sessions, same forms as --think (default %(default)s)",
+        ),
+        p.add_argument(
+            "--start", choices=("together", "spread"), default=d.start, help="all users at t=0, or after a first think"
+        ),
+        p.add_argument(
+            "--latency",
+            metavar="DIST",
+            help=f"network round trip, seconds (default {d.latency}; with --trace 0: its times are "
+            "taken as arrivals at Lambda's front end; or --model FILE's network_latency)",
+        ),
+        p.add_argument(
+            "--service",
+            metavar="DIST",
+            help=f"time on the environment per invocation, seconds (default {d.service}, or "
+            "--model FILE's service_time)",
+        ),
     ]
 
 
 def _add_miss_cost_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("cost of a miss", "price the warm-cache rate: time and money the cache saves per "
-                                               "million requests (docs/sweep.md)")
-    g.add_argument("--miss-cost-ms", type=float, metavar="MS",
-                   help="time a cache miss costs the handler, ms (e.g. a DynamoDB read)")
+    g = p.add_argument_group(
+        "cost of a miss",
+        "price the warm-cache rate: time and money the cache saves per million requests (docs/sweep.md)",
+    )
+    g.add_argument(
+        "--miss-cost-ms",
+        type=float,
+        metavar="MS",
+        help="time a cache miss costs the handler, ms (e.g. a DynamoDB read)",
+    )
     g.add_argument("--miss-cost-usd", type=float, metavar="USD", help="money a cache miss costs, USD")
 
 
@@ -116,33 +169,61 @@ def _scenario_from_args(args: argparse.Namespace, trace: bool = False):
 
     latency, service = _timing(args, trace)
     return Scenario(
-        users=args.users, duration_s=args.duration, think=args.think, burst=args.burst, gap=args.gap,
-        start=args.start, latency=latency, service=service, model=_model_from_args(args),
+        users=args.users,
+        duration_s=args.duration,
+        think=args.think,
+        burst=args.burst,
+        gap=args.gap,
+        start=args.start,
+        latency=latency,
+        service=service,
+        model=_model_from_args(args),
     )
 
 
 def _simulate_parser(sub) -> None:
     from .trace import DEFAULT_MAX_DISORDER_S
 
-    p = sub.add_parser("simulate", help="predict per-user hit rates in virtual time",
-                       description="Replay user activity (synthetic users, or a trace's requests) against the "
-                                   "platform model in virtual time.")
+    p = sub.add_parser(
+        "simulate",
+        help="predict per-user hit rates in virtual time",
+        description="Replay user activity (synthetic users, or a trace's requests) against the "
+        "platform model in virtual time.",
+    )
     _add_scenario_options(p)
     p.add_argument("--runs", type=int, default=1, help="independent runs; per-user rates are pooled")
     _add_random_seed(p, None, "random seed (default: a fresh one each time)")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
-    t = p.add_argument_group("replay", "--trace replays a file's requests open-loop instead of synthetic users "
-                                       "(--users, --think, --duration, --burst, --gap, --start do not apply)")
-    t.add_argument("--trace", metavar="FILE", help="the plugin's --affinity-trace file, or any CSV / JSON-lines "
-                                                   "file (.gz too) with a time and a user column (docs/traces.md)")
-    t.add_argument("--time-col", metavar="NAME", help="the time column: epoch seconds, epoch ms or ISO 8601 "
-                                                      "(default: the first of send, timestamp, time, @timestamp, "
-                                                      "requestTimeEpoch)")
-    t.add_argument("--user-col", metavar="NAME", help="the user or session column (default: the first of user, "
-                                                      "session, user_id, session_id, userId, sessionId)")
-    t.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S",
-                   help="rows may be this many seconds out of time order; they are put back in order "
-                        "(default %(default)g)")
+    t = p.add_argument_group(
+        "replay",
+        "--trace replays a file's requests open-loop instead of synthetic users "
+        "(--users, --think, --duration, --burst, --gap, --start do not apply)",
+    )
+    t.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="the plugin's --affinity-trace file, or any CSV / JSON-lines "
+        "file (.gz too) with a time and a user column (docs/traces.md)",
+    )
+    t.add_argument(
+        "--time-col",
+        metavar="NAME",
+        help="the time column: epoch seconds, epoch ms or ISO 8601 "
+        "(default: the first of send, timestamp, time, @timestamp, "
+        "requestTimeEpoch)",
+    )
+    t.add_argument(
+        "--user-col",
+        metavar="NAME",
+        help="the user or session column (default: the first of user, session, user_id, session_id, userId, sessionId)",
+    )
+    t.add_argument(
+        "--max-disorder",
+        type=float,
+        default=DEFAULT_MAX_DISORDER_S,
+        metavar="S",
+        help="rows may be this many seconds out of time order; they are put back in order (default %(default)g)",
+    )
     _add_model_options(p)
     _add_miss_cost_options(p)
     p.set_defaults(func=_cmd_simulate)
@@ -184,8 +265,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if len(rows) <= 50:
         print(rates_line(rows))
     if read is not None:
-        print(f"replayed {read['path']}: {read['rows']} requests over {read['span_s']:.1f} s "
-              f"({read['blank_lines']} blank lines passed over, {read['reordered']} rows put back in time order)")
+        print(
+            f"replayed {read['path']}: {read['rows']} requests over {read['span_s']:.1f} s "
+            f"({read['blank_lines']} blank lines passed over, {read['reordered']} rows put back in time order)"
+        )
     print(f"{totals['invocations']} invocations, {totals['throttled']} throttled, simulated in {elapsed:.2f} s")
     return 0
 
@@ -205,12 +288,23 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
     for r in range(args.runs):
         stats = ReadStats()
         arrivals = read_arrivals(args.trace, args.time_col, args.user_col, args.max_disorder, stats)
-        res = replay(arrivals, scenario, seed=base.getrandbits(64), tracker=tracker,
-                     user_prefix=f"r{r}-" if args.runs > 1 else "")
+        res = replay(
+            arrivals,
+            scenario,
+            seed=base.getrandbits(64),
+            tracker=tracker,
+            user_prefix=f"r{r}-" if args.runs > 1 else "",
+        )
         for key in totals:
             totals[key] += getattr(res, key)
-    read = {"path": args.trace, "rows": stats.rows, "blank_lines": stats.blank_lines, "reordered": stats.reordered,
-            "span_s": stats.span_s, "truncated": stats.truncated}
+    read = {
+        "path": args.trace,
+        "rows": stats.rows,
+        "blank_lines": stats.blank_lines,
+        "reordered": stats.reordered,
+        "span_s": stats.span_s,
+        "truncated": stats.truncated,
+    }
     _warn("simulate", truncation_warning(args.trace, stats))
     return tracker, totals, read
 
@@ -218,23 +312,40 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
 def _sweep_parser(sub) -> None:
     from .sweep import MAX_POINTS, SPREADS
 
-    p = sub.add_parser("sweep", help="vary one scenario option over a list or range; chart the rates against it",
-                       description="Simulate a scenario (options as simulate) at each value of one factor, --runs "
-                                   "times each, and write sweep.csv, sweep.json, sweep.html and sweep.svg: max-share, "
-                                   "warm-cache rate and cold starts per request against the factor, with the "
-                                   "spread across runs (docs/sweep.md).")
-    p.add_argument("--vary", required=True, metavar="NAME=VALUES",
-                   help="the factor, a simulate option without its dashes, and its values: a list (users=1,10,100; "
-                        "policy=mru,partitioned; model=a.yaml,b.yaml) or a range: START..STOP:step:S, "
-                        f"START..STOP:lin:N, START..STOP:log:N (users=1..1000:log:7); at most {MAX_POINTS} points")
+    p = sub.add_parser(
+        "sweep",
+        help="vary one scenario option over a list or range; chart the rates against it",
+        description="Simulate a scenario (options as simulate) at each value of one factor, --runs "
+        "times each, and write sweep.csv, sweep.json, sweep.html and sweep.svg: max-share, "
+        "warm-cache rate and cold starts per request against the factor, with the "
+        "spread across runs (docs/sweep.md).",
+    )
+    p.add_argument(
+        "--vary",
+        required=True,
+        metavar="NAME=VALUES",
+        help="the factor, a simulate option without its dashes, and its values: a list (users=1,10,100; "
+        "policy=mru,partitioned; model=a.yaml,b.yaml) or a range: START..STOP:step:S, "
+        f"START..STOP:lin:N, START..STOP:log:N (users=1..1000:log:7); at most {MAX_POINTS} points",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the four files (made if missing)")
     p.add_argument("--runs", type=int, default=3, help="runs per point, each with its own seed (default %(default)s)")
-    _add_random_seed(p, 1, "base random seed; run r's seed derives from it and is the same at every point "
-                           "(default %(default)s)")
-    p.add_argument("--spread", choices=SPREADS, default="minmax",
-                   help="the band around each mean: min..max over runs, or mean +- one sd (default %(default)s)")
-    p.add_argument("--max-invocations", type=float, default=20e6, metavar="N",
-                   help="refuse a sweep estimated above N simulated invocations (default %(default).0f)")
+    _add_random_seed(
+        p, 1, "base random seed; run r's seed derives from it and is the same at every point (default %(default)s)"
+    )
+    p.add_argument(
+        "--spread",
+        choices=SPREADS,
+        default="minmax",
+        help="the band around each mean: min..max over runs, or mean +- one sd (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-invocations",
+        type=float,
+        default=20e6,
+        metavar="N",
+        help="refuse a sweep estimated above N simulated invocations (default %(default).0f)",
+    )
     factors = _add_scenario_options(p) + _add_model_options(p)
     _add_miss_cost_options(p)
     p.set_defaults(func=_cmd_sweep, factor_actions=factors)
@@ -249,8 +360,15 @@ def _sweep_factors(actions: list[argparse.Action]) -> dict:
     out = {}
     for action in actions:
         flag = action.option_strings[0]
-        kind = ("int" if action.type is int else "float" if action.type is float
-                else "distribution" if action.metavar == "DIST" else "text")
+        kind = (
+            "int"
+            if action.type is int
+            else "float"
+            if action.type is float
+            else "distribution"
+            if action.metavar == "DIST"
+            else "text"
+        )
         factor = Factor(flag[2:], kind, tuple(action.choices) if action.choices else None)
         for name in {flag[2:], fields.get(flag, flag[2:]).replace("_", "-")}:
             out[name] = (factor, action.dest)
@@ -285,12 +403,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     def say(message: str) -> None:
         print(f"lambda-affinity sweep: {message}", file=sys.stderr, flush=True)
 
-    say(f"{cost['points']} points x {cost['runs']} runs: {cost['user_seconds']:,.0f} user-seconds "
-        f"(users x duration), about {cost['invocations']:,.0f} invocations")
+    say(
+        f"{cost['points']} points x {cost['runs']} runs: {cost['user_seconds']:,.0f} user-seconds "
+        f"(users x duration), about {cost['invocations']:,.0f} invocations"
+    )
     if not 0 <= cost["invocations"] <= args.max_invocations:
-        raise ValueError(f"about {cost['invocations']:,.0f} invocations estimated, over --max-invocations "
-                         f"{args.max_invocations:,.0f}: fewer points, runs or users, a shorter --duration, "
-                         "or a higher --max-invocations")
+        raise ValueError(
+            f"about {cost['invocations']:,.0f} invocations estimated, over --max-invocations "
+            f"{args.max_invocations:,.0f}: fewer points, runs or users, a shorter --duration, "
+            "or a higher --max-invocations"
+        )
     started = time.perf_counter()
     points = sweep.sweep(vary, scenarios, args.runs, args.seed, args.miss_cost_ms, args.miss_cost_usd, progress=say)
     elapsed = time.perf_counter() - started
@@ -307,9 +429,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     files = {
         "sweep.csv": sweep.to_csv(vary, points),
-        "sweep.json": sweep.to_json(vary, points, runs=args.runs, base_seed=args.seed, spread=args.spread,
-                                    scenario=base_doc, cost=cost, per_miss_ms=args.miss_cost_ms,
-                                    per_miss_usd=args.miss_cost_usd),
+        "sweep.json": sweep.to_json(
+            vary,
+            points,
+            runs=args.runs,
+            base_seed=args.seed,
+            spread=args.spread,
+            scenario=base_doc,
+            cost=cost,
+            per_miss_ms=args.miss_cost_ms,
+            per_miss_usd=args.miss_cost_usd,
+        ),
         "sweep.html": sweep.html_report(vary, points, chart, description, args.spread, args.runs),
         # a file viewed on its own (an <img>, GitHub's dark mode) has no page colour to take: paint a light one
         "sweep.svg": render_svg(chart, theme="light") + "\n",
@@ -319,8 +449,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         with open(os.path.join(args.out, name), "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
     print(sweep.render_points(vary, points, args.spread))
-    print(f"{description}\nwrote {', '.join(os.path.join(args.out, n) for n in files)} "
-          f"({cost['points'] * cost['runs']} runs simulated in {elapsed:.1f} s)")
+    print(
+        f"{description}\nwrote {', '.join(os.path.join(args.out, n) for n in files)} "
+        f"({cost['points'] * cost['runs']} runs simulated in {elapsed:.1f} s)"
+    )
     return 0
 
 
@@ -332,13 +464,20 @@ def _sweep_description(args: argparse.Namespace, vary, base, dest: str) -> str:
     """The sweep in a sentence: the factor's values, then the rest of the scenario (the factor left out)."""
     m = base.model
     parts = (
-        ("users", f"{base.users} users"), ("duration", f"{base.duration_s:g} s"), ("think", f"think {base.think}"),
+        ("users", f"{base.users} users"),
+        ("duration", f"{base.duration_s:g} s"),
+        ("think", f"think {base.think}"),
         ("burst", f"bursts of {base.burst} with gap {base.gap}" if base.burst else ""),
-        ("start", f"start {base.start}"), ("latency", f"round trip {base.latency}"),
+        ("start", f"start {base.start}"),
+        ("latency", f"round trip {base.latency}"),
         ("service", f"service {base.service}"),
-        ("policy", f"policy {m.policy}" + (f" ({m.routers} routers, {m.router_policy} in each)"
-                                           if m.policy == "partitioned" else "")),
-        ("keep_alive", f"keep-alive {m.keep_alive_s:g} s"), ("busy_overhead", f"busy overhead {m.busy_overhead_s:g} s"),
+        (
+            "policy",
+            f"policy {m.policy}"
+            + (f" ({m.routers} routers, {m.router_policy} in each)" if m.policy == "partitioned" else ""),
+        ),
+        ("keep_alive", f"keep-alive {m.keep_alive_s:g} s"),
+        ("busy_overhead", f"busy overhead {m.busy_overhead_s:g} s"),
         ("model", f"--model {args.model}" if args.model else ""),
     )
     rest = ", ".join(text for name, text in parts if text and name != dest)
@@ -349,22 +488,38 @@ def _calibrate_parser(sub) -> None:
     from .simulate import Scenario
     from .trace import DEFAULT_MAX_DISORDER_S
 
-    p = sub.add_parser("calibrate", help="fit the platform model to traces with env_ids (--affinity-trace)",
-                       description="Replay the traces' arrivals through candidate models and keep the one whose "
-                                   "max-share, warm-cache rate, environments and cold starts match best "
-                                   "(docs/traces.md).")
+    p = sub.add_parser(
+        "calibrate",
+        help="fit the platform model to traces with env_ids (--affinity-trace)",
+        description="Replay the traces' arrivals through candidate models and keep the one whose "
+        "max-share, warm-cache rate, environments and cold starts match best "
+        "(docs/traces.md).",
+    )
     p.add_argument("traces", nargs="+", metavar="TRACE", help="--affinity-trace files; each an independent run")
-    p.add_argument("--out", metavar="FILE", help="write the fitted `model:` mapping (YAML) for simulate --model, "
-                                                 "the emulator's config or --affinity-emulator-config")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the fitted `model:` mapping (YAML) for simulate --model, "
+        "the emulator's config or --affinity-emulator-config",
+    )
     p.add_argument("--json", action="store_true", help="print the fit, every candidate and the notes as JSON")
-    p.add_argument("--latency", default="0", help="network round trip added to each replayed call, seconds "
-                                                  "(default 0: send times as arrivals)")
-    p.add_argument("--service", default=Scenario().service, help="time on the environment per call, seconds "
-                                                                 "(default %(default)s)")
+    p.add_argument(
+        "--latency",
+        default="0",
+        help="network round trip added to each replayed call, seconds (default 0: send times as arrivals)",
+    )
+    p.add_argument(
+        "--service", default=Scenario().service, help="time on the environment per call, seconds (default %(default)s)"
+    )
     p.add_argument("--replays", type=int, default=None, help="replays per candidate (default: 5-30, by trace size)")
     _add_random_seed(p, 1, "random seed (default %(default)s)")
-    p.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S",
-                   help="rows may be this many seconds out of send order (default %(default)g)")
+    p.add_argument(
+        "--max-disorder",
+        type=float,
+        default=DEFAULT_MAX_DISORDER_S,
+        metavar="S",
+        help="rows may be this many seconds out of send order (default %(default)g)",
+    )
     p.set_defaults(func=_cmd_calibrate)
 
 
@@ -379,8 +534,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     measurement = calibrate.measure(args.traces, args.max_disorder)
     for message in measurement.warnings:
         _warn("calibrate", message)
-    result = calibrate.calibrate(measurement, latency=args.latency, service=args.service, replays=args.replays,
-                                 seed=args.seed)
+    result = calibrate.calibrate(
+        measurement, latency=args.latency, service=args.service, replays=args.replays, seed=args.seed
+    )
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(calibrate.to_yaml(result))
@@ -397,13 +553,21 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _merge_parser(sub) -> None:
     from .trace import DEFAULT_MAX_DISORDER_S
 
-    p = sub.add_parser("merge-traces", help="merge --affinity-trace files (one per worker) into one, in send order",
-                       description="Merge the plugin's trace files (a distributed run writes one per worker) into "
-                                   "one file in send order, streamed.")
+    p = sub.add_parser(
+        "merge-traces",
+        help="merge --affinity-trace files (one per worker) into one, in send order",
+        description="Merge the plugin's trace files (a distributed run writes one per worker) into "
+        "one file in send order, streamed.",
+    )
     p.add_argument("out", metavar="OUT", help="the merged trace (gzip when it ends in .gz)")
     p.add_argument("traces", nargs="+", metavar="TRACE")
-    p.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S",
-                   help="rows may be this many seconds out of send order in each file (default %(default)g)")
+    p.add_argument(
+        "--max-disorder",
+        type=float,
+        default=DEFAULT_MAX_DISORDER_S,
+        metavar="S",
+        help="rows may be this many seconds out of send order in each file (default %(default)g)",
+    )
     p.set_defaults(func=_cmd_merge)
 
 
@@ -448,8 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_cli.add_parser(sub)
     deploy.add_parser(sub)
     # Listed for --help; main() hands its arguments to Locust untouched.
-    sub.add_parser("locust", help="run Locust with the lambda-affinity plugin loaded, so its --affinity-* "
-                                  "options work and show in `lambda-affinity locust --help`", add_help=False)
+    sub.add_parser(
+        "locust",
+        help="run Locust with the lambda-affinity plugin loaded, so its --affinity-* "
+        "options work and show in `lambda-affinity locust --help`",
+        add_help=False,
+    )
     return parser
 
 

@@ -15,6 +15,7 @@ role also `lambda-affinity:function=<name>`); policy statements carry a
 take over a function or role that lacks the tag. The function's CloudWatch log
 group is created by Lambda, not by deploy, and is left alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,15 +53,25 @@ PROBE_ENV = {"AFFINITY_CACHE_SIZE": 10000, "AFFINITY_CACHE_TTL_S": 900, "AFFINIT
 LOCUSTFILE = "locustfiles/function_url.py"
 SIGV4_OPTION = "--affinity-sigv4"
 BASIC_EXECUTION = "arn:{partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-TRUST_POLICY = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _INVOKER = re.compile(r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:(root|(role|user)/[\w+=,.@/-]+))$")
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
-_BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException",
-                    "SignatureDoesNotMatch", "InvalidSignatureException", "AuthFailure", "InvalidAccessKeyId"}
+_BAD_CREDENTIALS = {
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+    "AuthFailure",
+    "InvalidAccessKeyId",
+}
 
 
 class DeployError(Exception):
@@ -121,13 +132,16 @@ class Spec:
         if self.auth_type not in ("AWS_IAM", "NONE"):
             raise DeployError(f"--auth-type {self.auth_type!r}: use AWS_IAM or NONE")
         if self.role_arn is not None and not _ROLE_ARN.match(self.role_arn):
-            raise DeployError(f"--role-arn {self.role_arn!r} is not an IAM role ARN "
-                              "(arn:aws:iam::123456789012:role/NAME)")
+            raise DeployError(
+                f"--role-arn {self.role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+            )
         if self.invoker is not None and self.auth_type != "AWS_IAM":
             raise DeployError("--invoker only applies to --auth-type AWS_IAM (a NONE URL is public)")
         if self.invoker is not None and not _INVOKER.match(self.invoker):
-            raise DeployError(f"--invoker {self.invoker!r}: give a 12-digit account id or an IAM ARN "
-                              "(arn:aws:iam::123456789012:role/NAME, :user/NAME or :root)")
+            raise DeployError(
+                f"--invoker {self.invoker!r}: give a 12-digit account id or an IAM ARN "
+                "(arn:aws:iam::123456789012:role/NAME, :user/NAME or :root)"
+            )
 
     @property
     def role_name(self) -> str:
@@ -167,10 +181,24 @@ class AwsFailure:
 
 
 _THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
-_AWS_SIDE = {"ServiceException", "ServiceFailure", "ServiceUnavailable", "ServiceUnavailableException",
-             "InternalFailure", "InternalError", "InternalServerError"}
-_NETWORK = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
-            "ProxyConnectionError", "SSLError", "HTTPClientError"}
+_AWS_SIDE = {
+    "ServiceException",
+    "ServiceFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalError",
+    "InternalServerError",
+}
+_NETWORK = {
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ConnectionClosedError",
+    "ProxyConnectionError",
+    "SSLError",
+    "HTTPClientError",
+}
 _ADVICE = {
     "LimitExceeded": "an account quota is reached (IAM roles or policies): remove unused ones or ask AWS for more",
     "ResourceConflictException": "another update of the function is in progress: wait a minute and run it again",
@@ -186,12 +214,16 @@ def explain(step: Step, failure: AwsFailure) -> str:
     if code in _DENIED or (failure.status == 403 and code not in _BAD_CREDENTIALS):
         named = re.search(r"not authorized to perform:? ([\w-]+:[\w*]+)", message)
         action = named.group(1) if named else step.action
-        return (f"{step.what} failed: missing permission {action} ({code}): {message or 'access denied'}. "
-                f"Add {action} to the IAM policy of the identity you run this as (docs/real-aws.md, section 5, "
-                "has the whole policy); a permissions boundary or an organization's SCP can also refuse it")
+        return (
+            f"{step.what} failed: missing permission {action} ({code}): {message or 'access denied'}. "
+            f"Add {action} to the IAM policy of the identity you run this as (docs/real-aws.md, section 5, "
+            "has the whole policy); a permissions boundary or an organization's SCP can also refuse it"
+        )
     if code in _BAD_CREDENTIALS:
-        return (f"{step.what} failed: AWS rejected the credentials ({code}): {message}. Check the access key, "
-                "that a session token is set for temporary keys, and the clock")
+        return (
+            f"{step.what} failed: AWS rejected the credentials ({code}): {message}. Check the access key, "
+            "that a session token is set for temporary keys, and the clock"
+        )
     advice = step.advice.get(code) or _ADVICE.get(code)
     if advice is None:
         if code in _THROTTLED:
@@ -345,8 +377,10 @@ class Deployer:
         if role is None:
             return None
         if not _role_is_ours(role, spec.name):
-            raise DeployError(f"an IAM role named {spec.role_name} already exists and was not created by "
-                              f"`lambda-affinity deploy` for {spec.name}; pass --role-arn to use a role of your own")
+            raise DeployError(
+                f"an IAM role named {spec.role_name} already exists and was not created by "
+                f"`lambda-affinity deploy` for {spec.name}; pass --role-arn to use a role of your own"
+            )
         return role
 
     # -- deploy ------------------------------------------------------------
@@ -393,8 +427,10 @@ class Deployer:
         role = None if spec.role_arn else self._our_role(spec)
         current = self._function(spec.name)
         if current is not None and not current[1]:
-            raise DeployError(f"a function named {spec.name} already exists in {self.region} and was not created by "
-                              "`lambda-affinity deploy`; choose another --name (deploy never takes over a function)")
+            raise DeployError(
+                f"a function named {spec.name} already exists in {self.region} and was not created by "
+                "`lambda-affinity deploy`; choose another --name (deploy never takes over a function)"
+            )
         role_arn = spec.role_arn
         new_role = False
         if role_arn is None:
@@ -421,50 +457,90 @@ class Deployer:
         tags = [{"Key": MANAGED_TAG, "Value": "true"}, {"Key": FUNCTION_TAG, "Value": spec.name}]
         with _step(Step(f"creating the execution role {name}", "iam:CreateRole")):
             role = self.iam.create_role(
-                RoleName=name, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
-                Description=f"Execution role of the lambda-affinity probe {spec.name}", Tags=tags)["Role"]
-        self._created.append(Created(f"role {name}", "iam:DeleteRole",
-                                     self.cli_command("iam", "delete-role", "--role-name", name),
-                                     lambda: self.iam.delete_role(RoleName=name)))
+                RoleName=name,
+                Path=ROLE_PATH,
+                AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
+                Description=f"Execution role of the lambda-affinity probe {spec.name}",
+                Tags=tags,
+            )["Role"]
+        self._created.append(
+            Created(
+                f"role {name}",
+                "iam:DeleteRole",
+                self.cli_command("iam", "delete-role", "--role-name", name),
+                lambda: self.iam.delete_role(RoleName=name),
+            )
+        )
         policy = BASIC_EXECUTION.format(partition=self.partition)
-        missing = (f"the AWS managed policy {policy} does not exist here (another partition, or an AWS-compatible "
-                   "endpoint without AWS's managed policies): pass --role-arn with an execution role of your own")
-        with _step(Step(f"attaching {policy} to the role {name}", "iam:AttachRolePolicy",
-                        {"NoSuchEntity": missing, "NoSuchEntityException": missing})):
+        missing = (
+            f"the AWS managed policy {policy} does not exist here (another partition, or an AWS-compatible "
+            "endpoint without AWS's managed policies): pass --role-arn with an execution role of your own"
+        )
+        with _step(
+            Step(
+                f"attaching {policy} to the role {name}",
+                "iam:AttachRolePolicy",
+                {"NoSuchEntity": missing, "NoSuchEntityException": missing},
+            )
+        ):
             self.iam.attach_role_policy(RoleName=name, PolicyArn=policy)
-        self._created.append(Created(
-            f"the attachment of {policy.rsplit('/', 1)[1]} to role {name}", "iam:DetachRolePolicy",
-            self.cli_command("iam", "detach-role-policy", "--role-name", name, "--policy-arn", policy),
-            lambda: self.iam.detach_role_policy(RoleName=name, PolicyArn=policy)))
+        self._created.append(
+            Created(
+                f"the attachment of {policy.rsplit('/', 1)[1]} to role {name}",
+                "iam:DetachRolePolicy",
+                self.cli_command("iam", "detach-role-policy", "--role-name", name, "--policy-arn", policy),
+                lambda: self.iam.detach_role_policy(RoleName=name, PolicyArn=policy),
+            )
+        )
         return role
 
     def _function_config(self, spec: Spec, role_arn: str) -> dict:
-        return {"Role": role_arn, "Runtime": spec.runtime, "Handler": HANDLER, "MemorySize": spec.memory,
-                "Timeout": spec.timeout, "Environment": {"Variables": dict(spec.env)},
-                "Description": "lambda-affinity probe (managed by `lambda-affinity deploy`)"}
+        return {
+            "Role": role_arn,
+            "Runtime": spec.runtime,
+            "Handler": HANDLER,
+            "MemorySize": spec.memory,
+            "Timeout": spec.timeout,
+            "Environment": {"Variables": dict(spec.env)},
+            "Description": "lambda-affinity probe (managed by `lambda-affinity deploy`)",
+        }
 
     def _create_function(self, spec: Spec, role_arn: str, package: bytes, retry_role: bool) -> None:
         config = self._function_config(spec, role_arn)
-        unassumable = ("Lambda cannot assume the execution role: a new role takes some seconds to reach Lambda "
-                       "(run deploy again), or the --role-arn role does not trust lambda.amazonaws.com")
-        step = Step(f"creating the function {spec.name}", "lambda:CreateFunction",
-                    {"InvalidParameterValueException": unassumable})
+        unassumable = (
+            "Lambda cannot assume the execution role: a new role takes some seconds to reach Lambda "
+            "(run deploy again), or the --role-arn role does not trust lambda.amazonaws.com"
+        )
+        step = Step(
+            f"creating the function {spec.name}",
+            "lambda:CreateFunction",
+            {"InvalidParameterValueException": unassumable},
+        )
         # A role IAM has just created takes some seconds to be usable by Lambda.
         deadline = time.monotonic() + (60 if retry_role else 0)
         with _step(step):
             while True:
                 try:
-                    self.lam.create_function(FunctionName=spec.name, Code={"ZipFile": package},
-                                             Architectures=["x86_64"], Tags={MANAGED_TAG: "true"}, **config)
+                    self.lam.create_function(
+                        FunctionName=spec.name,
+                        Code={"ZipFile": package},
+                        Architectures=["x86_64"],
+                        Tags={MANAGED_TAG: "true"},
+                        **config,
+                    )
                     break
                 except self.lam.exceptions.InvalidParameterValueException as exc:
                     if "cannot be assumed" not in str(exc) or time.monotonic() > deadline:
                         raise
                     time.sleep(3)
-        self._created.append(Created(
-            f"function {spec.name}", "lambda:DeleteFunction",
-            self.cli_command("lambda", "delete-function", "--function-name", spec.name),
-            lambda: self.lam.delete_function(FunctionName=spec.name)))
+        self._created.append(
+            Created(
+                f"function {spec.name}",
+                "lambda:DeleteFunction",
+                self.cli_command("lambda", "delete-function", "--function-name", spec.name),
+                lambda: self.lam.delete_function(FunctionName=spec.name),
+            )
+        )
 
     # The helpers below append to `changes` as they go: a failed deploy reports what it had changed.
 
@@ -493,14 +569,20 @@ class Deployer:
         """A failed run sets the old role back: rolling back may delete the new
         one (a role this run created), which must not leave the function
         pointing at a deleted role."""
+
         def undo():
             self._wait("function_updated_v2", name)
             self.lam.update_function_configuration(FunctionName=name, Role=old)
 
-        self._created.append(Created(
-            f"the change of the role of {name} (set back to {old})", "lambda:UpdateFunctionConfiguration",
-            self.cli_command("lambda", "update-function-configuration", "--function-name", name, "--role", old),
-            undo, guards_earlier=True))
+        self._created.append(
+            Created(
+                f"the change of the role of {name} (set back to {old})",
+                "lambda:UpdateFunctionConfiguration",
+                self.cli_command("lambda", "update-function-configuration", "--function-name", name, "--role", old),
+                undo,
+                guards_earlier=True,
+            )
+        )
         changes.append(f"{ROLE_CHANGE} of {name} to {new}")
 
     def _ensure_url(self, spec: Spec, track: bool, changes: list) -> str:
@@ -514,15 +596,18 @@ class Deployer:
             with _step(Step(f"creating the Function URL of {name}", "lambda:CreateFunctionUrlConfig")):
                 url = self.lam.create_function_url_config(FunctionName=name, AuthType=spec.auth_type)
             if track:
-                self._created.append(Created(
-                    f"the Function URL of {name}", "lambda:DeleteFunctionUrlConfig",
-                    self.cli_command("lambda", "delete-function-url-config", "--function-name", name),
-                    lambda: self.lam.delete_function_url_config(FunctionName=name)))
+                self._created.append(
+                    Created(
+                        f"the Function URL of {name}",
+                        "lambda:DeleteFunctionUrlConfig",
+                        self.cli_command("lambda", "delete-function-url-config", "--function-name", name),
+                        lambda: self.lam.delete_function_url_config(FunctionName=name),
+                    )
+                )
             changes.append(f"created Function URL ({spec.auth_type})")
             return url["FunctionUrl"]
         if url["AuthType"] != spec.auth_type:
-            with _step(Step(f"changing the auth type of the Function URL of {name}",
-                            "lambda:UpdateFunctionUrlConfig")):
+            with _step(Step(f"changing the auth type of the Function URL of {name}", "lambda:UpdateFunctionUrlConfig")):
                 url = self.lam.update_function_url_config(FunctionName=name, AuthType=spec.auth_type)
             changes.append(f"changed the Function URL's auth type to {spec.auth_type}")
         return url["FunctionUrl"]
@@ -540,8 +625,9 @@ class Deployer:
             {"Action": "lambda:InvokeFunction", "Principal": principal, "InvokedViaFunctionUrl": True},
         ]
         # The Sid names the statement's content: an unchanged statement is kept as is.
-        return {SID_PREFIX + hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:16]: s
-                for s in statements}
+        return {
+            SID_PREFIX + hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:16]: s for s in statements
+        }
 
     def _ensure_policy(self, spec: Spec, track: bool, changes: list) -> None:
         name = spec.name
@@ -558,14 +644,19 @@ class Deployer:
             changes.append(f"removed policy statement {sid}")
         for sid in sorted(set(desired) - ours):
             statement = desired[sid]
-            with _step(Step(f"adding the policy statement {sid} ({statement['Action']}) to {name}",
-                            "lambda:AddPermission")):
+            with _step(
+                Step(f"adding the policy statement {sid} ({statement['Action']}) to {name}", "lambda:AddPermission")
+            ):
                 self.lam.add_permission(FunctionName=name, StatementId=sid, **statement)
             if track:
-                self._created.append(Created(
-                    f"the policy statement {sid} of {name}", "lambda:RemovePermission",
-                    self.cli_command("lambda", "remove-permission", "--function-name", name, "--statement-id", sid),
-                    functools.partial(self.lam.remove_permission, FunctionName=name, StatementId=sid)))
+                self._created.append(
+                    Created(
+                        f"the policy statement {sid} of {name}",
+                        "lambda:RemovePermission",
+                        self.cli_command("lambda", "remove-permission", "--function-name", name, "--statement-id", sid),
+                        functools.partial(self.lam.remove_permission, FunctionName=name, StatementId=sid),
+                    )
+                )
             changes.append(f"added policy statement {sid} ({statement['Action']} for {statement['Principal']})")
 
     def _wait(self, waiter: str, name: str) -> None:
@@ -573,13 +664,17 @@ class Deployer:
         with _step(Step(f"waiting for {name} to be ready", "lambda:GetFunction")):
             try:
                 self.lam.get_waiter(waiter).wait(
-                    FunctionName=name, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(self.wait_s / delay))})
+                    FunctionName=name, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(self.wait_s / delay))}
+                )
             except WaiterError as exc:
                 if exc.last_response and "Error" in exc.last_response:
                     raise  # AWS refused the waiter's own call: explained by the step
                 config = (exc.last_response or {}).get("Configuration", {})
-                state = {k: config.get(k) for k in ("State", "StateReason", "LastUpdateStatus",
-                                                    "LastUpdateStatusReason") if config.get(k)}
+                state = {
+                    k: config.get(k)
+                    for k in ("State", "StateReason", "LastUpdateStatus", "LastUpdateStatusReason")
+                    if config.get(k)
+                }
                 raise DeployError(f"{name} did not become ready within {self.wait_s:g} s: {state or exc}") from None
 
     # -- destroy -----------------------------------------------------------
@@ -594,16 +689,20 @@ class Deployer:
         except DeployError as exc:
             if not removed:
                 raise
-            raise DeployError(f"{exc}\nRemoved before that: {', '.join(removed)}. Run destroy again once this is "
-                              "fixed: it removes what is left.") from exc
+            raise DeployError(
+                f"{exc}\nRemoved before that: {', '.join(removed)}. Run destroy again once this is "
+                "fixed: it removes what is left."
+            ) from exc
 
     def _destroy(self, spec: Spec, removed: list) -> list:
         name = spec.name
         current = self._function(name)
         if current is not None:
             if not current[1]:
-                raise DeployError(f"the function {name} in {self.region} was not created by `lambda-affinity deploy`; "
-                                  "destroy leaves it alone")
+                raise DeployError(
+                    f"the function {name} in {self.region} was not created by `lambda-affinity deploy`; "
+                    "destroy leaves it alone"
+                )
             # Deleting the function deletes its Function URL and resource policy with it.
             with _step(Step(f"deleting the function {name}", "lambda:DeleteFunction")):
                 self.lam.delete_function(FunctionName=name)
@@ -616,17 +715,24 @@ class Deployer:
 
     def _delete_role(self, role_name: str) -> None:
         with _step(Step(f"listing the policies attached to the role {role_name}", "iam:ListAttachedRolePolicies")):
-            attached = [p["PolicyArn"] for page in self.iam.get_paginator("list_attached_role_policies").paginate(
-                RoleName=role_name) for p in page["AttachedPolicies"]]
+            attached = [
+                p["PolicyArn"]
+                for page in self.iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
+                for p in page["AttachedPolicies"]
+            ]
         for arn in attached:
             with _step(Step(f"detaching {arn} from the role {role_name}", "iam:DetachRolePolicy")):
                 self.iam.detach_role_policy(RoleName=role_name, PolicyArn=arn)
         with _step(Step(f"listing the inline policies of the role {role_name}", "iam:ListRolePolicies")):
-            inline = [n for page in self.iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
-                      for n in page["PolicyNames"]]
+            inline = [
+                n
+                for page in self.iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
+                for n in page["PolicyNames"]
+            ]
         for policy_name in inline:
-            with _step(Step(f"deleting the inline policy {policy_name} of the role {role_name}",
-                            "iam:DeleteRolePolicy")):
+            with _step(
+                Step(f"deleting the inline policy {policy_name} of the role {role_name}", "iam:DeleteRolePolicy")
+            ):
                 self.iam.delete_role_policy(RoleName=role_name, PolicyName=policy_name)
         with _step(Step(f"deleting the role {role_name}", "iam:DeleteRole")):
             self.iam.delete_role(RoleName=role_name)
@@ -685,23 +791,41 @@ def _cmd_deploy(args) -> int:
     def body() -> int:
         env = {k: str(v) for k, v in PROBE_ENV.items()}
         env.update(dict(args.env or []))
-        spec = Spec(name=args.name, memory=args.memory, timeout=args.timeout, auth_type=args.auth_type,
-                    runtime=args.runtime, role_arn=args.role_arn, invoker=args.invoker, env=env)
+        spec = Spec(
+            name=args.name,
+            memory=args.memory,
+            timeout=args.timeout,
+            auth_type=args.auth_type,
+            runtime=args.runtime,
+            role_arn=args.role_arn,
+            invoker=args.invoker,
+            env=env,
+        )
         package = build_zip()
         session = _session(args)
         deployer = Deployer(session, wait_s=args.wait, profile=args.profile)
         deployed = deployer.deploy(spec, package)
         command = locust_command(deployed, _region_without_flag(args.profile), args.profile)
         if args.json:
-            json.dump({"function_name": deployed.function_name, "function_url": deployed.function_url,
-                       "region": deployed.region, "auth_type": deployed.auth_type, "changes": deployed.changes,
-                       "locust_command": command}, sys.stdout)
+            json.dump(
+                {
+                    "function_name": deployed.function_name,
+                    "function_url": deployed.function_url,
+                    "region": deployed.region,
+                    "auth_type": deployed.auth_type,
+                    "changes": deployed.changes,
+                    "locust_command": command,
+                },
+                sys.stdout,
+            )
             print()
             return 0
         for change in deployed.changes or ["nothing to change: already up to date"]:
             print(f"  {change}")
-        print(f"Function:     {deployed.function_name} ({deployed.region}, {spec.runtime}, {spec.memory} MB, "
-              f"timeout {spec.timeout} s)")
+        print(
+            f"Function:     {deployed.function_name} ({deployed.region}, {spec.runtime}, {spec.memory} MB, "
+            f"timeout {spec.timeout} s)"
+        )
         print(f"Function URL: {deployed.function_url}  (auth type {deployed.auth_type})")
         print("Run:")
         print(f"  {command}")
@@ -729,14 +853,17 @@ def _cmd_destroy(args) -> int:
         deployer = Deployer(_session(args), wait_s=0, profile=args.profile)
         removed = deployer.destroy(args.name)
         if not removed:
-            print(f"nothing to destroy: no function or role of lambda-affinity deploy named {args.name} "
-                  f"in {deployer.region}")
+            print(
+                f"nothing to destroy: no function or role of lambda-affinity deploy named {args.name} "
+                f"in {deployer.region}"
+            )
             return 0
         for what in removed:
             print(f"  removed {what}")
         logs = deployer.cli_command("logs", "delete-log-group", "--log-group-name", f"/aws/lambda/{args.name}")
-        print(f"Left alone: the log group /aws/lambda/{args.name} (Lambda made it, not deploy); "
-              f"delete it with `{logs}`")
+        print(
+            f"Left alone: the log group /aws/lambda/{args.name} (Lambda made it, not deploy); delete it with `{logs}`"
+        )
         return 0
 
     return _run(args, body)
@@ -744,34 +871,55 @@ def _cmd_destroy(args) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=DEFAULT_NAME, help="function name (default %(default)s)")
-    p.add_argument("--region", help="AWS region (default, as the AWS CLI v2: AWS_REGION, AWS_DEFAULT_REGION, "
-                                    "then the profile's region)")
+    p.add_argument(
+        "--region",
+        help="AWS region (default, as the AWS CLI v2: AWS_REGION, AWS_DEFAULT_REGION, then the profile's region)",
+    )
     p.add_argument("--profile", help="AWS profile (default: boto3's chain)")
     p.add_argument("--debug", action="store_true", help="on an error, print the Python traceback too")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("deploy", help="deploy the probe to AWS (function, Function URL, role)",
-                       description="Create or update the probe Lambda, its Function URL and execution role "
-                                   "with boto3, then print the URL and the locust command to run against it.")
+    p = sub.add_parser(
+        "deploy",
+        help="deploy the probe to AWS (function, Function URL, role)",
+        description="Create or update the probe Lambda, its Function URL and execution role "
+        "with boto3, then print the URL and the locust command to run against it.",
+    )
     _common(p)
     p.add_argument("--memory", type=int, default=MEMORY_MB, metavar="MB", help="memory size (default %(default)s)")
     p.add_argument("--timeout", type=int, default=TIMEOUT_S, metavar="S", help="function timeout (default %(default)s)")
-    p.add_argument("--auth-type", choices=("AWS_IAM", "NONE"), default=AUTH_TYPE,
-                   help="Function URL auth: AWS_IAM needs SigV4-signed requests, NONE is public (default %(default)s)")
+    p.add_argument(
+        "--auth-type",
+        choices=("AWS_IAM", "NONE"),
+        default=AUTH_TYPE,
+        help="Function URL auth: AWS_IAM needs SigV4-signed requests, NONE is public (default %(default)s)",
+    )
     p.add_argument("--runtime", default=RUNTIME, help="Python runtime (default %(default)s)")
     p.add_argument("--role-arn", help="use this execution role instead of creating one")
-    p.add_argument("--invoker", metavar="ACCOUNT_OR_ARN",
-                   help="AWS_IAM: principal the URL's resource policy admits (default: this account)")
-    p.add_argument("--env", action="append", type=_env_pair, metavar="NAME=VALUE",
-                   help=f"probe setting, repeatable: {', '.join(PROBE_ENV)}")
-    p.add_argument("--wait", type=float, default=300.0, metavar="S",
-                   help="how long to wait for the function to be active")
+    p.add_argument(
+        "--invoker",
+        metavar="ACCOUNT_OR_ARN",
+        help="AWS_IAM: principal the URL's resource policy admits (default: this account)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        type=_env_pair,
+        metavar="NAME=VALUE",
+        help=f"probe setting, repeatable: {', '.join(PROBE_ENV)}",
+    )
+    p.add_argument(
+        "--wait", type=float, default=300.0, metavar="S", help="how long to wait for the function to be active"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_deploy)
 
-    p = sub.add_parser("destroy", help="remove what deploy created (and nothing else)",
-                       description="Delete the probe function and the role deploy created for it. "
-                                   "Refuses functions deploy did not create.")
+    p = sub.add_parser(
+        "destroy",
+        help="remove what deploy created (and nothing else)",
+        description="Delete the probe function and the role deploy created for it. "
+        "Refuses functions deploy did not create.",
+    )
     _common(p)
     p.set_defaults(func=_cmd_destroy)

@@ -22,6 +22,7 @@ web UI, at most once a second) or when the worker never sends its final
 snapshot; a final snapshot replaces the queue unread. A headless run thus
 unpacks each user's row once, however long it runs.
 """
+
 from __future__ import annotations
 
 import time
@@ -97,13 +98,13 @@ class WorkerState:
     def __init__(self, key: str, index: int | None) -> None:
         self.key = key
         self.index = index
-        self.reports = 0           # payloads of ours received in this run
+        self.reports = 0  # payloads of ours received in this run
         self.last_report: float | None = None  # monotonic time of the last one
         self.final: dict | None = None  # the worker's own totals, once its final payload is in
         self.stats_after_final = False  # Locust's stats report that follows the final one is in too
-        self.gone = False          # the worker said it quits, or it stopped
+        self.gone = False  # the worker said it quits, or it stopped
         self.table: dict[str, list] = {}  # user -> latest row, as unpacked so far
-        self.queue: list[Mapping] = []    # periodic payloads not unpacked yet, oldest first
+        self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
 
     @property
     def name(self) -> str:
@@ -133,12 +134,12 @@ class Aggregator:
         self.run: str | None = None
         self.envs: set[str] = set()
         self.workers: dict[str, WorkerState] = {}
-        self.dropped = 0       # payloads of another run
+        self.dropped = 0  # payloads of another run
         self.messages = 0
         # CPU of this thread spent receiving and unpacking payloads (thread, not
         # process: zmq's I/O threads run meanwhile); bench/distributed.py reads it
         self.cpu_s = 0.0
-        self.version = 0       # bumped on every change, for caches of derived views
+        self.version = 0  # bumped on every change, for caches of derived views
 
     def start(self, run: str | None) -> None:
         """A new run: forget the previous one."""
@@ -244,16 +245,25 @@ class Aggregator:
             held = w.held()
             kept = f"{held['users']} users, {held['requests']} valid replies, {held['invalid']} invalid"
             if w.final is None:
-                when = (f"its last report came {now - w.last_report:.1f} s before the end" if w.last_report is not None
-                        else "it sent no report")
-                out.append(f"lambda-affinity: {w.name} sent no final report (lost or stopped too late); "
-                           f"kept what it sent until then: {kept} ({when})")
+                when = (
+                    f"its last report came {now - w.last_report:.1f} s before the end"
+                    if w.last_report is not None
+                    else "it sent no report"
+                )
+                out.append(
+                    f"lambda-affinity: {w.name} sent no final report (lost or stopped too late); "
+                    f"kept what it sent until then: {kept} ({when})"
+                )
             elif held != w.final:
-                out.append(f"lambda-affinity: {w.name} recorded {w.final['users']} users, {w.final['requests']} "
-                           f"valid replies, {w.final['invalid']} invalid, but this master holds {kept}")
+                out.append(
+                    f"lambda-affinity: {w.name} recorded {w.final['users']} users, {w.final['requests']} "
+                    f"valid replies, {w.final['invalid']} invalid, but this master holds {kept}"
+                )
         return out
 
     def summary_of_workers(self) -> dict:
         """For the JSON document: how many workers took part, which sent no final payload."""
-        lost = sorted((w for w in self.workers.values() if w.final is None), key=lambda w: (w.index is None, w.index or 0))
+        lost = sorted(
+            (w for w in self.workers.values() if w.final is None), key=lambda w: (w.index is None, w.index or 0)
+        )
         return {"count": len(self.workers), "lost": [{"index": w.index, "id": w.key} for w in lost]}

@@ -15,6 +15,7 @@
 Pure: no Locust import, no I/O. Messages are stable per kind of fault (no
 request ids in them) so Locust groups equal faults into one failure row.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,16 @@ class Observation:
 
     __slots__ = ("env_id", "cold", "cache_hit", "request_id", "env_invocations", "env_age_ms", "session")
 
-    def __init__(self, env_id: str, cold: bool | None = None, cache_hit: bool | None = None,
-                 request_id: str | None = None, env_invocations: int | None = None,
-                 env_age_ms: float | None = None, session: str | None = None) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        cold: bool | None = None,
+        cache_hit: bool | None = None,
+        request_id: str | None = None,
+        env_invocations: int | None = None,
+        env_age_ms: float | None = None,
+        session: str | None = None,
+    ) -> None:
         self.env_id = env_id
         self.cold = cold
         self.cache_hit = cache_hit
@@ -63,9 +71,11 @@ class Observation:
         return "cache hit" if self.cache_hit else "cache miss"
 
     def __repr__(self) -> str:
-        return (f"Observation(env_id={self.env_id!r}, cold={self.cold!r}, cache_hit={self.cache_hit!r}, "
-                f"request_id={self.request_id!r}, env_invocations={self.env_invocations!r}, "
-                f"env_age_ms={self.env_age_ms!r}, session={self.session!r})")
+        return (
+            f"Observation(env_id={self.env_id!r}, cold={self.cold!r}, cache_hit={self.cache_hit!r}, "
+            f"request_id={self.request_id!r}, env_invocations={self.env_invocations!r}, "
+            f"env_age_ms={self.env_age_ms!r}, session={self.session!r})"
+        )
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Observation):
@@ -115,28 +125,33 @@ def parse_reply(reply) -> Observation:
         env_id = doc.get("env_id")
         cold = doc.get("cold")
         cache = doc.get("cache")
-        if (type(env_id) is str and 0 < len(env_id) <= MAX_ENV_ID_LEN and (cold is True or cold is False)
-                and type(cache) is dict and doc.get("probe") == PROBE_VERSION and type(doc["probe"]) is int):
+        if (
+            type(env_id) is str
+            and 0 < len(env_id) <= MAX_ENV_ID_LEN
+            and (cold is True or cold is False)
+            and type(cache) is dict
+            and doc.get("probe") == PROBE_VERSION
+            and type(doc["probe"]) is int
+        ):
             hit = cache.get("hit")
             invocations = doc.get("env_invocations")
             if (hit is True or hit is False) and type(invocations) is int and invocations > 0:
-                return Observation(env_id, cold, hit, doc.get("request_id"), invocations, doc.get("env_age_ms"),
-                                   doc.get("session"))
+                return Observation(
+                    env_id, cold, hit, doc.get("request_id"), invocations, doc.get("env_age_ms"), doc.get("session")
+                )
     if isinstance(doc, dict):
         if "env_id" in doc:
             return _from_contract(doc)
         return _from_other_object(doc)
     if isinstance(doc, str):
         return Observation(_check_env_id(doc))
-    raise ProbeReplyError(
-        f"reply is a JSON {_json_type(doc)}, not a probe object or a log stream name: {_json(doc)}")
+    raise ProbeReplyError(f"reply is a JSON {_json_type(doc)}, not a probe object or a log stream name: {_json(doc)}")
 
 
 def _from_contract(doc: dict) -> Observation:
     version = doc.get("probe", PROBE_VERSION)
     if version != PROBE_VERSION or isinstance(version, bool):
-        raise ProbeReplyError(
-            f"reply is probe contract version {version!r}; this plugin reads version {PROBE_VERSION}")
+        raise ProbeReplyError(f"reply is probe contract version {version!r}; this plugin reads version {PROBE_VERSION}")
     env_id = _check_env_id(doc["env_id"])
     cold = doc.get("cold")
     if cold is not None and not isinstance(cold, bool):
@@ -151,11 +166,11 @@ def _from_contract(doc: dict) -> Observation:
     else:
         raise ProbeReplyError(f"reply field cache is not an object or null: {_json(cache)}")
     invocations = doc.get("env_invocations")
-    if invocations is not None and (not isinstance(invocations, int) or isinstance(invocations, bool)
-                                    or invocations < 1):
+    if invocations is not None and (
+        not isinstance(invocations, int) or isinstance(invocations, bool) or invocations < 1
+    ):
         raise ProbeReplyError(f"reply field env_invocations is not a positive integer: {_json(invocations)}")
-    return Observation(env_id, cold, hit, doc.get("request_id"), invocations, doc.get("env_age_ms"),
-                       doc.get("session"))
+    return Observation(env_id, cold, hit, doc.get("request_id"), invocations, doc.get("env_age_ms"), doc.get("session"))
 
 
 def _from_other_object(doc: dict) -> Observation:
@@ -209,6 +224,7 @@ def _json_type(value) -> str:
 
 
 # -- failed calls: one stable message per kind of fault --------------------------
+
 
 def http_failure(status: int, body: bytes | str | None, error: BaseException | None = None) -> str:
     """A Function URL call that gave no probe reply (status 0: no HTTP answer)."""

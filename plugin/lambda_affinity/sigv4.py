@@ -34,6 +34,7 @@ The "Forbidden" body is the one Function URLs have sent since 2025 (before, just
 "Forbidden"); the others are the Lambda endpoint's own (lower-case "message").
 Query-string (presigned) signatures are not supported: they count as missing.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -55,11 +56,15 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = _dt.timedelta(minutes=5)  # AWS's allowance between X-Amz-Date and its clock
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
-FORBIDDEN_MESSAGE = ("Forbidden. For troubleshooting Function URL authorization issues, see: "
-                     "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html")
-BAD_SIGNATURE_MESSAGE = ("The request signature we calculated does not match the signature you provided. "
-                         "Check your AWS Secret Access Key and signing method. "
-                         "Consult the service documentation for details.")
+FORBIDDEN_MESSAGE = (
+    "Forbidden. For troubleshooting Function URL authorization issues, see: "
+    "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+)
+BAD_SIGNATURE_MESSAGE = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. "
+    "Consult the service documentation for details."
+)
 UNKNOWN_KEY_MESSAGE = "The security token included in the request is invalid."
 
 # kind -> (x-amzn-ErrorType, JSON key of the message)
@@ -71,8 +76,11 @@ _KINDS = {
     "expired": ("InvalidSignatureException", "message"),
 }
 
-_DEFAULT_MESSAGES = {"missing": FORBIDDEN_MESSAGE, "unknown_key": UNKNOWN_KEY_MESSAGE,
-                     "signature": BAD_SIGNATURE_MESSAGE}
+_DEFAULT_MESSAGES = {
+    "missing": FORBIDDEN_MESSAGE,
+    "unknown_key": UNKNOWN_KEY_MESSAGE,
+    "signature": BAD_SIGNATURE_MESSAGE,
+}
 
 _FUNCTION_URL_HOST = re.compile(r"^[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws$")
 
@@ -118,8 +126,9 @@ class Region:
     source: str
 
 
-def resolve_region(flag: str | None, environ: Mapping[str, str], profile_region: str | None,
-                   profile: str | None = None) -> Region | None:
+def resolve_region(
+    flag: str | None, environ: Mapping[str, str], profile_region: str | None, profile: str | None = None
+) -> Region | None:
     """The region the AWS CLI v2 would use: --region, then AWS_REGION, then
     AWS_DEFAULT_REGION, then the profile's `region`; None if none is set.
 
@@ -127,9 +136,12 @@ def resolve_region(flag: str | None, environ: Mapping[str, str], profile_region:
     here instead. An empty setting counts as unset; a malformed one is a
     ValueError naming the setting.
     """
-    candidates = (("--region", flag), ("AWS_REGION", environ.get("AWS_REGION")),
-                  ("AWS_DEFAULT_REGION", environ.get("AWS_DEFAULT_REGION")),
-                  (f"the region of AWS profile {profile or 'default'!r}", profile_region))
+    candidates = (
+        ("--region", flag),
+        ("AWS_REGION", environ.get("AWS_REGION")),
+        ("AWS_DEFAULT_REGION", environ.get("AWS_DEFAULT_REGION")),
+        (f"the region of AWS profile {profile or 'default'!r}", profile_region),
+    )
     for source, value in candidates:
         if value is None or not value.strip():
             continue
@@ -178,7 +190,8 @@ def chain_session(profile: str | None = None, region: str | None = None):
         raise ValueError(
             "no AWS credentials found: boto3's chain looked at AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
             "AWS_PROFILE, ~/.aws/credentials and ~/.aws/config (SSO, assume-role), and container/instance roles; "
-            "configure one (e.g. `aws configure` or `aws sso login`)")
+            "configure one (e.g. `aws configure` or `aws sso login`)"
+        )
     return session
 
 
@@ -205,8 +218,9 @@ def _frozen(credentials):
     return get() if get else credentials
 
 
-def sign_headers(method: str, url: str, headers: Mapping[str, str] | None, body: bytes | str | None,
-                 credentials, region: str) -> dict:
+def sign_headers(
+    method: str, url: str, headers: Mapping[str, str] | None, body: bytes | str | None, credentials, region: str
+) -> dict:
     """The headers to add so an `AWS_IAM` Function URL accepts the request.
 
     Signs `method`, `url` (its host, path and query), every header in
@@ -254,10 +268,13 @@ def _lower_headers(headers) -> dict:
 def _parse_authorization(value: str):
     if not value.startswith(ALGORITHM + " "):
         algorithm = value.split(" ", 1)[0]
-        raise SigV4Error("malformed", f"unsupported signing algorithm {algorithm!r}: expected {ALGORITHM}",
-                         f"Unsupported AWS 'algorithm': '{algorithm}'")
+        raise SigV4Error(
+            "malformed",
+            f"unsupported signing algorithm {algorithm!r}: expected {ALGORITHM}",
+            f"Unsupported AWS 'algorithm': '{algorithm}'",
+        )
     parts: dict = {}
-    for piece in value[len(ALGORITHM) + 1:].split(","):
+    for piece in value[len(ALGORITHM) + 1 :].split(","):
         key, sep, val = piece.strip().partition("=")
         if sep:
             parts[key] = val
@@ -267,26 +284,40 @@ def _parse_authorization(value: str):
         raise SigV4Error("malformed", f"Authorization header lacks {', '.join(missing)}", msg)
     scope = parts["Credential"].split("/")
     if len(scope) != 5 or not all(scope):
-        raise SigV4Error("malformed",
-                         f"Credential must be KEY/YYYYMMDD/REGION/SERVICE/aws4_request, got {len(scope)} part(s)",
-                         "Credential should be scoped to a valid region, service and date: "
-                         "KEY/YYYYMMDD/REGION/lambda/aws4_request.")
+        raise SigV4Error(
+            "malformed",
+            f"Credential must be KEY/YYYYMMDD/REGION/SERVICE/aws4_request, got {len(scope)} part(s)",
+            "Credential should be scoped to a valid region, service and date: KEY/YYYYMMDD/REGION/lambda/aws4_request.",
+        )
     if scope[4] != "aws4_request":
-        raise SigV4Error("malformed", f"Credential terminator is {scope[4]!r}, not 'aws4_request'",
-                         f"Credential should be scoped with a valid terminator: 'aws4_request', not '{scope[4]}'.")
+        raise SigV4Error(
+            "malformed",
+            f"Credential terminator is {scope[4]!r}, not 'aws4_request'",
+            f"Credential should be scoped with a valid terminator: 'aws4_request', not '{scope[4]}'.",
+        )
     if not re.fullmatch(r"[0-9a-f]{64}", parts["Signature"]):
-        raise SigV4Error("malformed", "Signature must be 64 lower-case hex digits",
-                         "Signature should be 64 lower-case hex digits.")
+        raise SigV4Error(
+            "malformed", "Signature must be 64 lower-case hex digits", "Signature should be 64 lower-case hex digits."
+        )
     signed = parts["SignedHeaders"].split(";")
     if signed != sorted(set(signed)) or any(h != h.lower() or not h for h in signed):
-        raise SigV4Error("malformed",
-                         f"SignedHeaders must be lower-case, sorted and unique, got {parts['SignedHeaders']!r}",
-                         "SignedHeaders should be lower-case, sorted and separated by ';'.")
+        raise SigV4Error(
+            "malformed",
+            f"SignedHeaders must be lower-case, sorted and unique, got {parts['SignedHeaders']!r}",
+            "SignedHeaders should be lower-case, sorted and separated by ';'.",
+        )
     return scope, signed, parts["Signature"]
 
 
-def verify(method: str, url: str, headers, body: bytes | str | None, keys: Mapping[str, str],
-           now: _dt.datetime | None = None, region: str | None = None) -> None:
+def verify(
+    method: str,
+    url: str,
+    headers,
+    body: bytes | str | None,
+    keys: Mapping[str, str],
+    now: _dt.datetime | None = None,
+    region: str | None = None,
+) -> None:
     """Check an `AWS_IAM` Function URL request's SigV4 signature; raise SigV4Error if AWS would refuse it.
 
     `url`: the path and query as received (percent-encoded) or a full URL.
@@ -300,34 +331,58 @@ def verify(method: str, url: str, headers, body: bytes | str | None, keys: Mappi
     authorization = received.get("authorization")
     if not authorization:
         presigned = "X-Amz-Signature" in dict(parse_qsl(urlsplit(url).query))
-        raise SigV4Error("missing", "no Authorization header" + (
-            " (query-string signatures are not supported; sign the headers)" if presigned else
-            ": the Function URL's auth type is AWS_IAM, so requests must be SigV4-signed"))
+        raise SigV4Error(
+            "missing",
+            "no Authorization header"
+            + (
+                " (query-string signatures are not supported; sign the headers)"
+                if presigned
+                else ": the Function URL's auth type is AWS_IAM, so requests must be SigV4-signed"
+            ),
+        )
     scope, signed, signature = _parse_authorization(authorization[0])
     access_key, day, scope_region, service = scope[:4]
 
     if "host" not in signed:
-        raise SigV4Error("malformed", "the Host header is not signed",
-                         "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+        raise SigV4Error(
+            "malformed",
+            "the Host header is not signed",
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        )
     amz_date = (received.get("x-amz-date") or [None])[0]
     if amz_date is None:
-        raise SigV4Error("malformed", "no X-Amz-Date header",
-                         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+        raise SigV4Error(
+            "malformed",
+            "no X-Amz-Date header",
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        )
     try:
         signed_at = _dt.datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=_dt.timezone.utc)
     except ValueError:
-        raise SigV4Error("malformed", f"X-Amz-Date {amz_date!r} is not YYYYMMDDTHHMMSSZ",
-                         f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'.") from None
+        raise SigV4Error(
+            "malformed",
+            f"X-Amz-Date {amz_date!r} is not YYYYMMDDTHHMMSSZ",
+            f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'.",
+        ) from None
     if day != amz_date[:8]:
-        raise SigV4Error("signature", f"credential scope date {day} differs from X-Amz-Date {amz_date}",
-                         "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
-                         f"'{day}' != '{amz_date[:8]}', from '{amz_date}'.")
+        raise SigV4Error(
+            "signature",
+            f"credential scope date {day} differs from X-Amz-Date {amz_date}",
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{day}' != '{amz_date[:8]}', from '{amz_date}'.",
+        )
     if service != SERVICE:
-        raise SigV4Error("signature", f"credential scope names service {service!r}, not 'lambda'",
-                         f"Credential should be scoped to correct service: '{SERVICE}'. ")
+        raise SigV4Error(
+            "signature",
+            f"credential scope names service {service!r}, not 'lambda'",
+            f"Credential should be scoped to correct service: '{SERVICE}'. ",
+        )
     if region is not None and scope_region != region:
-        raise SigV4Error("signature", f"credential scope names region {scope_region!r}, this URL is in {region!r}",
-                         f"Credential should be scoped to a valid region, not '{scope_region}'. ")
+        raise SigV4Error(
+            "signature",
+            f"credential scope names region {scope_region!r}, this URL is in {region!r}",
+            f"Credential should be scoped to a valid region, not '{scope_region}'. ",
+        )
     unsent = [h for h in signed if h not in received]
     if unsent:
         raise SigV4Error("signature", f"signed header(s) {', '.join(unsent)} not in the request")
@@ -338,13 +393,19 @@ def verify(method: str, url: str, headers, body: bytes | str | None, keys: Mappi
 
     now = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
     if signed_at < now - MAX_SKEW:
-        raise SigV4Error("expired", f"signed at {amz_date}, more than 5 minutes before the server's {now:{_AMZ_DATE}}",
-                         f"Signature expired: {amz_date} is now earlier than {now - MAX_SKEW:{_AMZ_DATE}} "
-                         f"({now:{_AMZ_DATE}} - 5 min.)")
+        raise SigV4Error(
+            "expired",
+            f"signed at {amz_date}, more than 5 minutes before the server's {now:{_AMZ_DATE}}",
+            f"Signature expired: {amz_date} is now earlier than {now - MAX_SKEW:{_AMZ_DATE}} "
+            f"({now:{_AMZ_DATE}} - 5 min.)",
+        )
     if signed_at > now + MAX_SKEW:
-        raise SigV4Error("expired", f"signed at {amz_date}, more than 5 minutes after the server's {now:{_AMZ_DATE}}",
-                         f"Signature not yet current: {amz_date} is still later than {now + MAX_SKEW:{_AMZ_DATE}} "
-                         f"({now:{_AMZ_DATE}} + 5 min.)")
+        raise SigV4Error(
+            "expired",
+            f"signed at {amz_date}, more than 5 minutes after the server's {now:{_AMZ_DATE}}",
+            f"Signature not yet current: {amz_date} is still later than {now + MAX_SKEW:{_AMZ_DATE}} "
+            f"({now:{_AMZ_DATE}} + 5 min.)",
+        )
 
     payload = body.encode() if isinstance(body, str) else (body or b"")
     declared = (received.get("x-amz-content-sha256") or [None])[0]
@@ -352,8 +413,12 @@ def verify(method: str, url: str, headers, body: bytes | str | None, keys: Mappi
     # declared hash must be the body's, or the body could be swapped.
     if declared is not None and declared != hashlib.sha256(payload).hexdigest():
         unsigned = declared.startswith(("UNSIGNED", "STREAMING"))
-        raise SigV4Error("signature", "unsigned payloads are not accepted by Lambda" if unsigned
-                         else "x-amz-content-sha256 does not match the body")
+        raise SigV4Error(
+            "signature",
+            "unsigned payloads are not accepted by Lambda"
+            if unsigned
+            else "x-amz-content-sha256 does not match the body",
+        )
 
     request = AWSRequest(method=method.upper(), url=url, data=payload)
     request.context["timestamp"] = amz_date
@@ -362,8 +427,11 @@ def verify(method: str, url: str, headers, body: bytes | str | None, keys: Mappi
     auth = _ExactHeaders(Credentials(access_key, secret), scope_region, signed, received)
     expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
     if not hmac.compare_digest(expected, signature):
-        raise SigV4Error("signature", "signature mismatch: the method, path, query, signed headers, body "
-                         "or secret key differ from what was signed")
+        raise SigV4Error(
+            "signature",
+            "signature mismatch: the method, path, query, signed headers, body "
+            "or secret key differ from what was signed",
+        )
 
 
 def forbidden_hint(body: bytes | str | None, signed: bool) -> str:
@@ -375,13 +443,17 @@ def forbidden_hint(body: bytes | str | None, signed: bool) -> str:
     except ValueError:
         message = ""
     if not signed:
-        return ("403 Forbidden from an unsigned request: the Function URL probably uses auth type AWS_IAM; "
-                "sign requests with --affinity-sigv4 (credentials and region from boto3's chain)")
+        return (
+            "403 Forbidden from an unsigned request: the Function URL probably uses auth type AWS_IAM; "
+            "sign requests with --affinity-sigv4 (credentials and region from boto3's chain)"
+        )
     if message.startswith(("Signature expired", "Signature not yet current")):
         return f"403: {message} -- the local clock is off by more than 5 minutes"
     if message == UNKNOWN_KEY_MESSAGE:
         return "403: the access key is not known to AWS (wrong account, deleted key, or a session token missing)"
     if message.startswith("Forbidden"):
-        return ("403 Forbidden although signed: the identity lacks lambda:InvokeFunctionUrl and lambda:InvokeFunction "
-                "on this function (identity policy or the function's resource policy)")
+        return (
+            "403 Forbidden although signed: the identity lacks lambda:InvokeFunctionUrl and lambda:InvokeFunction "
+            "on this function (identity policy or the function's resource policy)"
+        )
     return f"403 on a signed request: {message or text[:200]}"

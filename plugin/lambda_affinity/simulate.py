@@ -12,6 +12,7 @@ back after the other half. The simulated probe keeps a per-environment
 session cache (the probe's own SessionCache class), so warm-cache rates are
 as the real probe would report them.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -86,7 +87,9 @@ def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: floa
     return busy, env.handle.lookup(key, now)[0]
 
 
-def run(scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None, user_prefix: str = "") -> RunResult:
+def run(
+    scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None, user_prefix: str = ""
+) -> RunResult:
     """One independent run. Users are named `{user_prefix}u{i}`."""
     scenario.validate()
     rng = random.Random(seed)
@@ -173,8 +176,13 @@ def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tupl
     return tracker, totals
 
 
-def replay(arrivals: Iterable[Arrival], scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None,
-           user_prefix: str = "") -> RunResult:
+def replay(
+    arrivals: Iterable[Arrival],
+    scenario: Scenario,
+    seed: int | None = None,
+    tracker: Tracker | None = None,
+    user_prefix: str = "",
+) -> RunResult:
     """Open-loop replay: each (time, user) of `arrivals`, in time order,
     reaches the platform half a round trip (`scenario.latency`) after its
     time and runs `scenario.service` seconds (plus the init delay when

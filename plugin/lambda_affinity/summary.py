@@ -3,6 +3,7 @@
 Everything here reads per-user rows (see tracker.ROW_FIELDS), so a Locust
 run, a distributed master and the simulator all summarise the same way.
 """
+
 from __future__ import annotations
 
 import csv
@@ -107,31 +108,54 @@ def miss_cost(doc: Mapping, per_miss_ms: float | None = None, per_miss_usd: floa
         return None if cost is None else n * cost
 
     saved_ms = times(hits, per_miss_ms)
-    return MissCost(per_miss_ms=per_miss_ms, per_miss_usd=per_miss_usd, warm_cache_rate=rate,
-                    hits_per_million=hits, misses_per_million=misses,
-                    saved_ms_per_million=saved_ms, saved_usd_per_million=times(hits, per_miss_usd),
-                    spent_ms_per_million=times(misses, per_miss_ms),
-                    spent_usd_per_million=times(misses, per_miss_usd),
-                    saved_ms_per_request=None if saved_ms is None else saved_ms / MILLION)
+    return MissCost(
+        per_miss_ms=per_miss_ms,
+        per_miss_usd=per_miss_usd,
+        warm_cache_rate=rate,
+        hits_per_million=hits,
+        misses_per_million=misses,
+        saved_ms_per_million=saved_ms,
+        saved_usd_per_million=times(hits, per_miss_usd),
+        spent_ms_per_million=times(misses, per_miss_ms),
+        spent_usd_per_million=times(misses, per_miss_usd),
+        saved_ms_per_request=None if saved_ms is None else saved_ms / MILLION,
+    )
 
 
 def miss_cost_line(cost: Mapping) -> str:
     """One line for the console and the HTML report."""
-    per = ", ".join(p for p in (
-        f"{cost['per_miss_ms']:g} ms" if cost["per_miss_ms"] is not None else "",
-        f"${cost['per_miss_usd']:.6g}" if cost["per_miss_usd"] is not None else "") if p)
-    saved = " and ".join(p for p in (
-        duration_text(cost["saved_ms_per_million"] / 1000) if cost["saved_ms_per_million"] is not None else "",
-        f"${cost['saved_usd_per_million']:,.2f}" if cost["saved_usd_per_million"] is not None else "") if p)
-    line = (f"cost of a miss {per}: per million replies the warm cache ({cost['warm_cache_rate']:.3f}) "
-            f"saves {cost['hits_per_million']:,.0f} lookups, {saved}")
+    per = ", ".join(
+        p
+        for p in (
+            f"{cost['per_miss_ms']:g} ms" if cost["per_miss_ms"] is not None else "",
+            f"${cost['per_miss_usd']:.6g}" if cost["per_miss_usd"] is not None else "",
+        )
+        if p
+    )
+    saved = " and ".join(
+        p
+        for p in (
+            duration_text(cost["saved_ms_per_million"] / 1000) if cost["saved_ms_per_million"] is not None else "",
+            f"${cost['saved_usd_per_million']:,.2f}" if cost["saved_usd_per_million"] is not None else "",
+        )
+        if p
+    )
+    line = (
+        f"cost of a miss {per}: per million replies the warm cache ({cost['warm_cache_rate']:.3f}) "
+        f"saves {cost['hits_per_million']:,.0f} lookups, {saved}"
+    )
     if cost["saved_ms_per_request"] is not None:
         line += f" ({cost['saved_ms_per_request']:.3g} ms per reply on average)"
     return line
 
 
-def summarize(rows: Iterable[Mapping], environments: int | None = None, per_user_limit: int = PER_USER_LIMIT,
-              per_miss_ms: float | None = None, per_miss_usd: float | None = None) -> dict:
+def summarize(
+    rows: Iterable[Mapping],
+    environments: int | None = None,
+    per_user_limit: int = PER_USER_LIMIT,
+    per_miss_ms: float | None = None,
+    per_miss_usd: float | None = None,
+) -> dict:
     """The `--affinity-json` / `simulate --json` document (design.md section 8),
     with `miss_cost` (see miss_cost) when a cost of a miss is given."""
     rows = list(rows)
@@ -147,14 +171,22 @@ def summarize(rows: Iterable[Mapping], environments: int | None = None, per_user
         "hit_rate": distribution(rates, sum(r["max_count"] for r in valid), sum(r["requests"] for r in valid)),
         "warm_cache_rate": distribution(
             [r["warm_hits"] / r["cache_known"] for r in cached],
-            sum(r["warm_hits"] for r in cached), sum(r["cache_known"] for r in cached),
+            sum(r["warm_hits"] for r in cached),
+            sum(r["cache_known"] for r in cached),
         ),
         "histogram": histogram(rates),
     }
     if len(rows) <= per_user_limit:
         doc["per_user"] = [
-            {"user": r["user"], "requests": r["requests"], "max_share": r["max_share"], "warm_hits": r["warm_hits"],
-             "environments": r["environments"], "cold_starts": r["cold_starts"], "switches": r["switches"]}
+            {
+                "user": r["user"],
+                "requests": r["requests"],
+                "max_share": r["max_share"],
+                "warm_hits": r["warm_hits"],
+                "environments": r["environments"],
+                "cold_starts": r["cold_starts"],
+                "switches": r["switches"],
+            }
             for r in rows
         ]
     cost = miss_cost(doc, per_miss_ms, per_miss_usd)
@@ -189,8 +221,10 @@ def _fmt(v) -> str:
 
 def render_table(doc: Mapping, title: str = "Lambda affinity") -> str:
     """The console summary: totals, both distributions, the histogram."""
-    lines = [f"{title}: {doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
-             f"{doc['environments']} environments, {doc['cold_starts']} cold starts"]
+    lines = [
+        f"{title}: {doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
+        f"{doc['environments']} environments, {doc['cold_starts']} cold starts"
+    ]
     header = f"{'rate':<16}" + "".join(f"{k:>9}" for k in STAT_KEYS)
     lines.append(header)
     for name, key in (("max-share hit", "hit_rate"), ("warm-cache hit", "warm_cache_rate")):
@@ -280,12 +314,15 @@ def evaluate_checks(doc: Mapping, thresholds: Mapping[str, float | None]) -> tup
         ok = measured >= threshold if kind == "min" else measured <= threshold
         verdict = "passed" if ok else "FAILED"
         bound = "at least" if kind == "min" else "at most"
-        message = f"CHECK {verdict}: --{option} {threshold:g}: {what} was {measured:.3f}, {bound} {threshold:g} required"
+        message = (
+            f"CHECK {verdict}: --{option} {threshold:g}: {what} was {measured:.3f}, {bound} {threshold:g} required"
+        )
         (passes if ok else failures).append(message)
     return failures, passes
 
 
 # -- HTML report section -----------------------------------------------------
+
 
 def histogram_svg(bins: list[int], width: int = 520, height: int = 220, title: str = "users per max-share bin") -> str:
     """A bar chart of the per-user histogram as a standalone SVG picture."""
@@ -293,26 +330,36 @@ def histogram_svg(bins: list[int], width: int = 520, height: int = 220, title: s
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max(bins) or 1
     bar_w = plot_w / len(bins)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}" '
-             f'font-family="sans-serif" font-size="11">',
-             f'<title>{html.escape(title)}</title>',
-             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#888"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#888"/>',
-             f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" fill="#888">{peak}</text>',
-             f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" fill="#888">0</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}" '
+        f'font-family="sans-serif" font-size="11">',
+        f"<title>{html.escape(title)}</title>",
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#888"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#888"/>',
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" fill="#888">{peak}</text>',
+        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" fill="#888">0</text>',
+    ]
     for i, n in enumerate(bins):
         h = plot_h * n / peak
         x = left + i * bar_w
-        parts.append(f'<rect x="{x + 2:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
-                     f'fill="#3b82c4"><title>{i / BINS:.1f}-{(i + 1) / BINS:.1f}: {n} users</title></rect>')
+        parts.append(
+            f'<rect x="{x + 2:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
+            f'fill="#3b82c4"><title>{i / BINS:.1f}-{(i + 1) / BINS:.1f}: {n} users</title></rect>'
+        )
         if n:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - h - 3:.1f}" text-anchor="middle" '
-                         f'fill="#888">{n}</text>')
-        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
-                     f'fill="#888">{i / BINS:.1f}</text>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 2}" text-anchor="middle" fill="#888">'
-                 f'per-user max-share hit rate</text></svg>')
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - h - 3:.1f}" text-anchor="middle" '
+                f'fill="#888">{n}</text>'
+            )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
+            f'fill="#888">{i / BINS:.1f}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 2}" text-anchor="middle" fill="#888">'
+        f"per-user max-share hit rate</text></svg>"
+    )
     return "".join(parts)
 
 
@@ -325,20 +372,24 @@ def render_html_section(doc: Mapping, checks: Iterable[str] = (), points: Sequen
     figures = "".join(
         f'<div data-key="{f["key"]}" style="border:1px solid #8886;border-radius:6px;padding:8px 14px;min-width:120px">'
         f'<div style="font-size:24px">{_fmt(f["value"])}</div><div style="opacity:.75">{html.escape(f["label"])}</div>'
-        "</div>" for f in headline(doc))
-    charts = "".join(f"<figure style=\"margin:0\">{render_svg(c)}</figure>" for c in charts_of(points))
+        "</div>"
+        for f in headline(doc)
+    )
+    charts = "".join(f'<figure style="margin:0">{render_svg(c)}</figure>' for c in charts_of(points))
     cell = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #8884"'
     head = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #888"'
     rows = []
     for name, key in (("max-share hit", "hit_rate"), ("warm-cache hit", "warm_cache_rate")):
         dist = doc.get(key)
         cells = "".join(f"<td {cell}>{_fmt(dist[k]) if dist else '-'}</td>" for k in STAT_KEYS)
-        rows.append(f'<tr><th {cell.replace("right", "left")}>{name}</th>{cells}</tr>')
+        rows.append(f"<tr><th {cell.replace('right', 'left')}>{name}</th>{cells}</tr>")
     header = "".join(f"<th {head}>{k}</th>" for k in STAT_KEYS)
     cold_ratio = doc["cold_starts"] / doc["requests"] if doc["requests"] else None
-    totals = (f"{doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
-              f"{doc['environments']} environments, {doc['cold_starts']} cold starts "
-              f"(cold ratio {_fmt(cold_ratio)})")
+    totals = (
+        f"{doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
+        f"{doc['environments']} environments, {doc['cold_starts']} cold starts "
+        f"(cold ratio {_fmt(cold_ratio)})"
+    )
     check_items = "".join(f"<li>{html.escape(c)}</li>" for c in checks)
     return (
         '<section id="lambda-affinity" style="font-family:Roboto,Helvetica,Arial,sans-serif;'
@@ -347,10 +398,10 @@ def render_html_section(doc: Mapping, checks: Iterable[str] = (), points: Sequen
         f'<div class="affinity-figures" style="display:flex;flex-wrap:wrap;gap:12px;margin-bottom:16px">{figures}</div>'
         f"<p>{html.escape(totals)}</p>"
         '<table style="border-collapse:collapse;margin-bottom:16px">'
-        f'<tr><th {head.replace("right", "left")}>rate</th>{header}</tr>{"".join(rows)}</table>'
+        f"<tr><th {head.replace('right', 'left')}>rate</th>{header}</tr>{''.join(rows)}</table>"
         + (f"<p>{html.escape(miss_cost_line(doc['miss_cost']))}</p>" if doc.get("miss_cost") else "")
         + '<div class="affinity-charts" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end">'
-        f"<figure style=\"margin:0\">{histogram_svg(list(doc['histogram']))}</figure>{charts}</div>"
+        f'<figure style="margin:0">{histogram_svg(list(doc["histogram"]))}</figure>{charts}</div>'
         + (f"<ul>{check_items}</ul>" if check_items else "")
         + "</section>"
     )

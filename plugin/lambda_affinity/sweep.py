@@ -16,6 +16,7 @@ Spec grammar (NAME is a simulate option without its dashes, `-` or `_`):
 
 An integer factor's range values are rounded, repeats dropped.
 """
+
 from __future__ import annotations
 
 import csv
@@ -99,7 +100,8 @@ def parse_vary(spec: str, factors: Mapping[str, Factor]) -> Vary:
     if len(values) > MAX_POINTS:
         raise SpecError(f"{where}: {len(values)} points; at most {MAX_POINTS}")
     numeric = all(isinstance(v, (int, float)) for v in values) or (
-        factor.kind == "distribution" and all(_is_number(v) for v in values))
+        factor.kind == "distribution" and all(_is_number(v) for v in values)
+    )
     return Vary(factor, tuple(values), spec, numeric, log)
 
 
@@ -215,6 +217,7 @@ def _parse_range(body: str, factor: Factor, where: str) -> tuple[list, bool]:
 
 # -- running -----------------------------------------------------------------
 
+
 def run_seeds(base_seed: int, runs: int) -> list[int]:
     """Run r's seed, the same at every point (common random numbers: a
     difference between points is the factor's, not the draw's)."""
@@ -235,13 +238,20 @@ def estimate_cost(scenarios: Sequence[Scenario], runs: int) -> Cost:
     user_seconds = invocations = 0.0
     for s in scenarios:
         mean = {k: parse_distribution(getattr(s, k), k).mean for k in ("think", "gap", "latency", "service")}
-        per_request = mean["latency"] + mean["service"] + (
-            (mean["think"] * (s.burst - 1) + mean["gap"]) / s.burst if s.burst else mean["think"])
+        per_request = (
+            mean["latency"]
+            + mean["service"]
+            + ((mean["think"] * (s.burst - 1) + mean["gap"]) / s.burst if s.burst else mean["think"])
+        )
         user_seconds += s.users * s.duration_s
         # a user sends at t=0 and then once per cycle until the duration ends
         invocations += s.users * (1 + s.duration_s / per_request if per_request > 0 else math.inf)
-    return Cost(points=len(scenarios), runs=runs, user_seconds=runs * user_seconds,
-                invocations=int(runs * invocations) if math.isfinite(invocations) else -1)
+    return Cost(
+        points=len(scenarios),
+        runs=runs,
+        user_seconds=runs * user_seconds,
+        invocations=int(runs * invocations) if math.isfinite(invocations) else -1,
+    )
 
 
 class RunRow(TypedDict):
@@ -255,9 +265,9 @@ class RunRow(TypedDict):
     invalid: int
     environments: int
     cold_starts: int
-    max_share: float | None            # mean over users of the per-user max-share
+    max_share: float | None  # mean over users of the per-user max-share
     max_share_p50: float | None
-    warm_cache_rate: float | None      # mean over users of the per-user warm-cache rate
+    warm_cache_rate: float | None  # mean over users of the per-user warm-cache rate
     warm_cache_weighted: float | None  # hits / replies with a cache status
     cold_per_request: float | None
     saved_ms_per_million: float | None
@@ -271,17 +281,19 @@ METRICS = (
     ("cold_per_request", "cold starts per request"),
 )
 # The priced metrics, when a miss cost is given: (RunRow key, legend name, chart scale).
-SAVINGS = (("saved_ms_per_million", "seconds saved per million requests", 1e-3),
-           ("saved_usd_per_million", "USD saved per million requests", 1.0))
+SAVINGS = (
+    ("saved_ms_per_million", "seconds saved per million requests", 1e-3),
+    ("saved_usd_per_million", "USD saved per million requests", 1.0),
+)
 SPREADS = ("minmax", "sd")
 
 
 class Stats(TypedDict):
     mean: float
-    sd: float   # sample standard deviation across runs (0 with one run)
+    sd: float  # sample standard deviation across runs (0 with one run)
     min: float
     max: float
-    n: int      # runs that gave a value
+    n: int  # runs that gave a value
 
 
 class PointResult(TypedDict):
@@ -295,8 +307,13 @@ def stats(values: Sequence[float | None]) -> Stats | None:
     vals = [v for v in values if v is not None]
     if not vals:
         return None
-    return Stats(mean=statistics.fmean(vals), sd=statistics.stdev(vals) if len(vals) > 1 else 0.0,
-                 min=min(vals), max=max(vals), n=len(vals))
+    return Stats(
+        mean=statistics.fmean(vals),
+        sd=statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        min=min(vals),
+        max=max(vals),
+        n=len(vals),
+    )
 
 
 def _field(row: RunRow, key: str) -> Any:
@@ -304,25 +321,41 @@ def _field(row: RunRow, key: str) -> Any:
     return row[key]  # type: ignore[literal-required]
 
 
-def measure(value: Any, scenario: Scenario, run_index: int, seed: int,
-            per_miss_ms: float | None, per_miss_usd: float | None) -> RunRow:
+def measure(
+    value: Any, scenario: Scenario, run_index: int, seed: int, per_miss_ms: float | None, per_miss_usd: float | None
+) -> RunRow:
     res = run(scenario, seed=seed)
     doc = summarize(res.tracker.rows(), res.tracker.environments, per_user_limit=0)
     hit, warm = doc["hit_rate"], doc["warm_cache_rate"]
     cost: MissCost | None = miss_cost(doc, per_miss_ms, per_miss_usd)
-    return RunRow(value=value, run=run_index, seed=seed, users=doc["users"], requests=doc["requests"],
-                  invalid=doc["invalid"], environments=doc["environments"], cold_starts=doc["cold_starts"],
-                  max_share=hit["mean"] if hit else None, max_share_p50=hit["p50"] if hit else None,
-                  warm_cache_rate=warm["mean"] if warm else None,
-                  warm_cache_weighted=warm["weighted"] if warm else None,
-                  cold_per_request=doc["cold_starts"] / doc["requests"] if doc["requests"] else None,
-                  saved_ms_per_million=cost["saved_ms_per_million"] if cost else None,
-                  saved_usd_per_million=cost["saved_usd_per_million"] if cost else None)
+    return RunRow(
+        value=value,
+        run=run_index,
+        seed=seed,
+        users=doc["users"],
+        requests=doc["requests"],
+        invalid=doc["invalid"],
+        environments=doc["environments"],
+        cold_starts=doc["cold_starts"],
+        max_share=hit["mean"] if hit else None,
+        max_share_p50=hit["p50"] if hit else None,
+        warm_cache_rate=warm["mean"] if warm else None,
+        warm_cache_weighted=warm["weighted"] if warm else None,
+        cold_per_request=doc["cold_starts"] / doc["requests"] if doc["requests"] else None,
+        saved_ms_per_million=cost["saved_ms_per_million"] if cost else None,
+        saved_usd_per_million=cost["saved_usd_per_million"] if cost else None,
+    )
 
 
-def sweep(vary: Vary, scenarios: Sequence[Scenario], runs: int, base_seed: int,
-          per_miss_ms: float | None = None, per_miss_usd: float | None = None,
-          progress: Callable[[str], None] | None = None) -> list[PointResult]:
+def sweep(
+    vary: Vary,
+    scenarios: Sequence[Scenario],
+    runs: int,
+    base_seed: int,
+    per_miss_ms: float | None = None,
+    per_miss_usd: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[PointResult]:
     """Every point (one scenario per value of `vary`) `runs` times."""
     if runs < 1:
         raise ValueError("runs: must be >= 1")
@@ -336,11 +369,16 @@ def sweep(vary: Vary, scenarios: Sequence[Scenario], runs: int, base_seed: int,
         for r, seed in enumerate(seeds):
             rows.append(measure(value, scenario, r, seed, per_miss_ms, per_miss_usd))
             if progress:
-                progress(f"point {i}/{len(scenarios)} {vary.factor.name}={label}, run {r + 1}/{runs}: "
-                         f"{rows[-1]['requests']} requests; {time.perf_counter() - started:.1f} s so far")
+                progress(
+                    f"point {i}/{len(scenarios)} {vary.factor.name}={label}, run {r + 1}/{runs}: "
+                    f"{rows[-1]['requests']} requests; {time.perf_counter() - started:.1f} s so far"
+                )
         keys = [k for k, _ in METRICS] + [k for k, _, _ in SAVINGS] + ["environments", "max_share_p50"]
-        out.append(PointResult(value=value, label=label, runs=rows,
-                               stats={k: stats([_field(row, k) for row in rows]) for k in keys}))
+        out.append(
+            PointResult(
+                value=value, label=label, runs=rows, stats={k: stats([_field(row, k) for row in rows]) for k in keys}
+            )
+        )
     return out
 
 
@@ -356,20 +394,41 @@ def to_csv(vary: Vary, points: Sequence[PointResult]) -> str:
     w.writerow(CSV_FIELDS)
     for p in points:
         for row in p["runs"]:
-            w.writerow([vary.factor.name, *("" if _field(row, k) is None else _field(row, k)
-                                            for k in RunRow.__annotations__)])
+            w.writerow(
+                [vary.factor.name, *("" if _field(row, k) is None else _field(row, k) for k in RunRow.__annotations__)]
+            )
     return buf.getvalue()
 
 
-def to_json(vary: Vary, points: Sequence[PointResult], *, runs: int, base_seed: int, spread: str,
-            scenario: Mapping[str, Any], cost: Cost, per_miss_ms: float | None, per_miss_usd: float | None) -> str:
+def to_json(
+    vary: Vary,
+    points: Sequence[PointResult],
+    *,
+    runs: int,
+    base_seed: int,
+    spread: str,
+    scenario: Mapping[str, Any],
+    cost: Cost,
+    per_miss_ms: float | None,
+    per_miss_usd: float | None,
+) -> str:
     """The whole sweep; no wall-clock figure in it, so one seed gives one file."""
     doc = {
-        "factor": vary.factor.name, "spec": vary.spec, "values": list(vary.values), "labels": list(vary.labels),
-        "runs": runs, "base_seed": base_seed, "seeds": run_seeds(base_seed, runs), "spread": spread,
-        "scenario": dict(scenario), "cost": dict(cost),
-        "miss_cost": ({"per_miss_ms": per_miss_ms, "per_miss_usd": per_miss_usd}
-                      if per_miss_ms is not None or per_miss_usd is not None else None),
+        "factor": vary.factor.name,
+        "spec": vary.spec,
+        "values": list(vary.values),
+        "labels": list(vary.labels),
+        "runs": runs,
+        "base_seed": base_seed,
+        "seeds": run_seeds(base_seed, runs),
+        "spread": spread,
+        "scenario": dict(scenario),
+        "cost": dict(cost),
+        "miss_cost": (
+            {"per_miss_ms": per_miss_ms, "per_miss_usd": per_miss_usd}
+            if per_miss_ms is not None or per_miss_usd is not None
+            else None
+        ),
         "points": list(points),
     }
     return json.dumps(doc, indent=1) + "\n"
@@ -400,10 +459,16 @@ def rates_chart(vary: Vary, points: Sequence[PointResult], title: str, spread: s
     series = []
     for key, name in METRICS:
         pts = [_point(x, p["stats"][key], spread) for x, p in zip(xs, points)]
-        series.append(charts.Series(name, [p for p in pts if p is not None], dashed=key == "cold_per_request",
-                                    line=vary.numeric))
-    return charts.Chart(title, series, x=x_axis, y=charts.Axis(f"rate ({_spread_words(spread, runs)})", lo=0, hi=1),
-                        spread="band" if vary.numeric else "whiskers")
+        series.append(
+            charts.Series(name, [p for p in pts if p is not None], dashed=key == "cold_per_request", line=vary.numeric)
+        )
+    return charts.Chart(
+        title,
+        series,
+        x=x_axis,
+        y=charts.Axis(f"rate ({_spread_words(spread, runs)})", lo=0, hi=1),
+        spread="band" if vary.numeric else "whiskers",
+    )
 
 
 def savings_charts(vary: Vary, points: Sequence[PointResult], spread: str, runs: int) -> list[charts.Chart]:
@@ -413,10 +478,16 @@ def savings_charts(vary: Vary, points: Sequence[PointResult], spread: str, runs:
     for key, name, scale in SAVINGS:
         pts = [_point(x, p["stats"][key], spread, scale) for x, p in zip(xs, points)]
         if any(pts):
-            charted.append(charts.Chart(f"{name} ({_spread_words(spread, runs)})",
-                                        [charts.Series(name, [p for p in pts if p is not None], line=vary.numeric)],
-                                        x=x_axis, y=charts.Axis(name, lo=0), height=280,
-                                        spread="band" if vary.numeric else "whiskers"))
+            charted.append(
+                charts.Chart(
+                    f"{name} ({_spread_words(spread, runs)})",
+                    [charts.Series(name, [p for p in pts if p is not None], line=vary.numeric)],
+                    x=x_axis,
+                    y=charts.Axis(name, lo=0),
+                    height=280,
+                    spread="band" if vary.numeric else "whiskers",
+                )
+            )
     return charted
 
 
@@ -431,21 +502,28 @@ def _cell(st: Stats | None, spread: str, fmt: str, scale: float = 1.0) -> str:
 def _columns(points: Sequence[PointResult]) -> list[tuple[str, str, str, float]]:
     """(stats key, heading, format, scale) of the table columns; the priced ones only when priced."""
     cols = [(k, name, ".3f", 1.0) for k, name in METRICS] + [("environments", "environments", ",.0f", 1.0)]
-    cols += [(k, name, ",.0f" if k.endswith("ms_per_million") else ",.2f", scale) for k, name, scale in SAVINGS
-             if any(p["stats"][k] for p in points)]
+    cols += [
+        (k, name, ",.0f" if k.endswith("ms_per_million") else ",.2f", scale)
+        for k, name, scale in SAVINGS
+        if any(p["stats"][k] for p in points)
+    ]
     return cols
 
 
-def html_report(vary: Vary, points: Sequence[PointResult], chart: charts.Chart, description: str,
-                spread: str, runs: int) -> str:
+def html_report(
+    vary: Vary, points: Sequence[PointResult], chart: charts.Chart, description: str, spread: str, runs: int
+) -> str:
     cols = _columns(points)
     how = "mean \u00b1 sd" if spread == "sd" else "mean (min..max)"
     header = [vary.factor.name] + [f"{name}, {how}" for _, name, _, _ in cols]
     rows = [[p["label"]] + [_cell(p["stats"][k], spread, fmt, scale) for k, _, fmt, scale in cols] for p in points]
     items: list = [description, chart]
     items += savings_charts(vary, points, spread, runs)
-    items += [charts.Markup(f"<h2>Per point, over {runs} runs</h2>"), charts.html_table(header, rows),
-              "sweep.csv holds every run; sweep.json the same with the scenario, the seeds and these statistics."]
+    items += [
+        charts.Markup(f"<h2>Per point, over {runs} runs</h2>"),
+        charts.html_table(header, rows),
+        "sweep.csv holds every run; sweep.json the same with the scenario, the seeds and these statistics.",
+    ]
     return charts.html_page(chart.title, items)
 
 

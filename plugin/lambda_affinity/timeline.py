@@ -7,6 +7,7 @@ the web UI serves it as JSON and draws it live, the HTML report draws it
 static. Both draw the charts named in CHARTS, so the two always agree on
 what is plotted.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ DEFAULT_MAX_POINTS = 240  # a 2 s sampling keeps full resolution for 8 minutes, 
 class Figure(TypedDict):
     """One headline figure: `kind` "rate" (0..1, or None when not measured),
     "count", or "text" (already formatted)."""
+
     key: str
     label: str
     value: float | int | str | None
@@ -54,11 +56,23 @@ def _savings(doc: Mapping) -> tuple[tuple[str, str, str, str], ...]:
     cost = doc.get("miss_cost") or {}
     out = []
     if cost.get("saved_ms_per_million") is not None:
-        out.append(("saved_time_per_million", "Time the cache saves per 1M replies",
-                    duration_text(cost["saved_ms_per_million"] / 1000), "text"))
+        out.append(
+            (
+                "saved_time_per_million",
+                "Time the cache saves per 1M replies",
+                duration_text(cost["saved_ms_per_million"] / 1000),
+                "text",
+            )
+        )
     if cost.get("saved_usd_per_million") is not None:
-        out.append(("saved_usd_per_million", "Money the cache saves per 1M replies",
-                    f"${cost['saved_usd_per_million']:,.2f}", "text"))
+        out.append(
+            (
+                "saved_usd_per_million",
+                "Money the cache saves per 1M replies",
+                f"${cost['saved_usd_per_million']:,.2f}",
+                "text",
+            )
+        )
     return tuple(out)
 
 
@@ -83,18 +97,18 @@ class TimelinePoint:
     """The run at time `t` (epoch seconds). Gauges are as of `t`; the
     interval counts cover the `span_s` seconds that end at `t`. JSON-able
     with dataclasses.asdict."""
+
     t: float
     span_s: float
     users: int
     mean_max_share: float | None
     median_max_share: float | None
     mean_warm_rate: float | None
-    environments: int           # distinct environments seen so far
-    cold_starts: int            # in the interval
-    valid: int                  # valid replies in the interval
-    invalid: int                # invalid replies in the interval
-    samples: int = 1            # how many samples the point stands for (more once the timeline has halved)
-
+    environments: int  # distinct environments seen so far
+    cold_starts: int  # in the interval
+    valid: int  # valid replies in the interval
+    invalid: int  # invalid replies in the interval
+    samples: int = 1  # how many samples the point stands for (more once the timeline has halved)
 
 
 class ChartSeries(TypedDict):
@@ -104,6 +118,7 @@ class ChartSeries(TypedDict):
 
 class ChartSpec(TypedDict):
     """A chart of the timeline: `y_max` 1.0 for rates, None to fit the data."""
+
     key: str
     title: str
     series: list[ChartSeries]
@@ -111,15 +126,30 @@ class ChartSpec(TypedDict):
 
 
 CHARTS: list[ChartSpec] = [
-    ChartSpec(key="rates", title="Hit rates (per-user mean)", y_max=1.0, series=[
-        ChartSeries(field="mean_max_share", label="max-share"),
-        ChartSeries(field="mean_warm_rate", label="warm-cache")]),
-    ChartSpec(key="environments", title="Environments and users", y_max=None, series=[
-        ChartSeries(field="environments", label="environments"),
-        ChartSeries(field="users", label="users")]),
-    ChartSpec(key="cold_starts", title="Cold starts per interval", y_max=None, series=[
-        ChartSeries(field="cold_starts", label="cold starts"),
-        ChartSeries(field="invalid", label="invalid replies")]),
+    ChartSpec(
+        key="rates",
+        title="Hit rates (per-user mean)",
+        y_max=1.0,
+        series=[
+            ChartSeries(field="mean_max_share", label="max-share"),
+            ChartSeries(field="mean_warm_rate", label="warm-cache"),
+        ],
+    ),
+    ChartSpec(
+        key="environments",
+        title="Environments and users",
+        y_max=None,
+        series=[ChartSeries(field="environments", label="environments"), ChartSeries(field="users", label="users")],
+    ),
+    ChartSpec(
+        key="cold_starts",
+        title="Cold starts per interval",
+        y_max=None,
+        series=[
+            ChartSeries(field="cold_starts", label="cold starts"),
+            ChartSeries(field="invalid", label="invalid replies"),
+        ],
+    ),
 ]
 
 
@@ -137,9 +167,9 @@ class Timeline:
             raise ValueError(f"a timeline needs room for at least 2 points, got max_points={max_points}")
         self.max_points = max_points
         self.start = start
-        self.stride = 1             # samples per point
+        self.stride = 1  # samples per point
         self.points: list[TimelinePoint] = []
-        self._totals = (0, 0, 0)    # cumulative cold starts, valid, invalid at the last sample
+        self._totals = (0, 0, 0)  # cumulative cold starts, valid, invalid at the last sample
         self._last_t = start
         self.closed = False
 
@@ -151,15 +181,24 @@ class Timeline:
             raise ValueError(f"timeline sample at {t} is earlier than the previous one at {self._last_t}")
         totals = (_need(doc, "cold_starts"), _need(doc, "requests"), _need(doc, "invalid"))
         if any(now < before for now, before in zip(totals, self._totals)):
-            raise ValueError(f"cumulative counts (cold starts, valid, invalid) went down from {self._totals} "
-                             f"to {totals}: a new run needs a new timeline")
+            raise ValueError(
+                f"cumulative counts (cold starts, valid, invalid) went down from {self._totals} "
+                f"to {totals}: a new run needs a new timeline"
+            )
         cold, valid, invalid = (now - before for now, before in zip(totals, self._totals))
         span = 0.0 if self._last_t is None else t - self._last_t
         point = TimelinePoint(
-            t=t, span_s=span, users=_need(doc, "users"),
-            mean_max_share=_stat(doc, "hit_rate", "mean"), median_max_share=_stat(doc, "hit_rate", "p50"),
-            mean_warm_rate=_stat(doc, "warm_cache_rate", "mean"), environments=_need(doc, "environments"),
-            cold_starts=cold, valid=valid, invalid=invalid)
+            t=t,
+            span_s=span,
+            users=_need(doc, "users"),
+            mean_max_share=_stat(doc, "hit_rate", "mean"),
+            median_max_share=_stat(doc, "hit_rate", "p50"),
+            mean_warm_rate=_stat(doc, "warm_cache_rate", "mean"),
+            environments=_need(doc, "environments"),
+            cold_starts=cold,
+            valid=valid,
+            invalid=invalid,
+        )
         self._totals, self._last_t = totals, t
         if self.points and self.points[-1].samples < self.stride:
             point = _merge(self.points[-1], point)
@@ -190,11 +229,18 @@ class Timeline:
 def _merge(older: TimelinePoint, newer: TimelinePoint) -> TimelinePoint:
     """One point for two neighbours: gauges as of the newer, interval counts summed."""
     return TimelinePoint(
-        t=newer.t, span_s=older.span_s + newer.span_s, users=newer.users, mean_max_share=newer.mean_max_share,
-        median_max_share=newer.median_max_share, mean_warm_rate=newer.mean_warm_rate,
-        environments=newer.environments, cold_starts=older.cold_starts + newer.cold_starts,
-        valid=older.valid + newer.valid, invalid=older.invalid + newer.invalid,
-        samples=older.samples + newer.samples)
+        t=newer.t,
+        span_s=older.span_s + newer.span_s,
+        users=newer.users,
+        mean_max_share=newer.mean_max_share,
+        median_max_share=newer.median_max_share,
+        mean_warm_rate=newer.mean_warm_rate,
+        environments=newer.environments,
+        cold_starts=older.cold_starts + newer.cold_starts,
+        valid=older.valid + newer.valid,
+        invalid=older.invalid + newer.invalid,
+        samples=older.samples + newer.samples,
+    )
 
 
 def clock(seconds: float) -> str:
@@ -212,10 +258,23 @@ def charts_of(points: Sequence[TimelinePoint], width: int = 400, height: int = 2
     out = []
     for spec in CHARTS:
         # later series dashed, as on the dashboard: told apart where lines coincide
-        series = [Series(s["label"], [Point(p.t - start, getattr(p, s["field"])) for p in points
-                                      if getattr(p, s["field"]) is not None], dashed=i > 0)
-                  for i, s in enumerate(spec["series"])]
+        series = [
+            Series(
+                s["label"],
+                [Point(p.t - start, getattr(p, s["field"])) for p in points if getattr(p, s["field"]) is not None],
+                dashed=i > 0,
+            )
+            for i, s in enumerate(spec["series"])
+        ]
         y = Axis(lo=0, hi=spec["y_max"] or 4)  # counts: at least 0..4, so the ticks are whole numbers
-        out.append(Chart(title=spec["title"], series=series, width=width, height=height,
-                         x=Axis("time since start", lo=0, tick_format=clock), y=y))
+        out.append(
+            Chart(
+                title=spec["title"],
+                series=series,
+                width=width,
+                height=height,
+                x=Axis("time since start", lo=0, tick_format=clock),
+                y=y,
+            )
+        )
     return out

@@ -24,6 +24,7 @@ moment's rows) is read to its last complete line; the cut is counted in
 
 No Locust import: the plugin, the simulator and the CLI all use this module.
 """
+
 from __future__ import annotations
 
 import csv
@@ -106,6 +107,7 @@ class ReadStats:
 
 # -- writing ---------------------------------------------------------------------------
 
+
 def _flag(value: bool | None) -> str:
     return "" if value is None else ("1" if value else "0")
 
@@ -119,7 +121,8 @@ class TraceWriter:
         if path.endswith(".gz"):
             # held open for the writer's life, streamed into; close() and __exit__ close it
             self._fh: IO[str] = gzip.open(  # noqa: SIM115
-                path, "wt", encoding="utf-8", newline="", compresslevel=GZIP_LEVEL)
+                path, "wt", encoding="utf-8", newline="", compresslevel=GZIP_LEVEL
+            )
         else:
             self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 -- as above
         self._csv = csv.writer(self._fh, lineterminator="\n")
@@ -127,10 +130,29 @@ class TraceWriter:
         self.rows = 0
         self._flush_at = time.monotonic() + FLUSH_EVERY_S
 
-    def write(self, send: float, recv: float | None, user: str, session: str, env_id: str | None,
-              cold: bool | None, cache_hit: bool | None, valid: bool) -> None:
-        self._csv.writerow((f"{send:.6f}", "" if recv is None else f"{recv:.6f}", user, session, env_id or "",
-                            _flag(cold), _flag(cache_hit), _flag(valid)))
+    def write(
+        self,
+        send: float,
+        recv: float | None,
+        user: str,
+        session: str,
+        env_id: str | None,
+        cold: bool | None,
+        cache_hit: bool | None,
+        valid: bool,
+    ) -> None:
+        self._csv.writerow(
+            (
+                f"{send:.6f}",
+                "" if recv is None else f"{recv:.6f}",
+                user,
+                session,
+                env_id or "",
+                _flag(cold),
+                _flag(cache_hit),
+                _flag(valid),
+            )
+        )
         self.rows += 1
         if time.monotonic() >= self._flush_at:
             self.flush()
@@ -156,6 +178,7 @@ class TraceWriter:
 
 
 # -- parsing values ----------------------------------------------------------------------
+
 
 def parse_time(text) -> float:
     """Epoch seconds from epoch seconds, epoch milliseconds (numbers >= 1e11)
@@ -206,6 +229,7 @@ def _parse_flag(text: str) -> bool | None:
 
 # -- reading -----------------------------------------------------------------------------
 
+
 def open_binary(path: str) -> io.BufferedIOBase:
     """The file's bytes (gunzipped when the name ends in `.gz`); TraceError if it cannot be read."""
     try:
@@ -245,8 +269,10 @@ def truncation_warning(path: str, stats: ReadStats) -> str | None:
     """What to tell the user when `path` was cut short (None when it was not)."""
     if not stats.truncated:
         return None
-    return (f"{path}: the gzip stream ends early (its writer was killed?): read its {stats.rows} complete rows, "
-            "not what was still unwritten")
+    return (
+        f"{path}: the gzip stream ends early (its writer was killed?): read its {stats.rows} complete rows, "
+        "not what was still unwritten"
+    )
 
 
 def _bad_bytes(path: str) -> TraceError:
@@ -288,12 +314,17 @@ def _pick(names: list[str], wanted: str | None, defaults: tuple, what: str, opti
     for name in defaults:
         if name in names:
             return name
-    raise TraceError(path, line, f"no {what} column: none of {', '.join(defaults)}; name it with {option} "
-                                 f"(columns: {', '.join(names) or 'none'})")
+    raise TraceError(
+        path,
+        line,
+        f"no {what} column: none of {', '.join(defaults)}; name it with {option} "
+        f"(columns: {', '.join(names) or 'none'})",
+    )
 
 
-def _records(path: str, lines: Iterable[str], columns: list[tuple[str | None, tuple, str, str]], stats: ReadStats
-             ) -> Iterator[tuple]:
+def _records(
+    path: str, lines: Iterable[str], columns: list[tuple[str | None, tuple, str, str]], stats: ReadStats
+) -> Iterator[tuple]:
     """(line, value, value, ...) for the chosen columns of a CSV or JSON-lines
     file. `columns`: (name or None, default names, what, option)."""
     fh = iter(lines)
@@ -323,8 +354,9 @@ def _csv(path, first, lines, columns, stats):
                 stats.blank_lines += 1
                 continue
             missing = next(p for p, i in zip(picked, index, strict=True) if i >= len(row))
-            raise TraceError(path, reader.line_num, f"{len(row)} fields, but the header has {len(names)}: "
-                                                    "no value", missing)
+            raise TraceError(
+                path, reader.line_num, f"{len(row)} fields, but the header has {len(names)}: no value", missing
+            )
         yield (reader.line_num, picked, *(row[i] for i in index))
 
 
@@ -349,8 +381,9 @@ def _jsonl(path, first, lines, columns, stats):
             raise TraceError(path, number, f"expected a JSON object per line, got {type(obj).__name__}")
         if picked is None:  # the first object names the columns, as a CSV header would
             names = list(obj)
-            picked = [_pick(names, want, defaults, what, option, path, number)
-                      for want, defaults, what, option in columns]
+            picked = [
+                _pick(names, want, defaults, what, option, path, number) for want, defaults, what, option in columns
+            ]
         values = []
         for name in picked:
             if name not in obj:
@@ -363,8 +396,9 @@ def _jsonl(path, first, lines, columns, stats):
 _Payload = TypeVar("_Payload")
 
 
-def _ordered(path: str, items: Iterator[tuple[float, int, _Payload]], window: float, column: list, stats: ReadStats
-             ) -> Iterator[_Payload]:
+def _ordered(
+    path: str, items: Iterator[tuple[float, int, _Payload]], window: float, column: list, stats: ReadStats
+) -> Iterator[_Payload]:
     """items: (time, line, payload) in file order -> payloads in time order.
 
     A row is held until one `window` seconds later has been read (bounded
@@ -397,12 +431,18 @@ def _ordered(path: str, items: Iterator[tuple[float, int, _Payload]], window: fl
         yield out[2]
 
 
-def _out_of_order(path: str, line: int, t: float, newest: float, newest_line: int, window: float,
-                  column: str) -> TraceError:
+def _out_of_order(
+    path: str, line: int, t: float, newest: float, newest_line: int, window: float, column: str
+) -> TraceError:
     """The error for a row further back in time than the reorder window allows
     (one message for the generic reader and the CSV hot path)."""
-    return TraceError(path, line, f"{t:.6f} is {newest - t:.3f} s before line {newest_line}'s time: rows must be "
-                                  f"in time order, at most {window:g} s apart (--max-disorder)", column)
+    return TraceError(
+        path,
+        line,
+        f"{t:.6f} is {newest - t:.3f} s before line {newest_line}'s time: rows must be "
+        f"in time order, at most {window:g} s apart (--max-disorder)",
+        column,
+    )
 
 
 def _time(path: str, line: int, column: str, text) -> float:
@@ -417,9 +457,13 @@ def _check_window(window: float) -> None:
         raise ValueError(f"max_disorder_s: must be a finite number >= 0, got {window!r}")
 
 
-def read_arrivals(path: str, time_col: str | None = None, user_col: str | None = None,
-                  max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: ReadStats | None = None
-                  ) -> Iterator[Arrival]:
+def read_arrivals(
+    path: str,
+    time_col: str | None = None,
+    user_col: str | None = None,
+    max_disorder_s: float = DEFAULT_MAX_DISORDER_S,
+    stats: ReadStats | None = None,
+) -> Iterator[Arrival]:
     """(time, user) of every row, in time order, streamed."""
     _check_window(max_disorder_s)
     stats = stats if stats is not None else ReadStats()
@@ -460,8 +504,9 @@ def _csv_arrivals(path, reader, names, t_name, u_name, ti, ui, window, stats) ->
                     blank += 1
                     continue
                 missing = t_name if ti >= len(row) else u_name
-                raise TraceError(path, reader.line_num, f"{len(row)} fields, but the header has {len(names)}: "
-                                                        "no value", missing) from None
+                raise TraceError(
+                    path, reader.line_num, f"{len(row)} fields, but the header has {len(names)}: no value", missing
+                ) from None
             t = _time(path, reader.line_num, t_name, row[ti])  # ISO 8601, or a precise error
             user = row[ui]
         if not -MS_THRESHOLD < t < MS_THRESHOLD:  # milliseconds, or NaN / infinity: the careful way
@@ -506,13 +551,15 @@ def _generic_arrivals(path, lines, columns, window, stats) -> Iterator[Arrival]:
     return _ordered(path, items(), window, column, stats)
 
 
-def read_rows(path: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: ReadStats | None = None
-              ) -> Iterator[TraceRow]:
+def read_rows(
+    path: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: ReadStats | None = None
+) -> Iterator[TraceRow]:
     """The plugin's trace rows, in send order, streamed; every column is required."""
     _check_window(max_disorder_s)
     stats = stats if stats is not None else ReadStats()
     columns: list[tuple[str | None, tuple, str, str]] = [
-        (name, (name,), name, "the plugin's trace format") for name in FIELDS]
+        (name, (name,), name, "the plugin's trace format") for name in FIELDS
+    ]
 
     def items():
         with open_text(path) as fh, _Guard(path):
@@ -545,8 +592,7 @@ def _row(path: str, line: int, v: list) -> TraceRow:
     return TraceRow(send, recv, user, session, env_id or None, cold, cache_hit, valid)
 
 
-def merge(paths: list[str], out: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S,
-          stats: list | None = None) -> int:
+def merge(paths: list[str], out: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: list | None = None) -> int:
     """Merge plugin traces (e.g. one per worker) into one file in send order,
     streamed; returns the rows written. `stats`, when given, receives one
     ReadStats per input."""
@@ -568,6 +614,21 @@ def worker_path(path: str, index: int) -> str:
     return f"{folder}/{part}" if folder else part
 
 
-__all__ = ["FIELDS", "TIME_COLUMNS", "USER_COLUMNS", "Arrival", "TraceError", "TraceRow", "ReadStats", "TraceWriter",
-           "parse_time", "open_binary", "open_text", "read_arrivals", "read_rows", "merge", "worker_path",
-           "truncation_warning"]
+__all__ = [
+    "FIELDS",
+    "TIME_COLUMNS",
+    "USER_COLUMNS",
+    "Arrival",
+    "TraceError",
+    "TraceRow",
+    "ReadStats",
+    "TraceWriter",
+    "parse_time",
+    "open_binary",
+    "open_text",
+    "read_arrivals",
+    "read_rows",
+    "merge",
+    "worker_path",
+    "truncation_warning",
+]

@@ -26,6 +26,7 @@ first overflows, so the common case stays a plain dict increment. Past that
 point `environments` counts arrivals of untracked environments, an upper
 bound of the distinct ones.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
@@ -34,8 +35,16 @@ DEFAULT_MAX_ENVS = 64
 
 # One per-user row: the unit that summaries read and workers send to the master.
 ROW_FIELDS = (
-    "user", "requests", "max_count", "max_share", "warm_hits", "cache_known",
-    "environments", "cold_starts", "switches", "invalid",
+    "user",
+    "requests",
+    "max_count",
+    "max_share",
+    "warm_hits",
+    "cache_known",
+    "environments",
+    "cold_starts",
+    "switches",
+    "invalid",
 )
 
 
@@ -85,8 +94,17 @@ class _Overflow:
 
 class UserTally:
     __slots__ = (
-        "requests", "counts", "max_count", "warm_hits", "cache_known",
-        "environments", "cold_starts", "switches", "last_env", "invalid", "overflow",
+        "requests",
+        "counts",
+        "max_count",
+        "warm_hits",
+        "cache_known",
+        "environments",
+        "cold_starts",
+        "switches",
+        "last_env",
+        "invalid",
+        "overflow",
     )
 
     def __init__(self) -> None:
@@ -234,7 +252,7 @@ class Tracker:
     def take_new_envs(self) -> list[str]:
         """Environment ids first seen since the last call, so a master can
         count distinct environments across workers that share some."""
-        new = self._env_ids[self._envs_taken:]
+        new = self._env_ids[self._envs_taken :]
         self._envs_taken = len(self._env_ids)
         return new
 

@@ -16,6 +16,7 @@ user's session was already cached in the environment that served it.
 Any other user records replies with `record_reply(self, body)`; see
 lambda_affinity.locust_plugin.record_reply.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -41,8 +42,15 @@ from .locust_plugin import (
 from .locust_plugin.plugin import SESSION_HEADER, outcome_name
 from .probe import Observation, ProbeReplyError, function_error, http_failure, invoke_failure, parse_reply
 
-__all__ = ["FunctionUrlUser", "InvokeUser", "AllAtOnce", "record_reply", "record_invalid", "ProbeReplyError",
-           "Observation"]
+__all__ = [
+    "FunctionUrlUser",
+    "InvokeUser",
+    "AllAtOnce",
+    "record_reply",
+    "record_invalid",
+    "ProbeReplyError",
+    "Observation",
+]
 
 
 def _drop_default_task(cls, default) -> None:
@@ -54,8 +62,17 @@ def _drop_default_task(cls, default) -> None:
         cls.tasks = [t for t in cls.tasks if t is not default]
 
 
-def _conclude(user, request_type: str, name: str, start_time: float, elapsed_ms: float, body: bytes,
-              error: ProbeReplyError | None, response, url: str) -> Observation | None:
+def _conclude(
+    user,
+    request_type: str,
+    name: str,
+    start_time: float,
+    elapsed_ms: float,
+    body: bytes,
+    error: ProbeReplyError | None,
+    response,
+    url: str,
+) -> Observation | None:
     """The end of every call, for both users: parse the reply unless the call
     already failed, tally it for the user, report it to Locust's stats."""
     obs = None
@@ -73,8 +90,17 @@ def _conclude(user, request_type: str, name: str, start_time: float, elapsed_ms:
     trace = user._plugin.trace
     if trace.active:
         trace.row(user.affinity_user, user.affinity_session, start_time, obs, start_time + elapsed_ms / 1000)
-    user._fire(request_type=request_type, name=name, response_time=elapsed_ms, response_length=len(body),
-               exception=error, context=user.context(), response=response, start_time=start_time, url=url)
+    user._fire(
+        request_type=request_type,
+        name=name,
+        response_time=elapsed_ms,
+        response_length=len(body),
+        exception=error,
+        context=user.context(),
+        response=response,
+        start_time=start_time,
+        url=url,
+    )
     return obs
 
 
@@ -133,7 +159,9 @@ class FunctionUrlUser(FastHttpUser):
         super().__init_subclass__(**kwargs)
         _drop_default_task(cls, FunctionUrlUser.probe)
 
-    def call_probe(self, path: str | None = None, name: str | None = None, body: bytes | None = None) -> Observation | None:
+    def call_probe(
+        self, path: str | None = None, name: str | None = None, body: bytes | None = None
+    ) -> Observation | None:
         """One call; returns the Observation, or None after reporting a failure.
         `path` is appended to the host, or a full http(s) URL used as is."""
         if isinstance(self._signer, SignerUnavailable):
@@ -230,8 +258,7 @@ def _build_signer(host: str):
     local = _is_loopback(urlsplit(host).hostname or "")
     region = region_from_function_url(host) or chain_region or ("us-east-1" if local else None)
     if region is None:
-        return SignerUnavailable(
-            f"--affinity-sigv4: no AWS region to sign for: {host} names none; {REGION_SETTINGS}")
+        return SignerUnavailable(f"--affinity-sigv4: no AWS region to sign for: {host} names none; {REGION_SETTINGS}")
 
     def sign(method, url, headers, body):
         return {**headers, **sign_headers(method, url, headers, body, credentials, region)}
@@ -244,8 +271,13 @@ def _build_signer(host: str):
 _CLIENTS: dict = {}
 
 
-def lambda_client(endpoint_url: str | None, region: str | None, pool_size: int = 10,
-                  connect_timeout: float = 5.0, read_timeout: float = 60.0):
+def lambda_client(
+    endpoint_url: str | None,
+    region: str | None,
+    pool_size: int = 10,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 60.0,
+):
     """One boto3 Lambda client per (endpoint, region), shared by the process's
     Invoke users: botocore clients are safe to share, and under gevent one
     client with a pool sized to the users is far cheaper than a client each
@@ -271,7 +303,8 @@ def lambda_client(endpoint_url: str | None, region: str | None, pool_size: int =
         raise PluginConfigError(str(exc)) from None
     if region is None:
         raise PluginConfigError(
-            f"no AWS region for the Invoke API: add ?region=... to the lambda:// host, or {REGION_SETTINGS}")
+            f"no AWS region for the Invoke API: add ?region=... to the lambda:// host, or {REGION_SETTINGS}"
+        )
     extra = {}
     if session.get_credentials() is None:
         if not endpoint_url:
@@ -284,8 +317,11 @@ def lambda_client(endpoint_url: str | None, region: str | None, pool_size: int =
         # a local endpoint (the emulator, LocalStack) needs a signature, not real keys
         extra = {"aws_access_key_id": "lambda-affinity", "aws_secret_access_key": "local"}
     config = Config(
-        max_pool_connections=max(10, pool_size), connect_timeout=connect_timeout, read_timeout=read_timeout,
-        retries={"total_max_attempts": 1, "mode": "standard"}, tcp_keepalive=True,
+        max_pool_connections=max(10, pool_size),
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        tcp_keepalive=True,
     )
     client = session.client("lambda", region_name=region, endpoint_url=endpoint_url, config=config, **extra)
     _CLIENTS[key] = client
@@ -318,14 +354,16 @@ class InvokeUser(User):
         if not self.host:
             raise LocustError(
                 f"{type(self).__name__} needs a host: lambda://FUNCTION_NAME (or no --host at all for the "
-                "embedded emulator)")
+                "embedded emulator)"
+            )
         _check_host(self)
         try:
             target = parse_lambda_host(self.host)
             options = plugin_for(environment).options
             endpoint = target.endpoint_url or options.affinity_endpoint_url
-            self.lambda_client = lambda_client(endpoint, target.region, _pool_size(options.num_users),
-                                               self.connect_timeout, self.read_timeout)
+            self.lambda_client = lambda_client(
+                endpoint, target.region, _pool_size(options.num_users), self.connect_timeout, self.read_timeout
+            )
         except PluginConfigError as exc:
             raise LocustError(str(exc)) from None
         self.function_name = target.function
@@ -347,8 +385,9 @@ class InvokeUser(User):
         super().__init_subclass__(**kwargs)
         _drop_default_task(cls, InvokeUser.probe)
 
-    def invoke_probe(self, payload: bytes | None = None, name: str | None = None,
-                     function: str | None = None) -> Observation | None:
+    def invoke_probe(
+        self, payload: bytes | None = None, name: str | None = None, function: str | None = None
+    ) -> Observation | None:
         """One invocation (of `function`, default the host's); returns the
         Observation, or None after reporting a failure."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -360,17 +399,23 @@ class InvokeUser(User):
         body = b""
         error = None
         try:
-            resp = self.lambda_client.invoke(FunctionName=function,
-                                             Payload=self._payload if payload is None else payload)
+            resp = self.lambda_client.invoke(
+                FunctionName=function, Payload=self._payload if payload is None else payload
+            )
             body = resp["Payload"].read()
             kind = resp.get("FunctionError")
             if kind:
                 error = ProbeReplyError(function_error(kind, body))
         except ClientError as exc:
             err = exc.response.get("Error", {})
-            error = ProbeReplyError(invoke_failure(
-                err.get("Code", "ClientError"), exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
-                err.get("Message") or err.get("message"), exc.response.get("Reason") or err.get("Reason")))
+            error = ProbeReplyError(
+                invoke_failure(
+                    err.get("Code", "ClientError"),
+                    exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+                    err.get("Message") or err.get("message"),
+                    exc.response.get("Reason") or err.get("Reason"),
+                )
+            )
         except BotoCoreError as exc:
             error = ProbeReplyError(f"no reply: {type(exc).__name__}: {exc}")
         elapsed_ms = (time.perf_counter() - started) * 1000

@@ -27,6 +27,7 @@ affinity section of the --html report.
 What is shown comes from a LiveView: on a master, the rows aggregated from
 all workers. This module knows nothing of Locust's runners.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,7 @@ from . import summary
 from .timeline import CHARTS, Timeline, headline
 
 TAB_KEY = "affinity"
-CACHE_S = 1.0   # the page polls every 2 s; a summary of 10 000 users takes ~10 ms
+CACHE_S = 1.0  # the page polls every 2 s; a summary of 10 000 users takes ~10 ms
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 STATIC_FILES = {"affinity.js": "text/javascript"}  # served by name only: no path from the URL reaches the disk
 
@@ -110,8 +111,7 @@ def page_config() -> dict:
 def _page_snippet() -> str:
     # "</" cannot end the script early: JSON escapes it as "<\/"
     config = json.dumps(page_config()).replace("</", "<\\/")
-    return (f'<script>window.lambdaAffinity = {config};</script>'
-            '<script src="./affinity/static/affinity.js"></script>')
+    return f'<script>window.lambdaAffinity = {config};</script><script src="./affinity/static/affinity.js"></script>'
 
 
 def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:

@@ -3,6 +3,7 @@
 Every test collected under tests/e2e is marked `slow` here, so `-m "not slow"` runs tests/unit only and no
 file in this folder needs its own marker.
 """
+
 from __future__ import annotations
 
 import pathlib

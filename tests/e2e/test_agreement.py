@@ -6,6 +6,7 @@ network round trip and time on the environment.
 Also: the emulator's modelled network and service time themselves, on both
 front ends, without blocking its loop.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.slow
 SEED_LOCUSTFILE = os.path.join(LOCUSTFILES, "seed_experiment.py")
 SEED_EMULATOR_CONFIG = os.path.join(LOCUSTFILES, "seed_emulator.yaml")
 SIM_RUNS = 1000
-EMULATOR_RUNS = 3       # concurrent Locust runs: ~13 s of wall clock, light on CPU
+EMULATOR_RUNS = 3  # concurrent Locust runs: ~13 s of wall clock, light on CPU
 SIGMAS = 3.0
 
 
@@ -38,8 +39,15 @@ def simulated_run_means(runs: int = SIM_RUNS, seed: int = 20240601) -> tuple[lis
     on the seed's scenario with the seed emulator config's latency, service
     time and model: the same conditions, read from the same file."""
     cfg = load_config(SEED_EMULATOR_CONFIG)
-    scenario = Scenario(users=10, think="0:1", duration_s=10, start="together", latency=cfg.network_latency,
-                        service=cfg.service_time, model=cfg.model)
+    scenario = Scenario(
+        users=10,
+        think="0:1",
+        duration_s=10,
+        start="together",
+        latency=cfg.network_latency,
+        service=cfg.service_time,
+        model=cfg.model,
+    )
     hits, warms = [], []
     for r in range(runs):
         tracker, _ = run_many(scenario, runs=1, seed=seed + r)
@@ -52,7 +60,7 @@ def simulated_run_means(runs: int = SIM_RUNS, seed: int = 20240601) -> tuple[lis
 def band(values: list, n: int) -> tuple[float, float]:
     """mean +- SIGMAS standard deviations of the mean of `n` runs."""
     mean, sd = statistics.fmean(values), statistics.stdev(values)
-    half = SIGMAS * sd / n ** 0.5
+    half = SIGMAS * sd / n**0.5
     return mean - half, mean + half
 
 
@@ -79,8 +87,9 @@ def test_emulator_agrees_with_the_simulator_on_the_seed_experiment(tmp_path):
     def one(i: int) -> None:
         cwd = tmp_path / f"run{i}"
         cwd.mkdir()
-        runs[i] = run_locust(["-f", SEED_LOCUSTFILE, "--headless", "--affinity-json", "affinity.json"], cwd=cwd,
-                             timeout=60)
+        runs[i] = run_locust(
+            ["-f", SEED_LOCUSTFILE, "--headless", "--affinity-json", "affinity.json"], cwd=cwd, timeout=60
+        )
         if runs[i].code == 0:
             docs[i] = json.loads((cwd / "affinity.json").read_text())
 
@@ -119,8 +128,10 @@ def test_round_trip_and_service_time_on_both_front_ends_without_blocking(tmp_pat
     is not Lambda traffic and pays neither; five calls at once still take
     about one call's time (the waits are gevent sleeps, not blocking)."""
     path = tmp_path / "emu.yaml"
-    path.write_text(f"network_latency: fixed:{ROUND_TRIP_S}\nservice_time: {SERVICE_S}\n"
-                    "model: {policy: mru, init_delay_s: 0}\nfunctions: [{name: probe}]\n")
+    path.write_text(
+        f"network_latency: fixed:{ROUND_TRIP_S}\nservice_time: {SERVICE_S}\n"
+        "model: {policy: mru, init_delay_s: 0}\nfunctions: [{name: probe}]\n"
+    )
     emu = EmulatorProcess(config_path=str(path))
     emu.start()
     tree: list = []

@@ -1,5 +1,6 @@
 """Calibration: measure (a real Locust run on the emulator, traced), fit
 (`lambda-affinity calibrate`), predict (`simulate --trace --model`)."""
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,23 @@ def write_trace(path, rows):
 
 def serial_rows(users=3, calls=5, gap=0.2):
     """Each user calls its own environment serially: cold first (0.15 s), then warm hits (0.05 s)."""
-    return sorted((TraceRow(i * gap + u * 0.01, i * gap + u * 0.01 + (0.15 if i == 0 else 0.05), f"u{u}",
-                            f"u{u}-s", f"{ENV}{u:032x}", i == 0, i > 0, True)
-                   for u in range(users) for i in range(calls)), key=lambda r: r.send)
+    return sorted(
+        (
+            TraceRow(
+                i * gap + u * 0.01,
+                i * gap + u * 0.01 + (0.15 if i == 0 else 0.05),
+                f"u{u}",
+                f"u{u}-s",
+                f"{ENV}{u:032x}",
+                i == 0,
+                i > 0,
+                True,
+            )
+            for u in range(users)
+            for i in range(calls)
+        ),
+        key=lambda r: r.send,
+    )
 
 
 def test_calibrate_needs_environments(tmp_path):
@@ -74,10 +89,13 @@ def test_calibrate_table(tmp_path):
     assert "keep-alive 600 s, init delay 0.1 s" in p.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (("--replays", "1"), "replays: must be >= 2"),
-    (("--service", "slow"), "service: 'slow' is not a distribution"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("--replays", "1"), "replays: must be >= 2"),
+        (("--service", "slow"), "service: 'slow' is not a distribution"),
+    ],
+)
 def test_calibrate_bad_options(tmp_path, args, message):
     path = write_trace(tmp_path / "t.csv", serial_rows())
     p = cli("calibrate", path, *args)
@@ -114,8 +132,21 @@ def test_a_real_run_calibrated_then_predicted(tmp_path):
     """
     shutil.copyfile(LOCUSTFILE, (tmp_path / "lf.py"))
     shutil.copyfile(EMULATOR, (tmp_path / "emu.yaml"))
-    run = run_locust(["-f", "lf.py", "--headless", "--affinity-emulator-config", "emu.yaml",
-                      "--affinity-trace", "trace.csv.gz", "--affinity-json", "measured.json"], cwd=tmp_path, timeout=60)
+    run = run_locust(
+        [
+            "-f",
+            "lf.py",
+            "--headless",
+            "--affinity-emulator-config",
+            "emu.yaml",
+            "--affinity-trace",
+            "trace.csv.gz",
+            "--affinity-json",
+            "measured.json",
+        ],
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert run.code == 0, run
     assert_nothing_left(run)
     measured = json.loads((tmp_path / "measured.json").read_text())
@@ -128,14 +159,32 @@ def test_a_real_run_calibrated_then_predicted(tmp_path):
     fit = json.loads(p.stdout)
     best = fit["candidates"][0]
     assert best["model"] == fit["model"] and best["distance"] <= calibrate.CONSISTENT, fit["notes"]
-    default = next(c for c in fit["candidates"] if c["model"]["policy"] == "partitioned"
-                   and c["model"]["routers"] == 2 and c["model"]["busy_overhead_s"] == 0
-                   and c["model"]["keep_alive_s"] == 600)
+    default = next(
+        c
+        for c in fit["candidates"]
+        if c["model"]["policy"] == "partitioned"
+        and c["model"]["routers"] == 2
+        and c["model"]["busy_overhead_s"] == 0
+        and c["model"]["keep_alive_s"] == 600
+    )
     assert default["distance"] > calibrate.CONSISTENT, (default, fit["model"])
     assert fit["model"]["keep_alive_s"] <= 5, fit["model"]
 
-    p = cli("simulate", "--trace", "trace.csv.gz", "--model", "fit.yaml", "--latency", "0.06:0.1",
-            "--runs", str(PREDICTION_RUNS), "--seed", "5", "--json", cwd=tmp_path)
+    p = cli(
+        "simulate",
+        "--trace",
+        "trace.csv.gz",
+        "--model",
+        "fit.yaml",
+        "--latency",
+        "0.06:0.1",
+        "--runs",
+        str(PREDICTION_RUNS),
+        "--seed",
+        "5",
+        "--json",
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     predicted = json.loads(p.stdout)
     sd = best["sd"]
@@ -167,8 +216,11 @@ def test_replaying_a_seed_experiment_trace_reproduces_its_figures(tmp_path):
     traced; its arrivals replayed through the same model and conditions give
     the run's mean max-share, warm-cache rate and cold starts within 3
     standard deviations of the replays' run-to-run spread (sampling error)."""
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, "seed_experiment.py"), "--headless",
-                      "--affinity-trace", "seed.csv"], cwd=tmp_path, timeout=60)
+    run = run_locust(
+        ["-f", os.path.join(LOCUSTFILES, "seed_experiment.py"), "--headless", "--affinity-trace", "seed.csv"],
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert run.code == 0, run
     assert_nothing_left(run)
     cfg = load_config(SEED_CONFIG)

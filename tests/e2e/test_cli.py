@@ -1,4 +1,5 @@
 """The `lambda-affinity` command's own dispatch."""
+
 import os
 
 import commands
@@ -20,8 +21,13 @@ def test_help_lists_every_part():
 def test_locust_subcommand_shows_plugin_options_in_locusts_help():
     p = cli("locust", "-f", "locustfiles/seed_experiment.py", "--help")
     assert p.returncode == 0, p.stderr
-    for option in ("--affinity-json", "--affinity-min-hit-rate", "--affinity-min-warm-rate",
-                   "--affinity-max-cold-ratio", "--affinity-sigv4"):
+    for option in (
+        "--affinity-json",
+        "--affinity-min-hit-rate",
+        "--affinity-min-warm-rate",
+        "--affinity-max-cold-ratio",
+        "--affinity-sigv4",
+    ):
         assert option in p.stdout
     assert "--headless" in p.stdout  # Locust's own options are all still there
     assert "MonkeyPatchWarning" not in p.stderr

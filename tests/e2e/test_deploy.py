@@ -1,4 +1,5 @@
 """`lambda-affinity deploy` / `destroy` against moto's in-process AWS (boto3 runs for real)."""
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,16 @@ TRUST = json.dumps(d.TRUST_POLICY)
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     """Fake credentials in the environment only; no profile files, no instance metadata."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION",
-                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
@@ -93,18 +101,28 @@ def test_deploy_creates_role_function_url_and_policy(aws, capsys):
     fn = lam.get_function(FunctionName=NAME)
     config = fn["Configuration"]
     assert fn["Tags"] == {d.MANAGED_TAG: "true"}
-    assert (config["Runtime"], config["Handler"], config["MemorySize"], config["Timeout"], config["Role"]) == \
-        (d.RUNTIME, "handler.handler", 256, 15, role["Arn"])
-    assert config["Environment"]["Variables"] == {"AFFINITY_CACHE_SIZE": "10000", "AFFINITY_CACHE_TTL_S": "900",
-                                                  "AFFINITY_MISS_DELAY_MS": "20"}
+    assert (config["Runtime"], config["Handler"], config["MemorySize"], config["Timeout"], config["Role"]) == (
+        d.RUNTIME,
+        "handler.handler",
+        256,
+        15,
+        role["Arn"],
+    )
+    assert config["Environment"]["Variables"] == {
+        "AFFINITY_CACHE_SIZE": "10000",
+        "AFFINITY_CACHE_TTL_S": "900",
+        "AFFINITY_MISS_DELAY_MS": "20",
+    }
     assert config["CodeSha256"] == d.code_sha256(d.build_zip())
     assert config["State"] == "Active"
 
     url = lam.get_function_url_config(FunctionName=NAME)
     assert url["AuthType"] == "AWS_IAM"
     stmts = ours(statements(lam))
-    assert [(s["Action"], s["Principal"]) for s in stmts] == [("lambda:InvokeFunction", account),
-                                                              ("lambda:InvokeFunctionUrl", account)]
+    assert [(s["Action"], s["Principal"]) for s in stmts] == [
+        ("lambda:InvokeFunction", account),
+        ("lambda:InvokeFunctionUrl", account),
+    ]
     assert stmts[0]["InvokedViaFunctionUrl"] is True and stmts[1]["FunctionUrlAuthType"] == "AWS_IAM"
 
     assert f"Function URL: {url['FunctionUrl']}" in out
@@ -135,8 +153,10 @@ def test_redeploy_is_idempotent_and_updates_in_place(aws, capsys):
     assert lam.get_function(FunctionName=NAME)["Configuration"]["MemorySize"] == 512
     assert lam.get_function_url_config(FunctionName=NAME)["AuthType"] == "NONE"
     stmts = ours(statements(lam))
-    assert [(s["Action"], s["Principal"]) for s in stmts] == [("lambda:InvokeFunction", "*"),
-                                                              ("lambda:InvokeFunctionUrl", "*")]
+    assert [(s["Action"], s["Principal"]) for s in stmts] == [
+        ("lambda:InvokeFunction", "*"),
+        ("lambda:InvokeFunctionUrl", "*"),
+    ]
     assert stmts[1]["FunctionUrlAuthType"] == "NONE"
     assert changed["locust_command"] == f"locust -f locustfiles/function_url.py --host {first['function_url']}"
 
@@ -183,11 +203,22 @@ def test_destroy_removes_ours_and_nothing_else(aws, capsys):
     # Someone else's function, role and permission in the same account.
     other_role = iam.create_role(RoleName="other-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
     iam.attach_role_policy(RoleName="other-role", PolicyArn=BASIC)
-    lam.create_function(FunctionName="other-fn", Runtime="python3.12", Role=other_role, Handler="h.h",
-                        Code={"ZipFile": d.build_zip()}, Tags={"team": "x"})
+    lam.create_function(
+        FunctionName="other-fn",
+        Runtime="python3.12",
+        Role=other_role,
+        Handler="h.h",
+        Code={"ZipFile": d.build_zip()},
+        Tags={"team": "x"},
+    )
     lam.create_function_url_config(FunctionName="other-fn", AuthType="NONE")
-    lam.add_permission(FunctionName="other-fn", StatementId="other", Action="lambda:InvokeFunctionUrl",
-                       Principal="*", FunctionUrlAuthType="NONE")
+    lam.add_permission(
+        FunctionName="other-fn",
+        StatementId="other",
+        Action="lambda:InvokeFunctionUrl",
+        Principal="*",
+        FunctionUrlAuthType="NONE",
+    )
 
     deploy_json(capsys)
     rc, out, err = run(capsys, "destroy")
@@ -201,7 +232,9 @@ def test_destroy_removes_ours_and_nothing_else(aws, capsys):
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=ROLE)
     assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["other-role"]
-    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="other-role")["AttachedPolicies"]] == [BASIC]
+    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="other-role")["AttachedPolicies"]] == [
+        BASIC
+    ]
     assert lam.get_function_url_config(FunctionName="other-fn")["AuthType"] == "NONE"
     assert [s["Sid"] for s in statements(lam, "other-fn")] == ["other"]
     assert lam.get_function(FunctionName="other-fn")["Tags"] == {"team": "x"}
@@ -225,8 +258,14 @@ def test_destroy_cleans_a_role_left_by_an_interrupted_deploy(aws, capsys):
 def test_a_name_taken_by_an_unmanaged_function_is_refused(aws, capsys):
     iam, lam = aws.client("iam"), aws.client("lambda")
     role = iam.create_role(RoleName="their-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
-    lam.create_function(FunctionName=NAME, Runtime="python3.12", Role=role, Handler="theirs.main",
-                        Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18}, MemorySize=1024)
+    lam.create_function(
+        FunctionName=NAME,
+        Runtime="python3.12",
+        Role=role,
+        Handler="theirs.main",
+        Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
+        MemorySize=1024,
+    )
     before = lam.get_function(FunctionName=NAME)["Configuration"]
 
     rc, out, err = run(capsys, "deploy")
@@ -281,8 +320,13 @@ def test_missing_permission_names_the_action(aws, env, capsys):
     iam = aws.client("iam")
     iam.create_user(UserName="loadtester")
     key = iam.create_access_key(UserName="loadtester")["AccessKey"]
-    iam.put_user_policy(UserName="loadtester", PolicyName="lambda-only", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["lambda:*"], "Resource": "*"}]}))
+    iam.put_user_policy(
+        UserName="loadtester",
+        PolicyName="lambda-only",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["lambda:*"], "Resource": "*"}]}
+        ),
+    )
     env.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     env.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
     with enable_iam_authentication():  # moto now evaluates IAM policies for every call
@@ -302,14 +346,17 @@ def test_rejected_credentials(aws, env, capsys):
     assert "moto-test-secret" not in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--memory", "64"], "Lambda allows 128 to 10240 MB"),
-    (["--timeout", "0"], "Lambda allows 1 to 900 seconds"),
-    (["--name", "bad name!"], "use 1-64 letters, digits"),
-    (["--role-arn", "my-role"], "is not an IAM role ARN"),
-    (["--auth-type", "NONE", "--invoker", "123456789012"], "--invoker only applies to --auth-type AWS_IAM"),
-    (["--invoker", "everyone"], "give a 12-digit account id or an IAM ARN"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--memory", "64"], "Lambda allows 128 to 10240 MB"),
+        (["--timeout", "0"], "Lambda allows 1 to 900 seconds"),
+        (["--name", "bad name!"], "use 1-64 letters, digits"),
+        (["--role-arn", "my-role"], "is not an IAM role ARN"),
+        (["--auth-type", "NONE", "--invoker", "123456789012"], "--invoker only applies to --auth-type AWS_IAM"),
+        (["--invoker", "everyone"], "give a 12-digit account id or an IAM ARN"),
+    ],
+)
 def test_bad_input_is_refused_before_any_call(aws, capsys, argv, message):
     rc, _, err = run(capsys, "deploy", *argv)
     assert rc == 1 and message in err

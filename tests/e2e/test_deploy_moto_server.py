@@ -11,6 +11,7 @@ their signature never matches: SignatureDoesNotMatch). `Enforcer` therefore
 turns moto's check on only for the calls a test asks it to check; the
 refusals themselves are moto evaluating a real IAM policy.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,12 @@ class MotoServer:
         if managed_policies:  # AWS's managed policies (AWSLambdaBasicExecutionRole...) exist only when asked for
             env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         self._log = open(log, "wb")  # a file, not a pipe: werkzeug logs every request
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -79,8 +84,9 @@ class MotoServer:
 
     def post(self, path: str, body: bytes = b"") -> None:
         # text/plain: with urllib's default form type, moto's server reads an empty body
-        request = urllib.request.Request(self.url + path, data=body, method="POST",
-                                         headers={"Content-Type": "text/plain"})
+        request = urllib.request.Request(
+            self.url + path, data=body, method="POST", headers={"Content-Type": "text/plain"}
+        )
         urllib.request.urlopen(request, timeout=10).close()
 
     def enforce(self, on: bool) -> None:
@@ -160,7 +166,7 @@ def roles(client):
 def documented_policy() -> dict:
     """The IAM policy document of docs/real-aws.md, section 5."""
     text = (ROOT / "docs" / "real-aws.md").read_text()
-    section = text[text.index("## 5. Permissions"):]
+    section = text[text.index("## 5. Permissions") :]
     return json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
 
 
@@ -215,8 +221,11 @@ def enforcer(moto, monkeypatch):
     def install(checked=lambda action, method: False) -> Enforcer:
         hook = Enforcer(moto, checked)
         # botocore reads this list for every new session: every client deploy makes gets the hook.
-        monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS",
-                            botocore.handlers.BUILTIN_HANDLERS + [("before-parameter-build", hook)])
+        monkeypatch.setattr(
+            botocore.handlers,
+            "BUILTIN_HANDLERS",
+            botocore.handlers.BUILTIN_HANDLERS + [("before-parameter-build", hook)],
+        )
         return hook
 
     yield install
@@ -279,8 +288,10 @@ def test_region_from_one_setting_only(aws, env, capsys, tmp_path, setting):
     argv = []
     if setting == "profile":
         config = tmp_path / "config"
-        config.write_text(f"[profile loadtest]\nregion = {region}\n"
-                          "aws_access_key_id = AKIAMOTOPROFILE00000\naws_secret_access_key = profile-secret\n")
+        config.write_text(
+            f"[profile loadtest]\nregion = {region}\n"
+            "aws_access_key_id = AKIAMOTOPROFILE00000\naws_secret_access_key = profile-secret\n"
+        )
         env.setenv("AWS_CONFIG_FILE", str(config))
         env.delenv("AWS_ACCESS_KEY_ID")  # a profile given: its keys, as the AWS CLI does
         env.delenv("AWS_SECRET_ACCESS_KEY")
@@ -299,8 +310,10 @@ def test_region_from_one_setting_only(aws, env, capsys, tmp_path, setting):
 def test_no_region_names_only_settings_that_work(aws, capsys):
     rc, out, err = run(capsys, "deploy")
     assert rc == 1 and out == ""
-    assert err == ("lambda-affinity deploy: error: no AWS region: pass --region, or set AWS_REGION "
-                   "(or AWS_DEFAULT_REGION), or a region in your AWS profile\n")
+    assert err == (
+        "lambda-affinity deploy: error: no AWS region: pass --region, or set AWS_REGION "
+        "(or AWS_DEFAULT_REGION), or a region in your AWS profile\n"
+    )
     assert functions(aws) == [] and roles(aws) == []
 
 
@@ -324,10 +337,12 @@ def test_attach_refused_without_aws_managed_policies_rolls_back(env, capsys, tmp
         rc, out, err = run(capsys, "deploy")
         assert rc == 1 and out == "" and "Traceback" not in err
         first, *rest = err.splitlines()
-        assert first.startswith(f"lambda-affinity deploy: error: attaching arn:aws:iam::aws:policy/service-role/"
-                                f"AWSLambdaBasicExecutionRole to the role {ROLE} failed (iam:AttachRolePolicy): "
-                                "NoSuchEntity: Policy arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-                                " does not exist or is not attachable")
+        assert first.startswith(
+            f"lambda-affinity deploy: error: attaching arn:aws:iam::aws:policy/service-role/"
+            f"AWSLambdaBasicExecutionRole to the role {ROLE} failed (iam:AttachRolePolicy): "
+            "NoSuchEntity: Policy arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+            " does not exist or is not attachable"
+        )
         assert "pass --role-arn with an execution role of your own" in first
         assert rest == [f"Rolled back: removed role {ROLE}."]
         iam = boto3.client("iam", region_name=REGION, endpoint_url=bare.url)
@@ -344,12 +359,20 @@ def test_attach_refused_without_aws_managed_policies_rolls_back(env, capsys, tmp
 STAGES = [  # (refused action, what deploy removes on the way out, what is gone afterwards)
     ("iam:CreateRole", "Nothing was created, so nothing is left behind."),
     ("iam:AttachRolePolicy", f"Rolled back: removed role {ROLE}."),
-    ("lambda:CreateFunction", f"Rolled back: removed the attachment of AWSLambdaBasicExecutionRole to role {ROLE}, "
-                              f"role {ROLE}."),
-    ("lambda:CreateFunctionUrlConfig", f"Rolled back: removed function {NAME}, the attachment of "
-                                       f"AWSLambdaBasicExecutionRole to role {ROLE}, role {ROLE}."),
-    ("lambda:AddPermission", f"Rolled back: removed function {NAME}, the attachment of "
-                             f"AWSLambdaBasicExecutionRole to role {ROLE}, role {ROLE}."),
+    (
+        "lambda:CreateFunction",
+        f"Rolled back: removed the attachment of AWSLambdaBasicExecutionRole to role {ROLE}, role {ROLE}.",
+    ),
+    (
+        "lambda:CreateFunctionUrlConfig",
+        f"Rolled back: removed function {NAME}, the attachment of "
+        f"AWSLambdaBasicExecutionRole to role {ROLE}, role {ROLE}.",
+    ),
+    (
+        "lambda:AddPermission",
+        f"Rolled back: removed function {NAME}, the attachment of "
+        f"AWSLambdaBasicExecutionRole to role {ROLE}, role {ROLE}.",
+    ),
 ]
 
 
@@ -361,9 +384,13 @@ def test_a_refused_stage_is_one_message_and_is_rolled_back(aws, env, capsys, enf
     rc, out, err = run(capsys, "deploy")
     assert rc == 1 and out == "" and "Traceback" not in err
     first, *rest = err.splitlines()
-    assert first.startswith("lambda-affinity deploy: error: ") and f" failed: missing permission {refused} " \
-        "(AccessDenied): User: arn:aws:iam::123456789012:user/deployer is not authorized to perform: " \
-        f"{refused}. Add {refused} to the IAM policy" in first, first
+    assert (
+        first.startswith("lambda-affinity deploy: error: ")
+        and f" failed: missing permission {refused} "
+        "(AccessDenied): User: arn:aws:iam::123456789012:user/deployer is not authorized to perform: "
+        f"{refused}. Add {refused} to the IAM policy"
+        in first
+    ), first
     assert rest == [report]
     assert functions(aws) == [] and roles(aws) == []
     assert [a for a, _ in hook.calls].count(refused) == 1
@@ -430,8 +457,11 @@ def test_a_failed_redeploy_removes_only_what_it_added(aws, env, capsys, enforcer
     assert rc == 1 and out == ""
     lines = err.splitlines()
     assert "failed: missing permission lambda:AddPermission (AccessDenied)" in lines[0]
-    assert re.fullmatch(rf"Rolled back: removed the policy statement lambda-affinity-[0-9a-f]{{16}} of {NAME}, "
-                        rf"the Function URL of {NAME}\.", lines[1]), lines
+    assert re.fullmatch(
+        rf"Rolled back: removed the policy statement lambda-affinity-[0-9a-f]{{16}} of {NAME}, "
+        rf"the Function URL of {NAME}\.",
+        lines[1],
+    ), lines
     assert lines[2:] == []
     lam = aws("lambda")
     assert functions(aws) == [NAME] and roles(aws) == [ROLE]
@@ -502,10 +532,14 @@ def test_a_failed_redeploy_lists_the_updates_it_keeps(aws, env, capsys, enforcer
     rc, out, err = run(capsys, "deploy", "--memory", "256")
     assert rc == 1 and out == ""
     lines = err.splitlines()
-    assert lines[0].startswith("lambda-affinity deploy: error: updating MemorySize of lambda-affinity-probe failed: "
-                               "missing permission lambda:UpdateFunctionConfiguration (AccessDenied)")
-    assert lines[1:] == ["Nothing was created, so nothing is left behind.",
-                         f"Kept (changes to the deployment that was already there): updated the code of {NAME}."]
+    assert lines[0].startswith(
+        "lambda-affinity deploy: error: updating MemorySize of lambda-affinity-probe failed: "
+        "missing permission lambda:UpdateFunctionConfiguration (AccessDenied)"
+    )
+    assert lines[1:] == [
+        "Nothing was created, so nothing is left behind.",
+        f"Kept (changes to the deployment that was already there): updated the code of {NAME}.",
+    ]
     config = aws("lambda").get_function(FunctionName=NAME)["Configuration"]
     assert config["CodeSha256"] == d.code_sha256(d.build_zip(tmp_path)) and config["MemorySize"] == d.MEMORY_MB
 
@@ -519,10 +553,14 @@ def test_a_refused_destroy_says_what_it_removed_and_runs_again(aws, env, capsys,
     rc, out, err = run(capsys, "destroy")
     assert rc == 1 and out == "" and "Traceback" not in err
     first, second = err.splitlines()
-    assert first.startswith(f"lambda-affinity destroy: error: deleting the role {ROLE} failed: missing permission "
-                            "iam:DeleteRole (AccessDenied)")
-    assert second == (f"Removed before that: function {NAME} (with its Function URL and resource policy). "
-                      "Run destroy again once this is fixed: it removes what is left.")
+    assert first.startswith(
+        f"lambda-affinity destroy: error: deleting the role {ROLE} failed: missing permission "
+        "iam:DeleteRole (AccessDenied)"
+    )
+    assert second == (
+        f"Removed before that: function {NAME} (with its Function URL and resource policy). "
+        "Run destroy again once this is fixed: it removes what is left."
+    )
     assert functions(aws) == [] and roles(aws) == [ROLE]
     hook.checked = only()
     rc, out, err = run(capsys, "destroy")
@@ -566,27 +604,38 @@ def test_documented_policy_is_what_deploy_and_destroy_use(aws, env, capsys, enfo
     aws("iam").put_user_policy(UserName="deployer", PolicyName="deploy", PolicyDocument=json.dumps(moto_policy))
     rc, _, err = run(capsys, "deploy")
     assert rc == 1 and "Rolled back: removed the Function URL" in err, err
-    aws("iam").put_user_policy(UserName="deployer", PolicyName="deploy",
-                               PolicyDocument=json.dumps(any_resource(policy)))
+    aws("iam").put_user_policy(
+        UserName="deployer", PolicyName="deploy", PolicyDocument=json.dumps(any_resource(policy))
+    )
     hook.checked = checkable
     # An inline policy someone added to the role: destroy removes it with the role.
-    aws("iam").put_role_policy(RoleName=ROLE, PolicyName="extra", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
+    aws("iam").put_role_policy(
+        RoleName=ROLE,
+        PolicyName="extra",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+        ),
+    )
     rc, _, err = run(capsys, "destroy")
     assert rc == 0, err
     assert functions(aws) == [] and roles(aws) == []
 
     evaluator = IAMPolicy(json.dumps(policy))
-    refused = [(action, arn) for action, params in hook.calls for arn in _resources(action, params)
-               if evaluator.is_action_permitted(action, arn) != PermissionResult.PERMITTED]
+    refused = [
+        (action, arn)
+        for action, params in hook.calls
+        for arn in _resources(action, params)
+        if evaluator.is_action_permitted(action, arn) != PermissionResult.PERMITTED
+    ]
     assert refused == []
     documented = {a for s in policy["Statement"] for a in _actions(s)}
     used = {action for action, _ in hook.calls} - {"sts:GetCallerIdentity"}
     assert documented - IMPLICIT == used
 
 
-@pytest.mark.parametrize("sid, first_refused", [("ExecutionRole", "iam:GetRole"),
-                                                 ("Function", "lambda:CreateFunction")])
+@pytest.mark.parametrize(
+    "sid, first_refused", [("ExecutionRole", "iam:GetRole"), ("Function", "lambda:CreateFunction")]
+)
 def test_documented_policy_without_a_statement_fails_clearly(aws, env, capsys, enforcer, sid, first_refused):
     """Where moto checks IAM (not iam:PassRole, which AWS checks inside CreateFunction: the third statement)."""
     env.setenv("AWS_REGION", REGION)

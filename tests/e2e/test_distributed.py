@@ -7,6 +7,7 @@ every worker's own record, user by user, and with Locust's request counts.
 Every process started (master, workers, the emulator below the master) is
 collected while it runs, killed and reaped at the end, and must be gone.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,21 +22,39 @@ from locust_runs import probe_requests
 
 
 def own_records(tmp_path) -> dict[int, dict]:
-    return {int(re.search(r"worker-(\d+)", p.name).group(1)): json.loads(p.read_text())
-            for p in tmp_path.glob("worker-*.json")}
+    return {
+        int(re.search(r"worker-(\d+)", p.name).group(1)): json.loads(p.read_text())
+        for p in tmp_path.glob("worker-*.json")
+    }
 
 
 def csv_rows(text: str) -> dict[str, dict]:
     """The per-user CSV as {user: row} with the tracker's types."""
     out = {}
     for r in csv.DictReader(io.StringIO(text)):
-        out[r["user"]] = {k: (r[k] if k == "user" else None if r[k] == "" else float(r[k]) if k == "max_share"
-                              else int(r[k])) for k in r}
+        out[r["user"]] = {
+            k: (r[k] if k == "user" else None if r[k] == "" else float(r[k]) if k == "max_share" else int(r[k]))
+            for k in r
+        }
     return out
 
 
-MASTER = ["--expect-workers", "2", "--headless", "-u", "10", "-r", "10", "--json", "--affinity-json", "out/a.json",
-          "--csv", "out/run", "--html", "out/report.html"]
+MASTER = [
+    "--expect-workers",
+    "2",
+    "--headless",
+    "-u",
+    "10",
+    "-r",
+    "10",
+    "--json",
+    "--affinity-json",
+    "out/a.json",
+    "--csv",
+    "out/run",
+    "--html",
+    "out/report.html",
+]
 
 
 def assert_master_holds(doc, rows_csv, records: dict[int, dict]):
@@ -43,16 +62,21 @@ def assert_master_holds(doc, rows_csv, records: dict[int, dict]):
     for index, record in records.items():
         for row in record["rows"]:
             assert row["user"].startswith(f"w{index}-u")
-            assert rows_csv[row["user"]] == {**row, "max_share": float(row["max_share"]) if row["max_share"] is not None
-                                             else None}, row["user"]
-    assert doc["per_user"] == [{k: r[k] for k in ("user", "requests", "max_share", "warm_hits", "environments",
-                                                  "cold_starts", "switches")} for r in rows_csv.values()]
+            assert rows_csv[row["user"]] == {
+                **row,
+                "max_share": float(row["max_share"]) if row["max_share"] is not None else None,
+            }, row["user"]
+    assert doc["per_user"] == [
+        {k: r[k] for k in ("user", "requests", "max_share", "warm_hits", "environments", "cold_starts", "switches")}
+        for r in rows_csv.values()
+    ]
 
 
 @pytest.mark.slow
 def test_master_and_two_workers_exact_totals(cluster_factory, tmp_path):
-    c = cluster_factory(MASTER + ["-t", "5s", "--affinity-min-hit-rate", "0.01", "--stop-timeout", "5"],
-                        env={"AFFINITY_LINGER_S": "3"})
+    c = cluster_factory(
+        MASTER + ["-t", "5s", "--affinity-min-hit-rate", "0.01", "--stop-timeout", "5"], env={"AFFINITY_LINGER_S": "3"}
+    )
     code = c.wait_master(60)
     err = c.text("master.err")
     assert code == 0, err[-4000:]
@@ -84,8 +108,9 @@ def test_master_and_two_workers_exact_totals(cluster_factory, tmp_path):
     # the workers used the master's emulator and started none of their own
     for w in c.workers:
         assert "Embedded Lambda emulator" not in c.text(f"{w.name}.err")
-    assert [p for p in c.seen.values() if p.pid not in {c.master.pid, *(w.pid for w in c.workers)}], \
+    assert [p for p in c.seen.values() if p.pid not in {c.master.pid, *(w.pid for w in c.workers)}], (
         "the emulator runs below the master"
+    )
 
 
 @pytest.mark.slow
@@ -110,7 +135,7 @@ def test_worker_killed_mid_run_is_reported_and_nothing_else_is_lost(cluster_fact
     assert time.monotonic() - started < 5.5 + 8, err[-3000:]
     records = own_records(tmp_path)
     assert len(records) == 1, "only the surviving worker dumped its record"
-    (alive_index, alive), = records.items()
+    ((alive_index, alive),) = records.items()
     lost_index = 1 - alive_index
     doc = json.loads((tmp_path / "out" / "a.json").read_text())
     rows = csv_rows((tmp_path / "out" / "run_affinity.csv").read_text())
@@ -122,8 +147,9 @@ def test_worker_killed_mid_run_is_reported_and_nothing_else_is_lost(cluster_fact
     # what the killed worker sent before it died is kept
     kept = {u: r for u, r in rows.items() if u.startswith(f"w{lost_index}-")}
     assert len(kept) == 5 and all(r["requests"] > 0 for r in kept.values()), kept
-    assert re.search(rf"kept what it sent until then: 5 users, {sum(r['requests'] for r in kept.values())} valid",
-                     lost_lines[0]), lost_lines
+    assert re.search(
+        rf"kept what it sent until then: 5 users, {sum(r['requests'] for r in kept.values())} valid", lost_lines[0]
+    ), lost_lines
     # Locust's counts and ours come from the same reports: they agree exactly
     assert probe_requests(c.text("master.out")) == doc["requests"] + doc["invalid"]
     assert doc["users"] == 10 and "affinity: wrote out/a.json" in err

@@ -1,6 +1,7 @@
 """The emulator's answers where AWS's exact ones are known (issue 11): response
 size, name and qualifier validation, the Python runtime's logging and
 AWS_LAMBDA_EXEC_WRAPPER; boto3 against a running `lambda-affinity emulate`."""
+
 from __future__ import annotations
 
 import base64
@@ -35,10 +36,18 @@ def lam(emulator_code, emulator_lambda_client, tmp_path_factory):
             {"name": "probe"},
             {"name": "faults", "handler": "app.handler", "code": str(emulator_code["faults"])},
             {"name": "logs", "handler": "logs.handler", "code": str(code)},
-            {"name": "wrapped", "handler": "logs.handler", "code": str(code),
-             "environment": {"AWS_LAMBDA_EXEC_WRAPPER": str(wrapper)}},
-            {"name": "badwrapper", "handler": "logs.handler", "code": str(code),
-             "environment": {"AWS_LAMBDA_EXEC_WRAPPER": str(code / "missing.sh")}},
+            {
+                "name": "wrapped",
+                "handler": "logs.handler",
+                "code": str(code),
+                "environment": {"AWS_LAMBDA_EXEC_WRAPPER": str(wrapper)},
+            },
+            {
+                "name": "badwrapper",
+                "handler": "logs.handler",
+                "code": str(code),
+                "environment": {"AWS_LAMBDA_EXEC_WRAPPER": str(code / "missing.sh")},
+            },
         ],
     }
     path = tmp_path_factory.mktemp("emu-answers") / "emulator.yaml"
@@ -61,23 +70,32 @@ def test_a_response_may_be_6291556_bytes_and_the_error_names_no_size(lam):
     assert over["FunctionError"] == "Unhandled"
     assert json.loads(over["Payload"].read()) == {
         "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
-        "errorType": "Function.ResponseSizeTooLarge"}
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
 
 
 def test_names_and_qualifiers_are_checked_as_aws_does(lam):
     arn = "arn:aws:lambda:us-east-1:000000000000:function:"
     # valid by AWS's pattern but no such function: 404, naming the version looked for
     assert error_of(lam, FunctionName="no-such-function") == (
-        404, "ResourceNotFoundException", f"Function not found: {arn}no-such-function:$LATEST")
+        404,
+        "ResourceNotFoundException",
+        f"Function not found: {arn}no-such-function:$LATEST",
+    )
     assert error_of(lam, FunctionName="my.function")[:2] == (404, "ResourceNotFoundException")
     assert error_of(lam, FunctionName="a" * 65)[:2] == (404, "ResourceNotFoundException")
     assert error_of(lam, FunctionName="probe", Qualifier="7") == (
-        404, "ResourceNotFoundException", f"Function not found: {arn}probe:7")
+        404,
+        "ResourceNotFoundException",
+        f"Function not found: {arn}probe:7",
+    )
     # not valid by the pattern or the length in botocore's Lambda model: 400
     status, code, message = error_of(lam, FunctionName="bad name!")
     assert (status, code) == (400, "ValidationException")
-    assert message.startswith("1 validation error detected: Value 'bad name!' at 'functionName' failed to "
-                              "satisfy constraint: Member must satisfy regular expression pattern: (arn:")
+    assert message.startswith(
+        "1 validation error detected: Value 'bad name!' at 'functionName' failed to "
+        "satisfy constraint: Member must satisfy regular expression pattern: (arn:"
+    )
     status, code, message = error_of(lam, FunctionName="probe", Qualifier="v.1")
     assert (status, code) == (400, "ValidationException") and "at 'qualifier'" in message
     status, code, message = error_of(lam, FunctionName="a" * 257, Qualifier="v.1")

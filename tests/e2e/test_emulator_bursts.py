@@ -1,5 +1,6 @@
 """Bursts of cold starts: hundreds of concurrent first calls are all answered
 (none dropped, every reply a valid probe reply) and leave no process behind."""
+
 from __future__ import annotations
 
 import http.client
@@ -17,14 +18,15 @@ from lambda_affinity.emulator.process import EmulatorProcess
 pytestmark = pytest.mark.slow
 
 BURST = 200
-FD_LIMIT = 64      # a few environments' worth of descriptors
+FD_LIMIT = 64  # a few environments' worth of descriptors
 EVENTS = 30
 
 
 def test_a_burst_of_200_concurrent_cold_invokes_drops_none(tmp_path, emulator_lambda_client, emulator_descendants):
     config = tmp_path / "emu.yaml"
-    config.write_text(yaml.safe_dump({"model": {"max_environments": 250, "init_delay_s": 3.0},
-                                      "functions": [{"name": "probe"}]}))
+    config.write_text(
+        yaml.safe_dump({"model": {"max_environments": 250, "init_delay_s": 3.0}, "functions": [{"name": "probe"}]})
+    )
     emu = EmulatorProcess(config_path=str(config))
     emu.start()
     try:
@@ -85,11 +87,17 @@ def test_cold_starts_out_of_descriptors_are_answered_counted_and_leak_nothing(tm
     once every environment has retired the emulator holds no more fds than
     before: a failed cold start closes whatever it had opened."""
     config = tmp_path / "emu.yaml"
-    config.write_text(yaml.safe_dump({"model": {"max_environments": 100, "init_delay_s": 0, "keep_alive_s": 0.5},
-                                      "functions": [{"name": "faults", "handler": "app.handler",
-                                                     "code": str(emulator_code["faults"])}]}))
-    with EmulatorProcess(config_path=str(config), preexec_fn=lambda: resource.setrlimit(
-            resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))) as emu:
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"max_environments": 100, "init_delay_s": 0, "keep_alive_s": 0.5},
+                "functions": [{"name": "faults", "handler": "app.handler", "code": str(emulator_code["faults"])}],
+            }
+        )
+    )
+    with EmulatorProcess(
+        config_path=str(config), preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+    ) as emu:
         conn = http.client.HTTPConnection(emu.endpoint.split("//")[1], timeout=30)
 
         def stats() -> dict:
@@ -99,8 +107,12 @@ def test_cold_starts_out_of_descriptors_are_answered_counted_and_leak_nothing(tm
         stats()  # this connection is open in both counts
         fds_before = psutil.Process(emu.proc.pid).num_fds()
         for _ in range(EVENTS):  # one connection: Event calls answer 202 at once and run side by side
-            conn.request("POST", "/2015-03-31/functions/faults/invocations", body=b'{"action": "sleep", "seconds": 1}',
-                         headers={"X-Amz-Invocation-Type": "Event"})
+            conn.request(
+                "POST",
+                "/2015-03-31/functions/faults/invocations",
+                body=b'{"action": "sleep", "seconds": 1}',
+                headers={"X-Amz-Invocation-Type": "Event"},
+            )
             resp = conn.getresponse()
             resp.read()
             assert resp.status == 202

@@ -2,6 +2,7 @@
 unless `max_environments` is set, and when it refuses a call the 429 says it
 is this machine's limit, not AWS's (once on stderr, counted in the
 introspection's `local_cap`). AWS's 429s carry no Retry-After."""
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,14 @@ def _one_call_busy(tmp_path, **model):
     shutil.copyfile(HOLD_HANDLER, code / "app.py")
     release = tmp_path / "release"
     config = tmp_path / "emu.yaml"
-    config.write_text(yaml.safe_dump({"model": {"init_delay_s": 0, **model},
-                                      "functions": [{"name": "hold", "handler": "app.handler", "code": str(code)}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"init_delay_s": 0, **model},
+                "functions": [{"name": "hold", "handler": "app.handler", "code": str(code)}],
+            }
+        )
+    )
     with EmulatorProcess(config_path=str(config)) as emu:
         invoke = f"{emu.endpoint}/2015-03-31/functions/hold/invocations"
         busy = threading.Thread(target=_post, args=(invoke, json.dumps({"hold": str(release)}).encode()))
@@ -71,8 +78,10 @@ def test_the_local_cap_answers_429_saying_it_is_this_machines_limit(tmp_path):
         url_status, _, url_body = _post(emu.function_urls["hold"])
         doc = _introspect(emu)
         log = emu.read_log()
-    message = ("Rate Exceeded. The local Lambda emulator's cap of 1 live environments (model.max_environments in "
-               "the config) was hit: a limit of this machine, not AWS's account concurrency limit.")
+    message = (
+        "Rate Exceeded. The local Lambda emulator's cap of 1 live environments (model.max_environments in "
+        "the config) was hit: a limit of this machine, not AWS's account concurrency limit."
+    )
     assert status == 429 and "Retry-After" not in headers
     assert headers["x-amzn-ErrorType"] == "TooManyRequestsException"
     assert body == {"Type": "User", "message": message, "Reason": "ConcurrentInvocationLimitExceeded"}
@@ -102,8 +111,10 @@ def test_event_calls_retried_behind_the_cap_are_not_counted_as_refused(tmp_path)
     events = 3
     with _one_call_busy(tmp_path, max_environments=1) as (emu, invoke, release):
         for _ in range(events):
-            with urllib.request.urlopen(urllib.request.Request(
-                    invoke, data=b"{}", method="POST", headers={"X-Amz-Invocation-Type": "Event"}), timeout=30) as r:
+            with urllib.request.urlopen(
+                urllib.request.Request(invoke, data=b"{}", method="POST", headers={"X-Amz-Invocation-Type": "Event"}),
+                timeout=30,
+            ) as r:
                 assert r.status == 202
         status, _, _ = _post(invoke)
         time.sleep(1.0)  # backing off from 50 ms: several retries each, all refused by the cap

@@ -1,5 +1,6 @@
 """Thousands of kept-alive connections (Locust runs hold one per user): every
 client gets answers on every port, and the emulator gives every fd back."""
+
 from __future__ import annotations
 
 import resource
@@ -47,9 +48,10 @@ def test_1500_kept_alive_clients_per_port_all_get_answers_and_fds_come_back(fd_r
     with EmulatorProcess() as emu:
         main, url = urlsplit(emu.endpoint), urlsplit(emu.function_urls["probe"])
         requests_for = {
-            main.port: [b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n\r\n",
-                        b"POST /2015-03-31/functions/probe/invocations HTTP/1.1\r\nHost: x\r\n"
-                        b"Content-Length: 2\r\n\r\n{}"],
+            main.port: [
+                b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"POST /2015-03-31/functions/probe/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+            ],
             url.port: [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"],
         }
         emulator = psutil.Process(emu.proc.pid)

@@ -3,6 +3,7 @@ real environment processes and a real client (boto3), each in seconds: where
 a fact spans minutes on AWS (keep-alive, scale-out window) the model's clock
 constants are shrunk, not the logic.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ pytestmark = pytest.mark.slow
 
 def emulator(tmp_path, **model):
     """The default model (only the init delay shortened unless given)."""
-    cfg = config_from_mapping({"model": {"init_delay_s": 0.0, **model}, "functions": [{"name": "probe"}]},
-                              base_dir=str(tmp_path))
+    cfg = config_from_mapping(
+        {"model": {"init_delay_s": 0.0, **model}, "functions": [{"name": "probe"}]}, base_dir=str(tmp_path)
+    )
     return Emulator(cfg)
 
 

@@ -2,6 +2,7 @@
 the emulator, its fork-server or the process that embeds the emulator; what
 it starts, even in a new session, ends with its environment; its memory is
 limited as on AWS; and a runtime that exits says so as AWS does."""
+
 from __future__ import annotations
 
 import base64
@@ -22,8 +23,10 @@ from fixture_paths import HANDLERS, LOCUSTFILES, SCRIPTS
 from lambda_affinity.emulator.forkserver import ZYGOTE
 from lambda_affinity.emulator.process import EmulatorProcess
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's"),
+]
 
 HANDLER = HANDLERS / "containment/app.py"
 
@@ -43,9 +46,14 @@ def _config(tmp_path, **function) -> str:
     code.mkdir(exist_ok=True)
     shutil.copyfile(HANDLER, (code / "app.py"))
     path = tmp_path / "emu.yaml"
-    path.write_text(yaml.safe_dump({"model": {"init_delay_s": 0},
-                                    "functions": [{"name": "f", "handler": "app.handler", "code": str(code),
-                                                   **function}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"init_delay_s": 0},
+                "functions": [{"name": "f", "handler": "app.handler", "code": str(code), **function}],
+            }
+        )
+    )
     return str(path)
 
 
@@ -77,8 +85,12 @@ def _only_the_fork_server_left(emu, timeout=5.0) -> list:
 
 
 def test_function_code_cannot_read_the_emulator_or_its_parent(tmp_path, emulator_lambda_client):
-    launcher = subprocess.Popen([sys.executable, str(LAUNCHER), _config(tmp_path)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, env={**os.environ, "LAUNCHER_SECRET": SECRET})
+    launcher = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), _config(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "LAUNCHER_SECRET": SECRET},
+    )
     try:
         doc = json.loads(launcher.stdout.readline())
         error, seen = _invoke(emulator_lambda_client(doc["endpoint"]), action="spy")
@@ -107,8 +119,9 @@ def test_the_sweep_and_the_memory_check_walk_only_their_own_tree_not_all_of_proc
     """Both run often (the sweep after every exit, the memory check every
     second of a long call): a scan of all of /proc would cost in proportion
     to every process on the machine."""
-    out = json.loads(subprocess.run([sys.executable, str(TREE_WALK)], capture_output=True, check=True,
-                                    timeout=30).stdout)
+    out = json.loads(
+        subprocess.run([sys.executable, str(TREE_WALK)], capture_output=True, check=True, timeout=30).stdout
+    )
     assert out["stray"] == out["kids"][1:]
     assert len(out["tree"]) == 4 and out["rss"] > 0
     mine = {out["me"], *out["tree"]}
@@ -131,13 +144,34 @@ def test_a_locust_worker_loading_the_plugin_is_not_readable_by_function_code(tmp
     locust = [sys.executable, "-m", "locust", "-f", str(locustfile)]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     # A worker fires init once its master answers: a real master, headless, waiting for it.
-    master = subprocess.Popen([*locust, "--master", "--headless", "--master-bind-host", "127.0.0.1",
-                               "--master-bind-port", str(port), "--expect-workers", "1", "-u", "1", "-r", "1",
-                               "-t", "30s"], env={**os.environ, "INIT_MARK": str(marks["master"])}, **quiet)
+    master = subprocess.Popen(
+        [
+            *locust,
+            "--master",
+            "--headless",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--expect-workers",
+            "1",
+            "-u",
+            "1",
+            "-r",
+            "1",
+            "-t",
+            "30s",
+        ],
+        env={**os.environ, "INIT_MARK": str(marks["master"])},
+        **quiet,
+    )
     worker = None
     try:
-        worker = subprocess.Popen([*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                                  env={**os.environ, "INIT_MARK": str(marks["worker"])}, **quiet)
+        worker = subprocess.Popen(
+            [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            env={**os.environ, "INIT_MARK": str(marks["worker"])},
+            **quiet,
+        )
         deadline = time.monotonic() + 20
         while not all(m.exists() and m.read_text() for m in marks.values()):
             assert worker.poll() is None and master.poll() is None and time.monotonic() < deadline
@@ -173,7 +207,7 @@ def test_a_setsid_grandchild_dies_with_its_environment(tmp_path, emulator_lambda
         error, out = _invoke(lam, action="spawn", then_sleep=0.2)
         grandchild = out["pid"]
         env_pid = psutil.Process(grandchild).ppid()
-        error, out = _invoke(lam, action="spawn", then_sleep=5)   # killed at its 1 s timeout
+        error, out = _invoke(lam, action="spawn", then_sleep=5)  # killed at its 1 s timeout
         assert error == "Unhandled" and out["errorType"] == "Sandbox.Timedout"
         assert _wait_gone([grandchild, env_pid]) == []
         assert _only_the_fork_server_left(emu) == [[ZYGOTE]]  # the second call's grandchild is gone too
@@ -185,15 +219,18 @@ def test_a_runtime_that_exits_with_status_0_is_reported_as_aws_does(tmp_path, em
         out = lam.invoke(FunctionName="f", Payload=b'{"action": "exit0"}')
         doc = json.loads(out["Payload"].read())
         assert out["FunctionError"] == "Unhandled"
-        assert doc == {"errorType": "Runtime.ExitError",
-                       "errorMessage": f"RequestId: {out['ResponseMetadata']['RequestId']} "
-                                       "Error: Runtime exited without providing a reason"}
+        assert doc == {
+            "errorType": "Runtime.ExitError",
+            "errorMessage": f"RequestId: {out['ResponseMetadata']['RequestId']} "
+            "Error: Runtime exited without providing a reason",
+        }
         assert _invoke(lam)[0] is None  # a fresh environment serves the next call
 
 
 @pytest.mark.parametrize("hold,after", [(1.0, 0.0), (0.0, 0.5)], ids=["held", "freed"])
 def test_going_over_the_memory_size_kills_the_environment_with_runtime_out_of_memory(
-        tmp_path, emulator_lambda_client, hold, after):
+    tmp_path, emulator_lambda_client, hold, after
+):
     """300 MB under `memory: 128`, held for a second, or freed at once while
     the handler runs on (the peak counts, not only what is resident when checked)."""
     with EmulatorProcess(config_path=_config(tmp_path, memory=128)) as emu:
@@ -204,11 +241,14 @@ def test_going_over_the_memory_size_kills_the_environment_with_runtime_out_of_me
         out = lam.invoke(FunctionName="f", Payload=json.dumps(event).encode(), LogType="Tail")
         doc = json.loads(out["Payload"].read())
         assert out["FunctionError"] == "Unhandled"
-        assert doc == {"errorType": "Runtime.OutOfMemory",
-                       "errorMessage": f"RequestId: {out['ResponseMetadata']['RequestId']} "
-                                       "Error: Runtime exited with error: signal: killed"}
-        [report] = [line for line in base64.b64decode(out["LogResult"]).decode().splitlines()
-                    if line.startswith("REPORT")]
+        assert doc == {
+            "errorType": "Runtime.OutOfMemory",
+            "errorMessage": f"RequestId: {out['ResponseMetadata']['RequestId']} "
+            "Error: Runtime exited with error: signal: killed",
+        }
+        [report] = [
+            line for line in base64.b64decode(out["LogResult"]).decode().splitlines() if line.startswith("REPORT")
+        ]
         assert "\tMemory Size: 128 MB\tMax Memory Used: 128 MB\t" in report  # as AWS reports it
         assert _wait_gone([first["pid"]]) == []
         error, after = _invoke(lam, action="alloc", mb=40)  # within its size: fine, on a fresh environment

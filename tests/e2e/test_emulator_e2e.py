@@ -1,5 +1,6 @@
 """End to end: real clients (boto3, the AWS CLI, plain HTTP) against a running
 `lambda-affinity emulate` process, one for the whole module."""
+
 from __future__ import annotations
 
 import base64
@@ -31,11 +32,17 @@ def emu(emulator_code, tmp_path_factory):
     config = {
         "model": {"policy": "mru", "init_delay_s": 0.02},
         "functions": [
-            {"name": "warm"},                                     # the bundled probe, used by one test only
+            {"name": "warm"},  # the bundled probe, used by one test only
             {"name": "probe"},
             {"name": "slowprobe", "environment": {"AFFINITY_MISS_DELAY_MS": 600}},
-            {"name": "faults", "handler": "app.handler", "code": faults, "timeout": 1,
-             "environment": {"GREETING": "hello"}, "memory": 256},
+            {
+                "name": "faults",
+                "handler": "app.handler",
+                "code": faults,
+                "timeout": 1,
+                "environment": {"GREETING": "hello"},
+                "memory": 256,
+            },
             {"name": "initfail", "handler": "app.handler", "code": str(emulator_code["initfail"])},
             {"name": "limited", "handler": "app.handler", "code": faults, "reserved_concurrency": 1, "timeout": 5},
             {"name": "zero", "reserved_concurrency": 0},
@@ -189,13 +196,13 @@ def test_reserved_concurrency_throttles_with_the_function_reason(emu, lam, emula
         lam.invoke(FunctionName="zero")
     assert exc.value.response["Reason"] == RESERVED
     assert "retry-after" not in exc.value.response["ResponseMetadata"]["HTTPHeaders"]  # AWS sends none
-    busy = threading.Thread(target=lambda: invoke(emulator_lambda_client(emu.endpoint), "limited",
-                                                  {"action": "sleep", "seconds": 1.5}))
+    busy = threading.Thread(
+        target=lambda: invoke(emulator_lambda_client(emu.endpoint), "limited", {"action": "sleep", "seconds": 1.5})
+    )
     busy.start()
     try:
         deadline = time.monotonic() + 10
-        while not any(e["function"] == "limited" and e["state"] in ("busy", "initializing")
-                      for e in environments(emu)):
+        while not any(e["function"] == "limited" and e["state"] in ("busy", "initializing") for e in environments(emu)):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         with pytest.raises(lam.exceptions.TooManyRequestsException) as exc:
@@ -247,24 +254,34 @@ INVOKE_PATH = b"/2015-03-31/functions/probe/invocations"
 
 @pytest.mark.parametrize("chunk_size", [b"-10000000000", b"+10", b"0x10", b"zz"])
 def test_malformed_chunk_size_is_400_not_a_way_past_the_limit(emu, chunk_size):
-    answer = raw_exchange(emu.endpoint, b"POST " + INVOKE_PATH + b" HTTP/1.1\r\nHost: x\r\n"
-                          b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunk_size +
-                          b"\r\n{}\r\n0\r\n\r\n")
+    answer = raw_exchange(
+        emu.endpoint,
+        b"POST " + INVOKE_PATH + b" HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunk_size + b"\r\n{}\r\n0\r\n\r\n",
+    )
     assert answer.startswith(b"HTTP/1.1 400 ") and b"in chunk size" in answer
 
 
 def test_non_ascii_digit_content_length_is_400(emu):
-    request = ("POST /2015-03-31/functions/probe/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n"
-               "Connection: close\r\n\r\n{}").encode()
+    request = (
+        "POST /2015-03-31/functions/probe/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n"
+        "Connection: close\r\n\r\n{}"
+    ).encode()
     answer = raw_exchange(emu.endpoint, request)
     assert answer.startswith(b"HTTP/1.1 400 ") and b"Invalid character in Content-Length" in answer
 
 
 def test_one_oversized_chunk_gets_413(emu):
     size = 6 * 1024 * 1024 + 10
-    answer = raw_exchange(emu.endpoint, b"POST " + INVOKE_PATH + b" HTTP/1.1\r\nHost: x\r\n"
-                          b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
-                          f"{size:x}".encode() + b"\r\n" + b"x" * size + b"\r\n0\r\n\r\n")
+    answer = raw_exchange(
+        emu.endpoint,
+        b"POST " + INVOKE_PATH + b" HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + f"{size:x}".encode()
+        + b"\r\n"
+        + b"x" * size
+        + b"\r\n0\r\n\r\n",
+    )
     assert answer.startswith(b"HTTP/1.1 413 ") and b"RequestEntityTooLargeException" in answer
 
 
@@ -323,14 +340,25 @@ def test_function_url_serves_the_probe(emu):
     assert status == 200 and headers["Content-Type"] == "application/json"
     reply = json.loads(body)
     assert reply["session"] == "url-user" and reply["probe"] == 1 and LOG_STREAM.match(reply["env_id"])
-    assert set(emu.function_urls) == {"warm", "probe", "slowprobe", "faults", "initfail", "limited", "zero",
-                                      "node", "ric", "private"}
+    assert set(emu.function_urls) == {
+        "warm",
+        "probe",
+        "slowprobe",
+        "faults",
+        "initfail",
+        "limited",
+        "zero",
+        "node",
+        "ric",
+        "private",
+    }
 
 
 def test_function_url_event_is_payload_format_2(emu):
     url = emu.function_urls["faults"] + "some/path?action=echo&x=1&x=2"
-    status, headers, body = http(url, {"Cookie": "c1=a; c2=b", "X-Multi": "v", "Content-Type": "text/plain"},
-                                 method="POST", data=b"hello body")
+    status, headers, body = http(
+        url, {"Cookie": "c1=a; c2=b", "X-Multi": "v", "Content-Type": "text/plain"}, method="POST", data=b"hello body"
+    )
     assert status == 200 and headers["Content-Type"] == "application/json"  # no statusCode: sent as JSON
     event = json.loads(body)
     assert event["version"] == "2.0" and event["routeKey"] == "$default"
@@ -354,8 +382,9 @@ def test_function_url_response_conversion_and_errors(emu):
     assert http(url + "?action=badresponse")[0] == 502
     status, _, body = http(emu.function_urls["zero"])
     assert status == 429
-    status, _, body = http(url, method="POST", data=b"x" * (6 * 1024 * 1024 + 1),
-                           headers={"Content-Type": "application/octet-stream"})
+    status, _, body = http(
+        url, method="POST", data=b"x" * (6 * 1024 * 1024 + 1), headers={"Content-Type": "application/octet-stream"}
+    )
     assert status == 413
 
 
@@ -387,19 +416,44 @@ def test_awslambdaric_runs_the_probe(lam):
 @pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed (pip install awscli)")
 def test_aws_cli_invoke(emu, tmp_path):
     out = tmp_path / "out.json"
-    env = dict(__import__("os").environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION="us-east-1")
+    env = dict(
+        __import__("os").environ,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     version = subprocess.run(["aws", "--version"], capture_output=True, text=True, timeout=60, env=env)
     # v2 reads --payload as base64 unless told otherwise; v1 takes it raw.
     raw = ["--cli-binary-format", "raw-in-base64-out"] if "aws-cli/2" in version.stdout + version.stderr else []
-    run = subprocess.run(["aws", "lambda", "invoke", "--endpoint-url", emu.endpoint, "--function-name", "probe",
-                          *raw, "--payload", '{"session": "cli"}', str(out)],
-                         capture_output=True, text=True, timeout=60, env=env)
+    run = subprocess.run(
+        [
+            "aws",
+            "lambda",
+            "invoke",
+            "--endpoint-url",
+            emu.endpoint,
+            "--function-name",
+            "probe",
+            *raw,
+            "--payload",
+            '{"session": "cli"}',
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["StatusCode"] == 200
     assert json.loads(out.read_text())["session"] == "cli"
-    run = subprocess.run(["aws", "lambda", "invoke", "--endpoint-url", emu.endpoint, "--function-name", "nope",
-                          str(out)], capture_output=True, text=True, timeout=60, env=env)
+    run = subprocess.run(
+        ["aws", "lambda", "invoke", "--endpoint-url", emu.endpoint, "--function-name", "nope", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert run.returncode != 0 and "ResourceNotFoundException" in run.stderr
 
 

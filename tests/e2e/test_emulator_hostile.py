@@ -1,6 +1,7 @@
 """Hostile and odd input on the emulator's HTTP side (issue 11): raw bytes on
 real sockets, boto3 and botocore's signer against a running `lambda-affinity
 emulate` process. Each answer is a precise 4xx/5xx, never silence or a hang."""
+
 from __future__ import annotations
 
 import base64
@@ -73,7 +74,7 @@ def exchange(url: str, data: bytes, pieces: int = 1) -> bytes:
         step = -(-len(data) // pieces)
         try:
             for i in range(0, len(data), step):
-                sock.sendall(data[i:i + step])
+                sock.sendall(data[i : i + step])
         except (BrokenPipeError, ConnectionResetError):
             pass  # answered and closed before the rest was sent: read the answer
         answer = b""
@@ -122,8 +123,7 @@ def test_a_stray_crlf_after_a_body_is_ignored_and_the_answer_not_held(emu):
 
 @pytest.mark.parametrize("pieces", [1, 64])
 def test_a_head_over_64_kb_is_431_however_it_arrives(emu, pieces):
-    answer = exchange(emu.endpoint, INVOKE + b"X-Big: " + b"a" * 100_000 + b"\r\nContent-Length: 2\r\n\r\n{}",
-                      pieces)
+    answer = exchange(emu.endpoint, INVOKE + b"X-Big: " + b"a" * 100_000 + b"\r\nContent-Length: 2\r\n\r\n{}", pieces)
     assert answer.startswith(b"HTTP/1.1 431 ") and b"Connection: close" in answer
     many = b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 1000) for i in range(90))  # 90 KB in many fields
     assert exchange(emu.endpoint, INVOKE + many + b"\r\n", pieces).startswith(b"HTTP/1.1 431 ")
@@ -155,8 +155,11 @@ CHUNKED = INVOKE + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
 
 @pytest.mark.parametrize("pieces", [1, 64])
 def test_trailers_have_the_limits_of_a_head(emu, pieces):
-    answer = exchange(emu.endpoint, CHUNKED.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
-                      + b"X-A: 1\r\nX-B: 2\r\n\r\n", pieces)
+    answer = exchange(
+        emu.endpoint,
+        CHUNKED.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n") + b"X-A: 1\r\nX-B: 2\r\n\r\n",
+        pieces,
+    )
     assert answer.startswith(b"HTTP/1.1 200 "), answer  # a few trailers are fine
     fields = b"".join(b"X-T%d: t\r\n" % i for i in range(150))
     answer = exchange(emu.endpoint, CHUNKED + fields + b"\r\n", pieces)
@@ -182,15 +185,18 @@ def test_a_runtime_sending_trailers_past_the_limits_gets_431(lam, trailers):
     assert json.loads(result["Payload"].read()) == "HTTP/1.1 431 Request Header Fields Too Large"
 
 
-@pytest.mark.parametrize("head, body, status, why", [
-    (b"Transfer-Encoding: chunked\r\n", b"2\r\n{}XX0\r\n\r\n", 400, b"LF after chunk data"),
-    (b"Transfer-Encoding: xchunked\r\n", b"0\r\n\r\n", 400, b"does not end in one chunked"),
-    (b"Transfer-Encoding: gzip\r\n", b"0\r\n\r\n", 400, b"does not end in one chunked"),
-    (b"Transfer-Encoding: chunked, chunked\r\n", b"0\r\n\r\n", 400, b"Invalid `Transfer-Encoding`"),
-    (b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n", 501, b"only chunked is implemented"),
-    (b"X-A: a\x00b\r\nContent-Length: 2\r\n", b"{}", 400, b"Invalid header value char"),
-    (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n", 400, b"Transfer-Encoding"),
-])
+@pytest.mark.parametrize(
+    "head, body, status, why",
+    [
+        (b"Transfer-Encoding: chunked\r\n", b"2\r\n{}XX0\r\n\r\n", 400, b"LF after chunk data"),
+        (b"Transfer-Encoding: xchunked\r\n", b"0\r\n\r\n", 400, b"does not end in one chunked"),
+        (b"Transfer-Encoding: gzip\r\n", b"0\r\n\r\n", 400, b"does not end in one chunked"),
+        (b"Transfer-Encoding: chunked, chunked\r\n", b"0\r\n\r\n", 400, b"Invalid `Transfer-Encoding`"),
+        (b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n", 501, b"only chunked is implemented"),
+        (b"X-A: a\x00b\r\nContent-Length: 2\r\n", b"{}", 400, b"Invalid header value char"),
+        (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n", 400, b"Transfer-Encoding"),
+    ],
+)
 def test_framing_errors_get_a_precise_answer_and_close(emu, head, body, status, why):
     answer = exchange(emu.endpoint, INVOKE + head + b"\r\n" + body)
     assert answer.startswith(b"HTTP/1.1 %d " % status) and why in answer, answer
@@ -200,8 +206,9 @@ def test_framing_errors_get_a_precise_answer_and_close(emu, head, body, status, 
 def test_lf_only_lines_are_400_not_a_hang(emu):
     # RFC 9112 2.2 allows either; we refuse, as llhttp does: a front end that
     # took bare LF while a proxy before it did not would read other requests.
-    answer = exchange(emu.endpoint, b"POST /2015-03-31/functions/probe/invocations HTTP/1.1\nHost: x\n"
-                                    b"Content-Length: 2\n\n{}")
+    answer = exchange(
+        emu.endpoint, b"POST /2015-03-31/functions/probe/invocations HTTP/1.1\nHost: x\nContent-Length: 2\n\n{}"
+    )
     assert answer.startswith(b"HTTP/1.1 400 ") and b"CRLF" in answer
 
 
@@ -218,8 +225,10 @@ def test_line_breaks_in_a_client_context_reach_the_handler_as_json(lam):
 @pytest.mark.parametrize("action", ["crlf_header", "crlf_cookie"])
 def test_a_header_value_with_crlf_from_a_function_is_502_on_the_wire(emu, action):
     url = urlsplit(emu.function_urls["shapes"])
-    answer = exchange(emu.function_urls["shapes"],
-                      f"GET /?action={action} HTTP/1.1\r\nHost: {url.netloc}\r\nConnection: close\r\n\r\n".encode())
+    answer = exchange(
+        emu.function_urls["shapes"],
+        f"GET /?action={action} HTTP/1.1\r\nHost: {url.netloc}\r\nConnection: close\r\n\r\n".encode(),
+    )
     assert answer.startswith(b"HTTP/1.1 502 "), answer
     assert b"x-injected" not in answer.lower() and answer.endswith(b"\r\n\r\nInternal Server Error")
 

@@ -1,5 +1,6 @@
 """Environment lifecycle in real time (keep-alive, maximum lifetime), account
 throttling, and stopping: in-flight invocations answered, no process left."""
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,9 @@ def get_json(url):
 
 
 def make_config(tmp_path, functions, **model):
-    return config_from_mapping({"model": {"init_delay_s": 0, "policy": "mru", **model}, "functions": functions},
-                               base_dir=str(tmp_path))
+    return config_from_mapping(
+        {"model": {"init_delay_s": 0, "policy": "mru", **model}, "functions": functions}, base_dir=str(tmp_path)
+    )
 
 
 # -- in-process Emulator (the Python API's context manager) -----------------------
@@ -79,19 +81,25 @@ def test_maximum_lifetime_replaces_environments(tmp_path, emulator_lambda_client
             seen.append(json.loads(lam.invoke(FunctionName="probe", Payload=b"{}")["Payload"].read()))
             time.sleep(0.1)
         ids = list(dict.fromkeys(r["env_id"] for r in seen))
-        assert len(ids) >= 2                       # replaced at least once
+        assert len(ids) >= 2  # replaced at least once
         for r in seen:
-            assert r["env_age_ms"] < 600 + 150      # none served past its lifetime (plus one call)
+            assert r["env_age_ms"] < 600 + 150  # none served past its lifetime (plus one call)
         assert get_json(emu.introspection_url)["retired"].get("max-lifetime", 0) >= 1
 
 
 def test_account_concurrency_throttles_with_the_account_reason(tmp_path, emulator_code, emulator_lambda_client):
-    cfg = make_config(tmp_path, [{"name": "slow", "handler": "app.handler", "code": str(emulator_code["faults"])},
-                                 {"name": "probe"}], account_concurrency=1)
+    cfg = make_config(
+        tmp_path,
+        [{"name": "slow", "handler": "app.handler", "code": str(emulator_code["faults"])}, {"name": "probe"}],
+        account_concurrency=1,
+    )
     with Emulator(cfg) as emu:
         lam = emulator_lambda_client(emu.endpoint)
-        busy = threading.Thread(target=lambda: emulator_lambda_client(emu.endpoint).invoke(
-            FunctionName="slow", Payload=b'{"action": "sleep", "seconds": 1}'))
+        busy = threading.Thread(
+            target=lambda: emulator_lambda_client(emu.endpoint).invoke(
+                FunctionName="slow", Payload=b'{"action": "sleep", "seconds": 1}'
+            )
+        )
         busy.start()
         try:
             deadline = time.monotonic() + 10
@@ -108,15 +116,22 @@ def test_account_concurrency_throttles_with_the_account_reason(tmp_path, emulato
 # -- stopping --------------------------------------------------------------------
 def _config_file(tmp_path, emulator_code):
     path = tmp_path / "emu.yaml"
-    path.write_text(yaml.safe_dump({
-        "model": {"init_delay_s": 0},
-        "functions": [{"name": "faults", "handler": "app.handler", "code": str(emulator_code["faults"]), "timeout": 30}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"init_delay_s": 0},
+                "functions": [
+                    {"name": "faults", "handler": "app.handler", "code": str(emulator_code["faults"]), "timeout": 30}
+                ],
+            }
+        )
+    )
     return str(path)
 
 
 def test_stop_with_invocations_in_flight_answers_them_and_leaves_no_process(
-        tmp_path, emulator_code, emulator_lambda_client, emulator_descendants):
+    tmp_path, emulator_code, emulator_lambda_client, emulator_descendants
+):
     emu = EmulatorProcess(config_path=_config_file(tmp_path, emulator_code))
     emu.start()
     try:
@@ -165,9 +180,24 @@ def test_stop_with_invocations_in_flight_answers_them_and_leaves_no_process(
 def test_every_way_of_ending_leaves_no_process(tmp_path, emulator_code, how, emulator_descendants):
     ready = tmp_path / "ready.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lambda_affinity.cli", "emulate", "--quiet", "--port", "0", "--ready-file", str(ready),
-         "--config", _config_file(tmp_path, emulator_code), "--exit-with-parent"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "lambda_affinity.cli",
+            "emulate",
+            "--quiet",
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready),
+            "--config",
+            _config_file(tmp_path, emulator_code),
+            "--exit-with-parent",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         while not ready.exists():
@@ -176,13 +206,16 @@ def test_every_way_of_ending_leaves_no_process(tmp_path, emulator_code, how, emu
             time.sleep(0.02)
         doc = json.loads(ready.read_text())
         for i in range(3):  # two environments: one busy, one idle
-            threading.Thread(target=lambda: urllib.request.urlopen(
-                doc["function_urls"]["faults"] + "?action=sleep&seconds=0.5", timeout=30).read()).start()
+            threading.Thread(
+                target=lambda: urllib.request.urlopen(
+                    doc["function_urls"]["faults"] + "?action=sleep&seconds=0.5", timeout=30
+                ).read()
+            ).start()
             time.sleep(0.05 if i == 0 else 0.7)
         below = emulator_descendants(proc.pid)
         assert len(below) >= 2
         if how == "parent-gone":
-            proc.stdin.close()          # what the emulator sees when its parent dies
+            proc.stdin.close()  # what the emulator sees when its parent dies
         else:
             proc.send_signal(getattr(signal, how))
         code = proc.wait(10)

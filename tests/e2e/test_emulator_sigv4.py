@@ -1,6 +1,7 @@
 """AWS_IAM Function URLs in the emulator: real HTTP requests signed by
 botocore's signer (sigv4.sign_headers) against a running `lambda-affinity
 emulate` process, and the `credentials` part of its config."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,8 +28,10 @@ def emu(emulator_code, tmp_path_factory):
     config = {
         "region": REGION,
         "model": {"init_delay_s": 0},
-        "credentials": [{"access_key_id": KEY_ID, "secret_access_key": SECRET},
-                        {"access_key_id": OTHER_ID, "secret_access_key": OTHER_SECRET}],
+        "credentials": [
+            {"access_key_id": KEY_ID, "secret_access_key": SECRET},
+            {"access_key_id": OTHER_ID, "secret_access_key": OTHER_SECRET},
+        ],
         "functions": [
             {"name": "private", "handler": "app.handler", "code": faults, "url": {"auth_type": "AWS_IAM"}},
             {"name": "open", "handler": "app.handler", "code": faults, "url": {"auth_type": "NONE"}},
@@ -65,7 +68,9 @@ def test_signed_requests_pass_with_query_path_and_body(emu):
     assert event["queryStringParameters"] == {"action": "echo", "who": "a user"}
     assert event["headers"]["x-affinity-session"] == "u1" and event["headers"]["authorization"].startswith("AWS4-")
     body = json.dumps({"hello": "world"}).encode()
-    resp = send(url + "sub/a%20path?action=echo", method="POST", body=body, headers={"Content-Type": "application/json"})
+    resp = send(
+        url + "sub/a%20path?action=echo", method="POST", body=body, headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["body"] == body.decode() and resp.json()["rawPath"] == "/sub/a path"
 
@@ -79,15 +84,22 @@ def test_any_configured_key_and_temporary_credentials_pass(emu):
 
 
 def test_unsigned_request_is_refused_as_aws_does(emu):
-    assert_refused(send(emu.function_urls["private"], sign=False), "AccessDeniedException", "Message",
-                   FORBIDDEN_MESSAGE)
+    assert_refused(
+        send(emu.function_urls["private"], sign=False), "AccessDeniedException", "Message", FORBIDDEN_MESSAGE
+    )
 
 
 def test_malformed_authorization_is_refused(emu):
-    headers = {"Authorization": f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/{REGION}/lambda/aws4_request, "
-                                "SignedHeaders=host;x-amz-date"}
-    assert_refused(send(emu.function_urls["private"], headers=headers, sign=False), "IncompleteSignatureException",
-                   "message", "Authorization header requires 'Signature' parameter.")
+    headers = {
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/{REGION}/lambda/aws4_request, "
+        "SignedHeaders=host;x-amz-date"
+    }
+    assert_refused(
+        send(emu.function_urls["private"], headers=headers, sign=False),
+        "IncompleteSignatureException",
+        "message",
+        "Authorization header requires 'Signature' parameter.",
+    )
 
 
 def test_unknown_access_key_is_refused(emu):

@@ -1,4 +1,5 @@
 """The emulator's HTTP/1.1 server on its own: limits on what a client may hold."""
+
 import socket
 import subprocess
 import sys
@@ -52,12 +53,15 @@ def test_pipelining_upgrades_versions_and_long_targets():
     try:
         port = int(proc.stdout.readline())
         # pipelined: answered in order in one go, then the garbage gets its 400 and the close
-        answer = exchange(port, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
-                                b"NOT HTTP\r\n\r\n")
+        answer = exchange(
+            port, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP\r\n\r\n"
+        )
         assert answer.count(b"HTTP/1.1 200 ") == 2 and answer.split(b"HTTP/1.1 ")[3].startswith(b"400 ")
         # an Upgrade is answered as HTTP/1.1 and the connection closed: what follows is not HTTP to us
-        answer = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
-                                b"GET / HTTP/1.1\r\n\r\n")
+        answer = exchange(
+            port,
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        )
         assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 200 ")
         assert b"Connection: close" in answer
         assert exchange(port, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 505 ")

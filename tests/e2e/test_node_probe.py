@@ -1,6 +1,7 @@
 """The Node.js probe (probe_lambda/node/probe.mjs) against the Python probe it
 mirrors: run for real in the emulator (boto3 and HTTP), every expected error
 and setting computed by handler.py in this process, so the two cannot drift."""
+
 from __future__ import annotations
 
 import json
@@ -33,23 +34,75 @@ MISS_DELAY_MS = 300
 
 
 # -- settings: handler.py's _env_number, value for value (no emulator) ----------
-RAW_SETTINGS = [None, "", "2", " 7 ", "\t3\n", "2.9", "-5", "0", "1e3", "1E-2", "+4", ".5", "5.", "1_000", "1__0",
-                "_1", "1_", "1_e2", "0x10", "0b1", "0o7", "abc", " ", "\x1c3", "\xa03\u3000", "\ufeff3", "\x853",
-                "inf", "-Infinity", "INF", "1e400", "-1e400", "١٢", "１２", "\U0001d7cf\U0001d7d0", "1 2",
-                "12345678", "0.0001", "86401", "10000.5", "Infinity", "3,5"]
-SETTINGS = [("AFFINITY_CACHE_SIZE", 10000, 1, 1_000_000), ("AFFINITY_CACHE_TTL_S", 900.0, 0.001, 86400.0),
-            ("AFFINITY_MISS_DELAY_MS", 0.0, 0.0, 10_000.0)]
+RAW_SETTINGS = [
+    None,
+    "",
+    "2",
+    " 7 ",
+    "\t3\n",
+    "2.9",
+    "-5",
+    "0",
+    "1e3",
+    "1E-2",
+    "+4",
+    ".5",
+    "5.",
+    "1_000",
+    "1__0",
+    "_1",
+    "1_",
+    "1_e2",
+    "0x10",
+    "0b1",
+    "0o7",
+    "abc",
+    " ",
+    "\x1c3",
+    "\xa03\u3000",
+    "\ufeff3",
+    "\x853",
+    "inf",
+    "-Infinity",
+    "INF",
+    "1e400",
+    "-1e400",
+    "١٢",
+    "１２",
+    "\U0001d7cf\U0001d7d0",
+    "1 2",
+    "12345678",
+    "0.0001",
+    "86401",
+    "10000.5",
+    "Infinity",
+    "3,5",
+]
+SETTINGS = [
+    ("AFFINITY_CACHE_SIZE", 10000, 1, 1_000_000),
+    ("AFFINITY_CACHE_TTL_S", 900.0, 0.001, 86400.0),
+    ("AFFINITY_MISS_DELAY_MS", 0.0, 0.0, 10_000.0),
+]
+
 
 def node_env_numbers(cases):
     """envNumber(name, default, lo, hi) in Node for each (raw, setting) case."""
-    script = ("import { envNumber } from " + json.dumps("file://" + PROBE_MJS) + ";\n"
-              "import fs from 'node:fs';\n"
-              "const out = JSON.parse(fs.readFileSync(0, 'utf8')).map(([raw, [name, d, lo, hi]]) => {\n"
-              "  if (raw === null) delete process.env[name]; else process.env[name] = raw;\n"
-              "  return envNumber(name, d, lo, hi); });\n"
-              "process.stdout.write(JSON.stringify(out));\n")
-    run = subprocess.run(["node", "--input-type=module", "-e", script], input=json.dumps(cases),
-                         capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    script = (
+        "import { envNumber } from " + json.dumps("file://" + PROBE_MJS) + ";\n"
+        "import fs from 'node:fs';\n"
+        "const out = JSON.parse(fs.readFileSync(0, 'utf8')).map(([raw, [name, d, lo, hi]]) => {\n"
+        "  if (raw === null) delete process.env[name]; else process.env[name] = raw;\n"
+        "  return envNumber(name, d, lo, hi); });\n"
+        "process.stdout.write(JSON.stringify(out));\n"
+    )
+    run = subprocess.run(
+        ["node", "--input-type=module", "-e", script],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": os.environ["PATH"]},
+    )
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
@@ -79,8 +132,14 @@ def test_nan_setting_falls_back_to_the_default():
 # -- the probe in the emulator ------------------------------------------------------
 def node_function(name, **environment):
     env = {"AFFINITY_CACHE_SIZE": "2", "AFFINITY_CACHE_TTL_S": "60", "AFFINITY_CANARY": CANARY, **environment}
-    return {"name": name, "runtime": "nodejs20.x", "code": NODE_DIR, "handler": "probe.handler",
-            "url": True, "environment": env}
+    return {
+        "name": name,
+        "runtime": "nodejs20.x",
+        "code": NODE_DIR,
+        "handler": "probe.handler",
+        "url": True,
+        "environment": env,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +147,8 @@ def emu(tmp_path_factory):
     config = {
         "model": {"policy": "mru", "init_delay_s": 0.01},
         "functions": [
-            node_function("node"),                                       # most tests share it: fresh sessions each
-            node_function("node-fresh"),                                 # the cold/warm test only
+            node_function("node"),  # most tests share it: fresh sessions each
+            node_function("node-fresh"),  # the cold/warm test only
             node_function("node-ttl", AFFINITY_CACHE_TTL_S=str(TTL_S)),
             node_function("node-slow", AFFINITY_MISS_DELAY_MS=str(MISS_DELAY_MS)),
         ],
@@ -108,7 +167,9 @@ def lam(emu, emulator_lambda_client):
 
 
 def invoke_raw(lam, name, payload):
-    resp = lam.invoke(FunctionName=name, Payload=payload if isinstance(payload, bytes) else json.dumps(payload).encode())
+    resp = lam.invoke(
+        FunctionName=name, Payload=payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    )
     assert resp["StatusCode"] == 200 and "FunctionError" not in resp
     return resp["Payload"].read()
 
@@ -130,7 +191,11 @@ def check_reply(raw: bytes, reply: dict):
         assert leak.encode() not in raw  # no other environment variable, no credential
     obs = parse_reply(raw)
     assert (obs.env_id, obs.cold, obs.env_invocations, obs.session) == (
-        reply["env_id"], reply["cold"], reply["env_invocations"], reply["session"])
+        reply["env_id"],
+        reply["cold"],
+        reply["env_invocations"],
+        reply["session"],
+    )
     assert obs.cache_hit == (None if reply["cache"] is None else reply["cache"]["hit"])
 
 
@@ -233,8 +298,11 @@ def test_function_url_takes_the_session_from_header_then_query(emu):
 
 @slow
 def test_url_event_through_the_invoke_api_is_a_proxy_result_the_parser_reads(lam):
-    event = {"requestContext": {"http": {"method": "GET"}}, "rawPath": "/",
-             "headers": {"x-affinity-session": "proxied"}}
+    event = {
+        "requestContext": {"http": {"method": "GET"}},
+        "rawPath": "/",
+        "headers": {"x-affinity-session": "proxied"},
+    }
     result = invoke(lam, "node", event)
     assert result["statusCode"] == 200 and result["headers"] == {"content-type": "application/json"}
     reply = json.loads(result["body"])
@@ -245,12 +313,29 @@ def test_url_event_through_the_invoke_api_is_a_proxy_result_the_parser_reads(lam
 
 URL = {"requestContext": {"http": {"method": "GET"}}, "rawPath": "/"}
 BAD_PAYLOADS = [
-    "a string", 42, 1.5, -0.25, True, False, [], [{"session": "x"}], {"session": ""}, {"session": 7},
-    {"session": True}, {"session": ["a"]}, {"session": {"id": "a"}}, {"session": "x" * 257},
+    "a string",
+    42,
+    1.5,
+    -0.25,
+    True,
+    False,
+    [],
+    [{"session": "x"}],
+    {"session": ""},
+    {"session": 7},
+    {"session": True},
+    {"session": ["a"]},
+    {"session": {"id": "a"}},
+    {"session": "x" * 257},
     {"session": "\U0001f600" * 257},
-    dict(URL, headers="x"), dict(URL, headers=[1]), dict(URL, headers=True), dict(URL, queryStringParameters="s"),
-    dict(URL, queryStringParameters=[["session", "a"]]), dict(URL, headers={"X-Affinity-Session": ""}),
-    dict(URL, headers={"x-affinity-session": 5}), dict(URL, queryStringParameters={"session": ""}),
+    dict(URL, headers="x"),
+    dict(URL, headers=[1]),
+    dict(URL, headers=True),
+    dict(URL, queryStringParameters="s"),
+    dict(URL, queryStringParameters=[["session", "a"]]),
+    dict(URL, headers={"X-Affinity-Session": ""}),
+    dict(URL, headers={"x-affinity-session": 5}),
+    dict(URL, queryStringParameters={"session": ""}),
     dict(URL, headers={"x-affinity-session": "x" * 257}),
 ]
 
@@ -271,10 +356,13 @@ def test_bad_event_gets_the_python_probes_error(lam, payload):
 @slow
 def test_edge_events_that_are_fine_for_python_are_fine_here(lam):
     long_astral = "\U0001f600" * 256  # 256 code points, 512 UTF-16 units: Python's len() decides
-    for payload in ({"session": long_astral}, {"session": "x" * 256},
-                    dict(URL, headers=0, queryStringParameters={"session": "empty-headers"}),
-                    dict(URL, headers={}, queryStringParameters=[]),
-                    dict(URL, headers={"x-affinity-session": None}, queryStringParameters={"session": "ignored"})):
+    for payload in (
+        {"session": long_astral},
+        {"session": "x" * 256},
+        dict(URL, headers=0, queryStringParameters={"session": "empty-headers"}),
+        dict(URL, headers={}, queryStringParameters=[]),
+        dict(URL, headers={"x-affinity-session": None}, queryStringParameters={"session": "ignored"}),
+    ):
         expected = python_answer(payload)
         assert "error" not in expected and expected.get("statusCode", 200) == 200
         got = invoke(lam, "node", payload)

@@ -4,6 +4,7 @@ Each run is a `locust` subprocess; every process it started (the embedded
 emulator, its fork-server, environments) is collected while it runs and must
 be gone when it exits.
 """
+
 import json
 import os
 import re
@@ -31,9 +32,20 @@ from lambda_affinity.emulator.process import EmulatorProcess
 
 @pytest.mark.slow
 def test_seed_experiment_end_to_end(tmp_path):
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, "seed_experiment.py"), "--headless",
-                      "--affinity-json", "out/affinity.json", "--csv", "out/run", "--html", "out/report.html"],
-                     cwd=tmp_path)
+    run = run_locust(
+        [
+            "-f",
+            os.path.join(LOCUSTFILES, "seed_experiment.py"),
+            "--headless",
+            "--affinity-json",
+            "out/affinity.json",
+            "--csv",
+            "out/run",
+            "--html",
+            "out/report.html",
+        ],
+        cwd=tmp_path,
+    )
     assert run.code == 0, run
     assert '"SeedUser": 10' in run.stderr  # all ten spawned in one batch
     doc = json.loads((tmp_path / "out" / "affinity.json").read_text())
@@ -73,8 +85,19 @@ def test_each_threshold_fails_with_exit_code_3(tmp_path, how):
         # a fresh emulator has no environment: the first calls are cold
         "conf": ("affinity-max-cold-ratio", "0", None),
     }[how]
-    args = ["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "2", "-r", "2", "-t", "3s",
-            "--affinity-json", "a.json"]
+    args = [
+        "-f",
+        os.path.join(LOCUSTFILES, "function_url.py"),
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "3s",
+        "--affinity-json",
+        "a.json",
+    ]
     env = {}
     if config:
         (tmp_path / "emu.yaml").write_text(config)
@@ -89,9 +112,11 @@ def test_each_threshold_fails_with_exit_code_3(tmp_path, how):
     run = run_locust(args, cwd=tmp_path, env=env)
     assert run.code == 3, run
     doc = json.loads((tmp_path / "a.json").read_text())
-    measured = {"affinity-min-hit-rate": doc["hit_rate"]["p50"],
-                "affinity-min-warm-rate": doc["warm_cache_rate"]["p50"],
-                "affinity-max-cold-ratio": doc["cold_starts"] / doc["requests"]}[check]
+    measured = {
+        "affinity-min-hit-rate": doc["hit_rate"]["p50"],
+        "affinity-min-warm-rate": doc["warm_cache_rate"]["p50"],
+        "affinity-max-cold-ratio": doc["cold_starts"] / doc["requests"],
+    }[check]
     failed = [line for line in run.stderr.splitlines() if "CHECK FAILED" in line]
     assert len(failed) == 1, run
     assert f"--{check} {float(threshold):g}:" in failed[0] and f"was {measured:.3f}," in failed[0], failed
@@ -100,13 +125,35 @@ def test_each_threshold_fails_with_exit_code_3(tmp_path, how):
 
 @pytest.mark.slow
 def test_thresholds_met_exit_0_and_split_stats(tmp_path):
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "2", "-r", "2",
-                      "-t", "3s", "--json", "--affinity-split-stats", "--affinity-min-hit-rate", "0.05",
-                      "--affinity-min-warm-rate", "0", "--affinity-max-cold-ratio", "1"], cwd=tmp_path)
+    run = run_locust(
+        [
+            "-f",
+            os.path.join(LOCUSTFILES, "function_url.py"),
+            "--headless",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "3s",
+            "--json",
+            "--affinity-split-stats",
+            "--affinity-min-hit-rate",
+            "0.05",
+            "--affinity-min-warm-rate",
+            "0",
+            "--affinity-max-cold-ratio",
+            "1",
+        ],
+        cwd=tmp_path,
+    )
     assert run.code == 0, run
     passed = [line for line in run.stderr.splitlines() if line.startswith("CHECK passed")]
     assert [p.split(":")[1].split()[0] for p in passed] == [
-        "--affinity-min-hit-rate", "--affinity-min-warm-rate", "--affinity-max-cold-ratio"]
+        "--affinity-min-hit-rate",
+        "--affinity-min-warm-rate",
+        "--affinity-max-cold-ratio",
+    ]
     names = {s["name"] for s in stats_json(run.stdout)}
     # rows split by outcome: cold starts, then hits and (first calls per environment) misses
     assert "probe [cold]" in names and "probe [cache hit]" in names and "probe" not in names, names
@@ -116,8 +163,23 @@ def test_thresholds_met_exit_0_and_split_stats(tmp_path):
 
 @pytest.mark.slow
 def test_invoke_user_through_boto3_on_the_embedded_emulator(tmp_path):
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, "invoke.py"), "--headless", "-u", "3", "-r", "3", "-t", "3s",
-                      "--json", "--affinity-json", "a.json"], cwd=tmp_path)
+    run = run_locust(
+        [
+            "-f",
+            os.path.join(LOCUSTFILES, "invoke.py"),
+            "--headless",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "3s",
+            "--json",
+            "--affinity-json",
+            "a.json",
+        ],
+        cwd=tmp_path,
+    )
     assert run.code == 0, run
     stats = stats_json(run.stdout)
     assert [(s["method"], s["name"]) for s in stats] == [("invoke", "probe")]
@@ -133,10 +195,29 @@ def test_invoke_user_through_boto3_on_the_embedded_emulator(tmp_path):
 def test_malformed_replies_are_failures_with_precise_messages(tmp_path):
     with EmulatorProcess(config_path=os.path.join(FIXTURES, "configs", "broken_emulator.yaml")) as emu:
         tree = psutil.Process(emu.proc.pid).children(recursive=True) + [psutil.Process(emu.proc.pid)]
-        env = {"BROKEN_URL": emu.function_urls["broken"], "THROTTLED_URL": emu.function_urls["throttled"],
-               "EMULATOR_ENDPOINT": emu.endpoint}
-        run = run_locust(["-f", os.path.join(TEST_LOCUSTFILES, "broken.py"), "--headless", "-u", "2", "-r", "2",
-                          "-t", "3s", "--json", "--affinity-json", "a.json"], cwd=tmp_path, env=env)
+        env = {
+            "BROKEN_URL": emu.function_urls["broken"],
+            "THROTTLED_URL": emu.function_urls["throttled"],
+            "EMULATOR_ENDPOINT": emu.endpoint,
+        }
+        run = run_locust(
+            [
+                "-f",
+                os.path.join(TEST_LOCUSTFILES, "broken.py"),
+                "--headless",
+                "-u",
+                "2",
+                "-r",
+                "2",
+                "-t",
+                "3s",
+                "--json",
+                "--affinity-json",
+                "a.json",
+            ],
+            cwd=tmp_path,
+            env=env,
+        )
     assert run.code == 1, run  # Locust's exit code when requests failed
     report = error_report(run.stderr)
     expected = {
@@ -144,14 +225,16 @@ def test_malformed_replies_are_failures_with_precise_messages(tmp_path):
         ("GET", "url no-env-id"): "ProbeReplyError: reply has no env_id (keys: hello)",
         ("GET", "url error-500"): "ProbeReplyError: HTTP 500: 'boom'",
         ("GET", "url raise"): "ProbeReplyError: HTTP 502: 'Internal Server Error'",
-        ("GET", "url throttled"): "ProbeReplyError: throttled: HTTP 429: '{\"Message\": \"Rate Exceeded.\"}'",
-        ("invoke", "invoke number"):
-            "ProbeReplyError: reply is a JSON number, not a probe object or a log stream name: 42",
+        ("GET", "url throttled"): 'ProbeReplyError: throttled: HTTP 429: \'{"Message": "Rate Exceeded."}\'',
+        (
+            "invoke",
+            "invoke number",
+        ): "ProbeReplyError: reply is a JSON number, not a probe object or a log stream name: 42",
         ("invoke", "invoke no-env-id"): "ProbeReplyError: reply has no env_id (keys: hello)",
         ("invoke", "invoke bad-cold"): 'ProbeReplyError: reply field cold is not a boolean: "yes"',
         ("invoke", "invoke raise"): "ProbeReplyError: function error (Unhandled): RuntimeError: deliberately broken",
         ("invoke", "invoke throttled"): "ProbeReplyError: throttled: TooManyRequestsException "
-                                        "(ReservedFunctionConcurrentInvocationLimitExceeded): Rate Exceeded.",
+        "(ReservedFunctionConcurrentInvocationLimitExceeded): Rate Exceeded.",
     }
     assert {(m, n): e for (m, n, e) in report} == expected, run
     stats = {(s["method"], s["name"]): s for s in stats_json(run.stdout)}
@@ -169,39 +252,71 @@ def test_malformed_replies_are_failures_with_precise_messages(tmp_path):
 
 
 def test_help_lists_the_plugin_options(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "lambda_affinity.cli", "locust", "--help"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "lambda_affinity.cli", "locust", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
-    for option in ("--affinity-json", "--affinity-min-hit-rate", "--affinity-min-warm-rate",
-                   "--affinity-max-cold-ratio", "--affinity-split-stats", "--affinity-endpoint-url",
-                   "--affinity-sigv4", "--affinity-emulator-config", "--affinity-function"):
+    for option in (
+        "--affinity-json",
+        "--affinity-min-hit-rate",
+        "--affinity-min-warm-rate",
+        "--affinity-max-cold-ratio",
+        "--affinity-split-stats",
+        "--affinity-endpoint-url",
+        "--affinity-sigv4",
+        "--affinity-emulator-config",
+        "--affinity-function",
+    ):
         assert option in out.stdout
     assert "lambda-affinity:" in out.stdout and "--headless" in out.stdout
 
 
 def test_bad_threshold_is_an_option_error(tmp_path):
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless"], cwd=tmp_path,
-                     env={"LOCUST_AFFINITY_MIN_HIT_RATE": "1.5"})
+    run = run_locust(
+        ["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless"],
+        cwd=tmp_path,
+        env={"LOCUST_AFFINITY_MIN_HIT_RATE": "1.5"},
+    )
     assert run.code == 2, run
     assert "--affinity-min-hit-rate: must be between 0 and 1, got 1.5" in run.stderr
 
 
-@pytest.mark.parametrize("locustfile, host, message", [
-    ("function_url.py", "lambda://probe",
-     "FunctionUrlProbe needs an http(s):// Function URL (or no --host for the embedded emulator), got "
-     "'lambda://probe'; use an InvokeUser (locustfiles/invoke.py) for lambda:// hosts"),
-    ("invoke.py", "https://abc.lambda-url.us-east-1.on.aws/",
-     "InvokeProbe needs lambda://FUNCTION_NAME (or no --host for the embedded emulator), got "
-     "'https://abc.lambda-url.us-east-1.on.aws/'; use a FunctionUrlUser (locustfiles/function_url.py) "
-     "for Function URLs"),
-    ("invoke.py", "lambda://bad name",
-     "host 'lambda://bad name': lambda:// needs a function name, name:alias or function ARN"),
-    ("function_url.py", "ftp://example.com",
-     "host 'ftp://example.com' is neither http(s):// (a Function URL) nor lambda://FUNCTION_NAME"),
-])
+@pytest.mark.parametrize(
+    "locustfile, host, message",
+    [
+        (
+            "function_url.py",
+            "lambda://probe",
+            "FunctionUrlProbe needs an http(s):// Function URL (or no --host for the embedded emulator), got "
+            "'lambda://probe'; use an InvokeUser (locustfiles/invoke.py) for lambda:// hosts",
+        ),
+        (
+            "invoke.py",
+            "https://abc.lambda-url.us-east-1.on.aws/",
+            "InvokeProbe needs lambda://FUNCTION_NAME (or no --host for the embedded emulator), got "
+            "'https://abc.lambda-url.us-east-1.on.aws/'; use a FunctionUrlUser (locustfiles/function_url.py) "
+            "for Function URLs",
+        ),
+        (
+            "invoke.py",
+            "lambda://bad name",
+            "host 'lambda://bad name': lambda:// needs a function name, name:alias or function ARN",
+        ),
+        (
+            "function_url.py",
+            "ftp://example.com",
+            "host 'ftp://example.com' is neither http(s):// (a Function URL) nor lambda://FUNCTION_NAME",
+        ),
+    ],
+)
 def test_host_forms_are_checked_before_the_run(tmp_path, locustfile, host, message):
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, locustfile), "--headless", "-t", "1s", "--host", host],
-                     cwd=tmp_path)
+    run = run_locust(
+        ["-f", os.path.join(LOCUSTFILES, locustfile), "--headless", "-t", "1s", "--host", host], cwd=tmp_path
+    )
     assert run.code == 1, run
     assert message in run.stderr, run
     assert_nothing_left(run)
@@ -209,8 +324,18 @@ def test_host_forms_are_checked_before_the_run(tmp_path, locustfile, host, messa
 
 def test_bad_embedded_emulator_config_is_one_clear_error(tmp_path):
     (tmp_path / "emu.yaml").write_text("functions:\n  - name: probe\n    memory: 64\n")
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-t", "1s",
-                      "--affinity-emulator-config", "emu.yaml"], cwd=tmp_path)
+    run = run_locust(
+        [
+            "-f",
+            os.path.join(LOCUSTFILES, "function_url.py"),
+            "--headless",
+            "-t",
+            "1s",
+            "--affinity-emulator-config",
+            "emu.yaml",
+        ],
+        cwd=tmp_path,
+    )
     assert run.code == 1, run
     assert "the embedded emulator did not start" in run.stderr
     assert "emu.yaml: functions[0].memory: expected a whole number from 128 to 10240, got 64" in run.stderr
@@ -223,9 +348,26 @@ def test_bad_embedded_emulator_config_is_one_clear_error(tmp_path):
 def test_no_process_left_when_locust_is_stopped_mid_run(tmp_path, sig):
     """SIGTERM: Locust shuts down through `quitting`, which stops the emulator.
     SIGKILL: nothing of Locust runs; the emulator sees its stdin pipe close."""
-    proc = subprocess.Popen(LOCUST + ["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless",
-                                      "-u", "3", "-r", "3", "-t", "60s", "--affinity-json", "a.json"],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        LOCUST
+        + [
+            "-f",
+            os.path.join(LOCUSTFILES, "function_url.py"),
+            "--headless",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "60s",
+            "--affinity-json",
+            "a.json",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = {}
     deadline = time.monotonic() + 30
     # wait until the environments are up (emulator, fork-server, at least one environment)
@@ -253,9 +395,24 @@ def test_the_embedded_emulators_own_cap_is_named_in_the_summary(tmp_path):
     users' first calls: the run's summary says once that the refusals came
     from this machine's cap, not from AWS's account limit."""
     (tmp_path / "emu.yaml").write_text("model: {max_environments: 1, init_delay_s: 0.5}\nfunctions:\n  - name: probe\n")
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "4", "-r", "4",
-                      "-t", "2s", "--affinity-emulator-config", "emu.yaml", "--affinity-json", "a.json"],
-                     cwd=tmp_path)
+    run = run_locust(
+        [
+            "-f",
+            os.path.join(LOCUSTFILES, "function_url.py"),
+            "--headless",
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "2s",
+            "--affinity-emulator-config",
+            "emu.yaml",
+            "--affinity-json",
+            "a.json",
+        ],
+        cwd=tmp_path,
+    )
     doc = json.loads((tmp_path / "a.json").read_text())
     assert doc["invalid"] > 0, run
     notes = [line for line in run.stderr.splitlines() if "embedded emulator's cap of 1 live environments" in line]
@@ -281,10 +438,25 @@ def test_function_code_cannot_read_the_locust_process_that_embeds_the_emulator(t
     spy_out = tmp_path / "spy.jsonl"
     (tmp_path / "emu.yaml").write_text(
         "model: {init_delay_s: 0}\nfunctions:\n  - name: probe\n    handler: app.handler\n    code: ./code\n"
-        f"    environment: {{SPY_OUT: '{spy_out}'}}\n")
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "1", "-r", "1",
-                      "-t", "1s", "--affinity-emulator-config", "emu.yaml"], cwd=tmp_path,
-                     env={"AWS_SECRET_ACCESS_KEY": "do-not-leak-0123456789"})
+        f"    environment: {{SPY_OUT: '{spy_out}'}}\n"
+    )
+    run = run_locust(
+        [
+            "-f",
+            os.path.join(LOCUSTFILES, "function_url.py"),
+            "--headless",
+            "-u",
+            "1",
+            "-r",
+            "1",
+            "-t",
+            "1s",
+            "--affinity-emulator-config",
+            "emu.yaml",
+        ],
+        cwd=tmp_path,
+        env={"AWS_SECRET_ACCESS_KEY": "do-not-leak-0123456789"},
+    )
     seen = [json.loads(line) for line in spy_out.read_text().splitlines()]
     assert seen, run
     for row in seen:

@@ -6,6 +6,7 @@ Locust gets its credentials the way a user's run would, from boto3's chain
 same key. Signed runs pass; unsigned or wrongly signed ones are 403s that
 Locust counts as failures with the plugin's hint.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,16 +25,20 @@ pytestmark = pytest.mark.slow
 KEY_ID = "AKIDLOCUSTSIGV40001"
 SECRET = "locust/s3cr3t+for-tests"
 REGION = "us-east-1"
-UNSIGNED_HINT = ("ProbeReplyError: 403 Forbidden from an unsigned request: the Function URL probably uses auth type "
-                 "AWS_IAM; sign requests with --affinity-sigv4 (credentials and region from boto3's chain)")
+UNSIGNED_HINT = (
+    "ProbeReplyError: 403 Forbidden from an unsigned request: the Function URL probably uses auth type "
+    "AWS_IAM; sign requests with --affinity-sigv4 (credentials and region from boto3's chain)"
+)
 WRONG_SECRET_HINT = f"ProbeReplyError: 403 on a signed request: {BAD_SIGNATURE_MESSAGE}"
 
 
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory):
-    config = {"region": REGION,
-              "credentials": [{"access_key_id": KEY_ID, "secret_access_key": SECRET}],
-              "functions": [{"name": "probe", "url": {"auth_type": "AWS_IAM"}}]}
+    config = {
+        "region": REGION,
+        "credentials": [{"access_key_id": KEY_ID, "secret_access_key": SECRET}],
+        "functions": [{"name": "probe", "url": {"auth_type": "AWS_IAM"}}],
+    }
     path = tmp_path_factory.mktemp("plugin-sigv4") / "emulator.yaml"
     path.write_text(yaml.safe_dump(config))
     with EmulatorProcess(config_path=str(path)) as proc:
@@ -47,18 +52,47 @@ def emu(tmp_path_factory):
 def aws_env(monkeypatch, tmp_path):
     """Only what the test gives may reach boto3's chain in the Locust process:
     no profile, config file, session token or instance metadata of this machine."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION",
-                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     missing = str(tmp_path / "no-such-aws-file")
-    return {"AWS_SHARED_CREDENTIALS_FILE": missing, "AWS_CONFIG_FILE": missing, "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": KEY_ID}
+    return {
+        "AWS_SHARED_CREDENTIALS_FILE": missing,
+        "AWS_CONFIG_FILE": missing,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": KEY_ID,
+    }
 
 
 def probe_run(emu, tmp_path, env, sign):
-    args = ["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "2", "-r", "2", "-t", "3s",
-            "--host", emu.function_urls["probe"], "--json", "--affinity-json", "a.json"]
+    args = [
+        "-f",
+        os.path.join(LOCUSTFILES, "function_url.py"),
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "3s",
+        "--host",
+        emu.function_urls["probe"],
+        "--json",
+        "--affinity-json",
+        "a.json",
+    ]
     if sign:
         args.append("--affinity-sigv4")
     run = run_locust(args, cwd=tmp_path, env=env)
@@ -101,8 +135,25 @@ def test_unsignable_run_says_why_once_and_sends_nothing(emu, tmp_path, aws_env, 
         # loopback, but not a name the signer takes for the local emulator's default region
         host = host.replace("127.0.0.1", "lambda-affinity.invalid")
         message = "--affinity-sigv4: no AWS region to sign for"
-    run = run_locust(["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "3", "-r", "3",
-                      "-t", "5s", "--host", host, "--affinity-sigv4", "--json"], cwd=tmp_path, env=env)
+    run = run_locust(
+        [
+            "-f",
+            os.path.join(LOCUSTFILES, "function_url.py"),
+            "--headless",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "5s",
+            "--host",
+            host,
+            "--affinity-sigv4",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     assert_nothing_left(run)
     assert run.code == 2, run
     assert run.stderr.count(message) == 1, run.stderr

@@ -1,4 +1,5 @@
 """InvokeUser and the SigV4 signer take their region in a fresh Python process, as Locust would."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,15 @@ PLUGIN_REGIONS = SCRIPTS / "plugin_regions.py"
 
 def plugin_regions(tmp_path, **settings):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({"AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-                "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "AKIAREGIONTEST000000",
-                "AWS_SECRET_ACCESS_KEY": "region-test-secret"})
+    env.update(
+        {
+            "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ACCESS_KEY_ID": "AKIAREGIONTEST000000",
+            "AWS_SECRET_ACCESS_KEY": "region-test-secret",
+        }
+    )
     env.update(settings)
     done = subprocess.run([sys.executable, str(PLUGIN_REGIONS)], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -29,9 +36,11 @@ def plugin_regions(tmp_path, **settings):
 @pytest.mark.parametrize("setting", ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"])
 def test_invoke_user_and_signer_take_the_region_from_one_setting_only(tmp_path, setting):
     if setting == "AWS_PROFILE":
-        (tmp_path / "config").write_text("[profile loadtest]\nregion = ap-southeast-2\n"
-                                         "aws_access_key_id = AKIAREGIONTEST000000\n"
-                                         "aws_secret_access_key = region-test-secret\n")
+        (tmp_path / "config").write_text(
+            "[profile loadtest]\nregion = ap-southeast-2\n"
+            "aws_access_key_id = AKIAREGIONTEST000000\n"
+            "aws_secret_access_key = region-test-secret\n"
+        )
         settings = {"AWS_PROFILE": "loadtest", "AWS_CONFIG_FILE": str(tmp_path / "config")}
     else:
         settings = {setting: "ap-southeast-2"}
@@ -41,10 +50,13 @@ def test_invoke_user_and_signer_take_the_region_from_one_setting_only(tmp_path, 
 @pytest.mark.slow
 def test_invoke_user_and_signer_without_a_region_name_what_works(tmp_path):
     out = plugin_regions(tmp_path)
-    assert out["invoke"] == \
-        f"no AWS region for the Invoke API: add ?region=... to the lambda:// host, or {REGION_SETTINGS}"
-    assert out["signer"] == ("--affinity-sigv4: no AWS region to sign for: https://probe.example.com/ names none; "
-                             f"{REGION_SETTINGS}")
+    assert (
+        out["invoke"]
+        == f"no AWS region for the Invoke API: add ?region=... to the lambda:// host, or {REGION_SETTINGS}"
+    )
+    assert out["signer"] == (
+        f"--affinity-sigv4: no AWS region to sign for: https://probe.example.com/ names none; {REGION_SETTINGS}"
+    )
     out = plugin_regions(tmp_path, AWS_REGION="eu west 1")
     assert out["invoke"] == "AWS_REGION is 'eu west 1', not a region name (like eu-west-1)"
     assert out["signer"] == "--affinity-sigv4: AWS_REGION is 'eu west 1', not a region name (like eu-west-1)"

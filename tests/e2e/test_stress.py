@@ -1,6 +1,7 @@
 """bench/stress.py's quick form: bursts of cold starts, many kept-alive
 connections, slowloris and hostile requests against a real emulator process,
 with 0 calls dropped and 0 unexpected 5xx."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-STRESS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench",
-                      "stress.py")
+STRESS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench", "stress.py"
+)
 
 
 def test_quick_stress_suite_drops_nothing():

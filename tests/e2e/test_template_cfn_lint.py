@@ -1,4 +1,5 @@
 """The probe template through cfn-lint, its library and its command (cfn-lint takes seconds to load and run)."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,8 +16,9 @@ REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 
 @pytest.mark.skipif(not shutil.which("cfn-lint"), reason="the cfn-lint command is not on PATH")
 def test_template_passes_the_cfn_lint_command():
-    done = subprocess.run(["cfn-lint", "--regions", *REGIONS, "--", str(TEMPLATE)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["cfn-lint", "--regions", *REGIONS, "--", str(TEMPLATE)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

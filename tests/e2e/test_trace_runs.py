@@ -1,5 +1,6 @@
 """Traces through processes: `simulate --trace/--model`, `merge-traces` and `calibrate` as commands, a writer
 killed mid-run, and `--affinity-trace` in real Locust runs, standalone and distributed."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,18 @@ EXAMPLE = os.path.join(ROOT, "docs", "examples", "api-gateway-access-log.jsonl")
 
 
 def test_simulate_replays_the_example_access_log():
-    p = cli("simulate", "--trace", EXAMPLE, "--time-col", "requestTimeEpoch", "--user-col", "principalId",
-            "--json", "--seed", "1")
+    p = cli(
+        "simulate",
+        "--trace",
+        EXAMPLE,
+        "--time-col",
+        "requestTimeEpoch",
+        "--user-col",
+        "principalId",
+        "--json",
+        "--seed",
+        "1",
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     with open(EXAMPLE) as fh:
@@ -69,13 +80,19 @@ def test_simulate_model_file_and_overrides(tmp_path):
     assert p.returncode == 2 and f"--model {tmp_path / 'bad.yaml'}: model.routers: expected a whole number" in p.stderr
 
 
-@pytest.mark.parametrize("args,message", [
-    (("--trace", "missing.csv"), "missing.csv: cannot read: No such file or directory"),
-    (("--trace", "EXAMPLE"), "jsonl:1: no user column: none of user, session, user_id, session_id, userId, "
-                             "sessionId; name it with --user-col (columns: requestId, requestTimeEpoch, principalId"),
-    (("--trace", "EXAMPLE", "--time-col", "requestTimeEpoch", "--user-col", "nobody"), "no user column 'nobody'"),
-    (("--trace", "EXAMPLE", "--max-disorder", "-1"), "max_disorder_s: must be a finite number >= 0"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("--trace", "missing.csv"), "missing.csv: cannot read: No such file or directory"),
+        (
+            ("--trace", "EXAMPLE"),
+            "jsonl:1: no user column: none of user, session, user_id, session_id, userId, "
+            "sessionId; name it with --user-col (columns: requestId, requestTimeEpoch, principalId",
+        ),
+        (("--trace", "EXAMPLE", "--time-col", "requestTimeEpoch", "--user-col", "nobody"), "no user column 'nobody'"),
+        (("--trace", "EXAMPLE", "--max-disorder", "-1"), "max_disorder_s: must be a finite number >= 0"),
+    ],
+)
 def test_simulate_trace_errors(tmp_path, args, message):
     p = cli("simulate", *[EXAMPLE if a == "EXAMPLE" else a for a in args], cwd=tmp_path)
     assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr, p.stderr
@@ -107,6 +124,7 @@ def test_merge_traces_refuses_an_input_spelt_differently(tmp_path, out):
     assert p.returncode == 2 and "the output is also an input" in p.stderr, (p.stdout, p.stderr)
     assert (tmp_path / "a.csv").read_bytes() == before
 
+
 # -- --affinity-trace in real Locust runs ------------------------------------------------------
 
 
@@ -126,8 +144,19 @@ def check_trace_matches(path, doc, users=None):
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["cli", "env", "conf"])
 def test_affinity_trace_standalone(tmp_path, how):
-    args = ["-f", os.path.join(LOCUSTFILES, "function_url.py"), "--headless", "-u", "3", "-r", "3", "-t", "2s",
-            "--affinity-json", "a.json"]
+    args = [
+        "-f",
+        os.path.join(LOCUSTFILES, "function_url.py"),
+        "--headless",
+        "-u",
+        "3",
+        "-r",
+        "3",
+        "-t",
+        "2s",
+        "--affinity-json",
+        "a.json",
+    ]
     env = {}
     if how == "cli":
         args += ["--affinity-trace", "out/trace.csv.gz"]
@@ -146,9 +175,26 @@ def test_affinity_trace_standalone(tmp_path, how):
 
 @pytest.mark.slow
 def test_affinity_trace_distributed_one_file_per_worker_then_merged(tmp_path):
-    c = Cluster(tmp_path, ["--expect-workers", "2", "--headless", "-u", "6", "-r", "6", "-t", "3s", "--json",
-                           "--affinity-json", "a.json", "--affinity-trace", "trace.csv"],
-                locustfile=os.path.join(TEST_LOCUSTFILES, "probe_quick_think.py"))
+    c = Cluster(
+        tmp_path,
+        [
+            "--expect-workers",
+            "2",
+            "--headless",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "3s",
+            "--json",
+            "--affinity-json",
+            "a.json",
+            "--affinity-trace",
+            "trace.csv",
+        ],
+        locustfile=os.path.join(TEST_LOCUSTFILES, "probe_quick_think.py"),
+    )
     try:
         assert c.wait_master(60) == 0, c.text("master.err")[-4000:]
     finally:
@@ -172,8 +218,11 @@ def test_a_gzip_trace_of_a_killed_writer_is_read_to_where_it_ends(tmp_path):
     read, the cut is counted and warned about, and merge-traces and simulate
     --trace work on the file."""
     path = str(tmp_path / "t.csv.gz")
-    proc = subprocess.Popen([sys.executable, os.path.join(FIXTURES, "scripts", "killed_trace_writer.py"), path, ENV],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(FIXTURES, "scripts", "killed_trace_writer.py"), path, ENV],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline() == "ready\n"
     finally:
@@ -197,8 +246,7 @@ def test_a_gzip_trace_cut_anywhere_yields_a_prefix_of_its_rows(tmp_path):
     first ones written, never a garbled row from an incomplete line; calibrate
     works on it and says so."""
     whole = str(tmp_path / "whole.csv.gz")
-    written = [TraceRow(1000.0 + i, 1000.5 + i, f"user-{i % 7}", f"s{i}", ENV, i == 0, True, True)
-               for i in range(3000)]
+    written = [TraceRow(1000.0 + i, 1000.5 + i, f"user-{i % 7}", f"s{i}", ENV, i == 0, True, True) for i in range(3000)]
     with TraceWriter(whole) as w:
         for r in written:
             w.write_row(r)
@@ -209,7 +257,7 @@ def test_a_gzip_trace_cut_anywhere_yields_a_prefix_of_its_rows(tmp_path):
             fh.write(data[:size])
         stats = ReadStats()
         rows = list(read_rows(cut, stats=stats))
-        assert 0 < len(rows) < len(written) and rows == written[:len(rows)] and stats.truncated
+        assert 0 < len(rows) < len(written) and rows == written[: len(rows)] and stats.truncated
         assert stats.rows == len(rows)
     p = cli("calibrate", cut, "--replays", "2", "--json")
     warning = f"{cut}: the gzip stream ends early (its writer was killed?): read its {len(rows)} complete rows"
@@ -224,9 +272,14 @@ def test_a_killed_locust_keeps_the_rows_written_before_a_quiet_spell(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
     path = str(tmp_path / "trace.csv.gz")
     with open(tmp_path / "locust.err", "wb") as err:
-        proc = subprocess.Popen(LOCUST + ["-f", "lf.py", "--headless", "-u", "3", "-r", "3", "-t", "60s",
-                                          "--affinity-trace", "trace.csv.gz"], cwd=tmp_path, env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            LOCUST
+            + ["-f", "lf.py", "--headless", "-u", "3", "-r", "3", "-t", "60s", "--affinity-trace", "trace.csv.gz"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     tree = [psutil.Process(proc.pid)]
     rows = []
     try:

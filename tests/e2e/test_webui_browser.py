@@ -6,6 +6,7 @@ Standalone and on a master with a worker, under --web-base-path. The HTML
 report's section is read in Chromium too. Screenshots go to test-artifacts/
 (or $AFFINITY_TEST_ARTIFACTS); their paths are printed.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium dials out at start, which
 # a closed network refuses; the others keep a headless run lean.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 BASE_PATH = "/lt"
 
 LOCUSTFILE = str(LOCUSTFILES / "webui_probe.py")
@@ -37,8 +45,10 @@ LOGIN_LOCUSTFILE = str(LOCUSTFILES / "webui_probe_login.py")
 
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Chromium is not installed at {CHROMIUM}: install Debian's package (apt-get install chromium; "
-                    ".ci/run does) to run the web UI test")
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: install Debian's package (apt-get install chromium; "
+            ".ci/run does) to run the web UI test"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -71,10 +81,17 @@ def rate(dist, key: str) -> str:
 
 def expected_figures(doc: dict) -> dict:
     """The headline figures as the page must show them, read from the --affinity-json document."""
-    return {"users": str(doc["users"]), "mean_max_share": rate(doc["hit_rate"], "mean"),
-            "median_max_share": rate(doc["hit_rate"], "p50"), "mean_warm_rate": rate(doc["warm_cache_rate"], "mean"),
-            "environments": str(doc["environments"]), "cold_starts": str(doc["cold_starts"]),
-            "requests": str(doc["requests"]), "invalid": str(doc["invalid"]), **savings(doc)}
+    return {
+        "users": str(doc["users"]),
+        "mean_max_share": rate(doc["hit_rate"], "mean"),
+        "median_max_share": rate(doc["hit_rate"], "p50"),
+        "mean_warm_rate": rate(doc["warm_cache_rate"], "mean"),
+        "environments": str(doc["environments"]),
+        "cold_starts": str(doc["cold_starts"]),
+        "requests": str(doc["requests"]),
+        "invalid": str(doc["invalid"]),
+        **savings(doc),
+    }
 
 
 def savings(doc: dict) -> dict:
@@ -121,9 +138,11 @@ READ_DASHBOARD = """() => {
 
 def contrast(a, b) -> float:
     """WCAG contrast ratio of two sRGB colours."""
+
     def lum(c):
         lin = [v / 255 / 12.92 if v <= 10 else ((v / 255 + 0.055) / 1.055) ** 2.4 for v in c]
         return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
     hi, lo = sorted((lum(a), lum(b)), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
 
@@ -158,9 +177,24 @@ def wait_dashboard(page, base: str, timeout: float, ready) -> dict:
 def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
     sync_playwright = browser()
     web_port = free_port()
-    c = cluster_factory(["--web-host", "127.0.0.1", "--web-port", str(web_port), "--web-base-path", BASE_PATH,
-                         "--affinity-json", "a.json", "--affinity-miss-cost-ms", "8", "--miss-cost-usd", "0.0000004"],
-                        workers=1 if mode == "master" else 0, locustfile=LOCUSTFILE)
+    c = cluster_factory(
+        [
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(web_port),
+            "--web-base-path",
+            BASE_PATH,
+            "--affinity-json",
+            "a.json",
+            "--affinity-miss-cost-ms",
+            "8",
+            "--miss-cost-usd",
+            "0.0000004",
+        ],
+        workers=1 if mode == "master" else 0,
+        locustfile=LOCUSTFILE,
+    )
     base = f"http://127.0.0.1:{web_port}{BASE_PATH}/"
     wait_http(base)
     with sync_playwright() as p:
@@ -186,8 +220,12 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
             first = wait_dashboard(page, base, 15, lambda v, s: s in running and min(v["dots"].values()) >= 1)
             assert set(first["dots"]) == {"rates", "environments", "cold_starts"}
             assert int(first["figures"]["users"]) >= 1 and first["state"] == "live"
-            wait_dashboard(page, base, 15, lambda v, s: s in running and all(
-                v["dots"][chart] > n for chart, n in first["dots"].items()))
+            wait_dashboard(
+                page,
+                base,
+                15,
+                lambda v, s: s in running and all(v["dots"][chart] > n for chart, n in first["dots"].items()),
+            )
 
             # over: the figures settle on the JSON endpoint's, the charts on the run's timeline
             def final(view, state):
@@ -200,9 +238,13 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
                     return False
                 # a point before the first reply (on a master, the first worker report) has no rate to draw
                 rated = [pt for pt in final.points if pt["mean_max_share"] is not None]
-                return view["state"] == "run over: final numbers" and \
-                    view["figures"] == expected_figures(final.doc) and view["dots"] == {
-                    "rates": len(rated), "environments": len(final.points), "cold_starts": len(final.points)}
+                return (
+                    view["state"] == "run over: final numbers"
+                    and view["figures"] == expected_figures(final.doc)
+                    and view["dots"]
+                    == {"rates": len(rated), "environments": len(final.points), "cold_starts": len(final.points)}
+                )
+
             view = wait_dashboard(page, base, 25, final)
             doc, points = final.doc, final.points
             assert doc["users"] == 5 and doc["requests"] > 5 and doc["invalid"] == 0
@@ -211,8 +253,9 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
             assert sum(pt["cold_starts"] for pt in points) == doc["cold_starts"]
             assert sum(pt["valid"] for pt in points) == doc["requests"]
             assert points[-1]["environments"] == doc["environments"] and len(points) >= 4
-            assert view["histogram"] == [f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {n} users"
-                                         for i, n in enumerate(doc["histogram"])]
+            assert view["histogram"] == [
+                f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {n} users" for i, n in enumerate(doc["histogram"])
+            ]
             check_theme(view, "light")
             page.screenshot(path=artifact(f"dashboard-{mode}-light.png"), full_page=True)
 
@@ -223,15 +266,25 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
             assert shares == sorted(shares) and ["max_share", "ascending"] in view["head"]
             for r in view["rows"]:
                 u = per_user[r[0]]
-                assert r == [u["user"], str(u["requests"]), f"{u['max_share']:.3f}", str(u["warm_hits"]),
-                             str(u["environments"]), str(u["cold_starts"]), str(u["switches"])]
+                assert r == [
+                    u["user"],
+                    str(u["requests"]),
+                    f"{u['max_share']:.3f}",
+                    str(u["warm_hits"]),
+                    str(u["environments"]),
+                    str(u["cold_starts"]),
+                    str(u["switches"]),
+                ]
             page.click("table.la-users th[data-key=requests]")
             page.click("table.la-users th[data-key=requests]")
             view = page.evaluate(READ_DASHBOARD)
             assert ["requests", "descending"] in view["head"]
             counts = [int(r[1]) for r in view["rows"]]
-            assert counts == sorted(counts, reverse=True) == sorted((u["requests"] for u in per_user.values()),
-                                                                     reverse=True)
+            assert (
+                counts
+                == sorted(counts, reverse=True)
+                == sorted((u["requests"] for u in per_user.values()), reverse=True)
+            )
             wanted = max(per_user)  # e.g. "u5": no other label contains it
             page.fill("#lambda-affinity-dashboard input[type=search]", wanted)
             view = page.evaluate(READ_DASHBOARD)
@@ -242,23 +295,35 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
             view = wait_dashboard(page, base, 5, lambda v, s: v["theme"] == "dark")
             check_theme(view, "dark")
             assert view["figures"] == expected_figures(doc) and view["lastRate"].endswith(
-                f": {doc['hit_rate']['mean']:.3f}")
+                f": {doc['hit_rate']['mean']:.3f}"
+            )
             page.fill("#lambda-affinity-dashboard input[type=search]", "")
             page.screenshot(path=artifact(f"dashboard-{mode}-dark.png"), full_page=True)
             print(f"screenshots: {artifact(f'dashboard-{mode}-light.png')}, {artifact(f'dashboard-{mode}-dark.png')}")
 
             links = page.eval_on_selector_all("#lambda-affinity-dashboard a", "as => as.map(a => a.href)")
-            assert links == [base + "affinity/json?download=1", base + "affinity/csv?download=1",
-                             base + "affinity/summary.csv?download=1", base + "affinity/timeline.json?download=1",
-                             base + "affinity/histogram.svg"]
+            assert links == [
+                base + "affinity/json?download=1",
+                base + "affinity/csv?download=1",
+                base + "affinity/summary.csv?download=1",
+                base + "affinity/timeline.json?download=1",
+                base + "affinity/histogram.svg",
+            ]
             per_user_csv = page.request.get(base + "affinity/csv?download=1")
             assert per_user_csv.headers["content-disposition"] == "attachment; filename=affinity.csv"
-            assert per_user_csv.text().splitlines()[0].startswith("user,requests,max_count") and \
-                len(per_user_csv.text().splitlines()) == 6
+            assert (
+                per_user_csv.text().splitlines()[0].startswith("user,requests,max_count")
+                and len(per_user_csv.text().splitlines()) == 6
+            )
             page.click("[role=tab]:has-text('Download Data')")
             page.wait_for_selector("#lambda-affinity-dashboard", state="detached", timeout=3000)  # Affinity tab only
-            for title in ("Download affinity per-user CSV", "Download affinity summary CSV",
-                          "Download affinity JSON", "Download affinity timeline JSON", "Affinity histogram (SVG)"):
+            for title in (
+                "Download affinity per-user CSV",
+                "Download affinity summary CSV",
+                "Download affinity JSON",
+                "Download affinity timeline JSON",
+                "Affinity histogram (SVG)",
+            ):
                 assert page.locator(f"a:has-text('{title}')").count() == 1, title
             # the web UI's own report ("Download Report") has the --html report's section, in either theme
             for theme in ("light", "dark"):
@@ -285,8 +350,13 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
                     return False
                 timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
                 again.points = timeline["points"]
-                return timeline["final"] and view["figures"]["users"] == "2" and \
-                    view["dots"]["environments"] == len(again.points) > 0 and again.points[0]["t"] > points[-1]["t"]
+                return (
+                    timeline["final"]
+                    and view["figures"]["users"] == "2"
+                    and view["dots"]["environments"] == len(again.points) > 0
+                    and again.points[0]["t"] > points[-1]["t"]
+                )
+
             wait_dashboard(page, base, 30, again)
             assert again.points[-1]["t"] - (again.points[0]["t"] - again.points[0]["span_s"]) < 10
             assert errors == []
@@ -345,8 +415,25 @@ def read_report(chromium, url: str, theme: str) -> dict:
 @pytest.mark.slow
 def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_path):
     sync_playwright = browser()
-    c = cluster_factory(["--headless", "-u", "4", "-r", "4", "-t", "7s", "--html", "report.html",
-                         "--affinity-json", "a.json", "--miss-cost-ms", "8"], workers=0, locustfile=LOCUSTFILE)
+    c = cluster_factory(
+        [
+            "--headless",
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "7s",
+            "--html",
+            "report.html",
+            "--affinity-json",
+            "a.json",
+            "--miss-cost-ms",
+            "8",
+        ],
+        workers=0,
+        locustfile=LOCUSTFILE,
+    )
     assert c.wait_master(60) == 0, c.text("master.err")[-3000:]
     doc = json.loads((tmp_path / "a.json").read_text())
     assert doc["users"] == 4 and doc["requests"] > 4 and doc["miss_cost"]["per_miss_ms"] == 8
@@ -357,10 +444,14 @@ def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_
             report = read_report(chromium, (tmp_path / "report.html").as_uri(), "light")
             assert report["figures"] == expected_figures(doc)
             series = report["series"]
-            assert set(series) == {"Hit rates (per-user mean) / max-share", "Hit rates (per-user mean) / warm-cache",
-                                   "Environments and users / environments", "Environments and users / users",
-                                   "Cold starts per interval / cold starts",
-                                   "Cold starts per interval / invalid replies"}
+            assert set(series) == {
+                "Hit rates (per-user mean) / max-share",
+                "Hit rates (per-user mean) / warm-cache",
+                "Environments and users / environments",
+                "Environments and users / users",
+                "Cold starts per interval / cold starts",
+                "Cold starts per interval / invalid replies",
+            }
             # a point every 2 s and a final one with the final numbers
             assert len(series["Environments and users / users"]) >= 3
             assert series["Hit rates (per-user mean) / max-share"][-1] == doc["hit_rate"]["mean"]
@@ -374,8 +465,9 @@ def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_
 
 def test_affinity_routes_respect_web_login(cluster_factory, tmp_path):
     web_port = free_port()
-    cluster_factory(["--web-host", "127.0.0.1", "--web-port", str(web_port), "--web-login"], workers=0,
-                    locustfile=LOGIN_LOCUSTFILE)
+    cluster_factory(
+        ["--web-host", "127.0.0.1", "--web-port", str(web_port), "--web-login"], workers=0, locustfile=LOGIN_LOCUSTFILE
+    )
     base = f"http://127.0.0.1:{web_port}"
     wait_http(base + "/login")
 
@@ -384,9 +476,16 @@ def test_affinity_routes_respect_web_login(cluster_factory, tmp_path):
             return None
 
     opener = urllib.request.build_opener(NoRedirect)
-    for path in ("/affinity/json", "/affinity/csv", "/affinity/summary.csv", "/affinity/histogram.svg",
-                 "/affinity/timeline.json", "/affinity/dashboard.json", "/affinity/static/affinity.js",
-                 "/stats/requests"):
+    for path in (
+        "/affinity/json",
+        "/affinity/csv",
+        "/affinity/summary.csv",
+        "/affinity/histogram.svg",
+        "/affinity/timeline.json",
+        "/affinity/dashboard.json",
+        "/affinity/static/affinity.js",
+        "/stats/requests",
+    ):
         with pytest.raises(urllib.error.HTTPError) as err:
             opener.open(base + path, timeout=5)
         # anonymous: sent to the login page like Locust's own routes

@@ -1,4 +1,5 @@
 """charts: the SVG parses, points land where the axes say, text is escaped, log and empty charts."""
+
 import math
 import xml.etree.ElementTree as ET
 
@@ -31,29 +32,40 @@ def circles(root: ET.Element, series: str) -> list[ET.Element]:
 
 
 def test_points_map_to_the_plot_area_linearly():
-    chart = Chart("linear", [Series("s", [Point(0, 0), Point(5, 0.5), Point(10, 1.0)])],
-                  x=Axis("x", lo=0, hi=10), y=Axis("y", lo=0, hi=1))
+    chart = Chart(
+        "linear",
+        [Series("s", [Point(0, 0), Point(5, 0.5), Point(10, 1.0)])],
+        x=Axis("x", lo=0, hi=10),
+        y=Axis("y", lo=0, hi=1),
+    )
     lay = layout(chart)
     assert lay.x_range == (0, 10) and lay.y_range == (0, 1)
     root = parse(render_svg(chart))
     drawn = [(float(c.get("cx")), float(c.get("cy"))) for c in circles(root, "s")]
     # by hand: x from the left edge across the width, y from the bottom edge up
-    expected = [(lay.left, lay.top + lay.height), (lay.left + lay.width / 2, lay.top + lay.height / 2),
-                (lay.left + lay.width, lay.top)]
+    expected = [
+        (lay.left, lay.top + lay.height),
+        (lay.left + lay.width / 2, lay.top + lay.height / 2),
+        (lay.left + lay.width, lay.top),
+    ]
     assert drawn == [pytest.approx(e, abs=0.01) for e in expected]
     assert [(float(c.get("data-x")), float(c.get("data-y"))) for c in circles(root, "s")] == [(0, 0), (5, 0.5), (10, 1)]
 
 
 def test_log_axis_puts_decades_evenly_apart():
-    chart = Chart("log", [Series("s", [Point(1, 0.2), Point(10, 0.4), Point(100, 0.6), Point(1000, 0.8)])],
-                  x=Axis("users", log=True), y=Axis("rate", lo=0, hi=1))
+    chart = Chart(
+        "log",
+        [Series("s", [Point(1, 0.2), Point(10, 0.4), Point(100, 0.6), Point(1000, 0.8)])],
+        x=Axis("users", log=True),
+        y=Axis("rate", lo=0, hi=1),
+    )
     lay = layout(chart)
     assert lay.x_range == (1, 1000)
     xs = [float(c.get("cx")) for c in circles(parse(render_svg(chart)), "s")]
     gaps = [b - a for a, b in zip(xs, xs[1:])]
     assert gaps == [pytest.approx(lay.width / 3, abs=0.02)] * 3
     # 31.6 sits half-way between 10 and 100 on a log axis
-    assert lay.px(10 ** 1.5) == pytest.approx((xs[1] + xs[2]) / 2)
+    assert lay.px(10**1.5) == pytest.approx((xs[1] + xs[2]) / 2)
     ticks = [t.text for t in parse(render_svg(chart)).iter(f"{SVG}text") if t.get("class") == "x-tick"]
     assert ticks[0] == "1" and ticks[-1] == "1000" and "10" in ticks and "100" in ticks
 
@@ -80,7 +92,7 @@ def test_log_ticks():
 
 
 def test_text_is_escaped_and_the_svg_still_parses():
-    name = 'a<b>&"c\'\x01'
+    name = "a<b>&\"c'\x01"
     chart = Chart(f"title {name}", [Series(name, [Point(1, 1), Point(2, 2, 1, 3)])], x=Axis(name), y=Axis(name))
     svg = render_svg(chart)
     assert "<b>" not in svg and "\x01" not in svg
@@ -88,8 +100,9 @@ def test_text_is_escaped_and_the_svg_still_parses():
     assert root.find(f"{SVG}title").text == "title a<b>&\"c'"
     group = next(g for g in root.iter(f"{SVG}g") if g.get("data-series"))
     assert group.get("data-series") == "a<b>&\"c'"
-    page = html_page(f"page {name}", [chart, "x < y", Markup("<p id='raw'>ok</p>"),
-                                      html_table(["h<"], [[1.5], ["<td>"]])])
+    page = html_page(
+        f"page {name}", [chart, "x < y", Markup("<p id='raw'>ok</p>"), html_table(["h<"], [[1.5], ["<td>"]])]
+    )
     assert "page a&lt;b&gt;" in page and "x &lt; y" in page and "<p id='raw'>ok</p>" in page
     assert "&lt;td&gt;" in page and "<th>h&lt;</th>" in page
 
@@ -118,8 +131,9 @@ def test_spread_as_band_or_whiskers():
 
 
 def test_categorical_axis_and_themes():
-    chart = Chart("policies", [Series("s", [Point(0, 0.55), Point(1, 0.23)])],
-                  x=Axis("policy", categories=["mru", "lru"]))
+    chart = Chart(
+        "policies", [Series("s", [Point(0, 0.55), Point(1, 0.23)])], x=Axis("policy", categories=["mru", "lru"])
+    )
     auto = parse(render_svg(chart))
     assert [t.text for t in auto.iter(f"{SVG}text") if t.get("class") == "x-tick"] == ["mru", "lru"]
     assert auto.get("fill") == "currentColor" and auto.find(f"{SVG}rect") is None

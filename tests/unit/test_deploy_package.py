@@ -1,4 +1,5 @@
 """deploy without AWS: the zip package, option errors and the locust command it prints."""
+
 from __future__ import annotations
 
 import importlib
@@ -59,10 +60,15 @@ def test_bad_env_option_is_a_usage_error(capsys):
 
 def test_locust_command_carries_profile_and_region_when_needed():
     iam_url = d.Deployed(NAME, "https://abc.lambda-url.us-east-2.on.aws/", "us-east-2", "AWS_IAM", [])
-    assert d.locust_command(iam_url, "us-east-2", None) == \
-        "locust -f locustfiles/function_url.py --host https://abc.lambda-url.us-east-2.on.aws/ --affinity-sigv4"
+    assert (
+        d.locust_command(iam_url, "us-east-2", None)
+        == "locust -f locustfiles/function_url.py --host https://abc.lambda-url.us-east-2.on.aws/ --affinity-sigv4"
+    )
     assert d.locust_command(iam_url, "eu-west-1", "load test").startswith(
-        "AWS_PROFILE='load test' AWS_REGION=us-east-2 locust -f")
+        "AWS_PROFILE='load test' AWS_REGION=us-east-2 locust -f"
+    )
     public = d.Deployed(NAME, "https://abc.lambda-url.us-east-2.on.aws/", "us-east-2", "NONE", [])
-    assert d.locust_command(public, None, None) == \
-        "locust -f locustfiles/function_url.py --host https://abc.lambda-url.us-east-2.on.aws/"
+    assert (
+        d.locust_command(public, None, None)
+        == "locust -f locustfiles/function_url.py --host https://abc.lambda-url.us-east-2.on.aws/"
+    )

@@ -1,4 +1,5 @@
 """Worker -> master aggregation without Locust: exact totals, snapshots, runs, lost workers."""
+
 import random
 
 import msgpack
@@ -58,7 +59,9 @@ def test_master_totals_equal_what_every_worker_recorded():
         agg.receive(key, final_payload(t, "run-1"), index=w)
         agg.saw_stats(key)
     expected = [r for t in workers.values() for r in t.rows()]
-    assert sorted(map(tuple, (r.values() for r in agg.row_dicts()))) == sorted(map(tuple, (r.values() for r in expected)))
+    assert sorted(map(tuple, (r.values() for r in agg.row_dicts()))) == sorted(
+        map(tuple, (r.values() for r in expected))
+    )
     distinct = set().union(*(t.env_ids() for t in workers.values()))
     assert agg.environments == len(distinct) < sum(t.environments for t in workers.values())
     # rows come out by worker index, then in each worker's own order
@@ -94,8 +97,8 @@ def test_repeated_late_and_foreign_messages_never_double_count():
     t.record("w0-u1", "B")
     late = periodic_payload(t, "now")
     agg.receive("c0", late)
-    agg.receive("c0", late)    # repeated
-    agg.receive("c0", early)   # an older snapshot arriving after a newer one
+    agg.receive("c0", late)  # repeated
+    agg.receive("c0", early)  # an older snapshot arriving after a newer one
     assert agg.row_dicts() == t.rows() and agg.row_dicts()[0]["requests"] == 3
     # a report of another run (a previous test in the web UI) is dropped
     stale = Tracker()
@@ -131,8 +134,10 @@ def test_lost_worker_is_reported_and_its_rows_are_kept():
         "until then: 0 users, 0 valid replies, 0 invalid (it sent no report)",
     ]
     assert {r["user"]: r["requests"] for r in agg.row_dicts()} == {"w0-u1": 2, "w1-u1": 2}
-    assert agg.summary_of_workers() == {"count": 3, "lost": [{"index": 1, "id": "dead-id"},
-                                                            {"index": 2, "id": "silent-id"}]}
+    assert agg.summary_of_workers() == {
+        "count": 3,
+        "lost": [{"index": 1, "id": "dead-id"}, {"index": 2, "id": "silent-id"}],
+    }
 
 
 def test_a_worker_that_left_after_its_final_payload_is_settled():
@@ -153,8 +158,10 @@ def test_a_final_that_disagrees_with_the_rows_held_is_said():
     payload = final_payload(t, "r")
     payload["final"] = {"users": 1, "requests": 2, "invalid": 0}
     agg.receive("c", payload, index=0)
-    assert agg.problems() == ["lambda-affinity: worker 0 (c) recorded 1 users, 2 valid replies, 0 invalid, but "
-                              "this master holds 1 users, 1 valid replies, 0 invalid"]
+    assert agg.problems() == [
+        "lambda-affinity: worker 0 (c) recorded 1 users, 2 valid replies, 0 invalid, but "
+        "this master holds 1 users, 1 valid replies, 0 invalid"
+    ]
 
 
 def test_rows_come_out_by_worker_index_then_in_the_workers_order():

@@ -1,4 +1,5 @@
 """The emulator's environment cap derived from the machine's limits (machine.derive_cap), in-process."""
+
 from __future__ import annotations
 
 from lambda_affinity.emulator import machine
@@ -24,8 +25,15 @@ def test_unknown_task_limits_are_skipped_and_the_cap_is_at_least_one():
 
 
 def test_the_costliest_runtime_among_the_functions_sets_the_cost(tmp_path):
-    cfg = config_from_mapping({"functions": [{"name": "a"}, {"name": "b", "runtime": "nodejs20.x"},
-                                             {"name": "c", "runtime_client": "awslambdaric"}]},
-                              base_dir=str(tmp_path))
+    cfg = config_from_mapping(
+        {
+            "functions": [
+                {"name": "a"},
+                {"name": "b", "runtime": "nodejs20.x"},
+                {"name": "c", "runtime_client": "awslambdaric"},
+            ]
+        },
+        base_dir=str(tmp_path),
+    )
     assert machine.cost_of(cfg.functions) == machine.COSTS["node"]
     assert machine.cost_of(cfg.functions[:1]) == machine.COSTS["builtin"]

@@ -1,5 +1,6 @@
 """The emulator's config file: valid files load, bad ones stop with the file,
 the key and what is wrong; and the pure pieces of the front ends."""
+
 from __future__ import annotations
 
 import base64
@@ -24,7 +25,9 @@ def test_default_config_serves_the_bundled_probe():
 
 def test_full_config_loads(tmp_path):
     (tmp_path / "src").mkdir()
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 region: eu-west-1
 model: {policy: lru, keep_alive_s: 30, init_delay_s: 0.1}
 functions:
@@ -39,7 +42,8 @@ functions:
   - name: node-probe
     runtime: nodejs20.x
     url: false
-""")
+""",
+    )
     cfg = load_config(path)
     api, node = cfg.functions
     assert cfg.region == "eu-west-1" and cfg.model.policy == "lru" and cfg.model.keep_alive_s == 30
@@ -49,41 +53,49 @@ functions:
     assert node.code.endswith(os.path.join("probe_lambda", "node"))
 
 
-@pytest.mark.parametrize("text,key,words", [
-    ("functions: [{name: a, memory: 64}]", "functions[0].memory", "128 to 10240"),
-    ("functions: [{name: a, timeout: fast}]", "functions[0].timeout", "'fast'"),
-    ("functions: [{name: 'bad name'}]", "functions[0].name", "letters, digits"),
-    ("functions: [{name: a}, {name: a}]", "functions[1].name", "defined twice"),
-    ("functions: [{name: a, handler: nodot, code: .}]", "functions[0].handler", "module.function"),
-    ("functions: [{name: a, code: ./missing, handler: a.b}]", "functions[0].code", "does not exist"),
-    ("functions: [{name: a, runtime: java21}]", "functions[0].runtime", "python3.N or nodejsN.x"),
-    ("functions: [{name: a, runtime: nodejs20.x, runtime_client: awslambdaric}]", "functions[0].runtime_client",
-     "Python runtime client"),
-    ("functions: [{name: a, environment: {AWS_REGION: x}}]", "functions[0].environment.AWS_REGION", "reserved"),
-    ("functions: [{name: a, environment: {A: [1]}}]", "functions[0].environment.A", "a list"),
-    ("functions: [{name: a, url: {auth_type: OPEN}}]", "functions[0].url.auth_type", "NONE or AWS_IAM"),
-    ("functions: [{name: a, reserved_concurrency: -1}]", "functions[0].reserved_concurrency", "-1"),
-    ("functions: [{name: a, colour: red}]", "functions[0].colour", "unknown key"),
-    ("model: {keep_alive_s: -1}", "model.keep_alive_s", ">= 0"),
-    ("model: {policy: fifo}", "model.policy", "'fifo'"),
-    ("model: {warp: 9}", "model.warp", "unknown option"),
-    ("functions: []", "functions", "non-empty list"),
-    ("- a\n- b", "(top level)", "mapping"),
-    ("colour: red", "colour", "unknown key"),
-    ("network_latency: 0.1:0.05", "network_latency", "'0.1:0.05' is not a distribution: use A:B"),
-    ("network_latency: exp:0", "network_latency", "is not a distribution"),
-    ("network_latency: -0.1", "network_latency", "-0.1"),
-    ("network_latency: .nan", "network_latency", "is not a distribution"),
-    ("network_latency: [0.06, 0.1]", "network_latency", "got a list"),
-    ("network_latency: true", "network_latency", "got True"),
-    ("service_time: fast", "service_time", "'fast' is not a distribution"),
-])
+@pytest.mark.parametrize(
+    "text,key,words",
+    [
+        ("functions: [{name: a, memory: 64}]", "functions[0].memory", "128 to 10240"),
+        ("functions: [{name: a, timeout: fast}]", "functions[0].timeout", "'fast'"),
+        ("functions: [{name: 'bad name'}]", "functions[0].name", "letters, digits"),
+        ("functions: [{name: a}, {name: a}]", "functions[1].name", "defined twice"),
+        ("functions: [{name: a, handler: nodot, code: .}]", "functions[0].handler", "module.function"),
+        ("functions: [{name: a, code: ./missing, handler: a.b}]", "functions[0].code", "does not exist"),
+        ("functions: [{name: a, runtime: java21}]", "functions[0].runtime", "python3.N or nodejsN.x"),
+        (
+            "functions: [{name: a, runtime: nodejs20.x, runtime_client: awslambdaric}]",
+            "functions[0].runtime_client",
+            "Python runtime client",
+        ),
+        ("functions: [{name: a, environment: {AWS_REGION: x}}]", "functions[0].environment.AWS_REGION", "reserved"),
+        ("functions: [{name: a, environment: {A: [1]}}]", "functions[0].environment.A", "a list"),
+        ("functions: [{name: a, url: {auth_type: OPEN}}]", "functions[0].url.auth_type", "NONE or AWS_IAM"),
+        ("functions: [{name: a, reserved_concurrency: -1}]", "functions[0].reserved_concurrency", "-1"),
+        ("functions: [{name: a, colour: red}]", "functions[0].colour", "unknown key"),
+        ("model: {keep_alive_s: -1}", "model.keep_alive_s", ">= 0"),
+        ("model: {policy: fifo}", "model.policy", "'fifo'"),
+        ("model: {warp: 9}", "model.warp", "unknown option"),
+        ("functions: []", "functions", "non-empty list"),
+        ("- a\n- b", "(top level)", "mapping"),
+        ("colour: red", "colour", "unknown key"),
+        ("network_latency: 0.1:0.05", "network_latency", "'0.1:0.05' is not a distribution: use A:B"),
+        ("network_latency: exp:0", "network_latency", "is not a distribution"),
+        ("network_latency: -0.1", "network_latency", "-0.1"),
+        ("network_latency: .nan", "network_latency", "is not a distribution"),
+        ("network_latency: [0.06, 0.1]", "network_latency", "got a list"),
+        ("network_latency: true", "network_latency", "got True"),
+        ("service_time: fast", "service_time", "'fast' is not a distribution"),
+    ],
+)
 def test_bad_config_names_file_key_and_problem(tmp_path, text, key, words):
     config_error(tmp_path, text, key, words)
 
 
-@pytest.mark.parametrize("value,kept", [("'0.06:0.1'", "0.06:0.1"), ("exp:0.08", "exp:0.08"), ("fixed:0.05", "fixed:0.05"),
-                                        ("0.08", "0.08"), ("0", "0")])
+@pytest.mark.parametrize(
+    "value,kept",
+    [("'0.06:0.1'", "0.06:0.1"), ("exp:0.08", "exp:0.08"), ("fixed:0.05", "fixed:0.05"), ("0.08", "0.08"), ("0", "0")],
+)
 def test_modelled_network_and_service_time_load(tmp_path, value, kept):
     cfg = load_config(write(tmp_path, f"network_latency: {value}\nservice_time: {value}\n"))
     assert cfg.network_latency == cfg.service_time == kept
@@ -123,24 +135,36 @@ def test_convert_result_follows_aws():
     assert convert_result(b'[1, "\\u00e9"]')[2] == '[1,"\u00e9"]'.encode()
     assert convert_result(b'"text"')[2] == b"text"
     assert convert_result(b"") == (200, [("Content-Type", "application/json")], b"")
-    status, headers, body = convert_result(json.dumps(
-        {"statusCode": 404, "body": "nf", "cookies": ["k=v"], "headers": {"x-a": "1"}}).encode())
+    status, headers, body = convert_result(
+        json.dumps({"statusCode": 404, "body": "nf", "cookies": ["k=v"], "headers": {"x-a": "1"}}).encode()
+    )
     assert (status, body) == (404, b"nf")
     assert ("Set-Cookie", "k=v") in headers and ("Content-Type", "application/json") in headers
-    assert convert_result(json.dumps({"statusCode": 200, "isBase64Encoded": True,
-                                      "body": base64.b64encode(b"\x00").decode()}).encode())[2] == b"\x00"
+    assert (
+        convert_result(
+            json.dumps(
+                {"statusCode": 200, "isBase64Encoded": True, "body": base64.b64encode(b"\x00").decode()}
+            ).encode()
+        )[2]
+        == b"\x00"
+    )
     assert convert_result(b'{"statusCode": "x"}') is None
     assert convert_result(b"not json") is None
     # too deep to parse: 502, not a dead greenlet (json's depth limit grows with Python: 3.13 parses 5000 levels)
     assert convert_result(b"[" * 100_000 + b"]" * 100_000) is None
     # a field that would break the response's framing on the wire: 502
-    for bad in ({"headers": {"x-a": "1\r\nx-b: 2"}}, {"headers": {"x a": "1"}}, {"headers": {"x-a": "\x00"}},
-                {"cookies": ["k=v\nx-b: 2"]}):
+    for bad in (
+        {"headers": {"x-a": "1\r\nx-b: 2"}},
+        {"headers": {"x a": "1"}},
+        {"headers": {"x-a": "\x00"}},
+        {"cookies": ["k=v\nx-b: 2"]},
+    ):
         assert convert_result(json.dumps({"statusCode": 200, **bad}).encode()) is None, bad
 
 
 def test_nesting_depth_is_counted_like_aws_on_every_python():
     from lambda_affinity.emulator.invocation import MAX_JSON_DEPTH, too_deep
+
     assert too_deep(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
     assert not too_deep(b"[" * (MAX_JSON_DEPTH - 1) + b"]" * (MAX_JSON_DEPTH - 1))
     assert not too_deep(b"[" + b"[]," * 5000 + b"[]]")  # many brackets, shallow
@@ -149,8 +173,10 @@ def test_nesting_depth_is_counted_like_aws_on_every_python():
 
 def test_log_lines_and_errors_look_like_lambdas():
     line = report_line("r1", 12.345, 128, 40, init_ms=101.5)
-    assert line == ("REPORT RequestId: r1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
-                    "Max Memory Used: 40 MB\tInit Duration: 101.50 ms\t")
+    assert line == (
+        "REPORT RequestId: r1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
+        "Max Memory Used: 40 MB\tInit Duration: 101.50 ms\t"
+    )
     err = json.loads(timeout_result("r1", 3).payload)
     assert err["errorMessage"] == "RequestId: r1 Error: Task timed out after 3.00 seconds"
     tail = LogTail()

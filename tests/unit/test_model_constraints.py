@@ -3,6 +3,7 @@ placement and lifecycle (docs/model.md, "Constraints") as a test of the
 default model in the simulator. The same facts in the emulator, with real
 processes, are in test_emulator_constraints.py.
 """
+
 from __future__ import annotations
 
 import random
@@ -53,8 +54,7 @@ def test_c3_environments_follow_peak_concurrency(users, think):
     """C3: a new environment only when every existing one is busy, so the
     environments made never exceed peak concurrency plus those retired (here
     a 1 s keep-alive makes them come and go)."""
-    sc = Scenario(users=users, think=think, start="spread", duration_s=600,
-                  model=ModelConfig(keep_alive_s=1.0))
+    sc = Scenario(users=users, think=think, start="spread", duration_s=600, model=ModelConfig(keep_alive_s=1.0))
     res = run(sc, seed=11)
     assert res.retired > 0
     assert res.cold_starts <= res.peak_concurrency + res.retired
@@ -101,8 +101,14 @@ def test_c6_scale_out_is_limited_to_1000_new_environments_per_10_s():
     """C6: 1,500 users calling at once (account concurrency raised above
     them): 1,000 environments, 500 throttled (AWS answers 429); the throttled
     users come back 5-6 s later, when the bucket has refilled by 500-600."""
-    sc = Scenario(users=1500, think="fixed:5", duration_s=6, latency="0.001", service="fixed:60",
-                  model=ModelConfig(account_concurrency=5000, init_delay_s=0.0))
+    sc = Scenario(
+        users=1500,
+        think="fixed:5",
+        duration_s=6,
+        latency="0.001",
+        service="fixed:60",
+        model=ModelConfig(account_concurrency=5000, init_delay_s=0.0),
+    )
     res = run(sc, seed=1)
     assert res.throttled == 500 and res.cold_starts == 1500 and res.peak_concurrency == 1500
     invalid = sum(u.invalid for u in res.tracker.users.values())
@@ -138,6 +144,7 @@ def test_the_mru_fit_breaks_back_to_back_reuse():
     sc = Scenario(users=10, think="0:1", duration_s=10, model=ModelConfig(**seed_fit))
     tracker, _ = run_many(sc, runs=50, seed=7)
     assert abs(summarize(tracker.rows(), tracker.environments)["hit_rate"]["mean"] - 0.43) <= 0.05
-    sc = Scenario(users=1, think="0", duration_s=30, latency="0.001", service="0.001:0.003",
-                  model=ModelConfig(**seed_fit))
+    sc = Scenario(
+        users=1, think="0", duration_s=30, latency="0.001", service="0.001:0.003", model=ModelConfig(**seed_fit)
+    )
     assert run(sc, seed=3).cold_starts >= 2

@@ -1,4 +1,5 @@
 """The platform model under a fake clock: exact placements, expiries, throttling."""
+
 import random
 
 import pytest
@@ -24,8 +25,12 @@ from lambda_affinity.platform.placement import PartitionedPool, RandomPool
 
 def make(policy="mru", functions=(FunctionSpec("f"),), seed=0, **kw):
     retired = []
-    p = Platform(ModelConfig(policy=policy, **kw), functions, rng=random.Random(seed),
-                 on_retire=lambda env, why: retired.append((env.id, why)))
+    p = Platform(
+        ModelConfig(policy=policy, **kw),
+        functions,
+        rng=random.Random(seed),
+        on_retire=lambda env, why: retired.append((env.id, why)),
+    )
     return p, retired
 
 
@@ -124,10 +129,10 @@ def test_partitioned_pool_takes_its_own_router_first_then_the_next():
         pool.add(item)
     rng = random.Random(0)
     assert len(pool) == 3
-    assert pool.take(rng, 2) is c2            # its own
-    assert pool.take(rng, 1) is b0            # router 1 is empty: router 2, then 0 (MRU there)
+    assert pool.take(rng, 2) is c2  # its own
+    assert pool.take(rng, 1) is b0  # router 1 is empty: router 2, then 0 (MRU there)
     pool.remove(a0)
-    pool.remove(a0)                           # twice: counted once
+    pool.remove(a0)  # twice: counted once
     assert len(pool) == 0 and pool.take(rng, 0) is None
 
 
@@ -143,9 +148,9 @@ def test_handoff_keeps_an_environment_reserved_after_its_reply():
     assert other.cold and other.env is not env
     p.ready(other.env, 0.01)
     p.release(other.env, 0.015)
-    assert p.acquire("f", 0.03).env is env     # env settled at 0.02; other not until 0.035
-    p.release(env, 0.03)                       # in hand-off until 0.05
-    assert p.expire(10.04) == 1                # other: idle since 0.035, so gone at 10.035
+    assert p.acquire("f", 0.03).env is env  # env settled at 0.02; other not until 0.035
+    p.release(env, 0.03)  # in hand-off until 0.05
+    assert p.expire(10.04) == 1  # other: idle since 0.035, so gone at 10.035
     assert other.env.state == DEAD and env.state == IDLE and env.idle_since == 0.05
     assert p.in_flight("f") == 0 and p.next_deadline() == 10.05
 
@@ -321,19 +326,22 @@ def test_random_pool_swap_remove_keeps_positions():
     assert pool.take(rng) is None
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"policy": "sticky"}, "model.policy: 'sticky' is not one of"),
-    ({"keep_alive_s": -1}, "model.keep_alive_s: must be >= 0"),
-    ({"routers": 0}, "model.routers: must be >= 1"),
-    ({"max_lifetime_s": "2h"}, "model.max_lifetime_s: expected a finite number"),
-    ({"keep_alive_s": float("nan")}, "model.keep_alive_s: expected a finite number, got nan"),
-    ({"init_delay_s": float("inf")}, "model.init_delay_s: expected a finite number, got inf"),
-    ({"routers": 3_000_000}, "model.routers: must be <= 10000"),
-    ({"busy_overhead_s": -0.001}, "model.busy_overhead_s: must be >= 0"),
-    ({"scale_limit": 0}, "model.scale_limit: must be >= 1"),
-    ({"scale_window_s": 0}, "model.scale_window_s: must be > 0"),
-    ({"keepalive": 3}, "model.keepalive: unknown option"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"policy": "sticky"}, "model.policy: 'sticky' is not one of"),
+        ({"keep_alive_s": -1}, "model.keep_alive_s: must be >= 0"),
+        ({"routers": 0}, "model.routers: must be >= 1"),
+        ({"max_lifetime_s": "2h"}, "model.max_lifetime_s: expected a finite number"),
+        ({"keep_alive_s": float("nan")}, "model.keep_alive_s: expected a finite number, got nan"),
+        ({"init_delay_s": float("inf")}, "model.init_delay_s: expected a finite number, got inf"),
+        ({"routers": 3_000_000}, "model.routers: must be <= 10000"),
+        ({"busy_overhead_s": -0.001}, "model.busy_overhead_s: must be >= 0"),
+        ({"scale_limit": 0}, "model.scale_limit: must be >= 1"),
+        ({"scale_window_s": 0}, "model.scale_window_s: must be > 0"),
+        ({"keepalive": 3}, "model.keepalive: unknown option"),
+    ],
+)
 def test_bad_model_config_names_the_key(data, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         ModelConfig.from_mapping(data)
@@ -345,7 +353,7 @@ def test_an_environment_reaching_its_lifetime_in_its_handoff_retires_once():
     p, retired = make(busy_overhead_s=0.05, max_lifetime_s=1.0)
     other, lease = hold(p, 2, 0.0)  # `other` stays in flight: the count stays above zero
     env = lease.env
-    p.release(env, 0.98)            # replies at 0.98, free at 1.03: past its 1 s lifetime
+    p.release(env, 0.98)  # replies at 0.98, free at 1.03: past its 1 s lifetime
     assert env.state == HANDOFF and p.in_flight("f") == 2
     p.expire(1.1)
     assert env.state == DEAD and retired == [(env.id, "max-lifetime")]

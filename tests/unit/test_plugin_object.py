@@ -31,11 +31,20 @@ PACKAGE = pathlib.Path(locust_plugin.__file__).resolve().parent.parent
 
 
 def reply(env_id: str, hit: bool = False, cold: bool = False) -> dict:
-    return {"env_id": env_id, "request_id": "r", "cold": cold, "env_invocations": 1, "env_age_ms": 1,
-            "session": "s", "cache": {"hit": hit, "entries": 1, "age_ms": None}, "probe": 1}
+    return {
+        "env_id": env_id,
+        "request_id": "r",
+        "cold": cold,
+        "env_invocations": 1,
+        "env_age_ms": 1,
+        "session": "s",
+        "cache": {"hit": hit, "entries": 1, "age_ms": None},
+        "probe": 1,
+    }
 
 
 # -- options on Locust's own parser ---------------------------------------------------
+
 
 def test_options_parse_from_the_command_line_env_and_config_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no locust.conf of the repository's
@@ -45,8 +54,11 @@ def test_options_parse_from_the_command_line_env_and_config_file(tmp_path, monke
     parsed = parser.parse_args(["--affinity-min-hit-rate", "0.5", "--affinity-split-stats"])
     options = AffinityOptions.of(parsed)
     assert options.affinity_min_hit_rate == 0.5 and options.affinity_split_stats
-    assert options.thresholds() == {"affinity-min-hit-rate": 0.5, "affinity-min-warm-rate": None,
-                                    "affinity-max-cold-ratio": None}
+    assert options.thresholds() == {
+        "affinity-min-hit-rate": 0.5,
+        "affinity-min-warm-rate": None,
+        "affinity-max-cold-ratio": None,
+    }
     monkeypatch.setenv("LOCUST_AFFINITY_MAX_COLD_RATIO", "0.25")
     assert AffinityOptions.of(get_parser().parse_args([])).affinity_max_cold_ratio == 0.25
     monkeypatch.delenv("LOCUST_AFFINITY_MAX_COLD_RATIO")
@@ -77,12 +89,16 @@ def test_options_of_a_bare_environment_are_the_defaults():
 
 # -- hosts -------------------------------------------------------------------------------
 
+
 def test_lambda_hosts_round_trip_and_refuse_bad_forms():
     target = parse_lambda_host("lambda://my-probe:live?endpoint_url=http://127.0.0.1:9&region=eu-west-1")
     assert target == LambdaTarget("my-probe:live", "http://127.0.0.1:9", "eu-west-1")
     assert parse_lambda_host(target.host()) == target
-    for bad, words in [("lambda://", "needs a function name"), ("lambda://f?x=1", "unknown parameter x"),
-                       ("lambda://f?endpoint_url=ftp://h", r"must be an http\(s\) URL")]:
+    for bad, words in [
+        ("lambda://", "needs a function name"),
+        ("lambda://f?x=1", "unknown parameter x"),
+        ("lambda://f?endpoint_url=ftp://h", r"must be an http\(s\) URL"),
+    ]:
         with pytest.raises(PluginConfigError, match=words):
             parse_lambda_host(bad)
 
@@ -102,6 +118,7 @@ def test_each_user_class_refuses_the_other_host_form():
 
 
 # -- the plugin object on a real Environment ----------------------------------------------
+
 
 class Probe(FunctionUrlUser):
     host = "http://127.0.0.1:9/"
@@ -190,25 +207,57 @@ def test_the_version_changes_with_the_runner_state():
 
 
 def test_print_report_shows_table_rates_files_and_checks(caplog):
-    doc_rows = [{"user": "u1", "requests": 2, "max_count": 1, "max_share": 0.5, "warm_hits": 0, "cache_known": 0,
-                 "environments": 2, "cold_starts": 2, "switches": 1, "invalid": 0}]
+    doc_rows = [
+        {
+            "user": "u1",
+            "requests": 2,
+            "max_count": 1,
+            "max_share": 0.5,
+            "warm_hits": 0,
+            "cache_known": 0,
+            "environments": 2,
+            "cold_starts": 2,
+            "switches": 1,
+            "invalid": 0,
+        }
+    ]
     from lambda_affinity import summary
 
-    report = RunReport(summary.summarize(doc_rows, 2), doc_rows, ["failed: x"], ["passed: y"], ["worker lost"],
-                       ["a.json"])
+    report = RunReport(
+        summary.summarize(doc_rows, 2), doc_rows, ["failed: x"], ["passed: y"], ["worker lost"], ["a.json"]
+    )
     with caplog.at_level(logging.INFO):
         print_report(report, ["emulator cap"])
     text = caplog.text
-    for part in ("Lambda affinity: 1 users", "rates: 0.50", "affinity: wrote a.json", "worker lost", "emulator cap",
-                 "passed: y", "failed: x"):
+    for part in (
+        "Lambda affinity: 1 users",
+        "rates: 0.50",
+        "affinity: wrote a.json",
+        "worker lost",
+        "emulator cap",
+        "passed: y",
+        "failed: x",
+    ):
         assert part in text
 
 
 def test_write_outputs_adds_a_section_to_an_existing_html_report(tmp_path):
     page = tmp_path / "r.html"
     page.write_text("<html><body><h1>Locust</h1></body></html>")
-    rows = [{"user": "u1", "requests": 1, "max_count": 1, "max_share": 1.0, "warm_hits": 1, "cache_known": 1,
-             "environments": 1, "cold_starts": 0, "switches": 0, "invalid": 0}]
+    rows = [
+        {
+            "user": "u1",
+            "requests": 1,
+            "max_count": 1,
+            "max_share": 1.0,
+            "warm_hits": 1,
+            "cache_known": 1,
+            "environments": 1,
+            "cold_starts": 0,
+            "switches": 0,
+            "invalid": 0,
+        }
+    ]
     from lambda_affinity import summary
 
     report = write_outputs(summary.summarize(rows, 1), rows, AffinityOptions(html_file=str(page)), ["a warning"])
@@ -217,6 +266,7 @@ def test_write_outputs_adds_a_section_to_an_existing_html_report(tmp_path):
 
 
 # -- roles: a worker's payloads folded by a master --------------------------------------
+
 
 def test_worker_reports_and_final_snapshot_reach_the_master_exactly():
     tracker = Tracker()
@@ -257,6 +307,7 @@ def test_worker_reports_and_final_snapshot_reach_the_master_exactly():
 
 # -- the package's shape -----------------------------------------------------------------
 
+
 def _imports(path: pathlib.Path) -> set[str]:
     """Absolute names of the modules `path` imports (relative ones resolved)."""
     module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -293,6 +344,7 @@ def _graph() -> dict[str, set[str]]:
 
 def test_the_package_has_no_import_cycle():
     graph = _graph()
+
     # a package's __init__ importing its own submodules is not a cycle of modules
     def edges(name):
         return {m for m in graph[name] if not (name.startswith(m + ".") and m + "." in name + ".")}
@@ -305,7 +357,7 @@ def test_the_package_has_no_import_cycle():
         stack.append(node)
         for nxt in edges(node):
             if state.get(nxt) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(nxt) :] + [nxt]))
             if nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -320,7 +372,8 @@ def test_locust_runner_internals_are_used_only_by_the_adapter():
     users_of_runners = sorted(
         "/".join(p.relative_to(PACKAGE.parent).parts)
         for p in PACKAGE.rglob("*.py")
-        if "locust.runners" in _imports(p) or "locust.contrib.fasthttp.FAILURE_EXCEPTIONS" in _imports(p))
+        if "locust.runners" in _imports(p) or "locust.contrib.fasthttp.FAILURE_EXCEPTIONS" in _imports(p)
+    )
     assert users_of_runners == ["lambda_affinity/locust_plugin/adapter.py"]
 
 

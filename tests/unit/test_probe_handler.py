@@ -1,4 +1,5 @@
 """The probe Lambda's handler, called in-process with both event shapes."""
+
 import importlib
 import json
 import types
@@ -31,9 +32,14 @@ def ctx(n=1):
 
 def url_event(headers=None, query=None):
     return {
-        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
-        "headers": headers or {}, "queryStringParameters": query,
-        "requestContext": {"http": {"method": "GET", "path": "/"}}, "isBase64Encoded": False,
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": headers or {},
+        "queryStringParameters": query,
+        "requestContext": {"http": {"method": "GET", "path": "/"}},
+        "isBase64Encoded": False,
     }
 
 
@@ -63,13 +69,16 @@ def test_no_session_means_no_cache_status(probe):
     assert json.loads(probe.handler(url_event(), ctx())["body"])["cache"] is None
 
 
-@pytest.mark.parametrize("event,message", [
-    ([1, 2], "payload must be a JSON object"),
-    ("text", "payload must be a JSON object"),
-    ({"session": 7}, "session must be a string"),
-    ({"session": ""}, "session must be a string"),
-    ({"session": "x" * 257}, "session must be a string"),
-])
+@pytest.mark.parametrize(
+    "event,message",
+    [
+        ([1, 2], "payload must be a JSON object"),
+        ("text", "payload must be a JSON object"),
+        ({"session": 7}, "session must be a string"),
+        ({"session": ""}, "session must be a string"),
+        ({"session": "x" * 257}, "session must be a string"),
+    ],
+)
 def test_bad_invoke_payload_gets_400_style_error(probe, event, message):
     r = probe.handler(event, ctx())
     assert r["statusCode"] == 400 and message in r["error"]

@@ -1,4 +1,5 @@
 """The plugin's reader of the probe contract: every accepted form, every fault with its message."""
+
 import json
 import types
 
@@ -19,8 +20,16 @@ STREAM = "2020/03/27/[$LATEST]0123456789abcdef0123456789abcdef"
 
 
 def contract(**over):
-    doc = {"env_id": STREAM, "request_id": "r-1", "cold": False, "env_invocations": 3, "env_age_ms": 12.5,
-           "session": "u1", "cache": {"hit": True, "entries": 1, "age_ms": 3.0}, "probe": 1}
+    doc = {
+        "env_id": STREAM,
+        "request_id": "r-1",
+        "cold": False,
+        "env_invocations": 3,
+        "env_age_ms": 12.5,
+        "session": "u1",
+        "cache": {"hit": True, "entries": 1, "age_ms": 3.0},
+        "probe": 1,
+    }
     doc.update(over)
     return doc
 
@@ -62,8 +71,12 @@ def test_real_probe_handler_replies_round_trip(monkeypatch):
     obs = parse_reply(json.dumps(invoke))
     assert obs.env_id == STREAM and obs.request_id == "req-9" and obs.session == "parse-test-session"
     assert obs.cache_hit is False  # first time this session is seen by this module
-    url_event = {"version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "GET"}},
-                 "headers": {"x-affinity-session": "parse-test-session"}}
+    url_event = {
+        "version": "2.0",
+        "rawPath": "/",
+        "requestContext": {"http": {"method": "GET"}},
+        "headers": {"x-affinity-session": "parse-test-session"},
+    }
     url = probe_handler.handler(url_event, ctx)
     assert url["statusCode"] == 200
     assert parse_reply(url["body"]).cache_hit is True
@@ -78,34 +91,39 @@ def test_probe_rejections_carry_the_probes_message(monkeypatch):
         parse_reply({"error": "nope", "probe": 1})
 
 
-@pytest.mark.parametrize("reply, message", [
-    (b"", "reply is empty"),
-    ("", "reply is empty"),
-    (b"Internal Server Error", "reply is not JSON: 'Internal Server Error'"),
-    (b"\xff\xfe", "reply is not JSON: '\ufffd\ufffd'"),
-    (b"{\"env_id\": ", "reply is not JSON: '{\"env_id\": '"),
-    (b"null", "reply is a JSON null, not a probe object or a log stream name: null"),
-    (b"42", "reply is a JSON number, not a probe object or a log stream name: 42"),
-    (b"[1, 2]", "reply is a JSON array, not a probe object or a log stream name: [1, 2]"),
-    (b"true", "reply is a JSON boolean, not a probe object or a log stream name: true"),
-    (b"{}", "reply has no env_id (keys: none)"),
-    (b"{\"request_id\": \"x\", \"cold\": true}", "reply has no env_id (keys: cold, request_id)"),
-    (b"\"\"", 'reply env_id is not a non-empty string: ""'),
-    (b"{\"env_id\": null}", "reply env_id is not a non-empty string: null"),
-    (b"{\"env_id\": 5}", "reply env_id is not a non-empty string: 5"),
-    (b"{\"env_id\": \"e\", \"cold\": \"yes\"}", "reply field cold is not a boolean: \"yes\""),
-    (b"{\"env_id\": \"e\", \"cache\": true}", "reply field cache is not an object or null: true"),
-    (b"{\"env_id\": \"e\", \"cache\": {}}", "reply field cache.hit is not a boolean: null"),
-    (b"{\"env_id\": \"e\", \"env_invocations\": 0}", "reply field env_invocations is not a positive integer: 0"),
-    (b"{\"env_id\": \"e\", \"probe\": 2}", "reply is probe contract version 2; this plugin reads version 1"),
-    (b"{\"env_id\": \"e\", \"probe\": true}", "reply is probe contract version True; this plugin reads version 1"),
-    (b"{\"errorMessage\": \"x\", \"errorType\": \"KeyError\"}", "function error: KeyError: x"),
-    (b"{\"statusCode\": \"200\", \"body\": \"\"}", "reply statusCode is not an integer: \"200\""),
-    (b"{\"statusCode\": 200, \"body\": {}}", "reply body is not a string: {}"),
-    (b"{\"statusCode\": 200, \"body\": \"\"}", "reply is empty"),
-    (b"{\"statusCode\": 200, \"body\": \"eA==\", \"isBase64Encoded\": true}",
-     "reply body is base64-encoded; a probe reply is JSON text"),
-])
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        (b"", "reply is empty"),
+        ("", "reply is empty"),
+        (b"Internal Server Error", "reply is not JSON: 'Internal Server Error'"),
+        (b"\xff\xfe", "reply is not JSON: '\ufffd\ufffd'"),
+        (b'{"env_id": ', "reply is not JSON: '{\"env_id\": '"),
+        (b"null", "reply is a JSON null, not a probe object or a log stream name: null"),
+        (b"42", "reply is a JSON number, not a probe object or a log stream name: 42"),
+        (b"[1, 2]", "reply is a JSON array, not a probe object or a log stream name: [1, 2]"),
+        (b"true", "reply is a JSON boolean, not a probe object or a log stream name: true"),
+        (b"{}", "reply has no env_id (keys: none)"),
+        (b'{"request_id": "x", "cold": true}', "reply has no env_id (keys: cold, request_id)"),
+        (b'""', 'reply env_id is not a non-empty string: ""'),
+        (b'{"env_id": null}', "reply env_id is not a non-empty string: null"),
+        (b'{"env_id": 5}', "reply env_id is not a non-empty string: 5"),
+        (b'{"env_id": "e", "cold": "yes"}', 'reply field cold is not a boolean: "yes"'),
+        (b'{"env_id": "e", "cache": true}', "reply field cache is not an object or null: true"),
+        (b'{"env_id": "e", "cache": {}}', "reply field cache.hit is not a boolean: null"),
+        (b'{"env_id": "e", "env_invocations": 0}', "reply field env_invocations is not a positive integer: 0"),
+        (b'{"env_id": "e", "probe": 2}', "reply is probe contract version 2; this plugin reads version 1"),
+        (b'{"env_id": "e", "probe": true}', "reply is probe contract version True; this plugin reads version 1"),
+        (b'{"errorMessage": "x", "errorType": "KeyError"}', "function error: KeyError: x"),
+        (b'{"statusCode": "200", "body": ""}', 'reply statusCode is not an integer: "200"'),
+        (b'{"statusCode": 200, "body": {}}', "reply body is not a string: {}"),
+        (b'{"statusCode": 200, "body": ""}', "reply is empty"),
+        (
+            b'{"statusCode": 200, "body": "eA==", "isBase64Encoded": true}',
+            "reply body is base64-encoded; a probe reply is JSON text",
+        ),
+    ],
+)
 def test_faults_have_precise_messages(reply, message):
     with pytest.raises(ProbeReplyError) as info:
         parse_reply(reply)
@@ -132,15 +150,17 @@ def test_probe_error_is_a_value_error_shown_plainly():
 
 def test_failed_call_messages():
     assert http_failure(502, b"Internal Server Error") == "HTTP 502: 'Internal Server Error'"
-    assert http_failure(429, b'{"Message":"Rate Exceeded."}') == "throttled: HTTP 429: '{\"Message\":\"Rate Exceeded.\"}'"
+    assert http_failure(429, b'{"Message":"Rate Exceeded."}') == 'throttled: HTTP 429: \'{"Message":"Rate Exceeded."}\''
     assert http_failure(500, b"") == "HTTP 500: (empty body)"
     assert http_failure(0, None, ConnectionRefusedError(111, "Connection refused")) == (
-        "no reply: ConnectionRefusedError: [Errno 111] Connection refused")
-    assert invoke_failure("TooManyRequestsException", 429, "Rate Exceeded.",
-                          "ReservedFunctionConcurrentInvocationLimitExceeded") == (
-        "throttled: TooManyRequestsException (ReservedFunctionConcurrentInvocationLimitExceeded): Rate Exceeded.")
+        "no reply: ConnectionRefusedError: [Errno 111] Connection refused"
+    )
+    assert invoke_failure(
+        "TooManyRequestsException", 429, "Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded"
+    ) == ("throttled: TooManyRequestsException (ReservedFunctionConcurrentInvocationLimitExceeded): Rate Exceeded.")
     assert invoke_failure("ResourceNotFoundException", 404, "Function not found: x") == (
-        "invoke failed: ResourceNotFoundException (HTTP 404): Function not found: x")
+        "invoke failed: ResourceNotFoundException (HTTP 404): Function not found: x"
+    )
     assert invoke_failure("ServiceException", None, None) == "invoke failed: ServiceException"
     payload = json.dumps({"errorMessage": "boom", "errorType": "RuntimeError", "stackTrace": []})
     assert function_error("Unhandled", payload.encode()) == "function error (Unhandled): RuntimeError: boom"
@@ -150,7 +170,10 @@ def test_failed_call_messages():
     assert long == "function error (Unhandled): E: " + "m" * 80 + "..."
     # each timeout names its own request id: dropped, so equal faults make one failure row
     for rid in ("5f0c1a2b-0000-4000-8000-000000000001", "5f0c1a2b-0000-4000-8000-000000000002"):
-        timed_out = {"errorType": "Sandbox.Timedout",
-                     "errorMessage": f"RequestId: {rid} Error: Task timed out after 1.00 seconds"}
+        timed_out = {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {rid} Error: Task timed out after 1.00 seconds",
+        }
         assert function_error("Unhandled", timed_out) == (
-            "function error (Unhandled): Sandbox.Timedout: Task timed out after 1.00 seconds")
+            "function error (Unhandled): Sandbox.Timedout: Task timed out after 1.00 seconds"
+        )

@@ -1,4 +1,5 @@
 """SigV4 signing and verification for AWS_IAM Function URLs, with botocore's real signer."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -50,8 +51,11 @@ def test_valid_signature_passes_with_relative_target_or_full_url():
 def test_sign_headers_returns_only_what_to_add():
     added = sign_headers("GET", URL, {}, None, CREDS, "eu-west-1")
     assert set(added) == {"X-Amz-Date", "Authorization"}
-    assert re.fullmatch(rf"AWS4-HMAC-SHA256 Credential={KEY_ID}/\d{{8}}/eu-west-1/lambda/aws4_request, "
-                        r"SignedHeaders=host;x-amz-date, Signature=[0-9a-f]{64}", added["Authorization"])
+    assert re.fullmatch(
+        rf"AWS4-HMAC-SHA256 Credential={KEY_ID}/\d{{8}}/eu-west-1/lambda/aws4_request, "
+        r"SignedHeaders=host;x-amz-date, Signature=[0-9a-f]{64}",
+        added["Authorization"],
+    )
     assert SECRET not in json.dumps(added)
 
 
@@ -65,8 +69,12 @@ def test_temporary_credentials_add_a_signed_security_token():
 
 def test_refreshable_credentials_are_frozen_for_signing():
     def refresh():
-        return {"access_key": KEY_ID, "secret_key": SECRET, "token": None,
-                "expiry_time": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()}
+        return {
+            "access_key": KEY_ID,
+            "secret_key": SECRET,
+            "token": None,
+            "expiry_time": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat(),
+        }
 
     creds = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
     verify("GET", TARGET, received(sign_headers("GET", URL, {}, b"", creds, "us-east-1")), b"", KEYS)
@@ -122,12 +130,20 @@ def test_headers_botocore_would_skip_are_honoured_when_the_client_signed_them():
     # ...so forge a client that did sign it, with botocore's primitives.
     req = AWSRequest(method="POST", url=URL, data=BODY, headers=base)
     req.context["timestamp"] = headers["X-Amz-Date"]
-    signer = sigv4._ExactHeaders(CREDS, "us-east-1", ["host", "user-agent", "x-amz-date"],
-                                 {"host": [HOST], "user-agent": ["custom-sdk/1.0"], "x-amz-date": [headers["X-Amz-Date"]]})
+    signer = sigv4._ExactHeaders(
+        CREDS,
+        "us-east-1",
+        ["host", "user-agent", "x-amz-date"],
+        {"host": [HOST], "user-agent": ["custom-sdk/1.0"], "x-amz-date": [headers["X-Amz-Date"]]},
+    )
     sig = signer.signature(signer.string_to_sign(req, signer.canonical_request(req)), req)
-    forged = {"Host": HOST, "User-Agent": "custom-sdk/1.0", "X-Amz-Date": headers["X-Amz-Date"],
-              "Authorization": f"AWS4-HMAC-SHA256 Credential={KEY_ID}/{headers['X-Amz-Date'][:8]}/us-east-1/lambda/aws4_request, "
-                               f"SignedHeaders=host;user-agent;x-amz-date, Signature={sig}"}
+    forged = {
+        "Host": HOST,
+        "User-Agent": "custom-sdk/1.0",
+        "X-Amz-Date": headers["X-Amz-Date"],
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={KEY_ID}/{headers['X-Amz-Date'][:8]}/us-east-1/lambda/aws4_request, "
+        f"SignedHeaders=host;user-agent;x-amz-date, Signature={sig}",
+    }
     verify("POST", TARGET, forged, BODY, KEYS)
     forged["User-Agent"] = "custom-sdk/2.0"
     reject("signature", "POST", TARGET, forged, BODY, KEYS)
@@ -166,21 +182,42 @@ def _with_auth(value: str) -> dict:
     return headers
 
 
-@pytest.mark.parametrize("value, detail, aws", [
-    ("Bearer abc", "unsupported signing algorithm 'Bearer'", "Unsupported AWS 'algorithm': 'Bearer'"),
-    ("AWS4-HMAC-SHA256 Credential=a/b/c/lambda/aws4_request", "lacks SignedHeaders, Signature",
-     "Authorization header requires 'SignedHeaders' parameter. Authorization header requires 'Signature' parameter."),
-    (f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/aws4_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
-     "got 4 part(s)", "Credential should be scoped"),
-    (f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws3_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
-     "terminator is 'aws3_request'", "valid terminator"),
-    (f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=xyz",
-     "64 lower-case hex", "64 lower-case hex"),
-    (f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date;host, Signature={'0' * 64}",
-     "sorted and unique", "sorted"),
-    (f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date, Signature={'0' * 64}",
-     "Host header is not signed", "'Host' or ':authority' must be a 'SignedHeader'"),
-])
+@pytest.mark.parametrize(
+    "value, detail, aws",
+    [
+        ("Bearer abc", "unsupported signing algorithm 'Bearer'", "Unsupported AWS 'algorithm': 'Bearer'"),
+        (
+            "AWS4-HMAC-SHA256 Credential=a/b/c/lambda/aws4_request",
+            "lacks SignedHeaders, Signature",
+            "Authorization header requires 'SignedHeaders' parameter. Authorization header requires 'Signature' parameter.",
+        ),
+        (
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/aws4_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
+            "got 4 part(s)",
+            "Credential should be scoped",
+        ),
+        (
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws3_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
+            "terminator is 'aws3_request'",
+            "valid terminator",
+        ),
+        (
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=xyz",
+            "64 lower-case hex",
+            "64 lower-case hex",
+        ),
+        (
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date;host, Signature={'0' * 64}",
+            "sorted and unique",
+            "sorted",
+        ),
+        (
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date, Signature={'0' * 64}",
+            "Host header is not signed",
+            "'Host' or ':authority' must be a 'SignedHeader'",
+        ),
+    ],
+)
 def test_malformed_authorization(value, detail, aws):
     err = reject("malformed", "POST", TARGET, _with_auth(value), BODY, KEYS)
     assert detail in str(err)
@@ -238,8 +275,10 @@ def test_expiry_allows_five_minutes_of_skew_either_way():
         verify("POST", TARGET, headers, BODY, KEYS, now=at + skew)
     err = reject("expired", "POST", TARGET, headers, BODY, KEYS, now=at + dt.timedelta(minutes=5, seconds=1))
     stamp = headers["X-Amz-Date"]
-    assert re.fullmatch(rf"Signature expired: {stamp} is now earlier than \d{{8}}T\d{{6}}Z \(\d{{8}}T\d{{6}}Z - 5 min\.\)",
-                        err.aws_message)
+    assert re.fullmatch(
+        rf"Signature expired: {stamp} is now earlier than \d{{8}}T\d{{6}}Z \(\d{{8}}T\d{{6}}Z - 5 min\.\)",
+        err.aws_message,
+    )
     assert err.headers["x-amzn-ErrorType"] == "InvalidSignatureException"
     err = reject("expired", "POST", TARGET, headers, BODY, KEYS, now=at - dt.timedelta(minutes=6))
     assert err.aws_message.startswith(f"Signature not yet current: {stamp} is still later than")
@@ -264,8 +303,15 @@ def test_region_from_function_url():
 
 
 def test_chain_credentials_and_missing_credentials(monkeypatch, tmp_path):
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))

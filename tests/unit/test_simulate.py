@@ -1,4 +1,5 @@
 """The simulator: calibration against the seed, activity models, CLI."""
+
 import random
 import statistics
 
@@ -66,9 +67,11 @@ def test_gaps_longer_than_keep_alive_lose_the_environments():
     """Bursts of 20 quick calls. With an hour between bursts the 10-minute
     keep-alive lapses, so every burst starts cold on new environments; with a
     minute between them the bursts come back to the same warm ones."""
+
     def burst_run(gap):
         sc = Scenario(users=5, think="0.2:0.4", burst=20, gap=gap, duration_s=8000)
         return pooled(sc, runs=3)[0]
+
     long_gap, short_gap = burst_run("fixed:3600"), burst_run("fixed:60")
     assert long_gap["cold_starts"] >= 3 * 3  # runs x bursts: nothing survives a gap
     assert all(u["environments"] >= 3 for u in long_gap["per_user"])
@@ -85,12 +88,15 @@ def test_spread_start_with_exponential_think():
     assert 50 * 120 / 5 * 0.7 < doc["requests"] < 50 * 120 / 5 * 1.3
 
 
-@pytest.mark.parametrize("spec,check", [
-    ("0:1", lambda xs: min(xs) >= 0 and max(xs) <= 1),
-    ("exp:2", lambda xs: 1.8 < sum(xs) / len(xs) < 2.2),
-    ("fixed:0.5", lambda xs: set(xs) == {0.5}),
-    ("3", lambda xs: set(xs) == {3.0}),
-])
+@pytest.mark.parametrize(
+    "spec,check",
+    [
+        ("0:1", lambda xs: min(xs) >= 0 and max(xs) <= 1),
+        ("exp:2", lambda xs: 1.8 < sum(xs) / len(xs) < 2.2),
+        ("fixed:0.5", lambda xs: set(xs) == {0.5}),
+        ("3", lambda xs: set(xs) == {3.0}),
+    ],
+)
 def test_parse_distribution(spec, check):
     rng = random.Random(0)
     draw = parse_distribution(spec)
@@ -103,10 +109,17 @@ def test_bad_distribution_is_a_clear_error(spec):
         parse_distribution(spec)
 
 
-@pytest.mark.parametrize("spec, fixed, lowest", [
-    ("0.08", 0.08, 0.08), ("fixed:0.2", 0.2, 0.2), (" 0 ", 0.0, 0.0),
-    ("0.06:0.1", None, 0.06), ("fixed:0.01:0.02", None, 0.01), ("exp:300", None, 0.0),
-])
+@pytest.mark.parametrize(
+    "spec, fixed, lowest",
+    [
+        ("0.08", 0.08, 0.08),
+        ("fixed:0.2", 0.2, 0.2),
+        (" 0 ", 0.0, 0.0),
+        ("0.06:0.1", None, 0.06),
+        ("fixed:0.01:0.02", None, 0.01),
+        ("exp:300", None, 0.0),
+    ],
+)
 def test_a_parsed_distribution_says_whether_it_is_fixed_and_its_lowest_value(spec, fixed, lowest):
     """What replay plans with (the fast path for a fixed round trip, how early an
     arrival can reach the platform) comes from the one parser, not a second one."""

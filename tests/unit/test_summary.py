@@ -1,4 +1,5 @@
 """Summaries: hand-computed distributions, the section-8 document, CSV, checks, the HTML section."""
+
 import csv
 import io
 import json
@@ -24,17 +25,25 @@ from lambda_affinity.tracker import ROW_FIELDS, Tracker
 
 
 def row(user, requests, max_count, warm_hits=0, cache_known=0, environments=1, cold_starts=0, switches=0, invalid=0):
-    return {"user": user, "requests": requests, "max_count": max_count,
-            "max_share": max_count / requests if requests else None, "warm_hits": warm_hits,
-            "cache_known": cache_known, "environments": environments, "cold_starts": cold_starts,
-            "switches": switches, "invalid": invalid}
+    return {
+        "user": user,
+        "requests": requests,
+        "max_count": max_count,
+        "max_share": max_count / requests if requests else None,
+        "warm_hits": warm_hits,
+        "cache_known": cache_known,
+        "environments": environments,
+        "cold_starts": cold_starts,
+        "switches": switches,
+        "invalid": invalid,
+    }
 
 
 ROWS = [
-    row("u1", 10, 5, warm_hits=8, cache_known=10, environments=3, cold_starts=1, switches=4),   # 0.5, warm 0.8
-    row("u2", 4, 1, warm_hits=1, cache_known=4, environments=4, cold_starts=2, switches=3),     # 0.25, warm 0.25
-    row("u3", 5, 5, warm_hits=4, cache_known=5, environments=1, cold_starts=1, switches=0),     # 1.0, warm 0.8
-    row("u4", 0, 0, invalid=3, environments=0),                                                 # only invalid
+    row("u1", 10, 5, warm_hits=8, cache_known=10, environments=3, cold_starts=1, switches=4),  # 0.5, warm 0.8
+    row("u2", 4, 1, warm_hits=1, cache_known=4, environments=4, cold_starts=2, switches=3),  # 0.25, warm 0.25
+    row("u3", 5, 5, warm_hits=4, cache_known=5, environments=1, cold_starts=1, switches=0),  # 1.0, warm 0.8
+    row("u4", 0, 0, invalid=3, environments=0),  # only invalid
 ]
 
 
@@ -53,8 +62,15 @@ def test_summarize_hand_computed():
     assert w["weighted"] == 13 / 19
     assert doc["histogram"] == [0, 0, 1, 0, 0, 1, 0, 0, 0, 1]
     assert [u["user"] for u in doc["per_user"]] == ["u1", "u2", "u3", "u4"]
-    assert set(doc["per_user"][0]) == {"user", "requests", "max_share", "warm_hits", "environments",
-                                       "cold_starts", "switches"}
+    assert set(doc["per_user"][0]) == {
+        "user",
+        "requests",
+        "max_share",
+        "warm_hits",
+        "environments",
+        "cold_starts",
+        "switches",
+    }
     json.dumps(doc)  # the --affinity-json document is plain JSON
 
 
@@ -112,31 +128,37 @@ def test_csv_outputs():
 
 def test_table_shows_totals_and_histogram():
     text = render_table(summarize(ROWS, 6))
-    assert text.splitlines()[0] == ("Lambda affinity: 4 users, 19 valid replies, 3 invalid, 6 environments, "
-                                    "4 cold starts")
+    assert text.splitlines()[0] == (
+        "Lambda affinity: 4 users, 19 valid replies, 3 invalid, 6 environments, 4 cold starts"
+    )
     assert "max-share hit       0.583    0.250    0.300" in text
     assert "  0.9-1.0       1 " in text
 
 
 def test_checks_name_check_threshold_and_value():
     doc = summarize(ROWS, 6)
-    failures, passes = evaluate_checks(doc, {"affinity-min-hit-rate": 0.6, "affinity-min-warm-rate": 0.8,
-                                             "affinity-max-cold-ratio": 0.2})
+    failures, passes = evaluate_checks(
+        doc, {"affinity-min-hit-rate": 0.6, "affinity-min-warm-rate": 0.8, "affinity-max-cold-ratio": 0.2}
+    )
     assert failures == [
         "CHECK FAILED: --affinity-min-hit-rate 0.6: median per-user max-share hit rate was 0.500, "
         "at least 0.6 required",
         "CHECK FAILED: --affinity-max-cold-ratio 0.2: cold starts per valid reply was 0.211, at most 0.2 required",
     ]
-    assert passes == ["CHECK passed: --affinity-min-warm-rate 0.8: median per-user warm-cache hit rate was 0.800, "
-                      "at least 0.8 required"]
+    assert passes == [
+        "CHECK passed: --affinity-min-warm-rate 0.8: median per-user warm-cache hit rate was 0.800, "
+        "at least 0.8 required"
+    ]
     assert evaluate_checks(doc, {"affinity-min-hit-rate": None}) == ([], [])
 
 
 def test_checks_without_measurements_fail():
     no_cache = summarize([row("a", 2, 1)])
     failures, _ = evaluate_checks(no_cache, {"affinity-min-warm-rate": 0.1})
-    assert failures == ["CHECK FAILED: --affinity-min-warm-rate 0.1: median per-user warm-cache hit rate "
-                        "not measured (no reply carried a cache status)"]
+    assert failures == [
+        "CHECK FAILED: --affinity-min-warm-rate 0.1: median per-user warm-cache hit rate "
+        "not measured (no reply carried a cache status)"
+    ]
     nothing = summarize([row("a", 0, 0, invalid=2)])
     failures, _ = evaluate_checks(nothing, {"affinity-min-hit-rate": 0.1, "affinity-max-cold-ratio": 1})
     assert [f.split(":")[1] for f in failures] == [" --affinity-min-hit-rate 0.1", " --affinity-max-cold-ratio 1"]
@@ -185,11 +207,14 @@ def test_miss_cost_is_absent_without_a_cost_or_a_cache_status():
     assert miss_cost(summarize(no_cache), per_miss_ms=5) is None
 
 
-@pytest.mark.parametrize("ms, usd, message", [
-    (-1, None, "miss-cost-ms: must be a finite number >= 0, got -1"),
-    (None, float("nan"), "miss-cost-usd: must be a finite number >= 0, got nan"),
-    (float("inf"), None, "miss-cost-ms: must be a finite number >= 0, got inf"),
-])
+@pytest.mark.parametrize(
+    "ms, usd, message",
+    [
+        (-1, None, "miss-cost-ms: must be a finite number >= 0, got -1"),
+        (None, float("nan"), "miss-cost-usd: must be a finite number >= 0, got nan"),
+        (float("inf"), None, "miss-cost-ms: must be a finite number >= 0, got inf"),
+    ],
+)
 def test_bad_miss_costs_name_the_option(ms, usd, message):
     from lambda_affinity.summary import miss_cost
 
@@ -199,14 +224,26 @@ def test_bad_miss_costs_name_the_option(ms, usd, message):
 
 def test_miss_cost_in_the_document_table_csv_and_html():
     doc = summarize(ROWS, environments=6, per_miss_ms=5, per_miss_usd=0.00000025)
-    assert set(doc["miss_cost"]) == {"per_miss_ms", "per_miss_usd", "warm_cache_rate", "hits_per_million",
-                                     "misses_per_million", "saved_ms_per_million", "saved_usd_per_million",
-                                     "spent_ms_per_million", "spent_usd_per_million", "saved_ms_per_request"}
+    assert set(doc["miss_cost"]) == {
+        "per_miss_ms",
+        "per_miss_usd",
+        "warm_cache_rate",
+        "hits_per_million",
+        "misses_per_million",
+        "saved_ms_per_million",
+        "saved_usd_per_million",
+        "spent_ms_per_million",
+        "spent_usd_per_million",
+        "saved_ms_per_request",
+    }
     json.dumps(doc)
     line = render_table(doc).splitlines()[-1]
-    assert line == ("cost of a miss 5 ms, $2.5e-07: per million replies the warm cache (0.684) saves 684,211 "
-                    "lookups, 57.0 min and $0.17 (3.42 ms per reply on average)")
+    assert line == (
+        "cost of a miss 5 ms, $2.5e-07: per million replies the warm cache (0.684) saves 684,211 "
+        "lookups, 57.0 min and $0.17 (3.42 ms per reply on average)"
+    )
     rows = list(csv.reader(io.StringIO(summary_csv(doc))))
-    assert rows[-2][0] == "per_miss_ms" and float(rows[-1][rows[-2].index("saved_usd_per_million")]) == \
-        pytest.approx(0.25 * 13 / 19)
+    assert rows[-2][0] == "per_miss_ms" and float(rows[-1][rows[-2].index("saved_usd_per_million")]) == pytest.approx(
+        0.25 * 13 / 19
+    )
     assert "57.0 min and $0.17" in render_html_section(doc)

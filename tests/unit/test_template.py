@@ -1,5 +1,6 @@
 """probe_lambda/template.yaml says what `lambda-affinity deploy` does (cfn-lint's checks are in
 e2e/test_template_cfn_lint.py)."""
+
 from __future__ import annotations
 
 import botocore.session

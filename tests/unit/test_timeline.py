@@ -1,5 +1,6 @@
 """The run's time series (timeline.py) and the headline figures, from real
 summary documents of real tracker rows."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,18 @@ def test_points_hold_gauges_and_interval_counts():
     t.record("u1", "A", cold=False, cache_hit=True)
     t.record_invalid("u2")
     first = line.add(102.0, doc_of(t))
-    assert first == TimelinePoint(t=102.0, span_s=2.0, users=2, mean_max_share=1.0, median_max_share=1.0,
-                                  mean_warm_rate=0.5, environments=1, cold_starts=1, valid=2, invalid=1)
+    assert first == TimelinePoint(
+        t=102.0,
+        span_s=2.0,
+        users=2,
+        mean_max_share=1.0,
+        median_max_share=1.0,
+        mean_warm_rate=0.5,
+        environments=1,
+        cold_starts=1,
+        valid=2,
+        invalid=1,
+    )
     t.record("u2", "B", cold=True, cache_hit=False)
     t.record("u2", "A", cold=False, cache_hit=False)
     second = line.add(104.5, doc_of(t))
@@ -120,8 +131,16 @@ def test_headline_reads_the_document():
     t.record_invalid("u2")
     doc = doc_of(t)
     figures = {f["key"]: f for f in headline(doc)}
-    assert [f["key"] for f in headline(doc)] == ["users", "mean_max_share", "median_max_share", "mean_warm_rate",
-                                                 "environments", "cold_starts", "requests", "invalid"]
+    assert [f["key"] for f in headline(doc)] == [
+        "users",
+        "mean_max_share",
+        "median_max_share",
+        "mean_warm_rate",
+        "environments",
+        "cold_starts",
+        "requests",
+        "invalid",
+    ]
     assert figures["users"]["value"] == 2 and figures["environments"]["value"] == 3
     assert figures["mean_max_share"]["value"] == pytest.approx((2 / 3 + 1) / 2) == doc["hit_rate"]["mean"]
     assert figures["median_max_share"]["value"] == doc["hit_rate"]["p50"]
@@ -136,7 +155,11 @@ def test_headline_says_what_the_cache_saves_when_a_miss_has_a_cost():
     doc = summary.summarize(t.rows(), t.environments, per_miss_ms=8.0, per_miss_usd=0.25e-6)
     figures = {f["key"]: f for f in headline(doc)}
     # 750 000 hits per million replies: 6 000 s saved, and $0.1875
-    assert figures["saved_time_per_million"] == {"key": "saved_time_per_million", "kind": "text", "value": "1.7 h",
-                                                 "label": "Time the cache saves per 1M replies"}
+    assert figures["saved_time_per_million"] == {
+        "key": "saved_time_per_million",
+        "kind": "text",
+        "value": "1.7 h",
+        "label": "Time the cache saves per 1M replies",
+    }
     assert figures["saved_usd_per_million"]["value"] == "$0.19"
     assert "saved_time_per_million" not in {f["key"] for f in headline(summary.summarize(t.rows(), t.environments))}

@@ -1,4 +1,5 @@
 """Traces in-process: writing and reading (trace.py) and open-loop replay (simulate.replay)."""
+
 from __future__ import annotations
 
 import tracemalloc
@@ -77,13 +78,16 @@ def test_bad_input_names_file_line_and_column(tmp_path, text, kind, message):
 PLUGIN_HEADER = "send,recv,user,session,env_id,cold,cache_hit,valid\n"
 
 
-@pytest.mark.parametrize("row,message", [
-    ("1,1.1,u1,s,,0,0,1", "t.csv:2: column 'env_id': empty in a valid row"),
-    ("1,1.1,u1,s,e,maybe,0,1", "t.csv:2: column 'cold': 'maybe' is not 1, 0, true, false or empty"),
-    ("1,1.1,u1,s,e,0,0,", "t.csv:2: column 'valid': empty"),
-    ("1,0.5,u1,s,e,0,0,1", "t.csv:2: column 'recv': 0.500000 is before the row's send time"),
-    ("1,1.1,,s,e,0,0,1", "t.csv:2: column 'user': no user"),
-])
+@pytest.mark.parametrize(
+    "row,message",
+    [
+        ("1,1.1,u1,s,,0,0,1", "t.csv:2: column 'env_id': empty in a valid row"),
+        ("1,1.1,u1,s,e,maybe,0,1", "t.csv:2: column 'cold': 'maybe' is not 1, 0, true, false or empty"),
+        ("1,1.1,u1,s,e,0,0,", "t.csv:2: column 'valid': empty"),
+        ("1,0.5,u1,s,e,0,0,1", "t.csv:2: column 'recv': 0.500000 is before the row's send time"),
+        ("1,1.1,,s,e,0,0,1", "t.csv:2: column 'user': no user"),
+    ],
+)
 def test_bad_plugin_rows(tmp_path, row, message):
     path = write(tmp_path, PLUGIN_HEADER + row + "\n")
     with pytest.raises(TraceError, match=".*") as err:
@@ -99,7 +103,7 @@ def test_plugin_format_needs_every_column(tmp_path):
 
 def test_times_in_seconds_milliseconds_and_iso_8601():
     assert parse_time("1764590400.5") == 1764590400.5
-    assert parse_time(1764590400500) == 1764590400.5            # API Gateway's requestTimeEpoch
+    assert parse_time(1764590400500) == 1764590400.5  # API Gateway's requestTimeEpoch
     assert parse_time("2025-12-01T12:00:00.5Z") == 1764590400.5  # ALB
     assert parse_time("2025-12-01 12:00:00.500") == 1764590400.5  # CloudWatch's @timestamp: UTC
     assert parse_time("2025-12-01T13:00:00.5+01:00") == 1764590400.5
@@ -143,6 +147,7 @@ def test_merge_keeps_every_row_in_send_order(tmp_path):
 
 
 # -- replay -------------------------------------------------------------------------------
+
 
 def test_replay_a_serial_user_keeps_one_environment():
     arrivals = [(i * 1.0, "u") for i in range(100)]

@@ -1,4 +1,5 @@
 """Tracker: exact, hand-computed tallies; the bounded counter table; worker -> master rows."""
+
 import random
 import tracemalloc
 
@@ -13,18 +14,31 @@ def test_hand_computed_user():
     # env   A     A      B     A      C     B
     # cold  T     F      T     F      T     F
     # hit   F     T      F     T      F     None (a bare reply: no cache status)
-    replies = [("A", True, False), ("A", False, True), ("B", True, False),
-               ("A", False, True), ("C", True, False), ("B", None, None)]
+    replies = [
+        ("A", True, False),
+        ("A", False, True),
+        ("B", True, False),
+        ("A", False, True),
+        ("C", True, False),
+        ("B", None, None),
+    ]
     maxes = []
     for env, cold, hit in replies:
         maxes.append(t.record("u1", env, cold, hit).max_count)
     assert maxes == [1, 2, 2, 3, 3, 3]  # the running maximum, never rescanned
     row = t.row("u1")
     assert row == {
-        "user": "u1", "requests": 6, "max_count": 3, "max_share": 0.5,
-        "warm_hits": 2, "cache_known": 5, "environments": 3, "cold_starts": 3,
+        "user": "u1",
+        "requests": 6,
+        "max_count": 3,
+        "max_share": 0.5,
+        "warm_hits": 2,
+        "cache_known": 5,
+        "environments": 3,
+        "cold_starts": 3,
         # A->A no, A->B, B->A, A->C, C->B
-        "switches": 4, "invalid": 0,
+        "switches": 4,
+        "invalid": 0,
     }
     assert t.users["u1"].warm_rate == 2 / 5
     assert set(row) == set(ROW_FIELDS)

@@ -1,6 +1,7 @@
 """webui.py against Locust's real web UI app (Flask's test client, no server
 or browser): the routes read any LiveView, the script is served by name only,
 and the pages get our additions. The browser tests are in test_webui_browser.py."""
+
 from __future__ import annotations
 
 import json
@@ -91,8 +92,8 @@ def test_pages_get_the_script_and_the_report_section(served):
     client, view = served
     view.tracker.record("u1", "A", cold=True)
     page = client.get("/").get_data(as_text=True)
-    config = page[page.index("window.lambdaAffinity = ") + len("window.lambdaAffinity = "):]
-    config = json.loads(config[:config.index(";</script>")])
+    config = page[page.index("window.lambdaAffinity = ") + len("window.lambdaAffinity = ") :]
+    config = json.loads(config[: config.index(";</script>")])
     assert config == json.loads(json.dumps(webui.page_config()))
     assert config["charts"][0]["series"][0]["field"] == "mean_max_share"
     assert '<script src="./affinity/static/affinity.js"></script>' in page

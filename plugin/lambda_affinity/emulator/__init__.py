@@ -19,6 +19,7 @@ Modules, one responsibility each:
   process       EmulatorProcess: `lambda-affinity emulate` as a child process
   cli           the `emulate` subcommand
 """
+
 from __future__ import annotations
 
 
@@ -26,12 +27,15 @@ def __getattr__(name):
     # Lazy, so importing EmulatorProcess does not pull in gevent's servers.
     if name == "Emulator":
         from .server import Emulator
+
         return Emulator
     if name == "EmulatorProcess":
         from .process import EmulatorProcess
+
         return EmulatorProcess
     if name in ("load_config", "default_config", "ConfigFileError"):
         from . import config
+
         return getattr(config, name)
     raise AttributeError(name)
 

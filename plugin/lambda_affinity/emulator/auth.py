@@ -6,6 +6,7 @@ access keys of the config's `credentials`) and answers AWS's 403 otherwise.
 The emulator has no IAM policies: a valid signature by a configured key is
 allowed, as if that identity held lambda:InvokeFunctionUrl.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -40,8 +41,14 @@ class Authority:
         return None
 
 
-def authorize(req: Request, auth_type: str, keys: Mapping[str, str], region: str,
-              log: Callable[[str], None] | None = None, authority: Authority | None = None) -> Response | None:
+def authorize(
+    req: Request,
+    auth_type: str,
+    keys: Mapping[str, str],
+    region: str,
+    log: Callable[[str], None] | None = None,
+    authority: Authority | None = None,
+) -> Response | None:
     """None to let the request through, else the 403 to answer with.
 
     `keys`: {access key id: secret access key}. `log` gets the precise reason

@@ -24,6 +24,7 @@ emulator serves one function, `probe`, running the bundled probe handler.
         reserved_concurrency: 10
         url: {auth_type: NONE}   # true/false, or {enabled, auth_type: NONE | AWS_IAM}
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -44,19 +45,51 @@ AUTH_TYPES = ("NONE", "AWS_IAM")
 RUNTIME_CLIENTS = ("builtin", "awslambdaric")
 # Set by Lambda itself; AWS refuses them in a function's configuration.
 RESERVED_ENV = {
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
 }
 ENV_TOTAL_LIMIT = 4096  # AWS: 4 KB for all of a function's variables
 DEFAULT_RUNTIME = f"python3.{sys.version_info.minor}"
 
-_FUNCTION_KEYS = ("name", "handler", "code", "runtime", "runtime_client", "memory", "timeout",
-                  "environment", "reserved_concurrency", "url")
-_TOP_KEYS = ("functions", "model", "region", "account_id", "host", "port", "credentials", "network_latency",
-             "service_time")
+_FUNCTION_KEYS = (
+    "name",
+    "handler",
+    "code",
+    "runtime",
+    "runtime_client",
+    "memory",
+    "timeout",
+    "environment",
+    "reserved_concurrency",
+    "url",
+)
+_TOP_KEYS = (
+    "functions",
+    "model",
+    "region",
+    "account_id",
+    "host",
+    "port",
+    "credentials",
+    "network_latency",
+    "service_time",
+)
 _CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
 # AWS's own shape is [\w]{16,128}; shorter ids are allowed as emulators and
 # tests commonly use "testing". A '/' would break the credential scope.
@@ -72,7 +105,7 @@ class ConfigFileError(ValueError):
 class FunctionConfig:
     name: str
     handler: str
-    code: str                     # absolute folder
+    code: str  # absolute folder
     runtime: str = DEFAULT_RUNTIME
     runtime_client: str = "builtin"
     memory: int = 128
@@ -200,8 +233,9 @@ def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
         raise ConfigError(f"{where}.name: expected 1-64 letters, digits, '-' or '_', got {name!r}")
     runtime = raw.get("runtime", DEFAULT_RUNTIME)
     if not isinstance(runtime, str) or not RUNTIME.match(runtime):
-        raise ConfigError(f"{where}.runtime: expected python3.N or nodejsN.x (e.g. {DEFAULT_RUNTIME}, nodejs20.x), "
-                          f"got {runtime!r}")
+        raise ConfigError(
+            f"{where}.runtime: expected python3.N or nodejsN.x (e.g. {DEFAULT_RUNTIME}, nodejs20.x), got {runtime!r}"
+        )
     node = runtime.startswith("nodejs")
     if "code" in raw:
         code = raw["code"]
@@ -274,8 +308,10 @@ def _credentials(raw: Any) -> dict:
                 raise ConfigError(f"{where}.{key}: missing")
         key_id, secret = entry["access_key_id"], entry["secret_access_key"]
         if not isinstance(key_id, str) or not ACCESS_KEY_ID.match(key_id):
-            raise ConfigError(f"{where}.access_key_id: expected 1-128 letters, digits or '_' "
-                              f"(e.g. AKIAIOSFODNN7EXAMPLE), got {_shape(key_id)}")
+            raise ConfigError(
+                f"{where}.access_key_id: expected 1-128 letters, digits or '_' "
+                f"(e.g. AKIAIOSFODNN7EXAMPLE), got {_shape(key_id)}"
+            )
         if not isinstance(secret, str) or not secret:
             raise ConfigError(f"{where}.secret_access_key: expected a non-empty string, got {_shape(secret)}")
         if key_id in keys:
@@ -301,8 +337,9 @@ def _environment(raw: Any, where: str) -> dict:
     out = {}
     for key, value in env.items():
         if not isinstance(key, str) or not ENV_NAME.match(key):
-            raise ConfigError(f"{where}.{key}: not a valid variable name "
-                              "(letters, digits, '_', starting with a letter)")
+            raise ConfigError(
+                f"{where}.{key}: not a valid variable name (letters, digits, '_', starting with a letter)"
+            )
         if key in RESERVED_ENV:
             raise ConfigError(f"{where}.{key}: reserved by Lambda, cannot be set")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):

@@ -12,6 +12,7 @@ process with CAP_SYS_PTRACE, and environment processes have no capabilities
 
 Linux only (prctl through ctypes); elsewhere a no-op that logs one line.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -38,11 +39,13 @@ def make_undumpable() -> bool:
     debugger; no core dumps). True when it holds; idempotent."""
     prctl = _prctl()
     if prctl is None:
-        log.info("lambda-affinity: cannot make this process non-dumpable on %s: function code run by the emulator "
-                 "could read its environment", sys.platform)
+        log.info(
+            "lambda-affinity: cannot make this process non-dumpable on %s: function code run by the emulator "
+            "could read its environment",
+            sys.platform,
+        )
         return False
     if prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         log.info("lambda-affinity: prctl(PR_SET_DUMPABLE, 0) failed (errno %d)", ctypes.get_errno())
         return False
     return True
-

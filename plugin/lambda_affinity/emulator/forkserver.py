@@ -9,6 +9,7 @@ One greenlet writes the socket, in order, from a queue: a burst of cold
 starts fills the socket's queue (sendmsg waits for the zygote to catch up),
 and two greenlets waiting to write one gevent socket is an error, not a wait.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -50,7 +51,7 @@ class ForkServer:
         self._on_exit: dict[int, Callable[[str], None]] = {}
         self._reader = None
         self._writer = None
-        self._outbox: Queue = Queue()   # (token or None, packet, fds the writer closes once sent)
+        self._outbox: Queue = Queue()  # (token or None, packet, fds the writer closes once sent)
 
     def start(self) -> None:
         ours, theirs = _stdsocket.socketpair(_stdsocket.AF_UNIX, _stdsocket.SOCK_SEQPACKET)
@@ -59,8 +60,12 @@ class ForkServer:
             # emulator, which then stops environments in order, not the
             # environments directly.
             self.proc = subprocess.Popen(
-                [sys.executable, ZYGOTE, str(theirs.fileno())], pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True, env=_zygote_env(),
+                [sys.executable, ZYGOTE, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+                env=_zygote_env(),
             )
         finally:
             theirs.close()

@@ -4,6 +4,7 @@
 that serves one function on its own port, as each Function URL is its own
 host on AWS.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,8 +20,15 @@ from .invocation import MAX_PAYLOAD, Result, too_deep
 from .service import InvocationService, ServiceStopping, new_request_id
 from .wire import App, Request, Response
 
-_TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
-               "application/x-www-form-urlencoded", "+json", "+xml")
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "application/x-www-form-urlencoded",
+    "+json",
+    "+xml",
+)
 _JSON_TYPE = ("Content-Type", "application/json")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.6.2
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
@@ -35,8 +43,9 @@ def _is_text(content_type: str) -> bool:
 _NOT_PASSED = frozenset(("cookie", "connection", "keep-alive", "te", "upgrade", "proxy-connection"))
 
 
-def build_event(req: Request, url_id: str, region: str, request_id: str, now: float, port: int = 443,
-                trace_root: str = "") -> dict:
+def build_event(
+    req: Request, url_id: str, region: str, request_id: str, now: float, port: int = 443, trace_root: str = ""
+) -> dict:
     """The payload format 2.0 event Lambda builds for a Function URL request.
     `port`: the port the client connected to; `trace_root`: the X-Ray root
     (`1-<8 hex>-<24 hex>`) AWS's front end adds as `x-amzn-trace-id`."""
@@ -72,8 +81,13 @@ def build_event(req: Request, url_id: str, region: str, request_id: str, now: fl
             "apiId": url_id,
             "domainName": host,
             "domainPrefix": host.split(".", 1)[0],
-            "http": {"method": req.method, "path": path, "protocol": req.version, "sourceIp": req.peer,
-                     "userAgent": req.headers.get("user-agent", "")},
+            "http": {
+                "method": req.method,
+                "path": path,
+                "protocol": req.version,
+                "sourceIp": req.peer,
+                "userAgent": req.headers.get("user-agent", ""),
+            },
             "requestId": request_id,
             "routeKey": "$default",
             "stage": "$default",
@@ -188,8 +202,9 @@ class FunctionURL(App):
         self.authority = Authority()  # the server sets where it listens once it does
 
     def too_large(self, req: Request) -> Response:
-        return _message(413, f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
-                        new_request_id())
+        return _message(
+            413, f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation", new_request_id()
+        )
 
     def handle(self, req: Request) -> Response:
         request_id = new_request_id()
@@ -199,8 +214,15 @@ class FunctionURL(App):
             denied.headers.append(("x-amzn-RequestId", request_id))
             return denied
         now = time.time()
-        event = build_event(req, self.url_id, config.region, request_id, now, self.authority.port,
-                            f"1-{int(now):08x}-{secrets.token_hex(12)}")
+        event = build_event(
+            req,
+            self.url_id,
+            config.region,
+            request_id,
+            now,
+            self.authority.port,
+            f"1-{int(now):08x}-{secrets.token_hex(12)}",
+        )
         payload = json.dumps(event).encode()
         if len(payload) > MAX_PAYLOAD:  # base64 grows a body near the limit past it
             return self.too_large(req)

@@ -4,6 +4,7 @@ GET /_emulator/environments: every live environment (id, function, state,
 invocations, age, idle time, pid) and the model's counters.
 GET /_emulator/health: {"status": "ok"} while serving.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Pure: no I/O. The error payloads are the ones AWS returns for each fault,
 so a client sees the same `errorType` and message as on AWS.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,9 +16,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the data stays importable without gevent
     from gevent.event import AsyncResult
 
-MAX_PAYLOAD = 6 * 1024 * 1024          # 6291456: Invoke request and response limit
-TAIL_BYTES = 4096                      # X-Amz-Log-Result carries the last 4 KB
-_KEEP_LOG_BYTES = 2 * TAIL_BYTES       # kept per invocation; the rest is only printed
+MAX_PAYLOAD = 6 * 1024 * 1024  # 6291456: Invoke request and response limit
+TAIL_BYTES = 4096  # X-Amz-Log-Result carries the last 4 KB
+_KEEP_LOG_BYTES = 2 * TAIL_BYTES  # kept per invocation; the rest is only printed
 
 
 class Result:
@@ -29,13 +30,19 @@ class Result:
 
     __slots__ = ("payload", "function_error", "error_type", "recycle", "status")
 
-    def __init__(self, payload: bytes, function_error: str | None = None, error_type: str | None = None,
-                 recycle: bool = False, status: str | None = None) -> None:
+    def __init__(
+        self,
+        payload: bytes,
+        function_error: str | None = None,
+        error_type: str | None = None,
+        recycle: bool = False,
+        status: str | None = None,
+    ) -> None:
         self.payload = payload
         self.function_error = function_error
         self.error_type = error_type
         self.recycle = recycle
-        self.status = status        # REPORT's `Status:` (timeout, error), None when fine
+        self.status = status  # REPORT's `Status:` (timeout, error), None when fine
 
     @classmethod
     def ok(cls, payload: bytes) -> Result:
@@ -64,15 +71,21 @@ def exit_result(request_id: str, status_text: str) -> Result:
     """The process ended (crash, kill, exit) before answering. AWS words a
     clean exit (status 0) differently from a failure."""
     why = "without providing a reason" if status_text == "exit status 0" else f"with error: {status_text}"
-    return Result(_error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited {why}"),
-                  "Unhandled", "Runtime.ExitError", recycle=True, status="error")
+    return Result(
+        _error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited {why}"),
+        "Unhandled",
+        "Runtime.ExitError",
+        recycle=True,
+        status="error",
+    )
 
 
 def out_of_memory_result(request_id: str) -> Result:
     """The environment went over its memory size and was killed, as AWS reports it."""
     message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
-    return Result(_error("Runtime.OutOfMemory", message), "Unhandled", "Runtime.OutOfMemory", recycle=True,
-                  status="error")
+    return Result(
+        _error("Runtime.OutOfMemory", message), "Unhandled", "Runtime.OutOfMemory", recycle=True, status="error"
+    )
 
 
 def init_timeout_result(request_id: str, timeout_s: float) -> Result:
@@ -101,17 +114,34 @@ class LogTail:
 
 
 class Invocation:
-    __slots__ = ("request_id", "payload", "client_context", "function_arn", "deadline_ms", "timeout_s",
-                 "result", "log", "started", "trace_id")
+    __slots__ = (
+        "request_id",
+        "payload",
+        "client_context",
+        "function_arn",
+        "deadline_ms",
+        "timeout_s",
+        "result",
+        "log",
+        "started",
+        "trace_id",
+    )
 
-    def __init__(self, request_id: str, payload: bytes, function_arn: str, timeout_s: float,
-                 client_context: str | None = None, log: LogTail | None = None) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        payload: bytes,
+        function_arn: str,
+        timeout_s: float,
+        client_context: str | None = None,
+        log: LogTail | None = None,
+    ) -> None:
         self.request_id = request_id
         self.payload = payload
         self.function_arn = function_arn
         self.timeout_s = timeout_s
         self.client_context = client_context
-        self.log = log                # None when nobody reads this invocation's log
+        self.log = log  # None when nobody reads this invocation's log
         self.deadline_ms = 0
         self.started = 0.0
         self.result: AsyncResult | None = None  # set by the environment that runs it
@@ -127,12 +157,22 @@ def end_line(request_id: str) -> str:
     return f"END RequestId: {request_id}"
 
 
-def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int | None,
-                init_ms: float | None = None, status: str | None = None) -> str:
+def report_line(
+    request_id: str,
+    duration_ms: float,
+    memory_mb: int,
+    max_memory_mb: int | None,
+    init_ms: float | None = None,
+    status: str | None = None,
+) -> str:
     max_used = max_memory_mb if max_memory_mb is not None else "-"
-    parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms",
-             f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
-             f"Memory Size: {memory_mb} MB", f"Max Memory Used: {max_used} MB"]
+    parts = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
+        f"Memory Size: {memory_mb} MB",
+        f"Max Memory Used: {max_used} MB",
+    ]
     if init_ms is not None:
         parts.append(f"Init Duration: {init_ms:.2f} ms")
     if status:

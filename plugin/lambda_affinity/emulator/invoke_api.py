@@ -6,6 +6,7 @@ travels in `x-amzn-ErrorType` with its `Exception` suffix, 404s use `Message`
 and most others `message`, throttling carries `Reason` (and, as on AWS, no `Retry-After`).
 The same port serves the read-only introspection routes under /_emulator/.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,10 +25,12 @@ from .wire import App, Request, Response
 INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
-MAX_CLIENT_CONTEXT = 3583   # AWS: base64 ClientContext up to 3583 bytes
+MAX_CLIENT_CONTEXT = 3583  # AWS: base64 ClientContext up to 3583 bytes
 # Parts of a name that passed AWS's pattern (below); a name it cannot split names no function here.
-_ARN = re.compile(r"^(?:arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):function:)?"
-                  r"(?P<name>[A-Za-z0-9_.-]+)(?::(?P<qualifier>[A-Za-z0-9$_.-]+))?$")
+_ARN = re.compile(
+    r"^(?:arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):function:)?"
+    r"(?P<name>[A-Za-z0-9_.-]+)(?::(?P<qualifier>[A-Za-z0-9$_.-]+))?$"
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,12 +66,22 @@ def validation_errors(name: str, qualifier: str | None) -> list[str]:
     return problems
 
 
-def aws_error(status: int, code: str, message: str, message_key: str = "message", request_id: str | None = None,
-              extra_headers: list | None = None, **fields) -> Response:
+def aws_error(
+    status: int,
+    code: str,
+    message: str,
+    message_key: str = "message",
+    request_id: str | None = None,
+    extra_headers: list | None = None,
+    **fields,
+) -> Response:
     """An AWS REST-JSON error: the code in x-amzn-ErrorType, the body as AWS shapes it."""
     body = {"Type": "User" if status < 500 else "Service", message_key: message, **fields}
-    headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", code),
-               ("x-amzn-RequestId", request_id or new_request_id())]
+    headers = [
+        ("Content-Type", "application/json"),
+        ("x-amzn-ErrorType", code),
+        ("x-amzn-RequestId", request_id or new_request_id()),
+    ]
     headers += extra_headers or []
     return Response(status, headers, json.dumps(body).encode())
 
@@ -76,14 +89,22 @@ def aws_error(status: int, code: str, message: str, message_key: str = "message"
 def throttled(exc: Throttled, request_id: str | None = None) -> Response:
     """AWS's 429 (no Retry-After: AWS sends none); the emulator's own cap on
     environments says in its message that it is this machine's limit."""
-    return aws_error(429, "TooManyRequestsException", getattr(exc, "message", "Rate Exceeded."),
-                     request_id=request_id, Reason=exc.reason)
+    return aws_error(
+        429,
+        "TooManyRequestsException",
+        getattr(exc, "message", "Rate Exceeded."),
+        request_id=request_id,
+        Reason=exc.reason,
+    )
 
 
 def too_large(request_id: str | None = None) -> Response:
-    return aws_error(413, "RequestEntityTooLargeException",
-                     f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
-                     request_id=request_id)
+    return aws_error(
+        413,
+        "RequestEntityTooLargeException",
+        f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
+        request_id=request_id,
+    )
 
 
 class InvokeAPI(App):
@@ -103,17 +124,19 @@ class InvokeAPI(App):
         if path.startswith(INTROSPECTION_PREFIX):
             return introspect(self.service, req.method, path)
         if not (path.startswith(INVOKE_PREFIX) and path.endswith(INVOKE_SUFFIX)):
-            return aws_error(404, "UnknownOperationException", f"Unknown operation {req.method} {req.path}",
-                             message_key="Message")
+            return aws_error(
+                404, "UnknownOperationException", f"Unknown operation {req.method} {req.path}", message_key="Message"
+            )
         if req.method != "POST":
             return aws_error(405, "MethodNotAllowedException", f"{req.method} is not allowed on {req.path}")
-        return self._invoke(req, path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)])
+        return self._invoke(req, path[len(INVOKE_PREFIX) : -len(INVOKE_SUFFIX)])
 
     def _not_found(self, name: str, qualifier: str | None, request_id: str) -> Response:
         # AWS names the version it looked for: $LATEST when the call gave none
         arn = f"{self.service.arn(name)}:{qualifier or '$LATEST'}"
-        return aws_error(404, "ResourceNotFoundException", f"Function not found: {arn}", message_key="Message",
-                         request_id=request_id)
+        return aws_error(
+            404, "ResourceNotFoundException", f"Function not found: {arn}", message_key="Message", request_id=request_id
+        )
 
     def _invoke(self, req: Request, raw_name: str) -> Response:
         request_id = new_request_id()
@@ -124,28 +147,37 @@ class InvokeAPI(App):
         problems = validation_errors(raw_name, qualifier)
         if problems:
             count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''}"
-            return aws_error(400, "ValidationException", f"{count} detected: {'; '.join(problems)}",
-                             request_id=request_id)
+            return aws_error(
+                400, "ValidationException", f"{count} detected: {'; '.join(problems)}", request_id=request_id
+            )
         m = _ARN.match(raw_name)
         if m is None:
             return self._not_found(raw_name, qualifier, request_id)
         name = m.group("name")
         arn_qualifier = m.group("qualifier")
         if arn_qualifier and qualifier and arn_qualifier != qualifier:
-            return aws_error(400, "InvalidParameterValueException",
-                             "The derived qualifier from the function name does not match the specified qualifier.",
-                             request_id=request_id)
+            return aws_error(
+                400,
+                "InvalidParameterValueException",
+                "The derived qualifier from the function name does not match the specified qualifier.",
+                request_id=request_id,
+            )
         qualifier = qualifier or arn_qualifier
-        if (m.group("region") and m.group("region") != service.config.region) or \
-                (m.group("account") and m.group("account") != service.config.account_id) or \
-                name not in service.functions or qualifier not in (None, "$LATEST"):
+        if (
+            (m.group("region") and m.group("region") != service.config.region)
+            or (m.group("account") and m.group("account") != service.config.account_id)
+            or name not in service.functions
+            or qualifier not in (None, "$LATEST")
+        ):
             return self._not_found(name, qualifier, request_id)
         invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
         if invocation_type not in INVOCATION_TYPES:
-            return aws_error(400, "InvalidParameterValueException",
-                             f"Unsupported invocation type {invocation_type!r}: "
-                             f"use one of {', '.join(INVOCATION_TYPES)}",
-                             request_id=request_id)
+            return aws_error(
+                400,
+                "InvalidParameterValueException",
+                f"Unsupported invocation type {invocation_type!r}: use one of {', '.join(INVOCATION_TYPES)}",
+                request_id=request_id,
+            )
         client_context = headers.get("x-amz-client-context")
         if client_context is not None:
             client_context, problem = _decode_client_context(client_context)
@@ -163,18 +195,26 @@ class InvokeAPI(App):
             if invocation_type == "Event":
                 request_id = service.invoke_async(name, payload, client_context)
                 return Response(202, [("x-amzn-RequestId", request_id), ("Content-Type", "application/json")])
-            result, log = service.invoke(name, payload, client_context,
-                                         tail=headers.get("x-amz-log-type") == "Tail", request_id=request_id)
+            result, log = service.invoke(
+                name, payload, client_context, tail=headers.get("x-amz-log-type") == "Tail", request_id=request_id
+            )
         except UnknownFunction:
             return self._not_found(name, qualifier, request_id)
         except Throttled as exc:
             return throttled(exc, request_id)
         except ServiceStopping:
-            return aws_error(500, "ServiceException",
-                             "The Lambda emulator stopped while this invocation was in flight.",
-                             message_key="Message", request_id=request_id)
-        out = [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id),
-               ("X-Amz-Executed-Version", "$LATEST")]
+            return aws_error(
+                500,
+                "ServiceException",
+                "The Lambda emulator stopped while this invocation was in flight.",
+                message_key="Message",
+                request_id=request_id,
+            )
+        out = [
+            ("Content-Type", "application/json"),
+            ("x-amzn-RequestId", request_id),
+            ("X-Amz-Executed-Version", "$LATEST"),
+        ]
         if result.function_error:
             out.append(("X-Amz-Function-Error", result.function_error))
         if log is not None:
@@ -186,8 +226,10 @@ class _NonNumeric(ValueError):
     pass
 
 
-_TOO_DEEP = ("Could not parse request body into json: Could not parse payload into json: "
-             "Document nesting depth exceeds the maximum allowed")
+_TOO_DEEP = (
+    "Could not parse request body into json: Could not parse payload into json: "
+    "Document nesting depth exceeds the maximum allowed"
+)
 
 
 def _non_numeric(token: str):
@@ -204,17 +246,21 @@ def _check_json(payload: bytes) -> str | None:
         json.loads(payload, parse_constant=_non_numeric)
     except _NonNumeric as exc:
         # Python's json takes NaN and Infinity; AWS's parser (Jackson) does not
-        return ("Could not parse request body into json: Could not parse payload into json: "
-                f"Non-standard token '{exc.args[0]}': enable JsonParser.Feature.ALLOW_NON_NUMERIC_NUMBERS to allow")
+        return (
+            "Could not parse request body into json: Could not parse payload into json: "
+            f"Non-standard token '{exc.args[0]}': enable JsonParser.Feature.ALLOW_NON_NUMERIC_NUMBERS to allow"
+        )
     except UnicodeDecodeError:
         return "Could not parse request body into json: Could not parse payload into json: Invalid UTF-8 start byte"
     except RecursionError:  # Python's stack ran out first (3.10 and 3.11, just under 1000 levels)
         return _TOO_DEEP
     except json.JSONDecodeError as exc:
         source = payload[:100].decode("utf-8", "replace")
-        return (f"Could not parse request body into json: Could not parse payload into json: {exc.msg}: "
-                f"was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n"
-                f" at [Source: (byte[])\"{source}\"; line: {exc.lineno}, column: {exc.colno}]")
+        return (
+            f"Could not parse request body into json: Could not parse payload into json: {exc.msg}: "
+            f"was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n"
+            f' at [Source: (byte[])"{source}"; line: {exc.lineno}, column: {exc.colno}]'
+        )
     except ValueError:
         # Well-formed JSON holding an integer longer than Python converts (sys.get_int_max_str_digits): the
         # syntax is what is checked here, so it passes (this ValueError has no .msg; reading it crashed the request)

@@ -13,6 +13,7 @@ The per-environment figures were measured with bench/environment_cost.py
 (docs/emulator.md, "Machine cap"). A handler's own memory comes on top of an
 idle environment's; `memory` (enforced per environment) bounds it.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,9 +25,9 @@ SAFETY = 0.5
 
 @dataclass(frozen=True)
 class EnvironmentCost:
-    memory_mb: float    # PSS of one idle environment process plus what the emulator holds for it
-    tasks: int          # its threads: the pid limits count threads
-    fds: int            # descriptors the emulator holds for it
+    memory_mb: float  # PSS of one idle environment process plus what the emulator holds for it
+    tasks: int  # its threads: the pid limits count threads
+    fds: int  # descriptors the emulator holds for it
 
 
 # bench/environment_cost.py on this project's machine (Python 3.11, node 20, 17 idle
@@ -43,14 +44,14 @@ COSTS = {
 @dataclass(frozen=True)
 class MachineLimits:
     available_mb: float
-    free_tasks: int | None     # None where it cannot be read (not Linux)
+    free_tasks: int | None  # None where it cannot be read (not Linux)
     fd_limit: int
 
 
 @dataclass(frozen=True)
 class MachineCap:
     cap: int
-    decided_by: str            # "memory" | "tasks" | "descriptors"
+    decided_by: str  # "memory" | "tasks" | "descriptors"
     limits: MachineLimits
     cost: EnvironmentCost
 
@@ -69,8 +70,10 @@ def cost_of(functions) -> EnvironmentCost:
 
 def derive_cap(limits: MachineLimits, cost: EnvironmentCost) -> MachineCap:
     """Pure: the cap for these limits and this cost (at least 1)."""
-    bounds = {"memory": SAFETY * limits.available_mb / cost.memory_mb,
-              "descriptors": SAFETY * limits.fd_limit / cost.fds}
+    bounds = {
+        "memory": SAFETY * limits.available_mb / cost.memory_mb,
+        "descriptors": SAFETY * limits.fd_limit / cost.fds,
+    }
     if limits.free_tasks is not None:
         bounds["tasks"] = SAFETY * limits.free_tasks / cost.tasks
     decided_by = min(bounds, key=bounds.__getitem__)
@@ -116,8 +119,9 @@ def read_limits() -> MachineLimits:
     """This process's limits as they stand (the service raises its fd limit first)."""
     import psutil
 
-    return MachineLimits(available_mb=psutil.virtual_memory().available / 2**20, free_tasks=_free_tasks(),
-                         fd_limit=fd_limit())
+    return MachineLimits(
+        available_mb=psutil.virtual_memory().available / 2**20, free_tasks=_free_tasks(), fd_limit=fd_limit()
+    )
 
 
 def _free_tasks() -> int | None:
@@ -128,7 +132,7 @@ def _free_tasks() -> int | None:
             limit = int(fh.read())
         with open("/proc/sys/kernel/threads-max") as fh:
             limit = min(limit, int(fh.read()))
-        with open("/proc/loadavg") as fh:   # "0.00 0.01 0.05 1/234 5678": 234 tasks exist
+        with open("/proc/loadavg") as fh:  # "0.00 0.01 0.05 1/234 5678": 234 tasks exist
             running = int(fh.read().split()[3].split("/")[1])
     except (OSError, ValueError, IndexError):
         return None

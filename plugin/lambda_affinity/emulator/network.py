@@ -10,6 +10,7 @@ front end (and so the platform model's placement), the reply waits once it
 is ready, before it is sent. The waits are gevent sleeps: the loop keeps
 serving every other request meanwhile.
 """
+
 from __future__ import annotations
 
 import random

@@ -7,6 +7,7 @@ The child keeps a pipe on its stdin: if this process dies, the emulator sees
 end of file and stops itself, and the fork-server under it ends every
 environment. `stop()` also makes sure nothing of the tree is left.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,16 @@ class EmulatorStartError(RuntimeError):
 
 
 class EmulatorProcess:
-    def __init__(self, config_path: str | None = None, env: dict | None = None, startup_timeout: float = 30.0,
-                 quiet: bool = True, preexec_fn=None) -> None:
+    def __init__(
+        self,
+        config_path: str | None = None,
+        env: dict | None = None,
+        startup_timeout: float = 30.0,
+        quiet: bool = True,
+        preexec_fn=None,
+    ) -> None:
         self.config_path = config_path
-        self.preexec_fn = preexec_fn    # run in the child before the emulator starts (e.g. setrlimit)
+        self.preexec_fn = preexec_fn  # run in the child before the emulator starts (e.g. setrlimit)
         self.env = env
         self.startup_timeout = startup_timeout
         self.quiet = quiet
@@ -35,13 +42,22 @@ class EmulatorProcess:
         self.endpoint: str | None = None
         self.function_urls: dict[str, str] = {}
         self.introspection_url: str | None = None
-        self.log_path: str | None = None     # the child's stdout and stderr
+        self.log_path: str | None = None  # the child's stdout and stderr
         self._dir: tempfile.TemporaryDirectory | None = None
         self._log: IO[bytes] | None = None
 
     def command(self, ready_file: str) -> list:
-        cmd = [sys.executable, "-m", "lambda_affinity.cli", "emulate", "--port", "0", "--ready-file", ready_file,
-               "--exit-with-parent"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "lambda_affinity.cli",
+            "emulate",
+            "--port",
+            "0",
+            "--ready-file",
+            ready_file,
+            "--exit-with-parent",
+        ]
         if self.quiet:
             cmd.append("--quiet")
         if self.config_path:
@@ -57,8 +73,14 @@ class EmulatorProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 -- the child's output for its whole life; stop() closes it
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self.proc = subprocess.Popen(self.command(ready_file), stdin=subprocess.PIPE, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env, preexec_fn=self.preexec_fn)
+        self.proc = subprocess.Popen(
+            self.command(ready_file),
+            stdin=subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=self.preexec_fn,
+        )
         deadline = time.monotonic() + self.startup_timeout
         while not os.path.exists(ready_file):
             code = self.proc.poll()

@@ -11,6 +11,7 @@ invocation costs no hop through a queue, no wake-up of another greenlet and
 no switch back: one greenlet takes the client's request, hands the event to
 the runtime, reads its result and answers the client (design.md section 10).
 """
+
 from __future__ import annotations
 
 import json
@@ -43,12 +44,15 @@ ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
 _JSON = ("Content-Type", "application/json")
 # AWS takes a response of up to 6 MB + 100 bytes (6291556), a request of up to 6291456.
 MAX_RESPONSE = 6 * 1024 * 1024 + 100
-_RESPONSE_TOO_LARGE = json.dumps({
-    "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).",
-    "errorType": "Function.ResponseSizeTooLarge"}).encode()
+_RESPONSE_TOO_LARGE = json.dumps(
+    {
+        "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+).encode()
 _ACCEPTED = b'{"status":"OK"}'
-WAIT_NEXT = object()     # RuntimeAPI.handle's answer to GET /next: the connection decides how to wait
-PARKED = object()        # Sandbox.want_next's answer: the connection is lent to the next invocation
+WAIT_NEXT = object()  # RuntimeAPI.handle's answer to GET /next: the connection decides how to wait
+PARKED = object()  # Sandbox.want_next's answer: the connection is lent to the next invocation
 GONE = Response(410, [_JSON], b'{"errorType":"Runtime.Shutdown","errorMessage":"environment stopped"}', close=True)
 
 
@@ -61,14 +65,16 @@ def encode_next(inv, keep_alive: bool = True) -> bytes:
     headers. Built in one go (it is on every invocation's path); the same
     bytes as `encode_response` would give."""
     cc = inv.client_context
-    head = (f"\r\nContent-Length: {len(inv.payload)}\r\n"
-            f"Content-Type: application/json\r\n"
-            f"Lambda-Runtime-Aws-Request-Id: {inv.request_id}\r\n"
-            f"Lambda-Runtime-Deadline-Ms: {inv.deadline_ms}\r\n"
-            f"Lambda-Runtime-Invoked-Function-Arn: {inv.function_arn}\r\n"
-            f"Lambda-Runtime-Trace-Id: {inv.trace_id}\r\n"
-            + (f"Lambda-Runtime-Client-Context: {cc}\r\n" if cc else "")
-            + ("Connection: keep-alive\r\n\r\n" if keep_alive else "Connection: close\r\n\r\n"))
+    head = (
+        f"\r\nContent-Length: {len(inv.payload)}\r\n"
+        f"Content-Type: application/json\r\n"
+        f"Lambda-Runtime-Aws-Request-Id: {inv.request_id}\r\n"
+        f"Lambda-Runtime-Deadline-Ms: {inv.deadline_ms}\r\n"
+        f"Lambda-Runtime-Invoked-Function-Arn: {inv.function_arn}\r\n"
+        f"Lambda-Runtime-Trace-Id: {inv.trace_id}\r\n"
+        + (f"Lambda-Runtime-Client-Context: {cc}\r\n" if cc else "")
+        + ("Connection: keep-alive\r\n\r\n" if keep_alive else "Connection: close\r\n\r\n")
+    )
     return b"".join((b"HTTP/1.1 200 OK\r\nDate: ", _Date.get(), head.encode("latin-1", "replace"), inv.payload))
 
 
@@ -83,7 +89,7 @@ class RuntimeAPI(App):
         if req.method == "GET" and path == NEXT:
             return WAIT_NEXT
         if req.method == "POST" and path.startswith(INVOCATION):
-            request_id, _, what = path[len(INVOCATION):].partition("/")
+            request_id, _, what = path[len(INVOCATION) :].partition("/")
             if what == "response":
                 return self._complete(request_id, Result.ok(req.body))
             if what == "error":
@@ -98,7 +104,7 @@ class RuntimeAPI(App):
     def too_large(self, req: Request) -> Response:
         path = req.path
         if path.startswith(INVOCATION) and path.endswith("/response"):
-            request_id = path[len(INVOCATION):].partition("/")[0]
+            request_id = path[len(INVOCATION) :].partition("/")[0]
             # AWS's message names its limit, not the response's size
             self.sandbox.complete(request_id, function_error(_RESPONSE_TOO_LARGE, "Function.ResponseSizeTooLarge"))
         return _error(413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).")
@@ -126,8 +132,7 @@ class RuntimeConnection:
     request order.
     """
 
-    __slots__ = ("sandbox", "app", "sock", "reader", "peer", "held", "closed", "pending", "owner", "inv",
-                 "_resume")
+    __slots__ = ("sandbox", "app", "sock", "reader", "peer", "held", "closed", "pending", "owner", "inv", "_resume")
 
     def __init__(self, sandbox, app: RuntimeAPI, sock, peer: str = "127.0.0.1") -> None:
         from gevent.event import Event
@@ -141,7 +146,7 @@ class RuntimeConnection:
         self.closed = False
         self.pending: Request | None = None  # a `/next` the borrower read and left to us
         self.owner: Greenlet | None = None  # the greenlet serving an invocation on it, while lent
-        self.inv = None                     # that invocation
+        self.inv = None  # that invocation
         self._resume = Event()
 
     # -- the connection's own greenlet ------------------------------------------

@@ -5,6 +5,7 @@ Lambda's environment variables and nothing else of the emulator's), its
 Runtime API port, and its log pipe. It runs one invocation at a time and
 keeps its process, hence the function's module-level state, between them.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,8 @@ from .invocation import (
 )
 from .runtime_api import GONE, PARKED, RuntimeAPI, RuntimeConnection, connection_handler
 
-INIT_TIMEOUT_S = 10.0            # AWS: the init phase has 10 s
-_MAX_PARTIAL_LINE = 64 * 1024    # an endless line is cut here rather than buffered
+INIT_TIMEOUT_S = 10.0  # AWS: the init phase has 10 s
+_MAX_PARTIAL_LINE = 64 * 1024  # an endless line is cut here rather than buffered
 # What stands in for the credentials Lambda hands a function: dummies, so that
 # nothing of the emulator's own environment reaches function code.
 DUMMY_CREDENTIALS = {
@@ -104,24 +105,24 @@ class Sandbox:
         # host: the InvocationService (fork-server, config, log printing).
         self.host = host
         self.fn = fn
-        self.env = env              # the platform model's Environment
+        self.env = env  # the platform model's Environment
         self.pid: int | None = None
         self.port: int | None = None
         self.exit_status: str | None = None
         self.current: Invocation | None = None
         self.init_log = LogTail()
-        self._queue: Queue = Queue()       # invocations for a runtime not parked on /next
-        self._parked: RuntimeConnection | None = None   # a connection waiting on /next, lent to the next invocation
-        self._direct: RuntimeConnection | None = None   # the connection the current invocation is served on
+        self._queue: Queue = Queue()  # invocations for a runtime not parked on /next
+        self._parked: RuntimeConnection | None = None  # a connection waiting on /next, lent to the next invocation
+        self._direct: RuntimeConnection | None = None  # the connection the current invocation is served on
         self._init = AsyncResult()
         self._server: StreamServer | None = None
         self._logfd: int | None = None
         self._reader = None
         self._partial = b""
         self._ended = False
-        self._status_fd: int | None = None      # /proc/PID/status, for REPORT's Max Memory Used
-        self.out_of_memory = False              # killed for going over fn.memory
-        self.log_prefix = f"[{fn.name} {env.id[-8:]}] "   # before each of its lines on the emulator's stdout
+        self._status_fd: int | None = None  # /proc/PID/status, for REPORT's Max Memory Used
+        self.out_of_memory = False  # killed for going over fn.memory
+        self.log_prefix = f"[{fn.name} {env.id[-8:]}] "  # before each of its lines on the emulator's stdout
 
     # -- life ---------------------------------------------------------------
     def start(self) -> None:
@@ -234,7 +235,7 @@ class Sandbox:
         try:
             data = os.pread(fd, 8192, 0)
             i = data.index(b"VmHWM:")
-            return max(1, int(data[i + 6:data.index(b"\n", i)].split()[0]) // 1024)
+            return max(1, int(data[i + 6 : data.index(b"\n", i)].split()[0]) // 1024)
         except (OSError, ValueError, IndexError):
             return None
 

@@ -7,6 +7,7 @@
 The command line (`lambda-affinity emulate`) runs the same object in the main
 thread with `serve_forever`, stopping on SIGINT/SIGTERM.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ from .wire import make_server
 
 
 class Emulator:
-    def __init__(self, config: EmulatorConfig | None = None, host: str | None = None, port: int | None = None,
-                 log_stream=None) -> None:
+    def __init__(
+        self, config: EmulatorConfig | None = None, host: str | None = None, port: int | None = None, log_stream=None
+    ) -> None:
         self.config = config or default_config()
         self.host = host or self.config.host
         self.port = port if port is not None else (self.config.port or 0)
@@ -43,7 +45,7 @@ class Emulator:
         self._servers: list = []
         self._stopped: Event | None = None  # made by _boot, in the loop that serves
         self._stopping = False
-        self._in_thread = False             # started by start(), in a thread of its own
+        self._in_thread = False  # started by start(), in a thread of its own
         self._wake = None
 
     @property
@@ -60,8 +62,9 @@ class Emulator:
         service.start()
         advertised = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         try:
-            main = make_server(self._over_network(InvokeAPI(service), service.rng, INTROSPECTION_PREFIX),
-                               self.host, self.port)
+            main = make_server(
+                self._over_network(InvokeAPI(service), service.rng, INTROSPECTION_PREFIX), self.host, self.port
+            )
             self._servers.append(main)
             main.start()
             self.endpoint = f"http://{advertised}:{main.server_port}"
@@ -94,21 +97,26 @@ class Emulator:
         self._stopping = True
         try:
             for srv in self._servers:
-                srv.close()                     # no new connections
+                srv.close()  # no new connections
             if self.service is not None:
                 self.service.shutdown()
             for srv in self._servers:
-                srv.stop(timeout=1.0)           # idle keep-alive connections
+                srv.stop(timeout=1.0)  # idle keep-alive connections
         finally:
             if self._stopped is not None:
                 self._stopped.set()
 
     def ready_document(self) -> dict:
-        return {"endpoint": self.endpoint, "function_urls": dict(self.function_urls),
-                "introspection": self.introspection_url, "pid": os.getpid()}
+        return {
+            "endpoint": self.endpoint,
+            "function_urls": dict(self.function_urls),
+            "introspection": self.introspection_url,
+            "pid": os.getpid(),
+        }
 
-    def serve_forever(self, ready_file: str | None = None, handle_signals: bool = True,
-                      stop_on_stdin_eof: bool = False, announce=None) -> int:
+    def serve_forever(
+        self, ready_file: str | None = None, handle_signals: bool = True, stop_on_stdin_eof: bool = False, announce=None
+    ) -> int:
         """Serve in this thread until SIGINT/SIGTERM (or stdin closing, when
         asked: the parent that started us is gone)."""
         stopped = self._boot()
@@ -190,7 +198,7 @@ class Emulator:
             return
         wake = self._wake
         if wake is not None:
-            wake.send()                         # thread-safe: wakes the emulator's loop
+            wake.send()  # thread-safe: wakes the emulator's loop
         if not self._thread_done.wait(timeout):
             raise RuntimeError(f"the emulator did not stop within {timeout:g} s")
         self._in_thread = False

@@ -6,6 +6,7 @@ and throttling; this drives it with time.monotonic() from one gevent loop,
 attaches a Sandbox (a real process) to each environment it creates, and stops
 that process when the model retires the environment.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,11 +31,11 @@ from .machine import machine_cap, raise_fd_limit
 from .runtimes.proctree import descendants
 from .sandbox import STOPPED, Sandbox
 
-MEMORY_POLL_S = 0.1         # how often the memory of running environments is checked
-TREE_POLL_EVERY = 10         # ... and, every this many checks, the descendants' of those busy for
-TREE_AFTER_S = 1.0           #   longer than this (a walk of its tree: not on every short call's account)
-MAX_ASYNC_PENDING = 1000     # Event invocations queued at once; beyond it: 429
-ASYNC_RETRY_S = 60.0         # how long a throttled Event invocation keeps retrying
+MEMORY_POLL_S = 0.1  # how often the memory of running environments is checked
+TREE_POLL_EVERY = 10  # ... and, every this many checks, the descendants' of those busy for
+TREE_AFTER_S = 1.0  #   longer than this (a walk of its tree: not on every short call's account)
+MAX_ASYNC_PENDING = 1000  # Event invocations queued at once; beyond it: 429
+ASYNC_RETRY_S = 60.0  # how long a throttled Event invocation keeps retrying
 
 
 class LocalCap(TypedDict):
@@ -42,8 +43,8 @@ class LocalCap(TypedDict):
 
     max_environments: int | None
     source: Literal["config", "machine"]
-    decided_by: str | None          # for "machine": "memory" | "tasks" | "descriptors"
-    throttled: int                  # calls refused by it
+    decided_by: str | None  # for "machine": "memory" | "tasks" | "descriptors"
+    throttled: int  # calls refused by it
 
 
 class ServiceStats(TypedDict):
@@ -113,25 +114,31 @@ class InvocationService:
         # derived below is bounded by it.
         raise_fd_limit()
         model = config.model
-        self.local_cap = LocalCap(max_environments=model.max_environments, source="config", decided_by=None,
-                                  throttled=0)
+        self.local_cap = LocalCap(
+            max_environments=model.max_environments, source="config", decided_by=None, throttled=0
+        )
         if model.max_environments is None:
             derived = machine_cap(config.functions)
             model = model.replace(max_environments=derived.cap)
-            self.local_cap = LocalCap(max_environments=derived.cap, source="machine", decided_by=derived.decided_by,
-                                      throttled=0)
-        self.platform = Platform(model, [f.spec() for f in config.functions],
-                                 on_retire=self._on_retire, wall_offset=time.time() - time.monotonic())
+            self.local_cap = LocalCap(
+                max_environments=derived.cap, source="machine", decided_by=derived.decided_by, throttled=0
+            )
+        self.platform = Platform(
+            model,
+            [f.spec() for f in config.functions],
+            on_retire=self._on_retire,
+            wall_offset=time.time() - time.monotonic(),
+        )
         self.forkserver = ForkServer()
-        self.log_stream = log_stream        # START/END/REPORT and function output; None: quiet
-        self._out: list = []                # lines not written yet (str, or a callable giving one)
+        self.log_stream = log_stream  # START/END/REPORT and function output; None: quiet
+        self._out: list = []  # lines not written yet (str, or a callable giving one)
         self._out_scheduled = False
         self.stopping = False
-        self.active = 0                     # invocations in flight, synchronous and Event
+        self.active = 0  # invocations in flight, synchronous and Event
         self._drained = Event()
         self._drained.set()
         self._sandboxes: set = set()
-        self._watched: set = set()          # sandboxes whose memory is checked (initializing or running)
+        self._watched: set = set()  # sandboxes whose memory is checked (initializing or running)
         self._memory_watch = None
         self._async = Group()
         self._timer = None
@@ -140,11 +147,13 @@ class InvocationService:
         # The emulator's own generator for modelled durations (service time
         # here, the network in front): `random`'s global state stays untouched.
         self.rng = random.Random()
-        self._service_time = (None if config.service_time is None
-                              else parse_distribution(config.service_time, "service_time"))
-        self.stats = ServiceStats(invocations=0, function_errors=0, timeouts=0, throttled=0, async_dropped=0,
-                                  local_cap=self.local_cap)
-        self._cap_warned = False            # the local cap's stderr line is written once per run
+        self._service_time = (
+            None if config.service_time is None else parse_distribution(config.service_time, "service_time")
+        )
+        self.stats = ServiceStats(
+            invocations=0, function_errors=0, timeouts=0, throttled=0, async_dropped=0, local_cap=self.local_cap
+        )
+        self._cap_warned = False  # the local cap's stderr line is written once per run
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -156,13 +165,13 @@ class InvocationService:
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
         self.stopping = True
-        self.platform.shutdown()           # on_retire -> each sandbox ends, STOPPED to its invocation
+        self.platform.shutdown()  # on_retire -> each sandbox ends, STOPPED to its invocation
         self._drained.wait(timeout)
         self._async.kill(block=True, timeout=1.0)
         for greenlet in (self._timer, self._memory_watch):
             if greenlet is not None:
                 greenlet.kill(block=True, timeout=1.0)
-        self.forkserver.close()            # the zygote kills and reaps whatever is left
+        self.forkserver.close()  # the zygote kills and reaps whatever is left
         for sandbox in list(self._sandboxes):
             sandbox.close_logs()
         self.flush_log()
@@ -178,9 +187,15 @@ class InvocationService:
     def arn(self, function: str) -> str:
         return f"arn:aws:lambda:{self.config.region}:{self.config.account_id}:function:{function}"
 
-    def invoke(self, function: str, payload: bytes, client_context: str | None = None,
-               tail: bool = False, request_id: str | None = None,
-               count_throttle: bool = True) -> tuple[Result, LogTail | None]:
+    def invoke(
+        self,
+        function: str,
+        payload: bytes,
+        client_context: str | None = None,
+        tail: bool = False,
+        request_id: str | None = None,
+        count_throttle: bool = True,
+    ) -> tuple[Result, LogTail | None]:
         """Run one invocation to its end. Raises UnknownFunction, Throttled, ServiceStopping.
         `count_throttle=False`: a refusal is not counted (an Event call's retry: its client got 202)."""
         if self.stopping:
@@ -217,22 +232,30 @@ class InvocationService:
         cap = self.local_cap
         if count:  # only calls answered 429: the Locust summary reports this number as such
             cap["throttled"] += 1
-        why = (f"derived from this machine's {cap['decided_by']}" if cap["source"] == "machine"
-               else "model.max_environments in the config")
-        message = (f"Rate Exceeded. The local Lambda emulator's cap of {cap['max_environments']} live environments "
-                   f"({why}) was hit: a limit of this machine, not AWS's account concurrency limit.")
+        why = (
+            f"derived from this machine's {cap['decided_by']}"
+            if cap["source"] == "machine"
+            else "model.max_environments in the config"
+        )
+        message = (
+            f"Rate Exceeded. The local Lambda emulator's cap of {cap['max_environments']} live environments "
+            f"({why}) was hit: a limit of this machine, not AWS's account concurrency limit."
+        )
         if not self._cap_warned:
             self._cap_warned = True
             try:  # once per run, on stderr even with --quiet: a run's summary should say why calls failed
-                sys.stderr.write(f"lambda-affinity emulator: {message} Set model.max_environments to change it; "
-                                 "later throttles are counted in local_cap.throttled (/_emulator/environments).\n")
+                sys.stderr.write(
+                    f"lambda-affinity emulator: {message} Set model.max_environments to change it; "
+                    "later throttles are counted in local_cap.throttled (/_emulator/environments).\n"
+                )
                 sys.stderr.flush()
             except (OSError, ValueError):
                 pass
         return LocalCapThrottled(exc, message)
 
-    def _run(self, slot: Slot, function: str, payload: bytes, client_context, request_id: str,
-             log: LogTail | None) -> Result:
+    def _run(
+        self, slot: Slot, function: str, payload: bytes, client_context, request_id: str, log: LogTail | None
+    ) -> Result:
         env = slot.lease.env
         fn = self.functions[function]
         init_ms = None
@@ -334,13 +357,21 @@ class InvocationService:
             # writes the backlog first (Sandbox.terminate), while its
             # process still answers for its memory.
             memory = sandbox.fn.memory
-            self._print(lambda: sandbox.log_prefix + report_line(request_id, duration_ms, memory,
-                                                                 sandbox.peak_memory_mb(), init_ms), False)
+            self._print(
+                lambda: (
+                    sandbox.log_prefix + report_line(request_id, duration_ms, memory, sandbox.peak_memory_mb(), init_ms)
+                ),
+                False,
+            )
         else:
             # Killed for its memory: AWS reports the whole size as used.
             peak = sandbox.fn.memory if sandbox.out_of_memory else sandbox.peak_memory_mb()
-            self._log_line(sandbox, log, report_line(request_id, duration_ms, sandbox.fn.memory, peak, init_ms,
-                                                     result.status), False)
+            self._log_line(
+                sandbox,
+                log,
+                report_line(request_id, duration_ms, sandbox.fn.memory, peak, init_ms, result.status),
+                False,
+            )
 
     def print_line(self, sandbox: Sandbox, line: str, flush: bool = True) -> None:
         if self.log_stream is not None:
@@ -446,8 +477,10 @@ class InvocationService:
         p = self.platform
         return {
             "environments": envs,
-            "functions": {name: {"in_flight": p.in_flight(name), "idle": p.idle_count(name),
-                                 "live": len(p.environments(name))} for name in self.functions},
+            "functions": {
+                name: {"in_flight": p.in_flight(name), "idle": p.idle_count(name), "live": len(p.environments(name))}
+                for name in self.functions
+            },
             "cold_starts": p.cold_starts,
             "warm_starts": p.warm_starts,
             "retired": dict(p.retired),
@@ -487,4 +520,3 @@ def _new_invocation(request_id, payload, arn, timeout_s, client_context, log):
     inv = Invocation(request_id, payload, arn, timeout_s, client_context, log)
     inv.trace_id = f"Root=1-{int(time.time()):08x}-{_random_bits(96):024x};Parent={_random_bits(64):016x};Sampled=0"
     return inv
-

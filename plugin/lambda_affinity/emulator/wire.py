@@ -9,6 +9,7 @@ Content-Length and chunked bodies, with every buffer bounded: request target,
 head, header count, body size. Malformed input gets a precise 4xx and the
 connection is closed.
 """
+
 from __future__ import annotations
 
 import socket
@@ -20,8 +21,8 @@ from urllib.parse import unquote
 import httptools
 from gevent.server import StreamServer
 
-MAX_LINE = 16384          # the request target
-MAX_HEAD = 65536          # request line and headers together (431 beyond)
+MAX_LINE = 16384  # the request target
+MAX_HEAD = 65536  # request line and headers together (431 beyond)
 MAX_HEADERS = 100
 # Bytes of an oversized body read and thrown away so the client sees our
 # answer rather than a reset; beyond it the connection is simply closed.
@@ -38,11 +39,26 @@ class BadRequest(Exception):
 
 
 class Request:
-    __slots__ = ("method", "target", "path", "query", "version", "headers", "header_list", "body",
-                 "keep_alive", "peer", "length", "chunked", "expect_continue", "too_large")
+    __slots__ = (
+        "method",
+        "target",
+        "path",
+        "query",
+        "version",
+        "headers",
+        "header_list",
+        "body",
+        "keep_alive",
+        "peer",
+        "length",
+        "chunked",
+        "expect_continue",
+        "too_large",
+    )
 
-    def __init__(self, method: str, target: str, version: str, header_list: list, peer: str,
-                 keep_alive: bool | None = None) -> None:
+    def __init__(
+        self, method: str, target: str, version: str, header_list: list, peer: str, keep_alive: bool | None = None
+    ) -> None:
         self.method = method
         self.target = target
         path, _, query = target.partition("?")
@@ -131,7 +147,13 @@ def encode_response(resp: Response, keep_alive: bool) -> bytes:
     status = _STATUS_LINES.get(resp.status) or b"HTTP/1.1 %d Unknown\r\n" % resp.status
     headers = "".join([f"{name}: {value}\r\n" for name, value in resp.headers]).encode("latin-1", "replace")
     return b"%sDate: %s\r\nContent-Length: %d\r\n%s%s%s" % (
-        status, _Date.get(), len(body), headers, _KEEP_ALIVE if keep_alive else _CLOSE, body)
+        status,
+        _Date.get(),
+        len(body),
+        headers,
+        _KEEP_ALIVE if keep_alive else _CLOSE,
+        body,
+    )
 
 
 def send_all(sock, data: bytes) -> None:
@@ -165,21 +187,39 @@ class Reader:
     `DRAIN_LIMIT`, else closed).
     """
 
-    __slots__ = ("sock", "peer", "max_body", "parser", "ready", "cur", "url", "header_list", "head_size",
-                 "head_raw", "in_message", "parts", "body_size", "error", "stopped", "in_trailer",
-                 "trailer_raw", "trailer_size", "trailers")
+    __slots__ = (
+        "sock",
+        "peer",
+        "max_body",
+        "parser",
+        "ready",
+        "cur",
+        "url",
+        "header_list",
+        "head_size",
+        "head_raw",
+        "in_message",
+        "parts",
+        "body_size",
+        "error",
+        "stopped",
+        "in_trailer",
+        "trailer_raw",
+        "trailer_size",
+        "trailers",
+    )
 
     def __init__(self, sock, app: App, peer: str = "127.0.0.1") -> None:
         self.sock = sock
         self.peer = peer
         self.max_body = app.max_body
         self.parser = httptools.HttpRequestParser(self)
-        self.ready: deque = deque()          # whole requests not yet taken
-        self.cur: Request | None = None      # head complete, body on its way
+        self.ready: deque = deque()  # whole requests not yet taken
+        self.cur: Request | None = None  # head complete, body on its way
         self.url = b""
         self.header_list: list = []
         self.head_size = 0
-        self.head_raw = 0                    # bytes fed since this head began
+        self.head_raw = 0  # bytes fed since this head began
         self.in_message = False
         self.parts: list = []
         self.body_size = 0
@@ -306,8 +346,14 @@ class Reader:
         if version not in ("1.1", "1.0"):
             self._fail(BadRequest(f"HTTP/{version} is not supported", 505))
         try:
-            req = Request(parser.get_method().decode("latin-1"), self.url.decode("latin-1"), "HTTP/" + version,
-                          self.header_list, self.peer, parser.should_keep_alive())
+            req = Request(
+                parser.get_method().decode("latin-1"),
+                self.url.decode("latin-1"),
+                "HTTP/" + version,
+                self.header_list,
+                self.peer,
+                parser.should_keep_alive(),
+            )
         except BadRequest as exc:
             self._fail(exc)
         self.cur = req
@@ -315,8 +361,7 @@ class Reader:
         self.body_size = 0
         # Too big to take: answer at once, and close when the client has
         # not sent the body (it waits for 100 Continue) or it is too big to drain.
-        if (req.length is not None and req.length > self.max_body
-                and (req.expect_continue or req.length > DRAIN_LIMIT)):
+        if req.length is not None and req.length > self.max_body and (req.expect_continue or req.length > DRAIN_LIMIT):
             req.too_large = True
             req.keep_alive = False
             self._done(req)

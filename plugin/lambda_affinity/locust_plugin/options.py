@@ -68,7 +68,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     ),
     (
         ("--affinity-endpoint-url",),
-        dict(metavar="URL", help="Invoke API endpoint for lambda:// hosts (LocalStack, a local emulator); default: AWS"),
+        dict(
+            metavar="URL", help="Invoke API endpoint for lambda:// hosts (LocalStack, a local emulator); default: AWS"
+        ),
     ),
     (
         ("--affinity-sigv4",),

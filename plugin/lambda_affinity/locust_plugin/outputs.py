@@ -45,8 +45,13 @@ def _write(path: str, text: str, written: list[str]) -> None:
     written.append(path)
 
 
-def write_outputs(doc: dict, rows: list[dict], options: AffinityOptions, warnings: Iterable[str] = (),
-                  points: Sequence[TimelinePoint] = ()) -> RunReport:
+def write_outputs(
+    doc: dict,
+    rows: list[dict],
+    options: AffinityOptions,
+    warnings: Iterable[str] = (),
+    points: Sequence[TimelinePoint] = (),
+) -> RunReport:
     """Evaluate the checks and write every file the options ask for; the
     --html section charts the run's time series `points`."""
     failures, passes = summary.evaluate_checks(doc, options.thresholds())

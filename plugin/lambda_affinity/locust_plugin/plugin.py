@@ -148,8 +148,9 @@ class AffinityPlugin:
     def label(self, user: Any) -> str:
         return user if isinstance(user, str) else self.attach(user)
 
-    def record(self, user: Any, obs: Observation | None, sent_at: float | None = None,
-               received_at: float | None = None) -> None:
+    def record(
+        self, user: Any, obs: Observation | None, sent_at: float | None = None, received_at: float | None = None
+    ) -> None:
         """Count one reply for `user`: valid when `obs` is given, else a failed call."""
         label = self.label(user)
         if obs is None:
@@ -206,8 +207,11 @@ class AffinityPlugin:
             self.worker.send_final(runner)
         elif self.master is not None:
             master = self.master
-            self.sampler.close_when(lambda: not master.aggregator.outstanding(master.lost_workers(runner)),
-                                    master.heard, FINAL_WAIT_S + (self.environment.stop_timeout or 0))
+            self.sampler.close_when(
+                lambda: not master.aggregator.outstanding(master.lost_workers(runner)),
+                master.heard,
+                FINAL_WAIT_S + (self.environment.stop_timeout or 0),
+            )
         else:
             self.sampler.close()  # a standalone run's users are stopped: its rows are final
 
@@ -240,8 +244,9 @@ class AffinityPlugin:
         sums; a master's also says how many workers took part and which were lost."""
         rows, envs = self.rows()
         options = self.options
-        doc = summary.summarize(rows, envs, per_miss_ms=options.affinity_miss_cost_ms,
-                                per_miss_usd=options.affinity_miss_cost_usd)
+        doc = summary.summarize(
+            rows, envs, per_miss_ms=options.affinity_miss_cost_ms, per_miss_usd=options.affinity_miss_cost_usd
+        )
         if self.master is not None:
             doc["workers"] = self.master.aggregator.summary_of_workers()
         return doc, rows

@@ -10,6 +10,7 @@ AWS answers 429 TooManyRequestsException with a `Reason`:
   fail with 429 but not which Reason they carry; of the Reasons in botocore's
   model this is the one for a per-function rate.
 """
+
 from __future__ import annotations
 
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
@@ -79,8 +80,11 @@ class ScaleRate:
     def take(self, function: str, now: float) -> bool:
         """One new environment for `function` at `now`: True if the rate allows it."""
         last = self._last.get(function)
-        tokens = float(self.limit) if last is None else min(
-            float(self.limit), self._tokens[function] + max(0.0, now - last) * self.rate)
+        tokens = (
+            float(self.limit)
+            if last is None
+            else min(float(self.limit), self._tokens[function] + max(0.0, now - last) * self.rate)
+        )
         self._last[function] = now
         if tokens < 1.0:
             self._tokens[function] = tokens

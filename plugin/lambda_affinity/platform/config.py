@@ -4,6 +4,7 @@ One dataclass so the emulator's YAML, the simulator's command line and the
 tests all speak the same names. Validation lives here so every driver gives
 the same precise message for a bad value.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -6,6 +6,7 @@ driver draws from a generator of its own (seeded or not) and the module keeps
 no state. It also says what drivers plan with: `fixed` (its value when
 constant, else None), `lowest` (the least value it draws) and `mean`.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 The drivers attach their own payload (`handle`): the emulator a real OS
 process, the simulator the probe's session cache.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,8 +24,19 @@ def log_stream_name(now_epoch: float, version: str, bits: int) -> str:
 
 class Environment:
     __slots__ = (
-        "id", "function", "version", "router", "state", "created_at", "ready_at",
-        "idle_since", "last_used", "invocations", "idle_token", "dead_reason", "handle",
+        "id",
+        "function",
+        "version",
+        "router",
+        "state",
+        "created_at",
+        "ready_at",
+        "idle_since",
+        "last_used",
+        "invocations",
+        "idle_token",
+        "dead_reason",
+        "handle",
     )
 
     def __init__(self, env_id: str, function: str, version: str, router: int, now: float) -> None:

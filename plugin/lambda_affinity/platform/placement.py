@@ -16,6 +16,7 @@ environment from the middle of the pool).
   router holds an idle environment, and the new one belongs to the router
   first asked.
 """
+
 from __future__ import annotations
 
 import random

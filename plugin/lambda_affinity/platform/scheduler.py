@@ -15,6 +15,7 @@ so neither driver needs a timer for it.
 Retired environments are announced through `on_retire(env, reason)` so the
 driver can stop the process that backs them.
 """
+
 from __future__ import annotations
 
 import random
@@ -29,8 +30,8 @@ from .placement import IdlePool, make_pool
 # Reasons an environment is retired, as counted in `Platform.retired`.
 KEEP_ALIVE = "keep-alive"
 LIFETIME = "max-lifetime"
-RECYCLED = "recycled"          # error, timeout, crash: the driver asked
-EVICTED = "evicted"            # reclaimed to stay under max_environments
+RECYCLED = "recycled"  # error, timeout, crash: the driver asked
+EVICTED = "evicted"  # reclaimed to stay under max_environments
 SHUTDOWN = "shutdown"
 
 

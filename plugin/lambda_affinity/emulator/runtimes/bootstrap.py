@@ -10,6 +10,7 @@ next GET in one write (HTTP pipelining), saving a round trip per invocation.
 Environment (set by the emulator as Lambda sets it): AWS_LAMBDA_RUNTIME_API,
 _HANDLER, LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_NAME, ...
 """
+
 import io
 import json
 import logging
@@ -45,8 +46,9 @@ def install_log_handler() -> RequestIdFilter:
     logging.basicConfig() does nothing, the root logger having a handler."""
     handler = logging.StreamHandler(sys.stdout)
     handler.terminator = ""  # the format ends the line itself, as AWS's does
-    formatter = logging.Formatter("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
-                                  "%Y-%m-%dT%H:%M:%S")
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
+    )
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     request_ids = RequestIdFilter()
@@ -67,12 +69,14 @@ def exec_wrapper(runtime_api: str) -> None:
     except OSError as exc:
         # AWS: the environment's init fails with Runtime.InvalidEntrypoint
         message = f"fork/exec {wrapper}: {exc.strerror.lower() if exc.strerror else exc}"
-        payload = {"errorMessage": message, "errorType": "Runtime.InvalidEntrypoint", "requestId": "",
-                   "stackTrace": []}
+        payload = {"errorMessage": message, "errorType": "Runtime.InvalidEntrypoint", "requestId": "", "stackTrace": []}
         log_error(payload)
         conn = Connection(runtime_api)
-        conn.send(Connection.encode("POST", f"{API}/init/error", json.dumps(payload).encode(),
-                                    {ERROR_TYPE_HEADER: payload["errorType"]}))
+        conn.send(
+            Connection.encode(
+                "POST", f"{API}/init/error", json.dumps(payload).encode(), {ERROR_TYPE_HEADER: payload["errorType"]}
+            )
+        )
         conn.read_response()
         raise SystemExit(1) from None
 
@@ -139,7 +143,7 @@ class Connection:
                 parts.append(data)
                 have += len(data)
             rest = b"".join(parts)
-            body, self.buf = rest[:end - start], rest[end - start:]
+            body, self.buf = rest[: end - start], rest[end - start :]
         else:
             body, self.buf = buf[start:end], buf[end:]
         return status, headers, body
@@ -179,8 +183,9 @@ def load_handler(spec: str):
     """`module.function` (module may be a path with `/`), as AWS resolves it."""
     modname, _, fname = spec.rpartition(".")
     if not modname or not fname:
-        raise InitError("Runtime.MalformedHandlerName",
-                        f"Bad handler '{spec}': not enough values to unpack (expected 2, got 1)")
+        raise InitError(
+            "Runtime.MalformedHandlerName", f"Bad handler '{spec}': not enough values to unpack (expected 2, got 1)"
+        )
     modname = modname.replace("/", ".")
     try:
         __import__(modname)
@@ -188,11 +193,15 @@ def load_handler(spec: str):
     except ImportError as exc:
         raise InitError("Runtime.ImportModuleError", f"Unable to import module '{modname}': {exc}") from exc
     except SyntaxError as exc:
-        raise InitError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {exc}",
-                        traceback.format_list(traceback.extract_tb(exc.__traceback__))) from exc
+        raise InitError(
+            "Runtime.UserCodeSyntaxError",
+            f"Syntax error in module '{modname}': {exc}",
+            traceback.format_list(traceback.extract_tb(exc.__traceback__)),
+        ) from exc
     except Exception as exc:
-        raise InitError(type(exc).__name__, str(exc),
-                        traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])) from exc
+        raise InitError(
+            type(exc).__name__, str(exc), traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])
+        ) from exc
     fn = getattr(module, fname, None)
     if fn is None:
         raise InitError("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'")
@@ -211,8 +220,11 @@ def error_payload(exc: BaseException, request_id: str) -> dict:
 
 def log_error(payload: dict) -> None:
     # AWS's Python runtime logs unhandled errors this way before reporting them.
-    sys.stderr.write(f"[ERROR] {payload['errorType']}: {payload['errorMessage']}\n"
-                     + "Traceback (most recent call last):\n" + "".join(payload.get("stackTrace") or []))
+    sys.stderr.write(
+        f"[ERROR] {payload['errorType']}: {payload['errorMessage']}\n"
+        + "Traceback (most recent call last):\n"
+        + "".join(payload.get("stackTrace") or [])
+    )
     sys.stderr.flush()
 
 
@@ -237,8 +249,11 @@ def main(runtime_fd: int | None = None, wrapped: bool = False) -> int:
     except InitError as exc:
         payload = {"errorMessage": exc.message, "errorType": exc.error_type, "requestId": "", "stackTrace": exc.stack}
         log_error(payload)
-        conn.send(Connection.encode("POST", f"{API}/init/error", json.dumps(payload).encode(),
-                                    {ERROR_TYPE_HEADER: exc.error_type}))
+        conn.send(
+            Connection.encode(
+                "POST", f"{API}/init/error", json.dumps(payload).encode(), {ERROR_TYPE_HEADER: exc.error_type}
+            )
+        )
         conn.read_response()
         return 1
     conn.send(next_request)
@@ -261,17 +276,23 @@ def main(runtime_fd: int | None = None, wrapped: bool = False) -> int:
         except Exception as exc:  # the handler's exception is the function error
             payload = error_payload(exc, request_id)
             log_error(payload)
-            out = Connection.encode("POST", f"{path}/error", json.dumps(payload).encode(),
-                                    {ERROR_TYPE_HEADER: payload["errorType"]})
+            out = Connection.encode(
+                "POST", f"{path}/error", json.dumps(payload).encode(), {ERROR_TYPE_HEADER: payload["errorType"]}
+            )
         else:
             try:
                 data = json.dumps(result).encode()
             except (TypeError, ValueError, RecursionError) as exc:
-                payload = {"errorMessage": f"Unable to marshal response: {exc}", "errorType": "Runtime.MarshalError",
-                           "requestId": request_id, "stackTrace": []}
+                payload = {
+                    "errorMessage": f"Unable to marshal response: {exc}",
+                    "errorType": "Runtime.MarshalError",
+                    "requestId": request_id,
+                    "stackTrace": [],
+                }
                 log_error(payload)
-                out = Connection.encode("POST", f"{path}/error", json.dumps(payload).encode(),
-                                        {ERROR_TYPE_HEADER: payload["errorType"]})
+                out = Connection.encode(
+                    "POST", f"{path}/error", json.dumps(payload).encode(), {ERROR_TYPE_HEADER: payload["errorType"]}
+                )
             else:
                 out = Connection.encode("POST", f"{path}/response", data)
         sys.stdout.flush()

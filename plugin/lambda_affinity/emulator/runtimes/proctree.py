@@ -8,6 +8,7 @@ fork-server (what an ended environment left to it); zygote.py loads this
 file by path, so it uses the standard library only. Linux; on a kernel
 without these files (CONFIG_PROC_CHILDREN off) it falls back to the scan.
 """
+
 import os
 
 SUPPORTED = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
@@ -54,7 +55,7 @@ def _scan_children(pid: int) -> list:
         try:
             with open(f"/proc/{name}/stat", "rb") as fh:
                 data = fh.read()
-            if int(data[data.rindex(b")") + 2:].split()[1]) == pid:
+            if int(data[data.rindex(b")") + 2 :].split()[1]) == pid:
                 out.append(int(name))
         except (OSError, ValueError, IndexError):
             continue

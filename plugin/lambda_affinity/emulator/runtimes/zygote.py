@@ -29,6 +29,7 @@ environment process are child subreapers: whatever a handler starts, even in
 a new session, stays below its environment while it lives and is handed to
 the zygote when it ends, which then kills it (`sweep`).
 """
+
 import importlib.util
 import json
 import os
@@ -45,7 +46,8 @@ def _load(name: str):
     """A module next to this file, under a private name: a function's own
     module called `bootstrap` (or `proctree`) is not shadowed."""
     spec = importlib.util.spec_from_file_location(
-        f"_lambda_affinity_{name}", os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+        f"_lambda_affinity_{name}", os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    )
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load the runtime module {name!r} next to {__file__}")
     module = importlib.util.module_from_spec(spec)
@@ -117,8 +119,13 @@ def describe_status(status: int) -> str:
     """Wait status in the words Lambda uses ("exit status 1", "signal: killed")."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        names: dict[int, str] = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault",
-                                 signal.SIGTERM: "terminated", signal.SIGABRT: "aborted", signal.SIGINT: "interrupt"}
+        names: dict[int, str] = {
+            signal.SIGKILL: "killed",
+            signal.SIGSEGV: "segmentation fault",
+            signal.SIGTERM: "terminated",
+            signal.SIGABRT: "aborted",
+            signal.SIGINT: "interrupt",
+        }
         known = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
         return f"signal: {names.get(sig, known)}"
     return f"exit status {os.WEXITSTATUS(status)}"
