@@ -54,6 +54,7 @@ class AffinityPlugin:
         self.report: RunReport | None = None
         self.sampler = TimelineSampler(lambda: self.snapshot()[0])  # standalone and master
         self._label_prefix = ""
+        self.has_web_ui = False
 
     # -- what the plugin reads of Locust -------------------------------------------
 
@@ -93,6 +94,7 @@ class AffinityPlugin:
         if role is Role.MASTER:
             self.master = MasterRole()
             adapter.register_message_once(runner, FINAL_MESSAGE, self.on_final_message)
+        self.has_web_ui = web_ui is not None
         if web_ui is not None:
             from .. import webui
 
@@ -180,7 +182,9 @@ class AffinityPlugin:
         runner = self.environment.runner
         parsed = self.environment.parsed_options
         role = adapter.role_of(runner)
-        if role is not Role.WORKER:
+        if role is not Role.WORKER and (self.has_web_ui or self.options.html_file):
+            # only where something shows it (the dashboard, the --html report): a
+            # point summarises every user, which a headless master would else pay for
             self.sampler.start()
         if role is Role.MASTER:
             self.trace.close()  # the master runs no users: its workers write the rows

@@ -16,6 +16,10 @@ from ..timeline import Timeline
 logger = logging.getLogger("lambda_affinity")
 
 TIMELINE_S = 2.0  # the dashboard's charts and the HTML report take a point this often
+# A point summarises every user (on a master, after unpacking the workers'
+# rows): with many users the sampler spaces its points so that it takes at
+# most this share of one core, instead of starving the run it measures.
+MAX_CPU_SHARE = 0.02
 
 
 class TimelineSampler:
@@ -35,9 +39,12 @@ class TimelineSampler:
         self._sampler = gevent.spawn(self._sample)
 
     def _sample(self) -> None:
+        wait = self.interval_s
         while True:
-            gevent.sleep(self.interval_s)
+            gevent.sleep(wait)
+            started = time.thread_time()
             self.add()
+            wait = max(self.interval_s, (time.thread_time() - started) / MAX_CPU_SHARE)
 
     def add(self, doc: Mapping | None = None, last: bool = False) -> None:
         line = self.timeline
