@@ -22,6 +22,7 @@ LOCUSTFILES = os.path.join(ROOT, "locustfiles")
 
 FIXTURES = str(fixture_paths.FIXTURES)
 TEST_LOCUSTFILES = str(fixture_paths.LOCUSTFILES)
+DISTRIBUTED_LOCUSTFILE = os.path.join(TEST_LOCUSTFILES, "distributed.py")
 
 
 LOCUST = [sys.executable, "-m", "locust"]
@@ -95,9 +96,7 @@ class Cluster:
     """A master and its workers as real processes, bounded in time (with no
     workers, one standalone Locust process)."""
 
-    def __init__(
-        self, tmp_path, master_args, workers=2, locustfile=os.path.join(TEST_LOCUSTFILES, "distributed.py"), env=None
-    ):
+    def __init__(self, tmp_path, master_args, workers=2, locustfile=DISTRIBUTED_LOCUSTFILE, env=None):
         self.dir = tmp_path
         shutil.copyfile(locustfile, tmp_path / "locustfile.py")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
@@ -112,11 +111,11 @@ class Cluster:
         ]
 
     def _spawn(self, name, args):
-        out = open(self.dir / f"{name}.out", "w")
-        err = open(self.dir / f"{name}.err", "w")
-        proc = subprocess.Popen(
-            LOCUST + ["-f", "locustfile.py", *args], cwd=self.dir, env=self.env, stdout=out, stderr=err
-        )
+        # the child has its own copies of the descriptors: ours can close once it is started
+        with open(self.dir / f"{name}.out", "w") as out, open(self.dir / f"{name}.err", "w") as err:
+            proc = subprocess.Popen(
+                LOCUST + ["-f", "locustfile.py", *args], cwd=self.dir, env=self.env, stdout=out, stderr=err
+            )
         proc.name = name
         self.seen[proc.pid] = psutil.Process(proc.pid)
         return proc

@@ -390,7 +390,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     dest = known[vary.factor.name][1]
     base = _scenario_from_args(args)
     scenarios = []
-    for value, label in zip(vary.values, vary.labels):
+    for value, label in zip(vary.values, vary.labels, strict=True):
         point = copy.copy(args)
         setattr(point, dest, value)
         try:
@@ -582,7 +582,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.out}: the output is also an input ({path})")
     stats: list = []
     rows = merge(args.traces, args.out, args.max_disorder, stats)
-    for path, st in zip(args.traces, stats):
+    for path, st in zip(args.traces, stats, strict=True):  # merge gives one ReadStats per input
         _warn("merge-traces", truncation_warning(path, st))
     print(f"wrote {rows} rows from {len(args.traces)} traces to {args.out}")
     return 0

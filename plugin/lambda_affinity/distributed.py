@@ -49,7 +49,8 @@ def pack_rows(rows: Iterable[Mapping]) -> list[list]:
 def unpack_row(values) -> dict:
     # ROW_FIELDS is WIRE_FIELDS with max_share after max_count
     user, requests, max_count, *rest = values
-    return dict(zip(ROW_FIELDS, (user, requests, max_count, max_count / requests if requests else None, *rest)))
+    values = (user, requests, max_count, max_count / requests if requests else None, *rest)
+    return dict(zip(ROW_FIELDS, values, strict=True))
 
 
 def blob(items: list) -> bytes:

@@ -364,7 +364,7 @@ def sweep(
     seeds = run_seeds(base_seed, runs)
     started = time.perf_counter()
     out: list[PointResult] = []
-    for i, (value, label, scenario) in enumerate(zip(vary.values, vary.labels, scenarios), 1):
+    for i, (value, label, scenario) in enumerate(zip(vary.values, vary.labels, scenarios, strict=True), 1):
         rows = []
         for r, seed in enumerate(seeds):
             rows.append(measure(value, scenario, r, seed, per_miss_ms, per_miss_usd))
@@ -458,7 +458,7 @@ def rates_chart(vary: Vary, points: Sequence[PointResult], title: str, spread: s
     x_axis, xs = _x_axis(vary)
     series = []
     for key, name in METRICS:
-        pts = [_point(x, p["stats"][key], spread) for x, p in zip(xs, points)]
+        pts = [_point(x, p["stats"][key], spread) for x, p in zip(xs, points, strict=True)]
         series.append(
             charts.Series(name, [p for p in pts if p is not None], dashed=key == "cold_per_request", line=vary.numeric)
         )
@@ -476,7 +476,7 @@ def savings_charts(vary: Vary, points: Sequence[PointResult], spread: str, runs:
     x_axis, xs = _x_axis(vary)
     charted = []
     for key, name, scale in SAVINGS:
-        pts = [_point(x, p["stats"][key], spread, scale) for x, p in zip(xs, points)]
+        pts = [_point(x, p["stats"][key], spread, scale) for x, p in zip(xs, points, strict=True)]
         if any(pts):
             charted.append(
                 charts.Chart(
@@ -533,4 +533,4 @@ def render_points(vary: Vary, points: Sequence[PointResult], spread: str = "minm
     cells = [[p["label"]] + [_cell(p["stats"][k], spread, fmt, scale) for k, _, fmt, scale in cols] for p in points]
     heads = [vary.factor.name] + [name for _, name, _, _ in cols]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(heads)]
-    return "\n".join("  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for row in [heads] + cells)
+    return "\n".join("  ".join(f"{c:>{w}}" for c, w in zip(row, widths, strict=True)) for row in [heads] + cells)

@@ -180,12 +180,12 @@ class Timeline:
         if self._last_t is not None and t < self._last_t:
             raise ValueError(f"timeline sample at {t} is earlier than the previous one at {self._last_t}")
         totals = (_need(doc, "cold_starts"), _need(doc, "requests"), _need(doc, "invalid"))
-        if any(now < before for now, before in zip(totals, self._totals)):
+        if any(now < before for now, before in zip(totals, self._totals, strict=True)):
             raise ValueError(
                 f"cumulative counts (cold starts, valid, invalid) went down from {self._totals} "
                 f"to {totals}: a new run needs a new timeline"
             )
-        cold, valid, invalid = (now - before for now, before in zip(totals, self._totals))
+        cold, valid, invalid = (now - before for now, before in zip(totals, self._totals, strict=True))
         span = 0.0 if self._last_t is None else t - self._last_t
         point = TimelinePoint(
             t=t,

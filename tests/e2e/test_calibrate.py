@@ -74,7 +74,7 @@ def test_calibrate_says_when_the_trace_is_too_small(tmp_path):
     assert doc["model"]["init_delay_s"] == 0.1
     # the default model is among those the trace cannot rule out
     default = {**calibrate.model_mapping(ModelConfig()), "init_delay_s": 0.1}
-    assert [c["distance"] for c in doc["candidates"] if c["model"] == default][0] <= calibrate.CONSISTENT
+    assert next(c["distance"] for c in doc["candidates"] if c["model"] == default) <= calibrate.CONSISTENT
     text = (tmp_path / "m.yaml").read_text()
     assert "# note: only 3 users" in text
     assert yaml.safe_load(text) == {"model": doc["model"]}
@@ -227,6 +227,6 @@ def test_replaying_a_seed_experiment_trace_reproduces_its_figures(tmp_path):
     measurement = calibrate.measure([str(tmp_path / "seed.csv")])
     assert measurement.users == 10
     scenario = Scenario(latency=cfg.network_latency, service=cfg.service_time, model=cfg.model)
-    distance, means, sds, zs = calibrate.score(measurement.figures, calibrate.predict(measurement, scenario, 40, 3))
+    _distance, means, _sds, zs = calibrate.score(measurement.figures, calibrate.predict(measurement, scenario, 40, 3))
     for name in ("mean_max_share", "warm_cache_rate", "cold_starts"):
         assert abs(zs[name]) <= SIGMAS, (name, zs, means, measurement.figures)

@@ -268,7 +268,7 @@ def test_a_name_taken_by_an_unmanaged_function_is_refused(aws, capsys):
     )
     before = lam.get_function(FunctionName=NAME)["Configuration"]
 
-    rc, out, err = run(capsys, "deploy")
+    rc, _out, err = run(capsys, "deploy")
     assert rc == 1
     assert f"a function named {NAME} already exists in {REGION} and was not created by `lambda-affinity deploy`" in err
     assert "choose another --name" in err

@@ -64,7 +64,8 @@ class MotoServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
         if managed_policies:  # AWS's managed policies (AWSLambdaBasicExecutionRole...) exist only when asked for
             env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-        self._log = open(log, "wb")  # a file, not a pipe: werkzeug logs every request
+        # a file, not a pipe: werkzeug logs every request; open until stop()
+        self._log = open(log, "wb")  # noqa: SIM115 - held for the server's lifetime
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self._log,
@@ -76,10 +77,10 @@ class MotoServer:
             try:
                 urllib.request.urlopen(self.url + "/moto-api/", timeout=1).close()
                 break
-            except OSError:
+            except OSError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}")
+                    raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}") from exc
                 time.sleep(0.1)
 
     def post(self, path: str, body: bytes = b"") -> None:

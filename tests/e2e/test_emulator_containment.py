@@ -95,7 +95,7 @@ def test_function_code_cannot_read_the_emulator_or_its_parent(tmp_path, emulator
         doc = json.loads(launcher.stdout.readline())
         error, seen = _invoke(emulator_lambda_client(doc["endpoint"]), action="spy")
         assert error is None, seen
-        zygote, emulator, parent = (int(pid) for pid in seen)
+        _zygote, emulator, parent = (int(pid) for pid in seen)
         assert emulator == doc["pid"] and parent == launcher.pid
         for pid, files in seen.items():
             for name, outcome in files.items():

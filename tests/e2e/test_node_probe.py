@@ -68,7 +68,7 @@ RAW_SETTINGS = [
     "1e400",
     "-1e400",
     "١٢",
-    "１２",
+    "１２",  # noqa: RUF001 - full-width digits on purpose: Unicode digits the parsers must agree on
     "\U0001d7cf\U0001d7d0",
     "1 2",
     "12345678",
@@ -117,7 +117,9 @@ def test_settings_parse_clamp_and_fall_back_as_handler_py(monkeypatch):
             monkeypatch.setenv(name, raw)
         expected.append(py_probe._env_number(name, default, lo, hi))
     got = node_env_numbers(cases)
-    mismatches = [(raw, s[0], e, g) for (raw, s), e, g in zip(cases, expected, got) if e != pytest.approx(g)]
+    mismatches = [
+        (raw, s[0], e, g) for (raw, s), e, g in zip(cases, expected, got, strict=True) if e != pytest.approx(g)
+    ]
     assert mismatches == []
     # The size is int() of the clamped value in both: truncation.
     assert int(py_probe._env_number("X_UNSET", 2.9, 1, 10)) == 2

@@ -250,7 +250,8 @@ def test_a_gzip_trace_cut_anywhere_yields_a_prefix_of_its_rows(tmp_path):
     with TraceWriter(whole) as w:
         for r in written:
             w.write_row(r)
-    data = open(whole, "rb").read()
+    with open(whole, "rb") as fh:
+        data = fh.read()
     cut = str(tmp_path / "cut.csv.gz")
     for size in (len(data) // 3, len(data) // 2 + 17, len(data) - 40):
         with open(cut, "wb") as fh:

@@ -1,5 +1,6 @@
 """charts: the SVG parses, points land where the axes say, text is escaped, log and empty charts."""
 
+import itertools
 import math
 import xml.etree.ElementTree as ET
 
@@ -62,7 +63,7 @@ def test_log_axis_puts_decades_evenly_apart():
     lay = layout(chart)
     assert lay.x_range == (1, 1000)
     xs = [float(c.get("cx")) for c in circles(parse(render_svg(chart)), "s")]
-    gaps = [b - a for a, b in zip(xs, xs[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(xs)]
     assert gaps == [pytest.approx(lay.width / 3, abs=0.02)] * 3
     # 31.6 sits half-way between 10 and 100 on a log axis
     assert lay.px(10**1.5) == pytest.approx((xs[1] + xs[2]) / 2)
@@ -80,7 +81,7 @@ def test_log_axis_refuses_values_at_or_below_zero():
 def test_linear_ticks_cover_the_data_with_round_steps(lo, hi):
     a, b, ticks = linear_ticks(lo, hi)
     assert a <= lo and b >= hi and ticks[0] == a and ticks[-1] == b and 3 <= len(ticks) <= 11
-    steps = {round(y - x, 12) for x, y in zip(ticks, ticks[1:])}
+    steps = {round(y - x, 12) for x, y in itertools.pairwise(ticks)}
     assert len(steps) == 1
     mantissa = steps.pop() / 10 ** math.floor(math.log10(ticks[1] - ticks[0]))
     assert round(mantissa, 9) in (1, 2, 2.5, 5)

@@ -47,7 +47,7 @@ def test_zip_skips_caches_package_markers_and_other_variants(tmp_path):
     (tmp_path / "node" / "index.mjs").write_text("export const handler = 1\n")
     assert zipfile.ZipFile(io.BytesIO(d.build_zip(tmp_path))).namelist() == ["handler.py", "helpers.py"]
     (tmp_path / "handler.py").unlink()
-    with pytest.raises(d.DeployError, match="no handler.py"):
+    with pytest.raises(d.DeployError, match=r"no handler\.py"):
         d.build_zip(tmp_path)
 
 

@@ -46,7 +46,7 @@ def test_master_totals_equal_what_every_worker_recorded():
     agg = Aggregator()
     agg.start("run-1")
     sent_rows = 0
-    for interval in range(6):
+    for _interval in range(6):
         for w, (key, t) in enumerate(workers.items()):
             for u in rng.sample(range(1, 41), 15):  # only some users active in an interval
                 label = f"w{w}-u{u}"

@@ -22,8 +22,10 @@ from lambda_affinity.platform import (
 )
 from lambda_affinity.platform.placement import PartitionedPool, RandomPool
 
+ONE_FUNCTION = (FunctionSpec("f"),)
 
-def make(policy="mru", functions=(FunctionSpec("f"),), seed=0, **kw):
+
+def make(policy="mru", functions=ONE_FUNCTION, seed=0, **kw):
     retired = []
     p = Platform(
         ModelConfig(policy=policy, **kw),

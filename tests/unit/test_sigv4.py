@@ -141,8 +141,10 @@ def test_headers_botocore_would_skip_are_honoured_when_the_client_signed_them():
         "Host": HOST,
         "User-Agent": "custom-sdk/1.0",
         "X-Amz-Date": headers["X-Amz-Date"],
-        "Authorization": f"AWS4-HMAC-SHA256 Credential={KEY_ID}/{headers['X-Amz-Date'][:8]}/us-east-1/lambda/aws4_request, "
-        f"SignedHeaders=host;user-agent;x-amz-date, Signature={sig}",
+        "Authorization": (
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/{headers['X-Amz-Date'][:8]}/us-east-1/lambda/aws4_request, "
+            f"SignedHeaders=host;user-agent;x-amz-date, Signature={sig}"
+        ),
     }
     verify("POST", TARGET, forged, BODY, KEYS)
     forged["User-Agent"] = "custom-sdk/2.0"
@@ -189,30 +191,36 @@ def _with_auth(value: str) -> dict:
         (
             "AWS4-HMAC-SHA256 Credential=a/b/c/lambda/aws4_request",
             "lacks SignedHeaders, Signature",
-            "Authorization header requires 'SignedHeaders' parameter. Authorization header requires 'Signature' parameter.",
+            "Authorization header requires 'SignedHeaders' parameter. "
+            "Authorization header requires 'Signature' parameter.",
         ),
         (
-            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/aws4_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/aws4_request, "
+            f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
             "got 4 part(s)",
             "Credential should be scoped",
         ),
         (
-            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws3_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws3_request, "
+            f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
             "terminator is 'aws3_request'",
             "valid terminator",
         ),
         (
-            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=xyz",
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, "
+            "SignedHeaders=host;x-amz-date, Signature=xyz",
             "64 lower-case hex",
             "64 lower-case hex",
         ),
         (
-            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date;host, Signature={'0' * 64}",
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, "
+            f"SignedHeaders=x-amz-date;host, Signature={'0' * 64}",
             "sorted and unique",
             "sorted",
         ),
         (
-            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date, Signature={'0' * 64}",
+            f"AWS4-HMAC-SHA256 Credential={KEY_ID}/20240101/us-east-1/lambda/aws4_request, "
+            f"SignedHeaders=x-amz-date, Signature={'0' * 64}",
             "Host header is not signed",
             "'Host' or ':authority' must be a 'SignedHeader'",
         ),

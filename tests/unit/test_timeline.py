@@ -112,7 +112,7 @@ def test_bad_input_is_refused_with_a_reason():
     t.record("u1", "A", cold=True)
     line = Timeline()
     line.add(10.0, doc_of(t))
-    with pytest.raises(ValueError, match="earlier than the previous one at 10.0"):
+    with pytest.raises(ValueError, match=r"earlier than the previous one at 10\.0"):
         line.add(9.0, doc_of(t))
     t.reset()
     with pytest.raises(ValueError, match=r"went down from \(1, 2, 0\) to \(0, 0, 0\)"):

@@ -90,7 +90,7 @@ PLUGIN_HEADER = "send,recv,user,session,env_id,cold,cache_hit,valid\n"
 )
 def test_bad_plugin_rows(tmp_path, row, message):
     path = write(tmp_path, PLUGIN_HEADER + row + "\n")
-    with pytest.raises(TraceError, match=".*") as err:
+    with pytest.raises(TraceError) as err:  # the message is checked as a plain substring below
         list(read_rows(path))
     assert message in str(err.value), str(err.value)
 
