@@ -119,13 +119,7 @@ def _convert(text: str, factor: Factor, where: str) -> Any:
         except ValueError:
             raise SpecError(f"{where}: {text!r} is not a whole number ({factor.name} takes one)") from None
     if factor.kind == "float":
-        try:
-            value = float(text)
-        except ValueError:
-            raise SpecError(f"{where}: {text!r} is not a number") from None
-        if not math.isfinite(value):
-            raise SpecError(f"{where}: {text!r} is not a finite number")
-        return value
+        return _finite_number(text, where)
     if factor.kind == "distribution":
         try:
             parse_distribution(text, factor.name)
@@ -151,12 +145,17 @@ def _parse_list(body: str, factor: Factor, where: str) -> list:
 
 
 def _range_number(text: str, what: str, where: str) -> float:
+    return _finite_number(text, where, f"range {what} ")
+
+
+def _finite_number(text: str, where: str, what: str = "") -> float:
+    """`text` as a finite float; SpecError naming `where` (and `what`, e.g. "range start ") if not."""
     try:
         value = float(text)
     except ValueError:
-        raise SpecError(f"{where}: range {what} {text!r} is not a number") from None
+        raise SpecError(f"{where}: {what}{text!r} is not a number") from None
     if not math.isfinite(value):
-        raise SpecError(f"{where}: range {what} {text!r} is not a finite number")
+        raise SpecError(f"{where}: {what}{text!r} is not a finite number")
     return value
 
 
