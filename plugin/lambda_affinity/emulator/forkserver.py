@@ -15,12 +15,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import socket as _stdsocket
 import subprocess
 import sys
 from collections.abc import Callable
 
 import gevent
+import gevent.monkey
 from gevent import socket
 from gevent.event import AsyncResult
 from gevent.queue import Queue
@@ -44,7 +46,7 @@ class SpawnError(RuntimeError):
 
 class ForkServer:
     def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
+        self.proc: _Spawned | None = None
         self.sock: socket.socket | None = None
         self._tokens = itertools.count(1)
         self._pending: dict[int, tuple] = {}
@@ -59,14 +61,7 @@ class ForkServer:
             # A session of its own: a Ctrl-C in the terminal reaches the
             # emulator, which then stops environments in order, not the
             # environments directly.
-            self.proc = subprocess.Popen(
-                [sys.executable, ZYGOTE, str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                close_fds=True,
-                env=_zygote_env(),
-            )
+            self.proc = _Spawned([sys.executable, ZYGOTE, str(theirs.fileno())], theirs.fileno(), _zygote_env())
         finally:
             theirs.close()
         self.sock = socket.socket(fileno=ours.detach())
@@ -180,7 +175,45 @@ class ForkServer:
             self.sock = None
 
 
-def _wait(proc: subprocess.Popen, timeout: float) -> None:
+# The C functions themselves: gevent patches both to watch the child, which
+# again only the main thread's loop can.
+_posix_spawn = gevent.monkey.get_original("os", "posix_spawn")
+_waitpid = gevent.monkey.get_original("os", "waitpid")
+
+
+class _Spawned:
+    """The zygote's process, started with os.posix_spawn rather than Popen:
+    in a gevent-patched process (Locust's) Popen is gevent's, which needs
+    child watchers, and only the main thread's loop has them, while the
+    in-process Emulator runs its loop on a thread of its own. Only polled
+    (_wait), never blocked on. `keep_fd` is the one descriptor it inherits
+    besides stdio (stdin is /dev/null; the zygote closes any other)."""
+
+    def __init__(self, args: list[str], keep_fd: int, env: dict[str, str]) -> None:
+        self.args = args
+        self.returncode: int | None = None
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.set_inheritable(keep_fd, True)
+        try:
+            # setsid: a session of its own, so a Ctrl-C in the terminal reaches the
+            # emulator, which stops environments in order, not the environments directly
+            self.pid = _posix_spawn(args[0], args, env, file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0)], setsid=True)
+        finally:
+            os.close(devnull)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = _waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _wait(proc: _Spawned, timeout: float) -> None:
     # Poll instead of a blocking wait so other greenlets run meanwhile.
     with gevent.Timeout(timeout, subprocess.TimeoutExpired(proc.args, timeout)):
         while proc.poll() is None:

@@ -225,7 +225,12 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
 
 
 def main() -> int:
-    ctl = socket.socket(fileno=int(sys.argv[1]))
+    ctl_fd = int(sys.argv[1])
+    # Started by posix_spawn, which closes no descriptor: close any the emulator's process let leak (its own are
+    # close-on-exec), as Popen's close_fds did; environments forked from here close theirs again.
+    os.closerange(3, ctl_fd)
+    os.closerange(ctl_fd + 1, 65536)
+    ctl = socket.socket(fileno=ctl_fd)
     zygote_pid = os.getpid()
     contain()
     # Terminal signals are for the emulator, which stops us through the socket.
