@@ -335,7 +335,10 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
             page.click("[role=tab]:has-text('Statistics')")
             page.wait_for_selector(".MuiTableContainer-root", state="visible", timeout=3000)
 
-            # a new test from the web UI starts a new timeline and new numbers
+            # a new test from the web UI starts a new timeline and new numbers. The report pages above took the
+            # focus: Locust's page may still show the "stopping" it saw before them, so look again
+            page.bring_to_front()
+            page.reload()
             page.click("button:has-text('New')")
             page.fill("input[name=userCount]", "2")
             page.fill("input[name=spawnRate]", "2")
