@@ -1,5 +1,5 @@
 """Worker -> master aggregation of per-user rows. Pure Python, no Locust import
-(locust_plugin.py wires it to Locust's messages).
+(locust_plugin/roles.py wires it to Locust's messages).
 
 A worker sends, with each of Locust's periodic reports, the rows of the users
 that changed since its last report plus the environment ids it saw first
