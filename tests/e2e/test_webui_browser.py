@@ -168,7 +168,13 @@ def wait_dashboard(page, base: str, timeout: float, ready) -> dict:
         view = page.evaluate(READ_DASHBOARD)
         if view and ready(view, state):
             return view
-        assert time.monotonic() < deadline, f"state {state}; dashboard {view}"
+        # what `ready` last compared the view with, when it keeps it (final: the JSON's figures and points)
+        wanted = {k: getattr(ready, k) for k in ("doc", "points") if hasattr(ready, k)}
+        if "doc" in wanted:
+            wanted["figures"] = expected_figures(wanted.pop("doc"))
+        if "points" in wanted:
+            wanted["points"] = len(wanted["points"])
+        assert time.monotonic() < deadline, f"state {state}; dashboard {view}; expected {wanted}"
         page.wait_for_timeout(250)
 
 
