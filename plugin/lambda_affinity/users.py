@@ -81,15 +81,9 @@ def _conclude(
             obs = parse_reply(body)
         except ProbeReplyError as exc:
             error = exc
-    if obs is not None:
-        user._tracker.record(user.affinity_user, obs.env_id, obs.cold, obs.cache_hit)
-        if user._split:
-            name = outcome_name(name, obs)
-    else:
-        user._tracker.record_invalid(user.affinity_user)
-    trace = user._plugin.trace
-    if trace.active:
-        trace.row(user.affinity_user, user.affinity_session, start_time, obs, start_time + elapsed_ms / 1000)
+    user._plugin.tally(user.affinity_user, user.affinity_session, obs, start_time, start_time + elapsed_ms / 1000)
+    if obs is not None and user._split:
+        name = outcome_name(name, obs)
     user._fire(
         request_type=request_type,
         name=name,
@@ -140,7 +134,6 @@ class FunctionUrlUser(FastHttpUser):
         self._plugin = plugin_for(environment)
         self._plugin.attach(self)
         self._probe_headers = {SESSION_HEADER: self.affinity_session}
-        self._tracker = self._plugin.tracker
         self._fire = environment.events.request.fire
         options = self._plugin.options
         self._split = options.affinity_split_stats
@@ -370,7 +363,6 @@ class InvokeUser(User):
         self._plugin = plugin_for(environment)
         self._plugin.attach(self)
         self._payload = self.payload()
-        self._tracker = self._plugin.tracker
         self._fire = environment.events.request.fire
         self._split = options.affinity_split_stats
 

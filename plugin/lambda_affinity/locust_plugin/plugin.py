@@ -153,14 +153,22 @@ class AffinityPlugin:
     def record(
         self, user: Any, obs: Observation | None, sent_at: float | None = None, received_at: float | None = None
     ) -> None:
-        """Count one reply for `user`: valid when `obs` is given, else a failed call."""
+        """Count one reply for `user` (a Locust user or a label): valid when `obs` is given, else a failed call."""
         label = self.label(user)
+        session = "" if isinstance(user, str) else getattr(user, "affinity_session", "")
+        self.tally(label, session, obs, sent_at, received_at)
+
+    def tally(
+        self, label: str, session: str, obs: Observation | None, sent_at: float | None, received_at: float | None
+    ) -> None:
+        """Count one reply of an attached user (its label and session): the
+        tracker's row, and a trace row with --affinity-trace. Our own users call
+        this directly, every reply, without the label lookup of `record`."""
         if obs is None:
             self.tracker.record_invalid(label)
         else:
             self.tracker.record(label, obs.env_id, obs.cold, obs.cache_hit)
         if self.trace.active:
-            session = "" if isinstance(user, str) else getattr(user, "affinity_session", "")
             self.trace.row(label, session, sent_at, obs, received_at)
 
     def record_reply(self, user: Any, reply: Any, sent_at: float | None = None) -> Observation:
