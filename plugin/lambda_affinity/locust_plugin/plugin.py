@@ -220,7 +220,7 @@ class AffinityPlugin:
         elif self.master is not None:
             master = self.master
             self.sampler.close_when(
-                lambda: not master.aggregator.outstanding(master.lost_workers(runner)),
+                lambda: master.settled(runner),
                 master.heard,
                 FINAL_WAIT_S + (self.environment.stop_timeout or 0),
             )

@@ -109,6 +109,11 @@ class MasterRole:
                 lost.add(key)
         return lost
 
+    def settled(self, runner: Any) -> bool:
+        """Every worker of the run has sent its final snapshot (and the Locust
+        report after it), or is known lost."""
+        return not self.aggregator.outstanding(self.lost_workers(runner))
+
     def await_workers(self, runner: Any, timeout: float) -> None:
         """Wait until every worker of the run has sent its final snapshot (and
         the Locust report after it), or is known lost, or `timeout` passes."""
@@ -119,7 +124,7 @@ class MasterRole:
         while True:
             now = time.monotonic()
             remaining = deadline - now
-            if not self.aggregator.outstanding(self.lost_workers(runner)) or remaining <= 0:
+            if self.settled(runner) or remaining <= 0:
                 if now - started > 0.1:
                     logger.info("lambda-affinity: waited %.1f s for the workers' final snapshots", now - started)
                 return
