@@ -116,9 +116,7 @@ def dispatch_late_message(runner: Any, msg: Any, left: Any) -> None:
     if msg.type == "stats":
         runner.environment.events.worker_report.fire(client_id=msg.node_id, data=msg.data)
     elif msg.type in runner.custom_messages:
-        listener = runner.custom_messages[msg.type]
-        # (listener, concurrent) since 2.26; a bare listener before
-        listener = listener[0] if isinstance(listener, tuple) else listener
+        listener, _concurrent = runner.custom_messages[msg.type]  # a pair in every Locust setup.cfg admits
         listener(environment=runner.environment, msg=msg)
     elif msg.type in ("quit", "client_stopped"):
         left(msg.node_id)
