@@ -31,11 +31,13 @@ class TimelineSampler:
         self.timeline = Timeline()
         self._sampler: Any = None
         self._waiter: Any = None  # a master's wait for its workers' final rows
+        self.started = False  # only where something shows the timeline (the plugin decides)
 
     def start(self) -> None:
         """A new test: a new timeline (a wait for the last run's workers is dropped with its timeline)."""
         self._kill()
         self.timeline = Timeline(start=time.time())
+        self.started = True
         self._sampler = gevent.spawn(self._sample)
 
     def _sample(self) -> None:
@@ -48,8 +50,8 @@ class TimelineSampler:
 
     def add(self, doc: Mapping | None = None, last: bool = False) -> None:
         line = self.timeline
-        if line.closed:
-            return
+        if line.closed or not self.started:
+            return  # never started: no point to take, nor a summary to compute for it
         if doc is None:
             doc = self.summarize()
         try:
