@@ -49,7 +49,7 @@ from locust.runners import MasterRunner
 
 from lambda_affinity import locust_plugin
 from lambda_affinity.locust_plugin.roles import REPORT_KEY
-from lambda_affinity.users import FunctionUrlUser
+from lambda_affinity.locust_plugin.users import FunctionUrlUser
 
 
 class Probe(FunctionUrlUser):

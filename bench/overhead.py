@@ -42,7 +42,7 @@ import time
 from locust import constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from lambda_affinity.users import FunctionUrlUser
+from lambda_affinity.locust_plugin.users import FunctionUrlUser
 
 _start = {}
 
@@ -213,7 +213,7 @@ def run_round(locustfile: str, user_class: str, port: int, users: int, seconds: 
 
 
 def tracker_bytes_per_user(users: int = 2000, replies: int = 100) -> float:
-    from lambda_affinity.tracker import Tracker
+    from lambda_affinity.core.tracker import Tracker
 
     envs = [f"2020/03/27/[$LATEST]{i:032x}" for i in range(ENVIRONMENTS)]
     tracker = Tracker()
@@ -234,8 +234,8 @@ def tracker_bytes_per_user(users: int = 2000, replies: int = 100) -> float:
 
 def tracking_us_per_reply(n: int = 100_000) -> float:
     """CPU the tracking itself adds per reply: parse the probe reply, record it."""
-    from lambda_affinity.probe import parse_reply
-    from lambda_affinity.tracker import Tracker
+    from lambda_affinity.core.reply import parse_reply
+    from lambda_affinity.core.tracker import Tracker
 
     body = json.dumps(
         {

@@ -26,10 +26,10 @@ import resource
 import tempfile
 import time
 
+from lambda_affinity.core.summary import summarize
 from lambda_affinity.platform import FunctionSpec, ModelConfig, Platform
-from lambda_affinity.simulate import Scenario, replay, run
-from lambda_affinity.summary import summarize
-from lambda_affinity.trace import ReadStats, TraceWriter, read_arrivals
+from lambda_affinity.sim.simulate import Scenario, replay, run
+from lambda_affinity.sim.trace import ReadStats, TraceWriter, read_arrivals
 
 
 def generate(path: str, requests: int, users: int, hours: float, seed: int) -> tuple[float, float]:

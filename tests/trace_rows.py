@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambda_affinity.trace import TraceRow
+from lambda_affinity.sim.trace import TraceRow
 
 ENV = "2026/12/01/[$LATEST]" + "ab" * 16
 

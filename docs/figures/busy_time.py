@@ -15,9 +15,9 @@ import argparse
 import os
 import sys
 
+from lambda_affinity.core.summary import summarize
 from lambda_affinity.platform import ModelConfig
-from lambda_affinity.simulate import Scenario, run_many
-from lambda_affinity.summary import summarize
+from lambda_affinity.sim.simulate import Scenario, run_many
 
 OVERHEADS_MS = [0, 2, 5, 10, 15, 20, 25, 30, 40, 50]
 SERIES = [  # label, model options, colour

@@ -20,10 +20,10 @@ import psutil
 import pytest
 from locust_runs import LOCUSTFILES, assert_nothing_left, run_locust
 
+from lambda_affinity.core.summary import summarize
 from lambda_affinity.emulator.config import load_config
 from lambda_affinity.emulator.process import EmulatorProcess
-from lambda_affinity.simulate import Scenario, run_many
-from lambda_affinity.summary import summarize
+from lambda_affinity.sim.simulate import Scenario, run_many
 
 pytestmark = pytest.mark.slow
 

@@ -15,12 +15,12 @@ from commands import cli
 from fixture_paths import CONFIGS, LOCUSTFILES as TEST_LOCUSTFILES
 from locust_runs import LOCUSTFILES, assert_nothing_left, run_locust
 
-from lambda_affinity import calibrate
 from lambda_affinity.emulator.config import load_config
 from lambda_affinity.emulator.process import EmulatorProcess
 from lambda_affinity.platform import ModelConfig
-from lambda_affinity.simulate import Scenario
-from lambda_affinity.trace import TraceRow, TraceWriter
+from lambda_affinity.sim import calibrate
+from lambda_affinity.sim.simulate import Scenario
+from lambda_affinity.sim.trace import TraceRow, TraceWriter
 
 ENV = "2026/12/01/[$LATEST]"
 SEED_CONFIG = os.path.join(LOCUSTFILES, "seed_emulator.yaml")

@@ -10,7 +10,7 @@ from aws_account import empty_account
 from moto import mock_aws
 from moto.core import enable_iam_authentication
 
-from lambda_affinity import deploy as d
+from lambda_affinity.aws import deploy as d
 from lambda_affinity.cli import main
 
 REGION = "eu-west-1"

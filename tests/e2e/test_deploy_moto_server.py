@@ -32,7 +32,7 @@ import pytest
 from aws_account import empty_account
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
-from lambda_affinity import deploy as d
+from lambda_affinity.aws import deploy as d
 from lambda_affinity.cli import main
 
 pytestmark = pytest.mark.slow

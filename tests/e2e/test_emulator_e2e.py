@@ -17,7 +17,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from lambda_affinity import sigv4
+from lambda_affinity.aws import sigv4
 from lambda_affinity.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ import yaml
 from botocore.credentials import Credentials
 from config_files import KEY_ID, SECRET
 
+from lambda_affinity.aws.sigv4 import BAD_SIGNATURE_MESSAGE, FORBIDDEN_MESSAGE, UNKNOWN_KEY_MESSAGE, sign_headers
 from lambda_affinity.emulator.process import EmulatorProcess
-from lambda_affinity.sigv4 import BAD_SIGNATURE_MESSAGE, FORBIDDEN_MESSAGE, UNKNOWN_KEY_MESSAGE, sign_headers
 
 OTHER_ID, OTHER_SECRET = "AKIDEMULATORTEST0002", "another-secret-value"
 REGION = "eu-west-1"  # not the default, so a scope with us-east-1 must be refused

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 import probe_lambda.handler as py_probe
+from lambda_affinity.core.reply import parse_reply
 from lambda_affinity.emulator.config import probe_folder
 from lambda_affinity.emulator.process import EmulatorProcess
-from lambda_affinity.probe import parse_reply
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs `node` on PATH")
 slow = pytest.mark.slow  # the emulator tests; the settings tests below take a fraction of a second

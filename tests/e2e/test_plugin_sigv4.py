@@ -17,8 +17,8 @@ import pytest
 import yaml
 from locust_runs import LOCUSTFILES, assert_nothing_left, error_report, run_locust, stats_json
 
+from lambda_affinity.aws.sigv4 import BAD_SIGNATURE_MESSAGE
 from lambda_affinity.emulator.process import EmulatorProcess
-from lambda_affinity.sigv4 import BAD_SIGNATURE_MESSAGE
 
 pytestmark = pytest.mark.slow
 

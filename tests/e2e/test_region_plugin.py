@@ -10,7 +10,7 @@ import sys
 import pytest
 from fixture_paths import SCRIPTS
 
-from lambda_affinity.sigv4 import REGION_SETTINGS
+from lambda_affinity.aws.sigv4 import REGION_SETTINGS
 
 PLUGIN_REGIONS = SCRIPTS / "plugin_regions.py"
 

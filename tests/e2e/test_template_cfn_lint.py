@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from cfnlint.api import ManualArgs, lint
 
-from lambda_affinity import deploy
+from lambda_affinity.aws import deploy
 
 TEMPLATE = deploy.probe_dir() / "template.yaml"
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]

@@ -26,7 +26,7 @@ from locust_runs import (
 )
 from trace_rows import ENV, rows_fixture, write
 
-from lambda_affinity.trace import ReadStats, TraceError, TraceRow, TraceWriter, read_arrivals, read_rows
+from lambda_affinity.sim.trace import ReadStats, TraceError, TraceRow, TraceWriter, read_arrivals, read_rows
 
 EXAMPLE = os.path.join(ROOT, "docs", "examples", "api-gateway-access-log.jsonl")
 

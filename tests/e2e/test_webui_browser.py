@@ -21,7 +21,7 @@ import pytest
 from fixture_paths import LOCUSTFILES
 from locust_runs import free_port
 
-from lambda_affinity.timeline import duration_text
+from lambda_affinity.report.timeline import duration_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHROMIUM = "/usr/bin/chromium"

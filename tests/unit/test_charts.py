@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lambda_affinity.charts import (
+from lambda_affinity.report.charts import (
     Axis,
     Chart,
     Markup,

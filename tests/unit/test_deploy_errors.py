@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, WaiterError
 
-from lambda_affinity.deploy import DEBUG_ADVICE, AwsFailure, Step, explain, failure_of, rollback_report
+from lambda_affinity.aws.deploy import DEBUG_ADVICE, AwsFailure, Step, explain, failure_of, rollback_report
 
 STEP = Step(
     "creating the function probe", "lambda:CreateFunction", {"InvalidParameterValueException": "check the role"}

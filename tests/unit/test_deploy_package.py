@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from lambda_affinity import deploy as d
+from lambda_affinity.aws import deploy as d
 from lambda_affinity.cli import main
 
 NAME = d.DEFAULT_NAME

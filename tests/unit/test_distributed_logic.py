@@ -4,8 +4,9 @@ import random
 
 import msgpack
 
-from lambda_affinity import summary
-from lambda_affinity.distributed import (
+from lambda_affinity.core import summary
+from lambda_affinity.core.tracker import ROW_FIELDS, Tracker
+from lambda_affinity.locust_plugin.distributed import (
     WIRE_FIELDS,
     Aggregator,
     final_payload,
@@ -14,7 +15,6 @@ from lambda_affinity.distributed import (
     unblob,
     unpack_row,
 )
-from lambda_affinity.tracker import ROW_FIELDS, Tracker
 
 
 def play(tracker, label, rng, n, envs):
@@ -202,7 +202,7 @@ def test_periodic_payloads_are_unpacked_only_when_read_and_a_final_one_supersede
 
 
 def test_queued_periodic_payloads_stay_bounded_in_a_long_run():
-    from lambda_affinity.distributed import MAX_QUEUED
+    from lambda_affinity.locust_plugin.distributed import MAX_QUEUED
 
     t = Tracker()
     agg = Aggregator()

@@ -1,7 +1,7 @@
 """The Locust plugin's parts, in-process: options on Locust's real parser,
 host forms, the plugin object on a real Locust Environment and LocalRunner,
-the worker and master roles exchanging real payloads, the outputs, and the
-package's import graph (no cycles; Locust internals only in the adapter)."""
+the worker and master roles exchanging real payloads, the outputs, and
+Locust internals used only by the adapter (the layers and cycles: test_layers.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import ast
 import json
 import logging
 import pathlib
-from collections import defaultdict
 
 import pytest
 from locust import User, events
@@ -18,14 +17,14 @@ from locust.env import Environment
 from locust.event import Events
 
 from lambda_affinity import locust_plugin
+from lambda_affinity.core.hosts import LambdaTarget, Transport, host_kind
+from lambda_affinity.core.reply import ProbeReplyError
+from lambda_affinity.core.tracker import Tracker
 from lambda_affinity.locust_plugin import PluginConfigError, adapter, check_host, parse_lambda_host, plugin_for
-from lambda_affinity.locust_plugin.hosts import LambdaTarget, Transport, host_kind
 from lambda_affinity.locust_plugin.options import AffinityOptions, add_arguments
 from lambda_affinity.locust_plugin.outputs import RunReport, print_report, write_outputs
 from lambda_affinity.locust_plugin.roles import REPORT_KEY, MasterRole, WorkerRole
-from lambda_affinity.probe import ProbeReplyError
-from lambda_affinity.tracker import Tracker
-from lambda_affinity.users import FunctionUrlUser, InvokeUser
+from lambda_affinity.locust_plugin.users import FunctionUrlUser, InvokeUser
 
 PACKAGE = pathlib.Path(locust_plugin.__file__).resolve().parent.parent
 
@@ -221,7 +220,7 @@ def test_print_report_shows_table_rates_files_and_checks(caplog):
             "invalid": 0,
         }
     ]
-    from lambda_affinity import summary
+    from lambda_affinity.core import summary
 
     report = RunReport(
         summary.summarize(doc_rows, 2), doc_rows, ["failed: x"], ["passed: y"], ["worker lost"], ["a.json"]
@@ -258,7 +257,7 @@ def test_write_outputs_adds_a_section_to_an_existing_html_report(tmp_path):
             "invalid": 0,
         }
     ]
-    from lambda_affinity import summary
+    from lambda_affinity.core import summary
 
     report = write_outputs(summary.summarize(rows, 1), rows, AffinityOptions(html_file=str(page)), ["a warning"])
     html = page.read_text()
@@ -329,45 +328,6 @@ def _imports(path: pathlib.Path) -> set[str]:
     return out
 
 
-def _graph() -> dict[str, set[str]]:
-    modules = {}
-    for path in PACKAGE.rglob("*.py"):
-        if "runtimes" in path.parts:
-            continue  # function-side code, run in environment processes
-        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-        modules[name.removesuffix(".__init__")] = path
-    graph = defaultdict(set)
-    for name, path in modules.items():
-        graph[name] = {m for m in _imports(path) if m in modules and m != name}
-    return graph
-
-
-def test_the_package_has_no_import_cycle():
-    graph = _graph()
-
-    # a package's __init__ importing its own submodules is not a cycle of modules
-    def edges(name):
-        return {m for m in graph[name] if not (name.startswith(m + ".") and m + "." in name + ".")}
-
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node):
-        state[node] = 1
-        stack.append(node)
-        for nxt in edges(node):
-            if state.get(nxt) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(nxt) :] + [nxt]))
-            if nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
-
-    for node in list(graph):
-        if node not in state:
-            visit(node)
-
-
 def test_locust_runner_internals_are_used_only_by_the_adapter():
     users_of_runners = sorted(
         "/".join(p.relative_to(PACKAGE.parent).parts)
@@ -375,11 +335,6 @@ def test_locust_runner_internals_are_used_only_by_the_adapter():
         if "locust.runners" in _imports(p) or "locust.contrib.fasthttp.FAILURE_EXCEPTIONS" in _imports(p)
     )
     assert users_of_runners == ["lambda_affinity/locust_plugin/adapter.py"]
-
-
-def test_webui_depends_on_the_summary_not_on_the_plugin():
-    imported = _imports(PACKAGE / "webui.py")
-    assert not any(m.startswith("lambda_affinity.locust_plugin") for m in imported)
 
 
 def test_importing_the_plugin_adds_two_listeners_to_locusts_global_events():

@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from lambda_affinity.probe import (
+from lambda_affinity.core.reply import (
     MAX_ENV_ID_LEN,
     Observation,
     ProbeReplyError,

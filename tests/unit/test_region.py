@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambda_affinity.sigv4 import Region, check_region, resolve_region
+from lambda_affinity.aws.sigv4 import Region, check_region, resolve_region
 
 ALL = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-2"}
 

@@ -11,8 +11,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
 
-from lambda_affinity import sigv4
-from lambda_affinity.sigv4 import SigV4Error, forbidden_hint, region_from_function_url, sign_headers, verify
+from lambda_affinity.aws import sigv4
+from lambda_affinity.aws.sigv4 import SigV4Error, forbidden_hint, region_from_function_url, sign_headers, verify
 
 KEY_ID = "AKIDLAMBDAAFFINITY01"
 SECRET = "s3cr3t/for+tests/only"

@@ -5,9 +5,9 @@ import statistics
 
 import pytest
 
+from lambda_affinity.core.summary import summarize
 from lambda_affinity.platform import ModelConfig
-from lambda_affinity.simulate import Scenario, parse_distribution, run, run_many
-from lambda_affinity.summary import summarize
+from lambda_affinity.sim.simulate import Scenario, parse_distribution, run, run_many
 
 SEED_RATES = [0.63, 0.38, 0.41, 0.45, 0.47, 0.26, 0.46, 0.42, 0.43, 0.36]
 SEED_MEAN = sum(SEED_RATES) / len(SEED_RATES)  # 0.427

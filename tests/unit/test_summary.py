@@ -7,21 +7,17 @@ import xml.dom.minidom
 
 import pytest
 
-from lambda_affinity.summary import (
-    evaluate_checks,
-    histogram,
+from lambda_affinity.core.summary import evaluate_checks, histogram, merge_rows, percentile, summarize
+from lambda_affinity.core.tracker import ROW_FIELDS, Tracker
+from lambda_affinity.report.render import (
     histogram_svg,
     inject_html_section,
-    merge_rows,
-    percentile,
     rates_line,
     render_html_section,
     render_table,
     rows_csv,
-    summarize,
     summary_csv,
 )
-from lambda_affinity.tracker import ROW_FIELDS, Tracker
 
 
 def row(user, requests, max_count, warm_hits=0, cache_known=0, environments=1, cold_starts=0, switches=0, invalid=0):
@@ -182,7 +178,7 @@ def test_html_section_and_svg():
 
 
 def test_miss_cost_hand_computed():
-    from lambda_affinity.summary import miss_cost
+    from lambda_affinity.core.summary import miss_cost
 
     doc = summarize(ROWS, environments=6)  # warm-cache weighted: 13 hits of 19 known
     cost = miss_cost(doc, per_miss_ms=5, per_miss_usd=0.00000025)
@@ -199,7 +195,7 @@ def test_miss_cost_hand_computed():
 
 
 def test_miss_cost_is_absent_without_a_cost_or_a_cache_status():
-    from lambda_affinity.summary import miss_cost
+    from lambda_affinity.core.summary import miss_cost
 
     assert miss_cost(summarize(ROWS)) is None
     assert "miss_cost" not in summarize(ROWS)
@@ -216,7 +212,7 @@ def test_miss_cost_is_absent_without_a_cost_or_a_cache_status():
     ],
 )
 def test_bad_miss_costs_name_the_option(ms, usd, message):
-    from lambda_affinity.summary import miss_cost
+    from lambda_affinity.core.summary import miss_cost
 
     with pytest.raises(ValueError, match=message):
         miss_cost(summarize(ROWS), ms, usd)

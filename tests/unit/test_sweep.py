@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 
 from lambda_affinity import cli
-from lambda_affinity.sweep import SpecError, parse_vary
+from lambda_affinity.sim.sweep import SpecError, parse_vary
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import botocore.session
 from cfnlint.decode import decode_str
 
-from lambda_affinity import deploy
+from lambda_affinity.aws import deploy
 
 TEMPLATE = deploy.probe_dir() / "template.yaml"
 

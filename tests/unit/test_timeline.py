@@ -8,9 +8,9 @@ from dataclasses import asdict, fields
 
 import pytest
 
-from lambda_affinity import summary
-from lambda_affinity.timeline import CHARTS, Timeline, TimelinePoint, headline
-from lambda_affinity.tracker import Tracker
+from lambda_affinity.core import summary
+from lambda_affinity.core.tracker import Tracker
+from lambda_affinity.report.timeline import CHARTS, Timeline, TimelinePoint, headline
 
 
 def doc_of(tracker: Tracker) -> dict:

@@ -7,10 +7,10 @@ import tracemalloc
 import pytest
 from trace_rows import rows_fixture, write
 
+from lambda_affinity.core.summary import summarize
 from lambda_affinity.platform import ModelConfig
-from lambda_affinity.simulate import Scenario, replay
-from lambda_affinity.summary import summarize
-from lambda_affinity.trace import (
+from lambda_affinity.sim.simulate import Scenario, replay
+from lambda_affinity.sim.trace import (
     ReadStats,
     TraceError,
     TraceWriter,

@@ -5,8 +5,8 @@ import tracemalloc
 
 import pytest
 
-from lambda_affinity.summary import merge_rows, summarize
-from lambda_affinity.tracker import ROW_FIELDS, Tracker
+from lambda_affinity.core.summary import merge_rows, summarize
+from lambda_affinity.core.tracker import ROW_FIELDS, Tracker
 
 
 def test_hand_computed_user():

@@ -12,9 +12,10 @@ import pytest
 from locust import User
 from locust.env import Environment
 
-from lambda_affinity import summary, webui
-from lambda_affinity.timeline import Timeline, headline
-from lambda_affinity.tracker import Tracker
+from lambda_affinity.core import summary
+from lambda_affinity.core.tracker import Tracker
+from lambda_affinity.report import render, webui
+from lambda_affinity.report.timeline import Timeline, headline
 
 
 class TrackerView:
@@ -66,7 +67,7 @@ def test_dashboard_json_is_one_snapshot_of_the_view(served):
     doc = view.snapshot()[0]
     assert data["headline"] == headline(doc) and data["histogram"] == doc["histogram"]
     assert data["per_user"] == doc["per_user"] and data["users"] == 2
-    assert data["histogram_svg"] == summary.histogram_svg(doc["histogram"], width=360, height=220)
+    assert data["histogram_svg"] == render.histogram_svg(doc["histogram"], width=360, height=220)
     assert data["points"] == [asdict(p) for p in view.line.points] and len(data["points"]) == 6
     assert data["final"] is True
     timeline = client.get("/affinity/timeline.json?download=1")

@@ -1,7 +1,7 @@
 """Function URL authorization: the one hook `authorize`.
 
 `NONE` is open. `AWS_IAM` verifies the request's SigV4 signature as AWS does
-(lambda_affinity.sigv4.verify: service `lambda`, the emulator's region, the
+(lambda_affinity.aws.sigv4.verify: service `lambda`, the emulator's region, the
 access keys of the config's `credentials`) and answers AWS's 403 otherwise.
 The emulator has no IAM policies: a valid signature by a configured key is
 allowed, as if that identity held lambda:InvokeFunctionUrl.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..sigv4 import SigV4Error, verify
+from ..aws.sigv4 import SigV4Error, verify
 from .wire import Request, Response
 
 _LOOPBACK = frozenset(("127.0.0.1", "localhost", "[::1]"))

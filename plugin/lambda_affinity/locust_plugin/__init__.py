@@ -1,6 +1,6 @@
 """lambda-affinity's Locust plugin.
 
-Importing it (lambda_affinity.users does) adds two listeners to Locust's
+Importing it (lambda_affinity.locust_plugin.users does) adds two listeners to Locust's
 global events: one that adds the --affinity-* options to Locust's parser,
 and one that, when Locust initialises an Environment, creates that
 Environment's plugin object (plugin.AffinityPlugin), whose methods listen to
@@ -23,9 +23,9 @@ from typing import Any
 
 from locust import events
 
-from ..probe import Observation, ProbeReplyError
-from ..tracker import Tracker
-from .hosts import LambdaTarget, PluginConfigError, check_host, parse_lambda_host
+from ..core.hosts import LambdaTarget, PluginConfigError, check_host, parse_lambda_host
+from ..core.reply import Observation, ProbeReplyError
+from ..core.tracker import Tracker
 from .options import add_arguments
 from .outputs import CHECK_EXIT_CODE
 from .plugin import SESSION_HEADER, AffinityPlugin, current, plugin_for

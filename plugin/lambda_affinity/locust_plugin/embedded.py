@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
-from .hosts import LambdaTarget, PluginConfigError, Transport
+from ..core.hosts import LambdaTarget, PluginConfigError, Transport
 
 logger = logging.getLogger("lambda_affinity")
 

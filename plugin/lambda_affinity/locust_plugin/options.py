@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .. import summary
+from ..core import summary
 from . import adapter
 
 DEFAULT_FUNCTION = "probe"

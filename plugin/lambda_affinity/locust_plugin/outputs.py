@@ -9,8 +9,9 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .. import summary
-from ..timeline import TimelinePoint
+from ..core import summary
+from ..report import render
+from ..report.timeline import TimelinePoint
 from .options import AffinityOptions
 
 logger = logging.getLogger("lambda_affinity")
@@ -59,25 +60,25 @@ def write_outputs(
     if options.affinity_json:
         _write(options.affinity_json, json.dumps(doc, indent=1) + "\n", report.written)
     if options.csv_prefix:
-        _write(f"{options.csv_prefix}_affinity.csv", summary.rows_csv(rows), report.written)
-        _write(f"{options.csv_prefix}_affinity_summary.csv", summary.summary_csv(doc), report.written)
+        _write(f"{options.csv_prefix}_affinity.csv", render.rows_csv(rows), report.written)
+        _write(f"{options.csv_prefix}_affinity_summary.csv", render.summary_csv(doc), report.written)
     html_file = options.html_file
     if html_file and os.path.exists(html_file):
         # Locust wrote its report just before `quitting`; add our section to it.
         with open(html_file, encoding="utf-8") as fh:
             page = fh.read()
-        section = summary.render_html_section(doc, report.warnings + failures + passes, points)
-        _write(html_file, summary.inject_html_section(page, section), report.written)
+        section = render.render_html_section(doc, report.warnings + failures + passes, points)
+        _write(html_file, render.inject_html_section(page, section), report.written)
     return report
 
 
 def print_report(report: RunReport, late_warnings: Iterable[str] = ()) -> None:
     """After Locust's own tables: the affinity table, the seed's rates line, checks."""
     console.info("")
-    for line in summary.render_table(report.doc).splitlines():
+    for line in render.render_table(report.doc).splitlines():
         console.info(line)
     if 0 < report.doc["users"] <= RATES_LINE_MAX_USERS:  # rows again only when the line is short
-        console.info(summary.rates_line(report.rows))
+        console.info(render.rates_line(report.rows))
     for path in report.written:
         console.info(f"affinity: wrote {path}")
     for message in [*report.warnings, *late_warnings]:

@@ -18,15 +18,15 @@ import weakref
 from collections.abc import Hashable
 from typing import Any
 
-from .. import summary
+from ..core import summary
+from ..core.hosts import PluginConfigError, check_host, transport_of
+from ..core.reply import Observation, ProbeReplyError, parse_reply
+from ..core.tracker import Tracker
 from ..emulator.containment import make_undumpable
-from ..probe import Observation, ProbeReplyError, parse_reply
-from ..timeline import Timeline
-from ..tracker import Tracker
+from ..report.timeline import Timeline
 from . import adapter
 from .adapter import Role
 from .embedded import EmbeddedEmulator
-from .hosts import PluginConfigError, check_host, transport_of
 from .options import AffinityOptions, GivenLoad
 from .outputs import CHECK_EXIT_CODE, RunReport, print_report, write_outputs
 from .roles import FINAL_MESSAGE, FINAL_WAIT_S, MasterRole, WorkerRole
@@ -96,7 +96,7 @@ class AffinityPlugin:
             adapter.register_message_once(runner, FINAL_MESSAGE, self.on_final_message)
         self.has_web_ui = web_ui is not None
         if web_ui is not None:
-            from .. import webui
+            from ..report import webui
 
             webui.install(web_ui, self, self.options.web_base_path)
         classes = self.affinity_classes()

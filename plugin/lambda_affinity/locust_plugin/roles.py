@@ -19,9 +19,9 @@ import gevent
 from gevent.event import Event
 from locust.exception import RPCError
 
-from ..distributed import Aggregator, final_payload, periodic_payload
-from ..tracker import Tracker
+from ..core.tracker import Tracker
 from . import adapter
+from .distributed import Aggregator, final_payload, periodic_payload
 
 logger = logging.getLogger("lambda_affinity")
 

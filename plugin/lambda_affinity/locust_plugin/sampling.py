@@ -11,7 +11,7 @@ from typing import Any
 
 import gevent
 
-from ..timeline import Timeline
+from ..report.timeline import Timeline
 
 logger = logging.getLogger("lambda_affinity")
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import gevent
 
-from ..probe import Observation
-from ..trace import FLUSH_EVERY_S, TraceWriter, worker_path
+from ..core.reply import Observation
+from ..sim.trace import FLUSH_EVERY_S, TraceWriter, worker_path
 
 logger = logging.getLogger("lambda_affinity")
 

@@ -8,9 +8,9 @@ import os
 import sys
 import time
 
-from . import deploy
-from .emulator import cli as emulator_cli
-from .platform import POLICIES, ConfigError, ModelConfig
+from ..aws import deploy
+from ..emulator import cli as emulator_cli
+from ..platform import POLICIES, ConfigError, ModelConfig
 
 # (option, ModelConfig field, type): model options default to None, so only
 # those given override `--model FILE` (or the defaults).
@@ -101,7 +101,7 @@ def _model_from_args(args: argparse.Namespace) -> ModelConfig:
 def load_model_file(path: str):
     """The emulator's config reader, so a file `simulate --model` takes is one
     the emulator and --affinity-emulator-config take, and the other way round."""
-    from .emulator.config import ConfigFileError, load_config
+    from ..emulator.config import ConfigFileError, load_config
 
     try:
         return load_config(path)
@@ -112,7 +112,7 @@ def load_model_file(path: str):
 def _add_scenario_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     """Synthetic users' options, shared by simulate and sweep; returns their
     actions (a sweep may vary each). Distributions have metavar DIST."""
-    from .simulate import Scenario
+    from ..sim.simulate import Scenario
 
     d = Scenario()
     return [
@@ -165,7 +165,7 @@ def _add_miss_cost_options(p: argparse.ArgumentParser) -> None:
 
 def _scenario_from_args(args: argparse.Namespace, trace: bool = False):
     """The Scenario simulate's (and each sweep point's) options name."""
-    from .simulate import Scenario
+    from ..sim.simulate import Scenario
 
     latency, service = _timing(args, trace)
     return Scenario(
@@ -182,7 +182,7 @@ def _scenario_from_args(args: argparse.Namespace, trace: bool = False):
 
 
 def _simulate_parser(sub) -> None:
-    from .trace import DEFAULT_MAX_DISORDER_S
+    from ..sim.trace import DEFAULT_MAX_DISORDER_S
 
     p = sub.add_parser(
         "simulate",
@@ -231,7 +231,7 @@ def _simulate_parser(sub) -> None:
 
 def _timing(args: argparse.Namespace, trace: bool) -> tuple[str, str]:
     """--latency and --service: given, else the model file's, else the defaults."""
-    from .simulate import Scenario
+    from ..sim.simulate import Scenario
 
     d = Scenario()
     emulator = load_model_file(args.model) if args.model else None
@@ -241,8 +241,9 @@ def _timing(args: argparse.Namespace, trace: bool) -> tuple[str, str]:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import run_many
-    from .summary import check_miss_cost, rates_line, render_table, summarize
+    from ..core.summary import check_miss_cost, summarize
+    from ..report.render import rates_line, render_table
+    from ..sim.simulate import run_many
 
     check_miss_cost(args.miss_cost_ms, args.miss_cost_usd)
     scenario = _scenario_from_args(args, bool(args.trace))
@@ -277,9 +278,9 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
     """Each run reads the file again (streamed), its users prefixed `r{n}-` when pooled."""
     import random
 
-    from .simulate import replay
-    from .trace import ReadStats, read_arrivals, truncation_warning
-    from .tracker import Tracker
+    from ..core.tracker import Tracker
+    from ..sim.simulate import replay
+    from ..sim.trace import ReadStats, read_arrivals, truncation_warning
 
     if args.runs < 1:
         raise ValueError("runs: must be >= 1")
@@ -310,7 +311,7 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
 
 
 def _sweep_parser(sub) -> None:
-    from .sweep import MAX_POINTS, SPREADS
+    from ..sim.sweep import MAX_POINTS, SPREADS
 
     p = sub.add_parser(
         "sweep",
@@ -354,7 +355,7 @@ def _sweep_parser(sub) -> None:
 def _sweep_factors(actions: list[argparse.Action]) -> dict:
     """name -> (sweep.Factor, argparse dest), from the options themselves:
     `keep-alive`, and the model field (`keep-alive-s`) as an alias."""
-    from .sweep import Factor
+    from ..sim.sweep import Factor
 
     fields = {flag: field for flag, field, _ in _MODEL_OPTIONS}
     out = {}
@@ -379,8 +380,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     import copy
     import dataclasses
 
-    from . import sweep
-    from .summary import check_miss_cost
+    from ..core.summary import check_miss_cost
+    from ..sim import sweep
 
     check_miss_cost(args.miss_cost_ms, args.miss_cost_usd)
     if args.runs < 1:
@@ -425,7 +426,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         base_doc["model"].pop(model_fields[dest])
     else:
         base_doc.pop(_SCENARIO_FIELDS.get(dest, dest), None)
-    from .charts import render_svg
+    from ..report.charts import render_svg
 
     files = {
         "sweep.csv": sweep.to_csv(vary, points),
@@ -485,8 +486,8 @@ def _sweep_description(args: argparse.Namespace, vary, base, dest: str) -> str:
 
 
 def _calibrate_parser(sub) -> None:
-    from .simulate import Scenario
-    from .trace import DEFAULT_MAX_DISORDER_S
+    from ..sim.simulate import Scenario
+    from ..sim.trace import DEFAULT_MAX_DISORDER_S
 
     p = sub.add_parser(
         "calibrate",
@@ -524,8 +525,8 @@ def _calibrate_parser(sub) -> None:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from . import calibrate
-    from .platform.distributions import parse_distribution
+    from ..platform.distributions import parse_distribution
+    from ..sim import calibrate
 
     parse_distribution(args.latency, "latency")
     parse_distribution(args.service, "service")
@@ -551,7 +552,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _merge_parser(sub) -> None:
-    from .trace import DEFAULT_MAX_DISORDER_S
+    from ..sim.trace import DEFAULT_MAX_DISORDER_S
 
     p = sub.add_parser(
         "merge-traces",
@@ -572,7 +573,7 @@ def _merge_parser(sub) -> None:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from .trace import merge, truncation_warning
+    from ..sim.trace import merge, truncation_warning
 
     # The same file by another name (./a.csv, a symlink, an absolute path)
     # too: TraceWriter truncates the output before the lazy readers open it.
@@ -626,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["locust"]:
         # Imported only here: Locust's gevent patching must come before
         # anything else loads ssl or threading.
-        from . import locust_plugin
+        from .. import locust_plugin
 
         return locust_plugin.main(argv[1:])
     parser = build_parser()
@@ -636,7 +637,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         parser.exit(2, f"lambda-affinity {args.command}: error: {exc}\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -35,11 +35,11 @@ import random
 import statistics
 from dataclasses import dataclass, field
 
-from .platform import ModelConfig
+from ..core.summary import summarize
+from ..core.tracker import Tracker
+from ..platform import ModelConfig
 from .simulate import Scenario, replay
-from .summary import summarize
 from .trace import DEFAULT_MAX_DISORDER_S, ReadStats, TraceRow, read_rows, truncation_warning
-from .tracker import Tracker
 
 # (policy, routers): the placements compared. partitioned with 1 router is mru.
 PLACEMENTS = (("mru", 1), ("partitioned", 2), ("partitioned", 3), ("partitioned", 4), ("lru", 1), ("random", 1))

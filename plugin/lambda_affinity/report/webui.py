@@ -38,7 +38,8 @@ from collections.abc import Hashable
 from dataclasses import asdict
 from typing import Protocol
 
-from . import summary
+from ..core import summary
+from . import render
 from .timeline import CHARTS, Timeline, headline
 
 TAB_KEY = "affinity"
@@ -96,7 +97,7 @@ def dashboard(doc: dict, line: Timeline) -> dict:
     return {
         "headline": headline(doc),
         "histogram": list(doc["histogram"]),
-        "histogram_svg": summary.histogram_svg(list(doc["histogram"]), width=360, height=220),  # as the charts
+        "histogram_svg": render.histogram_svg(list(doc["histogram"]), width=360, height=220),  # as the charts
         "users": doc["users"],
         "per_user": doc.get("per_user"),
         **timeline_json(line),
@@ -153,17 +154,17 @@ def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
     @bp.route("/affinity/csv")
     @guard
     def affinity_csv():
-        return send(summary.rows_csv(live.get()[1]), "text/csv", "affinity.csv")
+        return send(render.rows_csv(live.get()[1]), "text/csv", "affinity.csv")
 
     @bp.route("/affinity/summary.csv")
     @guard
     def affinity_summary_csv():
-        return send(summary.summary_csv(live.get()[0]), "text/csv", "affinity_summary.csv")
+        return send(render.summary_csv(live.get()[0]), "text/csv", "affinity_summary.csv")
 
     @bp.route("/affinity/histogram.svg")
     @guard
     def affinity_histogram():
-        return send(summary.histogram_svg(list(live.get()[0]["histogram"])), "image/svg+xml", "affinity.svg")
+        return send(render.histogram_svg(list(live.get()[0]["histogram"])), "image/svg+xml", "affinity.svg")
 
     @bp.route("/affinity/timeline.json")
     @guard
@@ -194,9 +195,9 @@ def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
             return resp
         # Locust's own endpoints: "locust.NAME" in its Blueprint, plain "NAME" before it had one (2.20)
         if request.endpoint in ("locust.index", "index"):
-            resp.set_data(summary.inject_html_section(resp.get_data(as_text=True), _page_snippet()))
+            resp.set_data(render.inject_html_section(resp.get_data(as_text=True), _page_snippet()))
         elif request.endpoint in ("locust.stats_report", "stats_report"):
             # the report the web UI offers ("Download Report") gets the --html report's section
-            section = summary.render_html_section(live.get()[0], (), view.timeline().points)
-            resp.set_data(summary.inject_html_section(resp.get_data(as_text=True), section))
+            section = render.render_html_section(live.get()[0], (), view.timeline().points)
+            resp.set_data(render.inject_html_section(resp.get_data(as_text=True), section))
         return resp

@@ -30,10 +30,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from . import charts
-from .platform.distributions import parse_distribution
+from ..core.summary import MissCost, miss_cost, summarize
+from ..platform.distributions import parse_distribution
+from ..report import charts
 from .simulate import Scenario, run
-from .summary import MissCost, miss_cost, summarize
 
 MAX_POINTS = 50
 KINDS = ("int", "float", "distribution", "text")

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 
 import msgpack
 
-from .tracker import ROW_FIELDS, Tracker
+from ..core.tracker import ROW_FIELDS, Tracker
 
 # A row on the wire: ROW_FIELDS without max_share (max_count / requests).
 WIRE_FIELDS = tuple(f for f in ROW_FIELDS if f != "max_share")

@@ -1,0 +1,7 @@
+"""`python -m lambda_affinity.cli`: the `lambda-affinity` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

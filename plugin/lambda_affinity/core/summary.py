@@ -1,0 +1,225 @@
+"""Distributions across users, merging per-user rows, the cost of a miss, CI checks.
+
+Everything here reads per-user rows (see tracker.ROW_FIELDS), so a Locust
+run, a distributed master and the simulator all summarise the same way.
+Rendering the document for people and files is report.render's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import TypedDict
+
+from .tracker import ROW_FIELDS
+
+STAT_KEYS = ("mean", "min", "p10", "p25", "p50", "p75", "p90", "max", "weighted")
+PER_USER_KEYS = ("user", "requests", "max_share", "warm_hits", "environments", "cold_starts", "switches")
+PER_USER_LIMIT = 10_000
+BINS = 10
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    pos = (len(sorted_values) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    frac = pos - lo
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac
+
+
+def histogram(rates: Iterable[float]) -> list[int]:
+    """Counts in 0.1-wide bins; 1.0 falls in the last bin."""
+    bins = [0] * BINS
+    for r in rates:
+        # the epsilon keeps 0.3 (=2.9999... as a float ratio) in bin 3
+        bins[min(int(r * BINS + 1e-9), BINS - 1)] += 1
+    return bins
+
+
+def distribution(rates: list[float], hits: int, total: int) -> dict | None:
+    if not rates:
+        return None
+    s = sorted(rates)
+    out: dict[str, float | None] = {"mean": sum(s) / len(s), "min": s[0]}
+    for name, q in (("p10", 0.1), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p90", 0.9)):
+        out[name] = percentile(s, q)
+    out["max"] = s[-1]
+    out["weighted"] = hits / total if total else None
+    return out
+
+
+class MissCost(TypedDict):
+    """What the warm cache saves, per million valid replies: the document's
+    optional `miss_cost` object (docs/sweep.md). A miss is a reply whose
+    session was not in the environment's cache, so the handler paid for the
+    lookup (a DynamoDB read, say); each hit saved one such miss. Money or
+    time given as None stays None in the sums."""
+
+    per_miss_ms: float | None
+    per_miss_usd: float | None
+    # The request-weighted warm-cache rate: hits / replies that carried a cache status.
+    warm_cache_rate: float
+    hits_per_million: float
+    misses_per_million: float
+    # Paid for by the hits (what a cache-less handler would have spent more)
+    saved_ms_per_million: float | None
+    saved_usd_per_million: float | None
+    # Still spent on the misses
+    spent_ms_per_million: float | None
+    spent_usd_per_million: float | None
+    # saved_ms_per_million / 1e6: the mean latency a reply gains from the cache
+    saved_ms_per_request: float | None
+
+
+MILLION = 1_000_000
+
+
+def check_miss_cost(per_miss_ms: float | None, per_miss_usd: float | None) -> None:
+    """Raise ValueError, naming the option, on a negative or non-finite cost
+    (a command checks before it runs, not after)."""
+    for value, option in ((per_miss_ms, "miss-cost-ms"), (per_miss_usd, "miss-cost-usd")):
+        if value is not None and not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+            raise ValueError(f"{option}: must be a finite number >= 0, got {value!r}")
+
+
+def miss_cost(doc: Mapping, per_miss_ms: float | None = None, per_miss_usd: float | None = None) -> MissCost | None:
+    """Time and money the warm cache saves per million replies, from the
+    document's request-weighted warm-cache rate and the cost of one miss.
+
+    None when neither cost is given, or when no reply carried a cache status
+    (there is no rate to price). Raises ValueError on a negative or
+    non-finite cost, naming the option (--miss-cost-ms, --miss-cost-usd).
+    """
+    check_miss_cost(per_miss_ms, per_miss_usd)
+    rate = (doc.get("warm_cache_rate") or {}).get("weighted")
+    if (per_miss_ms is None and per_miss_usd is None) or rate is None:
+        return None
+    hits = rate * MILLION
+    misses = MILLION - hits
+
+    def times(n: float, cost: float | None) -> float | None:
+        return None if cost is None else n * cost
+
+    saved_ms = times(hits, per_miss_ms)
+    return MissCost(
+        per_miss_ms=per_miss_ms,
+        per_miss_usd=per_miss_usd,
+        warm_cache_rate=rate,
+        hits_per_million=hits,
+        misses_per_million=misses,
+        saved_ms_per_million=saved_ms,
+        saved_usd_per_million=times(hits, per_miss_usd),
+        spent_ms_per_million=times(misses, per_miss_ms),
+        spent_usd_per_million=times(misses, per_miss_usd),
+        saved_ms_per_request=None if saved_ms is None else saved_ms / MILLION,
+    )
+
+
+def summarize(
+    rows: Iterable[Mapping],
+    environments: int | None = None,
+    per_user_limit: int = PER_USER_LIMIT,
+    per_miss_ms: float | None = None,
+    per_miss_usd: float | None = None,
+) -> dict:
+    """The `--affinity-json` / `simulate --json` document (design.md section 8),
+    with `miss_cost` (see miss_cost) when a cost of a miss is given."""
+    rows = list(rows)
+    valid = [r for r in rows if r["requests"] > 0]
+    rates = [r["max_count"] / r["requests"] for r in valid]
+    cached = [r for r in valid if r["cache_known"] > 0]
+    doc = {
+        "users": len(rows),
+        "requests": sum(r["requests"] for r in rows),
+        "invalid": sum(r["invalid"] for r in rows),
+        "environments": environments if environments is not None else max((r["environments"] for r in rows), default=0),
+        "cold_starts": sum(r["cold_starts"] for r in rows),
+        "hit_rate": distribution(rates, sum(r["max_count"] for r in valid), sum(r["requests"] for r in valid)),
+        "warm_cache_rate": distribution(
+            [r["warm_hits"] / r["cache_known"] for r in cached],
+            sum(r["warm_hits"] for r in cached),
+            sum(r["cache_known"] for r in cached),
+        ),
+        "histogram": histogram(rates),
+    }
+    if len(rows) <= per_user_limit:
+        doc["per_user"] = [
+            {
+                "user": r["user"],
+                "requests": r["requests"],
+                "max_share": r["max_share"],
+                "warm_hits": r["warm_hits"],
+                "environments": r["environments"],
+                "cold_starts": r["cold_starts"],
+                "switches": r["switches"],
+            }
+            for r in rows
+        ]
+    cost = miss_cost(doc, per_miss_ms, per_miss_usd)
+    if cost is not None:
+        doc["miss_cost"] = cost
+    return doc
+
+
+def merge_rows(into: dict, rows: Iterable[Mapping]) -> None:
+    """Fold full per-user rows into `into` (user -> row). A newer row for the
+    same user replaces the older one: rows are snapshots, not deltas, so a
+    repeated message never double counts."""
+    for r in rows:
+        missing = [k for k in ROW_FIELDS if k not in r]
+        if missing:
+            raise ValueError(f"affinity row lacks {', '.join(missing)}: {dict(r)!r}")
+        into[r["user"]] = dict(r)
+
+
+# -- CI checks ---------------------------------------------------------------
+
+# (option, what is measured, comparison): the checks a run can fail. The
+# measured value comes from the summary doc so the check reads the same
+# numbers the report shows.
+CHECKS = (
+    ("affinity-min-hit-rate", "median per-user max-share hit rate", "min"),
+    ("affinity-min-warm-rate", "median per-user warm-cache hit rate", "min"),
+    ("affinity-max-cold-ratio", "cold starts per valid reply", "max"),
+)
+
+
+def check_value(doc: Mapping, option: str) -> float | None:
+    """The measured value a check compares, or None when the run gives none."""
+    if option == "affinity-min-hit-rate":
+        return doc["hit_rate"]["p50"] if doc.get("hit_rate") else None
+    if option == "affinity-min-warm-rate":
+        return doc["warm_cache_rate"]["p50"] if doc.get("warm_cache_rate") else None
+    if option == "affinity-max-cold-ratio":
+        return doc["cold_starts"] / doc["requests"] if doc["requests"] else None
+    raise ValueError(f"unknown affinity check {option!r}")
+
+
+def evaluate_checks(doc: Mapping, thresholds: Mapping[str, float | None]) -> tuple[list[str], list[str]]:
+    """Compare the run with the thresholds that are set (option -> value).
+
+    Returns (failures, passes), one message each naming the check, the
+    threshold and the measured value.
+    """
+    failures: list[str] = []
+    passes: list[str] = []
+    for option, what, kind in CHECKS:
+        threshold = thresholds.get(option)
+        if threshold is None:
+            continue
+        measured = check_value(doc, option)
+        if measured is None:
+            reason = "no valid reply" if not doc["requests"] else "no reply carried a cache status"
+            failures.append(f"CHECK FAILED: --{option} {threshold:g}: {what} not measured ({reason})")
+            continue
+        ok = measured >= threshold if kind == "min" else measured <= threshold
+        verdict = "passed" if ok else "FAILED"
+        bound = "at least" if kind == "min" else "at most"
+        message = (
+            f"CHECK {verdict}: --{option} {threshold:g}: {what} was {measured:.3f}, {bound} {threshold:g} required"
+        )
+        (passes if ok else failures).append(message)
+    return failures, passes

@@ -1,0 +1,203 @@
+"""The summary document rendered for people and files: console table, CSV, HTML, SVG.
+
+Pure functions of the summary document (core.summary.summarize) and per-user
+rows (core.tracker.ROW_FIELDS); the charts come from report.charts.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Iterable, Mapping, Sequence
+
+from ..core.summary import BINS, STAT_KEYS, MissCost
+from ..core.tracker import ROW_FIELDS
+from .charts import render_svg
+from .timeline import charts_of, duration_text, headline
+
+
+def miss_cost_line(cost: Mapping) -> str:
+    """One line for the console and the HTML report."""
+    per = ", ".join(
+        p
+        for p in (
+            f"{cost['per_miss_ms']:g} ms" if cost["per_miss_ms"] is not None else "",
+            f"${cost['per_miss_usd']:.6g}" if cost["per_miss_usd"] is not None else "",
+        )
+        if p
+    )
+    saved = " and ".join(
+        p
+        for p in (
+            duration_text(cost["saved_ms_per_million"] / 1000) if cost["saved_ms_per_million"] is not None else "",
+            f"${cost['saved_usd_per_million']:,.2f}" if cost["saved_usd_per_million"] is not None else "",
+        )
+        if p
+    )
+    line = (
+        f"cost of a miss {per}: per million replies the warm cache ({cost['warm_cache_rate']:.3f}) "
+        f"saves {cost['hits_per_million']:,.0f} lookups, {saved}"
+    )
+    if cost["saved_ms_per_request"] is not None:
+        line += f" ({cost['saved_ms_per_request']:.3g} ms per reply on average)"
+    return line
+
+
+def rates_line(rows: Iterable[Mapping]) -> str:
+    """The seed article's `rates: 0.63,0.38,...` line."""
+    return "rates: " + ",".join(f"{r['max_count'] / r['requests']:.2f}" for r in rows if r["requests"])
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def render_table(doc: Mapping, title: str = "Lambda affinity") -> str:
+    """The console summary: totals, both distributions, the histogram."""
+    lines = [
+        f"{title}: {doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
+        f"{doc['environments']} environments, {doc['cold_starts']} cold starts"
+    ]
+    header = f"{'rate':<16}" + "".join(f"{k:>9}" for k in STAT_KEYS)
+    lines.append(header)
+    for name, key in (("max-share hit", "hit_rate"), ("warm-cache hit", "warm_cache_rate")):
+        dist = doc.get(key)
+        cells = "".join(f"{_fmt(dist[k]) if dist else '-':>9}" for k in STAT_KEYS)
+        lines.append(f"{name:<16}{cells}")
+    total = sum(doc["histogram"]) or 1
+    lines.append("per-user max-share histogram:")
+    for i, n in enumerate(doc["histogram"]):
+        bar = "#" * round(40 * n / total)
+        lines.append(f"  {i / BINS:.1f}-{(i + 1) / BINS:.1f} {n:>7} {bar}")
+    if doc.get("miss_cost"):
+        lines.append(miss_cost_line(doc["miss_cost"]))
+    return "\n".join(lines)
+
+
+def rows_csv(rows: Iterable[Mapping]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r[k] for k in ROW_FIELDS})
+    return buf.getvalue()
+
+
+def summary_csv(doc: Mapping) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["metric", *STAT_KEYS])
+    for key in ("hit_rate", "warm_cache_rate"):
+        dist = doc.get(key)
+        w.writerow([key, *((dist[k] if dist else "") for k in STAT_KEYS)])
+    w.writerow([])
+    w.writerow(["users", "requests", "invalid", "environments", "cold_starts"])
+    w.writerow([doc["users"], doc["requests"], doc["invalid"], doc["environments"], doc["cold_starts"]])
+    w.writerow([])
+    w.writerow(["bin", "users"])
+    for i, n in enumerate(doc["histogram"]):
+        w.writerow([f"{i / BINS:.1f}-{(i + 1) / BINS:.1f}", n])
+    if doc.get("miss_cost"):
+        w.writerow([])
+        w.writerow(list(MissCost.__annotations__))
+        w.writerow(["" if doc["miss_cost"][k] is None else doc["miss_cost"][k] for k in MissCost.__annotations__])
+    return buf.getvalue()
+
+
+def histogram_svg(bins: list[int], width: int = 520, height: int = 220, title: str = "users per max-share bin") -> str:
+    """A bar chart of the per-user histogram as a standalone SVG picture."""
+    left, bottom, top, right = 40, 30, 20, 10
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max(bins) or 1
+    bar_w = plot_w / len(bins)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}" '
+        f'font-family="sans-serif" font-size="11">',
+        f"<title>{html.escape(title)}</title>",
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#888"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#888"/>',
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" fill="#888">{peak}</text>',
+        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" fill="#888">0</text>',
+    ]
+    for i, n in enumerate(bins):
+        h = plot_h * n / peak
+        x = left + i * bar_w
+        parts.append(
+            f'<rect x="{x + 2:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
+            f'fill="#3b82c4"><title>{i / BINS:.1f}-{(i + 1) / BINS:.1f}: {n} users</title></rect>'
+        )
+        if n:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h - h - 3:.1f}" text-anchor="middle" '
+                f'fill="#888">{n}</text>'
+            )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
+            f'fill="#888">{i / BINS:.1f}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 2}" text-anchor="middle" fill="#888">'
+        f"per-user max-share hit rate</text></svg>"
+    )
+    return "".join(parts)
+
+
+def render_html_section(doc: Mapping, checks: Iterable[str] = (), points: Sequence = ()) -> str:
+    """The affinity section of an HTML report: the dashboard's headline
+    figures, totals, both distributions, the histogram picture, the run's
+    time series (timeline.TimelinePoint) as the dashboard's charts, and the
+    check results. Self-contained markup with inline styles and SVG, readable
+    on Locust's light and dark report themes (the charts draw in the text colour)."""
+    figures = "".join(
+        f'<div data-key="{f["key"]}" style="border:1px solid #8886;border-radius:6px;padding:8px 14px;min-width:120px">'
+        f'<div style="font-size:24px">{_fmt(f["value"])}</div><div style="opacity:.75">{html.escape(f["label"])}</div>'
+        "</div>"
+        for f in headline(doc)
+    )
+    charts = "".join(f'<figure style="margin:0">{render_svg(c)}</figure>' for c in charts_of(points))
+    cell = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #8884"'
+    head = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #888"'
+    rows = []
+    for name, key in (("max-share hit", "hit_rate"), ("warm-cache hit", "warm_cache_rate")):
+        dist = doc.get(key)
+        cells = "".join(f"<td {cell}>{_fmt(dist[k]) if dist else '-'}</td>" for k in STAT_KEYS)
+        rows.append(f"<tr><th {cell.replace('right', 'left')}>{name}</th>{cells}</tr>")
+    header = "".join(f"<th {head}>{k}</th>" for k in STAT_KEYS)
+    cold_ratio = doc["cold_starts"] / doc["requests"] if doc["requests"] else None
+    totals = (
+        f"{doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
+        f"{doc['environments']} environments, {doc['cold_starts']} cold starts "
+        f"(cold ratio {_fmt(cold_ratio)})"
+    )
+    check_items = "".join(f"<li>{html.escape(c)}</li>" for c in checks)
+    return (
+        '<section id="lambda-affinity" style="font-family:Roboto,Helvetica,Arial,sans-serif;'
+        'max-width:1200px;margin:24px auto;padding:0 24px">'
+        '<h2 style="font-weight:400">Lambda affinity</h2>'
+        f'<div class="affinity-figures" style="display:flex;flex-wrap:wrap;gap:12px;margin-bottom:16px">{figures}</div>'
+        f"<p>{html.escape(totals)}</p>"
+        '<table style="border-collapse:collapse;margin-bottom:16px">'
+        f"<tr><th {head.replace('right', 'left')}>rate</th>{header}</tr>{''.join(rows)}</table>"
+        + (f"<p>{html.escape(miss_cost_line(doc['miss_cost']))}</p>" if doc.get("miss_cost") else "")
+        + '<div class="affinity-charts" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end">'
+        f'<figure style="margin:0">{histogram_svg(list(doc["histogram"]))}</figure>{charts}</div>'
+        + (f"<ul>{check_items}</ul>" if check_items else "")
+        + "</section>"
+    )
+
+
+def inject_html_section(report: str, section: str) -> str:
+    """Insert `section` at the end of a Locust HTML report's body. The report
+    is a React page rendering into #root; static markup after it shows below
+    Locust's own sections. The last </body> is the document's: the bundled
+    script may contain the string too."""
+    at = report.rfind("</body>")
+    if at < 0:
+        raise ValueError("not an HTML report: no </body>")
+    return report[:at] + section + report[at:]

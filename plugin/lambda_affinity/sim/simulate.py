@@ -1,0 +1,274 @@
+"""Virtual-time driver of the platform model (discrete events).
+
+Two sources of traffic: synthetic users (`run`, a closed loop: each waits
+for its reply, then thinks) and a replayed trace (`replay`, an open loop:
+requests arrive at the times the trace says, whatever the model does).
+
+Users loop like the seed's script: send a request, wait for the reply,
+think, repeat while the send time is before `duration`. A request reaches
+the platform after half the network round trip, runs `service` seconds on
+its environment (plus the model's init delay when cold), and the reply comes
+back after the other half. The simulated probe keeps a per-environment
+session cache (the probe's own SessionCache class), so warm-cache rates are
+as the real probe would report them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from probe_lambda.handler import SessionCache
+
+from ..core.tracker import Tracker
+from ..platform import FunctionSpec, ModelConfig, Platform, Throttled
+
+# Re-exported: callers and tests import it from here.
+from ..platform.distributions import parse_distribution
+from .trace import Arrival
+
+FUNCTION = "probe"
+
+
+@dataclass
+class Scenario:
+    users: int = 10
+    duration_s: float = 10.0
+    think: str = "0:1"
+    # Requests per session; sessions are separated by `gap`. 0 = one endless session.
+    burst: int = 0
+    gap: str = "exp:300"
+    # `together`: every user sends at t=0 (the seed); `spread`: a first think first.
+    start: str = "together"
+    # Network round trip client <-> Lambda front end, and time on the environment.
+    latency: str = "0.06:0.1"
+    service: str = "0.003:0.009"
+    cache_size: int = 10000
+    cache_ttl_s: float = 900.0
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def validate(self) -> None:
+        if self.users < 1:
+            raise ValueError("users: must be >= 1")
+        if not 0 < self.duration_s < math.inf:  # also refuses NaN
+            raise ValueError("duration: must be a finite number > 0")
+        if self.burst < 0:
+            raise ValueError("burst: must be >= 0")
+        if self.start not in ("together", "spread"):
+            raise ValueError("start: must be 'together' or 'spread'")
+        # here too, not only where a run draws: a sweep checks every point before it runs one
+        for name in ("think", "gap", "latency", "service"):
+            parse_distribution(getattr(self, name), name)
+
+
+@dataclass
+class RunResult:
+    tracker: Tracker
+    invocations: int
+    cold_starts: int
+    throttled: int
+    # Most invocations in flight at once (hand-offs included): environments
+    # ~= peak concurrency is the fact the model is held to (docs/model.md C3).
+    peak_concurrency: int = 0
+    retired: int = 0
+
+
+def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: float, ready) -> tuple[float, bool]:
+    """A call just placed: a new environment gets the probe's session cache
+    and the init delay. Returns (how long the environment is busy, cache hit)."""
+    env = lease.env
+    if lease.cold:
+        env.handle = SessionCache(cache_size, cache_ttl)
+        busy += lease.init_delay_s
+        ready(env, now + lease.init_delay_s)
+    return busy, env.handle.lookup(key, now)[0]
+
+
+def run(
+    scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None, user_prefix: str = ""
+) -> RunResult:
+    """One independent run. Users are named `{user_prefix}u{i}`."""
+    scenario.validate()
+    rng = random.Random(seed)
+    think = parse_distribution(scenario.think, "think")
+    gap = parse_distribution(scenario.gap, "gap")
+    latency = parse_distribution(scenario.latency, "latency")
+    service = parse_distribution(scenario.service, "service")
+    platform = Platform(scenario.model, [FunctionSpec(FUNCTION)], rng=random.Random(rng.random()))
+    tracker = tracker if tracker is not None else Tracker()
+    record = tracker.record
+    acquire, release, ready = platform.acquire, platform.release, platform.ready
+    duration = scenario.duration_s
+    burst = scenario.burst
+    cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
+    names = [f"{user_prefix}u{i}" for i in range(scenario.users)]
+    left_in_burst = [burst] * scenario.users
+    invocations = throttled = peak = 0
+    counter = platform.counter  # one function: its in-flight count is the total
+
+    # Events: (time, user, env). env None = the request arrives at the
+    # platform; otherwise the invocation on env finishes. A user has one
+    # event in flight at a time, so (time, user) never ties further.
+    heap: list = []
+    push, pop = heapq.heappush, heapq.heappop
+    for u in range(scenario.users):
+        t0 = think(rng) if scenario.start == "spread" else 0.0
+        if t0 < duration:
+            push(heap, (t0 + latency(rng) / 2, u, None))
+
+    def next_send(u: int, reply_at: float) -> None:
+        pause = think(rng)
+        if burst:
+            left_in_burst[u] -= 1
+            if left_in_burst[u] <= 0:
+                left_in_burst[u] = burst
+                pause = gap(rng)
+        send = reply_at + pause
+        if send < duration:
+            push(heap, (send + latency(rng) / 2, u, None))
+
+    expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
+    next_expire = expire_every
+    while heap:
+        now, u, env = pop(heap)
+        if now >= next_expire:
+            platform.expire(now)
+            next_expire = now + expire_every
+        if env is not None:
+            release(env, now)
+            # the reply travels back, then the user thinks
+            next_send(u, now + latency(rng) / 2)
+            continue
+        try:
+            lease = acquire(FUNCTION, now)
+        except Throttled:
+            throttled += 1
+            tracker.record_invalid(names[u])
+            next_send(u, now + latency(rng) / 2)
+            continue
+        invocations += 1
+        n = counter.total
+        if n > peak:
+            peak = n
+        env = lease.env
+        busy, hit = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready)
+        # Recorded now, the reply lands later: order per user is unchanged.
+        record(names[u], env.id, lease.cold, hit)
+        push(heap, (now + busy, u, env))
+    return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
+
+
+def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tuple[Tracker, dict]:
+    """`runs` independent runs, per-user rows pooled in one tracker."""
+    if runs < 1:
+        raise ValueError("runs: must be >= 1")
+    tracker = Tracker()
+    base = random.Random(seed)
+    totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
+    for r in range(runs):
+        res = run(scenario, seed=base.getrandbits(64), tracker=tracker, user_prefix=f"r{r}-" if runs > 1 else "")
+        totals["invocations"] += res.invocations
+        totals["cold_starts"] += res.cold_starts
+        totals["throttled"] += res.throttled
+    return tracker, totals
+
+
+def replay(
+    arrivals: Iterable[Arrival],
+    scenario: Scenario,
+    seed: int | None = None,
+    tracker: Tracker | None = None,
+    user_prefix: str = "",
+) -> RunResult:
+    """Open-loop replay: each (time, user) of `arrivals`, in time order,
+    reaches the platform half a round trip (`scenario.latency`) after its
+    time and runs `scenario.service` seconds (plus the init delay when
+    cold). Uses the scenario's latency, service, cache and model; its users,
+    think time and duration do not apply. Streams: memory holds the calls in
+    flight and the per-user tallies, not the trace.
+
+    Speed (bench/simulator.py --replay): arrivals come sorted, so they skip
+    the event heap when the round trip is fixed (its default, 0, takes a
+    trace's times as arrivals at Lambda's front end); only completions go
+    through it. A random round trip reorders arrivals a little, and they
+    pass through the heap too.
+    """
+    rng = random.Random(seed)
+    service = parse_distribution(scenario.service, "service")
+    latency = parse_distribution(scenario.latency, "latency")
+    fixed = latency.fixed
+    platform = Platform(scenario.model, [FunctionSpec(FUNCTION)], rng=random.Random(rng.random()))
+    tracker = tracker if tracker is not None else Tracker()
+    record, record_invalid = tracker.record, tracker.record_invalid
+    acquire, release, ready = platform.acquire, platform.release, platform.ready
+    cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
+    counter = platform.counter  # one function: its in-flight count is the total
+    heap: list = []
+    push, pop = heapq.heappush, heapq.heappop
+    invocations = throttled = peak = 0
+    expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
+    next_expire = -math.inf
+    last = -math.inf
+    # Completions: (time, 0, env id, env); arrivals (random round trip only):
+    # (time, 1, sequence, user). A completion at the same time goes first.
+    half = fixed / 2 if fixed is not None else 0.0
+    lowest_half = latency.lowest / 2
+    seq = 0
+    source = iter(arrivals)
+    # the next arrival not yet taken (random round trip only)
+    pending = next(source, None) if fixed is None else None
+    while True:
+        if fixed is not None:
+            item = next(source, None)
+            if item is None:
+                break
+            t, user = item
+            if t < last:
+                raise ValueError(f"arrivals out of time order: {t!r} after {last!r} (user {user!r})")
+            last = t
+            now = t + half
+            while heap and heap[0][0] <= now:
+                done = pop(heap)
+                release(done[3], done[0])
+        else:
+            # take arrivals while one could still reach the platform before the heap's head
+            while pending is not None and (not heap or pending[0] + lowest_half <= heap[0][0]):
+                t, user = pending
+                if t < last:
+                    raise ValueError(f"arrivals out of time order: {t!r} after {last!r} (user {user!r})")
+                last = t
+                seq += 1
+                push(heap, (t + latency(rng) / 2, 1, seq, user))
+                pending = next(source, None)
+            if not heap:
+                break
+            event = pop(heap)
+            if event[1] == 0:
+                release(event[3], event[0])
+                continue
+            now, user = event[0], event[3]
+        if now >= next_expire:
+            platform.expire(now)
+            next_expire = now + expire_every
+        label = user_prefix + user if user_prefix else user
+        try:
+            lease = acquire(FUNCTION, now)
+        except Throttled:
+            throttled += 1
+            record_invalid(label)
+            continue
+        invocations += 1
+        n = counter.total
+        if n > peak:
+            peak = n
+        env = lease.env
+        busy, hit = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready)
+        record(label, env.id, lease.cold, hit)
+        push(heap, (now + busy, 0, env.id, env))
+    while heap:
+        done = pop(heap)
+        release(done[3], done[0])
+    return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
