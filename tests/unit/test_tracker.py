@@ -46,7 +46,7 @@ def test_hand_computed_user():
 
 
 def test_alternating_between_two_warm_environments():
-    # design.md section 4: max-share 0.5 but a warm-cache rate near 1
+    # README, "Metrics": max-share 0.5 but a warm-cache rate near 1
     t = Tracker()
     t.record("u", "A", True, False)
     t.record("u", "B", True, False)

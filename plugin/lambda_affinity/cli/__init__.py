@@ -278,6 +278,7 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
     """Each run reads the file again (streamed), its users prefixed `r{n}-` when pooled."""
     import random
 
+    from ..core.schema import ReplayedTrace
     from ..core.tracker import Tracker
     from ..sim.simulate import replay
     from ..sim.trace import ReadStats, read_arrivals, truncation_warning
@@ -298,7 +299,7 @@ def _replay_trace(args: argparse.Namespace, scenario) -> tuple:
         )
         for key in totals:
             totals[key] += getattr(res, key)
-    read = {
+    read: ReplayedTrace = {
         "path": args.trace,
         "rows": stats.rows,
         "blank_lines": stats.blank_lines,

@@ -1,4 +1,4 @@
-"""The probe reply contract (design.md section 3), as the plugin reads it.
+"""The probe reply contract (probe_lambda/handler.py writes it), as the plugin reads it.
 
 `parse_reply` turns one reply into an `Observation` or raises a
 `ProbeReplyError` whose message says exactly what is wrong. It accepts:

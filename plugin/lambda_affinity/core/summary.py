@@ -1,20 +1,23 @@
 """Distributions across users, merging per-user rows, the cost of a miss, CI checks.
 
-Everything here reads per-user rows (see tracker.ROW_FIELDS), so a Locust
-run, a distributed master and the simulator all summarise the same way.
-Rendering the document for people and files is report.render's.
+Everything here reads per-user rows (schema.UserRow), so a Locust run, a
+distributed master and the simulator all summarise the same way, into one
+document (schema.SummaryDoc, described in docs/schema.md). Rendering the
+document for people and files is report.render's.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TypedDict
+from typing import Any, cast
 
+# MissCost is imported from here too (it was defined here first)
+from .schema import Distribution, MissCost, PerUser, SummaryDoc, UserRow
 from .tracker import ROW_FIELDS
 
-STAT_KEYS = ("mean", "min", "p10", "p25", "p50", "p75", "p90", "max", "weighted")
-PER_USER_KEYS = ("user", "requests", "max_share", "warm_hits", "environments", "cold_starts", "switches")
+STAT_KEYS: tuple[str, ...] = tuple(Distribution.__annotations__)
+PER_USER_KEYS: tuple[str, ...] = tuple(PerUser.__annotations__)
 PER_USER_LIMIT = 10_000
 BINS = 10
 
@@ -39,39 +42,21 @@ def histogram(rates: Iterable[float]) -> list[int]:
     return bins
 
 
-def distribution(rates: list[float], hits: int, total: int) -> dict | None:
+def distribution(rates: list[float], hits: int, total: int) -> Distribution | None:
     if not rates:
         return None
     s = sorted(rates)
-    out: dict[str, float | None] = {"mean": sum(s) / len(s), "min": s[0]}
-    for name, q in (("p10", 0.1), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p90", 0.9)):
-        out[name] = percentile(s, q)
-    out["max"] = s[-1]
-    out["weighted"] = hits / total if total else None
-    return out
-
-
-class MissCost(TypedDict):
-    """What the warm cache saves, per million valid replies: the document's
-    optional `miss_cost` object (docs/sweep.md). A miss is a reply whose
-    session was not in the environment's cache, so the handler paid for the
-    lookup (a DynamoDB read, say); each hit saved one such miss. Money or
-    time given as None stays None in the sums."""
-
-    per_miss_ms: float | None
-    per_miss_usd: float | None
-    # The request-weighted warm-cache rate: hits / replies that carried a cache status.
-    warm_cache_rate: float
-    hits_per_million: float
-    misses_per_million: float
-    # Paid for by the hits (what a cache-less handler would have spent more)
-    saved_ms_per_million: float | None
-    saved_usd_per_million: float | None
-    # Still spent on the misses
-    spent_ms_per_million: float | None
-    spent_usd_per_million: float | None
-    # saved_ms_per_million / 1e6: the mean latency a reply gains from the cache
-    saved_ms_per_request: float | None
+    return {
+        "mean": sum(s) / len(s),
+        "min": s[0],
+        "p10": percentile(s, 0.1),
+        "p25": percentile(s, 0.25),
+        "p50": percentile(s, 0.5),
+        "p75": percentile(s, 0.75),
+        "p90": percentile(s, 0.9),
+        "max": s[-1],
+        "weighted": hits / total if total else None,
+    }
 
 
 MILLION = 1_000_000
@@ -85,7 +70,7 @@ def check_miss_cost(per_miss_ms: float | None, per_miss_usd: float | None) -> No
             raise ValueError(f"{option}: must be a finite number >= 0, got {value!r}")
 
 
-def miss_cost(doc: Mapping, per_miss_ms: float | None = None, per_miss_usd: float | None = None) -> MissCost | None:
+def miss_cost(doc: SummaryDoc, per_miss_ms: float | None = None, per_miss_usd: float | None = None) -> MissCost | None:
     """Time and money the warm cache saves per million replies, from the
     document's request-weighted warm-cache rate and the cost of one miss.
 
@@ -94,7 +79,8 @@ def miss_cost(doc: Mapping, per_miss_ms: float | None = None, per_miss_usd: floa
     non-finite cost, naming the option (--miss-cost-ms, --miss-cost-usd).
     """
     check_miss_cost(per_miss_ms, per_miss_usd)
-    rate = (doc.get("warm_cache_rate") or {}).get("weighted")
+    warm = doc.get("warm_cache_rate")
+    rate = warm["weighted"] if warm else None
     if (per_miss_ms is None and per_miss_usd is None) or rate is None:
         return None
     hits = rate * MILLION
@@ -119,19 +105,19 @@ def miss_cost(doc: Mapping, per_miss_ms: float | None = None, per_miss_usd: floa
 
 
 def summarize(
-    rows: Iterable[Mapping],
+    rows: Iterable[UserRow],
     environments: int | None = None,
     per_user_limit: int = PER_USER_LIMIT,
     per_miss_ms: float | None = None,
     per_miss_usd: float | None = None,
-) -> dict:
-    """The `--affinity-json` / `simulate --json` document (design.md section 8),
+) -> SummaryDoc:
+    """The `--affinity-json` / `simulate --json` document (docs/schema.md),
     with `miss_cost` (see miss_cost) when a cost of a miss is given."""
     rows = list(rows)
     valid = [r for r in rows if r["requests"] > 0]
     rates = [r["max_count"] / r["requests"] for r in valid]
     cached = [r for r in valid if r["cache_known"] > 0]
-    doc = {
+    doc: SummaryDoc = {
         "users": len(rows),
         "requests": sum(r["requests"] for r in rows),
         "invalid": sum(r["invalid"] for r in rows),
@@ -164,7 +150,7 @@ def summarize(
     return doc
 
 
-def merge_rows(into: dict, rows: Iterable[Mapping]) -> None:
+def merge_rows(into: dict[str, UserRow], rows: Iterable[Mapping[str, Any]]) -> None:
     """Fold full per-user rows into `into` (user -> row). A newer row for the
     same user replaces the older one: rows are snapshots, not deltas, so a
     repeated message never double counts."""
@@ -172,7 +158,7 @@ def merge_rows(into: dict, rows: Iterable[Mapping]) -> None:
         missing = [k for k in ROW_FIELDS if k not in r]
         if missing:
             raise ValueError(f"affinity row lacks {', '.join(missing)}: {dict(r)!r}")
-        into[r["user"]] = dict(r)
+        into[r["user"]] = cast(UserRow, dict(r))  # every field is there (checked above)
 
 
 # -- CI checks ---------------------------------------------------------------
@@ -187,18 +173,20 @@ CHECKS = (
 )
 
 
-def check_value(doc: Mapping, option: str) -> float | None:
+def check_value(doc: SummaryDoc, option: str) -> float | None:
     """The measured value a check compares, or None when the run gives none."""
     if option == "affinity-min-hit-rate":
-        return doc["hit_rate"]["p50"] if doc.get("hit_rate") else None
+        hit = doc.get("hit_rate")
+        return hit["p50"] if hit else None
     if option == "affinity-min-warm-rate":
-        return doc["warm_cache_rate"]["p50"] if doc.get("warm_cache_rate") else None
+        warm = doc.get("warm_cache_rate")
+        return warm["p50"] if warm else None
     if option == "affinity-max-cold-ratio":
         return doc["cold_starts"] / doc["requests"] if doc["requests"] else None
     raise ValueError(f"unknown affinity check {option!r}")
 
 
-def evaluate_checks(doc: Mapping, thresholds: Mapping[str, float | None]) -> tuple[list[str], list[str]]:
+def evaluate_checks(doc: SummaryDoc, thresholds: Mapping[str, float | None]) -> tuple[list[str], list[str]]:
     """Compare the run with the thresholds that are set (option -> value).
 
     Returns (failures, passes), one message each naming the check, the

@@ -31,21 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
+from .schema import UserRow
+
 DEFAULT_MAX_ENVS = 64
 
-# One per-user row: the unit that summaries read and workers send to the master.
-ROW_FIELDS = (
-    "user",
-    "requests",
-    "max_count",
-    "max_share",
-    "warm_hits",
-    "cache_known",
-    "environments",
-    "cold_starts",
-    "switches",
-    "invalid",
-)
+# One per-user row: the unit that summaries read and workers send to the master
+# (core.schema.UserRow; these are its keys, in its order: the per-user CSV's columns).
+ROW_FIELDS: tuple[str, ...] = tuple(UserRow.__annotations__)
 
 
 class _Overflow:
@@ -225,7 +217,7 @@ class Tracker:
         self.dirty.add(user)
         return t
 
-    def row(self, user: Hashable) -> dict:
+    def row(self, user: Hashable) -> UserRow:
         t = self.users[user]
         return {
             "user": str(user),
@@ -240,10 +232,10 @@ class Tracker:
             "invalid": t.invalid,
         }
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[UserRow]:
         return [self.row(u) for u in self.users]
 
-    def take_changed(self) -> list[dict]:
+    def take_changed(self) -> list[UserRow]:
         """Rows of users changed since the last call (for worker -> master)."""
         changed = [self.row(u) for u in self.dirty]
         self.dirty = set()

@@ -1,6 +1,8 @@
 """The Invoke API front end: `POST /2015-03-31/functions/{name}/invocations`.
 
-Status codes, headers and error shapes are AWS's (design.md section 11), so
+Status codes, headers and error shapes are AWS's (the Invoke API reference,
+https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html; docs/emulator.md,
+"Behaviour as on AWS", lists each case), so
 botocore raises the same exception classes as against AWS: the error code
 travels in `x-amzn-ErrorType` with its `Exception` suffix, 404s use `Message`
 and most others `message`, throttling carries `Reason` (and, as on AWS, no `Retry-After`).

@@ -9,7 +9,8 @@ The greenlet that runs the next invocation answers that `/next` itself and
 serves the connection until the invocation has its result, so a warm
 invocation costs no hop through a queue, no wake-up of another greenlet and
 no switch back: one greenlet takes the client's request, hands the event to
-the runtime, reads its result and answers the client (design.md section 10).
+the runtime, reads its result and answers the client (docs/emulator.md, "How it
+is built" and "Performance").
 """
 
 from __future__ import annotations

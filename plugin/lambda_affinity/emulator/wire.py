@@ -3,7 +3,7 @@
 Every front end (Invoke API, Function URLs, introspection) and every
 environment's Runtime API speaks through this. It is small on purpose: on
 this hot path gevent.pywsgi's request machinery costs ~300 us more per invoke
-than a bare server (design.md section 10). Parsing is llhttp's (httptools);
+than a bare server (docs/emulator.md, "Performance"). Parsing is llhttp's (httptools);
 this module does keep-alive, pipelining, `Expect: 100-continue`,
 Content-Length and chunked bodies, with every buffer bounded: request target,
 head, header count, body size. Malformed input gets a precise 4xx and the

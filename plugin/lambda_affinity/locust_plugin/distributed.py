@@ -12,8 +12,9 @@ invalid replies only grow within a run). Every payload names its run (the
 master's token, sent to workers with the spawn message), so a report from a
 previous run that arrives late is dropped instead of mixed in.
 
-What it costs the master (bench/distributed.py): a row is a list in
-`WIRE_FIELDS` order (no keys; `max_share` is derived), and a payload's rows
+What it costs the master (bench/distributed.py): a row is a `WireRow`, a
+tuple that packs as a msgpack array (no keys; `max_share` is derived), and
+the master holds it as the list msgpack gives back; a payload's rows
 and environment ids travel as msgpack blobs inside Locust's message, so
 Locust decodes each as a single bytes object and the unpacking is ours,
 measured in `Aggregator.cpu_s`. The master only appends a periodic payload
@@ -26,14 +27,31 @@ unpacks each user's row once, however long it runs.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypedDict, cast
 
 import msgpack
 
-from ..core.tracker import ROW_FIELDS, Tracker
+from ..core.schema import UserRow, Workers
+from ..core.tracker import Tracker
 
-# A row on the wire: ROW_FIELDS without max_share (max_count / requests).
-WIRE_FIELDS = tuple(f for f in ROW_FIELDS if f != "max_share")
+
+class WireRow(NamedTuple):
+    """A row on the wire: schema.UserRow without max_share (max_count /
+    requests, derived again by unpack_row), in UserRow's order."""
+
+    user: str
+    requests: int
+    max_count: int
+    warm_hits: int
+    cache_known: int
+    environments: int
+    cold_starts: int
+    switches: int
+    invalid: int
+
+
+WIRE_FIELDS: tuple[str, ...] = WireRow._fields
 _REQUESTS = WIRE_FIELDS.index("requests")
 _INVALID = WIRE_FIELDS.index("invalid")
 # Periodic payloads a worker may have waiting before the master unpacks them:
@@ -42,18 +60,59 @@ _INVALID = WIRE_FIELDS.index("invalid")
 MAX_QUEUED = 16
 
 
-def pack_rows(rows: Iterable[Mapping]) -> list[list]:
-    return [[r[f] for f in WIRE_FIELDS] for r in rows]
+class Totals(TypedDict):
+    """What a worker recorded in a run, sent with its final snapshot."""
+
+    users: int
+    requests: int
+    invalid: int
 
 
-def unpack_row(values) -> dict:
-    # ROW_FIELDS is WIRE_FIELDS with max_share after max_count
-    user, requests, max_count, *rest = values
-    values = (user, requests, max_count, max_count / requests if requests else None, *rest)
-    return dict(zip(ROW_FIELDS, values, strict=True))
+class Payload(TypedDict, total=False):
+    """Ours in a worker's message: `rows` and `envs` are msgpack blobs (packed
+    WireRows, environment ids); `final` only in the final snapshot."""
+
+    run: str | None
+    rows: bytes
+    envs: bytes
+    final: Totals
 
 
-def blob(items: list) -> bytes:
+def pack_rows(rows: Iterable[UserRow]) -> list[WireRow]:
+    return [
+        WireRow(
+            r["user"],
+            r["requests"],
+            r["max_count"],
+            r["warm_hits"],
+            r["cache_known"],
+            r["environments"],
+            r["cold_starts"],
+            r["switches"],
+            r["invalid"],
+        )
+        for r in rows
+    ]
+
+
+def unpack_row(values: Sequence[Any]) -> UserRow:
+    """A row as unpacked from the wire (a list in WireRow's order) back to a UserRow."""
+    w = WireRow._make(values)
+    return {
+        "user": w.user,
+        "requests": w.requests,
+        "max_count": w.max_count,
+        "max_share": w.max_count / w.requests if w.requests else None,
+        "warm_hits": w.warm_hits,
+        "cache_known": w.cache_known,
+        "environments": w.environments,
+        "cold_starts": w.cold_starts,
+        "switches": w.switches,
+        "invalid": w.invalid,
+    }
+
+
+def blob(items: Sequence[Any]) -> bytes:
     """Packed rows or environment ids as one msgpack blob (see the module doc)."""
     return msgpack.packb(items)
 
@@ -62,7 +121,7 @@ def unblob(data: bytes) -> list:
     return msgpack.unpackb(data, use_list=True)
 
 
-def periodic_payload(tracker: Tracker, run: str | None) -> dict | None:
+def periodic_payload(tracker: Tracker, run: str | None) -> Payload | None:
     """Rows changed and environments first seen since the last call; None
     when there is nothing new (the report then carries nothing of ours)."""
     rows = tracker.take_changed()
@@ -72,7 +131,7 @@ def periodic_payload(tracker: Tracker, run: str | None) -> dict | None:
     return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
 
 
-def final_payload(tracker: Tracker, run: str | None) -> dict:
+def final_payload(tracker: Tracker, run: str | None) -> Payload:
     """Everything the worker recorded in this run, once, when it stops: a
     periodic report lost on the way cannot leave a gap, and `totals` let the
     master verify that what it holds for this worker is exactly this."""
@@ -82,8 +141,8 @@ def final_payload(tracker: Tracker, run: str | None) -> dict:
     return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(list(tracker.env_ids())), "final": totals(rows)}
 
 
-def totals(rows: Iterable[Mapping]) -> dict:
-    out = {"users": 0, "requests": 0, "invalid": 0}
+def totals(rows: Iterable[UserRow]) -> Totals:
+    out: Totals = {"users": 0, "requests": 0, "invalid": 0}
     for r in rows:
         out["users"] += 1
         out["requests"] += r["requests"]
@@ -101,10 +160,10 @@ class WorkerState:
         self.index = index
         self.reports = 0  # payloads of ours received in this run
         self.last_report: float | None = None  # monotonic time of the last one
-        self.final: dict | None = None  # the worker's own totals, once its final payload is in
+        self.final: Totals | None = None  # the worker's own totals, once its final payload is in
         self.stats_after_final = False  # Locust's stats report that follows the final one is in too
         self.gone = False  # the worker said it quits, or it stopped
-        self.table: dict[str, list] = {}  # user -> latest row, as unpacked so far
+        self.table: dict[str, list] = {}  # user -> latest row (a WireRow as msgpack's list), as unpacked so far
         self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
 
     @property
@@ -118,9 +177,9 @@ class WorkerState:
         for it are complete too) or the worker has left."""
         return self.final is not None and (self.stats_after_final or self.gone)
 
-    def held(self) -> dict:
+    def held(self) -> Totals:
         """Totals of the rows held for this worker (unpack the queue first)."""
-        out = {"users": len(self.table), "requests": 0, "invalid": 0}
+        out: Totals = {"users": len(self.table), "requests": 0, "invalid": 0}
         for values in self.table.values():
             out["requests"] += values[_REQUESTS]
             out["invalid"] += values[_INVALID]
@@ -180,7 +239,7 @@ class Aggregator:
                 w.queue = []
                 w.table = {values[0]: values for values in unblob(payload["rows"])}
                 self.envs.update(unblob(payload["envs"]))
-                w.final = dict(final)
+                w.final = cast(Totals, dict(final))  # compared with held() as it came
                 w.stats_after_final = False
             self.version += 1
             return True
@@ -223,8 +282,8 @@ class Aggregator:
         lost = set(lost)
         return [w for w in self.workers.values() if not w.settled and w.key not in lost]
 
-    def row_dicts(self) -> list[dict]:
-        """Per-user rows (tracker.ROW_FIELDS), by worker index, then in each
+    def row_dicts(self) -> list[UserRow]:
+        """Per-user rows, by worker index, then in each
         worker's own order (the order its users started)."""
         self.fold()
         workers = sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key))
@@ -262,7 +321,7 @@ class Aggregator:
                 )
         return out
 
-    def summary_of_workers(self) -> dict:
+    def summary_of_workers(self) -> Workers:
         """For the JSON document: how many workers took part, which sent no final payload."""
         lost = sorted(
             (w for w in self.workers.values() if w.final is None), key=lambda w: (w.index is None, w.index or 0)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..core import summary
+from ..core.schema import SummaryDoc, UserRow
 from ..report import render
 from ..report.timeline import TimelinePoint
 from .options import AffinityOptions
@@ -25,8 +26,8 @@ RATES_LINE_MAX_USERS = 50
 class RunReport:
     """What a finished run produced, for the console summary."""
 
-    doc: dict
-    rows: list[dict]
+    doc: SummaryDoc
+    rows: list[UserRow]
     failures: list[str] = field(default_factory=list)
     passes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # workers lost, the emulator's own cap hit
@@ -47,8 +48,8 @@ def _write(path: str, text: str, written: list[str]) -> None:
 
 
 def write_outputs(
-    doc: dict,
-    rows: list[dict],
+    doc: SummaryDoc,
+    rows: list[UserRow],
     options: AffinityOptions,
     warnings: Iterable[str] = (),
     points: Sequence[TimelinePoint] = (),

@@ -21,6 +21,7 @@ from typing import Any
 from ..core import summary
 from ..core.hosts import PluginConfigError, check_host, transport_of
 from ..core.reply import Observation, ProbeReplyError, parse_reply
+from ..core.schema import SummaryDoc, UserRow
 from ..core.tracker import Tracker
 from ..emulator.containment import make_undumpable
 from ..report.timeline import Timeline
@@ -245,14 +246,14 @@ class AffinityPlugin:
 
     # -- the results -------------------------------------------------------------------
 
-    def rows(self) -> tuple[list[dict], int]:
+    def rows(self) -> tuple[list[UserRow], int]:
         """Per-user rows and distinct environments for the whole run (so far, while it runs)."""
         if self.master is not None:
             return self.master.aggregator.row_dicts(), self.master.aggregator.environments
         return self.tracker.rows(), self.tracker.environments
 
-    def snapshot(self) -> tuple[dict, list[dict]]:
-        """The summary document (the --affinity-json schema) and the rows it
+    def snapshot(self) -> tuple[SummaryDoc, list[UserRow]]:
+        """The summary document (the --affinity-json document) and the rows it
         sums; a master's also says how many workers took part and which were lost."""
         rows, envs = self.rows()
         options = self.options

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import gevent
 
+from ..core.schema import SummaryDoc
 from ..report.timeline import Timeline
 
 logger = logging.getLogger("lambda_affinity")
@@ -25,7 +26,7 @@ MAX_CPU_SHARE = 0.02
 class TimelineSampler:
     """Samples `summarize()` (the summary document now) into a Timeline."""
 
-    def __init__(self, summarize: Callable[[], Mapping], interval_s: float = TIMELINE_S) -> None:
+    def __init__(self, summarize: Callable[[], SummaryDoc], interval_s: float = TIMELINE_S) -> None:
         self.summarize = summarize
         self.interval_s = interval_s
         self.timeline = Timeline()
@@ -48,7 +49,7 @@ class TimelineSampler:
             self.add()
             wait = max(self.interval_s, (time.thread_time() - started) / MAX_CPU_SHARE)
 
-    def add(self, doc: Mapping | None = None, last: bool = False) -> None:
+    def add(self, doc: SummaryDoc | None = None, last: bool = False) -> None:
         line = self.timeline
         if line.closed or not self.started:
             return  # never started: no point to take, nor a summary to compute for it
@@ -59,7 +60,7 @@ class TimelineSampler:
         except ValueError as exc:  # e.g. a reset mid-run: the dashboard loses a point, the run goes on
             logger.warning("lambda-affinity: timeline point dropped: %s", exc)
 
-    def close(self, doc: Mapping | None = None) -> None:
+    def close(self, doc: SummaryDoc | None = None) -> None:
         """The run's last point, once per run, with the final numbers."""
         sampler, self._sampler = self._sampler, None
         if sampler is not None:

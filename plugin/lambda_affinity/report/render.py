@@ -1,7 +1,8 @@
 """The summary document rendered for people and files: console table, CSV, HTML, SVG.
 
-Pure functions of the summary document (core.summary.summarize) and per-user
-rows (core.tracker.ROW_FIELDS); the charts come from report.charts.
+Pure functions of the summary document (core.schema.SummaryDoc, from
+core.summary.summarize) and per-user rows (core.schema.UserRow); the charts
+come from report.charts. docs/schema.md describes both.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import html
 import io
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..core.summary import BINS, STAT_KEYS, MissCost
+from ..core.schema import MissCost, SummaryDoc, UserRow
+from ..core.summary import BINS, STAT_KEYS
 from ..core.tracker import ROW_FIELDS
 from .charts import render_svg
-from .timeline import charts_of, duration_text, headline
+from .timeline import TimelinePoint, charts_of, duration_text, headline
+
+Stats = Mapping[str, object] | None  # a schema.Distribution, or None
 
 
-def miss_cost_line(cost: Mapping) -> str:
+def miss_cost_line(cost: MissCost) -> str:
     """One line for the console and the HTML report."""
     per = ", ".join(
         p
@@ -44,9 +48,15 @@ def miss_cost_line(cost: Mapping) -> str:
     return line
 
 
-def rates_line(rows: Iterable[Mapping]) -> str:
+def rates_line(rows: Iterable[UserRow]) -> str:
     """The seed article's `rates: 0.63,0.38,...` line."""
     return "rates: " + ",".join(f"{r['max_count'] / r['requests']:.2f}" for r in rows if r["requests"])
+
+
+def _rates(doc: SummaryDoc, names: tuple[str, str] = ("max-share hit", "warm-cache hit")) -> list[tuple[str, Stats]]:
+    """The two rate distributions (None when not measured), as `names` name them.
+    Typed as mappings: a row reads them by the names in STAT_KEYS."""
+    return [(names[0], doc.get("hit_rate")), (names[1], doc.get("warm_cache_rate"))]
 
 
 def _fmt(v) -> str:
@@ -57,7 +67,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def render_table(doc: Mapping, title: str = "Lambda affinity") -> str:
+def render_table(doc: SummaryDoc, title: str = "Lambda affinity") -> str:
     """The console summary: totals, both distributions, the histogram."""
     lines = [
         f"{title}: {doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
@@ -65,8 +75,7 @@ def render_table(doc: Mapping, title: str = "Lambda affinity") -> str:
     ]
     header = f"{'rate':<16}" + "".join(f"{k:>9}" for k in STAT_KEYS)
     lines.append(header)
-    for name, key in (("max-share hit", "hit_rate"), ("warm-cache hit", "warm_cache_rate")):
-        dist = doc.get(key)
+    for name, dist in _rates(doc):
         cells = "".join(f"{_fmt(dist[k]) if dist else '-':>9}" for k in STAT_KEYS)
         lines.append(f"{name:<16}{cells}")
     total = sum(doc["histogram"]) or 1
@@ -74,26 +83,27 @@ def render_table(doc: Mapping, title: str = "Lambda affinity") -> str:
     for i, n in enumerate(doc["histogram"]):
         bar = "#" * round(40 * n / total)
         lines.append(f"  {i / BINS:.1f}-{(i + 1) / BINS:.1f} {n:>7} {bar}")
-    if doc.get("miss_cost"):
-        lines.append(miss_cost_line(doc["miss_cost"]))
+    cost = doc.get("miss_cost")
+    if cost:
+        lines.append(miss_cost_line(cost))
     return "\n".join(lines)
 
 
-def rows_csv(rows: Iterable[Mapping]) -> str:
+def rows_csv(rows: Iterable[UserRow]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: r[k] for k in ROW_FIELDS})
+        row: Mapping[str, object] = r
+        w.writerow({k: row[k] for k in ROW_FIELDS})
     return buf.getvalue()
 
 
-def summary_csv(doc: Mapping) -> str:
+def summary_csv(doc: SummaryDoc) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["metric", *STAT_KEYS])
-    for key in ("hit_rate", "warm_cache_rate"):
-        dist = doc.get(key)
+    for key, dist in _rates(doc, ("hit_rate", "warm_cache_rate")):
         w.writerow([key, *((dist[k] if dist else "") for k in STAT_KEYS)])
     w.writerow([])
     w.writerow(["users", "requests", "invalid", "environments", "cold_starts"])
@@ -102,10 +112,11 @@ def summary_csv(doc: Mapping) -> str:
     w.writerow(["bin", "users"])
     for i, n in enumerate(doc["histogram"]):
         w.writerow([f"{i / BINS:.1f}-{(i + 1) / BINS:.1f}", n])
-    if doc.get("miss_cost"):
+    cost: Mapping[str, object] | None = doc.get("miss_cost")
+    if cost:
         w.writerow([])
         w.writerow(list(MissCost.__annotations__))
-        w.writerow(["" if doc["miss_cost"][k] is None else doc["miss_cost"][k] for k in MissCost.__annotations__])
+        w.writerow(["" if cost[k] is None else cost[k] for k in MissCost.__annotations__])
     return buf.getvalue()
 
 
@@ -148,7 +159,7 @@ def histogram_svg(bins: list[int], width: int = 520, height: int = 220, title: s
     return "".join(parts)
 
 
-def render_html_section(doc: Mapping, checks: Iterable[str] = (), points: Sequence = ()) -> str:
+def render_html_section(doc: SummaryDoc, checks: Iterable[str] = (), points: Sequence[TimelinePoint] = ()) -> str:
     """The affinity section of an HTML report: the dashboard's headline
     figures, totals, both distributions, the histogram picture, the run's
     time series (timeline.TimelinePoint) as the dashboard's charts, and the
@@ -164,12 +175,12 @@ def render_html_section(doc: Mapping, checks: Iterable[str] = (), points: Sequen
     cell = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #8884"'
     head = 'style="padding:4px 10px;text-align:right;border-bottom:1px solid #888"'
     rows = []
-    for name, key in (("max-share hit", "hit_rate"), ("warm-cache hit", "warm_cache_rate")):
-        dist = doc.get(key)
+    for name, dist in _rates(doc):
         cells = "".join(f"<td {cell}>{_fmt(dist[k]) if dist else '-'}</td>" for k in STAT_KEYS)
         rows.append(f"<tr><th {cell.replace('right', 'left')}>{name}</th>{cells}</tr>")
     header = "".join(f"<th {head}>{k}</th>" for k in STAT_KEYS)
     cold_ratio = doc["cold_starts"] / doc["requests"] if doc["requests"] else None
+    cost = doc.get("miss_cost")
     totals = (
         f"{doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
         f"{doc['environments']} environments, {doc['cold_starts']} cold starts "
@@ -184,7 +195,7 @@ def render_html_section(doc: Mapping, checks: Iterable[str] = (), points: Sequen
         f"<p>{html.escape(totals)}</p>"
         '<table style="border-collapse:collapse;margin-bottom:16px">'
         f"<tr><th {head.replace('right', 'left')}>rate</th>{header}</tr>{''.join(rows)}</table>"
-        + (f"<p>{html.escape(miss_cost_line(doc['miss_cost']))}</p>" if doc.get("miss_cost") else "")
+        + (f"<p>{html.escape(miss_cost_line(cost))}</p>" if cost else "")
         + '<div class="affinity-charts" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end">'
         f'<figure style="margin:0">{histogram_svg(list(doc["histogram"]))}</figure>{charts}</div>'
         + (f"<ul>{check_items}</ul>" if check_items else "")

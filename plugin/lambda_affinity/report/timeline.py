@@ -2,7 +2,7 @@
 headline figures of a summary document, and a bounded time series of them.
 
 Pure: no I/O, no Locust. The plugin samples the run's summary document
-(summary.summarize, design.md section 8) every few seconds into a Timeline;
+(core.schema.SummaryDoc, docs/schema.md) every few seconds into a Timeline;
 the web UI serves it as JSON and draws it live, the HTML report draws it
 static. Both draw the charts named in CHARTS, so the two always agree on
 what is plotted.
@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
+from ..core.schema import SummaryDoc
 from .charts import Axis, Chart, Point, Series
 
 DEFAULT_MAX_POINTS = 240  # a 2 s sampling keeps full resolution for 8 minutes, then halves
@@ -49,34 +50,25 @@ def duration_text(seconds: float) -> str:
     return f"{seconds:,.1f} s"
 
 
-def _savings(doc: Mapping) -> tuple[tuple[str, str, str, str], ...]:
+def _savings(doc: SummaryDoc) -> tuple[tuple[str, str, str, str], ...]:
     """What the warm cache saves per million replies, when a cost of a miss
     was given (summary.miss_cost): figures of kind "text", formatted here once
     for the dashboard and the report."""
-    cost = doc.get("miss_cost") or {}
+    cost = doc.get("miss_cost")
+    if not cost:
+        return ()
+    saved_ms, saved_usd = cost["saved_ms_per_million"], cost["saved_usd_per_million"]
     out = []
-    if cost.get("saved_ms_per_million") is not None:
+    if saved_ms is not None:
         out.append(
-            (
-                "saved_time_per_million",
-                "Time the cache saves per 1M replies",
-                duration_text(cost["saved_ms_per_million"] / 1000),
-                "text",
-            )
+            ("saved_time_per_million", "Time the cache saves per 1M replies", duration_text(saved_ms / 1000), "text")
         )
-    if cost.get("saved_usd_per_million") is not None:
-        out.append(
-            (
-                "saved_usd_per_million",
-                "Money the cache saves per 1M replies",
-                f"${cost['saved_usd_per_million']:,.2f}",
-                "text",
-            )
-        )
+    if saved_usd is not None:
+        out.append(("saved_usd_per_million", "Money the cache saves per 1M replies", f"${saved_usd:,.2f}", "text"))
     return tuple(out)
 
 
-def headline(doc: Mapping) -> list[Figure]:
+def headline(doc: SummaryDoc) -> list[Figure]:
     """The dashboard's and the report's headline figures, in display order."""
     figures = (
         ("users", "Users", _need(doc, "users"), "count"),
@@ -173,7 +165,7 @@ class Timeline:
         self._last_t = start
         self.closed = False
 
-    def add(self, t: float, doc: Mapping) -> TimelinePoint:
+    def add(self, t: float, doc: SummaryDoc) -> TimelinePoint:
         """Take a sample of the summary document `doc` at time `t`; returns the point it went into."""
         if self.closed:
             raise ValueError("the timeline is closed: its run is over")
@@ -210,7 +202,7 @@ class Timeline:
                 point = self.points[-1]
         return point
 
-    def close(self, t: float, doc: Mapping) -> TimelinePoint:
+    def close(self, t: float, doc: SummaryDoc) -> TimelinePoint:
         """The run's last sample: `add`, then no more."""
         try:
             return self.add(t, doc)

@@ -13,13 +13,15 @@ light/dark theme.
 Routes sit in a Blueprint under `--web-base-path` like Locust's own, and are
 guarded by `web_ui.auth_required_if_enabled` (`--web-login`):
 
-  affinity/json             the live summary (the --affinity-json document)
-  affinity/csv              per-user rows (the --csv PREFIX_affinity.csv file)
+  affinity/json             the live summary (the --affinity-json document, SummaryDoc)
+  affinity/csv              per-user rows (the --csv PREFIX_affinity.csv file, UserRow)
   affinity/summary.csv      distributions, totals, histogram
   affinity/histogram.svg    the per-user max-share histogram
-  affinity/timeline.json    the run's time series (timeline.TimelinePoint, oldest first) and whether it is final
-  affinity/dashboard.json   what the tab draws, from one snapshot
+  affinity/timeline.json    the run's time series (TimelineJSON: TimelinePoint, oldest first) and whether it is final
+  affinity/dashboard.json   what the tab draws, from one snapshot (Dashboard)
   affinity/static/NAME      the dashboard's script
+
+docs/schema.md describes every JSON document and CSV file here, field by field.
 
 Locust's own report route (stats/report, "Download Report") gets the
 affinity section of the --html report.
@@ -36,11 +38,12 @@ import threading
 import time
 from collections.abc import Hashable
 from dataclasses import asdict
-from typing import Protocol
+from typing import Any, Protocol, TypedDict
 
 from ..core import summary
+from ..core.schema import PerUser, SummaryDoc, UserRow
 from . import render
-from .timeline import CHARTS, Timeline, headline
+from .timeline import CHARTS, ChartSpec, Figure, Timeline, headline
 
 TAB_KEY = "affinity"
 CACHE_S = 1.0  # the page polls every 2 s; a summary of 10 000 users takes ~10 ms
@@ -51,8 +54,8 @@ STATIC_FILES = {"affinity.js": "text/javascript"}  # served by name only: no pat
 class LiveView(Protocol):
     """What the web UI reads from a run (the plugin provides it)."""
 
-    def snapshot(self) -> tuple[dict, list[dict]]:
-        """The current summary document (the --affinity-json schema) and per-user rows (tracker.ROW_FIELDS)."""
+    def snapshot(self) -> tuple[SummaryDoc, list[UserRow]]:
+        """The current summary document (the --affinity-json document) and its per-user rows."""
 
     def version(self) -> Hashable:
         """Changes whenever the snapshot may have changed in a way worth recomputing at once
@@ -73,9 +76,9 @@ class _Live:
         self.lock = threading.Lock()
         self.at = -1e9
         self.seen: Hashable = None
-        self.value: tuple[dict, list[dict]] | None = None
+        self.value: tuple[SummaryDoc, list[UserRow]] | None = None
 
-    def get(self) -> tuple[dict, list[dict]]:
+    def get(self) -> tuple[SummaryDoc, list[UserRow]]:
         with self.lock:
             now = time.monotonic()
             version = self.view.version()
@@ -85,26 +88,54 @@ class _Live:
             return self.value
 
 
-def timeline_json(line: Timeline) -> dict:
-    """{"points": [...], "final": whether the run is over and its last point in}."""
+class TimelineJSON(TypedDict):
+    """affinity/timeline.json."""
+
+    points: list[dict[str, Any]]  # timeline.TimelinePoint as dicts, oldest first
+    final: bool  # the run is over and its last point in
+
+
+class Dashboard(TypedDict):
+    """affinity/dashboard.json: what the tab draws, from one snapshot."""
+
+    headline: list[Figure]
+    histogram: list[int]
+    histogram_svg: str
+    users: int
+    per_user: list[PerUser] | None  # None where the document leaves them out
+    points: list[dict[str, Any]]
+    final: bool
+
+
+class PageConfig(TypedDict):
+    """window.lambdaAffinity: what the script knows before its first fetch."""
+
+    tab: str
+    charts: list[ChartSpec]
+    poll_ms: int
+    per_user_limit: int
+
+
+def timeline_json(line: Timeline) -> TimelineJSON:
     return {"points": [asdict(p) for p in line.points], "final": line.closed}
 
 
-def dashboard(doc: dict, line: Timeline) -> dict:
+def dashboard(doc: SummaryDoc, line: Timeline) -> Dashboard:
     """What the tab draws, from one snapshot: headline figures, the histogram
-    (numbers and picture), per-user rows (None where the document leaves them
-    out) and the time series."""
+    (numbers and picture), per-user rows and the time series."""
+    series = timeline_json(line)
     return {
         "headline": headline(doc),
         "histogram": list(doc["histogram"]),
         "histogram_svg": render.histogram_svg(list(doc["histogram"]), width=360, height=220),  # as the charts
         "users": doc["users"],
         "per_user": doc.get("per_user"),
-        **timeline_json(line),
+        "points": series["points"],
+        "final": series["final"],
     }
 
 
-def page_config() -> dict:
+def page_config() -> PageConfig:
     """What the script needs to know before its first fetch (put in the page as JSON)."""
     return {"tab": TAB_KEY, "charts": CHARTS, "poll_ms": 2000, "per_user_limit": summary.PER_USER_LIMIT}
 

@@ -4,7 +4,7 @@ Runs inside an environment process (forked by the zygote, or started as
 `python bootstrap.py`). It speaks HTTP/1.1 over one raw keep-alive socket
 rather than http.client: importing http.client alone costs ~24 ms (it pulls
 in the email package), and the hand-rolled exchange is the fastest per
-invocation (design.md section 10). After a result it sends the POST and the
+invocation (docs/emulator.md, "Performance"). After a result it sends the POST and the
 next GET in one write (HTTP pipelining), saving a round trip per invocation.
 
 Environment (set by the emulator as Lambda sets it): AWS_LAMBDA_RUNTIME_API,

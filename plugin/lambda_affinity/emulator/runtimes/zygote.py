@@ -2,7 +2,7 @@
 forks one child per execution environment.
 
 A fork from a warm interpreter starts an environment in a few ms instead of
-30-40 ms for a fresh `python` (design.md section 10), so the model's
+30-40 ms for a fresh `python` (docs/emulator.md, "Performance"), so the model's
 init delay, not the machine, sets what a cold start costs. Children that run
 another runtime (Node.js) exec it right after the fork.
 

@@ -1,4 +1,5 @@
-// The Affinity tab's dashboard in Locust's web UI (lambda_affinity/webui.py).
+// The Affinity tab's dashboard in Locust's web UI (lambda_affinity/report/webui.py).
+// It reads only the fields docs/schema.md documents (tests/unit/test_schema.py checks).
 // Self-contained (no library, no CDN): headline figures, the histogram, the
 // run's time series as inline SVG charts, a sortable per-user table with
 // search, and the downloads. While the tab is open it polls
@@ -276,9 +277,9 @@
     state.busy = true;
     state.lastPoll = Date.now();
     fetch("./affinity/dashboard.json", {cache: "no-store"})
-      .then(function (r) {
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        return r.json();
+      .then(function (resp) {
+        if (!resp.ok) throw new Error("HTTP " + resp.status);
+        return resp.json();
       })
       .then(function (data) { state.data = data; state.error = null; })
       .catch(function (e) { state.error = "could not update: " + e.message; })

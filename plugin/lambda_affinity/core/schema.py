@@ -1,0 +1,126 @@
+"""The shapes every part of a run agrees on: per-user rows and the summary document.
+
+Typed dicts, so they stay plain JSON-able dicts at run time (the JSON, CSV and
+msgpack outputs are those of the dicts) while mypy checks every read by key.
+docs/schema.md describes each field for people; tests/unit/test_schema.py
+holds it to exactly the fields declared here.
+
+Optional keys sit in a `total=False` subclass: `typing.NotRequired` is
+Python 3.11 and the floor is 3.10.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class UserRow(TypedDict):
+    """One user's tally (core.tracker): what summaries read, what a worker
+    sends its master, one line of the per-user CSV (PREFIX_affinity.csv)."""
+
+    user: str
+    requests: int  # valid replies
+    max_count: int  # replies from the environment that served this user most
+    max_share: float | None  # max_count / requests; None with no valid reply
+    warm_hits: int  # replies whose session was in the environment's cache
+    cache_known: int  # replies that said whether it was
+    environments: int  # distinct environments that served this user
+    cold_starts: int
+    switches: int  # replies from another environment than the one before
+    invalid: int  # replies that were not valid probe replies
+
+
+class PerUser(TypedDict):
+    """One entry of the document's `per_user`: a UserRow without the counts a
+    reader derives nothing from (max_count, cache_known, invalid)."""
+
+    user: str
+    requests: int
+    max_share: float | None
+    warm_hits: int
+    environments: int
+    cold_starts: int
+    switches: int
+
+
+class Distribution(TypedDict):
+    """A per-user rate across users (core.summary.distribution); `weighted`
+    pools every user's replies (so it weighs users by their replies)."""
+
+    mean: float
+    min: float
+    p10: float
+    p25: float
+    p50: float
+    p75: float
+    p90: float
+    max: float
+    weighted: float | None
+
+
+class MissCost(TypedDict):
+    """What the warm cache saves, per million valid replies: the document's
+    optional `miss_cost` object (docs/sweep.md). A miss is a reply whose
+    session was not in the environment's cache, so the handler paid for the
+    lookup (a DynamoDB read, say); each hit saved one such miss. Money or
+    time given as None stays None in the sums."""
+
+    per_miss_ms: float | None
+    per_miss_usd: float | None
+    # The request-weighted warm-cache rate: hits / replies that carried a cache status.
+    warm_cache_rate: float
+    hits_per_million: float
+    misses_per_million: float
+    # Paid for by the hits (what a cache-less handler would have spent more)
+    saved_ms_per_million: float | None
+    saved_usd_per_million: float | None
+    # Still spent on the misses
+    spent_ms_per_million: float | None
+    spent_usd_per_million: float | None
+    # saved_ms_per_million / 1e6: the mean latency a reply gains from the cache
+    saved_ms_per_request: float | None
+
+
+class LostWorker(TypedDict):
+    """A worker of a distributed run that sent no final snapshot."""
+
+    index: int | None  # Locust's worker index
+    id: str  # Locust's client id
+
+
+class Workers(TypedDict):
+    """A distributed master's document: how many workers took part."""
+
+    count: int
+    lost: list[LostWorker]
+
+
+class ReplayedTrace(TypedDict):
+    """`simulate --trace`'s document: what was read of the trace file (the last run's read)."""
+
+    path: str
+    rows: int
+    blank_lines: int
+    reordered: int
+    span_s: float
+    truncated: bool
+
+
+class _SummaryDoc(TypedDict):
+    users: int
+    requests: int
+    invalid: int
+    environments: int
+    cold_starts: int
+    hit_rate: Distribution | None  # None when no user had a valid reply
+    warm_cache_rate: Distribution | None  # None when no reply carried a cache status
+    histogram: list[int]  # users per 0.1-wide bin of max-share, 10 bins
+
+
+class SummaryDoc(_SummaryDoc, total=False):
+    """The `--affinity-json` / `simulate --json` document (core.summary.summarize)."""
+
+    per_user: list[PerUser]  # left out above PER_USER_LIMIT users
+    miss_cost: MissCost  # when a cost of a miss is given
+    workers: Workers  # a distributed master's
+    trace: ReplayedTrace  # simulate --trace's
