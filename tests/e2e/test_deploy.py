@@ -10,7 +10,7 @@ from aws_account import empty_account
 from moto import mock_aws
 from moto.core import enable_iam_authentication
 
-from lambda_affinity.aws import deploy as d
+from lambda_affinity.aws import deploy as d, packaging
 from lambda_affinity.cli import main
 
 REGION = "eu-west-1"
@@ -168,7 +168,7 @@ def test_changed_code_is_uploaded(aws, capsys, monkeypatch, tmp_path):
     lam = aws.client("lambda")
     deploy_json(capsys)
     (tmp_path / "handler.py").write_text((d.probe_dir() / "handler.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(d, "probe_dir", lambda: tmp_path)
+    monkeypatch.setattr(packaging, "probe_dir", lambda: tmp_path)
     result = deploy_json(capsys)
     assert result["changes"] == [f"updated the code of {NAME}"]
     assert lam.get_function(FunctionName=NAME)["Configuration"]["CodeSha256"] == d.code_sha256(d.build_zip(tmp_path))
@@ -250,6 +250,27 @@ def test_destroy_cleans_a_role_left_by_an_interrupted_deploy(aws, capsys):
     rc, out, _ = run(capsys, "destroy")
     assert rc == 0 and f"removed role {ROLE}" in out
     assert iam.list_roles()["Roles"] == []
+
+
+def test_rollback_follows_each_change_s_kind_not_its_wording(aws, capsys, monkeypatch):
+    from lambda_affinity.aws import deployer, rollback
+
+    def reworded(kind, resource, message, undo=None):
+        return rollback.Change(kind, resource, message and f"touched {resource}", undo)
+
+    def refuse(self, spec, track, changes):
+        raise d.DeployError("refused on purpose")
+
+    monkeypatch.setattr(deployer, "Change", reworded)
+    monkeypatch.setattr(deployer.Deployer, "_ensure_policy", refuse)
+    rc, out, err = run(capsys, "deploy")
+    assert rc == 1 and out == ""
+    assert err.splitlines()[1:] == [
+        f"Rolled back: removed function {NAME}, the attachment of AWSLambdaBasicExecutionRole to role {ROLE}, "
+        f"role {ROLE}."
+    ]
+    assert aws.client("lambda").list_functions()["Functions"] == []
+    assert aws.client("iam").list_roles()["Roles"] == []
 
 
 # -- refusals and errors -----------------------------------------------------------

@@ -32,7 +32,7 @@ import pytest
 from aws_account import empty_account
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
-from lambda_affinity.aws import deploy as d
+from lambda_affinity.aws import deploy as d, packaging
 from lambda_affinity.cli import main
 
 pytestmark = pytest.mark.slow
@@ -527,7 +527,7 @@ def test_a_failed_redeploy_lists_the_updates_it_keeps(aws, env, capsys, enforcer
     rc, _, err = run(capsys, "deploy")
     assert rc == 0, err
     (tmp_path / "handler.py").write_text((d.probe_dir() / "handler.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(d, "probe_dir", lambda: tmp_path)
+    monkeypatch.setattr(packaging, "probe_dir", lambda: tmp_path)
     deployer_user(aws, env, any_resource(without(documented_policy(), actions=["lambda:UpdateFunctionConfiguration"])))
     enforcer(only("lambda:UpdateFunctionConfiguration"))
     rc, out, err = run(capsys, "deploy", "--memory", "256")
@@ -594,7 +594,7 @@ def test_documented_policy_is_what_deploy_and_destroy_use(aws, env, capsys, enfo
         rc, _, err = run(capsys, *argv)
         assert rc == 0, err
     (tmp_path / "handler.py").write_text((d.probe_dir() / "handler.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(d, "probe_dir", lambda: tmp_path)
+    monkeypatch.setattr(packaging, "probe_dir", lambda: tmp_path)
     rc, out, err = run(capsys, "deploy")
     assert rc == 0 and "updated the code" in out, err
     # A rollback on an existing deployment: the URL gone, then the first statement refused.

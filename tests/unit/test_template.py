@@ -7,6 +7,7 @@ import botocore.session
 from cfnlint.decode import decode_str
 
 from lambda_affinity.aws import deploy
+from lambda_affinity.core import limits
 
 TEMPLATE = deploy.probe_dir() / "template.yaml"
 
@@ -53,3 +54,16 @@ def test_outputs_url_name_and_region():
     assert outputs["FunctionUrl"]["Value"] == {"Fn::GetAtt": ["ProbeFunctionUrl", "FunctionUrl"]}
     assert outputs["FunctionName"]["Value"] == {"Ref": "ProbeFunction"}
     assert outputs["Region"]["Value"] == {"Ref": "AWS::Region"}
+
+
+def test_parameter_ranges_are_lambda_s_limits():
+    params = _template()["Parameters"]
+    assert (params["MemorySize"]["MinValue"], params["MemorySize"]["MaxValue"]) == (
+        limits.MEMORY_MIN_MB,
+        limits.MEMORY_MAX_MB,
+    )
+    assert (params["Timeout"]["MinValue"], params["Timeout"]["MaxValue"]) == (
+        limits.TIMEOUT_MIN_S,
+        limits.TIMEOUT_MAX_S,
+    )
+    assert params["FunctionUrlAuthType"]["AllowedValues"] == list(limits.URL_AUTH_TYPES)

@@ -328,27 +328,60 @@ def verify(
     credential scope must name it; else any region is accepted.
     """
     received = _lower_headers(headers)
-    authorization = received.get("authorization")
-    if not authorization:
-        presigned = "X-Amz-Signature" in dict(parse_qsl(urlsplit(url).query))
-        raise SigV4Error(
-            "missing",
-            "no Authorization header"
-            + (
-                " (query-string signatures are not supported; sign the headers)"
-                if presigned
-                else ": the Function URL's auth type is AWS_IAM, so requests must be SigV4-signed"
-            ),
-        )
-    scope, signed, signature = _parse_authorization(authorization[0])
+    scope, signed, signature = _parse_authorization(_authorization(received, url))
     access_key, day, scope_region, service = scope[:4]
-
     if "host" not in signed:
         raise SigV4Error(
             "malformed",
             "the Host header is not signed",
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         )
+    amz_date, signed_at = _amz_date(received)
+    _check_scope(day, service, scope_region, amz_date, region)
+    unsent = [h for h in signed if h not in received]
+    if unsent:
+        raise SigV4Error("signature", f"signed header(s) {', '.join(unsent)} not in the request")
+
+    secret = keys.get(access_key)
+    if secret is None:
+        raise SigV4Error("unknown_key", f"unknown access key id {access_key!r}")
+    _check_clock(signed_at, amz_date, now)
+
+    payload = body.encode() if isinstance(body, str) else (body or b"")
+    declared = _declared_hash(received, payload)
+    request = AWSRequest(method=method.upper(), url=url, data=payload)
+    request.context["timestamp"] = amz_date
+    if declared is not None:
+        request.headers["X-Amz-Content-SHA256"] = declared
+    auth = _ExactHeaders(Credentials(access_key, secret), scope_region, signed, received)
+    expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+    if not hmac.compare_digest(expected, signature):
+        raise SigV4Error(
+            "signature",
+            "signature mismatch: the method, path, query, signed headers, body "
+            "or secret key differ from what was signed",
+        )
+
+
+def _authorization(received: dict, url: str) -> str:
+    """The Authorization header; SigV4Error("missing") without one."""
+    authorization = received.get("authorization")
+    if authorization:
+        return authorization[0]
+    presigned = "X-Amz-Signature" in dict(parse_qsl(urlsplit(url).query))
+    raise SigV4Error(
+        "missing",
+        "no Authorization header"
+        + (
+            " (query-string signatures are not supported; sign the headers)"
+            if presigned
+            else ": the Function URL's auth type is AWS_IAM, so requests must be SigV4-signed"
+        ),
+    )
+
+
+def _amz_date(received: dict) -> tuple[str, _dt.datetime]:
+    """X-Amz-Date, as sent and as a UTC datetime."""
     amz_date = (received.get("x-amz-date") or [None])[0]
     if amz_date is None:
         raise SigV4Error(
@@ -357,13 +390,17 @@ def verify(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
         )
     try:
-        signed_at = _dt.datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=_dt.timezone.utc)
+        return amz_date, _dt.datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=_dt.timezone.utc)
     except ValueError:
         raise SigV4Error(
             "malformed",
             f"X-Amz-Date {amz_date!r} is not YYYYMMDDTHHMMSSZ",
             f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'.",
         ) from None
+
+
+def _check_scope(day: str, service: str, scope_region: str, amz_date: str, region: str | None) -> None:
+    """The credential scope's date, service and (if `region` is given) region."""
     if day != amz_date[:8]:
         raise SigV4Error(
             "signature",
@@ -383,14 +420,10 @@ def verify(
             f"credential scope names region {scope_region!r}, this URL is in {region!r}",
             f"Credential should be scoped to a valid region, not '{scope_region}'. ",
         )
-    unsent = [h for h in signed if h not in received]
-    if unsent:
-        raise SigV4Error("signature", f"signed header(s) {', '.join(unsent)} not in the request")
 
-    secret = keys.get(access_key)
-    if secret is None:
-        raise SigV4Error("unknown_key", f"unknown access key id {access_key!r}")
 
+def _check_clock(signed_at: _dt.datetime, amz_date: str, now: _dt.datetime | None) -> None:
+    """A signature counts for MAX_SKEW either side of the server's clock."""
     now = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
     if signed_at < now - MAX_SKEW:
         raise SigV4Error(
@@ -407,7 +440,9 @@ def verify(
             f"({now:{_AMZ_DATE}} + 5 min.)",
         )
 
-    payload = body.encode() if isinstance(body, str) else (body or b"")
+
+def _declared_hash(received: dict, payload: bytes) -> str | None:
+    """x-amz-content-sha256, if sent; SigV4Error if it is not the body's hash."""
     declared = (received.get("x-amz-content-sha256") or [None])[0]
     # Lambda hashes the payload itself: it takes no UNSIGNED-PAYLOAD, and a
     # declared hash must be the body's, or the body could be swapped.
@@ -419,19 +454,7 @@ def verify(
             if unsigned
             else "x-amz-content-sha256 does not match the body",
         )
-
-    request = AWSRequest(method=method.upper(), url=url, data=payload)
-    request.context["timestamp"] = amz_date
-    if declared is not None:
-        request.headers["X-Amz-Content-SHA256"] = declared
-    auth = _ExactHeaders(Credentials(access_key, secret), scope_region, signed, received)
-    expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
-    if not hmac.compare_digest(expected, signature):
-        raise SigV4Error(
-            "signature",
-            "signature mismatch: the method, path, query, signed headers, body "
-            "or secret key differ from what was signed",
-        )
+    return declared
 
 
 def forbidden_hint(body: bytes | str | None, signed: bool) -> str:

@@ -35,13 +35,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core import limits
 from ..platform import ConfigError, FunctionSpec, ModelConfig
 from ..platform.distributions import parse_distribution
 
-FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RUNTIME = re.compile(r"^(python3\.\d+|nodejs\d+\.x)$")
-AUTH_TYPES = ("NONE", "AWS_IAM")
 RUNTIME_CLIENTS = ("builtin", "awslambdaric")
 # Set by Lambda itself; AWS refuses them in a function's configuration.
 RESERVED_ENV = {
@@ -64,7 +63,6 @@ RESERVED_ENV = {
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
 }
-ENV_TOTAL_LIMIT = 4096  # AWS: 4 KB for all of a function's variables
 DEFAULT_RUNTIME = f"python3.{sys.version_info.minor}"
 
 _FUNCTION_KEYS = (
@@ -228,30 +226,60 @@ def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping with at least `name`, got {_kind(raw)}")
     _no_unknown_keys(raw, _FUNCTION_KEYS, where + ".")
-    name = raw.get("name")
-    if not isinstance(name, str) or not FUNCTION_NAME.match(name):
-        raise ConfigError(f"{where}.name: expected 1-64 letters, digits, '-' or '_', got {name!r}")
-    runtime = raw.get("runtime", DEFAULT_RUNTIME)
+    name = _function_name(raw.get("name"), f"{where}.name")
+    runtime = _runtime(raw.get("runtime", DEFAULT_RUNTIME), f"{where}.runtime")
+    node = runtime.startswith("nodejs")
+    code, default_handler = _code(raw, where, base_dir, node)
+    handler = _handler(raw.get("handler", default_handler), f"{where}.handler")
+    client = _runtime_client(raw.get("runtime_client", "builtin"), where, runtime)
+    fn = FunctionConfig(name=name, handler=handler, code=code, runtime=runtime, runtime_client=client)
+    if "memory" in raw:
+        fn.memory = _int(raw["memory"], f"{where}.memory", limits.MEMORY_MIN_MB, limits.MEMORY_MAX_MB)
+    if "timeout" in raw:
+        fn.timeout = _timeout(raw["timeout"], f"{where}.timeout")
+    if raw.get("reserved_concurrency") is not None:
+        fn.reserved_concurrency = _int(raw["reserved_concurrency"], f"{where}.reserved_concurrency", 0, 1_000_000)
+    fn.environment = _environment(raw.get("environment"), f"{where}.environment")
+    fn.url, fn.auth_type = _url(raw.get("url", True), f"{where}.url")
+    return fn
+
+
+def _function_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not limits.FUNCTION_NAME.match(name):
+        raise ConfigError(f"{where}: expected 1-64 letters, digits, '-' or '_', got {name!r}")
+    return name
+
+
+def _runtime(runtime: Any, where: str) -> str:
     if not isinstance(runtime, str) or not RUNTIME.match(runtime):
         raise ConfigError(
-            f"{where}.runtime: expected python3.N or nodejsN.x (e.g. {DEFAULT_RUNTIME}, nodejs20.x), got {runtime!r}"
+            f"{where}: expected python3.N or nodejsN.x (e.g. {DEFAULT_RUNTIME}, nodejs20.x), got {runtime!r}"
         )
-    node = runtime.startswith("nodejs")
-    if "code" in raw:
-        code = raw["code"]
-        if not isinstance(code, str) or not code:
-            raise ConfigError(f"{where}.code: expected a folder path, got {code!r}")
-        code = os.path.normpath(os.path.join(base_dir, os.path.expanduser(code)))
-        if not os.path.isdir(code):
-            raise ConfigError(f"{where}.code: folder {code} does not exist")
-        default_handler = None
-    else:
-        code = probe_folder(node)  # no code: the bundled probe
-        default_handler = "index.handler" if node else "handler.handler"
-    handler = raw.get("handler", default_handler)
+    return runtime
+
+
+def _code(raw: dict, where: str, base_dir: str, node: bool) -> tuple[str, str | None]:
+    """(absolute code folder, the handler to use if none is given)."""
+    if "code" not in raw:  # no code: the bundled probe
+        return probe_folder(node), "index.handler" if node else "handler.handler"
+    code = raw["code"]
+    if not isinstance(code, str) or not code:
+        raise ConfigError(f"{where}.code: expected a folder path, got {code!r}")
+    code = os.path.normpath(os.path.join(base_dir, os.path.expanduser(code)))
+    if not os.path.isdir(code):
+        raise ConfigError(f"{where}.code: folder {code} does not exist")
+    return code, None
+
+
+def _handler(handler: Any, where: str) -> str:
     if not isinstance(handler, str) or "." not in handler.strip(".") or handler != handler.strip():
-        raise ConfigError(f"{where}.handler: expected module.function (e.g. app.handler), got {handler!r}")
-    client = raw.get("runtime_client", "builtin")
+        raise ConfigError(f"{where}: expected module.function (e.g. app.handler), got {handler!r}")
+    return handler
+
+
+def _runtime_client(client: Any, where: str, runtime: str) -> str:
+    """The runtime client, checked against the runtime and what is installed (node on PATH too)."""
+    node = runtime.startswith("nodejs")
     if client not in RUNTIME_CLIENTS:
         raise ConfigError(f"{where}.runtime_client: expected one of {', '.join(RUNTIME_CLIENTS)}, got {client!r}")
     if node and client != "builtin":
@@ -260,32 +288,30 @@ def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
         raise ConfigError(f"{where}.runtime_client: awslambdaric is not installed (pip install 'lambda-affinity[ric]')")
     if node and shutil.which("node") is None:
         raise ConfigError(f"{where}.runtime: {runtime} needs `node` on PATH, and none was found")
-    fn = FunctionConfig(name=name, handler=handler, code=code, runtime=runtime, runtime_client=client)
-    if "memory" in raw:
-        fn.memory = _int(raw["memory"], f"{where}.memory", 128, 10240)
-    if "timeout" in raw:
-        t = raw["timeout"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 900:
-            raise ConfigError(f"{where}.timeout: expected seconds, more than 0 and at most 900, got {t!r}")
-        fn.timeout = float(t)
-    if raw.get("reserved_concurrency") is not None:
-        fn.reserved_concurrency = _int(raw["reserved_concurrency"], f"{where}.reserved_concurrency", 0, 1_000_000)
-    fn.environment = _environment(raw.get("environment"), f"{where}.environment")
-    url = raw.get("url", True)
+    return client
+
+
+def _timeout(t: Any, where: str) -> float:
+    # More than 0 rather than Lambda's 1: sub-second timeouts make the emulator's timeout paths quick to test.
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= limits.TIMEOUT_MAX_S:
+        raise ConfigError(f"{where}: expected seconds, more than 0 and at most {limits.TIMEOUT_MAX_S}, got {t!r}")
+    return float(t)
+
+
+def _url(url: Any, where: str) -> tuple[bool, str]:
+    """(enabled, auth type) of `url: true | false | {enabled, auth_type}`."""
     if isinstance(url, bool):
-        fn.url = url
-    elif isinstance(url, dict):
-        _no_unknown_keys(url, ("enabled", "auth_type"), f"{where}.url.")
-        enabled = url.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise ConfigError(f"{where}.url.enabled: expected true or false, got {enabled!r}")
-        auth = url.get("auth_type", "NONE")
-        if auth not in AUTH_TYPES:
-            raise ConfigError(f"{where}.url.auth_type: expected NONE or AWS_IAM, got {auth!r}")
-        fn.url, fn.auth_type = enabled, auth
-    else:
-        raise ConfigError(f"{where}.url: expected true, false or a mapping {{auth_type: NONE}}, got {_kind(url)}")
-    return fn
+        return url, "NONE"
+    if not isinstance(url, dict):
+        raise ConfigError(f"{where}: expected true, false or a mapping {{auth_type: NONE}}, got {_kind(url)}")
+    _no_unknown_keys(url, ("enabled", "auth_type"), f"{where}.")
+    enabled = url.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}.enabled: expected true or false, got {enabled!r}")
+    auth = url.get("auth_type", "NONE")
+    if auth not in limits.URL_AUTH_TYPES:
+        raise ConfigError(f"{where}.auth_type: expected NONE or AWS_IAM, got {auth!r}")
+    return enabled, auth
 
 
 def _credentials(raw: Any) -> dict:
@@ -346,8 +372,8 @@ def _environment(raw: Any, where: str) -> dict:
             raise ConfigError(f"{where}.{key}: expected a string (or number), got {_kind(value)}")
         out[key] = str(value)
     size = sum(len(k) + len(v) for k, v in out.items())
-    if size > ENV_TOTAL_LIMIT:
-        raise ConfigError(f"{where}: variables total {size} bytes, over Lambda's {ENV_TOTAL_LIMIT}")
+    if size > limits.ENV_TOTAL_BYTES:
+        raise ConfigError(f"{where}: variables total {size} bytes, over Lambda's {limits.ENV_TOTAL_BYTES}")
     return out
 
 

@@ -13,10 +13,12 @@ import re
 from collections import deque
 from typing import TYPE_CHECKING
 
+from ..core import limits
+
 if TYPE_CHECKING:  # the data stays importable without gevent
     from gevent.event import AsyncResult
 
-MAX_PAYLOAD = 6 * 1024 * 1024  # 6291456: Invoke request and response limit
+MAX_PAYLOAD = limits.MAX_PAYLOAD  # 6291456: an Invoke request (and a Function URL body)
 TAIL_BYTES = 4096  # X-Amz-Log-Result carries the last 4 KB
 _KEEP_LOG_BYTES = 2 * TAIL_BYTES  # kept per invocation; the rest is only printed
 

@@ -19,6 +19,7 @@ import json
 
 from gevent import Greenlet, getcurrent
 
+from ..core import limits
 from .invocation import Result, function_error
 from .wire import (
     App,
@@ -43,8 +44,7 @@ INIT_ERROR = PREFIX + "/init/error"
 ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
 
 _JSON = ("Content-Type", "application/json")
-# AWS takes a response of up to 6 MB + 100 bytes (6291556), a request of up to 6291456.
-MAX_RESPONSE = 6 * 1024 * 1024 + 100
+MAX_RESPONSE = limits.MAX_RESPONSE  # 6291556; a request may have up to limits.MAX_PAYLOAD
 _RESPONSE_TOO_LARGE = json.dumps(
     {
         "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes).",

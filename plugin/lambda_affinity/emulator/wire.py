@@ -21,6 +21,8 @@ from urllib.parse import unquote
 import httptools
 from gevent.server import StreamServer
 
+from ..core import limits
+
 MAX_LINE = 16384  # the request target
 MAX_HEAD = 65536  # request line and headers together (431 beyond)
 MAX_HEADERS = 100
@@ -112,7 +114,7 @@ class App:
     cannot hold connection slots forever. An invocation in flight is not
     idle time: the socket is not read while the handler runs."""
 
-    max_body = 6 * 1024 * 1024
+    max_body = limits.MAX_PAYLOAD
     idle_timeout_s = 120.0
 
     def handle(self, req: Request) -> Response:
