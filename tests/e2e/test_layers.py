@@ -56,6 +56,8 @@ def add_import(tree, module: str, line: str) -> None:
         # a pure layer importing Locust, even inside a function
         ("lambda_affinity.sim.simulate", "def f():\n    import locust", "Pure layers import no Locust"),
         ("lambda_affinity.report.charts", "import boto3", "Pure layers import no Locust"),
+        # the probe's code used beyond the simulator's cache, the emulator's default and deploy's zip
+        ("lambda_affinity.report.render", "from probe_lambda.handler import SessionCache", "Only the simulator's"),
         # the deployed probe importing the package
         ("probe_lambda.handler", "import lambda_affinity.core.tracker", "The deployed probe stands alone"),
         # a submodule importing its own package, whose __init__ imports it back through plugin.py
