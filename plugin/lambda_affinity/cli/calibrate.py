@@ -52,8 +52,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     parse_distribution(args.latency, "latency")
     parse_distribution(args.service, "service")
-    if args.replays is not None and args.replays < 2:
-        raise calibrate.CalibrationError("replays: must be >= 2 (a run-to-run spread needs two)")
+    calibrate.check_replays(args.replays)  # before the traces are read
     measurement = calibrate.measure(args.traces, args.max_disorder)
     for message in measurement.warnings:
         warn("calibrate", message)

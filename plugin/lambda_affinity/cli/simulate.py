@@ -11,7 +11,7 @@ import time
 from ..core.summary import MissCostPrice, summarize
 from ..core.tracker import Tracker
 from ..report.render import rates_line, render_table
-from ..sim.simulate import Scenario, ScenarioError, replay, run_many
+from ..sim.simulate import Scenario, check_runs, replay, run_many
 from ..sim.trace import DEFAULT_MAX_DISORDER_S, ReadStats, read_arrivals, truncation_warning
 from .options import (
     add_miss_cost_options,
@@ -113,8 +113,7 @@ def _print_table(doc: dict, tracker: Tracker, read: dict | None) -> None:
 
 def _replay_trace(args: argparse.Namespace, scenario: Scenario) -> tuple:
     """Each run reads the file again (streamed), its users prefixed `r{n}-` when pooled."""
-    if args.runs < 1:
-        raise ScenarioError("runs: must be >= 1")
+    check_runs(args.runs)
     tracker, base = Tracker(), random.Random(args.seed)
     totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
     for r in range(args.runs):

@@ -254,6 +254,12 @@ def keep_alive_grid(measurement: Measurement) -> list[float]:
     return sorted(grid)
 
 
+def check_replays(replays: int | None) -> None:
+    """A run-to-run spread needs two replays; None lets calibrate() pick 5-30 by trace size."""
+    if replays is not None and replays < 2:
+        raise CalibrationError("replays: must be >= 2 (a run-to-run spread needs two)")
+
+
 def calibrate(
     measurement: Measurement, latency: str = "0", service: str | None = None, replays: int | None = None, seed: int = 1
 ) -> Calibration:
@@ -261,6 +267,7 @@ def calibrate(
     defaults for what is not searched (lifetime, concurrency, scale-out)."""
     service = service or Scenario().service
     rows = sum(len(a) for a in measurement.arrivals)
+    check_replays(replays)
     replays = replays or max(5, min(30, REPLAY_BUDGET // max(rows, 1)))
     base = ModelConfig()
     if measurement.init_delay_s is not None:

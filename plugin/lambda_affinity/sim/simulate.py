@@ -166,10 +166,15 @@ def run(
     return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
 
 
-def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tuple[Tracker, dict]:
-    """`runs` independent runs, per-user rows pooled in one tracker."""
+def check_runs(runs: int) -> None:
+    """Pooled runs (of a scenario or a trace's replay) need one at least."""
     if runs < 1:
         raise ScenarioError("runs: must be >= 1")
+
+
+def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tuple[Tracker, dict]:
+    """`runs` independent runs, per-user rows pooled in one tracker."""
+    check_runs(runs)
     tracker = Tracker()
     base = random.Random(seed)
     totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
