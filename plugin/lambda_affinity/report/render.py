@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from ..core.summary import BINS, STAT_KEYS, MissCost
 from ..core.tracker import ROW_FIELDS
 from .charts import render_svg
-from .timeline import charts_of, duration_text, headline
+from .timeline import DocumentError, charts_of, duration_text, headline
 
 
 def miss_cost_line(cost: Mapping) -> str:
@@ -199,5 +199,5 @@ def inject_html_section(report: str, section: str) -> str:
     script may contain the string too."""
     at = report.rfind("</body>")
     if at < 0:
-        raise ValueError("not an HTML report: no </body>")
+        raise DocumentError("not an HTML report: no </body>")
     return report[:at] + section + report[at:]

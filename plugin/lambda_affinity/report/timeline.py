@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
+from ..errors import LambdaAffinityError
 from .charts import Axis, Chart, Point, Series
 
 DEFAULT_MAX_POINTS = 240  # a 2 s sampling keeps full resolution for 8 minutes, then halves
@@ -29,11 +30,15 @@ class Figure(TypedDict):
     kind: str
 
 
+class DocumentError(LambdaAffinityError, ValueError):
+    """A file or document given as an affinity report is not one (a summary, a Locust HTML report)."""
+
+
 def _need(doc: Mapping, key: str):
     try:
         return doc[key]
     except KeyError:
-        raise ValueError(f"not an affinity summary document: no {key!r} key") from None
+        raise DocumentError(f"not an affinity summary document: no {key!r} key") from None
 
 
 def _stat(doc: Mapping, key: str, stat: str) -> float | None:
