@@ -8,6 +8,7 @@ import sys
 import time
 from functools import partial
 
+from ..sim.simulate import Scenario
 from ..sim.sweep import MAX_POINTS, SPREADS, Factor, Sweep, check_cost, parse_vary
 from ..sim.sweep_files import describe, render_points, scenario_doc, sweep_files
 from .options import (
@@ -132,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scenario_with_model(args: argparse.Namespace, path: str):
+def _scenario_with_model(args: argparse.Namespace, path: str) -> Scenario:
     return scenario_from_args(args, model_path=path)
