@@ -10,6 +10,7 @@ from collections import defaultdict
 import pytest
 
 from lambda_affinity import cli
+from lambda_affinity.cli import sweep as cli_sweep
 from lambda_affinity.sim.sweep import SpecError, parse_vary
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -18,7 +19,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 def factors():
     """The factors as the real sweep parser defines them (no second list to drift)."""
     args = cli.build_parser().parse_args(["sweep", "--vary", "users=1", "--out", "unused"])
-    return {name: factor for name, (factor, _) in cli._sweep_factors(args.factor_actions).items()}
+    return {name: factor for name, (factor, _) in cli_sweep._sweep_factors(args.factor_actions).items()}
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
+from ..errors import LambdaAffinityError
+
 SERVICE = "lambda"
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = _dt.timedelta(minutes=5)  # AWS's allowance between X-Amz-Date and its clock
@@ -85,7 +87,7 @@ _DEFAULT_MESSAGES = {
 _FUNCTION_URL_HOST = re.compile(r"^[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws$")
 
 
-class SigV4Error(Exception):
+class SigV4Error(LambdaAffinityError):
     """A request an `AWS_IAM` Function URL rejects.
 
     `kind`: missing | malformed | unknown_key | signature | expired.
@@ -111,6 +113,10 @@ class SigV4Error(Exception):
     @property
     def headers(self) -> dict:
         return {"Content-Type": "application/json", "x-amzn-ErrorType": self.error_type}
+
+
+class AwsSettingsError(LambdaAffinityError, ValueError):
+    """No usable AWS region or credentials; the message names the setting, never a secret."""
 
 
 # What a user can set, in AWS CLI v2's order after --region (named in every "no region" message).
@@ -152,7 +158,7 @@ def resolve_region(
 def check_region(value: str, source: str) -> str:
     """`value` if it is a region name, else a ValueError naming where it came from."""
     if not _REGION_NAME.match(value):
-        raise ValueError(f"{source} is {value!r}, not a region name (like eu-west-1)")
+        raise AwsSettingsError(f"{source} is {value!r}, not a region name (like eu-west-1)")
     return value
 
 
@@ -166,7 +172,7 @@ def chain_region(flag: str | None = None, profile: str | None = None) -> Region 
         session = botocore.session.Session(profile=profile)
         profile_region = session.get_scoped_config().get("region")
     except BotoCoreError as exc:  # e.g. ProfileNotFound, a broken config file
-        raise ValueError(f"cannot read AWS credentials or config: {exc}") from None
+        raise AwsSettingsError(f"cannot read AWS credentials or config: {exc}") from None
     return resolve_region(flag, os.environ, profile_region, profile or session.profile)
 
 
@@ -185,9 +191,9 @@ def chain_session(profile: str | None = None, region: str | None = None):
         session = boto3.Session(profile_name=profile, region_name=resolved.name if resolved else None)
         found = session.get_credentials()
     except BotoCoreError as exc:  # e.g. ProfileNotFound, a broken config file
-        raise ValueError(f"cannot read AWS credentials: {exc}") from None
+        raise AwsSettingsError(f"cannot read AWS credentials: {exc}") from None
     if found is None:
-        raise ValueError(
+        raise AwsSettingsError(
             "no AWS credentials found: boto3's chain looked at AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
             "AWS_PROFILE, ~/.aws/credentials and ~/.aws/config (SSO, assume-role), and container/instance roles; "
             "configure one (e.g. `aws configure` or `aws sso login`)"
@@ -229,7 +235,7 @@ def sign_headers(
     temporary credentials.
     """
     if not region:
-        raise ValueError(f"SigV4 needs a region: {REGION_SETTINGS}, or use the Function URL's")
+        raise AwsSettingsError(f"SigV4 needs a region: {REGION_SETTINGS}, or use the Function URL's")
     request = AWSRequest(method=method.upper(), url=url, data=body or b"", headers=dict(headers or {}))
     before = set(request.headers.keys())
     SigV4Auth(_frozen(credentials), SERVICE, region).add_auth(request)

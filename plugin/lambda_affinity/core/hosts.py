@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
+from ..errors import LambdaAffinityError
 
-class PluginConfigError(ValueError):
+
+class PluginConfigError(LambdaAffinityError, ValueError):
     """The run is set up in a way the plugin cannot honour; said before it starts."""
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import re
 
+from ..errors import LambdaAffinityError
+
 PROBE_VERSION = 1
 MAX_ENV_ID_LEN = 512
 _SNIPPET = 80
@@ -28,7 +30,7 @@ _SNIPPET = 80
 _loads = json.loads
 
 
-class ProbeReplyError(ValueError):
+class ProbeReplyError(LambdaAffinityError, ValueError):
     """A reply that is not a valid probe reply, or a call that gave none.
     Never enters a rate."""
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
+
+from ..errors import LambdaAffinityError
 
 # MissCost is imported from here too (it was defined here first)
 from .schema import Distribution, MissCost, PerUser, SummaryDoc, UserRow
@@ -62,12 +65,28 @@ def distribution(rates: list[float], hits: int, total: int) -> Distribution | No
 MILLION = 1_000_000
 
 
-def check_miss_cost(per_miss_ms: float | None, per_miss_usd: float | None) -> None:
-    """Raise ValueError, naming the option, on a negative or non-finite cost
-    (a command checks before it runs, not after)."""
-    for value, option in ((per_miss_ms, "miss-cost-ms"), (per_miss_usd, "miss-cost-usd")):
-        if value is not None and not (isinstance(value, (int, float)) and 0 <= value < math.inf):
-            raise ValueError(f"{option}: must be a finite number >= 0, got {value!r}")
+class MissCostError(LambdaAffinityError, ValueError):
+    """A cost of a miss that is negative or not a finite number; the message names the option."""
+
+
+@dataclass(frozen=True)
+class MissCostPrice:
+    """The cost of one cache miss, in time and/or money (None: not priced).
+
+    Built once where the options are read, so a bad value is refused before
+    any run, naming the option (--miss-cost-ms, --miss-cost-usd)."""
+
+    per_miss_ms: float | None = None
+    per_miss_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        for value, option in ((self.per_miss_ms, "miss-cost-ms"), (self.per_miss_usd, "miss-cost-usd")):
+            if value is not None and not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+                raise MissCostError(f"{option}: must be a finite number >= 0, got {value!r}")
+
+    @property
+    def given(self) -> bool:
+        return self.per_miss_ms is not None or self.per_miss_usd is not None
 
 
 def miss_cost(doc: SummaryDoc, per_miss_ms: float | None = None, per_miss_usd: float | None = None) -> MissCost | None:
@@ -75,10 +94,10 @@ def miss_cost(doc: SummaryDoc, per_miss_ms: float | None = None, per_miss_usd: f
     document's request-weighted warm-cache rate and the cost of one miss.
 
     None when neither cost is given, or when no reply carried a cache status
-    (there is no rate to price). Raises ValueError on a negative or
+    (there is no rate to price). Raises MissCostError (a ValueError) on a negative or
     non-finite cost, naming the option (--miss-cost-ms, --miss-cost-usd).
     """
-    check_miss_cost(per_miss_ms, per_miss_usd)
+    MissCostPrice(per_miss_ms, per_miss_usd)
     warm = doc.get("warm_cache_rate")
     rate = warm["weighted"] if warm else None
     if (per_miss_ms is None and per_miss_usd is None) or rate is None:

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import limits
-from ..platform import ConfigError, FunctionSpec, ModelConfig
-from ..platform.distributions import parse_distribution
+from ..errors import LambdaAffinityError
+from ..platform import ConfigError, FunctionSpec, ModelConfig, model_file
 
 ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RUNTIME = re.compile(r"^(python3\.\d+|nodejs\d+\.x)$")
@@ -77,17 +77,6 @@ _FUNCTION_KEYS = (
     "reserved_concurrency",
     "url",
 )
-_TOP_KEYS = (
-    "functions",
-    "model",
-    "region",
-    "account_id",
-    "host",
-    "port",
-    "credentials",
-    "network_latency",
-    "service_time",
-)
 _CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
 # AWS's own shape is [\w]{16,128}; shorter ids are allowed as emulators and
 # tests commonly use "testing". A '/' would break the credential scope.
@@ -95,7 +84,7 @@ ACCESS_KEY_ID = re.compile(r"^[A-Za-z0-9_]{1,128}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
-class ConfigFileError(ValueError):
+class ConfigFileError(LambdaAffinityError, ValueError):
     """A config file cannot be used; the message names the file and the key."""
 
 
@@ -161,21 +150,15 @@ def default_config() -> EmulatorConfig:
 
 def load_config(path: str) -> EmulatorConfig:
     """Read and validate a YAML file; raises ConfigFileError naming file and key."""
-    import yaml
-
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            text = fh.read()
     except OSError as exc:
         raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ConfigFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigFileError(f"{path}:{where}: not valid YAML: {problem}") from None
     try:
+        data = model_file.parse_yaml(text)
         return config_from_mapping(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)
     except ConfigError as exc:
         raise ConfigFileError(f"{path}: {exc}") from None
@@ -183,13 +166,12 @@ def load_config(path: str) -> EmulatorConfig:
 
 def config_from_mapping(data: Any, base_dir: str, source: str = "<mapping>") -> EmulatorConfig:
     """Validate an already-parsed mapping; raises ConfigError("key: problem")."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"(top level): expected a mapping with `functions` and `model`, got {_kind(data)}")
-    _no_unknown_keys(data, _TOP_KEYS, "")
-    model = ModelConfig.from_mapping(_mapping(data.get("model"), "model"), where="model")
-    cfg = EmulatorConfig(model=model, source=source)
+    # the top level's shape, its keys, `model` and the modelled timings: the model file format's
+    model = model_file.from_document(data, other_keys=model_file.EMULATOR_KEYS)
+    data = data or {}
+    cfg = EmulatorConfig(
+        model=model.model, source=source, network_latency=model.network_latency, service_time=model.service_time
+    )
     for key in ("region", "account_id", "host"):
         if key in data:
             value = data[key]
@@ -203,9 +185,6 @@ def config_from_mapping(data: Any, base_dir: str, source: str = "<mapping>") -> 
     if "port" in data:
         cfg.port = _int(data["port"], "port", 0, 65535)
     cfg.credentials = _credentials(data.get("credentials"))
-    for key in ("network_latency", "service_time"):
-        if key in data:
-            setattr(cfg, key, _distribution(data[key], key))
     raw_functions = data.get("functions")
     if raw_functions is None:
         cfg.functions = default_config().functions
@@ -375,18 +354,6 @@ def _environment(raw: Any, where: str) -> dict:
     if size > limits.ENV_TOTAL_BYTES:
         raise ConfigError(f"{where}: variables total {size} bytes, over Lambda's {limits.ENV_TOTAL_BYTES}")
     return out
-
-
-def _distribution(value: Any, where: str) -> str:
-    """A distribution's text (`A:B`, `exp:MEAN`, `fixed:X` or a number), checked now."""
-    # str() of a bool or a list would read as text; only numbers and strings are meant
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ConfigError(f"{where}: expected seconds as A:B (uniform), exp:MEAN or a number, got {_kind(value)}")
-    try:
-        parse_distribution(value, where)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return str(value).strip()
 
 
 def _mapping(value: Any, where: str) -> dict:

@@ -27,6 +27,8 @@ from gevent import socket
 from gevent.event import AsyncResult
 from gevent.queue import Queue
 
+from ..errors import LambdaAffinityError
+
 RUNTIMES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runtimes")
 ZYGOTE = os.path.join(RUNTIMES_DIR, "zygote.py")
 MAX_PACKET = 1 << 20
@@ -40,7 +42,7 @@ def _zygote_env() -> dict:
     return {k: v for k, v in os.environ.items() if k in ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH")}
 
 
-class SpawnError(RuntimeError):
+class SpawnError(LambdaAffinityError, RuntimeError):
     pass
 
 

@@ -18,6 +18,7 @@ import json
 import re
 from urllib.parse import parse_qs
 
+from ..errors import LambdaAffinityError
 from ..platform import Throttled, UnknownFunction
 from .introspection import PREFIX as INTROSPECTION_PREFIX, introspect
 from .invocation import MAX_PAYLOAD, too_deep
@@ -224,7 +225,7 @@ class InvokeAPI(App):
         return Response(200, out, result.payload)
 
 
-class _NonNumeric(ValueError):
+class _NonNumeric(LambdaAffinityError, ValueError):
     pass
 
 

@@ -19,8 +19,10 @@ import tempfile
 import time
 from typing import IO
 
+from ..errors import LambdaAffinityError
 
-class EmulatorStartError(RuntimeError):
+
+class EmulatorStartError(LambdaAffinityError, RuntimeError):
     pass
 
 

@@ -20,6 +20,7 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Group
 
+from ..errors import LambdaAffinityError
 from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, Platform, Throttled, UnknownFunction
 from ..platform.distributions import parse_distribution
 from ..platform.scheduler import SHUTDOWN
@@ -56,7 +57,7 @@ class ServiceStats(TypedDict):
     local_cap: LocalCap
 
 
-class ServiceStopping(Exception):
+class ServiceStopping(LambdaAffinityError):
     """The emulator is stopping: this invocation will not complete."""
 
 

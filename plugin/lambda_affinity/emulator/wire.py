@@ -22,6 +22,7 @@ import httptools
 from gevent.server import StreamServer
 
 from ..core import limits
+from ..errors import LambdaAffinityError
 
 MAX_LINE = 16384  # the request target
 MAX_HEAD = 65536  # request line and headers together (431 beyond)
@@ -31,7 +32,7 @@ MAX_HEADERS = 100
 DRAIN_LIMIT = 32 * 1024 * 1024
 
 
-class BadRequest(Exception):
+class BadRequest(LambdaAffinityError):
     """The bytes on the wire are not HTTP we accept: answer `status` and close,
     as the stream can no longer be trusted."""
 

@@ -13,12 +13,14 @@ AWS answers 429 TooManyRequestsException with a `Reason`:
 
 from __future__ import annotations
 
+from ..errors import LambdaAffinityError
+
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 SCALE_LIMIT = "FunctionInvocationRateLimitExceeded"
 
 
-class Throttled(Exception):
+class Throttled(LambdaAffinityError):
     """The invocation is refused; `reason` is AWS's Reason string."""
 
     def __init__(self, reason: str, function: str, limit: int) -> None:

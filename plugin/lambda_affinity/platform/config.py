@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import LambdaAffinityError
+
 POLICIES = ("mru", "lru", "random", "partitioned")
 
 # AWS: idle environments are reclaimed after about 10 minutes (since 2019) and
@@ -29,7 +31,7 @@ DEFAULT_SCALE_LIMIT = 1000
 DEFAULT_SCALE_WINDOW_S = 10.0
 
 
-class ConfigError(ValueError):
+class ConfigError(LambdaAffinityError, ValueError):
     """A model option is missing, of the wrong type or out of range."""
 
 

@@ -13,6 +13,12 @@ import math
 import random
 from typing import Protocol
 
+from ..errors import LambdaAffinityError
+
+
+class DistributionError(LambdaAffinityError, ValueError):
+    """Text that is not a distribution; the message names the option or key."""
+
 
 class Distribution(Protocol):
     """`draw(rng)` -> seconds; `fixed`: the value when constant, else None; `lowest`: the least value drawn;
@@ -34,7 +40,7 @@ def _described(draw, fixed: float | None, lowest: float, mean: float) -> Distrib
 def parse_distribution(spec: str | float, what: str = "think") -> Distribution:
     """`A:B` uniform seconds, `exp:MEAN` exponential, `fixed:X` or `X` constant.
 
-    Raises ValueError("{what}: ... is not a distribution: ...") so a caller
+    Raises DistributionError (a ValueError) "{what}: ... is not a distribution: ...") so a caller
     can name its own option or key in `what`.
     """
     text = str(spec).strip()
@@ -59,6 +65,6 @@ def parse_distribution(spec: str | float, what: str = "think") -> Distribution:
             raise ValueError
         return _described(lambda rng: value, value, value, value)
     except ValueError:
-        raise ValueError(
+        raise DistributionError(
             f"{what}: {spec!r} is not a distribution: use A:B (uniform seconds), exp:MEAN or a fixed number of seconds"
         ) from None

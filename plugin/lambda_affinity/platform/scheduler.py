@@ -22,6 +22,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from ..errors import LambdaAffinityError
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
 from .config import FunctionSpec, ModelConfig
 from .environment import BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, Environment, log_stream_name
@@ -35,7 +36,7 @@ EVICTED = "evicted"  # reclaimed to stay under max_environments
 SHUTDOWN = "shutdown"
 
 
-class UnknownFunction(KeyError):
+class UnknownFunction(LambdaAffinityError, KeyError):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.name = name

@@ -16,7 +16,7 @@ from ..core.schema import MissCost, SummaryDoc, UserRow
 from ..core.summary import BINS, STAT_KEYS
 from ..core.tracker import ROW_FIELDS
 from .charts import render_svg
-from .timeline import TimelinePoint, charts_of, duration_text, headline
+from .timeline import DocumentError, TimelinePoint, charts_of, duration_text, headline
 
 Stats = Mapping[str, object] | None  # a schema.Distribution, or None
 
@@ -210,5 +210,5 @@ def inject_html_section(report: str, section: str) -> str:
     script may contain the string too."""
     at = report.rfind("</body>")
     if at < 0:
-        raise ValueError("not an HTML report: no </body>")
+        raise DocumentError("not an HTML report: no </body>")
     return report[:at] + section + report[at:]

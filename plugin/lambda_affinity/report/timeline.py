@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from ..core.schema import SummaryDoc
+from ..errors import LambdaAffinityError
 from .charts import Axis, Chart, Point, Series
 
 DEFAULT_MAX_POINTS = 240  # a 2 s sampling keeps full resolution for 8 minutes, then halves
@@ -30,11 +31,15 @@ class Figure(TypedDict):
     kind: str
 
 
+class DocumentError(LambdaAffinityError, ValueError):
+    """A file or document given as an affinity report is not one (a summary, a Locust HTML report)."""
+
+
 def _need(doc: Mapping, key: str):
     try:
         return doc[key]
     except KeyError:
-        raise ValueError(f"not an affinity summary document: no {key!r} key") from None
+        raise DocumentError(f"not an affinity summary document: no {key!r} key") from None
 
 
 def _stat(doc: Mapping, key: str, stat: str) -> float | None:

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 
 from ..core.summary import summarize
 from ..core.tracker import Tracker
-from ..platform import ModelConfig
+from ..errors import LambdaAffinityError
+from ..platform import ModelConfig, model_file
 from .simulate import Scenario, replay
 from .trace import DEFAULT_MAX_DISORDER_S, ReadStats, TraceRow, read_rows, truncation_warning
 
@@ -64,7 +65,7 @@ FEW_REQUESTS = 200
 REPLAY_BUDGET = 100_000
 
 
-class CalibrationError(ValueError):
+class CalibrationError(LambdaAffinityError, ValueError):
     """The traces cannot be calibrated against (no valid rows, no env_ids)."""
 
 
@@ -253,6 +254,12 @@ def keep_alive_grid(measurement: Measurement) -> list[float]:
     return sorted(grid)
 
 
+def check_replays(replays: int | None) -> None:
+    """A run-to-run spread needs two replays; None lets calibrate() pick 5-30 by trace size."""
+    if replays is not None and replays < 2:
+        raise CalibrationError("replays: must be >= 2 (a run-to-run spread needs two)")
+
+
 def calibrate(
     measurement: Measurement, latency: str = "0", service: str | None = None, replays: int | None = None, seed: int = 1
 ) -> Calibration:
@@ -260,6 +267,7 @@ def calibrate(
     defaults for what is not searched (lifetime, concurrency, scale-out)."""
     service = service or Scenario().service
     rows = sum(len(a) for a in measurement.arrivals)
+    check_replays(replays)
     replays = replays or max(5, min(30, REPLAY_BUDGET // max(rows, 1)))
     base = ModelConfig()
     if measurement.init_delay_s is not None:
@@ -358,18 +366,16 @@ def model_mapping(model: ModelConfig) -> dict:
 
 
 def to_yaml(result: Calibration) -> str:
-    import yaml
-
+    """The fit as a model file (platform.model_file): what `calibrate --out` writes."""
     m, best = result.measurement, result.best
     head = [
-        f"# lambda-affinity calibrate: fitted to {', '.join(m.paths)}",
-        f"# {m.users} users, {m.requests} valid replies, {m.span_s:.0f} s; distance {best.distance:.2f} "
+        f"lambda-affinity calibrate: fitted to {', '.join(m.paths)}",
+        f"{m.users} users, {m.requests} valid replies, {m.span_s:.0f} s; distance {best.distance:.2f} "
         f"(RMS of z-scores; <= {CONSISTENT:g} is consistent with the measurement)",
-        "# Use it as `lambda-affinity simulate --model FILE`, as an emulator config, or with "
-        "--affinity-emulator-config.",
+        "Use it as `lambda-affinity simulate --model FILE`, as an emulator config, or with --affinity-emulator-config.",
     ]
-    head += [f"# note: {n}" for n in result.notes]
-    return "\n".join(head) + "\n" + yaml.safe_dump({"model": model_mapping(result.model)}, sort_keys=False)
+    head += [f"note: {n}" for n in result.notes]
+    return model_file.to_text(model_mapping(result.model), head)
 
 
 def to_json(result: Calibration) -> dict:

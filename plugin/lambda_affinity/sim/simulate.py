@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from probe_lambda.handler import SessionCache
 
 from ..core.tracker import Tracker
+from ..errors import LambdaAffinityError
 from ..platform import FunctionSpec, ModelConfig, Platform, Throttled
 
 # Re-exported: callers and tests import it from here.
@@ -31,6 +32,10 @@ from ..platform.distributions import parse_distribution
 from .trace import Arrival
 
 FUNCTION = "probe"
+
+
+class ScenarioError(LambdaAffinityError, ValueError):
+    """A scenario option (or the run count) is out of range."""
 
 
 @dataclass
@@ -52,13 +57,13 @@ class Scenario:
 
     def validate(self) -> None:
         if self.users < 1:
-            raise ValueError("users: must be >= 1")
+            raise ScenarioError("users: must be >= 1")
         if not 0 < self.duration_s < math.inf:  # also refuses NaN
-            raise ValueError("duration: must be a finite number > 0")
+            raise ScenarioError("duration: must be a finite number > 0")
         if self.burst < 0:
-            raise ValueError("burst: must be >= 0")
+            raise ScenarioError("burst: must be >= 0")
         if self.start not in ("together", "spread"):
-            raise ValueError("start: must be 'together' or 'spread'")
+            raise ScenarioError("start: must be 'together' or 'spread'")
         # here too, not only where a run draws: a sweep checks every point before it runs one
         for name in ("think", "gap", "latency", "service"):
             parse_distribution(getattr(self, name), name)
@@ -161,10 +166,15 @@ def run(
     return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
 
 
+def check_runs(runs: int) -> None:
+    """Pooled runs (of a scenario or a trace's replay) need one at least."""
+    if runs < 1:
+        raise ScenarioError("runs: must be >= 1")
+
+
 def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tuple[Tracker, dict]:
     """`runs` independent runs, per-user rows pooled in one tracker."""
-    if runs < 1:
-        raise ValueError("runs: must be >= 1")
+    check_runs(runs)
     tracker = Tracker()
     base = random.Random(seed)
     totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}

@@ -1,10 +1,20 @@
 """`lambda-affinity sweep`: one factor of a simulated scenario varied over a
 list or a range, several runs per point, and the rates against the factor.
 
-The factor spec (`--vary`), the seeds, the cost estimate, the aggregation and
-the CSV / JSON / chart renderings are here; the options and how one becomes a
-Scenario are simulate's (cli.py), so a sweep point is exactly the `simulate`
-run its options name. docs/sweep.md describes the spec and the files.
+From Python, without the command line:
+
+    from lambda_affinity.sim.simulate import Scenario
+    from lambda_affinity.sim.sweep import Factor, Sweep, parse_vary
+
+    keep_alive = Factor("keep-alive", "float", field="model.keep_alive_s")
+    vary = parse_vary("keep-alive=0..600:lin:4", {"keep-alive": keep_alive})
+    points = Sweep.over(vary, Scenario(users=20), runs=3).run()
+
+The factor spec (`--vary`), the points' scenarios, the seeds, the cost
+estimate and the aggregation are here; the files are sweep_files'. The
+command (cli/sweep.py) builds the base Scenario from simulate's options, so a
+sweep point is exactly the `simulate` run its options name. docs/sweep.md
+describes the spec and the files.
 
 Spec grammar (NAME is a simulate option without its dashes, `-` or `_`):
 
@@ -19,9 +29,7 @@ An integer factor's range values are rounded, repeats dropped.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import dataclasses
 import math
 import random
 import statistics
@@ -30,9 +38,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from ..core.summary import MissCost, miss_cost, summarize
+from ..core.summary import MissCost, MissCostPrice, miss_cost, summarize
+from ..errors import LambdaAffinityError
 from ..platform.distributions import parse_distribution
-from ..report import charts
 from .simulate import Scenario, run
 
 MAX_POINTS = 50
@@ -43,11 +51,14 @@ KINDS = ("int", "float", "distribution", "text")
 class Factor:
     """An option a sweep may vary: its name as typed (`keep-alive`), its
     value kind and, for a choice, the allowed values. `kind` decides what a
-    spec may say: ranges for int, float and distribution (fixed seconds)."""
+    spec may say: ranges for int, float and distribution (fixed seconds).
+    `field` is the Scenario field a value sets: `users`, `duration_s`, a
+    model field as `model.keep_alive_s`, or `model` (a ModelConfig value)."""
 
     name: str
     kind: str
     choices: tuple[str, ...] | None = None
+    field: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,8 +82,12 @@ def _label(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-class SpecError(ValueError):
-    pass
+class SweepError(LambdaAffinityError, ValueError):
+    """A sweep that cannot run: a bad point, too few runs, a cost over the limit."""
+
+
+class SpecError(SweepError):
+    """A `--vary` spec that does not parse; the message names the spec and what is wrong in it."""
 
 
 def parse_vary(spec: str, factors: Mapping[str, Factor]) -> Vary:
@@ -159,59 +174,103 @@ def _finite_number(text: str, where: str, what: str = "") -> float:
     return value
 
 
+RANGE_FORMS = "START..STOP:step:S, START..STOP:lin:N or START..STOP:log:N"
+
+
 def _parse_range(body: str, factor: Factor, where: str) -> tuple[list, bool]:
     """The range's values, and whether they are log-spaced."""
-    forms = "START..STOP:step:S, START..STOP:lin:N or START..STOP:log:N"
     bounds, _, form = body.partition(":")
     lo_text, _, hi_text = bounds.partition("..")
     if ".." in hi_text:
-        raise SpecError(f"{where}: one '..' per range ({forms})")
+        raise SpecError(f"{where}: one '..' per range ({RANGE_FORMS})")
     lo, hi = _range_number(lo_text.strip(), "START", where), _range_number(hi_text.strip(), "STOP", where)
     if not lo < hi:
         raise SpecError(f"{where}: range START must be below STOP, got {lo:g}..{hi:g}")
+    mode, arg = _range_form(form, factor, where)
+    raw = _stepped(lo, hi, arg, where) if mode == "step" else _spaced(lo, hi, mode, arg, where)
+    return _range_values(raw, factor, where), mode == "log"
+
+
+def _range_form(form: str, factor: Factor, where: str) -> tuple[str, str]:
+    """(step | lin | log, its argument); an integer factor's bare range steps by 1."""
     if not form:
         if factor.kind != "int":
-            raise SpecError(f"{where}: say how to step through the range: {forms}")
-        mode, arg = "step", "1"
-    else:
-        mode, colon, arg = form.partition(":")
-        if not colon or mode not in ("step", "lin", "log"):
-            raise SpecError(f"{where}: {form!r} is not a range form: {forms}")
-    if mode == "step":
-        step = _range_number(arg, "step", where)
-        if step <= 0:
-            raise SpecError(f"{where}: range step must be > 0, got {arg}")
-        count = math.floor((hi - lo) / step + 1e-9) + 1
-        if count > MAX_POINTS:
-            raise SpecError(f"{where}: {count} points; at most {MAX_POINTS} (a larger step, or :log:N)")
-        raw = [lo + i * step for i in range(count)]
-    else:
-        try:
-            count = int(arg)
-        except ValueError:
-            raise SpecError(f"{where}: range point count {arg!r} is not a whole number") from None
-        if not 2 <= count <= MAX_POINTS:
-            raise SpecError(f"{where}: range point count must be 2..{MAX_POINTS}, got {count}")
-        if mode == "lin":
-            raw = [lo + (hi - lo) * i / (count - 1) for i in range(count)]
-        else:
-            if lo <= 0:
-                raise SpecError(f"{where}: a log range needs START > 0, got {lo:g}")
-            a, b = math.log10(lo), math.log10(hi)
-            raw = [10 ** (a + (b - a) * i / (count - 1)) for i in range(count)]
-            raw[0], raw[-1] = lo, hi  # exactly the ends, not 10**log10(x)
+            raise SpecError(f"{where}: say how to step through the range: {RANGE_FORMS}")
+        return "step", "1"
+    mode, colon, arg = form.partition(":")
+    if not colon or mode not in ("step", "lin", "log"):
+        raise SpecError(f"{where}: {form!r} is not a range form: {RANGE_FORMS}")
+    return mode, arg
+
+
+def _stepped(lo: float, hi: float, arg: str, where: str) -> list[float]:
+    step = _range_number(arg, "step", where)
+    if step <= 0:
+        raise SpecError(f"{where}: range step must be > 0, got {arg}")
+    count = math.floor((hi - lo) / step + 1e-9) + 1
+    if count > MAX_POINTS:
+        raise SpecError(f"{where}: {count} points; at most {MAX_POINTS} (a larger step, or :log:N)")
+    return [lo + i * step for i in range(count)]
+
+
+def _spaced(lo: float, hi: float, mode: str, arg: str, where: str) -> list[float]:
+    """N values from lo to hi, evenly spaced (lin) or evenly on a log scale (log)."""
+    try:
+        count = int(arg)
+    except ValueError:
+        raise SpecError(f"{where}: range point count {arg!r} is not a whole number") from None
+    if not 2 <= count <= MAX_POINTS:
+        raise SpecError(f"{where}: range point count must be 2..{MAX_POINTS}, got {count}")
+    if mode == "lin":
+        return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+    if lo <= 0:
+        raise SpecError(f"{where}: a log range needs START > 0, got {lo:g}")
+    a, b = math.log10(lo), math.log10(hi)
+    raw = [10 ** (a + (b - a) * i / (count - 1)) for i in range(count)]
+    raw[0], raw[-1] = lo, hi  # exactly the ends, not 10**log10(x)
+    return raw
+
+
+def _range_values(raw: list[float], factor: Factor, where: str) -> list:
+    """The factor's values for the range's numbers: integers rounded, repeats dropped."""
     values: list = []
     for r in raw:
+        v: Any
         if factor.kind == "int":
-            v: Any = round(r)
+            v = round(r)
         else:
             v = round(r, 9)  # 0.30000000000000004 -> 0.3 in files and labels
-            if factor.kind == "distribution":
-                v = f"{v:g}"
-        v = _convert(str(v), factor, where) if factor.kind == "distribution" else v
+        if factor.kind == "distribution":
+            v = _convert(f"{v:g}", factor, where)
         if v not in values:
             values.append(v)
-    return values, mode == "log"
+    return values
+
+
+# -- the points ----------------------------------------------------------------
+
+
+def scenario_at(base: Scenario, factor: Factor, value: Any) -> Scenario:
+    """`base` with the factor's field set to `value` (not validated: points() does)."""
+    if factor.field.startswith("model."):
+        return dataclasses.replace(base, model=base.model.replace(**{factor.field[len("model.") :]: value}))
+    if not factor.field:
+        raise SweepError(f"factor {factor.name!r} names no Scenario field: give points() its own `at`")
+    return dataclasses.replace(base, **{factor.field: value})
+
+
+def points(vary: Vary, base: Scenario, at: Callable[[Any], Scenario] | None = None) -> list[Scenario]:
+    """One validated Scenario per value of `vary`: `at(value)` when given (the command reads a
+    model file there), else `base` with the factor's field set. SweepError naming the bad point."""
+    out = []
+    for value, label in zip(vary.values, vary.labels, strict=True):
+        try:
+            scenario = at(value) if at is not None else scenario_at(base, vary.factor, value)
+            scenario.validate()
+        except LambdaAffinityError as exc:
+            raise SweepError(f"--vary {vary.factor.name}={label}: {exc}") from None
+        out.append(scenario)
+    return out
 
 
 # -- running -----------------------------------------------------------------
@@ -315,18 +374,17 @@ def stats(values: Sequence[float | None]) -> Stats | None:
     )
 
 
-def _field(row: RunRow, key: str) -> Any:
+def run_field(row: RunRow, key: str) -> Any:
     """A run's field by a name known only at run time (a TypedDict wants literals)."""
     return row[key]  # type: ignore[literal-required]
 
 
-def measure(
-    value: Any, scenario: Scenario, run_index: int, seed: int, per_miss_ms: float | None, per_miss_usd: float | None
-) -> RunRow:
+def measure(value: Any, scenario: Scenario, run_index: int, seed: int, price: MissCostPrice | None = None) -> RunRow:
+    """One run of one point, summarised to a row."""
     res = run(scenario, seed=seed)
     doc = summarize(res.tracker.rows(), res.tracker.environments, per_user_limit=0)
     hit, warm = doc["hit_rate"], doc["warm_cache_rate"]
-    cost: MissCost | None = miss_cost(doc, per_miss_ms, per_miss_usd)
+    cost: MissCost | None = miss_cost(doc, price.per_miss_ms, price.per_miss_usd) if price else None
     return RunRow(
         value=value,
         run=run_index,
@@ -346,190 +404,76 @@ def measure(
     )
 
 
-def sweep(
-    vary: Vary,
-    scenarios: Sequence[Scenario],
-    runs: int,
-    base_seed: int,
-    per_miss_ms: float | None = None,
-    per_miss_usd: float | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> list[PointResult]:
-    """Every point (one scenario per value of `vary`) `runs` times."""
+NO_PRICE = MissCostPrice()  # misses not priced
+
+
+def check_runs(runs: int) -> None:
     if runs < 1:
-        raise ValueError("runs: must be >= 1")
-    if len(scenarios) != len(vary.values):
-        raise ValueError(f"{len(scenarios)} scenarios for {len(vary.values)} values")
-    seeds = run_seeds(base_seed, runs)
-    started = time.perf_counter()
-    out: list[PointResult] = []
-    for i, (value, label, scenario) in enumerate(zip(vary.values, vary.labels, scenarios, strict=True), 1):
-        rows = []
-        for r, seed in enumerate(seeds):
-            rows.append(measure(value, scenario, r, seed, per_miss_ms, per_miss_usd))
-            if progress:
-                progress(
-                    f"point {i}/{len(scenarios)} {vary.factor.name}={label}, run {r + 1}/{runs}: "
-                    f"{rows[-1]['requests']} requests; {time.perf_counter() - started:.1f} s so far"
-                )
+        raise SweepError("runs: must be >= 1")
+
+
+def check_cost(cost: Cost, max_invocations: float) -> None:
+    """SweepError when the estimate is over `max_invocations` (or unbounded: -1)."""
+    if not 0 <= cost["invocations"] <= max_invocations:
+        raise SweepError(
+            f"about {cost['invocations']:,.0f} invocations estimated, over --max-invocations "
+            f"{max_invocations:,.0f}: fewer points, runs or users, a shorter --duration, "
+            "or a higher --max-invocations"
+        )
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep ready to run: the factor's values, one scenario per value, the runs per point, the
+    base seed (run r's seed is the same at every point) and the price of a miss, if any."""
+
+    vary: Vary
+    scenarios: tuple[Scenario, ...]
+    runs: int = 3
+    base_seed: int = 1
+    price: MissCostPrice = NO_PRICE
+
+    def __post_init__(self) -> None:
+        check_runs(self.runs)
+        if len(self.scenarios) != len(self.vary.values):
+            raise SweepError(f"{len(self.scenarios)} scenarios for {len(self.vary.values)} values")
+
+    @classmethod
+    def over(
+        cls,
+        vary: Vary,
+        base: Scenario,
+        *,
+        runs: int = 3,
+        base_seed: int = 1,
+        price: MissCostPrice = NO_PRICE,
+        at: Callable[[Any], Scenario] | None = None,
+    ) -> Sweep:
+        """`base` at each value of `vary` (see points())."""
+        check_runs(runs)
+        return cls(vary, tuple(points(vary, base, at)), runs, base_seed, price)
+
+    def cost(self) -> Cost:
+        return estimate_cost(self.scenarios, self.runs)
+
+    def run(self, progress: Callable[[str], None] | None = None) -> list[PointResult]:
+        """Every point `runs` times; `progress` hears a line after each run."""
+        seeds = run_seeds(self.base_seed, self.runs)
+        started = time.perf_counter()
+        name, n = self.vary.factor.name, len(self.scenarios)
+        out: list[PointResult] = []
         keys = [k for k, _ in METRICS] + [k for k, _, _ in SAVINGS] + ["environments", "max_share_p50"]
-        out.append(
-            PointResult(
-                value=value, label=label, runs=rows, stats={k: stats([_field(row, k) for row in rows]) for k in keys}
-            )
-        )
-    return out
-
-
-# -- files -------------------------------------------------------------------
-
-CSV_FIELDS = ("factor",) + tuple(RunRow.__annotations__)
-
-
-def to_csv(vary: Vary, points: Sequence[PointResult]) -> str:
-    """One row per point and run (the spread is computed from these)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_FIELDS)
-    for p in points:
-        for row in p["runs"]:
-            w.writerow(
-                [vary.factor.name, *("" if _field(row, k) is None else _field(row, k) for k in RunRow.__annotations__)]
-            )
-    return buf.getvalue()
-
-
-def to_json(
-    vary: Vary,
-    points: Sequence[PointResult],
-    *,
-    runs: int,
-    base_seed: int,
-    spread: str,
-    scenario: Mapping[str, Any],
-    cost: Cost,
-    per_miss_ms: float | None,
-    per_miss_usd: float | None,
-) -> str:
-    """The whole sweep; no wall-clock figure in it, so one seed gives one file."""
-    doc = {
-        "factor": vary.factor.name,
-        "spec": vary.spec,
-        "values": list(vary.values),
-        "labels": list(vary.labels),
-        "runs": runs,
-        "base_seed": base_seed,
-        "seeds": run_seeds(base_seed, runs),
-        "spread": spread,
-        "scenario": dict(scenario),
-        "cost": dict(cost),
-        "miss_cost": (
-            {"per_miss_ms": per_miss_ms, "per_miss_usd": per_miss_usd}
-            if per_miss_ms is not None or per_miss_usd is not None
-            else None
-        ),
-        "points": list(points),
-    }
-    return json.dumps(doc, indent=1) + "\n"
-
-
-def _point(x: float, st: Stats | None, spread: str, scale: float = 1.0) -> charts.Point | None:
-    if st is None:
-        return None
-    mean = st["mean"] * scale
-    if spread == "sd":
-        return charts.Point(x, mean, mean - st["sd"] * scale, mean + st["sd"] * scale)
-    return charts.Point(x, mean, st["min"] * scale, st["max"] * scale)
-
-
-def _x_axis(vary: Vary) -> tuple[charts.Axis, list[float]]:
-    if vary.numeric:
-        return charts.Axis(vary.factor.name, log=vary.log), [float(v) for v in vary.values]
-    return charts.Axis(vary.factor.name, categories=list(vary.labels)), [float(i) for i in range(len(vary.values))]
-
-
-def _spread_words(spread: str, runs: int) -> str:
-    return f"{'mean +- sd' if spread == 'sd' else 'min..max'} over {runs} runs"
-
-
-def rates_chart(vary: Vary, points: Sequence[PointResult], title: str, spread: str, runs: int) -> charts.Chart:
-    """Max-share, warm-cache rate and cold starts per request against the factor."""
-    x_axis, xs = _x_axis(vary)
-    series = []
-    for key, name in METRICS:
-        pts = [_point(x, p["stats"][key], spread) for x, p in zip(xs, points, strict=True)]
-        series.append(
-            charts.Series(name, [p for p in pts if p is not None], dashed=key == "cold_per_request", line=vary.numeric)
-        )
-    return charts.Chart(
-        title,
-        series,
-        x=x_axis,
-        y=charts.Axis(f"rate ({_spread_words(spread, runs)})", lo=0, hi=1),
-        spread="band" if vary.numeric else "whiskers",
-    )
-
-
-def savings_charts(vary: Vary, points: Sequence[PointResult], spread: str, runs: int) -> list[charts.Chart]:
-    """Time and money the warm cache saves per million requests, when a miss cost was given."""
-    x_axis, xs = _x_axis(vary)
-    charted = []
-    for key, name, scale in SAVINGS:
-        pts = [_point(x, p["stats"][key], spread, scale) for x, p in zip(xs, points, strict=True)]
-        if any(pts):
-            charted.append(
-                charts.Chart(
-                    f"{name} ({_spread_words(spread, runs)})",
-                    [charts.Series(name, [p for p in pts if p is not None], line=vary.numeric)],
-                    x=x_axis,
-                    y=charts.Axis(name, lo=0),
-                    height=280,
-                    spread="band" if vary.numeric else "whiskers",
-                )
-            )
-    return charted
-
-
-def _cell(st: Stats | None, spread: str, fmt: str, scale: float = 1.0) -> str:
-    if st is None:
-        return "-"
-    if spread == "sd":
-        return f"{st['mean'] * scale:{fmt}} \u00b1 {st['sd'] * scale:{fmt}}"
-    return f"{st['mean'] * scale:{fmt}} ({st['min'] * scale:{fmt}}..{st['max'] * scale:{fmt}})"
-
-
-def _columns(points: Sequence[PointResult]) -> list[tuple[str, str, str, float]]:
-    """(stats key, heading, format, scale) of the table columns; the priced ones only when priced."""
-    cols = [(k, name, ".3f", 1.0) for k, name in METRICS] + [("environments", "environments", ",.0f", 1.0)]
-    cols += [
-        (k, name, ",.0f" if k.endswith("ms_per_million") else ",.2f", scale)
-        for k, name, scale in SAVINGS
-        if any(p["stats"][k] for p in points)
-    ]
-    return cols
-
-
-def html_report(
-    vary: Vary, points: Sequence[PointResult], chart: charts.Chart, description: str, spread: str, runs: int
-) -> str:
-    cols = _columns(points)
-    how = "mean \u00b1 sd" if spread == "sd" else "mean (min..max)"
-    header = [vary.factor.name] + [f"{name}, {how}" for _, name, _, _ in cols]
-    rows = [[p["label"]] + [_cell(p["stats"][k], spread, fmt, scale) for k, _, fmt, scale in cols] for p in points]
-    items: list = [description, chart]
-    items += savings_charts(vary, points, spread, runs)
-    items += [
-        charts.Markup(f"<h2>Per point, over {runs} runs</h2>"),
-        charts.html_table(header, rows),
-        "sweep.csv holds every run; sweep.json the same with the scenario, the seeds and these statistics.",
-    ]
-    return charts.html_page(chart.title, items)
-
-
-def render_points(vary: Vary, points: Sequence[PointResult], spread: str = "minmax") -> str:
-    """The console table: each metric's mean and spread over runs."""
-    cols = _columns(points)
-    cells = [[p["label"]] + [_cell(p["stats"][k], spread, fmt, scale) for k, _, fmt, scale in cols] for p in points]
-    heads = [vary.factor.name] + [name for _, name, _, _ in cols]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(heads)]
-    return "\n".join("  ".join(f"{c:>{w}}" for c, w in zip(row, widths, strict=True)) for row in [heads] + cells)
+        for i, (value, label, scenario) in enumerate(
+            zip(self.vary.values, self.vary.labels, self.scenarios, strict=True), 1
+        ):
+            rows = []
+            for r, seed in enumerate(seeds):
+                rows.append(measure(value, scenario, r, seed, self.price))
+                if progress:
+                    progress(
+                        f"point {i}/{n} {name}={label}, run {r + 1}/{self.runs}: "
+                        f"{rows[-1]['requests']} requests; {time.perf_counter() - started:.1f} s so far"
+                    )
+            stats_ = {k: stats([run_field(row, k) for row in rows]) for k in keys}
+            out.append(PointResult(value=value, label=label, runs=rows, stats=stats_))
+        return out

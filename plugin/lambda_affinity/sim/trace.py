@@ -42,6 +42,8 @@ from typing import IO, NamedTuple, TypeVar
 
 from dateutil.parser import isoparse  # botocore's own dependency; declared in setup.cfg
 
+from ..errors import LambdaAffinityError
+
 FIELDS = ("send", "recv", "user", "session", "env_id", "cold", "cache_hit", "valid")
 # Tried in order when no column is named: the plugin's own, then common log names.
 TIME_COLUMNS = ("send", "timestamp", "time", "@timestamp", "requestTimeEpoch")
@@ -62,7 +64,7 @@ FLUSH_EVERY_S = 1.0
 Arrival = tuple
 
 
-class TraceError(ValueError):
+class TraceError(LambdaAffinityError, ValueError):
     """A trace cannot be used; the message names the file, line and column."""
 
     def __init__(self, path: str, line: int | None, message: str, column: str | None = None) -> None:
@@ -70,6 +72,10 @@ class TraceError(ValueError):
         col = f" column {column!r}:" if column is not None else ""
         super().__init__(f"{where}:{col} {message}")
         self.path, self.line, self.column = path, line, column
+
+
+class TraceOptionError(LambdaAffinityError, ValueError):
+    """A reader's option is out of range (e.g. --max-disorder)."""
 
 
 class TraceRow(NamedTuple):
@@ -454,7 +460,7 @@ def _time(path: str, line: int, column: str, text) -> float:
 
 def _check_window(window: float) -> None:
     if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window < math.inf:
-        raise ValueError(f"max_disorder_s: must be a finite number >= 0, got {window!r}")
+        raise TraceOptionError(f"max_disorder_s: must be a finite number >= 0, got {window!r}")
 
 
 def read_arrivals(
@@ -620,6 +626,7 @@ __all__ = [
     "USER_COLUMNS",
     "Arrival",
     "TraceError",
+    "TraceOptionError",
     "TraceRow",
     "ReadStats",
     "TraceWriter",

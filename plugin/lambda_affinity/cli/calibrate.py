@@ -1,0 +1,72 @@
+"""`lambda-affinity calibrate`: fit the platform model to traces (sim.calibrate fits it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..platform.distributions import parse_distribution
+from ..sim import calibrate
+from ..sim.simulate import Scenario
+from ..sim.trace import DEFAULT_MAX_DISORDER_S
+from .options import add_random_seed, warn
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="fit the platform model to traces with env_ids (--affinity-trace)",
+        description="Replay the traces' arrivals through candidate models and keep the one whose "
+        "max-share, warm-cache rate, environments and cold starts match best "
+        "(docs/traces.md).",
+    )
+    p.add_argument("traces", nargs="+", metavar="TRACE", help="--affinity-trace files; each an independent run")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the fitted `model:` mapping (YAML) for simulate --model, "
+        "the emulator's config or --affinity-emulator-config",
+    )
+    p.add_argument("--json", action="store_true", help="print the fit, every candidate and the notes as JSON")
+    p.add_argument(
+        "--latency",
+        default="0",
+        help="network round trip added to each replayed call, seconds (default 0: send times as arrivals)",
+    )
+    p.add_argument(
+        "--service", default=Scenario().service, help="time on the environment per call, seconds (default %(default)s)"
+    )
+    p.add_argument("--replays", type=int, default=None, help="replays per candidate (default: 5-30, by trace size)")
+    add_random_seed(p, 1, "random seed (default %(default)s)")
+    p.add_argument(
+        "--max-disorder",
+        type=float,
+        default=DEFAULT_MAX_DISORDER_S,
+        metavar="S",
+        help="rows may be this many seconds out of send order (default %(default)g)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    parse_distribution(args.latency, "latency")
+    parse_distribution(args.service, "service")
+    calibrate.check_replays(args.replays)  # before the traces are read
+    measurement = calibrate.measure(args.traces, args.max_disorder)
+    for message in measurement.warnings:
+        warn("calibrate", message)
+    result = calibrate.calibrate(
+        measurement, latency=args.latency, service=args.service, replays=args.replays, seed=args.seed
+    )
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(calibrate.to_yaml(result))
+    if args.json:
+        json.dump(calibrate.to_json(result), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(calibrate.render(result))
+        if args.out:
+            print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,194 @@
+"""Options more than one command takes, and the objects they become: the platform model
+(ModelConfig, from `--model FILE` and the model options), the Scenario, the price of a miss.
+
+Each is built once here, from the arguments, and handed down; the checks are the objects' own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..core.summary import MissCostPrice
+from ..platform import POLICIES, ConfigError, ModelConfig
+from ..platform.model_file import ModelFile, from_text
+from ..sim.simulate import Scenario
+
+# (option, ModelConfig field, type): model options default to None, so only
+# those given override `--model FILE` (or the defaults).
+MODEL_OPTIONS = (
+    ("--policy", "policy", str),
+    ("--routers", "routers", int),
+    ("--router-policy", "router_policy", str),
+    ("--init-delay", "init_delay_s", float),
+    ("--busy-overhead", "busy_overhead_s", float),
+    ("--keep-alive", "keep_alive_s", float),
+    ("--max-lifetime", "max_lifetime_s", float),
+    ("--account-concurrency", "account_concurrency", int),
+    ("--max-environments", "max_environments", int),
+    ("--scale-limit", "scale_limit", int),
+    ("--scale-window", "scale_window_s", float),
+)
+# simulate option dest -> Scenario field, where they differ
+SCENARIO_FIELDS = {"duration": "duration_s"}
+
+
+def add_random_seed(p: argparse.ArgumentParser, default: int | None, help: str) -> None:
+    """--random-seed ("seed" alone is the article's experiment here); --seed,
+    its earlier name, still works and is not listed."""
+    p.add_argument("--random-seed", dest="seed", type=int, default=default, metavar="N", help=help)
+    p.add_argument("--seed", dest="seed", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The platform model's options; returns their actions (a sweep may vary each)."""
+    d = ModelConfig()
+    g = p.add_argument_group(
+        "platform model",
+        "defaults: the calibrated model (docs/model.md), or --model FILE's; an option given here overrides either",
+    )
+    return [
+        g.add_argument(
+            "--model",
+            metavar="FILE",
+            help="a YAML file with a `model:` mapping: `lambda-affinity "
+            "calibrate --out`'s, or an emulator config (docs/traces.md)",
+        ),
+        g.add_argument(
+            "--policy", choices=POLICIES, help=f"placement of invocations on idle environments (default {d.policy})"
+        ),
+        g.add_argument("--routers", type=int, help=f"routers for the partitioned policy (default {d.routers})"),
+        g.add_argument("--router-policy", choices=("mru", "lru", "random"), help="placement inside each router"),
+        g.add_argument(
+            "--init-delay",
+            type=float,
+            metavar="S",
+            help=f"modelled cold-start delay, seconds (default {d.init_delay_s})",
+        ),
+        g.add_argument(
+            "--busy-overhead",
+            type=float,
+            metavar="S",
+            help=f"time an environment stays reserved after each reply, seconds (default {d.busy_overhead_s:g})",
+        ),
+        g.add_argument(
+            "--keep-alive", type=float, metavar="S", help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})"
+        ),
+        g.add_argument(
+            "--max-lifetime",
+            type=float,
+            metavar="S",
+            help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})",
+        ),
+        g.add_argument("--account-concurrency", type=int, help="account concurrency limit"),
+        g.add_argument("--max-environments", type=int, default=None, help="cap on live environments"),
+        g.add_argument(
+            "--scale-limit",
+            type=int,
+            help=f"new environments per function per --scale-window (default {d.scale_limit})",
+        ),
+        g.add_argument(
+            "--scale-window",
+            type=float,
+            metavar="S",
+            help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})",
+        ),
+    ]
+
+
+def add_scenario_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Synthetic users' options, shared by simulate and sweep; returns their
+    actions (a sweep may vary each). Distributions have metavar DIST."""
+    d = Scenario()
+    return [
+        p.add_argument("--users", type=int, default=d.users),
+        p.add_argument("--duration", type=float, default=d.duration_s, metavar="S", help="seconds users keep sending"),
+        p.add_argument(
+            "--think",
+            default=d.think,
+            metavar="DIST",
+            help="think time: A:B uniform seconds, exp:MEAN, or fixed seconds (default %(default)s)",
+        ),
+        p.add_argument("--burst", type=int, default=d.burst, help="requests per session (0: one endless session)"),
+        p.add_argument(
+            "--gap",
+            default=d.gap,
+            metavar="DIST",
+            help="pause between sessions, same forms as --think (default %(default)s)",
+        ),
+        p.add_argument(
+            "--start", choices=("together", "spread"), default=d.start, help="all users at t=0, or after a first think"
+        ),
+        p.add_argument(
+            "--latency",
+            metavar="DIST",
+            help=f"network round trip, seconds (default {d.latency}; with --trace 0: its times are "
+            "taken as arrivals at Lambda's front end; or --model FILE's network_latency)",
+        ),
+        p.add_argument(
+            "--service",
+            metavar="DIST",
+            help=f"time on the environment per invocation, seconds (default {d.service}, or "
+            "--model FILE's service_time)",
+        ),
+    ]
+
+
+def add_miss_cost_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "cost of a miss",
+        "price the warm-cache rate: time and money the cache saves per million requests (docs/sweep.md)",
+    )
+    g.add_argument(
+        "--miss-cost-ms",
+        type=float,
+        metavar="MS",
+        help="time a cache miss costs the handler, ms (e.g. a DynamoDB read)",
+    )
+    g.add_argument("--miss-cost-usd", type=float, metavar="USD", help="money a cache miss costs, USD")
+
+
+def read_model_file(path: str) -> ModelFile:
+    """`--model FILE`: the model file format (platform.model_file), the same a calibrate --out
+    writes and the emulator's config is; every error names --model and the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"--model {path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--model {path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    try:
+        return from_text(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--model {path}: {exc}") from None
+
+
+def scenario_from_args(args: argparse.Namespace, trace: bool = False, model_path: str | None = None) -> Scenario:
+    """The Scenario simulate's (and a sweep's base) options name; `model_path` instead of --model
+    (a sweep varying the model file). --latency and --service: given, else the file's, else the defaults."""
+    model_path = model_path if model_path is not None else args.model
+    file = read_model_file(model_path) if model_path else ModelFile()
+    given = {field: getattr(args, flag[2:].replace("-", "_")) for flag, field, _ in MODEL_OPTIONS}
+    d = Scenario()
+    return Scenario(
+        users=args.users,
+        duration_s=args.duration,
+        think=args.think,
+        burst=args.burst,
+        gap=args.gap,
+        start=args.start,
+        latency=args.latency or file.network_latency or ("0" if trace else d.latency),
+        service=args.service or file.service_time or d.service,
+        model=file.model.replace(**{k: v for k, v in given.items() if v is not None}),
+    )
+
+
+def price_from_args(args: argparse.Namespace) -> MissCostPrice:
+    return MissCostPrice(args.miss_cost_ms, args.miss_cost_usd)
+
+
+def warn(command: str, message: str | None) -> None:
+    """A warning on stderr: the result stands, but the user should know."""
+    if message:
+        print(f"lambda-affinity {command}: warning: {message}", file=sys.stderr)

@@ -1,0 +1,137 @@
+"""`lambda-affinity sweep`: simulate's scenario at each value of one factor (sim.sweep runs it)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from functools import partial
+
+from ..sim.simulate import Scenario
+from ..sim.sweep import MAX_POINTS, SPREADS, Factor, Sweep, check_cost, parse_vary
+from ..sim.sweep_files import describe, render_points, scenario_doc, sweep_files
+from .options import (
+    MODEL_OPTIONS,
+    SCENARIO_FIELDS,
+    add_miss_cost_options,
+    add_model_options,
+    add_random_seed,
+    add_scenario_options,
+    price_from_args,
+    scenario_from_args,
+)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="vary one scenario option over a list or range; chart the rates against it",
+        description="Simulate a scenario (options as simulate) at each value of one factor, --runs "
+        "times each, and write sweep.csv, sweep.json, sweep.html and sweep.svg: max-share, "
+        "warm-cache rate and cold starts per request against the factor, with the "
+        "spread across runs (docs/sweep.md).",
+    )
+    p.add_argument(
+        "--vary",
+        required=True,
+        metavar="NAME=VALUES",
+        help="the factor, a simulate option without its dashes, and its values: a list (users=1,10,100; "
+        "policy=mru,partitioned; model=a.yaml,b.yaml) or a range: START..STOP:step:S, "
+        f"START..STOP:lin:N, START..STOP:log:N (users=1..1000:log:7); at most {MAX_POINTS} points",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the four files (made if missing)")
+    p.add_argument("--runs", type=int, default=3, help="runs per point, each with its own seed (default %(default)s)")
+    add_random_seed(
+        p, 1, "base random seed; run r's seed derives from it and is the same at every point (default %(default)s)"
+    )
+    p.add_argument(
+        "--spread",
+        choices=SPREADS,
+        default="minmax",
+        help="the band around each mean: min..max over runs, or mean +- one sd (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-invocations",
+        type=float,
+        default=20e6,
+        metavar="N",
+        help="refuse a sweep estimated above N simulated invocations (default %(default).0f)",
+    )
+    factors = add_scenario_options(p) + add_model_options(p)
+    add_miss_cost_options(p)
+    p.set_defaults(func=run, factor_actions=factors)
+
+
+def _kind(action: argparse.Action) -> str:
+    if action.type is int:
+        return "int"
+    if action.type is float:
+        return "float"
+    return "distribution" if action.metavar == "DIST" else "text"
+
+
+def _sweep_factors(actions: list[argparse.Action]) -> dict[str, tuple[Factor, str]]:
+    """name -> (sweep.Factor, argparse dest), from the options themselves:
+    `keep-alive`, and the model field (`keep-alive-s`) as an alias."""
+    model_fields = {flag: field for flag, field, _ in MODEL_OPTIONS}
+    out = {}
+    for action in actions:
+        flag = action.option_strings[0]
+        if flag in model_fields:
+            field = f"model.{model_fields[flag]}"
+        else:
+            field = SCENARIO_FIELDS.get(action.dest, action.dest)  # `--model FILE`: the field `model`
+        factor = Factor(flag[2:], _kind(action), tuple(action.choices) if action.choices else None, field)
+        for name in {flag[2:], model_fields.get(flag, flag[2:]).replace("_", "-")}:
+            out[name] = (factor, action.dest)
+    return out
+
+
+def _say(message: str) -> None:
+    print(f"lambda-affinity sweep: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    price = price_from_args(args)
+    known = _sweep_factors(args.factor_actions)
+    vary = parse_vary(args.vary, {name: factor for name, (factor, _) in known.items()})
+    base = scenario_from_args(args)
+    # a model file read at each point, the options given still overriding it, as simulate --model would
+    at = partial(_scenario_with_model, args) if vary.factor.field == "model" else None
+    plan = Sweep.over(vary, base, runs=args.runs, base_seed=args.seed, price=price, at=at)
+    cost = plan.cost()
+    _say(
+        f"{cost['points']} points x {cost['runs']} runs: {cost['user_seconds']:,.0f} user-seconds "
+        f"(users x duration), about {cost['invocations']:,.0f} invocations"
+    )
+    check_cost(cost, args.max_invocations)
+    started = time.perf_counter()
+    points = plan.run(progress=_say)
+    elapsed = time.perf_counter() - started
+    description = describe(vary, base, args.runs, args.seed, args.model)
+    files = sweep_files(
+        vary,
+        points,
+        description=description,
+        runs=args.runs,
+        base_seed=args.seed,
+        spread=args.spread,
+        scenario=scenario_doc(base, vary.factor),
+        cost=cost,
+        price=price,
+    )
+    os.makedirs(args.out, exist_ok=True)
+    for name, text in files.items():
+        with open(os.path.join(args.out, name), "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    print(render_points(vary, points, args.spread))
+    print(
+        f"{description}\nwrote {', '.join(os.path.join(args.out, n) for n in files)} "
+        f"({cost['points'] * cost['runs']} runs simulated in {elapsed:.1f} s)"
+    )
+    return 0
+
+
+def _scenario_with_model(args: argparse.Namespace, path: str) -> Scenario:
+    return scenario_from_args(args, model_path=path)
