@@ -9,10 +9,11 @@ the rest. Custom users record replies with `record_reply(self, reply)`.
 `--help` is answered by Locust before it imports a locustfile, so the
 options show in `lambda-affinity locust --help`, which loads the plugin first.
 
-Modules: options (the options and a typed view), hosts (host forms), plugin
-(the plugin object), roles (worker and master), embedded (the embedded
-emulator), tracing (--affinity-trace), outputs (files, checks, console),
-adapter (every use of Locust internals).
+Modules: users (FunctionUrlUser, InvokeUser), options (the options and a
+typed view), plugin (the plugin object), roles (worker and master),
+distributed (worker -> master rows), embedded (the embedded emulator),
+tracing (--affinity-trace), sampling (the dashboard's timeline), outputs
+(files, checks, console), adapter (every use of Locust internals).
 """
 
 from __future__ import annotations

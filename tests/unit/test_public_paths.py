@@ -1,0 +1,76 @@
+"""Import paths people use keep working, and README's map of the package matches its folders.
+
+Every `from lambda_affinity... import ...` written in README.md, docs/, locustfiles/ and bench/ is
+imported here, so a move that breaks a documented path fails at once; the paths of earlier versions
+(before the package had layer folders) are listed and must give the same objects as their new homes."""
+
+from __future__ import annotations
+
+import importlib
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "plugin" / "lambda_affinity"
+IMPORT = re.compile(r"^\s*from (lambda_affinity(?:\.\w+)*) import \(?([\w, \n]+?)\)?\s*(?:#.*)?$", re.M)
+
+# old path -> new home, for the names each re-exports
+MOVED = {
+    "lambda_affinity.users": "lambda_affinity.locust_plugin.users",
+    "lambda_affinity.probe": "lambda_affinity.core.reply",
+    "lambda_affinity.tracker": "lambda_affinity.core.tracker",
+    "lambda_affinity.charts": "lambda_affinity.report.charts",
+    "lambda_affinity.simulate": "lambda_affinity.sim.simulate",
+}
+
+
+def documented_imports() -> list[tuple[str, str, str]]:
+    """(file, module, name) of every import statement of the package in the docs and scenarios."""
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "docs").rglob("*.py"))]
+    files += sorted((ROOT / "locustfiles").glob("*.py")) + sorted((ROOT / "bench").glob("*.py"))
+    found = []
+    for path in files:
+        for module, names in IMPORT.findall(path.read_text()):
+            for name in names.replace("\n", " ").split(","):
+                name = name.split(" as ")[0].strip()
+                if name:
+                    found.append((str(path.relative_to(ROOT)), module, name))
+    return found
+
+
+def test_the_docs_and_scenarios_import_something():
+    modules = {m for _, m, _ in documented_imports()}
+    assert {"lambda_affinity.users", "lambda_affinity.locust_plugin", "lambda_affinity.platform"} <= modules
+
+
+@pytest.mark.parametrize("where, module, name", documented_imports())
+def test_every_documented_import_works(where, module, name):
+    imported = importlib.import_module(module)
+    assert hasattr(imported, name) or importlib.util.find_spec(f"{module}.{name}"), f"{where}: {module}.{name}"
+
+
+@pytest.mark.parametrize("old, new", sorted(MOVED.items()))
+def test_old_paths_give_the_objects_of_their_new_homes(old, new):
+    before, after = importlib.import_module(old), importlib.import_module(new)
+    assert before.__all__
+    for name in before.__all__:
+        assert getattr(before, name) is getattr(after, name), f"{old}.{name}"
+
+
+def test_the_old_summary_path_spans_statistics_and_renderings():
+    from lambda_affinity import summary
+    from lambda_affinity.core import summary as statistics
+    from lambda_affinity.report import render
+
+    for name in summary.__all__:
+        assert getattr(summary, name) in (getattr(statistics, name, None), getattr(render, name, None)), name
+
+
+def test_readme_maps_every_folder_of_the_package_and_no_other():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Where things are", 1)[1].split("\n## ", 1)[0]
+    mapped = set(re.findall(r"^\| `plugin/lambda_affinity/(\w+)/` \|", table, re.M))
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert mapped == folders
