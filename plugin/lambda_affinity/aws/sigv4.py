@@ -328,6 +328,37 @@ def verify(
     credential scope must name it; else any region is accepted.
     """
     received = _lower_headers(headers)
+    scope, signed, signature = _parse_authorization(_authorization(received, url))
+    access_key, day, scope_region, service = scope[:4]
+    amz_date, signed_at = _signed_at(signed, received, day)
+    _check_scope(service, scope_region, region)
+    unsent = [h for h in signed if h not in received]
+    if unsent:
+        raise SigV4Error("signature", f"signed header(s) {', '.join(unsent)} not in the request")
+
+    secret = keys.get(access_key)
+    if secret is None:
+        raise SigV4Error("unknown_key", f"unknown access key id {access_key!r}")
+
+    _check_clock(signed_at, amz_date, now)
+    payload, declared = _payload(body, received)
+
+    request = AWSRequest(method=method.upper(), url=url, data=payload)
+    request.context["timestamp"] = amz_date
+    if declared is not None:
+        request.headers["X-Amz-Content-SHA256"] = declared
+    auth = _ExactHeaders(Credentials(access_key, secret), scope_region, signed, received)
+    expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+    if not hmac.compare_digest(expected, signature):
+        raise SigV4Error(
+            "signature",
+            "signature mismatch: the method, path, query, signed headers, body "
+            "or secret key differ from what was signed",
+        )
+
+
+def _authorization(received: dict, url: str) -> str:
+    """The Authorization header's value; SigV4Error when the request is not signed."""
     authorization = received.get("authorization")
     if not authorization:
         presigned = "X-Amz-Signature" in dict(parse_qsl(urlsplit(url).query))
@@ -340,9 +371,12 @@ def verify(
                 else ": the Function URL's auth type is AWS_IAM, so requests must be SigV4-signed"
             ),
         )
-    scope, signed, signature = _parse_authorization(authorization[0])
-    access_key, day, scope_region, service = scope[:4]
+    return authorization[0]
 
+
+def _signed_at(signed: list, received: dict, day: str) -> tuple[str, _dt.datetime]:
+    """(X-Amz-Date as sent, as a time): the signed Host and the date the
+    signature rests on, which must agree with the credential scope's day."""
     if "host" not in signed:
         raise SigV4Error(
             "malformed",
@@ -371,6 +405,11 @@ def verify(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
             f"'{day}' != '{amz_date[:8]}', from '{amz_date}'.",
         )
+    return amz_date, signed_at
+
+
+def _check_scope(service: str, scope_region: str, region: str | None) -> None:
+    """The credential scope names Lambda, and this URL's region when one is given."""
     if service != SERVICE:
         raise SigV4Error(
             "signature",
@@ -383,14 +422,10 @@ def verify(
             f"credential scope names region {scope_region!r}, this URL is in {region!r}",
             f"Credential should be scoped to a valid region, not '{scope_region}'. ",
         )
-    unsent = [h for h in signed if h not in received]
-    if unsent:
-        raise SigV4Error("signature", f"signed header(s) {', '.join(unsent)} not in the request")
 
-    secret = keys.get(access_key)
-    if secret is None:
-        raise SigV4Error("unknown_key", f"unknown access key id {access_key!r}")
 
+def _check_clock(signed_at: _dt.datetime, amz_date: str, now: _dt.datetime | None) -> None:
+    """Signed within MAX_SKEW of the server's clock, either way."""
     now = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
     if signed_at < now - MAX_SKEW:
         raise SigV4Error(
@@ -407,6 +442,9 @@ def verify(
             f"({now:{_AMZ_DATE}} + 5 min.)",
         )
 
+
+def _payload(body: bytes | str | None, received: dict) -> tuple[bytes, str | None]:
+    """(the body's bytes, the declared x-amz-content-sha256 or None)."""
     payload = body.encode() if isinstance(body, str) else (body or b"")
     declared = (received.get("x-amz-content-sha256") or [None])[0]
     # Lambda hashes the payload itself: it takes no UNSIGNED-PAYLOAD, and a
@@ -419,19 +457,7 @@ def verify(
             if unsigned
             else "x-amz-content-sha256 does not match the body",
         )
-
-    request = AWSRequest(method=method.upper(), url=url, data=payload)
-    request.context["timestamp"] = amz_date
-    if declared is not None:
-        request.headers["X-Amz-Content-SHA256"] = declared
-    auth = _ExactHeaders(Credentials(access_key, secret), scope_region, signed, received)
-    expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
-    if not hmac.compare_digest(expected, signature):
-        raise SigV4Error(
-            "signature",
-            "signature mismatch: the method, path, query, signed headers, body "
-            "or secret key differ from what was signed",
-        )
+    return payload, declared
 
 
 def forbidden_hint(body: bytes | str | None, signed: bool) -> str:
