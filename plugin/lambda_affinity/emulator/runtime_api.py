@@ -19,13 +19,13 @@ import json
 from gevent import Greenlet, getcurrent
 
 from .invocation import Result, function_error
+from .response import _Date
 from .wire import (
     App,
     BadRequest,
     Reader,
     Request,
     Response,
-    _Date,
     answer,
     bad_request,
     encode_response,
