@@ -254,17 +254,7 @@ def cold_starts(n: int) -> list:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", type=float, default=3.0, help="seconds measured per run")
-    p.add_argument("--concurrency", default="1,4", help="comma-separated connection counts; the first is headline")
-    p.add_argument("--rounds", type=int, default=2, help="alternating echo/emulator rounds per concurrency")
-    p.add_argument("--cold", type=int, default=30, help="cold invocations measured")
-    p.add_argument(
-        "--parsers", default="llhttp,hand,h11", help="parsers compared (bench/parsers.py); the first is the headline"
-    )
-    p.add_argument("--echo-server", metavar="READY", help=argparse.SUPPRESS)
-    p.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
-    p.add_argument("--warmup", type=float, default=0.5, help=argparse.SUPPRESS)
+    p = _arguments()
     if sys.argv[1:2] == ["--emulate-with"]:  # the emulator's command line, served with another parser
         from parsers import install
 
@@ -282,6 +272,30 @@ def main() -> int:
 
     levels = [int(c) for c in args.concurrency.split(",")]
     parsers = args.parsers.split(",")
+    results, envs, answers = measure(parsers, levels, args.rounds, args.duration)
+    cold = cold_starts(args.cold)
+    report(parsers, levels, results, answers, envs, cold)
+    return 0
+
+
+def _arguments() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=3.0, help="seconds measured per run")
+    p.add_argument("--concurrency", default="1,4", help="comma-separated connection counts; the first is headline")
+    p.add_argument("--rounds", type=int, default=2, help="alternating echo/emulator rounds per concurrency")
+    p.add_argument("--cold", type=int, default=30, help="cold invocations measured")
+    p.add_argument(
+        "--parsers", default="llhttp,hand,h11", help="parsers compared (bench/parsers.py); the first is the headline"
+    )
+    p.add_argument("--echo-server", metavar="READY", help=argparse.SUPPRESS)
+    p.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
+    p.add_argument("--warmup", type=float, default=0.5, help=argparse.SUPPRESS)
+    return p
+
+
+def measure(parsers: list[str], levels: list[int], rounds: int, duration: float) -> tuple[dict, list, dict]:
+    """(results per (parser, concurrency), the last warm runs' environments,
+    the hostile inputs' answers per parser): echo and emulator rounds alternate."""
     config = {"model": {"policy": "mru", "init_delay_s": 0}, "functions": [{"name": "probe"}]}
     results = {(p, c): {"echo": [], "emulator": []} for p in parsers for c in levels}
     answers = {}
@@ -295,16 +309,19 @@ def main() -> int:
                 stack.enter_context(emu).function_urls["probe"],
             )
         for c in levels:
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 for parser in parsers:
                     echo_url, emu_url = sides[parser]
-                    results[parser, c]["echo"].append(client(echo_url, c, args.duration))
-                    results[parser, c]["emulator"].append(client(emu_url, c, args.duration))
+                    results[parser, c]["echo"].append(client(echo_url, c, duration))
+                    results[parser, c]["emulator"].append(client(emu_url, c, duration))
         envs = get_json(emu.introspection_url)["environments"]
         for parser in parsers:
             answers[parser] = hostile(sides[parser][0])
-    cold = cold_starts(args.cold)
+    return results, envs, answers
 
+
+def report(parsers: list[str], levels: list[int], results: dict, answers: dict, envs: list, cold: list) -> None:
+    """The table, the parse costs, the hostile answers and the headline figures."""
     print(
         f"{'parser':>7} {'conc':>4} {'echo rps':>9} {'emu rps':>9} {'ratio':>6} {'echo p50':>9} {'emu p50':>8} "
         f"{'added':>7}  errors"
@@ -341,7 +358,6 @@ def main() -> int:
     print(f"warm_invoke_ratio_vs_echo: {headline[0]:.2f}")
     print(f"warm_p50_added_ms: {headline[1]:.3f}")
     print(f"cold_start_p50_ms: {statistics.median(cold):.1f}")
-    return 0
 
 
 def get_json(url: str) -> dict:

@@ -72,6 +72,25 @@ def assert_master_holds(doc, rows_csv, records: dict[int, dict]):
     ]
 
 
+def assert_master_log(err: str, doc: dict):
+    """The master's log of a clean two-worker run: the emulator, the summary, the check and every file written."""
+    assert "Embedded Lambda emulator started" in err
+    assert f"Lambda affinity: 10 users, {doc['requests']} valid replies" in err
+    assert "CHECK passed: --affinity-min-hit-rate 0.01" in err
+    assert "sent no final report" not in err
+    for name in ("a.json", "run_affinity.csv", "run_affinity_summary.csv", "report.html"):
+        assert f"affinity: wrote out/{name}" in err
+
+
+def assert_emulator_only_below_master(c):
+    """No worker started an emulator; the master's runs below it."""
+    for w in c.workers:
+        assert "Embedded Lambda emulator" not in c.text(f"{w.name}.err")
+    assert [p for p in c.seen.values() if p.pid not in {c.master.pid, *(w.pid for w in c.workers)}], (
+        "the emulator runs below the master"
+    )
+
+
 @pytest.mark.slow
 def test_master_and_two_workers_exact_totals(cluster_factory, tmp_path):
     c = cluster_factory(
@@ -98,19 +117,10 @@ def test_master_and_two_workers_exact_totals(cluster_factory, tmp_path):
     assert doc["environments"] == len(set(records[0]["envs"]) | set(records[1]["envs"]))
     assert probe_requests(c.text("master.out")) == doc["requests"] + doc["invalid"]
     assert doc["workers"] == {"count": 2, "lost": []}
-    assert "Embedded Lambda emulator started" in err
-    assert f"Lambda affinity: 10 users, {doc['requests']} valid replies" in err
-    assert "CHECK passed: --affinity-min-hit-rate 0.01" in err
-    assert "sent no final report" not in err
-    for name in ("a.json", "run_affinity.csv", "run_affinity_summary.csv", "report.html"):
-        assert f"affinity: wrote out/{name}" in err
+    assert_master_log(err, doc)
     assert '<section id="lambda-affinity"' in (tmp_path / "out" / "report.html").read_text()
     # the workers used the master's emulator and started none of their own
-    for w in c.workers:
-        assert "Embedded Lambda emulator" not in c.text(f"{w.name}.err")
-    assert [p for p in c.seen.values() if p.pid not in {c.master.pid, *(w.pid for w in c.workers)}], (
-        "the emulator runs below the master"
-    )
+    assert_emulator_only_below_master(c)
 
 
 @pytest.mark.slow

@@ -210,164 +210,20 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
             page.set_default_timeout(15_000)
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(base)
-            if mode == "master":  # the form starts a run once the worker is in
-                page.wait_for_function("() => document.body.innerText.includes('1')", timeout=15_000)
-            page.fill("input[name=userCount]", "5")
-            page.fill("input[name=spawnRate]", "5")
-            page.click("text=Advanced options")
-            page.fill("input[name=runTime]", "10s")
-            page.click("button:has-text('Start')")
-            page.click("[role=tab]:has-text('Affinity')")
-            assert page.url.endswith("?tab=affinity"), page.url
-
+            start_run(page, base, mode)
             # live: every chart draws points while the test runs, and more as it goes on
-            running = ("running", "spawning")
-            first = wait_dashboard(page, base, 15, lambda v, s: s in running and min(v["dots"].values()) >= 1)
-            assert set(first["dots"]) == {"rates", "environments", "cold_starts"}
-            assert int(first["figures"]["users"]) >= 1 and first["state"] == "live"
-            wait_dashboard(
-                page,
-                base,
-                15,
-                lambda v, s: s in running and all(v["dots"][chart] > n for chart, n in first["dots"].items()),
-            )
-
+            watch_live(page, base)
             # over: the figures settle on the JSON endpoint's, the charts on the run's timeline
-            def final(view, state):
-                if state != "stopped":
-                    return False
-                final.doc = json.loads(page.request.get(base + "affinity/json").text())
-                timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
-                final.points = timeline["points"]
-                if not timeline["final"]:  # on a master, the last point waits for the worker's last rows
-                    return False
-                # a point before the first reply (on a master, the first worker report) has no rate to draw
-                rated = [pt for pt in final.points if pt["mean_max_share"] is not None]
-                return (
-                    view["state"] == "run over: final numbers"
-                    and view["figures"] == expected_figures(final.doc)
-                    and view["dots"]
-                    == {"rates": len(rated), "environments": len(final.points), "cold_starts": len(final.points)}
-                )
-
-            view = wait_dashboard(page, base, 25, final)
-            doc, points = final.doc, final.points
-            assert doc["users"] == 5 and doc["requests"] > 5 and doc["invalid"] == 0
-            # the timeline's last point holds the final numbers; its intervals add up to the totals
-            assert view["lastRate"].endswith(f": {doc['hit_rate']['mean']:.3f}"), view["lastRate"]
-            assert sum(pt["cold_starts"] for pt in points) == doc["cold_starts"]
-            assert sum(pt["valid"] for pt in points) == doc["requests"]
-            assert points[-1]["environments"] == doc["environments"] and len(points) >= 4
-            assert view["histogram"] == [
-                f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {n} users" for i, n in enumerate(doc["histogram"])
-            ]
-            check_theme(view, "light")
-            page.screenshot(path=artifact(f"dashboard-{mode}-light.png"), full_page=True)
-
+            view, doc, points = wait_final(page, base)
+            check_final(page, view, doc, points, mode)
             # the per-user table: one row per user, worst max-share first; sortable; searchable
-            per_user = {u["user"]: u for u in doc["per_user"]}
-            assert sorted(r[0] for r in view["rows"]) == sorted(per_user)
-            shares = [float(r[2]) for r in view["rows"]]
-            assert shares == sorted(shares) and ["max_share", "ascending"] in view["head"]
-            for r in view["rows"]:
-                u = per_user[r[0]]
-                assert r == [
-                    u["user"],
-                    str(u["requests"]),
-                    f"{u['max_share']:.3f}",
-                    str(u["warm_hits"]),
-                    str(u["environments"]),
-                    str(u["cold_starts"]),
-                    str(u["switches"]),
-                ]
-            page.click("table.la-users th[data-key=requests]")
-            page.click("table.la-users th[data-key=requests]")
-            view = page.evaluate(READ_DASHBOARD)
-            assert ["requests", "descending"] in view["head"]
-            counts = [int(r[1]) for r in view["rows"]]
-            assert (
-                counts
-                == sorted(counts, reverse=True)
-                == sorted((u["requests"] for u in per_user.values()), reverse=True)
-            )
-            wanted = max(per_user)  # e.g. "u5": no other label contains it
-            page.fill("#lambda-affinity-dashboard input[type=search]", wanted)
-            view = page.evaluate(READ_DASHBOARD)
-            assert [r[0] for r in view["rows"]] == [u for u in per_user if wanted in u]
-
+            check_user_table(page, view, doc)
             # Locust's theme switch: the dashboard follows at once, with the same numbers
-            page.click("header button:has(path[d^='M20 8.69V4h'])")
-            view = wait_dashboard(page, base, 5, lambda v, s: v["theme"] == "dark")
-            check_theme(view, "dark")
-            assert view["figures"] == expected_figures(doc) and view["lastRate"].endswith(
-                f": {doc['hit_rate']['mean']:.3f}"
-            )
-            page.fill("#lambda-affinity-dashboard input[type=search]", "")
-            page.screenshot(path=artifact(f"dashboard-{mode}-dark.png"), full_page=True)
-            print(f"screenshots: {artifact(f'dashboard-{mode}-light.png')}, {artifact(f'dashboard-{mode}-dark.png')}")
-
-            links = page.eval_on_selector_all("#lambda-affinity-dashboard a", "as => as.map(a => a.href)")
-            assert links == [
-                base + "affinity/json?download=1",
-                base + "affinity/csv?download=1",
-                base + "affinity/summary.csv?download=1",
-                base + "affinity/timeline.json?download=1",
-                base + "affinity/histogram.svg",
-            ]
-            per_user_csv = page.request.get(base + "affinity/csv?download=1")
-            assert per_user_csv.headers["content-disposition"] == "attachment; filename=affinity.csv"
-            assert (
-                per_user_csv.text().splitlines()[0].startswith("user,requests,max_count")
-                and len(per_user_csv.text().splitlines()) == 6
-            )
-            page.click("[role=tab]:has-text('Download Data')")
-            page.wait_for_selector("#lambda-affinity-dashboard", state="detached", timeout=3000)  # Affinity tab only
-            for title in (
-                "Download affinity per-user CSV",
-                "Download affinity summary CSV",
-                "Download affinity JSON",
-                "Download affinity timeline JSON",
-                "Affinity histogram (SVG)",
-            ):
-                assert page.locator(f"a:has-text('{title}')").count() == 1, title
-            # the web UI's own report ("Download Report") has the --html report's section, in either theme
-            for theme in ("light", "dark"):
-                report = read_report(chromium, f"{base}stats/report?theme={theme}", theme)
-                assert report["figures"] == expected_figures(doc)
-                assert len(report["series"]["Environments and users / users"]) == len(points)
-                assert sum(report["series"]["Cold starts per interval / cold starts"]) == doc["cold_starts"]
-            # the Affinity tab's own table is hidden only beside the dashboard: Locust's tables show elsewhere
-            page.click("[role=tab]:has-text('Statistics')")
-            page.wait_for_selector(".MuiTableContainer-root", state="visible", timeout=3000)
-
+            check_dark_theme(page, base, doc, mode)
+            check_downloads(page, chromium, base, doc, points)
             # a new test from the web UI starts a new timeline and new numbers. The report pages above took the
             # focus: Locust's page may still show the "stopping" it saw before them, so look again
-            page.bring_to_front()
-            page.reload()
-            page.click("button:has-text('New')")
-            page.fill("input[name=userCount]", "2")
-            page.fill("input[name=spawnRate]", "2")
-            if not page.locator("input[name=runTime]").is_visible():
-                page.click("text=Advanced options")
-            page.fill("input[name=runTime]", "5s")
-            page.click("button:has-text('Start')")
-            page.click("[role=tab]:has-text('Affinity')")
-
-            def again(view, state):
-                if state != "stopped":
-                    return False
-                timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
-                again.points = timeline["points"]
-                return (
-                    timeline["final"]
-                    and view["figures"]["users"] == "2"
-                    and view["dots"]["environments"] == len(again.points) > 0
-                    and again.points[0]["t"] > points[-1]["t"]
-                )
-
-            wait_dashboard(page, base, 30, again)
-            assert again.points[-1]["t"] - (again.points[0]["t"] - again.points[0]["span_s"]) < 10
+            second_run(page, base, points)
             assert errors == []
             doc = json.loads(page.request.get(base + "affinity/json").text())
         finally:
@@ -375,6 +231,182 @@ def test_affinity_dashboard_in_chromium(cluster_factory, tmp_path, mode):
     # quitting writes the same numbers (the second test's) to --affinity-json
     c.master.send_signal(signal.SIGTERM)
     assert c.wait_master(30) == 0, c.text("master.err")[-3000:]
+    check_quit(c, tmp_path, doc, mode)
+
+
+def start_run(page, base: str, mode: str):
+    """Locust's form starts a 5-user, 10 s run; the Affinity tab opens."""
+    page.goto(base)
+    if mode == "master":  # the form starts a run once the worker is in
+        page.wait_for_function("() => document.body.innerText.includes('1')", timeout=15_000)
+    page.fill("input[name=userCount]", "5")
+    page.fill("input[name=spawnRate]", "5")
+    page.click("text=Advanced options")
+    page.fill("input[name=runTime]", "10s")
+    page.click("button:has-text('Start')")
+    page.click("[role=tab]:has-text('Affinity')")
+    assert page.url.endswith("?tab=affinity"), page.url
+
+
+def watch_live(page, base: str):
+    """Every chart draws points while the test runs, and more as it goes on."""
+    running = ("running", "spawning")
+    first = wait_dashboard(page, base, 15, lambda v, s: s in running and min(v["dots"].values()) >= 1)
+    assert set(first["dots"]) == {"rates", "environments", "cold_starts"}
+    assert int(first["figures"]["users"]) >= 1 and first["state"] == "live"
+    wait_dashboard(
+        page,
+        base,
+        15,
+        lambda v, s: s in running and all(v["dots"][chart] > n for chart, n in first["dots"].items()),
+    )
+
+
+def wait_final(page, base: str):
+    """(view, JSON document, timeline points) once the run is over and the dashboard shows its final numbers."""
+
+    def final(view, state):
+        if state != "stopped":
+            return False
+        final.doc = json.loads(page.request.get(base + "affinity/json").text())
+        timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
+        final.points = timeline["points"]
+        if not timeline["final"]:  # on a master, the last point waits for the worker's last rows
+            return False
+        # a point before the first reply (on a master, the first worker report) has no rate to draw
+        rated = [pt for pt in final.points if pt["mean_max_share"] is not None]
+        return (
+            view["state"] == "run over: final numbers"
+            and view["figures"] == expected_figures(final.doc)
+            and view["dots"]
+            == {"rates": len(rated), "environments": len(final.points), "cold_starts": len(final.points)}
+        )
+
+    view = wait_dashboard(page, base, 25, final)
+    return view, final.doc, final.points
+
+
+def check_final(page, view: dict, doc: dict, points: list, mode: str):
+    """The final figures, the timeline adding up to them, the light theme (screenshot)."""
+    assert doc["users"] == 5 and doc["requests"] > 5 and doc["invalid"] == 0
+    # the timeline's last point holds the final numbers; its intervals add up to the totals
+    assert view["lastRate"].endswith(f": {doc['hit_rate']['mean']:.3f}"), view["lastRate"]
+    assert sum(pt["cold_starts"] for pt in points) == doc["cold_starts"]
+    assert sum(pt["valid"] for pt in points) == doc["requests"]
+    assert points[-1]["environments"] == doc["environments"] and len(points) >= 4
+    assert view["histogram"] == [f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {n} users" for i, n in enumerate(doc["histogram"])]
+    check_theme(view, "light")
+    page.screenshot(path=artifact(f"dashboard-{mode}-light.png"), full_page=True)
+
+
+def check_user_table(page, view: dict, doc: dict):
+    """One row per user, worst max-share first; sortable; searchable."""
+    per_user = {u["user"]: u for u in doc["per_user"]}
+    assert sorted(r[0] for r in view["rows"]) == sorted(per_user)
+    shares = [float(r[2]) for r in view["rows"]]
+    assert shares == sorted(shares) and ["max_share", "ascending"] in view["head"]
+    for r in view["rows"]:
+        u = per_user[r[0]]
+        assert r == [
+            u["user"],
+            str(u["requests"]),
+            f"{u['max_share']:.3f}",
+            str(u["warm_hits"]),
+            str(u["environments"]),
+            str(u["cold_starts"]),
+            str(u["switches"]),
+        ]
+    page.click("table.la-users th[data-key=requests]")
+    page.click("table.la-users th[data-key=requests]")
+    view = page.evaluate(READ_DASHBOARD)
+    assert ["requests", "descending"] in view["head"]
+    counts = [int(r[1]) for r in view["rows"]]
+    assert counts == sorted(counts, reverse=True) == sorted((u["requests"] for u in per_user.values()), reverse=True)
+    wanted = max(per_user)  # e.g. "u5": no other label contains it
+    page.fill("#lambda-affinity-dashboard input[type=search]", wanted)
+    view = page.evaluate(READ_DASHBOARD)
+    assert [r[0] for r in view["rows"]] == [u for u in per_user if wanted in u]
+
+
+def check_dark_theme(page, base: str, doc: dict, mode: str):
+    """Locust's theme switch: the dashboard follows at once, with the same numbers (screenshot)."""
+    page.click("header button:has(path[d^='M20 8.69V4h'])")
+    view = wait_dashboard(page, base, 5, lambda v, s: v["theme"] == "dark")
+    check_theme(view, "dark")
+    assert view["figures"] == expected_figures(doc) and view["lastRate"].endswith(f": {doc['hit_rate']['mean']:.3f}")
+    page.fill("#lambda-affinity-dashboard input[type=search]", "")
+    page.screenshot(path=artifact(f"dashboard-{mode}-dark.png"), full_page=True)
+    print(f"screenshots: {artifact(f'dashboard-{mode}-light.png')}, {artifact(f'dashboard-{mode}-dark.png')}")
+
+
+def check_downloads(page, chromium, base: str, doc: dict, points: list):
+    """The dashboard's links, Locust's Download Data tab, the web UI's report in both themes, the Statistics tab."""
+    links = page.eval_on_selector_all("#lambda-affinity-dashboard a", "as => as.map(a => a.href)")
+    assert links == [
+        base + "affinity/json?download=1",
+        base + "affinity/csv?download=1",
+        base + "affinity/summary.csv?download=1",
+        base + "affinity/timeline.json?download=1",
+        base + "affinity/histogram.svg",
+    ]
+    per_user_csv = page.request.get(base + "affinity/csv?download=1")
+    assert per_user_csv.headers["content-disposition"] == "attachment; filename=affinity.csv"
+    assert (
+        per_user_csv.text().splitlines()[0].startswith("user,requests,max_count")
+        and len(per_user_csv.text().splitlines()) == 6
+    )
+    page.click("[role=tab]:has-text('Download Data')")
+    page.wait_for_selector("#lambda-affinity-dashboard", state="detached", timeout=3000)  # Affinity tab only
+    for title in (
+        "Download affinity per-user CSV",
+        "Download affinity summary CSV",
+        "Download affinity JSON",
+        "Download affinity timeline JSON",
+        "Affinity histogram (SVG)",
+    ):
+        assert page.locator(f"a:has-text('{title}')").count() == 1, title
+    # the web UI's own report ("Download Report") has the --html report's section, in either theme
+    for theme in ("light", "dark"):
+        report = read_report(chromium, f"{base}stats/report?theme={theme}", theme)
+        assert report["figures"] == expected_figures(doc)
+        assert len(report["series"]["Environments and users / users"]) == len(points)
+        assert sum(report["series"]["Cold starts per interval / cold starts"]) == doc["cold_starts"]
+    # the Affinity tab's own table is hidden only beside the dashboard: Locust's tables show elsewhere
+    page.click("[role=tab]:has-text('Statistics')")
+    page.wait_for_selector(".MuiTableContainer-root", state="visible", timeout=3000)
+
+
+def second_run(page, base: str, points: list):
+    """A 2-user, 5 s run from the New button: a new timeline, after the first's."""
+    page.bring_to_front()
+    page.reload()
+    page.click("button:has-text('New')")
+    page.fill("input[name=userCount]", "2")
+    page.fill("input[name=spawnRate]", "2")
+    if not page.locator("input[name=runTime]").is_visible():
+        page.click("text=Advanced options")
+    page.fill("input[name=runTime]", "5s")
+    page.click("button:has-text('Start')")
+    page.click("[role=tab]:has-text('Affinity')")
+
+    def again(view, state):
+        if state != "stopped":
+            return False
+        timeline = json.loads(page.request.get(base + "affinity/timeline.json").text())
+        again.points = timeline["points"]
+        return (
+            timeline["final"]
+            and view["figures"]["users"] == "2"
+            and view["dots"]["environments"] == len(again.points) > 0
+            and again.points[0]["t"] > points[-1]["t"]
+        )
+
+    wait_dashboard(page, base, 30, again)
+    assert again.points[-1]["t"] - (again.points[0]["t"] - again.points[0]["span_s"]) < 10
+
+
+def check_quit(c, tmp_path, doc: dict, mode: str):
+    """Quitting writes the same numbers (the second test's) to --affinity-json."""
     final_doc = json.loads((tmp_path / "a.json").read_text())
     assert final_doc["users"] == 2
     assert {k: v for k, v in final_doc.items() if k != "workers"} == {k: v for k, v in doc.items() if k != "workers"}

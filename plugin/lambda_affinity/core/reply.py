@@ -104,24 +104,7 @@ def _json(value, limit: int = _SNIPPET) -> str:
 
 def parse_reply(reply) -> Observation:
     """Parse and validate one probe reply (see the module docstring)."""
-    if isinstance(reply, memoryview):
-        reply = bytes(reply)  # json.loads takes str, bytes and bytearray, not a memoryview
-    if type(reply) is bytes:
-        # Decoding first skips json's encoding sniffing: this runs once per
-        # request in a load generator. Non-UTF-8 bytes take the general path.
-        try:
-            reply = reply.decode()
-        except UnicodeDecodeError:
-            pass
-    if isinstance(reply, (bytes, bytearray, str)):
-        if not reply:
-            raise ProbeReplyError("reply is empty")
-        try:
-            doc = _loads(reply)
-        except (ValueError, UnicodeDecodeError):
-            raise ProbeReplyError(f"reply is not JSON: {snippet(reply)}") from None
-    else:
-        doc = reply
+    doc = _document(reply)
     if type(doc) is dict:
         # fast path for a well-formed contract reply; anything else is checked below
         env_id = doc.get("env_id")
@@ -148,6 +131,27 @@ def parse_reply(reply) -> Observation:
     if isinstance(doc, str):
         return Observation(_check_env_id(doc))
     raise ProbeReplyError(f"reply is a JSON {_json_type(doc)}, not a probe object or a log stream name: {_json(doc)}")
+
+
+def _document(reply):
+    """The reply as a decoded JSON value: text and bytes are parsed, anything else is taken as decoded."""
+    if isinstance(reply, memoryview):
+        reply = bytes(reply)  # json.loads takes str, bytes and bytearray, not a memoryview
+    if type(reply) is bytes:
+        # Decoding first skips json's encoding sniffing: this runs once per
+        # request in a load generator. Non-UTF-8 bytes take the general path.
+        try:
+            reply = reply.decode()
+        except UnicodeDecodeError:
+            pass
+    if isinstance(reply, (bytes, bytearray, str)):
+        if not reply:
+            raise ProbeReplyError("reply is empty")
+        try:
+            return _loads(reply)
+        except (ValueError, UnicodeDecodeError):
+            raise ProbeReplyError(f"reply is not JSON: {snippet(reply)}") from None
+    return reply
 
 
 def _from_contract(doc: dict) -> Observation:

@@ -147,6 +147,17 @@ def convert_result(payload: bytes) -> tuple[int, list, bytes] | None:
         status = int(status)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         return None
+    headers = _response_headers(doc)
+    data = _response_body(doc)
+    if headers is None or data is None:
+        return None
+    return status, headers, data
+
+
+def _response_headers(doc: dict) -> list | None:
+    """A response object's `headers` and `cookies` as header fields (our own
+    framing left out, a content type added when it names none); None when
+    either is not a valid response's."""
     headers = []
     raw_headers = doc.get("headers") or {}
     if not isinstance(raw_headers, dict):
@@ -167,20 +178,23 @@ def convert_result(payload: bytes) -> tuple[int, list, bytes] | None:
         if _BAD_VALUE.search(cookie):
             return None
         headers.append(("Set-Cookie", cookie))
+    return headers
+
+
+def _response_body(doc: dict) -> bytes | None:
+    """A response object's `body` as bytes (base64-decoded when `isBase64Encoded`);
+    None when it is not valid base64."""
     body = doc.get("body")
     if body is None:
-        data = b""
-    elif isinstance(body, str):
-        if doc.get("isBase64Encoded"):
-            try:
-                data = base64.b64decode(body)
-            except ValueError:
-                return None
-        else:
-            data = body.encode("utf-8")
-    else:
-        data = _compact(body)
-    return status, headers, data
+        return b""
+    if not isinstance(body, str):
+        return _compact(body)
+    if not doc.get("isBase64Encoded"):
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body)
+    except ValueError:
+        return None
 
 
 def _message(status: int, message: str | None, request_id: str) -> Response:

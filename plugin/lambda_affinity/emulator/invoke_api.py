@@ -146,52 +146,11 @@ class InvokeAPI(App):
         service = self.service
         headers = req.headers
         query = parse_qs(req.query, keep_blank_values=True) if req.query else {}
-        qualifier = query.get("Qualifier", [None])[0]
-        problems = validation_errors(raw_name, qualifier)
-        if problems:
-            count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''}"
-            return aws_error(
-                400, "ValidationException", f"{count} detected: {'; '.join(problems)}", request_id=request_id
-            )
-        m = _ARN.match(raw_name)
-        if m is None:
-            return self._not_found(raw_name, qualifier, request_id)
-        name = m.group("name")
-        arn_qualifier = m.group("qualifier")
-        if arn_qualifier and qualifier and arn_qualifier != qualifier:
-            return aws_error(
-                400,
-                "InvalidParameterValueException",
-                "The derived qualifier from the function name does not match the specified qualifier.",
-                request_id=request_id,
-            )
-        qualifier = qualifier or arn_qualifier
-        if (
-            (m.group("region") and m.group("region") != service.config.region)
-            or (m.group("account") and m.group("account") != service.config.account_id)
-            or name not in service.functions
-            or qualifier not in (None, "$LATEST")
-        ):
-            return self._not_found(name, qualifier, request_id)
-        invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
-        if invocation_type not in INVOCATION_TYPES:
-            return aws_error(
-                400,
-                "InvalidParameterValueException",
-                f"Unsupported invocation type {invocation_type!r}: use one of {', '.join(INVOCATION_TYPES)}",
-                request_id=request_id,
-            )
-        client_context = headers.get("x-amz-client-context")
-        if client_context is not None:
-            client_context, problem = _decode_client_context(client_context)
-            if problem:
-                return aws_error(400, "InvalidRequestContentException", problem, request_id=request_id)
-        payload = req.body
-        problem = _check_json(payload)
-        if problem:
-            return aws_error(400, "InvalidRequestContentException", problem, request_id=request_id)
-        if not payload.strip():
-            payload = b"{}"  # Lambda hands an empty payload to the handler as {}
+        try:
+            name, qualifier = self._function(raw_name, query.get("Qualifier", [None])[0], request_id)
+            invocation_type, client_context, payload = _call(req, request_id)
+        except _Refused as refused:
+            return refused.response
         if invocation_type == "DryRun":
             return Response(204, [("x-amzn-RequestId", request_id)])
         try:
@@ -213,16 +172,91 @@ class InvokeAPI(App):
                 message_key="Message",
                 request_id=request_id,
             )
-        out = [
-            ("Content-Type", "application/json"),
-            ("x-amzn-RequestId", request_id),
-            ("X-Amz-Executed-Version", "$LATEST"),
-        ]
-        if result.function_error:
-            out.append(("X-Amz-Function-Error", result.function_error))
-        if log is not None:
-            out.append(("X-Amz-Log-Result", log.tail_base64()))
-        return Response(200, out, result.payload)
+        return _answer(result, log, request_id)
+
+    def _function(self, raw_name: str, qualifier: str | None, request_id: str) -> tuple[str, str | None]:
+        """(function name, qualifier) of the call, from the path's name (a name
+        or an ARN) and the Qualifier parameter; _Refused when AWS would refuse them."""
+        service = self.service
+        problems = validation_errors(raw_name, qualifier)
+        if problems:
+            count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''}"
+            raise _Refused(
+                aws_error(400, "ValidationException", f"{count} detected: {'; '.join(problems)}", request_id=request_id)
+            )
+        m = _ARN.match(raw_name)
+        if m is None:
+            raise _Refused(self._not_found(raw_name, qualifier, request_id))
+        name = m.group("name")
+        arn_qualifier = m.group("qualifier")
+        if arn_qualifier and qualifier and arn_qualifier != qualifier:
+            raise _Refused(
+                aws_error(
+                    400,
+                    "InvalidParameterValueException",
+                    "The derived qualifier from the function name does not match the specified qualifier.",
+                    request_id=request_id,
+                )
+            )
+        qualifier = qualifier or arn_qualifier
+        if (
+            (m.group("region") and m.group("region") != service.config.region)
+            or (m.group("account") and m.group("account") != service.config.account_id)
+            or name not in service.functions
+            or qualifier not in (None, "$LATEST")
+        ):
+            raise _Refused(self._not_found(name, qualifier, request_id))
+        return name, qualifier
+
+
+class _Refused(Exception):
+    """A request AWS would refuse; `response` is AWS's answer to it."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__()
+        self.response = response
+
+
+def _call(req: Request, request_id: str) -> tuple[str, str | None, bytes]:
+    """(invocation type, client context as JSON text or None, payload) of an Invoke;
+    _Refused when AWS would refuse them. An empty payload is `{}`."""
+    headers = req.headers
+    invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
+    if invocation_type not in INVOCATION_TYPES:
+        raise _Refused(
+            aws_error(
+                400,
+                "InvalidParameterValueException",
+                f"Unsupported invocation type {invocation_type!r}: use one of {', '.join(INVOCATION_TYPES)}",
+                request_id=request_id,
+            )
+        )
+    client_context = headers.get("x-amz-client-context")
+    if client_context is not None:
+        client_context, problem = _decode_client_context(client_context)
+        if problem:
+            raise _Refused(aws_error(400, "InvalidRequestContentException", problem, request_id=request_id))
+    payload = req.body
+    problem = _check_json(payload)
+    if problem:
+        raise _Refused(aws_error(400, "InvalidRequestContentException", problem, request_id=request_id))
+    if not payload.strip():
+        payload = b"{}"  # Lambda hands an empty payload to the handler as {}
+    return invocation_type, client_context, payload
+
+
+def _answer(result, log, request_id: str) -> Response:
+    """The 200 of a synchronous invocation: the function's payload, and its error and log tail when it has them."""
+    out = [
+        ("Content-Type", "application/json"),
+        ("x-amzn-RequestId", request_id),
+        ("X-Amz-Executed-Version", "$LATEST"),
+    ]
+    if result.function_error:
+        out.append(("X-Amz-Function-Error", result.function_error))
+    if log is not None:
+        out.append(("X-Amz-Log-Result", log.tail_base64()))
+    return Response(200, out, result.payload)
 
 
 class _NonNumeric(LambdaAffinityError, ValueError):

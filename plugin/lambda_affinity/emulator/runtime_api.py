@@ -21,13 +21,13 @@ from gevent import Greenlet, getcurrent
 
 from ..core import limits
 from .invocation import Result, function_error
+from .response import _Date
 from .wire import (
     App,
     BadRequest,
     Reader,
     Request,
     Response,
-    _Date,
     answer,
     bad_request,
     encode_response,

@@ -29,12 +29,9 @@ from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
 from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
 from .machine import machine_cap, raise_fd_limit
-from .runtimes.proctree import descendants
+from .memory import MemoryWatch
 from .sandbox import STOPPED, Sandbox
 
-MEMORY_POLL_S = 0.1  # how often the memory of running environments is checked
-TREE_POLL_EVERY = 10  # ... and, every this many checks, the descendants' of those busy for
-TREE_AFTER_S = 1.0  #   longer than this (a walk of its tree: not on every short call's account)
 MAX_ASYNC_PENDING = 1000  # Event invocations queued at once; beyond it: 429
 ASYNC_RETRY_S = 60.0  # how long a throttled Event invocation keeps retrying
 
@@ -139,7 +136,7 @@ class InvocationService:
         self._drained = Event()
         self._drained.set()
         self._sandboxes: set = set()
-        self._watched: set = set()  # sandboxes whose memory is checked (initializing or running)
+        self.memory = MemoryWatch(self._print)
         self._memory_watch = None
         self._async = Group()
         self._timer = None
@@ -161,7 +158,7 @@ class InvocationService:
         make_undumpable()  # function code must not read this process's environment (the user's credentials)
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
-        self._memory_watch = gevent.spawn(self._watch_memory)
+        self._memory_watch = gevent.spawn(self.memory.run, lambda: self.stopping)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
@@ -426,32 +423,7 @@ class InvocationService:
     # -- memory ------------------------------------------------------------------
     def watch_memory(self, sandbox: Sandbox) -> None:
         """Check its memory until it is idle again (called as it starts and at each invocation)."""
-        self._watched.add(sandbox)
-
-    def _watch_memory(self) -> None:
-        """Kill an environment that goes over its memory size, as Lambda does.
-        Its peak resident memory (VmHWM, so a spike between two checks counts)
-        and, every second, the current memory of its descendants when its
-        invocation has run for a while; docs/emulator.md says what this misses."""
-        ticks = 0
-        while not self.stopping:
-            gevent.sleep(MEMORY_POLL_S)
-            if not self._watched:
-                continue
-            ticks += 1
-            long_running = set()
-            if ticks % TREE_POLL_EVERY == 0:
-                since = time.monotonic() - TREE_AFTER_S
-                long_running = {sb for sb in self._watched if sb.current is not None and sb.current.started < since}
-            for sandbox in list(self._watched):
-                used = sandbox.peak_memory_mb() or 0
-                if sandbox in long_running and sandbox.pid is not None:
-                    used = max(used, _tree_rss_mb(sandbox.pid))
-                if used > sandbox.fn.memory and not sandbox.out_of_memory:
-                    self._print(f"{sandbox.log_prefix}memory {used} MB over its {sandbox.fn.memory} MB: killed")
-                    sandbox.over_memory()
-                if not sandbox.watched():
-                    self._watched.discard(sandbox)
+        self.memory.add(sandbox)
 
     # -- keep-alive and lifetime -----------------------------------------
     def _timer_check(self) -> None:
@@ -488,21 +460,6 @@ class InvocationService:
             "throttles": dict(p.counter.throttles),
             **self.stats,
         }
-
-
-def _tree_rss_mb(pid: int) -> int:
-    """Resident memory of a process and all its descendants, MB (shared pages
-    counted in each). Walks only this tree (proctree), not all of /proc: this
-    runs on the emulator's one loop, and the machine may hold 1,000s of processes."""
-    import psutil
-
-    total = 0
-    for p in [pid, *descendants(pid)]:
-        try:
-            total += psutil.Process(p).memory_info().rss
-        except psutil.Error:
-            pass
-    return total >> 20
 
 
 # Request and X-Ray ids need to be unique, not secret: a PRNG seeded from the

@@ -373,20 +373,7 @@ def _series_svg(s: Series, colour: str, lay: Layout, spread: str) -> tuple[str, 
     c = escape(colour)
     pts = sorted((p for p in s.points if _finite(p.x, p.y)), key=lambda p: p.x)
     out = [f'<g class="series" data-series="{escape(s.name)}">']
-    with_spread = [
-        (p.x, p.low, p.high) for p in pts if p.low is not None and p.high is not None and _finite(p.low, p.high)
-    ]
-    if with_spread and spread == "band" and len(with_spread) > 1:
-        upper = " ".join(f"{lay.px(x):.2f},{lay.py(high):.2f}" for x, _, high in with_spread)
-        lower = " ".join(f"{lay.px(x):.2f},{lay.py(low):.2f}" for x, low, _ in reversed(with_spread))
-        out.append(f'<polygon class="band" points="{upper} {lower}" fill="{c}" fill-opacity="0.18" stroke="none"/>')
-    elif with_spread:
-        for px, low, high in with_spread:
-            x = lay.px(px)
-            out.append(
-                f'<path class="whisker" d="M{x - 4:.2f} {lay.py(low):.2f}h8M{x:.2f} {lay.py(low):.2f}'
-                f'V{lay.py(high):.2f}M{x - 4:.2f} {lay.py(high):.2f}h8" stroke="{c}" fill="none"/>'
-            )
+    out.extend(_spread_svg(pts, c, lay, spread))
     if len(pts) > 1 and s.line:
         dash = ' stroke-dasharray="6 3"' if s.dashed else ""
         line = " ".join(f"{lay.px(p.x):.2f},{lay.py(p.y):.2f}" for p in pts)
@@ -406,6 +393,27 @@ def _series_svg(s: Series, colour: str, lay: Layout, spread: str) -> tuple[str, 
         )
     out.append("</g>")
     return "\n".join(out), len(pts)
+
+
+def _spread_svg(pts: list, c: str, lay: Layout, spread: str) -> list[str]:
+    """The points' low..high spread: one band (`spread="band"`, two points or
+    more) or a whisker per point; nothing when no point has one."""
+    out = []
+    with_spread = [
+        (p.x, p.low, p.high) for p in pts if p.low is not None and p.high is not None and _finite(p.low, p.high)
+    ]
+    if with_spread and spread == "band" and len(with_spread) > 1:
+        upper = " ".join(f"{lay.px(x):.2f},{lay.py(high):.2f}" for x, _, high in with_spread)
+        lower = " ".join(f"{lay.px(x):.2f},{lay.py(low):.2f}" for x, low, _ in reversed(with_spread))
+        out.append(f'<polygon class="band" points="{upper} {lower}" fill="{c}" fill-opacity="0.18" stroke="none"/>')
+    elif with_spread:
+        for px, low, high in with_spread:
+            x = lay.px(px)
+            out.append(
+                f'<path class="whisker" d="M{x - 4:.2f} {lay.py(low):.2f}h8M{x:.2f} {lay.py(low):.2f}'
+                f'V{lay.py(high):.2f}M{x - 4:.2f} {lay.py(high):.2f}h8" stroke="{c}" fill="none"/>'
+            )
+    return out
 
 
 class Markup(str):

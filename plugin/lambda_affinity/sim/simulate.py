@@ -278,7 +278,13 @@ def replay(
         busy, hit = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready)
         record(label, env.id, lease.cold, hit)
         push(heap, (now + busy, 0, env.id, env))
-    while heap:
-        done = pop(heap)
-        release(done[3], done[0])
+    _drain(heap, release)
     return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
+
+
+def _drain(heap: list, release) -> None:
+    """Ends replay: the calls still in flight complete, in time order
+    (only completions are left once every arrival has been taken)."""
+    while heap:
+        done = heapq.heappop(heap)
+        release(done[3], done[0])
