@@ -5,6 +5,8 @@ import importlib
 import inspect
 import pkgutil
 
+import pytest
+
 import lambda_affinity
 from lambda_affinity.errors import LambdaAffinityError
 
@@ -51,3 +53,24 @@ def test_builtin_bases_are_kept():
 
     assert issubclass(ProbeReplyError, ValueError) and issubclass(ConfigError, ValueError)
     assert issubclass(UnknownFunction, KeyError) and issubclass(SpawnError, RuntimeError)
+
+
+def test_the_command_prints_a_deliberate_error_as_one_line_and_lets_a_bug_through(monkeypatch, capsys):
+    from lambda_affinity import cli
+    from lambda_affinity.cli import simulate
+
+    def refuse(args):
+        raise LambdaAffinityError("--users: must be >= 1")
+
+    monkeypatch.setattr(simulate, "run", refuse)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["simulate"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "lambda-affinity simulate: error: --users: must be >= 1\n"
+
+    def bug(args):
+        return {}["missing"]
+
+    monkeypatch.setattr(simulate, "run", bug)
+    with pytest.raises(KeyError):  # not turned into a one-line exit 2: its traceback shows
+        cli.main(["simulate"])
