@@ -9,8 +9,7 @@ import sys
 from ..platform.distributions import parse_distribution
 from ..sim import calibrate
 from ..sim.simulate import Scenario
-from ..sim.trace import DEFAULT_MAX_DISORDER_S
-from .options import add_random_seed, warn
+from .options import add_max_disorder, add_random_seed, warn
 
 
 def add_parser(sub) -> None:
@@ -39,13 +38,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--replays", type=int, default=None, help="replays per candidate (default: 5-30, by trace size)")
     add_random_seed(p, 1, "random seed (default %(default)s)")
-    p.add_argument(
-        "--max-disorder",
-        type=float,
-        default=DEFAULT_MAX_DISORDER_S,
-        metavar="S",
-        help="rows may be this many seconds out of send order (default %(default)g)",
-    )
+    add_max_disorder(p, "rows may be this many seconds out of send order (default %(default)g)")
     p.set_defaults(func=run)
 
 

@@ -13,6 +13,7 @@ from ..core.summary import MissCostPrice
 from ..platform import POLICIES, ConfigError, ModelConfig
 from ..platform.model_file import ModelFile, from_text
 from ..sim.simulate import Scenario
+from ..sim.trace import DEFAULT_MAX_DISORDER_S
 
 # (option, ModelConfig field, type): model options default to None, so only
 # those given override `--model FILE` (or the defaults).
@@ -38,6 +39,11 @@ def add_random_seed(p: argparse.ArgumentParser, default: int | None, help: str) 
     its earlier name, still works and is not listed."""
     p.add_argument("--random-seed", dest="seed", type=int, default=default, metavar="N", help=help)
     p.add_argument("--seed", dest="seed", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_max_disorder(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
+    """--max-disorder S: how far out of send order a trace's rows may come (the readers' window)."""
+    p.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S", help=help)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:

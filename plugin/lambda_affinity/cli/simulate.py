@@ -13,8 +13,9 @@ from ..core.summary import MissCostPrice, summarize
 from ..core.tracker import Tracker
 from ..report.render import rates_line, render_table
 from ..sim.simulate import Scenario, check_runs, replay, run_many
-from ..sim.trace import DEFAULT_MAX_DISORDER_S, ReadStats, read_arrivals, truncation_warning
+from ..sim.trace import ReadStats, read_arrivals, truncation_warning
 from .options import (
+    add_max_disorder,
     add_miss_cost_options,
     add_model_options,
     add_random_seed,
@@ -59,12 +60,8 @@ def add_parser(sub) -> None:
         metavar="NAME",
         help="the user or session column (default: the first of user, session, user_id, session_id, userId, sessionId)",
     )
-    t.add_argument(
-        "--max-disorder",
-        type=float,
-        default=DEFAULT_MAX_DISORDER_S,
-        metavar="S",
-        help="rows may be this many seconds out of time order; they are put back in order (default %(default)g)",
+    add_max_disorder(
+        t, "rows may be this many seconds out of time order; they are put back in order (default %(default)g)"
     )
     add_model_options(p)
     add_miss_cost_options(p)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..sim.trace import DEFAULT_MAX_DISORDER_S, TraceError, merge, truncation_warning
-from .options import warn
+from ..sim.trace import TraceError, merge, truncation_warning
+from .options import add_max_disorder, warn
 
 
 def add_parser(sub) -> None:
@@ -18,13 +18,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("out", metavar="OUT", help="the merged trace (gzip when it ends in .gz)")
     p.add_argument("traces", nargs="+", metavar="TRACE")
-    p.add_argument(
-        "--max-disorder",
-        type=float,
-        default=DEFAULT_MAX_DISORDER_S,
-        metavar="S",
-        help="rows may be this many seconds out of send order in each file (default %(default)g)",
-    )
+    add_max_disorder(p, "rows may be this many seconds out of send order in each file (default %(default)g)")
     p.set_defaults(func=run)
 
 
