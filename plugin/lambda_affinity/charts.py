@@ -1,5 +1,43 @@
-"""Old import path of report/charts.py, kept for existing scripts."""
+"""Old import path of report/charts.py, kept for existing scripts (docs/sweep.md documents it)."""
 
-from .report.charts import Axis, Chart, Markup, Point, Series, html_page, html_table, render_svg
+from __future__ import annotations
 
-__all__ = ["Axis", "Chart", "Markup", "Point", "Series", "html_page", "html_table", "render_svg"]
+from .report.charts import (
+    PALETTE,
+    SPREADS,
+    THEMES,
+    Axis,
+    Chart,
+    Layout,
+    Markup,
+    Point,
+    Series,
+    escape,
+    format_number,
+    html_page,
+    html_table,
+    layout,
+    linear_ticks,
+    log_ticks,
+    render_svg,
+)
+
+__all__ = [
+    "PALETTE",
+    "SPREADS",
+    "THEMES",
+    "Axis",
+    "Chart",
+    "Layout",
+    "Markup",
+    "Point",
+    "Series",
+    "escape",
+    "format_number",
+    "html_page",
+    "html_table",
+    "layout",
+    "linear_ticks",
+    "log_ticks",
+    "render_svg",
+]

@@ -1,5 +1,7 @@
 """Old import path of core/reply.py (the probe reply contract), kept for existing locustfiles and scripts."""
 
+from __future__ import annotations
+
 from .core.reply import (
     MAX_ENV_ID_LEN,
     PROBE_VERSION,
@@ -9,6 +11,7 @@ from .core.reply import (
     http_failure,
     invoke_failure,
     parse_reply,
+    snippet,
 )
 
 __all__ = [
@@ -20,4 +23,5 @@ __all__ = [
     "http_failure",
     "invoke_failure",
     "parse_reply",
+    "snippet",
 ]

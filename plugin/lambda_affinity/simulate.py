@@ -1,5 +1,21 @@
 """Old import path of sim/simulate.py, kept for existing scripts."""
 
-from .sim.simulate import Scenario, replay, run, run_many
+from __future__ import annotations
 
-__all__ = ["Scenario", "replay", "run", "run_many"]
+from .sim.simulate import (
+    FUNCTION,
+    RunResult,
+    Scenario,
+    replay,
+    run,
+    run_many,
+)
+
+__all__ = [
+    "FUNCTION",
+    "RunResult",
+    "Scenario",
+    "replay",
+    "run",
+    "run_many",
+]

@@ -1,5 +1,17 @@
 """Old import path of core/tracker.py, kept for existing scripts."""
 
-from .core.tracker import DEFAULT_MAX_ENVS, ROW_FIELDS, Tracker, UserTally
+from __future__ import annotations
 
-__all__ = ["DEFAULT_MAX_ENVS", "ROW_FIELDS", "Tracker", "UserTally"]
+from .core.tracker import (
+    DEFAULT_MAX_ENVS,
+    ROW_FIELDS,
+    Tracker,
+    UserTally,
+)
+
+__all__ = [
+    "DEFAULT_MAX_ENVS",
+    "ROW_FIELDS",
+    "Tracker",
+    "UserTally",
+]

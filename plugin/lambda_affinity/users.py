@@ -3,6 +3,6 @@
 They live in locust_plugin/users.py; importing them loads the plugin.
 """
 
-from .locust_plugin.users import AllAtOnce, FunctionUrlUser, InvokeUser, lambda_client
+from .locust_plugin.users import AllAtOnce, FunctionUrlUser, InvokeUser, SignerUnavailable, lambda_client
 
-__all__ = ["AllAtOnce", "FunctionUrlUser", "InvokeUser", "lambda_client"]
+__all__ = ["AllAtOnce", "FunctionUrlUser", "InvokeUser", "SignerUnavailable", "lambda_client"]

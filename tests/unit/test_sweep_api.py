@@ -80,3 +80,16 @@ def test_bad_model_files_name_the_key(text, message):
     with pytest.raises(ConfigError) as exc:
         model_file.from_text(text)
     assert message in str(exc.value)
+
+
+def test_an_emulator_config_as_model_file_is_checked_as_the_emulator_would(tmp_path):
+    from lambda_affinity.cli.options import read_model_file
+
+    bad = tmp_path / "emulator.yaml"
+    bad.write_text("functions: 5\nmodel:\n  keep_alive_s: 100\n")
+    with pytest.raises(ConfigError, match=r"--model .*emulator.yaml: functions: expected a non-empty list"):
+        read_model_file(str(bad))
+    plain = tmp_path / "model.yaml"
+    plain.write_text('model:\n  keep_alive_s: 100\nservice_time: "0.003:0.009"\n')
+    read = read_model_file(str(plain))
+    assert read.model.keep_alive_s == 100 and read.service_time == "0.003:0.009"

@@ -7,11 +7,12 @@ Each is built once here, from the arguments, and handed down; the checks are the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..core.summary import MissCostPrice
 from ..platform import POLICIES, ConfigError, ModelConfig
-from ..platform.model_file import ModelFile, from_text
+from ..platform.model_file import EMULATOR_KEYS, ModelFile, from_document, parse_yaml
 from ..sim.simulate import Scenario
 from ..sim.trace import DEFAULT_MAX_DISORDER_S
 
@@ -165,7 +166,15 @@ def read_model_file(path: str) -> ModelFile:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"--model {path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
-        return from_text(text)
+        data = parse_yaml(text)
+        if isinstance(data, dict) and any(key in data for key in EMULATOR_KEYS):
+            # An emulator config must be a valid one (its functions, code folders, port...), as the
+            # emulator would read it, even though only its model and timings are used here.
+            from ..emulator.config import config_from_mapping
+
+            cfg = config_from_mapping(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)
+            return ModelFile(cfg.model, cfg.network_latency, cfg.service_time)
+        return from_document(data)
     except ConfigError as exc:
         raise ConfigError(f"--model {path}: {exc}") from None
 

@@ -21,7 +21,6 @@ from typing import Any
 from .config import ConfigError, ModelConfig
 from .distributions import parse_distribution
 
-MODEL_KEYS = ("model", "network_latency", "service_time")
 # The rest of an emulator config's top level: a model file may be one.
 EMULATOR_KEYS = ("functions", "region", "account_id", "host", "port", "credentials")
 TIMING_KEYS = ("network_latency", "service_time")
