@@ -38,6 +38,7 @@ from typing import Any
 from ..core import limits
 from ..errors import LambdaAffinityError
 from ..platform import ConfigError, FunctionSpec, ModelConfig, model_file
+from ..platform.model_file import kind, mapping
 
 ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RUNTIME = re.compile(r"^(python3\.\d+|nodejs\d+\.x)$")
@@ -190,7 +191,7 @@ def config_from_mapping(data: Any, base_dir: str, source: str = "<mapping>") -> 
         cfg.functions = default_config().functions
         return cfg
     if not isinstance(raw_functions, list) or not raw_functions:
-        raise ConfigError(f"functions: expected a non-empty list of functions, got {_kind(raw_functions)}")
+        raise ConfigError(f"functions: expected a non-empty list of functions, got {kind(raw_functions)}")
     seen = set()
     for i, raw in enumerate(raw_functions):
         fn = _function(raw, f"functions[{i}]", base_dir)
@@ -203,7 +204,7 @@ def config_from_mapping(data: Any, base_dir: str, source: str = "<mapping>") -> 
 
 def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping with at least `name`, got {_kind(raw)}")
+        raise ConfigError(f"{where}: expected a mapping with at least `name`, got {kind(raw)}")
     _no_unknown_keys(raw, _FUNCTION_KEYS, where + ".")
     name = _function_name(raw.get("name"), f"{where}.name")
     runtime = _runtime(raw.get("runtime", DEFAULT_RUNTIME), f"{where}.runtime")
@@ -282,7 +283,7 @@ def _url(url: Any, where: str) -> tuple[bool, str]:
     if isinstance(url, bool):
         return url, "NONE"
     if not isinstance(url, dict):
-        raise ConfigError(f"{where}: expected true, false or a mapping {{auth_type: NONE}}, got {_kind(url)}")
+        raise ConfigError(f"{where}: expected true, false or a mapping {{auth_type: NONE}}, got {kind(url)}")
     _no_unknown_keys(url, ("enabled", "auth_type"), f"{where}.")
     enabled = url.get("enabled", True)
     if not isinstance(enabled, bool):
@@ -301,12 +302,12 @@ def _credentials(raw: Any) -> dict:
     if raw is None:
         return {}
     if not isinstance(raw, list):
-        raise ConfigError(f"credentials: expected a list of {{access_key_id, secret_access_key}}, got {_kind(raw)}")
+        raise ConfigError(f"credentials: expected a list of {{access_key_id, secret_access_key}}, got {kind(raw)}")
     keys: dict = {}
     for i, entry in enumerate(raw):
         where = f"credentials[{i}]"
         if not isinstance(entry, dict):
-            raise ConfigError(f"{where}: expected a mapping {{access_key_id, secret_access_key}}, got {_kind(entry)}")
+            raise ConfigError(f"{where}: expected a mapping {{access_key_id, secret_access_key}}, got {kind(entry)}")
         _no_unknown_keys(entry, _CREDENTIAL_KEYS, where + ".")
         for key in _CREDENTIAL_KEYS:
             if key not in entry:
@@ -330,7 +331,7 @@ def _shape(value: Any) -> str:
     secret, or one pasted into the id's field (its '/' and '+' fail the
     pattern), must not be printed."""
     if not isinstance(value, str):
-        return _kind(value) if isinstance(value, (dict, list, type(None))) else type(value).__name__
+        return kind(value) if isinstance(value, (dict, list, type(None))) else type(value).__name__
     if not value:
         return "an empty string"
     bad = sorted({c for c in value if not (c.isascii() and (c.isalnum() or c == "_"))})
@@ -338,7 +339,7 @@ def _shape(value: Any) -> str:
 
 
 def _environment(raw: Any, where: str) -> dict:
-    env = _mapping(raw, where)
+    env = mapping(raw, where)
     out = {}
     for key, value in env.items():
         if not isinstance(key, str) or not ENV_NAME.match(key):
@@ -348,20 +349,12 @@ def _environment(raw: Any, where: str) -> dict:
         if key in RESERVED_ENV:
             raise ConfigError(f"{where}.{key}: reserved by Lambda, cannot be set")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ConfigError(f"{where}.{key}: expected a string (or number), got {_kind(value)}")
+            raise ConfigError(f"{where}.{key}: expected a string (or number), got {kind(value)}")
         out[key] = str(value)
     size = sum(len(k) + len(v) for k, v in out.items())
     if size > limits.ENV_TOTAL_BYTES:
         raise ConfigError(f"{where}: variables total {size} bytes, over Lambda's {limits.ENV_TOTAL_BYTES}")
     return out
-
-
-def _mapping(value: Any, where: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {_kind(value)}")
-    return value
 
 
 def _no_unknown_keys(data: dict, known: tuple, prefix: str) -> None:
@@ -374,7 +367,3 @@ def _int(value: Any, where: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ConfigError(f"{where}: expected a whole number from {lo} to {hi}, got {value!r}")
     return value
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(type(value), repr(value))
