@@ -22,6 +22,8 @@ from typing import IO, Any
 from .errors import LambdaAffinityError
 
 STDIN = "-"
+# A config or model file is a few KB; a bigger "config" is a mistake (a trace, a device's worth of bytes).
+MAX_TEXT_BYTES = 1 << 20
 
 
 class OutputFileError(LambdaAffinityError, OSError):
@@ -137,3 +139,21 @@ def open_input(path: str, binary: bool = True) -> IO[Any]:
         stream = sys.stdin.buffer if binary else sys.stdin
         return os.fdopen(os.dup(stream.fileno()), "rb" if binary else "r")
     return open(path, "rb") if binary else open(path, encoding="utf-8", newline="")
+
+
+def read_text(path: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """A small text input (a YAML config) whole: a regular file or "-", at most `limit` bytes of UTF-8;
+    anything else is one InputFileError naming the file."""
+    try:
+        with open_input(path) as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        if isinstance(exc, InputFileError):
+            raise
+        raise InputFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise InputFileError(f"{path}: larger than {limit:,} bytes: not a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None

@@ -11,6 +11,7 @@ import os
 import sys
 
 from ..core.summary import MissCostPrice
+from ..files import InputFileError, read_text
 from ..platform import POLICIES, ConfigError, ModelConfig
 from ..platform.model_file import EMULATOR_KEYS, ModelFile, from_document, parse_yaml
 from ..sim.simulate import Scenario
@@ -159,12 +160,9 @@ def read_model_file(path: str) -> ModelFile:
     """`--model FILE`: the model file format (platform.model_file), the same a calibrate --out
     writes and the emulator's config is; every error names --model and the file."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"--model {path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"--model {path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        text = read_text(path)
+    except InputFileError as exc:
+        raise ConfigError(f"--model {exc}") from None
     try:
         data = parse_yaml(text)
         if isinstance(data, dict) and any(key in data for key in EMULATOR_KEYS):

@@ -35,6 +35,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import files
 from ..core import limits
 from ..errors import LambdaAffinityError
 from ..platform import ConfigError, FunctionSpec, ModelConfig, model_file
@@ -152,12 +153,9 @@ def default_config() -> EmulatorConfig:
 def load_config(path: str) -> EmulatorConfig:
     """Read and validate a YAML file; raises ConfigFileError naming file and key."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        text = files.read_text(path)
+    except files.InputFileError as exc:
+        raise ConfigFileError(str(exc)) from None
     try:
         data = model_file.parse_yaml(text)
         return config_from_mapping(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)

@@ -115,7 +115,7 @@ class FunctionSpec:
 
 
 def _check_number(name: str, value: Any, minimum: float, exclusive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         # NaN passes every comparison below; infinity would stall timers
         raise ConfigError(f"{name}: expected a finite number, got {value!r}")
     if value < minimum or (exclusive and value == minimum):
@@ -130,3 +130,11 @@ def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) 
         raise ConfigError(f"{name}: must be >= {minimum}, got {value!r}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name}: must be <= {maximum}, got {value!r}")
+
+
+def _finite(value: int | float) -> bool:
+    """Whether `value` is a float that is not NaN or infinite (an int past a float's range is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int of hundreds of digits
+        return False

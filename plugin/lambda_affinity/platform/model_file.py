@@ -36,16 +36,24 @@ class ModelFile:
 
 
 def parse_yaml(text: str) -> Any:
-    """The YAML document in `text`; ConfigError "line L, column C: not valid YAML: ..." if it is not one."""
+    """The YAML document in `text`, read by the one loader every YAML reader uses (model files, emulator
+    configs, sweeps' model files): platform.yaml_loader's, safe, aliases and nesting bounded, `1:30` the text
+    "1:30" (as YAML 1.2 reads it), never YAML 1.1's sexagesimal 90. ConfigError "line L, column C: ..." if the
+    text is not such a document."""
     import yaml
 
+    from .yaml_loader import BoundedLoader
+
+    loader = BoundedLoader(text)
     try:
-        return yaml.safe_load(text)
+        return loader.get_single_data()  # over its bounds: a ConfigError naming line and column
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
 
 
 def from_document(data: Any, other_keys: tuple[str, ...] = EMULATOR_KEYS) -> ModelFile:

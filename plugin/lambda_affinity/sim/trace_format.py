@@ -20,6 +20,8 @@ DEFAULT_MAX_DISORDER_S = 60.0
 # No epoch-seconds time of a real log reaches this (year 5138); an epoch in
 # milliseconds does (from 1973): numbers this large are read as milliseconds.
 MS_THRESHOLD = 1e11
+# 9999-12-31T23:59:59Z: what datetime can represent, and far past any real log
+MAX_TIME_S = 253402300799.0
 
 # A replayed request: (time in epoch seconds, user). A plain tuple, not a
 # NamedTuple: replay reads millions a second and a tuple is cheapest to make.
@@ -79,15 +81,41 @@ def parse_time(text) -> float:
     if isinstance(text, bool):
         raise ValueError(f"{text!r} is not a time")
     if isinstance(text, (int, float)):
-        value = float(text)
+        value = _float(text)
     else:
         try:
-            value = float(text)
+            value = _float(text)
         except ValueError:
-            return _parse_iso(text)
+            return _checked(_parse_iso(text), text)
     if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite time")
-    return value / 1000.0 if abs(value) >= MS_THRESHOLD else value
+        raise ValueError(f"{_short(text)} is not a finite time (too large, infinite or NaN)")
+    return _checked(value / 1000.0 if abs(value) >= MS_THRESHOLD else value, text)
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int of hundreds of digits (JSON keeps it exact)
+        raise ValueError(f"{_short(value)} is too large for a time") from None
+
+
+def _checked(seconds: float, text) -> float:
+    if seconds < 0:
+        raise ValueError(f"{_short(text)} is a negative time (before 1970): times are epoch seconds, or seconds >= 0")
+    if seconds > MAX_TIME_S:
+        raise ValueError(f"{_short(text)} is past the year 9999: not a time")
+    return seconds
+
+
+def _short(value) -> str:
+    """repr(value), cut: a 400-digit number is not worth quoting whole."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
+        try:
+            return f"a number of {len(str(abs(value)))} digits"
+        except ValueError:  # past Python's 4,300-digit limit for printing one
+            return "a number of thousands of digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse_iso(text: str) -> float:

@@ -12,8 +12,9 @@ import json
 import math
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
+from ..files import STDIN, check_input_file, open_input
 from .trace_format import (
     DEFAULT_MAX_DISORDER_S,
     FIELDS,
@@ -29,24 +30,61 @@ from .trace_format import (
     parse_time,
 )
 
+# No trace line comes near this (the plugin's are ~150 bytes, an access log's a few KB); a file with longer
+# "lines" is not a trace, and is refused here rather than held whole in memory (a gzip of one 1 GiB line).
+MAX_LINE_BYTES = 1 << 20
+
 
 def open_binary(path: str) -> io.BufferedIOBase:
-    """The file's bytes (gunzipped when the name ends in `.gz`); TraceError if it cannot be read."""
+    """The file's bytes (gunzipped when the name ends in `.gz`); "-" is standard input. A missing file,
+    a folder, a FIFO or a device is an InputFileError; TraceError if it cannot be read."""
+    check_input_file(path)
     try:
+        if path == STDIN:
+            return open_input(path)  # type: ignore[return-value]
         return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
     except OSError as exc:
         raise TraceError(path, None, f"cannot read: {exc.strerror or exc}") from None
 
 
 def open_text(path: str) -> IO[str]:
-    """The file as UTF-8 text, decoded in large chunks (fast); a decoding
+    """The file as UTF-8 text, decoded in large chunks (fast), lines bounded by MAX_LINE_BYTES; a decoding
     error is located afterwards by `_bad_bytes`."""
-    try:
-        if path.endswith(".gz"):
-            return gzip.open(path, "rt", encoding="utf-8", newline="")
-        return open(path, encoding="utf-8", newline="")
-    except OSError as exc:
-        raise TraceError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    raw = _BoundedLines(open_binary(path), path)
+    return io.TextIOWrapper(io.BufferedReader(raw, 1 << 16), encoding="utf-8", newline="")
+
+
+class _BoundedLines(io.RawIOBase):
+    """Passes a stream's bytes through, refusing a line longer than MAX_LINE_BYTES as soon as that many bytes
+    have come without a newline (one check per 64 KB chunk, not per line)."""
+
+    def __init__(self, inner: Any, path: str) -> None:  # a binary file: open_binary's
+        self._inner, self._path = inner, path
+        self._lines = 0  # newlines so far
+        self._run = 0  # bytes since the last newline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._run += n
+        elif self._run + data.find(b"\n") > MAX_LINE_BYTES:  # the line this chunk ends
+            self._run += data.find(b"\n")
+        else:
+            self._lines += data.count(b"\n")
+            self._run = n - last - 1
+        if self._run > MAX_LINE_BYTES:
+            raise TraceError(self._path, self._lines + 1, f"a line longer than {MAX_LINE_BYTES:,} bytes: not a trace")
+        return n
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 def _lines(fh: IO[str], path: str, stats: ReadStats) -> Iterable[str]:
@@ -140,6 +178,9 @@ def _records(
 def _header(path: str, reader, columns) -> tuple[list, list, list]:
     """(column names, the chosen names, their indexes) from a CSV header."""
     names = [h.strip() for h in next(reader)]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise TraceError(path, 1, "appears twice in the header: which one is meant?", name)
     picked = [_pick(names, want, defaults, what, option, path, 1) for want, defaults, what, option in columns]
     return names, picked, [names.index(p) for p in picked]
 
@@ -148,7 +189,11 @@ def _csv(path, first, lines, columns, stats):
     reader = csv.reader(_chain(first, lines))
     names, picked, index = _header(path, reader, columns)
     need = max(index) + 1
+    last = reader.line_num
     for row in reader:
+        if reader.line_num != last + 1:
+            raise _spans_lines(path, last + 1, reader.line_num)
+        last = reader.line_num
         if len(row) < need:
             if not row or (len(row) == 1 and not row[0].strip()):
                 stats.blank_lines += 1
@@ -158,6 +203,15 @@ def _csv(path, first, lines, columns, stats):
                 path, reader.line_num, f"{len(row)} fields, but the header has {len(names)}: no value", missing
             )
         yield (reader.line_num, picked, *(row[i] for i in index))
+
+
+def _spans_lines(path: str, line: int, end: int) -> TraceError:
+    """A CSV row running over several lines: a quote left open swallows the rows after it."""
+    return TraceError(
+        path,
+        line,
+        f'a quoted field runs on to line {end}: an unterminated quote (") would swallow the rows after it',
+    )
 
 
 def _chain(first: str, rest: Iterable[str]) -> Iterator[str]:
@@ -177,6 +231,8 @@ def _jsonl(path, first, lines, columns, stats):
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise TraceError(path, number, f"not valid JSON (column {exc.colno}: {exc.msg})") from None
+        except ValueError as exc:  # an integer past Python's 4,300-digit limit for reading one
+            raise TraceError(path, number, f"not valid JSON: {str(exc).split(';')[0]}") from None
         if not isinstance(obj, dict):
             raise TraceError(path, number, f"expected a JSON object per line, got {type(obj).__name__}")
         if picked is None:  # the first object names the columns, as a CSV header would
@@ -218,7 +274,7 @@ def _ordered(
             newest, newest_line = t, item[1]
         push(heap, item)
         horizon = newest - window
-        while heap[0][0] <= horizon:
+        while heap and heap[0][0] <= horizon:  # a window of 0 empties it
             out = pop(heap)
             if stats.first is None:
                 stats.first = out[0]
@@ -266,6 +322,7 @@ def read_arrivals(
 ) -> Iterator[Arrival]:
     """(time, user) of every row, in time order, streamed."""
     _check_window(max_disorder_s)
+    check_input_file(path)  # now, not when the first row is wanted
     stats = stats if stats is not None else ReadStats()
     columns = [(time_col, TIME_COLUMNS, "time", "--time-col"), (user_col, USER_COLUMNS, "user", "--user-col")]
     return _arrivals(path, columns, max_disorder_s, stats)
@@ -294,7 +351,11 @@ def _csv_arrivals(path, reader, names, t_name, u_name, ti, ui, window, stats) ->
     push, pop = heapq.heappush, heapq.heappop
     newest = lowest = -math.inf
     newest_line = n = blank = reordered = 0
+    last = reader.line_num
     for row in reader:
+        if reader.line_num != last + 1:  # one int compare a row: no row may swallow the next
+            raise _spans_lines(path, last + 1, reader.line_num)
+        last += 1
         try:
             t = float(row[ti])
             user = row[ui]
@@ -309,7 +370,7 @@ def _csv_arrivals(path, reader, names, t_name, u_name, ti, ui, window, stats) ->
                 ) from None
             t = _time(path, reader.line_num, t_name, row[ti])  # ISO 8601, or a precise error
             user = row[ui]
-        if not -MS_THRESHOLD < t < MS_THRESHOLD:  # milliseconds, or NaN / infinity: the careful way
+        if not 0 <= t < MS_THRESHOLD:  # milliseconds, negative, NaN or infinity: the careful way
             t = _time(path, reader.line_num, t_name, row[ti])
         if not user or user.isspace():
             raise TraceError(path, reader.line_num, "no user: every row needs one", u_name)
@@ -356,6 +417,7 @@ def read_rows(
 ) -> Iterator[TraceRow]:
     """The plugin's trace rows, in send order, streamed; every column is required."""
     _check_window(max_disorder_s)
+    check_input_file(path)  # now, not when the first row is wanted
     stats = stats if stats is not None else ReadStats()
     columns: list[tuple[str | None, tuple, str, str]] = [
         (name, (name,), name, "the plugin's trace format") for name in FIELDS
