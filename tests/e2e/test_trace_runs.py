@@ -104,23 +104,24 @@ def test_merge_traces_command(tmp_path):
         with TraceWriter(path) as w:
             for r in rows:
                 w.write_row(r)
-    p = cli("merge-traces", str(tmp_path / "all.csv.gz"), b, a)
-    assert p.returncode == 0 and "wrote 4 rows from 2 traces" in p.stdout, p.stderr
+    p = cli("merge-traces", "--out", str(tmp_path / "all.csv.gz"), b, a)
+    assert p.returncode == 0 and "wrote 4 rows from 2 traces" in p.stdout and not p.stderr, p.stderr
     assert list(read_rows(str(tmp_path / "all.csv.gz"))) == rows_fixture()
-    p = cli("merge-traces", a, a, b)
+    p = cli("merge-traces", "--out", a, "--force", a, b)
     assert p.returncode == 2 and "the output is also an input" in p.stderr
 
 
 @pytest.mark.parametrize("out", ["./a.csv", "sub/../a.csv", "link.csv", "hard.csv", "A_ABS"])
 def test_merge_traces_refuses_an_input_spelt_differently(tmp_path, out):
-    """The output names an input by another path: refused before TraceWriter truncates the input."""
+    """The output names an input by another path: refused (also with --force) before anything is written."""
     with TraceWriter(str(tmp_path / "a.csv")) as w:
         w.write_row(rows_fixture()[0])
     (tmp_path / "sub").mkdir()
     os.symlink("a.csv", tmp_path / "link.csv")
     os.link(tmp_path / "a.csv", tmp_path / "hard.csv")
     before = (tmp_path / "a.csv").read_bytes()
-    p = cli("merge-traces", str(tmp_path / "a.csv") if out == "A_ABS" else out, "a.csv", cwd=tmp_path)
+    target = str(tmp_path / "a.csv") if out == "A_ABS" else out
+    p = cli("merge-traces", "--out", target, "--force", "a.csv", cwd=tmp_path)
     assert p.returncode == 2 and "the output is also an input" in p.stderr, (p.stdout, p.stderr)
     assert (tmp_path / "a.csv").read_bytes() == before
 
@@ -201,7 +202,7 @@ def test_affinity_trace_distributed_one_file_per_worker_then_merged(tmp_path):
         assert c.close() == []
     assert not (tmp_path / "trace.csv").exists()  # the master runs no users
     parts = [str(tmp_path / "trace.w0.csv"), str(tmp_path / "trace.w1.csv")]
-    p = cli("merge-traces", str(tmp_path / "all.csv.gz"), *parts)
+    p = cli("merge-traces", "--out", str(tmp_path / "all.csv.gz"), *parts)
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "a.json").read_text())
     rows = check_trace_matches(tmp_path / "all.csv.gz", doc)
@@ -235,7 +236,7 @@ def test_a_gzip_trace_of_a_killed_writer_is_read_to_where_it_ends(tmp_path):
     stats = ReadStats()
     assert sum(1 for _ in read_arrivals(path, stats=stats)) == 50_001 and stats.truncated
     warning = f"{path}: the gzip stream ends early (its writer was killed?): read its 50001 complete rows"
-    p = cli("merge-traces", str(tmp_path / "all.csv"), path)
+    p = cli("merge-traces", "--out", str(tmp_path / "all.csv"), path)
     assert p.returncode == 0 and "wrote 50001 rows" in p.stdout and "warning: " + warning in p.stderr, p.stderr
     p = cli("simulate", "--trace", path, "--json")
     assert p.returncode == 0 and json.loads(p.stdout)["trace"]["truncated"] is True and warning in p.stderr, p.stderr

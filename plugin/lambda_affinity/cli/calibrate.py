@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..files import check_input_file, check_output_target, write_text
 from ..platform.distributions import parse_distribution
 from ..sim import calibrate
 from ..sim.simulate import Scenario
@@ -46,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     parse_distribution(args.latency, "latency")
     parse_distribution(args.service, "service")
     calibrate.check_replays(args.replays)  # before the traces are read
+    for path in args.traces:
+        check_input_file(path)
+    if args.out:
+        check_output_target(args.out)  # a folder, a device: refused before minutes of fitting
     measurement = calibrate.measure(args.traces, args.max_disorder)
     for message in measurement.warnings:
         warn("calibrate", message)
@@ -53,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
         measurement, latency=args.latency, service=args.service, replays=args.replays, seed=args.seed
     )
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(calibrate.to_yaml(result))
+        write_text(args.out, calibrate.to_yaml(result))
     if args.json:
         json.dump(calibrate.to_json(result), sys.stdout)
         sys.stdout.write("\n")

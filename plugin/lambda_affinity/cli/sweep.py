@@ -8,9 +8,10 @@ import sys
 import time
 from functools import partial
 
+from ..files import check_output_target, write_text
 from ..sim.simulate import Scenario
 from ..sim.sweep import MAX_POINTS, SPREADS, Factor, Sweep, check_cost, parse_vary
-from ..sim.sweep_files import describe, render_points, scenario_doc, sweep_files
+from ..sim.sweep_files import SWEEP_FILES, describe, render_points, scenario_doc, sweep_files
 from .options import (
     MODEL_OPTIONS,
     SCENARIO_FIELDS,
@@ -106,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         f"(users x duration), about {cost['invocations']:,.0f} invocations"
     )
     check_cost(cost, args.max_invocations)
+    for name in SWEEP_FILES:  # the folder (made if missing) and each file, once the sweep is known good
+        check_output_target(os.path.join(args.out, name))
     started = time.perf_counter()
     points = plan.run(progress=_say)
     elapsed = time.perf_counter() - started
@@ -121,10 +124,8 @@ def run(args: argparse.Namespace) -> int:
         cost=cost,
         price=price,
     )
-    os.makedirs(args.out, exist_ok=True)
-    for name, text in files.items():
-        with open(os.path.join(args.out, name), "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+    for name, text in files.items():  # each whole or not at all
+        write_text(os.path.join(args.out, name), text, newline="")
     print(render_points(vary, points, args.spread))
     print(
         f"{description}\nwrote {', '.join(os.path.join(args.out, n) for n in files)} "

@@ -16,6 +16,8 @@ from ..report import charts
 from .simulate import Scenario
 from .sweep import METRICS, SAVINGS, Cost, Factor, PointResult, RunRow, Stats, Vary, run_field, run_seeds
 
+# what sweep_files returns, in this order
+SWEEP_FILES = ("sweep.csv", "sweep.json", "sweep.html", "sweep.svg")
 CSV_FIELDS = ("factor",) + tuple(RunRow.__annotations__)
 
 
@@ -178,15 +180,14 @@ def sweep_files(
 ) -> dict[str, str]:
     """{file name: text} of the four files a sweep writes."""
     chart = rates_chart(vary, points, f"lambda-affinity sweep: {vary.factor.name}", spread, runs)
-    return {
-        "sweep.csv": to_csv(vary, points),
-        "sweep.json": to_json(
-            vary, points, runs=runs, base_seed=base_seed, spread=spread, scenario=scenario, cost=cost, price=price
-        ),
-        "sweep.html": html_report(vary, points, chart, description, spread, runs),
+    texts = (
+        to_csv(vary, points),
+        to_json(vary, points, runs=runs, base_seed=base_seed, spread=spread, scenario=scenario, cost=cost, price=price),
+        html_report(vary, points, chart, description, spread, runs),
         # a file viewed on its own (an <img>, GitHub's dark mode) has no page colour to take: paint a light one
-        "sweep.svg": charts.render_svg(chart, theme="light") + "\n",
-    }
+        charts.render_svg(chart, theme="light") + "\n",
+    )
+    return dict(zip(SWEEP_FILES, texts, strict=True))
 
 
 def describe(vary: Vary, base: Scenario, runs: int, base_seed: int, model_source: str | None = None) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 
+from ..files import atomic_output
 from .trace_format import (
     DEFAULT_MAX_DISORDER_S,
     FIELDS,
@@ -50,13 +51,14 @@ from .trace_writer import FLUSH_EVERY_S, GZIP_LEVEL, TraceWriter, worker_path
 
 def merge(paths: list[str], out: str, max_disorder_s: float = DEFAULT_MAX_DISORDER_S, stats: list | None = None) -> int:
     """Merge plugin traces (e.g. one per worker) into one file in send order,
-    streamed; returns the rows written. `stats`, when given, receives one
+    streamed, written whole or not at all; returns the rows written. `stats`, when given, receives one
     ReadStats per input."""
     per_file = [ReadStats() for _ in paths]
     if stats is not None:
         stats.extend(per_file)
-    streams = [read_rows(p, max_disorder_s, st) for p, st in zip(paths, per_file, strict=True)]
-    with TraceWriter(out) as writer:
+    streams = [read_rows(p, max_disorder_s, st) for p, st in zip(paths, per_file, strict=True)]  # inputs checked
+    # whole or not at all: a bad row, a full disk or ^C midway leaves `out` as it was
+    with atomic_output(out, "wb") as fh, TraceWriter(out, fh) as writer:
         for row in heapq.merge(*streams, key=lambda r: r.send):
             writer.write_row(row)
         return writer.rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import time
 from typing import IO
 
@@ -25,15 +26,27 @@ class TraceWriter:
     """Streams rows to a CSV file (gzip when the name ends in `.gz`): memory
     stays flat however long the run."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, stream: IO[bytes] | None = None) -> None:
+        """Write to `path`, or into `stream` (a binary file the caller opened, e.g. files.atomic_output's,
+        and closes; `path` then only says whether to gzip)."""
         self.path = path
-        if path.endswith(".gz"):
+        gz = path.endswith(".gz")
+        self._gzip: gzip.GzipFile | None = None
+        if stream is not None:
+            # the layers over the caller's stream are closed here, the stream itself is left open
+            if gz:
+                self._gzip = gzip.GzipFile(fileobj=stream, mode="wb", compresslevel=GZIP_LEVEL)
+            self._wrapper = io.TextIOWrapper(self._gzip or stream, encoding="utf-8", newline="")
+            self._fh: IO[str] = self._wrapper
+        elif gz:
             # held open for the writer's life, streamed into; close() and __exit__ close it
-            self._fh: IO[str] = gzip.open(  # noqa: SIM115
+            self._fh = gzip.open(  # noqa: SIM115
                 path, "wt", encoding="utf-8", newline="", compresslevel=GZIP_LEVEL
             )
         else:
             self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 -- as above
+        self._borrowed = stream is not None
+        self._closed = False
         self._csv = csv.writer(self._fh, lineterminator="\n")
         self._csv.writerow(FIELDS)
         self.rows = 0
@@ -70,14 +83,22 @@ class TraceWriter:
         self.write(*row)
 
     def flush(self) -> None:
-        if self._fh.closed:
+        if self._closed:
             return
         self._fh.flush()  # gzip: a sync flush, so everything so far can be decompressed
         self._flush_at = time.monotonic() + FLUSH_EVERY_S
 
     def close(self) -> None:
-        if not self._fh.closed:
+        if self._closed:
+            return
+        self._closed = True
+        if not self._borrowed:
             self._fh.close()
+            return
+        self._fh.flush()
+        self._wrapper.detach()  # the caller's stream stays open for the caller to finish
+        if self._gzip is not None:
+            self._gzip.close()  # the gzip trailer; GzipFile(fileobj=...) leaves the stream open
 
     def __enter__(self) -> TraceWriter:
         return self
