@@ -83,7 +83,7 @@ def test_simulate_model_file_and_overrides(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (("--trace", "missing.csv"), "missing.csv: cannot read: No such file or directory"),
+        (("--trace", "missing.csv"), "missing.csv: no such file"),
         (
             ("--trace", "EXAMPLE"),
             "jsonl:1: no user column: none of user, session, user_id, session_id, userId, "

@@ -11,7 +11,6 @@ import pytest
 from trace_rows import rows_fixture, write
 
 from lambda_affinity.emulator.config import ConfigFileError, load_config
-from lambda_affinity.files import InputFileError
 from lambda_affinity.platform import ConfigError, ModelConfig
 from lambda_affinity.platform.model_file import from_text, parse_yaml
 from lambda_affinity.platform.yaml_loader import MAX_NODES
@@ -156,7 +155,7 @@ def test_only_regular_files_are_read(tmp_path, reader):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for path, words in (("/dev/zero", "is a device"), (str(fifo), "is a FIFO"), (str(tmp_path), "is a directory")):
-        with pytest.raises(InputFileError, match=words):
+        with pytest.raises(TraceError, match=f"{path}: {words}"):
             reader(path)  # refused when called, not when the first row is wanted
 
 

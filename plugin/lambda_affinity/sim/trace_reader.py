@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, TypeVar
 
-from ..files import STDIN, check_input_file, open_input
+from ..files import STDIN, InputFileError, check_input_file, open_input
 from .trace_format import (
     DEFAULT_MAX_DISORDER_S,
     FIELDS,
@@ -37,14 +37,22 @@ MAX_LINE_BYTES = 1 << 20
 
 def open_binary(path: str) -> io.BufferedIOBase:
     """The file's bytes (gunzipped when the name ends in `.gz`); "-" is standard input. A missing file,
-    a folder, a FIFO or a device is an InputFileError; TraceError if it cannot be read."""
-    check_input_file(path)
+    a folder, a FIFO or a device: TraceError, as is a file that cannot be read."""
+    _check_input(path)
     try:
         if path == STDIN:
             return open_input(path)  # type: ignore[return-value]
         return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
     except OSError as exc:
         raise TraceError(path, None, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _check_input(path: str) -> None:
+    """files.check_input_file, its error a TraceError as every reading error of a trace is."""
+    try:
+        check_input_file(path)
+    except InputFileError as exc:
+        raise TraceError(path, None, str(exc).removeprefix(f"{path}: ")) from None
 
 
 def open_text(path: str) -> IO[str]:
@@ -67,7 +75,9 @@ class _BoundedLines(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self._inner.read(len(buffer))
+        # read1: one read of the stream below; read() would gather several, and lose those it holds when a
+        # cut-short gzip raises EOFError (its complete lines must all come through first)
+        data = self._inner.read1(len(buffer))
         n = len(data)
         buffer[:n] = data
         last = data.rfind(b"\n")
@@ -322,7 +332,7 @@ def read_arrivals(
 ) -> Iterator[Arrival]:
     """(time, user) of every row, in time order, streamed."""
     _check_window(max_disorder_s)
-    check_input_file(path)  # now, not when the first row is wanted
+    _check_input(path)  # now, not when the first row is wanted
     stats = stats if stats is not None else ReadStats()
     columns = [(time_col, TIME_COLUMNS, "time", "--time-col"), (user_col, USER_COLUMNS, "user", "--user-col")]
     return _arrivals(path, columns, max_disorder_s, stats)
@@ -417,7 +427,7 @@ def read_rows(
 ) -> Iterator[TraceRow]:
     """The plugin's trace rows, in send order, streamed; every column is required."""
     _check_window(max_disorder_s)
-    check_input_file(path)  # now, not when the first row is wanted
+    _check_input(path)  # now, not when the first row is wanted
     stats = stats if stats is not None else ReadStats()
     columns: list[tuple[str | None, tuple, str, str]] = [
         (name, (name,), name, "the plugin's trace format") for name in FIELDS
