@@ -4,19 +4,24 @@ inputs that are not regular files or are hostile, one line each."""
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import resource
 import signal
 import subprocess
 import sys
 
 import pytest
+from locust_runs import ROOT
 from trace_rows import ENV
 
 from lambda_affinity.sim.trace import TraceRow, TraceWriter, read_rows
 
+EXAMPLE = os.path.join(ROOT, "docs", "examples", "api-gateway-access-log.jsonl")
 
-def cli(*args, cwd=None, fsize: int | None = None) -> subprocess.CompletedProcess:
+
+def cli(*args, cwd=None, fsize: int | None = None, input: str | None = None) -> subprocess.CompletedProcess:
     """`lambda-affinity ARGS`; `fsize`: a file-size limit (ulimit -f) that fails writes past it as a full disk
     does (SIGXFSZ ignored, so the write returns EFBIG)."""
 
@@ -30,6 +35,7 @@ def cli(*args, cwd=None, fsize: int | None = None) -> subprocess.CompletedProces
         text=True,
         timeout=120,
         cwd=cwd,
+        input=input,
         preexec_fn=limit if fsize is not None else None,
     )
 
@@ -134,6 +140,12 @@ def test_inputs_that_are_not_files_or_are_hostile(tmp_path):
     bomb.write_text("\n".join(lines) + "\nmodel: *a8\n")
     one_line_error(cli("simulate", "--model", bomb), "bomb.yaml: line 6, column 5: expands to more than 100,000")
     one_line_error(cli("simulate", "--model", "/dev/zero"), "--model /dev/zero: is a device, not a regular file")
+    # standard input is the one non-file taken, and read once
+    log = pathlib.Path(EXAMPLE).read_text(encoding="utf-8")
+    p = cli("simulate", "--trace", "-", "--user-col", "principalId", "--json", input=log)
+    assert p.returncode == 0 and json.loads(p.stdout)["trace"]["rows"] == 250, p.stderr
+    p = cli("simulate", "--trace", "-", "--user-col", "principalId", "--runs", "2", input=log)
+    one_line_error(p, "--trace -: standard input can be read once: give --runs 1")
     sexagesimal = tmp_path / "m.yaml"
     sexagesimal.write_text("network_latency: 1:30\nservice_time: 0:1\n")  # YAML 1.1: 90 and 1
     p = cli("simulate", "--model", sexagesimal, "--users", "2", "--duration", "60", "--json", "--random-seed", "1")

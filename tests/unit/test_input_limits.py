@@ -242,3 +242,6 @@ def test_a_model_number_past_a_float_is_one_error():
         ModelConfig(keep_alive_s=10**400)
     with pytest.raises(ConfigError, match=r"model\.init_delay_s: expected a finite number"):
         from_text("model:\n  init_delay_s: " + "9" * 400 + "\n")
+    with pytest.raises(ConfigError, match=r"model\.scale_limit: must be <= 9007199254740992, got a larger number"):
+        from_text("model:\n  scale_limit: " + "9" * 400 + "\n")  # was an OverflowError in the simulator
+    assert ModelConfig(scale_limit=2**53).scale_limit == 2**53

@@ -11,9 +11,10 @@ import time
 from ..core.schema import ReplayedTrace, SummaryDoc
 from ..core.summary import MissCostPrice, summarize
 from ..core.tracker import Tracker
+from ..files import STDIN
 from ..report.render import rates_line, render_table
 from ..sim.simulate import Scenario, check_runs, replay, run_many
-from ..sim.trace import ReadStats, read_arrivals, truncation_warning
+from ..sim.trace import ReadStats, TraceOptionError, read_arrivals, truncation_warning
 from .options import (
     add_max_disorder,
     add_miss_cost_options,
@@ -112,6 +113,8 @@ def _print_table(doc: SummaryDoc, tracker: Tracker, read: ReplayedTrace | None) 
 def _replay_trace(args: argparse.Namespace, scenario: Scenario) -> tuple:
     """Each run reads the file again (streamed), its users prefixed `r{n}-` when pooled."""
     check_runs(args.runs)
+    if args.trace == STDIN and args.runs > 1:
+        raise TraceOptionError("--trace -: standard input can be read once: give --runs 1, or a file")
     tracker, base = Tracker(), random.Random(args.seed)
     totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
     for r in range(args.runs):

@@ -23,6 +23,8 @@ DEFAULT_KEEP_ALIVE_S = 600.0
 DEFAULT_MAX_LIFETIME_S = 7200.0
 # Each router holds an idle pool; more routers than environments means nothing.
 MAX_ROUTERS = 10_000
+# Whole numbers past this (2**53) lose their value as floats, which the model's rates are computed in.
+MAX_WHOLE = 2**53
 # AWS's default account concurrency.
 DEFAULT_ACCOUNT_CONCURRENCY = 1000
 # AWS (scaling behaviour, 2023 onward): per function at most 1,000 new
@@ -123,13 +125,15 @@ def _check_number(name: str, value: Any, minimum: float, exclusive: bool = False
         raise ConfigError(f"{name}: must be {op} {minimum}, got {value!r}")
 
 
-def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+def _check_int(name: str, value: Any, minimum: int, maximum: int = MAX_WHOLE) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name}: expected a whole number, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{name}: must be >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name}: must be <= {maximum}, got {value!r}")
+    if value > maximum:
+        raise ConfigError(
+            f"{name}: must be <= {maximum}, got {value if value.bit_length() < 100 else 'a larger number'}"
+        )
 
 
 def _finite(value: int | float) -> bool:
