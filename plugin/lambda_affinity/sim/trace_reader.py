@@ -59,7 +59,9 @@ def open_text(path: str) -> IO[str]:
     """The file as UTF-8 text, decoded in large chunks (fast), lines bounded by MAX_LINE_BYTES; a decoding
     error is located afterwards by `_bad_bytes`."""
     raw = _BoundedLines(open_binary(path), path)
-    return io.TextIOWrapper(io.BufferedReader(raw, 1 << 16), encoding="utf-8", newline="")
+    text = io.TextIOWrapper(io.BufferedReader(raw, 1 << 16), encoding="utf-8", newline="")
+    text._CHUNK_SIZE = 1 << 16  # type: ignore[attr-defined]  # decode in 64 KB chunks, as the layer below reads
+    return text
 
 
 class _BoundedLines(io.RawIOBase):
