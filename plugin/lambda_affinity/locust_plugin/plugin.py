@@ -27,7 +27,7 @@ from ..emulator.containment import make_undumpable
 from ..report.timeline import Timeline
 from . import adapter
 from .adapter import Role
-from .embedded import EmbeddedEmulator
+from .embedded import EmbeddedEmulator, name_rows
 from .options import AffinityOptions, GivenLoad
 from .outputs import CHECK_EXIT_CODE, RunReport, print_report, write_outputs
 from .roles import FINAL_MESSAGE, FINAL_WAIT_S, MasterRole, WorkerRole
@@ -122,6 +122,7 @@ class AffinityPlugin:
             transport = transport_of(cls)
             if cls.host is None and transport is not None:
                 cls.host = hosts[transport]
+                name_rows(cls, transport, options.affinity_function)
         if len(hosts) == 1:
             # one host for all: it also travels to workers in every spawn message
             self.environment.host = next(iter(hosts.values()))
@@ -212,6 +213,7 @@ class AffinityPlugin:
                 transport = transport_of(cls)
                 if cls.host is None and transport is not None and hosts.get(transport.value):
                     cls.host = hosts[transport.value]  # the master's embedded emulator
+                    name_rows(cls, transport, getattr(parsed, "affinity_function", None))
 
     def on_test_stop(self, environment: Any = None, **_kw: Any) -> None:
         self.trace.close()
