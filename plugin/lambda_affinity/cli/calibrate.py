@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..core.reproduce import reproduce
 from ..platform.distributions import parse_distribution
 from ..sim import calibrate
 from ..sim.simulate import Scenario
@@ -56,10 +57,13 @@ def run(args: argparse.Namespace) -> int:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(calibrate.to_yaml(result))
     if args.json:
-        json.dump(calibrate.to_json(result), sys.stdout)
+        options = {"traces": args.traces, "latency": args.latency, "service": args.service, "replays": args.replays}
+        options["max_disorder"] = args.max_disorder
+        json.dump({**calibrate.to_json(result), "reproduce": reproduce("calibrate", args.seed, options)}, sys.stdout)
         sys.stdout.write("\n")
     else:
         print(calibrate.render(result))
+        print(f"random seed {args.seed} (--random-seed {args.seed} repeats this fit)")
         if args.out:
             print(f"wrote {args.out}")
     return 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from functools import partial
 
+from ..core.reproduce import reproduce
 from ..sim.simulate import Scenario
 from ..sim.sweep import MAX_POINTS, SPREADS, Factor, Sweep, check_cost, parse_vary
 from ..sim.sweep_files import describe, render_points, scenario_doc, sweep_files
@@ -120,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
         scenario=scenario_doc(base, vary.factor),
         cost=cost,
         price=price,
+        reproduce=reproduce(
+            "sweep",
+            args.seed,
+            {"vary": args.vary, "runs": args.runs, "spread": args.spread, "model_file": args.model},
+            dataclasses.asdict(base),
+        ),
     )
     os.makedirs(args.out, exist_ok=True)
     for name, text in files.items():
