@@ -3,7 +3,6 @@ the --html report, the CI checks and the console summary."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -11,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..core import summary
-from ..core.reproduce import reproduce
 from ..core.schema import SummaryDoc, UserRow
 from ..report import render
 from ..report.timeline import TimelinePoint
@@ -61,9 +59,7 @@ def write_outputs(
     failures, passes = summary.evaluate_checks(doc, options.thresholds())
     report = RunReport(doc, rows, failures, passes, list(warnings))
     if options.affinity_json:
-        # the plugin's options and Locust's load (users, spawn rate, run time): a Locust run has no seed
-        full: SummaryDoc = {**doc, "reproduce": reproduce("locust", None, dataclasses.asdict(options))}
-        _write(options.affinity_json, json.dumps(full, indent=1) + "\n", report.written)
+        _write(options.affinity_json, json.dumps(doc, indent=1) + "\n", report.written)
     if options.csv_prefix:
         _write(f"{options.csv_prefix}_affinity.csv", render.rows_csv(rows), report.written)
         _write(f"{options.csv_prefix}_affinity_summary.csv", render.summary_csv(doc), report.written)

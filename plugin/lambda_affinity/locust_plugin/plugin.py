@@ -10,6 +10,7 @@ built and tested without Locust running.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from ..core import summary
 from ..core.hosts import PluginConfigError, check_host, transport_of
 from ..core.reply import Observation, ProbeReplyError, parse_reply
+from ..core.reproduce import reproduce
 from ..core.schema import SummaryDoc, UserRow
 from ..core.tracker import Tracker
 from ..emulator.containment import make_undumpable
@@ -264,6 +266,8 @@ class AffinityPlugin:
         )
         if self.master is not None:
             doc["workers"] = self.master.aggregator.summary_of_workers()
+        # the plugin's options and Locust's load (users, spawn rate, run time): a Locust run has no seed
+        doc["reproduce"] = reproduce("locust", None, dataclasses.asdict(options))
         return doc, rows
 
     def version(self) -> Hashable:
