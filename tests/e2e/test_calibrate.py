@@ -66,6 +66,8 @@ def test_calibrate_says_when_the_trace_is_too_small(tmp_path):
     p = cli("calibrate", path, "--json", "--out", str(tmp_path / "m.yaml"), "--replays", "3")
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
+    assert (doc["reproduce"]["command"], doc["reproduce"]["seed"]) == ("calibrate", 1)
+    assert doc["reproduce"]["options"]["replays"] == 3
     notes = " | ".join(doc["notes"])
     assert "the trace cannot tell apart placement: " in notes and "partitioned x2, partitioned x3" in notes
     assert "only 3 users" in notes and "only 15 valid replies" in notes

@@ -36,3 +36,18 @@ def test_locust_subcommand_shows_plugin_options_in_locusts_help():
 def test_unknown_subcommand_is_a_usage_error():
     p = cli("teleport")
     assert p.returncode == 2 and "invalid choice: 'teleport'" in p.stderr
+
+
+def test_a_reader_that_stops_reading_gets_no_traceback():
+    # `lambda-affinity simulate | head -2`: before, a BrokenPipeError traceback on stderr.
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lambda_affinity.cli", "simulate", "--users", "50", "--random-seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1 and err == "", err

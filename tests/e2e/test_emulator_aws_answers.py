@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import stat
+import time
 
 import pytest
 import yaml
@@ -121,3 +122,89 @@ def test_the_exec_wrapper_runs_the_runtime(lam):
     assert failed["FunctionError"] == "Unhandled"
     error = json.loads(failed["Payload"].read())
     assert error["errorType"] == "Runtime.InvalidEntrypoint" and "missing.sh" in error["errorMessage"]
+
+
+# AWS's answers as LocalStack's AWS-validated snapshots recorded them (tests/aws/services/lambda_/test_lambda.py,
+# TestLambdaErrors::test_lambda_invoke_payload_encoding_error; test_lambda_api.py, the invoke cases of
+# test_function_name_and_qualifier_validation), with this emulator's account and region.
+NOT_JSON = "Could not parse request body into json: Could not parse payload into json: "
+SOURCE = "[Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)"
+VALUE = "(JSON String, Number, Array, Object or token 'null', 'true' or 'false')"
+
+
+@pytest.mark.parametrize(
+    "payload,message",
+    [
+        (b"n\x87r\x9e\xe9\xb5\xd7I\xee\x9bmt", f"Invalid UTF-8 start byte 0x87\n at {SOURCE}; line: 1, column: 3]"),
+        (
+            b"\x99\xeb,j\x07\xa1zYh",
+            f"Unexpected character ((CTRL-CHAR, code 153)): expected a valid value {VALUE}\n"
+            f" at {SOURCE}; line: 1, column: 1]",
+        ),
+        (
+            b"'test'",
+            f"Unexpected character (''' (code 39)): expected a valid value {VALUE}\n at {SOURCE}; line: 1, column: 1]",
+        ),
+    ],
+)
+def test_an_invalid_payload_is_worded_as_awss_parser_words_it(lam, payload, message):
+    assert error_of(lam, FunctionName="probe", Payload=payload) == (
+        400,
+        "InvalidRequestContentException",
+        NOT_JSON + message,
+    )
+
+
+@pytest.mark.parametrize(
+    "name,qualifier,function",
+    [
+        ("arn:aws:lambda:us-east-1:000000000000:function", None, "function:$LATEST"),  # incomplete_arn
+        ("arn:aws:lambda:us-east-1:000000000000:function:my-function", "$latest", "my-function:$latest"),
+        ("my-function", "a" * 65, "my-function:" + "a" * 65),
+        ("a" * 65, None, "a" * 65 + ":$LATEST"),
+    ],
+)
+def test_names_read_as_aws_reads_them(lam, name, qualifier, function):
+    kw = {"FunctionName": name} if qualifier is None else {"FunctionName": name, "Qualifier": qualifier}
+    assert error_of(lam, **kw) == (
+        404,
+        "ResourceNotFoundException",
+        f"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{function}",
+    )
+
+
+def test_a_handler_asking_for_next_itself_gets_its_own_event_and_loses_no_invocation(lam):
+    # AWS's Runtime API answers a /next during an invocation with that invocation (rapid's Running state
+    # renders the current event again); before, the emulator parked that connection and handed it the
+    # environment's next invocation, which then waited out the whole function timeout.
+    first = lam.invoke(FunctionName="faults", Payload=json.dumps({"action": "next", "seconds": 2}))
+    got = json.loads(first["Payload"].read())
+    assert got["status"] == 200 and got["request_id"] == first["ResponseMetadata"]["RequestId"], got
+    started = time.monotonic()
+    second = lam.invoke(FunctionName="faults", Payload=b"{}")
+    assert "FunctionError" not in second and time.monotonic() - started < 2
+    assert json.loads(second["Payload"].read())["count"] >= 2  # the same environment, still serving
+
+
+def test_modelled_service_time_is_bounded_by_the_function_timeout(emulator_code, emulator_lambda_client, tmp_path):
+    path = tmp_path / "emulator.yaml"
+    config = {
+        "model": {"init_delay_s": 0},
+        "service_time": "exp:1e308",
+        "functions": [
+            {"name": "faults", "handler": "app.handler", "code": str(emulator_code["faults"]), "timeout": 0.5}
+        ],
+    }
+    path.write_text(yaml.safe_dump(config))
+    with EmulatorProcess(config_path=str(path)) as emu:
+        lam = emulator_lambda_client(emu.endpoint, read_timeout=10)
+        started = time.monotonic()
+        resp = lam.invoke(FunctionName="faults", Payload=b"{}")
+        took = time.monotonic() - started
+        error = json.loads(resp["Payload"].read())
+        request_id = resp["ResponseMetadata"]["RequestId"]
+    assert resp["FunctionError"] == "Unhandled" and 0.5 <= took < 3, took
+    assert error == {
+        "errorMessage": f"RequestId: {request_id} Error: Task timed out after 0.50 seconds",
+        "errorType": "Sandbox.Timedout",
+    }

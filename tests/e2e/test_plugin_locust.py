@@ -185,6 +185,7 @@ def test_invoke_user_through_boto3_on_the_embedded_emulator(tmp_path):
     assert [(s["method"], s["name"]) for s in stats] == [("invoke", "probe")]
     doc = json.loads((tmp_path / "a.json").read_text())
     assert doc["users"] == 3 and doc["invalid"] == 0
+    assert doc["reproduce"]["command"] == "locust" and doc["reproduce"]["options"]["num_users"] == 3
     assert doc["requests"] == stats[0]["num_requests"] and stats[0]["num_failures"] == 0
     assert doc["warm_cache_rate"] is not None and doc["cold_starts"] >= 1
     assert "lambda://probe?endpoint_url=http://127.0.0.1:" in run.stderr  # the embedded emulator's Invoke API
@@ -224,7 +225,8 @@ def test_malformed_replies_are_failures_with_precise_messages(tmp_path):
         ("GET", "url not-json"): "ProbeReplyError: reply is not JSON: 'this is not json'",
         ("GET", "url no-env-id"): "ProbeReplyError: reply has no env_id (keys: hello)",
         ("GET", "url error-500"): "ProbeReplyError: HTTP 500: 'boom'",
-        ("GET", "url raise"): "ProbeReplyError: HTTP 502: 'Internal Server Error'",
+        # AWS's bare 502, and beside it the emulator's header naming the function's error
+        ("GET", "url raise"): "ProbeReplyError: function error (Unhandled): RuntimeError: deliberately broken",
         ("GET", "url throttled"): 'ProbeReplyError: throttled: HTTP 429: \'{"Message": "Rate Exceeded."}\'',
         (
             "invoke",
@@ -418,6 +420,41 @@ def test_the_embedded_emulators_own_cap_is_named_in_the_summary(tmp_path):
     notes = [line for line in run.stderr.splitlines() if "embedded emulator's cap of 1 live environments" in line]
     assert len(notes) == 1, run.stderr[-3000:]
     assert "(set by its config) refused" in notes[0] and "not AWS's account concurrency" in notes[0]
+    assert_nothing_left(run)
+
+
+RAISING_LOCUSTFILE = """
+from locust import constant
+
+from lambda_affinity.users import FunctionUrlUser
+
+
+class Raising(FunctionUrlUser):
+    wait_time = constant(0.2)
+    probe_path = "raise"  # the host ends with /
+"""
+
+
+def test_the_embedded_emulators_function_errors_reach_locust_under_the_functions_name(tmp_path):
+    # Before: the failure was "HTTP 502: 'Internal Server Error'" on a row named `probe`.
+    (tmp_path / "locustfile.py").write_text(RAISING_LOCUSTFILE)
+    (tmp_path / "emu.yaml").write_text(
+        f"model: {{init_delay_s: 0}}\nfunctions:\n  - name: broken\n    handler: broken.handler\n"
+        f"    code: {HANDLERS / 'broken'}\n"
+    )
+    args = ["-f", "locustfile.py", "--headless", "-u", "1", "-r", "1", "-t", "2s", "--json"]
+    run = run_locust([*args, "--affinity-emulator-config", "emu.yaml", "--affinity-function", "broken"], cwd=tmp_path)
+    assert run.code == 1, run  # Locust's exit code when requests failed
+    report = error_report(run.stderr)
+    [(method, name, error)] = report
+    assert (method, name, error) == (
+        "GET",
+        "broken",
+        "ProbeReplyError: function error (Unhandled): RuntimeError: deliberately broken",
+    ), run
+    assert [(s["name"], s["num_failures"] == s["num_requests"] > 0) for s in stats_json(run.stdout)] == [
+        ("broken", True)
+    ]
     assert_nothing_left(run)
 
 

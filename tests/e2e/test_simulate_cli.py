@@ -1,9 +1,12 @@
 """`lambda-affinity simulate` as a command: JSON schema, table, bad options."""
 
 import json
+import re
 
 import pytest
 from commands import cli
+
+from lambda_affinity import __version__
 
 
 def test_cli_json_matches_schema():
@@ -20,6 +23,7 @@ def test_cli_json_matches_schema():
         "warm_cache_rate",
         "histogram",
         "per_user",
+        "reproduce",
     }
     assert set(doc["hit_rate"]) == {"mean", "min", "p10", "p25", "p50", "p75", "p90", "max", "weighted"}
     assert len(doc["histogram"]) == 10 and doc["users"] == 20
@@ -32,6 +36,24 @@ def test_cli_json_matches_schema():
         "cold_starts",
         "switches",
     }
+
+
+def test_a_run_given_no_seed_says_its_seed_and_re_runs_exactly_from_its_json():
+    # Before: the JSON had no seed, scenario or model and the seed was never printed.
+    table = cli("simulate", "--users", "4", "--duration", "5")
+    [seed] = re.findall(r"^random seed (\d+) \(--random-seed \1 repeats this run\)$", table.stdout, re.M)
+    args = ["--users", "4", "--duration", "5", "--keep-alive", "30", "--json"]
+    first = json.loads(cli("simulate", *args).stdout)
+    again = cli("simulate", *args, "--random-seed", str(first["reproduce"]["seed"]))
+    assert json.loads(again.stdout) == first
+    assert first["reproduce"]["version"] == __version__ and first["reproduce"]["command"] == "simulate"
+    assert first["reproduce"]["scenario"]["users"] == 4 and first["reproduce"]["model"]["keep_alive_s"] == 30
+    rerun = cli("simulate", "--users", "4", "--duration", "5", "--random-seed", seed)
+    assert untimed(rerun.stdout) == untimed(table.stdout)
+
+
+def untimed(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "simulated in" not in line]
 
 
 def test_cli_table_and_rates_line():

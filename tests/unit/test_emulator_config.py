@@ -70,6 +70,11 @@ functions:
         ),
         ("functions: [{name: a, environment: {AWS_REGION: x}}]", "functions[0].environment.AWS_REGION", "reserved"),
         ("functions: [{name: a, environment: {A: [1]}}]", "functions[0].environment.A", "a list"),
+        (
+            'functions: [{name: a, environment: {A: "x\\0y"}}]',
+            "functions[0].environment.A",
+            "NUL byte (at character 2)",
+        ),
         ("functions: [{name: a, url: {auth_type: OPEN}}]", "functions[0].url.auth_type", "NONE or AWS_IAM"),
         ("functions: [{name: a, reserved_concurrency: -1}]", "functions[0].reserved_concurrency", "-1"),
         ("functions: [{name: a, colour: red}]", "functions[0].colour", "unknown key"),

@@ -30,6 +30,7 @@ DOCUMENTED = {
     "Workers": schema.Workers,
     "LostWorker": schema.LostWorker,
     "ReplayedTrace": schema.ReplayedTrace,
+    "Reproduce": schema.Reproduce,
     "UserRow": schema.UserRow,
     "TimelineJSON": webui.TimelineJSON,
     "TimelinePoint": timeline.TimelinePoint,

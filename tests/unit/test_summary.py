@@ -122,6 +122,14 @@ def test_csv_outputs():
     assert lines[-1] == "0.9-1.0,1"
 
 
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+def test_a_user_label_a_spreadsheet_would_run_is_made_inert(name):
+    # OWASP, CSV Injection: a leading single quote; before, the label was written as is
+    parsed = list(csv.DictReader(io.StringIO(rows_csv([row(name, 2, 1), row("u-1", 1, 1)]), newline="")))
+    assert [r["user"] for r in parsed] == ["'" + name, "u-1"]
+    assert parsed[0]["requests"] == "2" and parsed[0]["max_share"] == "0.5"
+
+
 def test_table_shows_totals_and_histogram():
     text = render_table(summarize(ROWS, 6))
     assert text.splitlines()[0] == (

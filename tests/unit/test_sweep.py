@@ -130,6 +130,8 @@ def test_the_chart_draws_what_the_csv_holds(tmp_path, capsys):
     assert doc["values"] == [1, 3, 10, 30] and doc["factor"] == "users" and len(doc["seeds"]) == 3
     assert doc["points"][2]["stats"]["max_share"]["mean"] == pytest.approx(statistics.fmean(by_value[10]["max_share"]))
     assert "users" not in doc["scenario"] and doc["scenario"]["model"]["policy"] == "partitioned"
+    assert doc["reproduce"]["command"] == "sweep" and doc["reproduce"]["scenario"]["users"] == 10
+    assert doc["reproduce"]["model"]["policy"] == "partitioned" and doc["reproduce"]["options"]["runs"] == 3
 
 
 def test_a_sweep_is_reproducible_from_its_seed(tmp_path):

@@ -163,3 +163,22 @@ def test_headline_says_what_the_cache_saves_when_a_miss_has_a_cost():
     }
     assert figures["saved_usd_per_million"]["value"] == "$0.19"
     assert "saved_time_per_million" not in {f["key"] for f in headline(summary.summarize(t.rows(), t.environments))}
+
+
+def test_the_reports_time_axis_shows_round_times_and_every_label_is_its_ticks_time():
+    # Before: ticks 2.5 s apart labelled 0s 2s 5s 8s 10s 12s (rounded to whole seconds).
+    import xml.etree.ElementTree as ET
+
+    from lambda_affinity.report.charts import render_svg
+    from lambda_affinity.report.timeline import charts_of, clock
+
+    t = Tracker()
+    line = Timeline(start=0.0)
+    for at in (4.1, 8.2, 12.3):
+        t.record("u1", "A", cold=False, cache_hit=True)
+        line.add(at, doc_of(t))
+    svg = ET.fromstring(render_svg(charts_of(line.points)[0]))
+    ticks = [(float(e.get("data-value")), e.text) for e in svg.iter() if e.get("class") == "x-tick"]
+    assert [label for _, label in ticks] == ["0s", "5s", "10s", "15s"]
+    assert all(label == clock(value) for value, label in ticks)
+    assert [clock(v) for v in (2.5, 7.5, 62.5, 3725.25)] == ["2.5s", "7.5s", "1:02.5", "1:02:05.25"]

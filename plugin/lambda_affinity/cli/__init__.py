@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..aws import deploy
@@ -43,7 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, not at exit, so a reader that went away is seen below
+        return code
     except LambdaAffinityError as exc:
         parser.exit(2, f"lambda-affinity {args.command}: error: {exc}\n")
+    except BrokenPipeError:
+        # The reader stopped reading (`| head -2`): no traceback. Python's documented recipe: point stdout at
+        # devnull so the interpreter's last flush cannot fail again, and exit 1 as Python does on EPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return 0

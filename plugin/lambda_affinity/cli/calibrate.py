@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..core.reproduce import reproduce
 from ..files import check_input_file, check_output_target, write_text
 from ..platform.distributions import parse_distribution
 from ..sim import calibrate
@@ -60,10 +61,13 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         write_text(args.out, calibrate.to_yaml(result))
     if args.json:
-        json.dump(calibrate.to_json(result), sys.stdout)
+        options = {"traces": args.traces, "latency": args.latency, "service": args.service, "replays": args.replays}
+        options["max_disorder"] = args.max_disorder
+        json.dump({**calibrate.to_json(result), "reproduce": reproduce("calibrate", args.seed, options)}, sys.stdout)
         sys.stdout.write("\n")
     else:
         print(calibrate.render(result))
+        print(f"random seed {args.seed} (--random-seed {args.seed} repeats this fit)")
         if args.out:
             print(f"wrote {args.out}")
     return 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
 import time
 
+from ..core.reproduce import fresh_seed, reproduce
 from ..core.schema import ReplayedTrace, SummaryDoc
 from ..core.summary import MissCostPrice, summarize
 from ..core.tracker import Tracker
@@ -72,6 +74,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     price = price_from_args(args)
     scenario = scenario_from_args(args, bool(args.trace))
+    args.seed = fresh_seed(args.seed)  # drawn when none was given, and said: the run can be repeated exactly
     started = time.perf_counter()
     read = None
     if args.trace:
@@ -81,11 +84,15 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     doc = _summary(tracker, price, read)
     if args.json:
+        options = {"runs": args.runs, "trace": args.trace, "time_col": args.time_col, "user_col": args.user_col}
+        options["max_disorder"] = args.max_disorder
+        doc["reproduce"] = reproduce("simulate", args.seed, options, dataclasses.asdict(scenario))
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
         return 0
     _print_table(doc, tracker, read)
     print(f"{totals['invocations']} invocations, {totals['throttled']} throttled, simulated in {elapsed:.2f} s")
+    print(f"random seed {args.seed} (--random-seed {args.seed} repeats this run)")
     return 0
 
 

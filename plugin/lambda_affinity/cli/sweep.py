@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from functools import partial
 
+from ..core.reproduce import reproduce
 from ..files import check_output_target, write_text
 from ..sim.simulate import Scenario
 from ..sim.sweep import MAX_POINTS, SPREADS, Factor, Sweep, check_cost, parse_vary
@@ -123,6 +125,12 @@ def run(args: argparse.Namespace) -> int:
         scenario=scenario_doc(base, vary.factor),
         cost=cost,
         price=price,
+        reproduce=reproduce(
+            "sweep",
+            args.seed,
+            {"vary": args.vary, "runs": args.runs, "spread": args.spread, "model_file": args.model},
+            dataclasses.asdict(base),
+        ),
     )
     for name, text in files.items():  # each whole or not at all
         write_text(os.path.join(args.out, name), text, newline="")

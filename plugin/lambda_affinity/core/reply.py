@@ -250,6 +250,24 @@ def invoke_failure(code: str, status: int | None, message: str | None, reason: s
     return f"invoke failed: {code}{where}: {message or ''}".rstrip(": ")
 
 
+# The emulator's Function URL answers a function error with AWS's bare 502; beside it, this header (not
+# AWS's) carries {"kind", "errorType", "errorMessage"} as ASCII JSON, so a load test can say why.
+EMULATOR_ERROR_HEADER = "X-Lambda-Affinity-Function-Error"
+
+
+def url_function_error(header: str | None) -> str | None:
+    """The failure message of a Function URL 502 that carries the emulator's header; None without it."""
+    if not header:
+        return None
+    try:
+        doc = _loads(header)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    return function_error(doc.get("kind") or "Unhandled", doc)
+
+
 _REQUEST_ID_PREFIX = re.compile(r"^RequestId: [0-9A-Za-z-]+ (Error: )?")
 
 

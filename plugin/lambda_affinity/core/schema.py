@@ -11,7 +11,7 @@ Python 3.11 and the floor is 3.10.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 
 class UserRow(TypedDict):
@@ -106,6 +106,17 @@ class ReplayedTrace(TypedDict):
     truncated: bool
 
 
+class Reproduce(TypedDict):
+    """What re-runs a command exactly: every JSON output carries it as `reproduce` (core.reproduce)."""
+
+    version: str  # lambda-affinity's
+    command: str  # simulate, sweep, calibrate or locust
+    seed: int | None  # the random seed used (drawn when none was given); None: a Locust run has none
+    scenario: dict[str, Any] | None  # sim.simulate.Scenario's fields but the model; None for calibrate and Locust
+    model: dict[str, Any] | None  # platform.ModelConfig's fields; None for calibrate and Locust
+    options: dict[str, Any]  # the command's other options (the plugin's: its own and Locust's load options)
+
+
 class _SummaryDoc(TypedDict):
     users: int
     requests: int
@@ -124,3 +135,4 @@ class SummaryDoc(_SummaryDoc, total=False):
     miss_cost: MissCost  # when a cost of a miss is given
     workers: Workers  # a distributed master's
     trace: ReplayedTrace  # simulate --trace's
+    reproduce: Reproduce  # in the JSON outputs (simulate --json, --affinity-json)

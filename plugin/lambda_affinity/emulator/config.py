@@ -349,6 +349,8 @@ def _environment(raw: Any, where: str) -> dict:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise ConfigError(f"{where}.{key}: expected a string (or number), got {kind(value)}")
         out[key] = str(value)
+        if "\0" in out[key]:  # a process environment cannot carry it: every invoke would fail to start
+            raise ConfigError(f"{where}.{key}: holds a NUL byte (at character {out[key].index(chr(0)) + 1})")
     size = sum(len(k) + len(v) for k, v in out.items())
     if size > limits.ENV_TOTAL_BYTES:
         raise ConfigError(f"{where}: variables total {size} bytes, over Lambda's {limits.ENV_TOTAL_BYTES}")

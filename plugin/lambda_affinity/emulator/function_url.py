@@ -14,6 +14,7 @@ import secrets
 import time
 from urllib.parse import parse_qsl, unquote
 
+from ..core.reply import EMULATOR_ERROR_HEADER
 from ..platform import Throttled, UnknownFunction
 from .auth import Authority, authorize
 from .invocation import MAX_PAYLOAD, Result, too_deep
@@ -258,10 +259,29 @@ class FunctionURL(App):
     @staticmethod
     def _respond(result: Result, request_id: str) -> Response:
         if result.function_error:
-            return _plain(502, "Internal Server Error", request_id)
+            failed = _plain(502, "Internal Server Error", request_id)  # AWS's answer, body and all
+            failed.headers.append((EMULATOR_ERROR_HEADER, _error_header(result)))
+            return failed
         converted = convert_result(result.payload)
         if converted is None:
             return _plain(502, "Internal Server Error", request_id)
         status, headers, body = converted
         headers.append(("x-amzn-RequestId", request_id))
         return Response(status, headers, body)
+
+
+def _error_header(result: Result) -> str:
+    """The function's error for EMULATOR_ERROR_HEADER: ASCII JSON (no CR or LF), its message cut to 1000 characters."""
+    try:
+        doc = json.loads(result.payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = None
+    doc = doc if isinstance(doc, dict) else {}
+    message = doc.get("errorMessage")
+    return json.dumps(
+        {
+            "kind": result.function_error,
+            "errorType": str(doc.get("errorType") or result.error_type or "Unknown"),
+            "errorMessage": "" if message is None else str(message)[:1000],
+        }
+    )

@@ -22,6 +22,7 @@ from ..errors import LambdaAffinityError
 from ..platform import Throttled, UnknownFunction
 from .introspection import PREFIX as INTROSPECTION_PREFIX, introspect
 from .invocation import MAX_PAYLOAD, too_deep
+from .payload_json import jackson_problem
 from .service import InvocationService, ServiceStopping, new_request_id
 from .wire import App, Request, Response
 
@@ -29,10 +30,12 @@ INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 MAX_CLIENT_CONTEXT = 3583  # AWS: base64 ClientContext up to 3583 bytes
-# Parts of a name that passed AWS's pattern (below); a name it cannot split names no function here.
+# Parts of a name that passed AWS's pattern (below), grouped as that pattern groups them, so a name reads as AWS
+# reads it: the incomplete ARN `arn:aws:lambda:R:A:function` is the function `function` at $LATEST.
 _ARN = re.compile(
-    r"^(?:arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):function:)?"
-    r"(?P<name>[A-Za-z0-9_.-]+)(?::(?P<qualifier>[A-Za-z0-9$_.-]+))?$"
+    r"^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
+    r"(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[A-Za-z0-9_.-]+)"
+    r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[A-Za-z0-9_-]+))?$"
 )
 
 
@@ -263,10 +266,8 @@ class _NonNumeric(LambdaAffinityError, ValueError):
     pass
 
 
-_TOO_DEEP = (
-    "Could not parse request body into json: Could not parse payload into json: "
-    "Document nesting depth exceeds the maximum allowed"
-)
+_NOT_JSON = "Could not parse request body into json: Could not parse payload into json: "
+_TOO_DEEP = _NOT_JSON + "Document nesting depth exceeds the maximum allowed"
 
 
 def _non_numeric(token: str):
@@ -281,23 +282,11 @@ def _check_json(payload: bytes) -> str | None:
         return _TOO_DEEP
     try:
         json.loads(payload, parse_constant=_non_numeric)
-    except _NonNumeric as exc:
-        # Python's json takes NaN and Infinity; AWS's parser (Jackson) does not
-        return (
-            "Could not parse request body into json: Could not parse payload into json: "
-            f"Non-standard token '{exc.args[0]}': enable JsonParser.Feature.ALLOW_NON_NUMERIC_NUMBERS to allow"
-        )
-    except UnicodeDecodeError:
-        return "Could not parse request body into json: Could not parse payload into json: Invalid UTF-8 start byte"
     except RecursionError:  # Python's stack ran out first (3.10 and 3.11, just under 1000 levels)
         return _TOO_DEEP
-    except json.JSONDecodeError as exc:
-        source = payload[:100].decode("utf-8", "replace")
-        return (
-            f"Could not parse request body into json: Could not parse payload into json: {exc.msg}: "
-            f"was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n"
-            f' at [Source: (byte[])"{source}"; line: {exc.lineno}, column: {exc.colno}]'
-        )
+    except (_NonNumeric, UnicodeDecodeError, json.JSONDecodeError):
+        # Python's json takes NaN and Infinity, AWS's parser (Jackson) does not; its words, byte and column
+        return _NOT_JSON + jackson_problem(payload)
     except ValueError:
         # Well-formed JSON holding an integer longer than Python converts (sys.get_int_max_str_digits): the
         # syntax is what is checked here, so it passes (this ValueError has no .msg; reading it crashed the request)

@@ -303,6 +303,11 @@ class Sandbox:
             return GONE
         if self._queue.qsize():
             return self._queue.get() or GONE
+        if self.current is not None:
+            # A /next while an invocation is in flight (the handler calling the Runtime API itself, or a
+            # runtime asking early): AWS's runtime API (rapid) answers it with the invocation in progress,
+            # so the environment's next invocation cannot go to a connection that will never answer it.
+            return self.current
         if keep_alive and self._parked is None and not conn.closed:
             self._parked = conn
             return PARKED

@@ -27,7 +27,17 @@ from ..platform.scheduler import SHUTDOWN
 from .config import EmulatorConfig
 from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
-from .invocation import Invocation, LogTail, Result, end_line, exit_result, report_line, start_line, timeout_log_line
+from .invocation import (
+    Invocation,
+    LogTail,
+    Result,
+    end_line,
+    exit_result,
+    report_line,
+    start_line,
+    timeout_log_line,
+    timeout_result,
+)
 from .machine import machine_cap, raise_fd_limit
 from .memory import MemoryWatch
 from .sandbox import STOPPED, Sandbox
@@ -291,15 +301,23 @@ class InvocationService:
         if result is STOPPED:
             raise ServiceStopping()
         if self._service_time is not None and not result.recycle:
-            # Modelled time on the environment (the simulator's `service`): the
-            # environment stays leased, so it also decides where overlapping
-            # calls land. Part of the invocation's duration; skipped when the
-            # environment is being recycled (timeout, crash): it serves no more.
-            busy = self._service_time(self.rng)
-            if busy > 0:
-                gevent.sleep(busy)
+            result = self._service(self._service_time(self.rng), sandbox, inv, result)
         if log is not None or self.log_stream is not None:
             self._log_end(sandbox, request_id, log, result, (time.monotonic() - inv.started) * 1000, init_ms)
+        return result
+
+    def _service(self, busy: float, sandbox: Sandbox, inv: Invocation, result: Result) -> Result:
+        """Modelled time on the environment (the simulator's `service`): the environment stays leased, so it
+        also decides where overlapping calls land. Part of the invocation's duration, so bounded by the
+        function's timeout as AWS bounds it: past it, the call times out and the environment is recycled."""
+        left = inv.timeout_s - (time.monotonic() - inv.started)
+        if not busy < left:  # also inf and nan
+            gevent.sleep(max(0.0, left))
+            sandbox.drain_logs()
+            sandbox.kill()
+            return timeout_result(inv.request_id, inv.timeout_s)
+        if busy > 0:
+            gevent.sleep(busy)
         return result
 
     def invoke_async(self, function: str, payload: bytes, client_context: str | None = None) -> str:

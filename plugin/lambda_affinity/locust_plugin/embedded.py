@@ -65,6 +65,17 @@ class EmbeddedEmulator:
         emu.stop()
 
 
+DEFAULT_ROW = "probe"  # FunctionUrlUser.probe_name: the stats row of a Function URL user that names none
+
+
+def name_rows(cls: Any, transport: Transport | None, function: str | None) -> None:
+    """A Function URL user on the embedded emulator gets its stats row named after the function (an Invoke
+    user's row already is), unless its class names the row itself. The default function is `probe`, so a
+    default run's row keeps its name."""
+    if transport is Transport.FUNCTION_URL and function and getattr(cls, "probe_name", None) == DEFAULT_ROW:
+        cls.probe_name = function
+
+
 def local_cap_note(emu: Any) -> str | None:
     """A line for the summary when the emulator's own cap on environments (a
     limit of this machine, not AWS's) refused calls during the run."""

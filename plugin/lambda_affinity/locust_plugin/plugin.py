@@ -10,6 +10,7 @@ built and tested without Locust running.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -21,13 +22,14 @@ from typing import Any
 from ..core import summary
 from ..core.hosts import PluginConfigError, check_host, transport_of
 from ..core.reply import Observation, ProbeReplyError, parse_reply
+from ..core.reproduce import reproduce
 from ..core.schema import SummaryDoc, UserRow
 from ..core.tracker import Tracker
 from ..emulator.containment import make_undumpable
 from ..report.timeline import Timeline
 from . import adapter
 from .adapter import Role
-from .embedded import EmbeddedEmulator
+from .embedded import EmbeddedEmulator, name_rows
 from .options import AffinityOptions, GivenLoad
 from .outputs import CHECK_EXIT_CODE, RunReport, print_report, write_outputs
 from .roles import FINAL_MESSAGE, FINAL_WAIT_S, MasterRole, WorkerRole
@@ -122,6 +124,7 @@ class AffinityPlugin:
             transport = transport_of(cls)
             if cls.host is None and transport is not None:
                 cls.host = hosts[transport]
+                name_rows(cls, transport, options.affinity_function)
         if len(hosts) == 1:
             # one host for all: it also travels to workers in every spawn message
             self.environment.host = next(iter(hosts.values()))
@@ -212,6 +215,7 @@ class AffinityPlugin:
                 transport = transport_of(cls)
                 if cls.host is None and transport is not None and hosts.get(transport.value):
                     cls.host = hosts[transport.value]  # the master's embedded emulator
+                    name_rows(cls, transport, getattr(parsed, "affinity_function", None))
 
     def on_test_stop(self, environment: Any = None, **_kw: Any) -> None:
         self.trace.close()
@@ -262,6 +266,8 @@ class AffinityPlugin:
         )
         if self.master is not None:
             doc["workers"] = self.master.aggregator.summary_of_workers()
+        # the plugin's options and Locust's load (users, spawn rate, run time): a Locust run has no seed
+        doc["reproduce"] = reproduce("locust", None, dataclasses.asdict(options))
         return doc, rows
 
     def version(self) -> Hashable:

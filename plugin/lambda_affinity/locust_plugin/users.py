@@ -30,7 +30,16 @@ from locust import LoadTestShape, User, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import LocustError, StopUser
 
-from ..core.reply import Observation, ProbeReplyError, function_error, http_failure, invoke_failure, parse_reply
+from ..core.reply import (
+    EMULATOR_ERROR_HEADER,
+    Observation,
+    ProbeReplyError,
+    function_error,
+    http_failure,
+    invoke_failure,
+    parse_reply,
+    url_function_error,
+)
 from . import (
     PluginConfigError,
     adapter,
@@ -126,7 +135,7 @@ class FunctionUrlUser(FastHttpUser):
     affinity_session: str  # and the session key sent to the function
     probe_path = ""
     probe_method = "GET"
-    probe_name = "probe"
+    probe_name = "probe"  # on the embedded emulator, the function's name (embedded.name_rows)
 
     def __init__(self, environment) -> None:
         _check_host(self)
@@ -194,7 +203,10 @@ class FunctionUrlUser(FastHttpUser):
 
                 error = ProbeReplyError(forbidden_hint(content, self._signer is not None))
             else:
-                error = ProbeReplyError(http_failure(status, content))
+                # the emulator's Function URL names the function's error beside AWS's bare 502
+                got = getattr(resp, "headers", None)
+                said = url_function_error(got.get(EMULATOR_ERROR_HEADER) if got is not None else None)
+                error = ProbeReplyError(said or http_failure(status, content))
         return _conclude(self, method, base, start_time, elapsed_ms, content, error, resp, url)
 
 

@@ -77,7 +77,9 @@ class Axis:
     """An axis. The drawn range covers the data and at least `lo`..`hi` when
     given (so rates can keep 0..1). `log` takes base-10 steps (values must be
     > 0). `categories` makes it categorical: point x is the index of its
-    category. `tick_format` turns a tick value into its label."""
+    category. `tick_format` turns a tick value into its label; `steps` are the
+    tick spacings allowed (the first giving at most 6 intervals; a time axis
+    takes 1 s, 2 s, 5 s, ..., 1 h), else 1, 2, 2.5 or 5 x 10^k."""
 
     label: str = ""
     log: bool = False
@@ -85,6 +87,7 @@ class Axis:
     hi: float | None = None
     categories: Sequence[str] | None = None
     tick_format: Callable[[float], str] | None = None
+    steps: Sequence[float] | None = None
 
 
 @dataclass
@@ -154,12 +157,18 @@ def _nice_step(span: float, target: int) -> float:
     return 10 * mag
 
 
-def linear_ticks(lo: float, hi: float, target: int = 5) -> tuple[float, float, list[float]]:
-    """A nice range covering lo..hi and its ticks (1, 2, 2.5 or 5 x 10^k apart)."""
+def linear_ticks(
+    lo: float, hi: float, target: int = 5, steps: Sequence[float] | None = None
+) -> tuple[float, float, list[float]]:
+    """A nice range covering lo..hi and its ticks (1, 2, 2.5 or 5 x 10^k apart, or the first of `steps`
+    that gives at most target + 1 intervals)."""
     if lo == hi:
         pad = abs(lo) * 0.1 or 1.0
         lo, hi = lo - pad, hi + pad
-    step = _nice_step(hi - lo, target)
+    if steps:
+        step = next((s for s in steps if (hi - lo) / s <= target + 1 + 1e-9), steps[-1])
+    else:
+        step = _nice_step(hi - lo, target)
     start = math.floor(lo / step + 1e-9) * step
     stop = math.ceil(hi / step - 1e-9) * step
     n = round((stop - start) / step)
@@ -198,7 +207,7 @@ def _axis_ticks(axis: Axis, values: list[float], what: str) -> tuple[float, floa
             raise ValueError(f"{what} axis {axis.label!r} is logarithmic: {format_number(bad[0])} is not > 0")
         lo, hi, ticks = log_ticks(min(vals, default=1.0), max(vals, default=10.0))
     else:
-        lo, hi, ticks = linear_ticks(min(vals, default=0.0), max(vals, default=1.0))
+        lo, hi, ticks = linear_ticks(min(vals, default=0.0), max(vals, default=1.0), steps=axis.steps)
     fmt = axis.tick_format or format_number
     return lo, hi, [(t, fmt(t)) for t in ticks]
 

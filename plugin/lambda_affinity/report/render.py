@@ -89,13 +89,28 @@ def render_table(doc: SummaryDoc, title: str = "Lambda affinity") -> str:
     return "\n".join(lines)
 
 
+# A cell a spreadsheet would read as a formula (OWASP, "CSV Injection"): text starting with one of these.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(value: object) -> object:
+    """A text cell made inert as OWASP advises: a leading single quote where it would start a formula
+    (a user label is the locustfile's, so anything). Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def rows_csv(rows: Iterable[UserRow]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
+    # csv quotes a field holding the line terminator, "\n", but not a bare CR, which readers take as a line end
+    quoted = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n", quoting=csv.QUOTE_ALL)
     w.writeheader()
     for r in rows:
         row: Mapping[str, object] = r
-        w.writerow({k: row[k] for k in ROW_FIELDS})
+        cells = {k: inert(row[k]) for k in ROW_FIELDS}
+        (quoted if "\r" in str(cells["user"]) else w).writerow(cells)
     return buf.getvalue()
 
 

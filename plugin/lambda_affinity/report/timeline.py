@@ -240,13 +240,20 @@ def _merge(older: TimelinePoint, newer: TimelinePoint) -> TimelinePoint:
     )
 
 
+# A time axis's tick spacings, seconds: the dashboard's (static/affinity.js TIME_STEPS), so both show round times.
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
+
+
 def clock(seconds: float) -> str:
-    """A time axis label: 45s, 1:30, 1:00:00."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    h, m, r = s // 3600, s % 3600 // 60, s % 60
-    return f"{h}:{m:02d}:{r:02d}" if h else f"{m}:{r:02d}"
+    """A time axis label, exact to the millisecond: 45s, 2.5s, 1:30, 1:02.5, 1:00:00."""
+    total = round(seconds, 3)
+    if total < 60:
+        return f"{total:g}s"
+    whole = int(total)
+    frac = round(total - whole, 3)
+    h, m, r = whole // 3600, whole % 3600 // 60, whole % 60
+    sec = f"{r:02d}" + (f"{frac:.3f}".rstrip("0")[1:] if frac else "")
+    return f"{h}:{m:02d}:{sec}" if h else f"{m}:{sec}"
 
 
 def charts_of(points: Sequence[TimelinePoint], width: int = 400, height: int = 260) -> list[Chart]:
@@ -270,7 +277,7 @@ def charts_of(points: Sequence[TimelinePoint], width: int = 400, height: int = 2
                 series=series,
                 width=width,
                 height=height,
-                x=Axis("time since start", lo=0, tick_format=clock),
+                x=Axis("time since start", lo=0, tick_format=clock, steps=TIME_STEPS),
                 y=y,
             )
         )

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..core.schema import Reproduce
 from ..core.summary import MissCostPrice
 from ..report import charts
 from .simulate import Scenario
@@ -43,6 +44,7 @@ def to_json(
     scenario: Mapping[str, Any],
     cost: Cost,
     price: MissCostPrice | None = None,
+    reproduce: Reproduce | None = None,
 ) -> str:
     """The whole sweep; no wall-clock figure in it, so one seed gives one file."""
     doc = {
@@ -61,6 +63,8 @@ def to_json(
         ),
         "points": list(points),
     }
+    if reproduce is not None:
+        doc["reproduce"] = reproduce
     return json.dumps(doc, indent=1) + "\n"
 
 
@@ -177,12 +181,23 @@ def sweep_files(
     scenario: Mapping[str, Any],
     cost: Cost,
     price: MissCostPrice | None = None,
+    reproduce: Reproduce | None = None,
 ) -> dict[str, str]:
     """{file name: text} of the four files a sweep writes."""
     chart = rates_chart(vary, points, f"lambda-affinity sweep: {vary.factor.name}", spread, runs)
     texts = (
         to_csv(vary, points),
-        to_json(vary, points, runs=runs, base_seed=base_seed, spread=spread, scenario=scenario, cost=cost, price=price),
+        to_json(
+            vary,
+            points,
+            runs=runs,
+            base_seed=base_seed,
+            spread=spread,
+            scenario=scenario,
+            cost=cost,
+            price=price,
+            reproduce=reproduce,
+        ),
         html_report(vary, points, chart, description, spread, runs),
         # a file viewed on its own (an <img>, GitHub's dark mode) has no page colour to take: paint a light one
         charts.render_svg(chart, theme="light") + "\n",
