@@ -8,7 +8,9 @@ of docs/ and locustfiles/.
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import pytest
 from doc_commands import ROOT, DocCommand, all_commands
+
+from lambda_affinity.cli import build_parser
 
 COMMANDS = all_commands()
 COPIED = ("docs", "locustfiles")
@@ -100,3 +104,12 @@ def test_every_document_has_its_commands_found():
     docs = {c.doc for c in COMMANDS}
     assert {"README.md", "docs/plugin.md", "docs/traces.md", "docs/real-aws.md", "docs/sweep.md"} <= docs
     assert sum(c.skip is None for c in COMMANDS) >= 8
+
+
+def test_readme_lists_every_command():
+    # README: "`lambda-affinity --help` lists the commands: `simulate`, ..." must name each subcommand
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("`lambda-affinity --help` lists the commands:")
+    listed = set(re.findall(r"`([a-z-]+)`", readme[start : readme.index("\n\n", start)]))
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) - listed == set(), "README's command list leaves these out"
