@@ -59,6 +59,8 @@ def test_durations_read_as_locust_reads_its_run_time(text, seconds):
         ("10 m", "'10 m' is not a duration: cannot read '10 m'"),
         ("1" * 101, "is not a duration: longer than 100 characters"),
         (True, "True is not a duration: a boolean"),
+        (10**400, "is not a duration: too large"),
+        ([5], "[5] is not a duration: a list, not text or a number"),
     ],
 )
 def test_a_bad_duration_is_one_precise_line(text, message):

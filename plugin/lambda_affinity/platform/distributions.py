@@ -115,7 +115,12 @@ def _seconds(spec: str | float) -> float:
     if isinstance(spec, bool):
         raise _Bad("a boolean")
     if isinstance(spec, (int, float)):
-        value = float(spec)
+        try:
+            value = float(spec)
+        except OverflowError:  # an int past float's range (YAML reads 400 digits as one)
+            raise _Bad("too large") from None
+    elif not isinstance(spec, str):
+        raise _Bad(f"a {type(spec).__name__}, not text or a number")
     else:
         text = spec.strip()
         if not text:
