@@ -27,15 +27,20 @@ def test_cli_json_matches_schema():
     }
     assert set(doc["hit_rate"]) == {"mean", "min", "p10", "p25", "p50", "p75", "p90", "max", "weighted"}
     assert len(doc["histogram"]) == 10 and doc["users"] == 20
-    assert set(doc["per_user"][0]) == {
+    # a line of the per-user CSV, field for field; users named as the plugin names them
+    assert list(doc["per_user"][0]) == [
         "user",
         "requests",
+        "max_count",
         "max_share",
         "warm_hits",
+        "cache_known",
         "environments",
         "cold_starts",
         "switches",
-    }
+        "invalid",
+    ]
+    assert sorted(u["user"] for u in doc["per_user"]) == sorted(f"r{r}-u{n}" for r in (0, 1) for n in range(1, 11))
 
 
 def test_a_run_given_no_seed_says_its_seed_and_re_runs_exactly_from_its_json():
@@ -68,12 +73,23 @@ def test_cli_table_and_rates_line():
     "args,message",
     [
         (("--think", "soon"), "think: 'soon' is not a distribution"),
-        (("--keep-alive", "-3"), "keep_alive_s: must be >= 0"),
+        (
+            ("--keep-alive", "-3"),
+            "argument --keep-alive: '-3' is not a duration: must be a finite number of seconds >= 0",
+        ),
+        (("--keep-alive", "10x"), "argument --keep-alive: '10x' is not a duration: cannot read '10x'; use seconds"),
         (("--users", "0"), "users: must be >= 1"),
         (("--runs", "0"), "runs: must be >= 1"),
-        (("--duration", "nan"), "duration: must be a finite number > 0"),
-        (("--duration", "inf"), "duration: must be a finite number > 0"),
-        (("--keep-alive", "nan"), "keep_alive_s: expected a finite number, got nan"),
+        (("--duration", "0"), "duration: must be a finite number > 0"),
+        (
+            ("--duration", "nan"),
+            "argument --duration: 'nan' is not a duration: must be a finite number of seconds >= 0",
+        ),
+        (
+            ("--duration", "inf"),
+            "argument --duration: 'inf' is not a duration: must be a finite number of seconds >= 0",
+        ),
+        (("--keep-alive", "nan"), "argument --keep-alive: 'nan' is not a duration: must be a finite number"),
     ],
 )
 def test_cli_bad_options(args, message):

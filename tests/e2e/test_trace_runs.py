@@ -90,7 +90,10 @@ def test_simulate_model_file_and_overrides(tmp_path):
             "sessionId; name it with --user-col (columns: requestId, requestTimeEpoch, principalId",
         ),
         (("--trace", "EXAMPLE", "--time-col", "requestTimeEpoch", "--user-col", "nobody"), "no user column 'nobody'"),
-        (("--trace", "EXAMPLE", "--max-disorder", "-1"), "max_disorder_s: must be a finite number >= 0"),
+        (
+            ("--trace", "EXAMPLE", "--max-disorder", "-1"),
+            "argument --max-disorder: '-1' is not a duration: must be a finite number of seconds >= 0",
+        ),
     ],
 )
 def test_simulate_trace_errors(tmp_path, args, message):

@@ -84,7 +84,11 @@ functions:
         ("functions: []", "functions", "non-empty list"),
         ("- a\n- b", "(top level)", "mapping"),
         ("colour: red", "colour", "unknown key"),
-        ("network_latency: 0.1:0.05", "network_latency", "'0.1:0.05' is not a distribution: use A:B"),
+        (
+            "network_latency: 0.1:0.05",
+            "network_latency",
+            "'0.1:0.05' is not a distribution: A:B needs A <= B, got 0.1 s > 0.05 s",
+        ),
         ("network_latency: exp:0", "network_latency", "is not a distribution"),
         ("network_latency: -0.1", "network_latency", "-0.1"),
         ("network_latency: .nan", "network_latency", "is not a distribution"),

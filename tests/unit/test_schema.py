@@ -4,7 +4,9 @@ dashboard's script reads only fields the types (and so the document) have."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import pathlib
 import re
 import types
@@ -15,7 +17,7 @@ import msgpack
 from lambda_affinity.core import schema, summary
 from lambda_affinity.core.tracker import ROW_FIELDS, Tracker
 from lambda_affinity.locust_plugin import distributed
-from lambda_affinity.report import timeline, webui
+from lambda_affinity.report import render, timeline, webui
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCHEMA_MD = ROOT / "docs" / "schema.md"
@@ -179,3 +181,13 @@ def test_the_script_reads_only_documented_fields():
     for chart in webui.page_config()["charts"]:
         for series in chart["series"]:
             assert series["field"] in documented["TimelinePoint"]
+
+
+def test_the_document_and_the_per_user_csv_carry_the_same_fields_per_user():
+    t = _tracker()
+    doc = summary.summarize(t.rows(), t.environments)
+    header = render.rows_csv(t.rows()).splitlines()[0].split(",")
+    assert all(list(p) == header for p in doc["per_user"])
+    assert [{k: "" if v is None else str(v) for k, v in p.items()} for p in doc["per_user"]] == list(
+        csv.DictReader(io.StringIO(render.rows_csv(t.rows())))
+    )

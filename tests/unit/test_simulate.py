@@ -132,3 +132,12 @@ def test_a_parsed_distribution_says_whether_it_is_fixed_and_its_lowest_value(spe
     many = [draw(rng) for _ in range(20_000)]
     sd = statistics.pstdev(many)
     assert abs(statistics.fmean(many) - draw.mean) <= 4 * sd / len(many) ** 0.5 + 1e-12
+
+
+def test_simulated_users_are_labelled_as_the_plugin_labels_locust_users():
+    # u1, u2, ... in start order: a simulated run and a Locust run of the same scenario name
+    # the same users, so their per-user files line up (the plugin counts from 1 too).
+    tracker, _ = run_many(Scenario(users=3, think="0:1", duration_s=2), runs=1, seed=1)
+    assert sorted(r["user"] for r in tracker.rows()) == ["u1", "u2", "u3"]
+    pooled_tracker, _ = run_many(Scenario(users=2, think="0:1", duration_s=2), runs=2, seed=1)
+    assert sorted(r["user"] for r in pooled_tracker.rows()) == ["r0-u1", "r0-u2", "r1-u1", "r1-u2"]

@@ -18,6 +18,7 @@ import traceback
 from botocore.exceptions import BotoCoreError
 
 from ..core import limits
+from ..platform.distributions import duration_option
 from .deployer import Deployer
 from .errors import DEBUG_ADVICE, DeployError, Step, explain, failure_of
 from .packaging import build_zip
@@ -199,7 +200,11 @@ def add_parser(sub) -> None:
         help=f"probe setting, repeatable: {', '.join(PROBE_ENV)}",
     )
     p.add_argument(
-        "--wait", type=float, default=300.0, metavar="S", help="how long to wait for the function to be active"
+        "--wait",
+        type=duration_option,
+        default=300.0,
+        metavar="DURATION",
+        help="how long to wait for the function to be active: seconds, or 5m... (default %(default)g)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_deploy)

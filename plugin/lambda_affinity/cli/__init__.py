@@ -12,6 +12,24 @@ from ..errors import LambdaAffinityError
 from . import calibrate, simulate, sweep, traces
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's default in its help, as ArgumentDefaultsHelpFormatter does, but not where
+    there is none to show (None, a flag's False) or the help already says it in its own words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, bool)
+            or "default" in text
+        ):
+            return action.help
+        return f"{text} (default %(default){'g' if isinstance(default, float) else 's'})".lstrip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambda-affinity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -28,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "options work and show in `lambda-affinity locust --help`",
         add_help=False,
     )
+    for command in sub.choices.values():
+        command.formatter_class = DefaultsHelpFormatter
     return parser
 
 

@@ -13,6 +13,7 @@ import sys
 from ..core.summary import MissCostPrice
 from ..files import InputFileError, read_text
 from ..platform import POLICIES, ConfigError, ModelConfig
+from ..platform.distributions import duration_option as duration
 from ..platform.model_file import EMULATOR_KEYS, ModelFile, from_document, parse_yaml
 from ..sim.simulate import Scenario
 from ..sim.trace import DEFAULT_MAX_DISORDER_S
@@ -23,14 +24,14 @@ MODEL_OPTIONS = (
     ("--policy", "policy", str),
     ("--routers", "routers", int),
     ("--router-policy", "router_policy", str),
-    ("--init-delay", "init_delay_s", float),
-    ("--busy-overhead", "busy_overhead_s", float),
-    ("--keep-alive", "keep_alive_s", float),
-    ("--max-lifetime", "max_lifetime_s", float),
+    ("--init-delay", "init_delay_s", duration),
+    ("--busy-overhead", "busy_overhead_s", duration),
+    ("--keep-alive", "keep_alive_s", duration),
+    ("--max-lifetime", "max_lifetime_s", duration),
     ("--account-concurrency", "account_concurrency", int),
     ("--max-environments", "max_environments", int),
     ("--scale-limit", "scale_limit", int),
-    ("--scale-window", "scale_window_s", float),
+    ("--scale-window", "scale_window_s", duration),
 )
 # simulate option dest -> Scenario field, where they differ
 SCENARIO_FIELDS = {"duration": "duration_s"}
@@ -45,7 +46,7 @@ def add_random_seed(p: argparse.ArgumentParser, default: int | None, help: str) 
 
 def add_max_disorder(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
     """--max-disorder S: how far out of send order a trace's rows may come (the readers' window)."""
-    p.add_argument("--max-disorder", type=float, default=DEFAULT_MAX_DISORDER_S, metavar="S", help=help)
+    p.add_argument("--max-disorder", type=duration, default=DEFAULT_MAX_DISORDER_S, metavar="DURATION", help=help)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -66,30 +67,46 @@ def add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
             "--policy", choices=POLICIES, help=f"placement of invocations on idle environments (default {d.policy})"
         ),
         g.add_argument("--routers", type=int, help=f"routers for the partitioned policy (default {d.routers})"),
-        g.add_argument("--router-policy", choices=("mru", "lru", "random"), help="placement inside each router"),
+        g.add_argument(
+            "--router-policy",
+            choices=("mru", "lru", "random"),
+            help=f"placement inside each router (default {d.router_policy})",
+        ),
         g.add_argument(
             "--init-delay",
-            type=float,
-            metavar="S",
-            help=f"modelled cold-start delay, seconds (default {d.init_delay_s})",
+            type=duration,
+            metavar="DURATION",
+            help=f"modelled cold-start delay (default {d.init_delay_s:g}; seconds, or 250ms, 1m...)",
         ),
         g.add_argument(
             "--busy-overhead",
-            type=float,
-            metavar="S",
-            help=f"time an environment stays reserved after each reply, seconds (default {d.busy_overhead_s:g})",
+            type=duration,
+            metavar="DURATION",
+            help=f"time an environment stays reserved after each reply (default {d.busy_overhead_s:g})",
         ),
         g.add_argument(
-            "--keep-alive", type=float, metavar="S", help=f"idle keep-alive, seconds (default {d.keep_alive_s:g})"
+            "--keep-alive",
+            type=duration,
+            metavar="DURATION",
+            help=f"idle keep-alive (default {d.keep_alive_s:g}, i.e. 10m)",
         ),
         g.add_argument(
             "--max-lifetime",
-            type=float,
-            metavar="S",
-            help=f"maximum environment lifetime, seconds (default {d.max_lifetime_s:g})",
+            type=duration,
+            metavar="DURATION",
+            help=f"maximum environment lifetime (default {d.max_lifetime_s:g}, i.e. 2h)",
         ),
-        g.add_argument("--account-concurrency", type=int, help="account concurrency limit"),
-        g.add_argument("--max-environments", type=int, default=None, help="cap on live environments"),
+        g.add_argument(
+            "--account-concurrency",
+            type=int,
+            help=f"account concurrency limit (default {d.account_concurrency})",
+        ),
+        g.add_argument(
+            "--max-environments",
+            type=int,
+            default=None,
+            help=f"cap on live environments (default {d.max_environments or 'none'})",
+        ),
         g.add_argument(
             "--scale-limit",
             type=int,
@@ -97,9 +114,9 @@ def add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
         ),
         g.add_argument(
             "--scale-window",
-            type=float,
-            metavar="S",
-            help=f"window of --scale-limit, seconds (default {d.scale_window_s:g})",
+            type=duration,
+            metavar="DURATION",
+            help=f"window of --scale-limit (default {d.scale_window_s:g})",
         ),
     ]
 
@@ -109,13 +126,20 @@ def add_scenario_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     actions (a sweep may vary each). Distributions have metavar DIST."""
     d = Scenario()
     return [
-        p.add_argument("--users", type=int, default=d.users),
-        p.add_argument("--duration", type=float, default=d.duration_s, metavar="S", help="seconds users keep sending"),
+        p.add_argument("--users", type=int, default=d.users, help="simulated users"),
+        p.add_argument(
+            "--duration",
+            type=duration,
+            default=d.duration_s,
+            metavar="DURATION",
+            help="how long users keep sending: seconds, or 90s, 10m, 1h30m (default %(default)g)",
+        ),
         p.add_argument(
             "--think",
             default=d.think,
             metavar="DIST",
-            help="think time: A:B uniform seconds, exp:MEAN, or fixed seconds (default %(default)s)",
+            help="think time: A:B uniform, exp:MEAN, or a fixed duration; seconds, or with units: 5m:15m, "
+            "exp:10m (default %(default)s)",
         ),
         p.add_argument("--burst", type=int, default=d.burst, help="requests per session (0: one endless session)"),
         p.add_argument(

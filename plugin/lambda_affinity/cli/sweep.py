@@ -21,6 +21,7 @@ from .options import (
     add_model_options,
     add_random_seed,
     add_scenario_options,
+    duration,
     price_from_args,
     scenario_from_args,
 )
@@ -69,6 +70,8 @@ def add_parser(sub) -> None:
 def _kind(action: argparse.Action) -> str:
     if action.type is int:
         return "int"
+    if action.type is duration:
+        return "duration"
     if action.type is float:
         return "float"
     return "distribution" if action.metavar == "DIST" else "text"

@@ -14,6 +14,12 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 
+def user_label(n: int) -> str:
+    """The label of a run's n-th user (from 1), the simulator's and the plugin's alike: `u1`, `u2`, ...
+    (a distributed worker adds `w<index>-` in front, a pooled simulation `r<run>-`)."""
+    return f"u{n}"
+
+
 class UserRow(TypedDict):
     """One user's tally (core.tracker): what summaries read, what a worker
     sends its master, one line of the per-user CSV (PREFIX_affinity.csv)."""
@@ -30,17 +36,9 @@ class UserRow(TypedDict):
     invalid: int  # replies that were not valid probe replies
 
 
-class PerUser(TypedDict):
-    """One entry of the document's `per_user`: a UserRow without the counts a
-    reader derives nothing from (max_count, cache_known, invalid)."""
-
-    user: str
-    requests: int
-    max_share: float | None
-    warm_hits: int
-    environments: int
-    cold_starts: int
-    switches: int
+class PerUser(UserRow):
+    """One entry of the document's `per_user`: the user's whole UserRow, the same fields as a line of
+    the per-user CSV (a reader of either gets warm_hits / cache_known, max_count and invalid alike)."""
 
 
 class Distribution(TypedDict):

@@ -151,18 +151,7 @@ def summarize(
         "histogram": histogram(rates),
     }
     if len(rows) <= per_user_limit:
-        doc["per_user"] = [
-            {
-                "user": r["user"],
-                "requests": r["requests"],
-                "max_share": r["max_share"],
-                "warm_hits": r["warm_hits"],
-                "environments": r["environments"],
-                "cold_starts": r["cold_starts"],
-                "switches": r["switches"],
-            }
-            for r in rows
-        ]
+        doc["per_user"] = [cast(PerUser, dict(r)) for r in rows]
     cost = miss_cost(doc, per_miss_ms, per_miss_usd)
     if cost is not None:
         doc["miss_cost"] = cost

@@ -39,6 +39,7 @@ from .. import files
 from ..core import limits
 from ..errors import LambdaAffinityError
 from ..platform import ConfigError, FunctionSpec, ModelConfig, model_file
+from ..platform.distributions import DurationError, parse_duration
 from ..platform.model_file import kind, mapping
 
 ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -271,6 +272,11 @@ def _runtime_client(client: Any, where: str, runtime: str) -> str:
 
 def _timeout(t: Any, where: str) -> float:
     # More than 0 rather than Lambda's 1: sub-second timeouts make the emulator's timeout paths quick to test.
+    if isinstance(t, str):  # "30s", "1m": the options' duration grammar
+        try:
+            t = parse_duration(t)
+        except DurationError:
+            pass  # refused below, with the range it must be in
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= limits.TIMEOUT_MAX_S:
         raise ConfigError(f"{where}: expected seconds, more than 0 and at most {limits.TIMEOUT_MAX_S}, got {t!r}")
     return float(t)

@@ -23,7 +23,7 @@ from ..core import summary
 from ..core.hosts import PluginConfigError, check_host, transport_of
 from ..core.reply import Observation, ProbeReplyError, parse_reply
 from ..core.reproduce import reproduce
-from ..core.schema import SummaryDoc, UserRow
+from ..core.schema import SummaryDoc, UserRow, user_label
 from ..core.tracker import Tracker
 from ..emulator.containment import make_undumpable
 from ..report.timeline import Timeline
@@ -144,7 +144,7 @@ class AffinityPlugin:
         (sent to the function). Idempotent; returns the label."""
         label = getattr(user, "affinity_user", None)
         if label is None:
-            label = f"{self._label_prefix}u{next(self.numbers)}"
+            label = self._label_prefix + user_label(next(self.numbers))
             user.affinity_user = label
             # the token keeps two runs against one warm deployment from sharing cache entries
             user.affinity_session = f"{label}-{self.run_token}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LambdaAffinityError
+from .distributions import DurationError, parse_duration
 
 POLICIES = ("mru", "lru", "random", "partitioned")
 
@@ -92,8 +93,12 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"{where}.{unknown[0]}: unknown option (known: {', '.join(sorted(names))})")
         try:
+            # Seconds as YAML numbers, or the options' duration text ("10m", "2h").
+            for name, value in data.items():
+                if name.endswith("_s") and isinstance(value, str):
+                    data[name] = parse_duration(value, name)
             return cls(**data)
-        except ConfigError as exc:
+        except (ConfigError, DurationError) as exc:
             raise ConfigError(f"{where}.{exc}") from None
 
     def replace(self, **changes: Any) -> ModelConfig:

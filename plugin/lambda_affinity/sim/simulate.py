@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from probe_lambda.handler import SessionCache
 
+from ..core.schema import user_label
 from ..core.tracker import Tracker
 from ..errors import LambdaAffinityError
 from ..platform import FunctionSpec, ModelConfig, Platform, Throttled
@@ -95,7 +96,8 @@ def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: floa
 def run(
     scenario: Scenario, seed: int | None = None, tracker: Tracker | None = None, user_prefix: str = ""
 ) -> RunResult:
-    """One independent run. Users are named `{user_prefix}u{i}`."""
+    """One independent run. Users are named `{user_prefix}u1`, `u2`, ... in start order, as the plugin
+    names Locust's users (core.schema.user_label)."""
     scenario.validate()
     rng = random.Random(seed)
     think = parse_distribution(scenario.think, "think")
@@ -109,7 +111,7 @@ def run(
     duration = scenario.duration_s
     burst = scenario.burst
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
-    names = [f"{user_prefix}u{i}" for i in range(scenario.users)]
+    names = [user_prefix + user_label(i + 1) for i in range(scenario.users)]
     left_in_burst = [burst] * scenario.users
     invocations = throttled = peak = 0
     counter = platform.counter  # one function: its in-flight count is the total

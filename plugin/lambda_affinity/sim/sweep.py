@@ -6,8 +6,8 @@ From Python, without the command line:
     from lambda_affinity.sim.simulate import Scenario
     from lambda_affinity.sim.sweep import Factor, Sweep, parse_vary
 
-    keep_alive = Factor("keep-alive", "float", field="model.keep_alive_s")
-    vary = parse_vary("keep-alive=0..600:lin:4", {"keep-alive": keep_alive})
+    keep_alive = Factor("keep-alive", "duration", field="model.keep_alive_s")
+    vary = parse_vary("keep-alive=0..10m:lin:4", {"keep-alive": keep_alive})
     points = Sweep.over(vary, Scenario(users=20), runs=3).run()
 
 The factor spec (`--vary`), the points' scenarios, the seeds, the cost
@@ -40,18 +40,19 @@ from typing import Any, TypedDict
 
 from ..core.summary import MissCost, MissCostPrice, miss_cost, summarize
 from ..errors import LambdaAffinityError
-from ..platform.distributions import parse_distribution
+from ..platform.distributions import DurationError, parse_distribution, parse_duration
 from .simulate import Scenario, run
 
 MAX_POINTS = 50
-KINDS = ("int", "float", "distribution", "text")
+KINDS = ("int", "float", "duration", "distribution", "text")
 
 
 @dataclass(frozen=True)
 class Factor:
     """An option a sweep may vary: its name as typed (`keep-alive`), its
     value kind and, for a choice, the allowed values. `kind` decides what a
-    spec may say: ranges for int, float and distribution (fixed seconds).
+    spec may say: ranges for int, float, duration (seconds, or with units: 10m) and
+    distribution (fixed durations).
     `field` is the Scenario field a value sets: `users`, `duration_s`, a
     model field as `model.keep_alive_s`, or `model` (a ModelConfig value)."""
 
@@ -135,6 +136,8 @@ def _convert(text: str, factor: Factor, where: str) -> Any:
             raise SpecError(f"{where}: {text!r} is not a whole number ({factor.name} takes one)") from None
     if factor.kind == "float":
         return _finite_number(text, where)
+    if factor.kind == "duration":
+        return _duration(text, where)
     if factor.kind == "distribution":
         try:
             parse_distribution(text, factor.name)
@@ -159,8 +162,17 @@ def _parse_list(body: str, factor: Factor, where: str) -> list:
     return values
 
 
-def _range_number(text: str, what: str, where: str) -> float:
+def _range_number(text: str, what: str, where: str, factor: Factor) -> float:
+    if factor.kind in ("duration", "distribution"):  # seconds, or with units (10m)
+        return _duration(text, where, f"range {what} ")
     return _finite_number(text, where, f"range {what} ")
+
+
+def _duration(text: str, where: str, what: str = "") -> float:
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise SpecError(f"{where}: {what}{exc}") from None
 
 
 def _finite_number(text: str, where: str, what: str = "") -> float:
@@ -183,11 +195,12 @@ def _parse_range(body: str, factor: Factor, where: str) -> tuple[list, bool]:
     lo_text, _, hi_text = bounds.partition("..")
     if ".." in hi_text:
         raise SpecError(f"{where}: one '..' per range ({RANGE_FORMS})")
-    lo, hi = _range_number(lo_text.strip(), "START", where), _range_number(hi_text.strip(), "STOP", where)
+    lo = _range_number(lo_text.strip(), "START", where, factor)
+    hi = _range_number(hi_text.strip(), "STOP", where, factor)
     if not lo < hi:
         raise SpecError(f"{where}: range START must be below STOP, got {lo:g}..{hi:g}")
     mode, arg = _range_form(form, factor, where)
-    raw = _stepped(lo, hi, arg, where) if mode == "step" else _spaced(lo, hi, mode, arg, where)
+    raw = _stepped(lo, hi, arg, where, factor) if mode == "step" else _spaced(lo, hi, mode, arg, where)
     return _range_values(raw, factor, where), mode == "log"
 
 
@@ -203,8 +216,8 @@ def _range_form(form: str, factor: Factor, where: str) -> tuple[str, str]:
     return mode, arg
 
 
-def _stepped(lo: float, hi: float, arg: str, where: str) -> list[float]:
-    step = _range_number(arg, "step", where)
+def _stepped(lo: float, hi: float, arg: str, where: str, factor: Factor) -> list[float]:
+    step = _range_number(arg, "step", where, factor)
     if step <= 0:
         raise SpecError(f"{where}: range step must be > 0, got {arg}")
     count = math.floor((hi - lo) / step + 1e-9) + 1
