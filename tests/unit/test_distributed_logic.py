@@ -9,6 +9,7 @@ from lambda_affinity.core.tracker import ROW_FIELDS, Tracker
 from lambda_affinity.locust_plugin.distributed import (
     WIRE_FIELDS,
     Aggregator,
+    blob,
     final_payload,
     pack_rows,
     periodic_payload,
@@ -212,3 +213,120 @@ def test_queued_periodic_payloads_stay_bounded_in_a_long_run():
         agg.receive("c", periodic_payload(t, "r"), index=0)
         assert len(agg.workers["c"].queue) <= MAX_QUEUED
     assert agg.row_dicts() == t.rows() and agg.environments == 5
+
+
+# -- malformed payloads and rows: each rejected alone, reported once per worker, the rest kept -----------------
+
+
+def _worker_with_rows(n_users=3, requests=4):
+    t = Tracker()
+    for u in range(1, n_users + 1):
+        for _ in range(requests):
+            t.record(f"w0-u{u}", "A")
+    return t
+
+
+def _good_row(user="w0-u9", requests=2):
+    return [user, requests, requests, 0, 0, 1, 1, 0, 0]
+
+
+BAD_ROWS = [
+    "not a list",
+    [1, 2, 3],
+    [None, 1, 1, 0, 0, 1, 1, 0, 0],  # no label
+    ["x" * 300, 1, 1, 0, 0, 1, 1, 0, 0],  # too long a label
+    ["w0-u9", -1, 0, 0, 0, 0, 0, 0, 0],  # negative
+    ["w0-u9", 1.5, 1, 0, 0, 1, 1, 0, 0],  # not whole
+    ["w0-u9", True, 1, 0, 0, 1, 1, 0, 0],  # a bool is no count
+    ["w0-u9", 1, 5, 0, 0, 1, 1, 0, 0],  # max_count > requests
+    ["w0-u9", 1, 1, 3, 1, 1, 1, 0, 0],  # warm_hits > cache_known
+]
+
+
+def test_malformed_rows_are_rejected_alone_and_reported_once_per_worker():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    good = unblob(periodic_payload(t, "r")["rows"])
+    agg.receive("c0", {"run": "r", "rows": blob([*good[:2], *BAD_ROWS, good[2]]), "envs": blob(["A"])}, index=0)
+    agg.receive("c0", {"run": "r", "rows": blob([BAD_ROWS[1], _good_row()]), "envs": blob([])}, index=0)
+    rows = agg.row_dicts()  # never raises: the web UI and the sampler read this while the run goes
+    assert sorted(r["user"] for r in rows) == ["w0-u1", "w0-u2", "w0-u3", "w0-u9"]
+    assert agg.environments == 1
+    (line,) = agg.problems()
+    assert "worker 0 (c0) sent 0 malformed payloads and 10 malformed rows, rejected (the first: a row is not" in line
+    assert "; it sent no final report; kept everything else: 4 users, 14 valid replies" in line
+
+
+def test_malformed_periodic_payloads_are_rejected_whole_and_the_rest_kept():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c0", msgpack.unpackb(msgpack.packb(periodic_payload(t, "r"))), index=0)
+    for bad in (
+        ["not", "a", "mapping"],
+        "text",
+        {"run": "r", "rows": b"\xc1garbage", "envs": blob([])},  # 0xc1 is never valid msgpack
+        {"run": "r", "rows": blob([_good_row()]) + b"\x00", "envs": blob([])},  # trailing bytes
+        {"run": "r", "rows": "rows as text", "envs": blob([])},
+        {"run": "r", "rows": blob({"a": 1}), "envs": blob([])},
+        {"run": "r", "rows": blob([]), "envs": blob([1, 2])},
+        {"run": "r", "rows": blob([]), "envs": blob([]), "restarted": "w0-u1"},
+    ):
+        agg.receive("c0", bad, index=0)
+        assert sorted(r["user"] for r in agg.row_dicts()) == ["w0-u1", "w0-u2", "w0-u3"]
+    (line,) = agg.problems()
+    assert line.startswith("lambda-affinity: worker 0 (c0) sent 8 malformed payloads and 0 malformed rows")
+
+
+def test_a_bad_final_payload_keeps_the_workers_earlier_rows():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c0", periodic_payload(t, "r"), index=0)
+    before = agg.row_dicts()
+    for bad_final in (
+        {**final_payload(t, "r"), "rows": b"\xc1"},
+        {**final_payload(t, "r"), "final": {"users": "three"}},
+        {**final_payload(t, "r"), "envs": None},
+    ):
+        assert not agg.receive("c0", bad_final, index=0)
+        assert agg.row_dicts() == before
+    assert agg.workers["c0"].final is None
+    (line,) = agg.problems()
+    assert "sent 3 malformed payloads" in line and "the first: final snapshot: its rows cannot be unpacked" in line
+    # a good final after them still counts whole
+    assert agg.receive("c0", final_payload(t, "r"), index=0)
+    assert agg.row_dicts() == t.rows()
+
+
+def test_a_final_payload_with_a_bad_row_keeps_its_good_rows():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    final = final_payload(t, "r")
+    rows = unblob(final["rows"])
+    assert agg.receive("c0", {**final, "rows": blob([rows[0], BAD_ROWS[4], rows[1], rows[2]])}, index=0)
+    assert agg.row_dicts() == t.rows()
+    (line,) = agg.problems()  # one line: the rejection, not also a disagreement
+    assert "sent 0 malformed payloads and 1 malformed rows" in line and "no final report" not in line
+
+
+def test_restarted_users_are_kept_out_of_users_and_rates_but_in_the_totals():
+    t = Tracker()
+    for _ in range(10):
+        t.record("w0-u1", "A")
+    t.record("w0-u2", "B", True)  # a short-lived user Locust stopped when it moved users between workers
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c0", periodic_payload(t, "r", ["w0-u2"]), index=0)
+    assert agg.restarted() == {"w0-u2"}
+    agg.receive("c0", final_payload(t, "r", ["w0-u2"]), index=0)
+    rows = agg.row_dicts()
+    kept = [r for r in rows if r["user"] not in agg.restarted()]
+    moved = [r for r in rows if r["user"] in agg.restarted()]
+    doc = summary.summarize(kept, agg.environments, restarted=moved)
+    assert doc["users"] == 1 and doc["restarted_users"] == 1
+    assert doc["requests"] == 11 and doc["cold_starts"] == t.rows()[0]["cold_starts"] + 1
+    assert doc["hit_rate"]["mean"] == 1.0 and [u["user"] for u in doc["per_user"]] == ["w0-u1"]
+    assert "restarted_users" not in summary.summarize(kept, agg.environments)

@@ -22,6 +22,17 @@ to its worker's queue, and unpacks the queue when someone reads the rows (the
 web UI, at most once a second) or when the worker never sends its final
 snapshot; a final snapshot replaces the queue unread. A headless run thus
 unpacks each user's row once, however long it runs.
+
+Nothing a worker sends can break the master: each payload and each row is
+checked where it is unpacked (`check_row`), a malformed one is rejected
+alone and counted for its worker (one line per worker in `problems()`), and
+everything else is kept. A final snapshot that cannot be read leaves the
+worker's earlier rows as they were.
+
+Users that Locust stops while the run goes on (a spawn message lowered the
+worker's count: rebalancing after a worker went missing or came back, or a
+ramp-down) are named in `restarted`: the master keeps their rows apart
+(`restarted_users` in the summary), outside `users` and the per-user rates.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import msgpack
 
 from ..core.schema import UserRow, Workers
 from ..core.tracker import Tracker
+from ..errors import LambdaAffinityError
 
 
 class WireRow(NamedTuple):
@@ -60,6 +72,9 @@ _INVALID = WIRE_FIELDS.index("invalid")
 MAX_QUEUED = 16
 
 
+MAX_LABEL = 256  # a user label longer than this is not one of ours
+
+
 class Totals(TypedDict):
     """What a worker recorded in a run, sent with its final snapshot."""
 
@@ -75,6 +90,7 @@ class Payload(TypedDict, total=False):
     run: str | None
     rows: bytes
     envs: bytes
+    restarted: list[str]  # users Locust stopped mid-run (periodic: new ones; final: all)
     final: Totals
 
 
@@ -112,6 +128,52 @@ def unpack_row(values: Sequence[Any]) -> UserRow:
     }
 
 
+class MalformedError(LambdaAffinityError, ValueError):
+    """A payload or row from a worker that is not what a worker of this plugin sends."""
+
+
+def check_row(values: Any) -> None:
+    """Raise MalformedError unless `values` is a row as unpacked from the
+    wire: a list in WireRow's order, a label, then counts that fit together."""
+    if type(values) is not list or len(values) != 9:
+        raise MalformedError(f"a row is not a list of {len(WIRE_FIELDS)} fields: {str(values)[:80]}")
+    user, requests, max_count, warm_hits, cache_known, envs, cold, switches, invalid = values
+    if type(user) is not str or not 0 < len(user) <= MAX_LABEL:
+        raise MalformedError(f"a row's user is not a label: {str(user)[:80]}")
+    counts = (requests, max_count, warm_hits, cache_known, envs, cold, switches, invalid)
+    if not all(type(c) is int and c >= 0 for c in counts):
+        raise MalformedError(f"row {user[:80]}: counts are not whole numbers >= 0: {str(counts)[:80]}")
+    if max_count > requests or warm_hits > cache_known or cache_known > requests or envs > requests:
+        raise MalformedError(f"row {user[:80]}: counts that cannot be together: {counts}")
+
+
+def unblob_checked(data: Any, what: str) -> list:
+    """A payload's blob unpacked, or MalformedError saying what it was."""
+    if type(data) is not bytes:
+        raise MalformedError(f"its {what} are not a msgpack blob")
+    try:
+        items = msgpack.unpackb(data, use_list=True)
+    except Exception as exc:  # msgpack raises several kinds (ExtraData, FormatError, ValueError...)
+        raise MalformedError(f"its {what} cannot be unpacked: {type(exc).__name__}") from None
+    if type(items) is not list:
+        raise MalformedError(f"its {what} are not a list")
+    return items
+
+
+def check_labels(items: Any, what: str) -> list[str]:
+    if type(items) is not list or not all(type(x) is str and len(x) <= MAX_LABEL for x in items):
+        raise MalformedError(f"its {what} are not a list of labels")
+    return items
+
+
+def check_totals(final: Any) -> Totals:
+    if type(final) is not dict or set(final) != {"users", "requests", "invalid"}:
+        raise MalformedError("its totals are not users, requests and invalid")
+    if not all(type(v) is int and v >= 0 for v in final.values()):
+        raise MalformedError("its totals are not whole numbers >= 0")
+    return cast(Totals, dict(final))
+
+
 def blob(items: Sequence[Any]) -> bytes:
     """Packed rows or environment ids as one msgpack blob (see the module doc)."""
     return msgpack.packb(items)
@@ -121,24 +183,34 @@ def unblob(data: bytes) -> list:
     return msgpack.unpackb(data, use_list=True)
 
 
-def periodic_payload(tracker: Tracker, run: str | None) -> Payload | None:
-    """Rows changed and environments first seen since the last call; None
-    when there is nothing new (the report then carries nothing of ours)."""
+def periodic_payload(tracker: Tracker, run: str | None, restarted: Sequence[str] = ()) -> Payload | None:
+    """Rows changed and environments first seen since the last call, and the
+    users Locust stopped mid-run since then; None when there is nothing new
+    (the report then carries nothing of ours)."""
     rows = tracker.take_changed()
     envs = tracker.take_new_envs()
-    if not rows and not envs:
+    if not rows and not envs and not restarted:
         return None
-    return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
+    payload: Payload = {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
+    if restarted:
+        payload["restarted"] = list(restarted)
+    return payload
 
 
-def final_payload(tracker: Tracker, run: str | None) -> Payload:
+def final_payload(tracker: Tracker, run: str | None, restarted: Sequence[str] = ()) -> Payload:
     """Everything the worker recorded in this run, once, when it stops: a
     periodic report lost on the way cannot leave a gap, and `totals` let the
     master verify that what it holds for this worker is exactly this."""
     tracker.take_changed()
     tracker.take_new_envs()
     rows = tracker.rows()
-    return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(list(tracker.env_ids())), "final": totals(rows)}
+    return {
+        "run": run,
+        "rows": blob(pack_rows(rows)),
+        "envs": blob(list(tracker.env_ids())),
+        "restarted": list(restarted),
+        "final": totals(rows),
+    }
 
 
 def totals(rows: Iterable[UserRow]) -> Totals:
@@ -153,7 +225,21 @@ def totals(rows: Iterable[UserRow]) -> Totals:
 class WorkerState:
     """What the master knows of one worker in the current run."""
 
-    __slots__ = ("key", "index", "reports", "last_report", "final", "stats_after_final", "gone", "table", "queue")
+    __slots__ = (
+        "key",
+        "index",
+        "reports",
+        "last_report",
+        "final",
+        "stats_after_final",
+        "gone",
+        "table",
+        "queue",
+        "restarted",
+        "bad_rows",
+        "bad_payloads",
+        "first_bad",
+    )
 
     def __init__(self, key: str, index: int | None) -> None:
         self.key = key
@@ -165,6 +251,18 @@ class WorkerState:
         self.gone = False  # the worker said it quits, or it stopped
         self.table: dict[str, list] = {}  # user -> latest row (a WireRow as msgpack's list), as unpacked so far
         self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
+        self.restarted: set[str] = set()  # users Locust stopped mid-run (rebalancing, ramp-down)
+        self.bad_rows = 0  # malformed rows rejected
+        self.bad_payloads = 0  # malformed payloads rejected whole
+        self.first_bad = ""  # what the first of them was, for the one line that reports them
+
+    def reject(self, error: MalformedError, rows: int = 0) -> None:
+        if rows:
+            self.bad_rows += rows
+        else:
+            self.bad_payloads += 1
+        if not self.first_bad:
+            self.first_bad = str(error)
 
     @property
     def name(self) -> str:
@@ -217,11 +315,14 @@ class Aggregator:
             w.index = index
         return w
 
-    def receive(self, key: str, payload: Mapping, index: int | None = None, now: float | None = None) -> bool:
+    def receive(self, key: str, payload: Any, index: int | None = None, now: float | None = None) -> bool:
         """Take one payload from worker `key`; False when it belongs to
-        another run (dropped)."""
+        another run (dropped) or is malformed (rejected, counted for the worker)."""
         started = time.thread_time()
         try:
+            if type(payload) is not dict:
+                self.worker(key, index).reject(MalformedError("a payload is not a mapping"))
+                return False
             if payload.get("run") != self.run:
                 self.dropped += 1
                 return False
@@ -229,22 +330,44 @@ class Aggregator:
             w = self.worker(key, index)
             w.reports += 1
             w.last_report = time.monotonic() if now is None else now
-            final = payload.get("final")
-            if final is None:
+            self.version += 1
+            if "final" not in payload:
                 w.queue.append(payload)
                 if len(w.queue) > MAX_QUEUED:
                     self._fold(w)  # bounded memory in long headless runs
-            else:
-                # the full snapshot supersedes every periodic payload before it
-                w.queue = []
-                w.table = {values[0]: values for values in unblob(payload["rows"])}
-                self.envs.update(unblob(payload["envs"]))
-                w.final = cast(Totals, dict(final))  # compared with held() as it came
-                w.stats_after_final = False
-            self.version += 1
+                return True
+            try:
+                final = check_totals(payload["final"])
+                rows = unblob_checked(payload.get("rows"), "rows")
+                envs = check_labels(unblob_checked(payload.get("envs"), "environment ids"), "environment ids")
+                restarted = check_labels(payload.get("restarted", []), "restarted users")
+            except MalformedError as exc:
+                # unreadable: what the worker sent before stays as it was
+                w.reject(MalformedError(f"final snapshot: {exc}"))
+                return False
+            # the full snapshot supersedes every periodic payload before it
+            w.queue = []
+            w.table = self._table(w, rows)
+            self.envs.update(envs)
+            w.restarted.update(restarted)
+            w.final = final  # compared with held() as it came
+            w.stats_after_final = False
             return True
         finally:
             self.cpu_s += time.thread_time() - started
+
+    @staticmethod
+    def _table(w: WorkerState, rows: list) -> dict[str, list]:
+        """user -> row of a final snapshot's rows, each malformed one rejected alone."""
+        table = {}
+        for values in rows:
+            try:
+                check_row(values)
+            except MalformedError as exc:
+                w.reject(exc, rows=1)
+                continue
+            table[values[0]] = values
+        return table
 
     def fold(self) -> None:
         """Unpack every queued periodic payload into its worker's table."""
@@ -256,14 +379,27 @@ class Aggregator:
 
     def _fold(self, w: WorkerState) -> None:
         table = w.table
-        for payload in w.queue:
-            for values in unblob(payload["rows"]):
+        queue, w.queue = w.queue, []
+        for payload in queue:
+            try:
+                rows = unblob_checked(payload.get("rows"), "rows")
+                envs = check_labels(unblob_checked(payload.get("envs"), "environment ids"), "environment ids")
+                restarted = check_labels(payload.get("restarted", []), "restarted users")
+            except MalformedError as exc:
+                w.reject(MalformedError(f"periodic report: {exc}"))
+                continue
+            for values in rows:
+                try:
+                    check_row(values)
+                except MalformedError as exc:
+                    w.reject(exc, rows=1)
+                    continue
                 old = table.get(values[0])
                 if old is not None and old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:
                     continue  # an older snapshot than the one held: keep the newer
                 table[values[0]] = values
-            self.envs.update(unblob(payload["envs"]))
-        w.queue = []
+            self.envs.update(envs)
+            w.restarted.update(restarted)
 
     def saw_stats(self, key: str) -> None:
         """Locust's own stats report from `key` arrived (it follows our final
@@ -282,12 +418,19 @@ class Aggregator:
         lost = set(lost)
         return [w for w in self.workers.values() if not w.settled and w.key not in lost]
 
+    def _by_index(self) -> list[WorkerState]:
+        return sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key))
+
     def row_dicts(self) -> list[UserRow]:
         """Per-user rows, by worker index, then in each
         worker's own order (the order its users started)."""
         self.fold()
-        workers = sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key))
-        return [unpack_row(values) for w in workers for values in w.table.values()]
+        return [unpack_row(values) for w in self._by_index() for values in w.table.values()]
+
+    def restarted(self) -> set[str]:
+        """Users Locust stopped mid-run, on every worker."""
+        self.fold()
+        return set().union(*(w.restarted for w in self.workers.values()))
 
     @property
     def environments(self) -> int:
@@ -295,16 +438,23 @@ class Aggregator:
         return len(self.envs)
 
     def problems(self, now: float | None = None) -> list[str]:
-        """One message per worker whose data is not known complete: no final
-        payload (lost or too late: what it sent before is kept), or a final
-        that disagrees with the rows held (never expected: said if it does)."""
+        """One message per worker whose data is not known complete: malformed
+        payloads or rows rejected (what else it sent is kept), no final payload
+        (lost or too late: what it sent before is kept), or a final that
+        disagrees with the rows held (never expected: said if it does)."""
         self.fold()
         now = time.monotonic() if now is None else now
         out = []
-        for w in sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key)):
+        for w in self._by_index():
             held = w.held()
             kept = f"{held['users']} users, {held['requests']} valid replies, {held['invalid']} invalid"
-            if w.final is None:
+            if w.bad_rows or w.bad_payloads:
+                lost = "; it sent no final report" if w.final is None else ""
+                out.append(
+                    f"lambda-affinity: {w.name} sent {w.bad_payloads} malformed payloads and {w.bad_rows} malformed "
+                    f"rows, rejected (the first: {w.first_bad}){lost}; kept everything else: {kept}"
+                )
+            elif w.final is None:
                 when = (
                     f"its last report came {now - w.last_report:.1f} s before the end"
                     if w.last_report is not None
