@@ -114,7 +114,7 @@ def _done(**_kw):
     probe = sum(e.num_requests for e in env.stats.entries.values() if e.name.startswith("probe"))
     with open(os.environ["BENCH_RESULT"], "w") as fh:
         json.dump({**M, "total_cpu": time.process_time() - M["start_cpu"], "aggregation_cpu": agg.cpu_s,
-                   "messages": agg.messages, "users": doc.get("users"), "requests": doc.get("requests"),
+                   "messages": agg.messages, "users": doc.get("users"), "restarted_users": doc.get("restarted_users", 0), "requests": doc.get("requests"),
                    "invalid": doc.get("invalid"), "environments": doc.get("environments"),
                    "locust_probe_requests": probe, "problems": report.warnings if report is not None else []}, fh)
 """
@@ -303,7 +303,8 @@ def main() -> None:
     total = m["total_cpu"] - m["own_cpu"]
     print(
         f"{args.workers} workers, {m['users']} users, {m['requests']} valid replies "
-        f"(= Locust's probe count), {m['environments']} environments, {args.seconds} s"
+        f"(= Locust's probe count), {m['environments']} environments, {args.seconds} s, "
+        f"{m['restarted_users']} users Locust stopped mid-run kept apart"
     )
     print(
         f"worker reports: {m['reports']} ({m['with_rows']} with rows), {m['rows']} rows, "
