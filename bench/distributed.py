@@ -114,7 +114,8 @@ def _done(**_kw):
     probe = sum(e.num_requests for e in env.stats.entries.values() if e.name.startswith("probe"))
     with open(os.environ["BENCH_RESULT"], "w") as fh:
         json.dump({**M, "total_cpu": time.process_time() - M["start_cpu"], "aggregation_cpu": agg.cpu_s,
-                   "messages": agg.messages, "users": doc.get("users"), "restarted_users": doc.get("restarted_users", 0), "requests": doc.get("requests"),
+                   "messages": agg.messages, "users": doc.get("users"), "requests": doc.get("requests"),
+                   "restarted_users": doc.get("restarted_users", 0),
                    "invalid": doc.get("invalid"), "environments": doc.get("environments"),
                    "locust_probe_requests": probe, "problems": report.warnings if report is not None else []}, fh)
 """
@@ -316,7 +317,8 @@ def main() -> None:
     )
     print(
         f"end-of-run summary and outputs: {m['finish_cpu'] * 1000:.1f} ms (once, as in a standalone run; "
-        f"{m['finish_cpu'] / total:.3f} of the master's CPU, not counted as aggregation)"
+        f"{m['finish_cpu'] / total:.3f} of the master's CPU; the workers' final snapshots it unpacks are counted "
+        "in aggregation above)"
     )
     print(f"report_bytes_per_worker_interval: {m['bytes'] / max(1, m['reports']):.0f}")
     print(f"master_aggregation_cpu_share: {own / total:.4f}")

@@ -199,7 +199,9 @@ def test_periodic_payloads_are_unpacked_only_when_read_and_a_final_one_supersede
     t.record("w0-u2", "B")
     agg.receive("c", periodic_payload(t, "r"), index=0)
     agg.receive("c", final_payload(t, "r"), index=0)
-    assert w.queue == [] and agg.row_dicts() == t.rows() and agg.environments == 2
+    assert w.pending_final is not None and len(w.queue) == 1 and w.final == {"users": 2, "requests": 3, "invalid": 0}
+    # the final, unpacked when read (once, at the end of a headless run), supersedes the queue unread
+    assert agg.row_dicts() == t.rows() and agg.environments == 2 and w.queue == [] and w.pending_final is None
 
 
 def test_queued_periodic_payloads_stay_bounded_in_a_long_run():
@@ -290,11 +292,14 @@ def test_a_bad_final_payload_keeps_the_workers_earlier_rows():
         {**final_payload(t, "r"), "final": {"users": "three"}},
         {**final_payload(t, "r"), "envs": None},
     ):
-        assert not agg.receive("c0", bad_final, index=0)
+        assert not agg.receive("c0", bad_final, index=0)  # told at once
         assert agg.row_dicts() == before
+    # one that looks like a list of rows but is cut short: found when read, and the earlier rows still stand
+    assert agg.receive("c0", {**final_payload(t, "r"), "rows": b"\x93\x01"}, index=0)
+    assert agg.row_dicts() == before
     assert agg.workers["c0"].final is None
     (line,) = agg.problems()
-    assert "sent 3 malformed payloads" in line and "the first: final snapshot: its rows cannot be unpacked" in line
+    assert "sent 4 malformed payloads" in line and "the first: final snapshot: its rows are not a msgpack list" in line
     # a good final after them still counts whole
     assert agg.receive("c0", final_payload(t, "r"), index=0)
     assert agg.row_dicts() == t.rows()

@@ -39,148 +39,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, TypedDict, cast
-
-import msgpack
+from typing import Any
 
 from ..core.schema import UserRow, Workers
 from ..core.tracker import Tracker
-from ..errors import LambdaAffinityError
+from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported from here
+    MAX_LABEL,
+    WIRE_FIELDS,
+    MalformedError,
+    Payload,
+    Totals,
+    WireRow,
+    blob,
+    check_blob_head,
+    check_labels,
+    check_row,
+    check_totals,
+    pack_rows,
+    unblob,
+    unblob_checked,
+    unpack_row,
+)
 
-
-class WireRow(NamedTuple):
-    """A row on the wire: schema.UserRow without max_share (max_count /
-    requests, derived again by unpack_row), in UserRow's order."""
-
-    user: str
-    requests: int
-    max_count: int
-    warm_hits: int
-    cache_known: int
-    environments: int
-    cold_starts: int
-    switches: int
-    invalid: int
-
-
-WIRE_FIELDS: tuple[str, ...] = WireRow._fields
 _REQUESTS = WIRE_FIELDS.index("requests")
 _INVALID = WIRE_FIELDS.index("invalid")
 # Periodic payloads a worker may have waiting before the master unpacks them:
 # unpacking is deferred (a final snapshot usually supersedes them unread), but
 # a long headless run must not hold hours of reports.
 MAX_QUEUED = 16
-
-
-MAX_LABEL = 256  # a user label longer than this is not one of ours
-
-
-class Totals(TypedDict):
-    """What a worker recorded in a run, sent with its final snapshot."""
-
-    users: int
-    requests: int
-    invalid: int
-
-
-class Payload(TypedDict, total=False):
-    """Ours in a worker's message: `rows` and `envs` are msgpack blobs (packed
-    WireRows, environment ids); `final` only in the final snapshot."""
-
-    run: str | None
-    rows: bytes
-    envs: bytes
-    restarted: list[str]  # users Locust stopped mid-run (periodic: new ones; final: all)
-    final: Totals
-
-
-def pack_rows(rows: Iterable[UserRow]) -> list[WireRow]:
-    return [
-        WireRow(
-            r["user"],
-            r["requests"],
-            r["max_count"],
-            r["warm_hits"],
-            r["cache_known"],
-            r["environments"],
-            r["cold_starts"],
-            r["switches"],
-            r["invalid"],
-        )
-        for r in rows
-    ]
-
-
-def unpack_row(values: Sequence[Any]) -> UserRow:
-    """A row as unpacked from the wire (a list in WireRow's order) back to a UserRow."""
-    w = WireRow._make(values)
-    return {
-        "user": w.user,
-        "requests": w.requests,
-        "max_count": w.max_count,
-        "max_share": w.max_count / w.requests if w.requests else None,
-        "warm_hits": w.warm_hits,
-        "cache_known": w.cache_known,
-        "environments": w.environments,
-        "cold_starts": w.cold_starts,
-        "switches": w.switches,
-        "invalid": w.invalid,
-    }
-
-
-class MalformedError(LambdaAffinityError, ValueError):
-    """A payload or row from a worker that is not what a worker of this plugin sends."""
-
-
-def check_row(values: Any) -> None:
-    """Raise MalformedError unless `values` is a row as unpacked from the
-    wire: a list in WireRow's order, a label, then counts that fit together."""
-    if type(values) is not list or len(values) != 9:
-        raise MalformedError(f"a row is not a list of {len(WIRE_FIELDS)} fields: {str(values)[:80]}")
-    user, requests, max_count, warm_hits, cache_known, envs, cold, switches, invalid = values
-    if type(user) is not str or not 0 < len(user) <= MAX_LABEL:
-        raise MalformedError(f"a row's user is not a label: {str(user)[:80]}")
-    counts = (requests, max_count, warm_hits, cache_known, envs, cold, switches, invalid)
-    if not all(type(c) is int and c >= 0 for c in counts):
-        raise MalformedError(f"row {user[:80]}: counts are not whole numbers >= 0: {str(counts)[:80]}")
-    if max_count > requests or warm_hits > cache_known or cache_known > requests or envs > requests:
-        raise MalformedError(f"row {user[:80]}: counts that cannot be together: {counts}")
-
-
-def unblob_checked(data: Any, what: str) -> list:
-    """A payload's blob unpacked, or MalformedError saying what it was."""
-    if type(data) is not bytes:
-        raise MalformedError(f"its {what} are not a msgpack blob")
-    try:
-        items = msgpack.unpackb(data, use_list=True)
-    except Exception as exc:  # msgpack raises several kinds (ExtraData, FormatError, ValueError...)
-        raise MalformedError(f"its {what} cannot be unpacked: {type(exc).__name__}") from None
-    if type(items) is not list:
-        raise MalformedError(f"its {what} are not a list")
-    return items
-
-
-def check_labels(items: Any, what: str) -> list[str]:
-    if type(items) is not list or not all(type(x) is str and len(x) <= MAX_LABEL for x in items):
-        raise MalformedError(f"its {what} are not a list of labels")
-    return items
-
-
-def check_totals(final: Any) -> Totals:
-    if type(final) is not dict or set(final) != {"users", "requests", "invalid"}:
-        raise MalformedError("its totals are not users, requests and invalid")
-    if not all(type(v) is int and v >= 0 for v in final.values()):
-        raise MalformedError("its totals are not whole numbers >= 0")
-    return cast(Totals, dict(final))
-
-
-def blob(items: Sequence[Any]) -> bytes:
-    """Packed rows or environment ids as one msgpack blob (see the module doc)."""
-    return msgpack.packb(items)
-
-
-def unblob(data: bytes) -> list:
-    return msgpack.unpackb(data, use_list=True)
 
 
 def periodic_payload(tracker: Tracker, run: str | None, restarted: Sequence[str] = ()) -> Payload | None:
@@ -235,6 +121,7 @@ class WorkerState:
         "gone",
         "table",
         "queue",
+        "pending_final",
         "restarted",
         "bad_rows",
         "bad_payloads",
@@ -251,6 +138,7 @@ class WorkerState:
         self.gone = False  # the worker said it quits, or it stopped
         self.table: dict[str, list] = {}  # user -> latest row (a WireRow as msgpack's list), as unpacked so far
         self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
+        self.pending_final: Mapping | None = None  # the final snapshot, not unpacked yet
         self.restarted: set[str] = set()  # users Locust stopped mid-run (rebalancing, ramp-down)
         self.bad_rows = 0  # malformed rows rejected
         self.bad_payloads = 0  # malformed payloads rejected whole
@@ -338,18 +226,16 @@ class Aggregator:
                 return True
             try:
                 final = check_totals(payload["final"])
-                rows = unblob_checked(payload.get("rows"), "rows")
-                envs = check_labels(unblob_checked(payload.get("envs"), "environment ids"), "environment ids")
-                restarted = check_labels(payload.get("restarted", []), "restarted users")
+                check_blob_head(payload.get("rows"), "rows")
+                check_blob_head(payload.get("envs"), "environment ids")
+                check_labels(payload.get("restarted", []), "restarted users")
             except MalformedError as exc:
                 # unreadable: what the worker sent before stays as it was
                 w.reject(MalformedError(f"final snapshot: {exc}"))
                 return False
-            # the full snapshot supersedes every periodic payload before it
-            w.queue = []
-            w.table = self._table(w, rows)
-            self.envs.update(envs)
-            w.restarted.update(restarted)
+            # unpacked when the rows are read, and then it supersedes every
+            # periodic payload before it (kept till then: see _fold)
+            w.pending_final = payload
             w.final = final  # compared with held() as it came
             w.stats_after_final = False
             return True
@@ -373,11 +259,13 @@ class Aggregator:
         """Unpack every queued periodic payload into its worker's table."""
         started = time.thread_time()
         for w in self.workers.values():
-            if w.queue:
+            if w.queue or w.pending_final is not None:
                 self._fold(w)
         self.cpu_s += time.thread_time() - started
 
     def _fold(self, w: WorkerState) -> None:
+        if w.pending_final is not None and self._take_final(w):
+            return
         table = w.table
         queue, w.queue = w.queue, []
         for payload in queue:
@@ -400,6 +288,25 @@ class Aggregator:
                 table[values[0]] = values
             self.envs.update(envs)
             w.restarted.update(restarted)
+
+    def _take_final(self, w: WorkerState) -> bool:
+        """Unpack the worker's final snapshot into its table; False (and the
+        periodic payloads are folded instead) when it cannot be read."""
+        payload, w.pending_final = w.pending_final, None
+        if payload is None:
+            return False
+        try:
+            rows = unblob_checked(payload["rows"], "rows")
+            envs = check_labels(unblob_checked(payload["envs"], "environment ids"), "environment ids")
+        except MalformedError as exc:
+            w.reject(MalformedError(f"final snapshot: {exc}"))
+            w.final = None
+            return False
+        w.queue = []
+        w.table = self._table(w, rows)
+        self.envs.update(envs)
+        w.restarted.update(payload.get("restarted", []))
+        return True
 
     def saw_stats(self, key: str) -> None:
         """Locust's own stats report from `key` arrived (it follows our final
