@@ -335,3 +335,25 @@ def test_restarted_users_are_kept_out_of_users_and_rates_but_in_the_totals():
     assert doc["requests"] == 11 and doc["cold_starts"] == t.rows()[0]["cold_starts"] + 1
     assert doc["hit_rate"]["mean"] == 1.0 and [u["user"] for u in doc["per_user"]] == ["w0-u1"]
     assert "restarted_users" not in summary.summarize(kept, agg.environments)
+
+
+def test_a_worker_follows_a_test_the_master_restarts_while_its_users_run():
+    """Locust stops a test whose workers all miss heartbeats and starts it again when they come back; the
+    workers' users keep running and their test_start does not fire. Before, every row was dropped as another
+    run's: the master held 0 replies where Locust counted 15 707."""
+    from lambda_affinity.locust_plugin.roles import REPORT_KEY, WorkerRole
+
+    t = Tracker()
+    worker = WorkerRole(t)
+    worker.begin("run1")
+    t.record("w0-u1", "A")
+    agg = Aggregator()
+    agg.start("run2")  # the master's new run, as the spawn messages now name it
+    data: dict = {}
+    worker.add_to_report(data, "run2")
+    # the rows start afresh, as Locust's master cleared its statistics
+    assert data == {} and worker.run == "run2" and t.rows() == []
+    t.record("w0-u1", "A")
+    worker.add_to_report(data, "run2")
+    assert agg.receive("c0", data[REPORT_KEY], index=0)
+    assert [r["requests"] for r in agg.row_dicts()] == [1]

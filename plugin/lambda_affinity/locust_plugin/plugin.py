@@ -258,7 +258,7 @@ class AffinityPlugin:
 
     def on_report_to_master(self, client_id: str = "", data: dict | None = None, **_kw: Any) -> None:
         if self.worker is not None and data is not None:
-            self.worker.add_to_report(data)
+            self.worker.add_to_report(data, getattr(self.environment.parsed_options, "affinity_run", None))
 
     def on_worker_report(self, client_id: str = "", data: dict | None = None, **_kw: Any) -> None:
         if self.master is not None and data is not None:

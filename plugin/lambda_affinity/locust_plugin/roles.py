@@ -54,9 +54,17 @@ class WorkerRole:
         was lowered): the master keeps its row apart from the run's users."""
         self.restarted.append(label)
 
-    def add_to_report(self, data: dict) -> None:
+    def add_to_report(self, data: dict, run: str | None = None) -> None:
         """What a worker adds to Locust's periodic report: rows changed and
-        environment ids first seen since the last one (nothing when none)."""
+        environment ids first seen since the last one (nothing when none).
+        `run`: the master's run named in its latest spawn message."""
+        if run is not None and self.run is not None and run != self.run:
+            # The master started a new test while this worker's users kept
+            # running (Locust restarts a test whose workers all went missing
+            # and came back): the master dropped the old run and cleared its
+            # statistics; so do we, else every row would be dropped as another run's.
+            self.tracker.reset()
+            self.begin(run)
         if self.run is None:
             return  # not in a run of this master (yet)
         new = self.restarted[self._restarted_sent :]
