@@ -21,6 +21,7 @@ import pytest
 from locust_runs import TEST_LOCUSTFILES, probe_requests
 
 MALFORMED_LOCUSTFILE = f"{TEST_LOCUSTFILES}/distributed_malformed.py"
+RAMP_DOWN_LOCUSTFILE = f"{TEST_LOCUSTFILES}/distributed_ramp_down.py"
 
 
 def own_records(tmp_path) -> dict[int, dict]:
@@ -204,3 +205,25 @@ def test_sigterm_while_the_master_waits_for_workers_still_writes_its_outputs(clu
     doc = json.loads((tmp_path / "out" / "a.json").read_text())
     assert doc["users"] == 0 and doc["requests"] == 0
     assert "got SIGTERM before the test started" in err and "affinity: wrote out/a.json" in err
+
+
+@pytest.mark.slow
+def test_users_locust_stops_mid_run_are_kept_apart_and_counted_in_the_totals(cluster_factory, tmp_path):
+    c = cluster_factory(
+        ["--expect-workers", "2", "--headless", "--json", "--affinity-json", "out/a.json", "--csv", "out/run"],
+        locustfile=RAMP_DOWN_LOCUSTFILE,
+    )
+    code = c.wait_master(60)
+    err = c.text("master.err")
+    assert code == 0 and "Traceback" not in err, err[-4000:]
+    doc = json.loads((tmp_path / "out" / "a.json").read_text())
+    rows = csv_rows((tmp_path / "out" / "run_affinity.csv").read_text())
+    # the 6 users that ran to the end are the run's users; the 4 stopped mid-run are apart, in no rate
+    assert doc["users"] == 6 == len(rows) == len(doc["per_user"]) and doc["restarted_users"] == 4
+    assert sum(doc["histogram"]) == 6
+    # their replies still count: the totals are Locust's own
+    assert (
+        probe_requests(c.text("master.out"))
+        == doc["requests"] + doc["invalid"]
+        > sum(r["requests"] + r["invalid"] for r in rows.values())
+    )

@@ -357,3 +357,24 @@ def test_a_worker_follows_a_test_the_master_restarts_while_its_users_run():
     worker.add_to_report(data, "run2")
     assert agg.receive("c0", data[REPORT_KEY], index=0)
     assert [r["requests"] for r in agg.row_dicts()] == [1]
+
+
+def test_the_fast_row_test_agrees_with_the_one_that_says_why():
+    from lambda_affinity.locust_plugin.wire import MalformedError, check_row, is_row
+
+    rng = random.Random(5)
+    values = [0, 0, 1, 1, 2, 3, -1, 1.0, True, None, "x"]
+    seen = {True: 0, False: 0}
+    for _ in range(20_000):
+        v = [rng.choice(["w0-u1", "w0-u1", "", "x" * 300, 3])] + [rng.choice(values) for _ in range(8)]
+        if rng.random() < 0.05:
+            v = v[: rng.randrange(9)]
+        try:
+            check_row(v)
+            ok = True
+        except MalformedError:
+            ok = False
+        assert is_row(v) is ok, v
+        seen[ok] += 1
+    assert seen[True] > 0 and seen[False] > 0
+    assert is_row(_good_row()) and not is_row(tuple(_good_row()))

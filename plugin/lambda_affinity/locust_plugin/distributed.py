@@ -55,6 +55,7 @@ from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported
     check_labels,
     check_row,
     check_totals,
+    is_row,
     pack_rows,
     unblob,
     unblob_checked,
@@ -106,6 +107,15 @@ def totals(rows: Iterable[UserRow]) -> Totals:
         out["requests"] += r["requests"]
         out["invalid"] += r["invalid"]
     return out
+
+
+def row_error(values: Any) -> MalformedError:
+    """Why `values` (not a row: is_row said so) was rejected."""
+    try:
+        check_row(values)
+    except MalformedError as exc:
+        return exc
+    return MalformedError(f"not a row: {str(values)[:80]}")
 
 
 class WorkerState:
@@ -247,10 +257,8 @@ class Aggregator:
         """user -> row of a final snapshot's rows, each malformed one rejected alone."""
         table = {}
         for values in rows:
-            try:
-                check_row(values)
-            except MalformedError as exc:
-                w.reject(exc, rows=1)
+            if not is_row(values):
+                w.reject(row_error(values), rows=1)
                 continue
             table[values[0]] = values
         return table
@@ -277,10 +285,8 @@ class Aggregator:
                 w.reject(MalformedError(f"periodic report: {exc}"))
                 continue
             for values in rows:
-                try:
-                    check_row(values)
-                except MalformedError as exc:
-                    w.reject(exc, rows=1)
+                if not is_row(values):
+                    w.reject(row_error(values), rows=1)
                     continue
                 old = table.get(values[0])
                 if old is not None and old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:

@@ -92,6 +92,32 @@ class MalformedError(LambdaAffinityError, ValueError):
     """A payload or row from a worker that is not what a worker of this plugin sends."""
 
 
+def is_row(v: Any) -> bool:
+    """What check_row checks, as one expression: the master tests every row
+    it unpacks, so the common case must cost little (about 0.5 us a row)."""
+    if type(v) is not list or len(v) != 9:
+        return False
+    u, rq, mc, wh, ck, ne, cs, sw, iv = v
+    return (
+        type(u) is str
+        and type(rq) is int
+        and type(mc) is int
+        and type(wh) is int
+        and type(ck) is int
+        and type(ne) is int
+        and type(cs) is int
+        and type(sw) is int
+        and type(iv) is int
+        and 0 <= mc <= rq
+        and 0 <= wh <= ck <= rq
+        and 0 <= ne <= rq
+        and cs >= 0
+        and sw >= 0
+        and iv >= 0
+        and 0 < len(u) <= MAX_LABEL
+    )
+
+
 def check_row(values: Any) -> None:
     """Raise MalformedError unless `values` is a row as unpacked from the
     wire: a list in WireRow's order, a label, then counts that fit together."""
