@@ -138,15 +138,16 @@ def summarize(
     totals, not in `users` or any per-user rate (`restarted_users` says how many)."""
     rows = list(rows)
     restarted = list(restarted)
+    everyone = rows + restarted  # for the totals
     valid = [r for r in rows if r["requests"] > 0]
     rates = [r["max_count"] / r["requests"] for r in valid]
     cached = [r for r in valid if r["cache_known"] > 0]
     doc: SummaryDoc = {
         "users": len(rows),
-        "requests": sum(r["requests"] for r in rows) + sum(r["requests"] for r in restarted),
-        "invalid": sum(r["invalid"] for r in rows) + sum(r["invalid"] for r in restarted),
+        "requests": sum(r["requests"] for r in everyone),
+        "invalid": sum(r["invalid"] for r in everyone),
         "environments": environments if environments is not None else max((r["environments"] for r in rows), default=0),
-        "cold_starts": sum(r["cold_starts"] for r in rows) + sum(r["cold_starts"] for r in restarted),
+        "cold_starts": sum(r["cold_starts"] for r in everyone),
         "hit_rate": distribution(rates, sum(r["max_count"] for r in valid), sum(r["requests"] for r in valid)),
         "warm_cache_rate": distribution(
             [r["warm_hits"] / r["cache_known"] for r in cached],
