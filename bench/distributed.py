@@ -121,7 +121,8 @@ def _done(**_kw):
     probe = sum(e.num_requests for e in env.stats.entries.values() if e.name.startswith("probe"))
     with open(os.environ["BENCH_RESULT"], "w") as fh:
         json.dump({**M, "total_cpu": time.process_time() - M["start_cpu"], "aggregation_cpu": agg.cpu_s,
-                   "messages": agg.messages, "users": doc.get("users"), "requests": doc.get("requests"),
+                   "messages": agg.messages, "dropped": agg.dropped, "users": doc.get("users"),
+                   "requests": doc.get("requests"),
                    "restarted_users": doc.get("restarted_users", 0),
                    "invalid": doc.get("invalid"), "environments": doc.get("environments"),
                    "locust_probe_requests": probe, "problems": report.warnings if report is not None else []}, fh)

@@ -230,6 +230,12 @@ class Aggregator:
             w.last_report = time.monotonic() if now is None else now
             self.version += 1
             if "final" not in payload:
+                if w.final is not None:
+                    # running again after its final snapshot (WorkerRole.resume):
+                    # that snapshot is no longer the last; the rows go on from it
+                    self._fold(w)
+                    w.final = None
+                    w.stats_after_final = False
                 w.queue.append(payload)
                 if len(w.queue) > MAX_QUEUED:
                     self._fold(w)  # bounded memory in long headless runs

@@ -213,6 +213,10 @@ class AffinityPlugin:
         if self._early_sigterm is not None:
             self._early_sigterm.cancel()  # Locust's own handler is in place now
             self._early_sigterm = None
+        worker, run = self.worker, getattr(self.environment.parsed_options, "affinity_run", None)
+        if worker is not None and worker.run is not None and run == worker.run:
+            worker.resume()  # the same master run, started again on this worker
+            return
         self.tracker.reset()
         self.numbers = itertools.count(1)
         self.run_token = os.urandom(3).hex()

@@ -49,6 +49,13 @@ class WorkerRole:
         self.restarted = []
         self._restarted_sent = 0
 
+    def resume(self) -> None:
+        """Locust started this worker's test again within the same master run:
+        after stopping a test whose workers all missed heartbeats, the master's
+        dispatch goes on and starts them again, with no new test on the master,
+        whose statistics go on too. So do the rows; a new final snapshot follows."""
+        self.final_sent = False
+
     def stopped_mid_run(self, label: str) -> None:
         """Locust stopped this user while the run goes on (its worker's count
         was lowered): the master keeps its row apart from the run's users."""
@@ -81,6 +88,7 @@ class WorkerRole:
             return
         self.final_sent = True
         payload = final_payload(self.tracker, self.run, self.restarted)
+        self._restarted_sent = len(self.restarted)  # the final carries them all
         try:
             runner.send_message(FINAL_MESSAGE, payload)
         except RPCError as exc:
