@@ -204,16 +204,18 @@ def test_periodic_payloads_are_unpacked_only_when_read_and_a_final_one_supersede
     assert agg.row_dicts() == t.rows() and agg.environments == 2 and w.queue == [] and w.pending_final is None
 
 
-def test_queued_periodic_payloads_stay_bounded_in_a_long_run():
-    from lambda_affinity.locust_plugin.distributed import MAX_QUEUED
+def test_queued_periodic_payloads_stay_bounded_in_a_long_run(monkeypatch):
+    from lambda_affinity.locust_plugin import distributed
 
+    monkeypatch.setattr(distributed, "MAX_QUEUED_BYTES", 2000)  # a few reports' worth here
     t = Tracker()
     agg = Aggregator()
     agg.start("r")
-    for i in range(10 * MAX_QUEUED):  # hours of reports, nobody reading
+    for i in range(200):  # hours of reports, nobody reading
         t.record(f"w0-u{i % 7}", f"E{i % 5}")
         agg.receive("c", periodic_payload(t, "r"), index=0)
-        assert len(agg.workers["c"].queue) <= MAX_QUEUED
+        w = agg.workers["c"]
+        assert w.queued_bytes <= 2000 and w.queued_bytes == sum(len(p["rows"]) + len(p["envs"]) + 64 for p in w.queue)
     assert agg.row_dicts() == t.rows() and agg.environments == 5
 
 

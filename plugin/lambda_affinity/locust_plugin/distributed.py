@@ -64,10 +64,12 @@ from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported
 
 _REQUESTS = WIRE_FIELDS.index("requests")
 _INVALID = WIRE_FIELDS.index("invalid")
-# Periodic payloads a worker may have waiting before the master unpacks them:
-# unpacking is deferred (a final snapshot usually supersedes them unread), but
-# a long headless run must not hold hours of reports.
-MAX_QUEUED = 16
+# How much of a worker's periodic payloads may wait before the master unpacks
+# them: unpacking is deferred (a final snapshot usually supersedes them
+# unread), but a long headless run must not hold hours of reports. Counted in
+# bytes of blobs, not payloads: a 45 s run of 5 000 users a worker queues about
+# 2 MB, which then costs nothing to drop; unpacking 8 MB of rows takes ~0.3 s.
+MAX_QUEUED_BYTES = 8 << 20
 
 
 def periodic_payload(tracker: Tracker, run: str | None, restarted: Sequence[str] = ()) -> Payload | None:
@@ -109,6 +111,12 @@ def totals(rows: Iterable[UserRow]) -> Totals:
     return out
 
 
+def _size(payload: Mapping) -> int:
+    """A queued payload's blobs, in bytes (what holding it costs)."""
+    rows, envs = payload.get("rows"), payload.get("envs")
+    return (len(rows) if type(rows) is bytes else 0) + (len(envs) if type(envs) is bytes else 0) + 64
+
+
 def row_error(values: Any) -> MalformedError:
     """Why `values` (not a row: is_row said so) was rejected."""
     try:
@@ -131,6 +139,7 @@ class WorkerState:
         "gone",
         "table",
         "queue",
+        "queued_bytes",
         "pending_final",
         "restarted",
         "bad_rows",
@@ -148,6 +157,7 @@ class WorkerState:
         self.gone = False  # the worker said it quits, or it stopped
         self.table: dict[str, list] = {}  # user -> latest row (a WireRow as msgpack's list), as unpacked so far
         self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
+        self.queued_bytes = 0  # the queue's blobs, in bytes
         self.pending_final: Mapping | None = None  # the final snapshot, not unpacked yet
         self.restarted: set[str] = set()  # users Locust stopped mid-run (rebalancing, ramp-down)
         self.bad_rows = 0  # malformed rows rejected
@@ -237,7 +247,8 @@ class Aggregator:
                     w.final = None
                     w.stats_after_final = False
                 w.queue.append(payload)
-                if len(w.queue) > MAX_QUEUED:
+                w.queued_bytes += _size(payload)
+                if w.queued_bytes > MAX_QUEUED_BYTES:
                     self._fold(w)  # bounded memory in long headless runs
                 return True
             try:
@@ -282,6 +293,7 @@ class Aggregator:
             return
         table = w.table
         queue, w.queue = w.queue, []
+        w.queued_bytes = 0
         for payload in queue:
             try:
                 rows = unblob_checked(payload.get("rows"), "rows")
@@ -315,6 +327,7 @@ class Aggregator:
             w.final = None
             return False
         w.queue = []
+        w.queued_bytes = 0
         w.table = self._table(w, rows)
         self.envs.update(envs)
         w.restarted.update(payload.get("restarted", []))
