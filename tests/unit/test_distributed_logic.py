@@ -415,3 +415,5 @@ def test_a_worker_running_again_in_the_same_run_after_its_final_snapshot_goes_on
     worker.send_final(Runner())
     agg.receive("c0", sent[-1], index=0)
     assert agg.row_dicts() == t.rows() and agg.problems() == []
+    # the user of before the restart was stopped mid-run: apart from the run's users
+    assert agg.restarted() == {"w0-u1"}

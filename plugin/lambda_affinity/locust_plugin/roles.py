@@ -53,8 +53,12 @@ class WorkerRole:
         """Locust started this worker's test again within the same master run:
         after stopping a test whose workers all missed heartbeats, the master's
         dispatch goes on and starts them again, with no new test on the master,
-        whose statistics go on too. So do the rows; a new final snapshot follows."""
+        whose statistics go on too. So do the rows; a new final snapshot follows.
+        The users of before were stopped mid-run and others started in their
+        place: they are kept apart as restarted, as rebalancing's are."""
         self.final_sent = False
+        known = set(self.restarted)
+        self.restarted.extend(str(label) for label in self.tracker.users if label not in known)
 
     def stopped_mid_run(self, label: str) -> None:
         """Locust stopped this user while the run goes on (its worker's count
