@@ -14,7 +14,8 @@ part of each report costs (msgpack, timed on a copy, as Locust decodes the
 whole message), over the master's total process CPU, all threads (less the
 bench's own listener); and the msgpack
 size of our part of every periodic worker report (every 3 s). It also checks
-that the master's totals match Locust's own request count.
+that the master's totals match Locust's own request count, and its users the
+number Locust spawned (users Locust stopped mid-run are kept apart).
 
 Usage: python bench/distributed.py [--seconds 45] [--workers 4] [--users 10000] [--wait 5 15]
 Last lines: report_bytes_per_worker_interval: N  (mean over every worker report, 3 s apart)
@@ -57,7 +58,7 @@ class Probe(FunctionUrlUser):
 
 
 M = {"reports": 0, "with_rows": 0, "bytes": 0, "max_bytes": 0, "rows": 0, "decode_cpu": 0.0, "own_cpu": 0.0,
-     "start_cpu": None, "finish_cpu": 0.0}
+     "start_cpu": None, "finish_cpu": 0.0, "spawned": 0}
 _env = {}
 _finish = locust_plugin.AffinityPlugin.finish
 
@@ -83,6 +84,12 @@ def _keep(environment, **_kw):
 def _start(environment, **_kw):
     if isinstance(environment.runner, MasterRunner):
         M["start_cpu"] = time.process_time()
+
+
+@events.spawning_complete.add_listener
+def _spawned(user_count, **_kw):
+    # on the master: every user of the ramp-up is running (again after a rebalancing)
+    M["spawned"] = max(M["spawned"], user_count)
 
 
 @events.worker_report.add_listener
@@ -114,7 +121,9 @@ def _done(**_kw):
     probe = sum(e.num_requests for e in env.stats.entries.values() if e.name.startswith("probe"))
     with open(os.environ["BENCH_RESULT"], "w") as fh:
         json.dump({**M, "total_cpu": time.process_time() - M["start_cpu"], "aggregation_cpu": agg.cpu_s,
-                   "messages": agg.messages, "users": doc.get("users"), "requests": doc.get("requests"),
+                   "messages": agg.messages, "dropped": agg.dropped, "users": doc.get("users"),
+                   "requests": doc.get("requests"),
+                   "restarted_users": doc.get("restarted_users", 0),
                    "invalid": doc.get("invalid"), "environments": doc.get("environments"),
                    "locust_probe_requests": probe, "problems": report.warnings if report is not None else []}, fh)
 """
@@ -292,18 +301,29 @@ def main() -> None:
     finally:
         target.kill()
         target.wait()
+    for line in m["problems"]:
+        print(line)
     if m["requests"] + m["invalid"] != m["locust_probe_requests"]:
         raise SystemExit(
             f"totals disagree: {m['requests']} valid + {m['invalid']} invalid replies aggregated, "
             f"Locust counted {m['locust_probe_requests']} probe requests"
         )
-    for line in m["problems"]:
-        print(line)
+    if m["spawned"] != args.users:
+        raise SystemExit(
+            f"not a run of {args.users} users: Locust reported {m['spawned']} spawned (it stops a test whose "
+            f"workers all miss heartbeats: a machine too loaded; logs in {os.path.dirname(result)})"
+        )
+    if m["users"] != m["spawned"]:
+        raise SystemExit(
+            f"users disagree: the summary has {m['users']} users ({m['restarted_users']} stopped mid-run kept "
+            f"apart), Locust spawned {m['spawned']}"
+        )
     own = m["aggregation_cpu"] + m["decode_cpu"]
     total = m["total_cpu"] - m["own_cpu"]
     print(
         f"{args.workers} workers, {m['users']} users, {m['requests']} valid replies "
-        f"(= Locust's probe count), {m['environments']} environments, {args.seconds} s"
+        f"(= Locust's probe count), {m['environments']} environments, {args.seconds} s, "
+        f"{m['restarted_users']} users Locust stopped mid-run kept apart"
     )
     print(
         f"worker reports: {m['reports']} ({m['with_rows']} with rows), {m['rows']} rows, "
@@ -315,7 +335,8 @@ def main() -> None:
     )
     print(
         f"end-of-run summary and outputs: {m['finish_cpu'] * 1000:.1f} ms (once, as in a standalone run; "
-        f"{m['finish_cpu'] / total:.3f} of the master's CPU, not counted as aggregation)"
+        f"{m['finish_cpu'] / total:.3f} of the master's CPU; the workers' final snapshots it unpacks are counted "
+        "in aggregation above)"
     )
     print(f"report_bytes_per_worker_interval: {m['bytes'] / max(1, m['reports']):.0f}")
     print(f"master_aggregation_cpu_share: {own / total:.4f}")

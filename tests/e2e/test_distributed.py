@@ -18,7 +18,10 @@ import signal
 import time
 
 import pytest
-from locust_runs import probe_requests
+from locust_runs import TEST_LOCUSTFILES, probe_requests
+
+MALFORMED_LOCUSTFILE = f"{TEST_LOCUSTFILES}/distributed_malformed.py"
+RAMP_DOWN_LOCUSTFILE = f"{TEST_LOCUSTFILES}/distributed_ramp_down.py"
 
 
 def own_records(tmp_path) -> dict[int, dict]:
@@ -160,3 +163,64 @@ def test_worker_killed_mid_run_is_reported_and_nothing_else_is_lost(cluster_fact
     # Locust's counts and ours come from the same reports: they agree exactly
     assert probe_requests(c.text("master.out")) == doc["requests"] + doc["invalid"]
     assert doc["users"] == 10 and "affinity: wrote out/a.json" in err
+
+
+@pytest.mark.slow
+def test_malformed_row_and_payloads_from_a_worker_are_rejected_alone(cluster_factory, tmp_path):
+    c = cluster_factory(MASTER + ["-t", "7s"], locustfile=MALFORMED_LOCUSTFILE)
+    code = c.wait_master(60)
+    err = c.text("master.err")
+    assert code == 0, err[-4000:]
+    assert "Traceback" not in err, err[-4000:]
+    records = own_records(tmp_path)
+    doc = json.loads((tmp_path / "out" / "a.json").read_text())
+    rows = csv_rows((tmp_path / "out" / "run_affinity.csv").read_text())
+    # everything both workers recorded is there, user by user; the bad row is not
+    assert len(rows) == doc["users"] == 10 and "w1-u999" not in rows
+    assert_master_holds(doc, rows, records)
+    assert probe_requests(c.text("master.out")) == doc["requests"] + doc["invalid"]
+    # reported once, naming the worker: one malformed row, a final that is not a mapping, one that cannot be read
+    lines = [line for line in err.splitlines() if "malformed" in line]
+    assert len(lines) == 1, lines
+    assert "worker 1 (" in lines[0] and "sent 2 malformed payloads and 1 malformed rows" in lines[0], lines
+    assert doc["workers"] == {"count": 2, "lost": []}
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_master_waits_for_workers_still_writes_its_outputs(cluster_factory, tmp_path):
+    c = cluster_factory(
+        ["--expect-workers", "2", "--headless", "-u", "4", "-t", "5s", "--affinity-json", "out/a.json"], workers=1
+    )
+    deadline = time.monotonic() + 30
+    while "reported as ready. 1 workers connected" not in c.text("master.err"):
+        assert time.monotonic() < deadline and c.master.poll() is None, c.text("master.err")[-3000:]
+        time.sleep(0.1)
+    c.master.send_signal(signal.SIGTERM)
+    code = c.wait_master(30)  # the worker quits with it
+    err = c.text("master.err")
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    doc = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert doc["users"] == 0 and doc["requests"] == 0
+    assert "got SIGTERM before the test started" in err and "affinity: wrote out/a.json" in err
+
+
+@pytest.mark.slow
+def test_users_locust_stops_mid_run_are_kept_apart_and_counted_in_the_totals(cluster_factory, tmp_path):
+    c = cluster_factory(
+        ["--expect-workers", "2", "--headless", "--json", "--affinity-json", "out/a.json", "--csv", "out/run"],
+        locustfile=RAMP_DOWN_LOCUSTFILE,
+    )
+    code = c.wait_master(60)
+    err = c.text("master.err")
+    assert code == 0 and "Traceback" not in err, err[-4000:]
+    doc = json.loads((tmp_path / "out" / "a.json").read_text())
+    rows = csv_rows((tmp_path / "out" / "run_affinity.csv").read_text())
+    # the 6 users that ran to the end are the run's users; the 4 stopped mid-run are apart, in no rate
+    assert doc["users"] == 6 == len(rows) == len(doc["per_user"]) and doc["restarted_users"] == 4
+    assert sum(doc["histogram"]) == 6
+    # their replies still count: the totals are Locust's own
+    assert (
+        probe_requests(c.text("master.out"))
+        == doc["requests"] + doc["invalid"]
+        > sum(r["requests"] + r["invalid"] for r in rows.values())
+    )

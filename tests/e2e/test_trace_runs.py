@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -308,3 +311,52 @@ def test_a_killed_locust_keeps_the_rows_written_before_a_quiet_spell(tmp_path):
     assert len(rows) == 3, (rows, (tmp_path / "locust.err").read_text()[-2000:])
     stats = ReadStats()
     assert len(list(read_rows(path, stats=stats))) == 3 and stats.truncated
+
+
+def _file_size_limit(limit):
+    """As `ulimit -f`: writes past `limit` bytes fail with EFBIG (SIGXFSZ ignored), as on a full disk."""
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.slow
+def test_affinity_trace_on_a_full_disk_stops_once_and_leaves_locusts_stats_alone(tmp_path):
+    limit = 16_000  # 20 users pass it within a second or two; Locust's own outputs stay below it
+    run = run_locust(
+        [
+            "-f",
+            os.path.join(TEST_LOCUSTFILES, "probe_quick_think.py"),
+            "--headless",
+            "-u",
+            "20",
+            "-r",
+            "20",
+            "-t",
+            "4s",
+            "--json",
+            "--affinity-json",
+            "a.json",
+            "--affinity-trace",
+            "out/trace.csv",
+        ],
+        cwd=tmp_path,
+        preexec_fn=_file_size_limit(limit),
+    )
+    assert run.code == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    doc = json.loads((tmp_path / "a.json").read_text())
+    # every request counted by both, the ones after the trace stopped too
+    assert probe_requests(run.stdout) == doc["requests"] + doc["invalid"]
+    lines = [line for line in run.stderr.splitlines() if "--affinity-trace" in line]
+    assert len(lines) == 1 and "out/trace.csv: cannot write: File too large; the trace stops here" in lines[0], lines
+    kept = int(re.search(r"with the (\d+) rows written before", lines[0]).group(1))
+    # the file ends with a whole row: every row reads, as many as the line says, fewer than the run's
+    trace = tmp_path / "out" / "trace.csv"
+    assert trace.stat().st_size <= limit and trace.read_bytes().endswith(b"\n")
+    rows = list(read_rows(str(trace)))
+    assert 0 < len(rows) == kept < doc["requests"] + doc["invalid"]
+    assert_nothing_left(run)

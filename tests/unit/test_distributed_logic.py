@@ -9,6 +9,7 @@ from lambda_affinity.core.tracker import ROW_FIELDS, Tracker
 from lambda_affinity.locust_plugin.distributed import (
     WIRE_FIELDS,
     Aggregator,
+    blob,
     final_payload,
     pack_rows,
     periodic_payload,
@@ -198,17 +199,221 @@ def test_periodic_payloads_are_unpacked_only_when_read_and_a_final_one_supersede
     t.record("w0-u2", "B")
     agg.receive("c", periodic_payload(t, "r"), index=0)
     agg.receive("c", final_payload(t, "r"), index=0)
-    assert w.queue == [] and agg.row_dicts() == t.rows() and agg.environments == 2
+    assert w.pending_final is not None and len(w.queue) == 1 and w.final == {"users": 2, "requests": 3, "invalid": 0}
+    # the final, unpacked when read (once, at the end of a headless run), supersedes the queue unread
+    assert agg.row_dicts() == t.rows() and agg.environments == 2 and w.queue == [] and w.pending_final is None
 
 
-def test_queued_periodic_payloads_stay_bounded_in_a_long_run():
-    from lambda_affinity.locust_plugin.distributed import MAX_QUEUED
+def test_queued_periodic_payloads_stay_bounded_in_a_long_run(monkeypatch):
+    from lambda_affinity.locust_plugin import distributed
 
+    monkeypatch.setattr(distributed, "MAX_QUEUED_BYTES", 2000)  # a few reports' worth here
     t = Tracker()
     agg = Aggregator()
     agg.start("r")
-    for i in range(10 * MAX_QUEUED):  # hours of reports, nobody reading
+    for i in range(200):  # hours of reports, nobody reading
         t.record(f"w0-u{i % 7}", f"E{i % 5}")
         agg.receive("c", periodic_payload(t, "r"), index=0)
-        assert len(agg.workers["c"].queue) <= MAX_QUEUED
+        w = agg.workers["c"]
+        assert w.queued_bytes <= 2000 and w.queued_bytes == sum(len(p["rows"]) + len(p["envs"]) + 64 for p in w.queue)
     assert agg.row_dicts() == t.rows() and agg.environments == 5
+
+
+# -- malformed payloads and rows: each rejected alone, reported once per worker, the rest kept -----------------
+
+
+def _worker_with_rows(n_users=3, requests=4):
+    t = Tracker()
+    for u in range(1, n_users + 1):
+        for _ in range(requests):
+            t.record(f"w0-u{u}", "A")
+    return t
+
+
+def _good_row(user="w0-u9", requests=2):
+    return [user, requests, requests, 0, 0, 1, 1, 0, 0]
+
+
+BAD_ROWS = [
+    "not a list",
+    [1, 2, 3],
+    [None, 1, 1, 0, 0, 1, 1, 0, 0],  # no label
+    ["x" * 300, 1, 1, 0, 0, 1, 1, 0, 0],  # too long a label
+    ["w0-u9", -1, 0, 0, 0, 0, 0, 0, 0],  # negative
+    ["w0-u9", 1.5, 1, 0, 0, 1, 1, 0, 0],  # not whole
+    ["w0-u9", True, 1, 0, 0, 1, 1, 0, 0],  # a bool is no count
+    ["w0-u9", 1, 5, 0, 0, 1, 1, 0, 0],  # max_count > requests
+    ["w0-u9", 1, 1, 3, 1, 1, 1, 0, 0],  # warm_hits > cache_known
+]
+
+
+def test_malformed_rows_are_rejected_alone_and_reported_once_per_worker():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    good = unblob(periodic_payload(t, "r")["rows"])
+    agg.receive("c0", {"run": "r", "rows": blob([*good[:2], *BAD_ROWS, good[2]]), "envs": blob(["A"])}, index=0)
+    agg.receive("c0", {"run": "r", "rows": blob([BAD_ROWS[1], _good_row()]), "envs": blob([])}, index=0)
+    rows = agg.row_dicts()  # never raises: the web UI and the sampler read this while the run goes
+    assert sorted(r["user"] for r in rows) == ["w0-u1", "w0-u2", "w0-u3", "w0-u9"]
+    assert agg.environments == 1
+    (line,) = agg.problems()
+    assert "worker 0 (c0) sent 0 malformed payloads and 10 malformed rows, rejected (the first: a row is not" in line
+    assert "; it sent no final report; kept everything else: 4 users, 14 valid replies" in line
+
+
+def test_malformed_periodic_payloads_are_rejected_whole_and_the_rest_kept():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c0", msgpack.unpackb(msgpack.packb(periodic_payload(t, "r"))), index=0)
+    for bad in (
+        ["not", "a", "mapping"],
+        "text",
+        {"run": "r", "rows": b"\xc1garbage", "envs": blob([])},  # 0xc1 is never valid msgpack
+        {"run": "r", "rows": blob([_good_row()]) + b"\x00", "envs": blob([])},  # trailing bytes
+        {"run": "r", "rows": "rows as text", "envs": blob([])},
+        {"run": "r", "rows": blob({"a": 1}), "envs": blob([])},
+        {"run": "r", "rows": blob([]), "envs": blob([1, 2])},
+        {"run": "r", "rows": blob([]), "envs": blob([]), "restarted": "w0-u1"},
+    ):
+        agg.receive("c0", bad, index=0)
+        assert sorted(r["user"] for r in agg.row_dicts()) == ["w0-u1", "w0-u2", "w0-u3"]
+    (line,) = agg.problems()
+    assert line.startswith("lambda-affinity: worker 0 (c0) sent 8 malformed payloads and 0 malformed rows")
+
+
+def test_a_bad_final_payload_keeps_the_workers_earlier_rows():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c0", periodic_payload(t, "r"), index=0)
+    before = agg.row_dicts()
+    for bad_final in (
+        {**final_payload(t, "r"), "rows": b"\xc1"},
+        {**final_payload(t, "r"), "final": {"users": "three"}},
+        {**final_payload(t, "r"), "envs": None},
+    ):
+        assert not agg.receive("c0", bad_final, index=0)  # told at once
+        assert agg.row_dicts() == before
+    # one that looks like a list of rows but is cut short: found when read, and the earlier rows still stand
+    assert agg.receive("c0", {**final_payload(t, "r"), "rows": b"\x93\x01"}, index=0)
+    assert agg.row_dicts() == before
+    assert agg.workers["c0"].final is None
+    (line,) = agg.problems()
+    assert "sent 4 malformed payloads" in line and "the first: final snapshot: its rows are not a msgpack list" in line
+    # a good final after them still counts whole
+    assert agg.receive("c0", final_payload(t, "r"), index=0)
+    assert agg.row_dicts() == t.rows()
+
+
+def test_a_final_payload_with_a_bad_row_keeps_its_good_rows():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    final = final_payload(t, "r")
+    rows = unblob(final["rows"])
+    assert agg.receive("c0", {**final, "rows": blob([rows[0], BAD_ROWS[4], rows[1], rows[2]])}, index=0)
+    assert agg.row_dicts() == t.rows()
+    (line,) = agg.problems()  # one line: the rejection, not also a disagreement
+    assert "sent 0 malformed payloads and 1 malformed rows" in line and "no final report" not in line
+
+
+def test_restarted_users_are_kept_out_of_users_and_rates_but_in_the_totals():
+    t = Tracker()
+    for _ in range(10):
+        t.record("w0-u1", "A")
+    t.record("w0-u2", "B", True)  # a short-lived user Locust stopped when it moved users between workers
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c0", periodic_payload(t, "r", ["w0-u2"]), index=0)
+    assert agg.restarted() == {"w0-u2"}
+    agg.receive("c0", final_payload(t, "r", ["w0-u2"]), index=0)
+    rows = agg.row_dicts()
+    kept = [r for r in rows if r["user"] not in agg.restarted()]
+    moved = [r for r in rows if r["user"] in agg.restarted()]
+    doc = summary.summarize(kept, agg.environments, restarted=moved)
+    assert doc["users"] == 1 and doc["restarted_users"] == 1
+    assert doc["requests"] == 11 and doc["cold_starts"] == t.rows()[0]["cold_starts"] + 1
+    assert doc["hit_rate"]["mean"] == 1.0 and [u["user"] for u in doc["per_user"]] == ["w0-u1"]
+    assert "restarted_users" not in summary.summarize(kept, agg.environments)
+
+
+def test_a_worker_follows_a_test_the_master_restarts_while_its_users_run():
+    """Locust stops a test whose workers all miss heartbeats and starts it again when they come back; the
+    workers' users keep running and their test_start does not fire. Before, every row was dropped as another
+    run's: the master held 0 replies where Locust counted 15 707."""
+    from lambda_affinity.locust_plugin.roles import REPORT_KEY, WorkerRole
+
+    t = Tracker()
+    worker = WorkerRole(t)
+    worker.begin("run1")
+    t.record("w0-u1", "A")
+    agg = Aggregator()
+    agg.start("run2")  # the master's new run, as the spawn messages now name it
+    data: dict = {}
+    worker.add_to_report(data, "run2")
+    # the rows start afresh, as Locust's master cleared its statistics
+    assert data == {} and worker.run == "run2" and t.rows() == []
+    t.record("w0-u1", "A")
+    worker.add_to_report(data, "run2")
+    assert agg.receive("c0", data[REPORT_KEY], index=0)
+    assert [r["requests"] for r in agg.row_dicts()] == [1]
+
+
+def test_the_fast_row_test_agrees_with_the_one_that_says_why():
+    from lambda_affinity.locust_plugin.wire import MalformedError, check_row, is_row
+
+    rng = random.Random(5)
+    values = [0, 0, 1, 1, 2, 3, -1, 1.0, True, None, "x"]
+    seen = {True: 0, False: 0}
+    for _ in range(20_000):
+        v = [rng.choice(["w0-u1", "w0-u1", "", "x" * 300, 3])] + [rng.choice(values) for _ in range(8)]
+        if rng.random() < 0.05:
+            v = v[: rng.randrange(9)]
+        try:
+            check_row(v)
+            ok = True
+        except MalformedError:
+            ok = False
+        assert is_row(v) is ok, v
+        seen[ok] += 1
+    assert seen[True] > 0 and seen[False] > 0
+    assert is_row(_good_row()) and not is_row(tuple(_good_row()))
+
+
+def test_a_worker_running_again_in_the_same_run_after_its_final_snapshot_goes_on():
+    """Locust's master stops a test whose workers all missed heartbeats, then its dispatch starts them again,
+    with no new test on the master (its statistics go on). Before, the first final snapshot (often empty)
+    stood and every row after it was dropped: 0 users where Locust counted 8 025 requests."""
+    from lambda_affinity.locust_plugin.roles import REPORT_KEY, WorkerRole
+
+    t = Tracker()
+    worker = WorkerRole(t)
+    worker.begin("run1")
+    agg = Aggregator()
+    agg.start("run1")
+    t.record("w0-u1", "A")
+    sent = []
+
+    class Runner:
+        def send_message(self, name, payload):
+            sent.append(payload)
+
+    worker.send_final(Runner())
+    agg.receive("c0", sent[-1], index=0)
+    agg.saw_stats("c0")
+    assert agg.outstanding() == []
+    worker.resume()
+    t.record("w0-u1", "B")
+    t.record("w0-u2", "B")
+    data: dict = {}
+    worker.add_to_report(data, "run1")
+    agg.receive("c0", data[REPORT_KEY], index=0)
+    assert [w.key for w in agg.outstanding()] == ["c0"]  # a new final is due
+    assert sorted(r["requests"] for r in agg.row_dicts()) == [1, 2]
+    worker.send_final(Runner())
+    agg.receive("c0", sent[-1], index=0)
+    assert agg.row_dicts() == t.rows() and agg.problems() == []
+    # the user of before the restart was stopped mid-run: apart from the run's users
+    assert agg.restarted() == {"w0-u1"}

@@ -132,5 +132,6 @@ class SummaryDoc(_SummaryDoc, total=False):
     per_user: list[PerUser]  # left out above PER_USER_LIMIT users
     miss_cost: MissCost  # when a cost of a miss is given
     workers: Workers  # a distributed master's
+    restarted_users: int  # a distributed master's: users Locust stopped mid-run, kept out of `users` and the rates
     trace: ReplayedTrace  # simulate --trace's
     reproduce: Reproduce  # in the JSON outputs (simulate --json, --affinity-json)

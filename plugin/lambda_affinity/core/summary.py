@@ -129,19 +129,25 @@ def summarize(
     per_user_limit: int = PER_USER_LIMIT,
     per_miss_ms: float | None = None,
     per_miss_usd: float | None = None,
+    restarted: Iterable[UserRow] = (),
 ) -> SummaryDoc:
     """The `--affinity-json` / `simulate --json` document (docs/schema.md),
-    with `miss_cost` (see miss_cost) when a cost of a miss is given."""
+    with `miss_cost` (see miss_cost) when a cost of a miss is given.
+    `restarted`: rows of users Locust stopped mid-run and started again
+    elsewhere (a distributed run's rebalancing); their replies count in the
+    totals, not in `users` or any per-user rate (`restarted_users` says how many)."""
     rows = list(rows)
+    restarted = list(restarted)
+    everyone = rows + restarted  # for the totals
     valid = [r for r in rows if r["requests"] > 0]
     rates = [r["max_count"] / r["requests"] for r in valid]
     cached = [r for r in valid if r["cache_known"] > 0]
     doc: SummaryDoc = {
         "users": len(rows),
-        "requests": sum(r["requests"] for r in rows),
-        "invalid": sum(r["invalid"] for r in rows),
+        "requests": sum(r["requests"] for r in everyone),
+        "invalid": sum(r["invalid"] for r in everyone),
         "environments": environments if environments is not None else max((r["environments"] for r in rows), default=0),
-        "cold_starts": sum(r["cold_starts"] for r in rows),
+        "cold_starts": sum(r["cold_starts"] for r in everyone),
         "hit_rate": distribution(rates, sum(r["max_count"] for r in valid), sum(r["requests"] for r in valid)),
         "warm_cache_rate": distribution(
             [r["warm_hits"] / r["cache_known"] for r in cached],
@@ -152,6 +158,8 @@ def summarize(
     }
     if len(rows) <= per_user_limit:
         doc["per_user"] = [cast(PerUser, dict(r)) for r in rows]
+    if restarted:
+        doc["restarted_users"] = len(restarted)
     cost = miss_cost(doc, per_miss_ms, per_miss_usd)
     if cost is not None:
         doc["miss_cost"] = cost

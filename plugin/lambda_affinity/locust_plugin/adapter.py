@@ -90,6 +90,17 @@ def worker_missing(runner: Any, client_id: str) -> bool:
     return client is not None and client.state == STATE_MISSING
 
 
+def stopping_users_mid_run(runner: Any) -> bool:
+    """A worker handling a spawn message that lowered its count (Locust's
+    rebalancing, a ramp-down): `worker_state` is SPAWNING until it is done,
+    while a test's end sets `state` to cleanup/stopping first."""
+    return (
+        isinstance(runner, WorkerRunner)
+        and runner.worker_state == STATE_SPAWNING
+        and runner.state in (STATE_RUNNING, STATE_SPAWNING)
+    )
+
+
 def register_message_once(runner: Any, name: str, listener: Any) -> None:
     """`register_message` refuses a name twice; `custom_messages` tells."""
     if name not in runner.custom_messages:
@@ -118,7 +129,7 @@ def dispatch_late_message(runner: Any, msg: Any, left: Any) -> None:
     elif msg.type in runner.custom_messages:
         listener, _concurrent = runner.custom_messages[msg.type]  # a pair in every Locust setup.cfg admits
         listener(environment=runner.environment, msg=msg)
-    elif msg.type in ("quit", "client_stopped"):
+    elif msg.type == "quit":  # after its last stats ("client_stopped" is not: its stats still come)
         left(msg.node_id)
     elif msg.type == "exception":
         runner.log_exception(msg.node_id, msg.data["msg"], msg.data["traceback"])

@@ -22,123 +22,84 @@ to its worker's queue, and unpacks the queue when someone reads the rows (the
 web UI, at most once a second) or when the worker never sends its final
 snapshot; a final snapshot replaces the queue unread. A headless run thus
 unpacks each user's row once, however long it runs.
+
+Nothing a worker sends can break the master: each payload and each row is
+checked where it is unpacked (`check_row`), a malformed one is rejected
+alone and counted for its worker (one line per worker in `problems()`), and
+everything else is kept. A final snapshot that cannot be read leaves the
+worker's earlier rows as they were.
+
+Users that Locust stops while the run goes on (a spawn message lowered the
+worker's count: rebalancing after a worker went missing or came back, or a
+ramp-down) are named in `restarted`: the master keeps their rows apart
+(`restarted_users` in the summary), outside `users` and the per-user rates.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, TypedDict, cast
-
-import msgpack
+from typing import Any
 
 from ..core.schema import UserRow, Workers
 from ..core.tracker import Tracker
+from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported from here
+    MAX_LABEL,
+    WIRE_FIELDS,
+    MalformedError,
+    Payload,
+    Totals,
+    WireRow,
+    blob,
+    check_blob_head,
+    check_labels,
+    check_row,
+    check_totals,
+    is_row,
+    pack_rows,
+    unblob,
+    unblob_checked,
+    unpack_row,
+)
 
-
-class WireRow(NamedTuple):
-    """A row on the wire: schema.UserRow without max_share (max_count /
-    requests, derived again by unpack_row), in UserRow's order."""
-
-    user: str
-    requests: int
-    max_count: int
-    warm_hits: int
-    cache_known: int
-    environments: int
-    cold_starts: int
-    switches: int
-    invalid: int
-
-
-WIRE_FIELDS: tuple[str, ...] = WireRow._fields
 _REQUESTS = WIRE_FIELDS.index("requests")
 _INVALID = WIRE_FIELDS.index("invalid")
-# Periodic payloads a worker may have waiting before the master unpacks them:
-# unpacking is deferred (a final snapshot usually supersedes them unread), but
-# a long headless run must not hold hours of reports.
-MAX_QUEUED = 16
+# How much of a worker's periodic payloads may wait before the master unpacks
+# them: unpacking is deferred (a final snapshot usually supersedes them
+# unread), but a long headless run must not hold hours of reports. Counted in
+# bytes of blobs, not payloads: a 45 s run of 5 000 users a worker queues about
+# 2 MB, which then costs nothing to drop; unpacking 8 MB of rows takes ~0.3 s.
+MAX_QUEUED_BYTES = 8 << 20
 
 
-class Totals(TypedDict):
-    """What a worker recorded in a run, sent with its final snapshot."""
-
-    users: int
-    requests: int
-    invalid: int
-
-
-class Payload(TypedDict, total=False):
-    """Ours in a worker's message: `rows` and `envs` are msgpack blobs (packed
-    WireRows, environment ids); `final` only in the final snapshot."""
-
-    run: str | None
-    rows: bytes
-    envs: bytes
-    final: Totals
-
-
-def pack_rows(rows: Iterable[UserRow]) -> list[WireRow]:
-    return [
-        WireRow(
-            r["user"],
-            r["requests"],
-            r["max_count"],
-            r["warm_hits"],
-            r["cache_known"],
-            r["environments"],
-            r["cold_starts"],
-            r["switches"],
-            r["invalid"],
-        )
-        for r in rows
-    ]
-
-
-def unpack_row(values: Sequence[Any]) -> UserRow:
-    """A row as unpacked from the wire (a list in WireRow's order) back to a UserRow."""
-    w = WireRow._make(values)
-    return {
-        "user": w.user,
-        "requests": w.requests,
-        "max_count": w.max_count,
-        "max_share": w.max_count / w.requests if w.requests else None,
-        "warm_hits": w.warm_hits,
-        "cache_known": w.cache_known,
-        "environments": w.environments,
-        "cold_starts": w.cold_starts,
-        "switches": w.switches,
-        "invalid": w.invalid,
-    }
-
-
-def blob(items: Sequence[Any]) -> bytes:
-    """Packed rows or environment ids as one msgpack blob (see the module doc)."""
-    return msgpack.packb(items)
-
-
-def unblob(data: bytes) -> list:
-    return msgpack.unpackb(data, use_list=True)
-
-
-def periodic_payload(tracker: Tracker, run: str | None) -> Payload | None:
-    """Rows changed and environments first seen since the last call; None
-    when there is nothing new (the report then carries nothing of ours)."""
+def periodic_payload(tracker: Tracker, run: str | None, restarted: Sequence[str] = ()) -> Payload | None:
+    """Rows changed and environments first seen since the last call, and the
+    users Locust stopped mid-run since then; None when there is nothing new
+    (the report then carries nothing of ours)."""
     rows = tracker.take_changed()
     envs = tracker.take_new_envs()
-    if not rows and not envs:
+    if not rows and not envs and not restarted:
         return None
-    return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
+    payload: Payload = {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
+    if restarted:
+        payload["restarted"] = list(restarted)
+    return payload
 
 
-def final_payload(tracker: Tracker, run: str | None) -> Payload:
+def final_payload(tracker: Tracker, run: str | None, restarted: Sequence[str] = ()) -> Payload:
     """Everything the worker recorded in this run, once, when it stops: a
     periodic report lost on the way cannot leave a gap, and `totals` let the
     master verify that what it holds for this worker is exactly this."""
     tracker.take_changed()
     tracker.take_new_envs()
     rows = tracker.rows()
-    return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(list(tracker.env_ids())), "final": totals(rows)}
+    return {
+        "run": run,
+        "rows": blob(pack_rows(rows)),
+        "envs": blob(list(tracker.env_ids())),
+        "restarted": list(restarted),
+        "final": totals(rows),
+    }
 
 
 def totals(rows: Iterable[UserRow]) -> Totals:
@@ -150,10 +111,41 @@ def totals(rows: Iterable[UserRow]) -> Totals:
     return out
 
 
+def _size(payload: Mapping) -> int:
+    """A queued payload's blobs, in bytes (what holding it costs)."""
+    rows, envs = payload.get("rows"), payload.get("envs")
+    return (len(rows) if type(rows) is bytes else 0) + (len(envs) if type(envs) is bytes else 0) + 64
+
+
+def row_error(values: Any) -> MalformedError:
+    """Why `values` (not a row: is_row said so) was rejected."""
+    try:
+        check_row(values)
+    except MalformedError as exc:
+        return exc
+    return MalformedError(f"not a row: {str(values)[:80]}")
+
+
 class WorkerState:
     """What the master knows of one worker in the current run."""
 
-    __slots__ = ("key", "index", "reports", "last_report", "final", "stats_after_final", "gone", "table", "queue")
+    __slots__ = (
+        "key",
+        "index",
+        "reports",
+        "last_report",
+        "final",
+        "stats_after_final",
+        "gone",
+        "table",
+        "queue",
+        "queued_bytes",
+        "pending_final",
+        "restarted",
+        "bad_rows",
+        "bad_payloads",
+        "first_bad",
+    )
 
     def __init__(self, key: str, index: int | None) -> None:
         self.key = key
@@ -165,6 +157,20 @@ class WorkerState:
         self.gone = False  # the worker said it quits, or it stopped
         self.table: dict[str, list] = {}  # user -> latest row (a WireRow as msgpack's list), as unpacked so far
         self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
+        self.queued_bytes = 0  # the queue's blobs, in bytes
+        self.pending_final: Mapping | None = None  # the final snapshot, not unpacked yet
+        self.restarted: set[str] = set()  # users Locust stopped mid-run (rebalancing, ramp-down)
+        self.bad_rows = 0  # malformed rows rejected
+        self.bad_payloads = 0  # malformed payloads rejected whole
+        self.first_bad = ""  # what the first of them was, for the one line that reports them
+
+    def reject(self, error: MalformedError, rows: int = 0) -> None:
+        if rows:
+            self.bad_rows += rows
+        else:
+            self.bad_payloads += 1
+        if not self.first_bad:
+            self.first_bad = str(error)
 
     @property
     def name(self) -> str:
@@ -217,11 +223,14 @@ class Aggregator:
             w.index = index
         return w
 
-    def receive(self, key: str, payload: Mapping, index: int | None = None, now: float | None = None) -> bool:
+    def receive(self, key: str, payload: Any, index: int | None = None, now: float | None = None) -> bool:
         """Take one payload from worker `key`; False when it belongs to
-        another run (dropped)."""
+        another run (dropped) or is malformed (rejected, counted for the worker)."""
         started = time.thread_time()
         try:
+            if type(payload) is not dict:
+                self.worker(key, index).reject(MalformedError("a payload is not a mapping"))
+                return False
             if payload.get("run") != self.run:
                 self.dropped += 1
                 return False
@@ -229,41 +238,100 @@ class Aggregator:
             w = self.worker(key, index)
             w.reports += 1
             w.last_report = time.monotonic() if now is None else now
-            final = payload.get("final")
-            if final is None:
-                w.queue.append(payload)
-                if len(w.queue) > MAX_QUEUED:
-                    self._fold(w)  # bounded memory in long headless runs
-            else:
-                # the full snapshot supersedes every periodic payload before it
-                w.queue = []
-                w.table = {values[0]: values for values in unblob(payload["rows"])}
-                self.envs.update(unblob(payload["envs"]))
-                w.final = cast(Totals, dict(final))  # compared with held() as it came
-                w.stats_after_final = False
             self.version += 1
+            if "final" not in payload:
+                if w.final is not None:
+                    # running again after its final snapshot (WorkerRole.resume):
+                    # that snapshot is no longer the last; the rows go on from it
+                    self._fold(w)
+                    w.final = None
+                    w.stats_after_final = False
+                w.queue.append(payload)
+                w.queued_bytes += _size(payload)
+                if w.queued_bytes > MAX_QUEUED_BYTES:
+                    self._fold(w)  # bounded memory in long headless runs
+                return True
+            try:
+                final = check_totals(payload["final"])
+                check_blob_head(payload.get("rows"), "rows")
+                check_blob_head(payload.get("envs"), "environment ids")
+                check_labels(payload.get("restarted", []), "restarted users")
+            except MalformedError as exc:
+                # unreadable: what the worker sent before stays as it was
+                w.reject(MalformedError(f"final snapshot: {exc}"))
+                return False
+            # unpacked when the rows are read, and then it supersedes every
+            # periodic payload before it (kept till then: see _fold)
+            w.pending_final = payload
+            w.final = final  # compared with held() as it came
+            w.stats_after_final = False
             return True
         finally:
             self.cpu_s += time.thread_time() - started
+
+    @staticmethod
+    def _table(w: WorkerState, rows: list) -> dict[str, list]:
+        """user -> row of a final snapshot's rows, each malformed one rejected alone."""
+        table = {}
+        for values in rows:
+            if not is_row(values):
+                w.reject(row_error(values), rows=1)
+                continue
+            table[values[0]] = values
+        return table
 
     def fold(self) -> None:
         """Unpack every queued periodic payload into its worker's table."""
         started = time.thread_time()
         for w in self.workers.values():
-            if w.queue:
+            if w.queue or w.pending_final is not None:
                 self._fold(w)
         self.cpu_s += time.thread_time() - started
 
     def _fold(self, w: WorkerState) -> None:
+        if w.pending_final is not None and self._take_final(w):
+            return
         table = w.table
-        for payload in w.queue:
-            for values in unblob(payload["rows"]):
+        queue, w.queue = w.queue, []
+        w.queued_bytes = 0
+        for payload in queue:
+            try:
+                rows = unblob_checked(payload.get("rows"), "rows")
+                envs = check_labels(unblob_checked(payload.get("envs"), "environment ids"), "environment ids")
+                restarted = check_labels(payload.get("restarted", []), "restarted users")
+            except MalformedError as exc:
+                w.reject(MalformedError(f"periodic report: {exc}"))
+                continue
+            for values in rows:
+                if not is_row(values):
+                    w.reject(row_error(values), rows=1)
+                    continue
                 old = table.get(values[0])
                 if old is not None and old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:
                     continue  # an older snapshot than the one held: keep the newer
                 table[values[0]] = values
-            self.envs.update(unblob(payload["envs"]))
+            self.envs.update(envs)
+            w.restarted.update(restarted)
+
+    def _take_final(self, w: WorkerState) -> bool:
+        """Unpack the worker's final snapshot into its table; False (and the
+        periodic payloads are folded instead) when it cannot be read."""
+        payload, w.pending_final = w.pending_final, None
+        if payload is None:
+            return False
+        try:
+            rows = unblob_checked(payload["rows"], "rows")
+            envs = check_labels(unblob_checked(payload["envs"], "environment ids"), "environment ids")
+        except MalformedError as exc:
+            w.reject(MalformedError(f"final snapshot: {exc}"))
+            w.final = None
+            return False
         w.queue = []
+        w.queued_bytes = 0
+        w.table = self._table(w, rows)
+        self.envs.update(envs)
+        w.restarted.update(payload.get("restarted", []))
+        return True
 
     def saw_stats(self, key: str) -> None:
         """Locust's own stats report from `key` arrived (it follows our final
@@ -282,12 +350,19 @@ class Aggregator:
         lost = set(lost)
         return [w for w in self.workers.values() if not w.settled and w.key not in lost]
 
+    def _by_index(self) -> list[WorkerState]:
+        return sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key))
+
     def row_dicts(self) -> list[UserRow]:
         """Per-user rows, by worker index, then in each
         worker's own order (the order its users started)."""
         self.fold()
-        workers = sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key))
-        return [unpack_row(values) for w in workers for values in w.table.values()]
+        return [unpack_row(values) for w in self._by_index() for values in w.table.values()]
+
+    def restarted(self) -> set[str]:
+        """Users Locust stopped mid-run, on every worker."""
+        self.fold()
+        return set().union(*(w.restarted for w in self.workers.values()))
 
     @property
     def environments(self) -> int:
@@ -295,16 +370,23 @@ class Aggregator:
         return len(self.envs)
 
     def problems(self, now: float | None = None) -> list[str]:
-        """One message per worker whose data is not known complete: no final
-        payload (lost or too late: what it sent before is kept), or a final
-        that disagrees with the rows held (never expected: said if it does)."""
+        """One message per worker whose data is not known complete: malformed
+        payloads or rows rejected (what else it sent is kept), no final payload
+        (lost or too late: what it sent before is kept), or a final that
+        disagrees with the rows held (never expected: said if it does)."""
         self.fold()
         now = time.monotonic() if now is None else now
         out = []
-        for w in sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key)):
+        for w in self._by_index():
             held = w.held()
             kept = f"{held['users']} users, {held['requests']} valid replies, {held['invalid']} invalid"
-            if w.final is None:
+            if w.bad_rows or w.bad_payloads:
+                lost = "; it sent no final report" if w.final is None else ""
+                out.append(
+                    f"lambda-affinity: {w.name} sent {w.bad_payloads} malformed payloads and {w.bad_rows} malformed "
+                    f"rows, rejected (the first: {w.first_bad}){lost}; kept everything else: {kept}"
+                )
+            elif w.final is None:
                 when = (
                     f"its last report came {now - w.last_report:.1f} s before the end"
                     if w.last_report is not None

@@ -1,5 +1,10 @@
 """End-of-run outputs: --affinity-json, the --csv companions, the section in
-the --html report, the CI checks and the console summary."""
+the --html report, the CI checks and the console summary.
+
+Each file is written whole or not at all (files.write_text: a temporary
+file beside it, renamed when complete). One that cannot be written (a
+folder, a full disk) is reported once, in one line, and the others are
+still written."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..core import summary
 from ..core.schema import SummaryDoc, UserRow
+from ..files import OutputFileError, write_text
 from ..report import render
 from ..report.timeline import TimelinePoint
 from .options import AffinityOptions
@@ -39,11 +45,11 @@ class RunReport:
 
 
 def _write(path: str, text: str, written: list[str]) -> None:
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    try:
+        write_text(path, text)
+    except OutputFileError as exc:
+        logger.error("lambda-affinity: %s; not written", exc)
+        return
     written.append(path)
 
 
@@ -64,10 +70,14 @@ def write_outputs(
         _write(f"{options.csv_prefix}_affinity.csv", render.rows_csv(rows), report.written)
         _write(f"{options.csv_prefix}_affinity_summary.csv", render.summary_csv(doc), report.written)
     html_file = options.html_file
-    if html_file and os.path.exists(html_file):
+    if html_file and os.path.isfile(html_file):
         # Locust wrote its report just before `quitting`; add our section to it.
-        with open(html_file, encoding="utf-8") as fh:
-            page = fh.read()
+        try:
+            with open(html_file, encoding="utf-8") as fh:
+                page = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            logger.error("lambda-affinity: %s: cannot read it to add the affinity section: %s", html_file, exc)
+            return report
         section = render.render_html_section(doc, report.warnings + failures + passes, points)
         _write(html_file, render.inject_html_section(page, section), report.written)
     return report

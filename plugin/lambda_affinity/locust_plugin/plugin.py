@@ -14,10 +14,13 @@ import dataclasses
 import itertools
 import logging
 import os
+import signal
 import sys
 import weakref
 from collections.abc import Hashable
 from typing import Any
+
+import gevent
 
 from ..core import summary
 from ..core.hosts import PluginConfigError, check_host, transport_of
@@ -58,6 +61,10 @@ class AffinityPlugin:
         self.sampler = TimelineSampler(lambda: self.snapshot()[0])  # standalone and master
         self._label_prefix = ""
         self.has_web_ui = False
+        self.started = False  # a test started in this process (Locust's SIGTERM handler is in place by then)
+        self.quitting = False  # on_quitting is under way (a second one only cuts the wait short)
+        self.finished = False  # finish() ran: the outputs are written once
+        self._early_sigterm: Any = None
 
     # -- what the plugin reads of Locust -------------------------------------------
 
@@ -97,6 +104,11 @@ class AffinityPlugin:
         if role is Role.MASTER:
             self.master = MasterRole()
             adapter.register_message_once(runner, FINAL_MESSAGE, self.on_final_message)
+            if getattr(self.environment.parsed_options, "headless", False):
+                # A headless master waits for --expect-workers before Locust
+                # installs its SIGTERM handler: a SIGTERM then would kill it
+                # without a word or an output. Until the test starts, ours quits cleanly.
+                self._early_sigterm = gevent.signal_handler(signal.SIGTERM, self._sigterm_before_start)
         self.has_web_ui = web_ui is not None
         if web_ui is not None:
             from ..report import webui
@@ -107,7 +119,11 @@ class AffinityPlugin:
             return
         try:
             for cls in classes:
-                check_host(cls, self.environment.host or cls.host)
+                host = self.environment.host or cls.host
+                check_host(cls, host)
+                preflight = getattr(cls, "affinity_preflight", None)
+                if host and preflight is not None:
+                    preflight(host, self.options)
             if not self.environment.host and any(c.host is None for c in classes):
                 self._start_emulator(classes)
         except PluginConfigError as exc:
@@ -151,6 +167,14 @@ class AffinityPlugin:
             self.tracker.register(label)
         return label
 
+    def user_stopping(self, user: Any) -> None:
+        """Locust stops `user`: on a worker, mid-run, it will be started again
+        elsewhere (rebalancing) or not at all (a ramp-down); either way its row
+        is a partial user, kept apart by the master."""
+        label = getattr(user, "affinity_user", None)
+        if label is not None and self.worker is not None and adapter.stopping_users_mid_run(self.environment.runner):
+            self.worker.stopped_mid_run(label)
+
     def label(self, user: Any) -> str:
         return user if isinstance(user, str) else self.attach(user)
 
@@ -188,6 +212,14 @@ class AffinityPlugin:
 
     def on_test_start(self, environment: Any = None, **_kw: Any) -> None:
         # A new test (web UI "start" again) measures afresh.
+        self.started = True
+        if self._early_sigterm is not None:
+            self._early_sigterm.cancel()  # Locust's own handler is in place now
+            self._early_sigterm = None
+        worker, run = self.worker, getattr(self.environment.parsed_options, "affinity_run", None)
+        if worker is not None and worker.run is not None and run == worker.run:
+            worker.resume()  # the same master run, started again on this worker
+            return
         self.tracker.reset()
         self.numbers = itertools.count(1)
         self.run_token = os.urandom(3).hex()
@@ -234,7 +266,7 @@ class AffinityPlugin:
 
     def on_report_to_master(self, client_id: str = "", data: dict | None = None, **_kw: Any) -> None:
         if self.worker is not None and data is not None:
-            self.worker.add_to_report(data)
+            self.worker.add_to_report(data, getattr(self.environment.parsed_options, "affinity_run", None))
 
     def on_worker_report(self, client_id: str = "", data: dict | None = None, **_kw: Any) -> None:
         if self.master is not None and data is not None:
@@ -261,8 +293,18 @@ class AffinityPlugin:
         sums; a master's also says how many workers took part and which were lost."""
         rows, envs = self.rows()
         options = self.options
+        restarted: list[UserRow] = []
+        if self.master is not None:
+            moved = self.master.aggregator.restarted()
+            if moved:
+                restarted = [r for r in rows if r["user"] in moved]
+                rows = [r for r in rows if r["user"] not in moved]
         doc = summary.summarize(
-            rows, envs, per_miss_ms=options.affinity_miss_cost_ms, per_miss_usd=options.affinity_miss_cost_usd
+            rows,
+            envs,
+            per_miss_ms=options.affinity_miss_cost_ms,
+            per_miss_usd=options.affinity_miss_cost_usd,
+            restarted=restarted,
         )
         if self.master is not None:
             doc["workers"] = self.master.aggregator.summary_of_workers()
@@ -281,7 +323,10 @@ class AffinityPlugin:
         return self.sampler.timeline
 
     def finish(self) -> RunReport | None:
-        """End of run (master or standalone): summary, files, checks."""
+        """End of run (master or standalone): summary, files, checks. Once."""
+        if self.finished:
+            return self.report
+        self.finished = True
         options = self.options
         doc, rows = self.snapshot()
         asked = any(v is not None for v in options.thresholds().values()) or options.affinity_json
@@ -294,7 +339,29 @@ class AffinityPlugin:
             self.environment.process_exit_code = CHECK_EXIT_CODE
         return self.report
 
+    def _sigterm_before_start(self) -> None:
+        """SIGTERM to a headless master still waiting for its workers: what
+        Locust's own handler does later in a run (quitting, then quit, exit)."""
+        if self.started or self.quitting:
+            return
+        logger.info("lambda-affinity: got SIGTERM before the test started: writing the outputs and quitting")
+        env = self.environment
+        env.events.quitting.fire(environment=env, reverse=True)
+        code = env.process_exit_code if env.process_exit_code is not None else 0
+        env.events.quit.fire(exit_code=code)
+        sys.exit(code)
+
     def on_quitting(self, environment: Any = None, **_kw: Any) -> None:
+        if self.quitting:
+            # A second quit (SIGTERM while the first waits for the workers'
+            # final snapshots): write what is in now; the first then ends.
+            if self.master is not None:
+                self.master.stop_waiting = True
+                self.master.heard.set()
+            if self.worker is None:
+                self.finish()
+            return
+        self.quitting = True
         runner = self.environment.runner
         try:
             if self.worker is not None:

@@ -40,17 +40,47 @@ class WorkerRole:
         self.tracker = tracker
         self.run: str | None = None  # the master's run this worker takes part in
         self.final_sent = False
+        self.restarted: list[str] = []  # users Locust stopped mid-run, in this run
+        self._restarted_sent = 0  # how many of them periodic reports carried so far
 
     def begin(self, run: str | None) -> None:
         self.run = run
         self.final_sent = False
+        self.restarted = []
+        self._restarted_sent = 0
 
-    def add_to_report(self, data: dict) -> None:
+    def resume(self) -> None:
+        """Locust started this worker's test again within the same master run:
+        after stopping a test whose workers all missed heartbeats, the master's
+        dispatch goes on and starts them again, with no new test on the master,
+        whose statistics go on too. So do the rows; a new final snapshot follows.
+        The users of before were stopped mid-run and others started in their
+        place: they are kept apart as restarted, as rebalancing's are."""
+        self.final_sent = False
+        known = set(self.restarted)
+        self.restarted.extend(str(label) for label in self.tracker.users if label not in known)
+
+    def stopped_mid_run(self, label: str) -> None:
+        """Locust stopped this user while the run goes on (its worker's count
+        was lowered): the master keeps its row apart from the run's users."""
+        self.restarted.append(label)
+
+    def add_to_report(self, data: dict, run: str | None = None) -> None:
         """What a worker adds to Locust's periodic report: rows changed and
-        environment ids first seen since the last one (nothing when none)."""
+        environment ids first seen since the last one (nothing when none).
+        `run`: the master's run named in its latest spawn message."""
+        if run is not None and self.run is not None and run != self.run:
+            # The master started a new test while this worker's users kept
+            # running (Locust restarts a test whose workers all went missing
+            # and came back): the master dropped the old run and cleared its
+            # statistics; so do we, else every row would be dropped as another run's.
+            self.tracker.reset()
+            self.begin(run)
         if self.run is None:
             return  # not in a run of this master (yet)
-        payload = periodic_payload(self.tracker, self.run)
+        new = self.restarted[self._restarted_sent :]
+        self._restarted_sent = len(self.restarted)
+        payload = periodic_payload(self.tracker, self.run, new)
         if payload is not None:
             data[REPORT_KEY] = payload
 
@@ -61,7 +91,8 @@ class WorkerRole:
         if self.run is None or self.final_sent:
             return
         self.final_sent = True
-        payload = final_payload(self.tracker, self.run)
+        payload = final_payload(self.tracker, self.run, self.restarted)
+        self._restarted_sent = len(self.restarted)  # the final carries them all
         try:
             runner.send_message(FINAL_MESSAGE, payload)
         except RPCError as exc:
@@ -78,14 +109,16 @@ class MasterRole:
     def __init__(self) -> None:
         self.aggregator = Aggregator()
         self.heard = Event()  # set on every message of ours: wakes the final wait
+        self.stop_waiting = False  # a second quit (SIGTERM during the wait): write what is in now
 
     def begin(self, run: str, workers: Iterable[tuple[str, int | None]]) -> None:
         self.aggregator.start(run)
         for key, index in workers:
             self.aggregator.worker(key, index)
 
-    def receive(self, client_id: str, payload: Mapping, index: int | None) -> bool:
-        """Fold one worker payload (periodic or final); False when it belongs to another run."""
+    def receive(self, client_id: str, payload: Any, index: int | None) -> bool:
+        """Fold one worker payload (periodic or final); False when it belongs to
+        another run or is malformed (rejected, reported once at the end)."""
         folded = self.aggregator.receive(client_id, payload, index)
         self.heard.set()
         return folded
@@ -98,14 +131,15 @@ class MasterRole:
         self.heard.set()
 
     def lost_workers(self, runner: Any) -> set[str]:
-        """Workers that will send nothing more: gone from Locust's list, or
-        missing heartbeats now."""
+        """Workers without a final snapshot that will send nothing more: gone
+        from Locust's list, or missing heartbeats now. A worker whose final
+        snapshot is in is waited for until Locust's report after it arrives
+        (bounded by the wait): on a loaded machine a worker misses heartbeats
+        and still reports, and Locust's reports carry request counts since the
+        previous one, so giving up on it early left Locust's total short of ours."""
         lost = set()
-        for key in self.aggregator.workers:
-            if adapter.worker_gone(runner, key):
-                self.aggregator.left(key)
-                lost.add(key)
-            elif adapter.worker_missing(runner, key):
+        for key, w in self.aggregator.workers.items():
+            if w.final is None and (adapter.worker_gone(runner, key) or adapter.worker_missing(runner, key)):
                 lost.add(key)
         return lost
 
@@ -124,7 +158,7 @@ class MasterRole:
         while True:
             now = time.monotonic()
             remaining = deadline - now
-            if self.settled(runner) or remaining <= 0:
+            if self.settled(runner) or remaining <= 0 or self.stop_waiting:
                 if now - started > 0.1:
                     logger.info("lambda-affinity: waited %.1f s for the workers' final snapshots", now - started)
                 return

@@ -23,6 +23,7 @@ import ipaddress
 import json
 import logging
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
@@ -107,6 +108,19 @@ def _conclude(
     return obs
 
 
+class _StopsTracked:
+    """Tells the plugin when Locust stops a user (on a worker mid-run, its row
+    is a partial user: see AffinityPlugin.user_stopping)."""
+
+    _plugin: Any
+
+    def stop(self, force: bool = False):
+        plugin = getattr(self, "_plugin", None)
+        if plugin is not None:
+            plugin.user_stopping(self)
+        return super().stop(force=force)  # type: ignore[misc]
+
+
 def _check_host(user) -> None:
     try:
         check_host(type(user), user.host)
@@ -114,7 +128,7 @@ def _check_host(user) -> None:
         raise LocustError(str(exc)) from None
 
 
-class FunctionUrlUser(FastHttpUser):
+class FunctionUrlUser(_StopsTracked, FastHttpUser):
     """Calls a Function URL and records every reply.
 
     Override `probe_path` (appended to the host), `probe_method` or
@@ -337,7 +351,7 @@ def _pool_size(users: int | None) -> int:
     return min(int(users or 10), 1000)
 
 
-class InvokeUser(User):
+class InvokeUser(_StopsTracked, User):
     """Invokes a function through the Invoke API (boto3) and records every reply.
 
     The host is `lambda://FUNCTION_NAME` (a name, name:alias or ARN), with
@@ -377,6 +391,20 @@ class InvokeUser(User):
         self._payload = self.payload()
         self._fire = environment.events.request.fire
         self._split = options.affinity_split_stats
+
+    @classmethod
+    def affinity_preflight(cls, host: str, options: Any) -> None:
+        """Before any user starts (master or standalone): the lambda:// host
+        has a region and credentials, else PluginConfigError (one line at
+        start, not a traceback per user)."""
+        target = parse_lambda_host(host)
+        lambda_client(
+            target.endpoint_url or options.affinity_endpoint_url,
+            target.region,
+            _pool_size(options.num_users),
+            cls.connect_timeout,
+            cls.read_timeout,
+        )
 
     def payload(self) -> bytes:
         return json.dumps({"session": self.affinity_session}).encode()

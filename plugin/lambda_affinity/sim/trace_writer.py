@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
+import os
 import time
 from typing import IO
 
@@ -50,7 +52,10 @@ class TraceWriter:
         self._csv = csv.writer(self._fh, lineterminator="\n")
         self._csv.writerow(FIELDS)
         self.rows = 0
+        self.flushed_rows = 0  # rows on disk, whole, at the last flush
+        self.flushed_bytes = 0  # the file's size then: where abandon() cuts it back to
         self._flush_at = time.monotonic() + FLUSH_EVERY_S
+        self.flush()  # the header on disk: a file cut back by abandon() still has it
 
     def write(
         self,
@@ -87,6 +92,18 @@ class TraceWriter:
             return
         self._fh.flush()  # gzip: a sync flush, so everything so far can be decompressed
         self._flush_at = time.monotonic() + FLUSH_EVERY_S
+        self.flushed_bytes = os.fstat(self._fh.fileno()).st_size
+        self.flushed_rows = self.rows
+
+    def abandon(self) -> None:
+        """Stop after a write error (a full disk): close without raising and
+        cut the file back to its last flush, so it ends with a whole row
+        (gzip: a sync point a reader decompresses up to)."""
+        with contextlib.suppress(OSError):
+            self._fh.close()  # tries to write the rest, fails again, closes anyway
+        with contextlib.suppress(OSError):
+            os.truncate(self.path, self.flushed_bytes)
+        self.rows = self.flushed_rows
 
     def close(self) -> None:
         if self._closed:
