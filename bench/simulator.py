@@ -31,37 +31,44 @@ from lambda_affinity.platform import FunctionSpec, ModelConfig, Platform
 from lambda_affinity.sim.simulate import Scenario, replay, run
 from lambda_affinity.sim.trace import ReadStats, TraceWriter, read_arrivals
 
+T0 = 1764547200.0  # 2025-12-01T00:00:00Z
 
-def generate(path: str, requests: int, users: int, hours: float, seed: int) -> tuple[float, float]:
-    """Write `requests` rows in send order, streamed: each user's next call in
-    a heap of `users` entries. Returns (the seconds it took, the hours the
-    rows span: `hours` is the target the pauses are sized for, not exact)."""
-    started = time.perf_counter()
+
+def arrivals(requests: int, users: int, hours: float, seed: int):
+    """`requests` (send time, user) in send order, streamed: each user's next call
+    in a heap of `users` entries; `hours` is the target the pauses are sized for."""
     rng = random.Random(seed)
     span = hours * 3600.0
     # sessions of 1-20 calls (10.5 on average) 2-30 s apart (16 s): the pause
     # between sessions that makes the day hold `requests` calls
     sessions = requests / users / 10.5
     pause = max(1.0, span / sessions - 9.5 * 16)
-    t0 = 1764547200.0  # 2025-12-01T00:00:00Z
+    t0 = T0
     # each user's first session starts within its first pause: the day runs at its rate from the start
     heap = [(t0 + rng.random() * min(span, pause), u) for u in range(users)]
     heapq.heapify(heap)
     names = [f"user{u}" for u in range(users)]
     left = [0] * users
-    t = t0
+    for _ in range(requests):
+        t, u = heapq.heappop(heap)
+        yield t, names[u]
+        if left[u] <= 0:  # a new session: 1-20 calls
+            left[u] = rng.randint(1, 20)
+        left[u] -= 1
+        # in a session: think 2-30 s; between sessions: a long pause, shorter by day
+        day = 1.0 + 0.6 * math.sin(2 * math.pi * ((t - t0) % 86400) / 86400)
+        gap = rng.uniform(2, 30) if left[u] else rng.expovariate(day / pause)
+        heapq.heappush(heap, (t + gap, u))
+
+
+def generate(path: str, requests: int, users: int, hours: float, seed: int) -> tuple[float, float]:
+    """Write arrivals() as the plugin's trace. Returns (the seconds it took, the hours the rows span)."""
+    started = time.perf_counter()
+    t = T0
     with TraceWriter(path) as w:
-        for _ in range(requests):
-            t, u = heapq.heappop(heap)
-            w.write(t, None, names[u], names[u], None, None, None, True)
-            if left[u] <= 0:  # a new session: 1-20 calls
-                left[u] = rng.randint(1, 20)
-            left[u] -= 1
-            # in a session: think 2-30 s; between sessions: a long pause, shorter by day
-            day = 1.0 + 0.6 * math.sin(2 * math.pi * ((t - t0) % 86400) / 86400)
-            gap = rng.uniform(2, 30) if left[u] else rng.expovariate(day / pause)
-            heapq.heappush(heap, (t + gap, u))
-    return time.perf_counter() - started, (t - t0) / 3600.0
+        for t, user in arrivals(requests, users, hours, seed):
+            w.write(t, None, user, user, None, None, None, True)
+    return time.perf_counter() - started, (t - T0) / 3600.0
 
 
 def model_alone(arrivals: list, seed: int) -> float:

@@ -11,6 +11,7 @@ from functools import partial
 from ..sim.simulate import Scenario
 from ..sim.sweep import MAX_POINTS, SPREADS, Factor, Sweep, check_cost, parse_vary
 from ..sim.sweep_files import describe, render_points, scenario_doc, sweep_files
+from .executors import add_executor_options, executor_from_args, progress_bar
 from .options import (
     MODEL_OPTIONS,
     SCENARIO_FIELDS,
@@ -60,6 +61,7 @@ def add_parser(sub) -> None:
     )
     factors = add_scenario_options(p) + add_model_options(p)
     add_miss_cost_options(p)
+    add_executor_options(p, "run the points' runs")
     p.set_defaults(func=run, factor_actions=factors)
 
 
@@ -107,7 +109,21 @@ def run(args: argparse.Namespace) -> int:
     )
     check_cost(cost, args.max_invocations)
     started = time.perf_counter()
-    points = plan.run(progress=_say)
+    runs = cost["points"] * cost["runs"]
+    with (
+        executor_from_args(args, tasks=runs, work=cost["invocations"]) as executor,
+        progress_bar(f"sweep ({executor.jobs} jobs)", "runs", total=runs) as progress,
+    ):
+        done, tty = 0, sys.stderr.isatty()
+
+        def heard(line: str) -> None:
+            nonlocal done
+            done += 1
+            progress(done, runs)
+            if not tty:  # a log keeps a line per run; a terminal has the bar
+                _say(line)
+
+        points = plan.run(progress=heard, executor=executor)
     elapsed = time.perf_counter() - started
     description = describe(vary, base, args.runs, args.seed, args.model)
     files = sweep_files(
