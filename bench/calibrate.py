@@ -3,13 +3,9 @@ users over 4 h by default), made by replaying generated arrivals through the
 simulator with a known, non-default model, then `lambda-affinity calibrate` on
 it timed at --jobs 1 and at --jobs all cores, and both fits compared.
 
-Usage: python bench/calibrate.py [--requests N] [--users U] [--hours H] [--serial-fraction F]
+Usage: python bench/calibrate.py [--requests N] [--users U] [--hours H] [--jobs N]
 Last line: calibrate_seconds_1M: N   (the all-cores time, for 1 M requests; scaled
 linearly from --requests when that is not 1 M, which the line then says)
-
---serial-fraction F times --jobs 1 on the first F of the rows (a time prefix) when
-a full serial run is too long for a bench; the line printing it says so, and the
-two fits are then compared on that prefix at both job counts.
 """
 
 from __future__ import annotations
@@ -100,7 +96,6 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=4.0)
     ap.add_argument("--random-seed", "--seed", dest="seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="the parallel run's --jobs (all cores)")
-    ap.add_argument("--serial-fraction", type=float, default=1.0)
     args = ap.parse_args()
     folder = tempfile.mkdtemp(prefix="calibrate-bench-")
     path = os.path.join(folder, "trace.csv.gz")

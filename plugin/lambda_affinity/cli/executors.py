@@ -76,7 +76,7 @@ class Dask:
         )
         index = {f.key: i for i, f in enumerate(futures)}
         out: list = [None] * len(tasks)
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=self.client.loop):  # this client's: it is not the default
             i = index[future.key]
             out[i] = future.result()
             if done is not None:

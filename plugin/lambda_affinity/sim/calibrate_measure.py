@@ -96,11 +96,7 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
             if early:
                 head.record(label, env, row.cold, row.cache_hit)
             cache_known = cache_known or row.cache_hit is not None
-            min_keep_alive = max(min_keep_alive, _idle_before(row, last_seen.get(env)))
-            if row.recv is not None:
-                last_seen[env] = max(last_seen.get(env, row.recv), row.recv)
-                if row.cold is not None:
-                    (cold_d if row.cold else warm_d).append(row.recv - row.send)
+            min_keep_alive = max(min_keep_alive, _observe(row, env, last_seen, cold_d, warm_d))
         if not trace_arrivals:
             raise CalibrationError(f"{path}: no rows")
         arrivals.append(trace_arrivals)
@@ -128,6 +124,17 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
         cache_known=cache_known,
         warnings=warnings,
     )
+
+
+def _observe(row: TraceRow, env: str, last_seen: dict, cold_d: list, warm_d: list) -> float:
+    """Notes when the row's environment is free again and how long the call took (cold or
+    warm); returns how long the environment had been idle when the row was sent."""
+    idle = _idle_before(row, last_seen.get(env))
+    if row.recv is not None:
+        last_seen[env] = max(last_seen.get(env, row.recv), row.recv)
+        if row.cold is not None:
+            (cold_d if row.cold else warm_d).append(row.recv - row.send)
+    return idle
 
 
 def _idle_before(row: TraceRow, free_since: float | None) -> float:
