@@ -15,14 +15,23 @@ sampled as the replay goes, to show it does not grow with the trace.
 
 Usage: python bench/simulator.py --replay [--requests N] [--users U] [--hours H] [--slice N]
 Last line: replayed_invocations_per_s: N
+
+Sweep (--sweep): `lambda-affinity sweep` of 7 points x 10 runs (users 1..1000:log:7, the seed's
+scenario, about 250 000 invocations) at --jobs 1 and at --jobs every core, side by side; the two
+outputs must be byte-identical.
+Usage: python bench/simulator.py --sweep [--jobs N]
+Last line: sweep_jobs_speedup: N
 """
 
 import argparse
+import filecmp
 import heapq
 import math
 import os
 import random
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -147,6 +156,42 @@ def replay_bench(args) -> None:
         os.rmdir(folder)
 
 
+def sweep_bench(jobs: int, seed: int) -> None:
+    folder = tempfile.mkdtemp(prefix="sweep-bench-")
+    took = {}
+    for n in (1, jobs):
+        out = os.path.join(folder, str(n))
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lambda_affinity.cli",
+                "sweep",
+                "--vary",
+                "users=1..1000:log:7",
+                "--runs",
+                "10",
+                "--duration",
+                "60",
+                "--random-seed",
+                str(seed),
+                "--jobs",
+                str(n),
+                "--out",
+                out,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        took[n] = time.perf_counter() - started
+        print(f"sweep --jobs {n}: {took[n]:.1f} s")
+    names = sorted(os.listdir(os.path.join(folder, "1")))
+    same = all(filecmp.cmp(os.path.join(folder, "1", f), os.path.join(folder, str(jobs), f), False) for f in names)
+    print(f"byte-identical outputs: {same}")
+    print(f"sweep_jobs_speedup: {took[1] / took[jobs]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=10_000)
@@ -156,7 +201,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--slice", type=int, default=500_000)
+    ap.add_argument("--sweep", action="store_true", help="the sweep's --jobs speed-up (see the module doc)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
+    if args.sweep:
+        sweep_bench(args.jobs, args.seed)
+        return
     if args.replay:
         if args.users == 10_000:  # the synthetic bench's default; the replay bench's is 50 000
             args.users = 50_000
