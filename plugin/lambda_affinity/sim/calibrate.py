@@ -12,20 +12,25 @@ z-score, (measured - predicted mean) / predicted run-to-run sd, since the
 measurement is one draw of the same random process; a candidate's distance is
 the root mean square of its z-scores. Below 2 a candidate is consistent with
 the measurement; when consistent candidates differ in a parameter, the trace
-cannot tell those values apart, and the result says so.
+cannot tell those values apart, and the result says so (identify): where the
+default is among them, the fit keeps the default rather than fit noise.
 
 The search is coordinate-wise, so it costs tens of candidates, not the
 product of every grid: keep-alive (only values the trace spans twice and
 its observed reuse allows) with the default placement, then placement x busy
 overhead at that keep-alive, then keep-alive again with the best placement.
 The init delay is not searched: it is read from the trace (median duration of
-cold calls minus that of warm ones).
+cold calls minus that of warm ones). A stage's replays go to an executor at
+once (sim/executors.py: here, worker processes or a cluster; each replay's seed
+is fixed by `seed`, so the fit does not depend on where they ran), and
+candidates clearly out stop after two replays (Search).
 
 Each trace is one independent measurement starting with no environment (a
 fresh emulator, or a function not called for a while): its users and
 environments are kept apart from the other traces'.
 
-Pure: it reads traces through trace.py and replays through simulate.py.
+Pure: it reads traces through calibrate_measure.py and replays through
+simulate.py; calibrate_report.py says what a fit means (notes, JSON, table).
 """
 
 from __future__ import annotations
