@@ -15,14 +15,23 @@ sampled as the replay goes, to show it does not grow with the trace.
 
 Usage: python bench/simulator.py --replay [--requests N] [--users U] [--hours H] [--slice N]
 Last line: replayed_invocations_per_s: N
+
+Sweep (--sweep): `lambda-affinity sweep` of 7 points x 10 runs (users 1..1000:log:7, the seed's
+scenario, about 250 000 invocations) at --jobs 1 and at --jobs every core, side by side; the two
+outputs must be byte-identical.
+Usage: python bench/simulator.py --sweep [--jobs N]
+Last line: sweep_jobs_speedup: N
 """
 
 import argparse
+import filecmp
 import heapq
 import math
 import os
 import random
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -31,37 +40,44 @@ from lambda_affinity.platform import FunctionSpec, ModelConfig, Platform
 from lambda_affinity.sim.simulate import Scenario, replay, run
 from lambda_affinity.sim.trace import ReadStats, TraceWriter, read_arrivals
 
+T0 = 1764547200.0  # 2025-12-01T00:00:00Z
 
-def generate(path: str, requests: int, users: int, hours: float, seed: int) -> tuple[float, float]:
-    """Write `requests` rows in send order, streamed: each user's next call in
-    a heap of `users` entries. Returns (the seconds it took, the hours the
-    rows span: `hours` is the target the pauses are sized for, not exact)."""
-    started = time.perf_counter()
+
+def arrivals(requests: int, users: int, hours: float, seed: int):
+    """`requests` (send time, user) in send order, streamed: each user's next call
+    in a heap of `users` entries; `hours` is the target the pauses are sized for."""
     rng = random.Random(seed)
     span = hours * 3600.0
     # sessions of 1-20 calls (10.5 on average) 2-30 s apart (16 s): the pause
     # between sessions that makes the day hold `requests` calls
     sessions = requests / users / 10.5
     pause = max(1.0, span / sessions - 9.5 * 16)
-    t0 = 1764547200.0  # 2025-12-01T00:00:00Z
+    t0 = T0
     # each user's first session starts within its first pause: the day runs at its rate from the start
     heap = [(t0 + rng.random() * min(span, pause), u) for u in range(users)]
     heapq.heapify(heap)
     names = [f"user{u}" for u in range(users)]
     left = [0] * users
-    t = t0
+    for _ in range(requests):
+        t, u = heapq.heappop(heap)
+        yield t, names[u]
+        if left[u] <= 0:  # a new session: 1-20 calls
+            left[u] = rng.randint(1, 20)
+        left[u] -= 1
+        # in a session: think 2-30 s; between sessions: a long pause, shorter by day
+        day = 1.0 + 0.6 * math.sin(2 * math.pi * ((t - t0) % 86400) / 86400)
+        gap = rng.uniform(2, 30) if left[u] else rng.expovariate(day / pause)
+        heapq.heappush(heap, (t + gap, u))
+
+
+def generate(path: str, requests: int, users: int, hours: float, seed: int) -> tuple[float, float]:
+    """Write arrivals() as the plugin's trace. Returns (the seconds it took, the hours the rows span)."""
+    started = time.perf_counter()
+    t = T0
     with TraceWriter(path) as w:
-        for _ in range(requests):
-            t, u = heapq.heappop(heap)
-            w.write(t, None, names[u], names[u], None, None, None, True)
-            if left[u] <= 0:  # a new session: 1-20 calls
-                left[u] = rng.randint(1, 20)
-            left[u] -= 1
-            # in a session: think 2-30 s; between sessions: a long pause, shorter by day
-            day = 1.0 + 0.6 * math.sin(2 * math.pi * ((t - t0) % 86400) / 86400)
-            gap = rng.uniform(2, 30) if left[u] else rng.expovariate(day / pause)
-            heapq.heappush(heap, (t + gap, u))
-    return time.perf_counter() - started, (t - t0) / 3600.0
+        for t, user in arrivals(requests, users, hours, seed):
+            w.write(t, None, user, user, None, None, None, True)
+    return time.perf_counter() - started, (t - T0) / 3600.0
 
 
 def model_alone(arrivals: list, seed: int) -> float:
@@ -140,6 +156,42 @@ def replay_bench(args) -> None:
         os.rmdir(folder)
 
 
+def sweep_bench(jobs: int, seed: int) -> None:
+    folder = tempfile.mkdtemp(prefix="sweep-bench-")
+    took = {}
+    for n in (1, jobs):
+        out = os.path.join(folder, str(n))
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lambda_affinity.cli",
+                "sweep",
+                "--vary",
+                "users=1..1000:log:7",
+                "--runs",
+                "10",
+                "--duration",
+                "60",
+                "--random-seed",
+                str(seed),
+                "--jobs",
+                str(n),
+                "--out",
+                out,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        took[n] = time.perf_counter() - started
+        print(f"sweep --jobs {n}: {took[n]:.1f} s")
+    names = sorted(os.listdir(os.path.join(folder, "1")))
+    same = all(filecmp.cmp(os.path.join(folder, "1", f), os.path.join(folder, str(jobs), f), False) for f in names)
+    print(f"byte-identical outputs: {same}")
+    print(f"sweep_jobs_speedup: {took[1] / took[jobs]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=10_000)
@@ -149,7 +201,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--slice", type=int, default=500_000)
+    ap.add_argument("--sweep", action="store_true", help="the sweep's --jobs speed-up (see the module doc)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
+    if args.sweep:
+        sweep_bench(args.jobs, args.seed)
+        return
     if args.replay:
         if args.users == 10_000:  # the synthetic bench's default; the replay bench's is 50 000
             args.users = 50_000

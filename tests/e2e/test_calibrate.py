@@ -159,8 +159,15 @@ def test_a_real_run_calibrated_then_predicted(tmp_path):
     p = cli("calibrate", "trace.csv.gz", "--latency", "0.06:0.1", "--out", "fit.yaml", "--json", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     fit = json.loads(p.stdout)
-    best = fit["candidates"][0]
-    assert best["model"] == fit["model"] and best["distance"] <= calibrate.CONSISTENT, fit["notes"]
+    closest = fit["candidates"][0]
+    # the fitted model: the closest candidate, with the default where the trace cannot tell a
+    # parameter's values apart; the keep-alive it tells
+    keep_alive = fit["parameters"]["keep_alive_s"]
+    assert keep_alive["told"] and keep_alive["fitted"] == closest["model"]["keep_alive_s"], fit["parameters"]
+    for name, verdict in fit["parameters"].items():
+        assert verdict["fitted"] == (verdict["closest"] if verdict["told"] else verdict["prior"]), name
+    best = next(c for c in fit["candidates"] if c["model"] == fit["model"])
+    assert best["distance"] <= calibrate.CONSISTENT, fit["notes"]
     default = next(
         c
         for c in fit["candidates"]

@@ -9,8 +9,9 @@ import sys
 from ..core.reproduce import reproduce
 from ..files import check_input_file, check_output_target, write_text
 from ..platform.distributions import parse_distribution
-from ..sim import calibrate
+from ..sim import calibrate, calibrate_report
 from ..sim.simulate import Scenario
+from .executors import add_executor_options, executor_from_args, progress_bar
 from .options import add_max_disorder, add_random_seed, warn
 
 
@@ -41,6 +42,13 @@ def add_parser(sub) -> None:
     p.add_argument("--replays", type=int, default=None, help="replays per candidate (default: 5-30, by trace size)")
     add_random_seed(p, 1, "random seed (default %(default)s)")
     add_max_disorder(p, "rows may be this many seconds out of send order (default %(default)g)")
+    p.add_argument(
+        "--no-screen",
+        dest="screen",
+        action="store_false",
+        help="give every candidate all its replays (by default those clearly out after two stop there)",
+    )
+    add_executor_options(p, "replay the candidates")
     p.set_defaults(func=run)
 
 
@@ -55,18 +63,38 @@ def run(args: argparse.Namespace) -> int:
     measurement = calibrate.measure(args.traces, args.max_disorder)
     for message in measurement.warnings:
         warn("calibrate", message)
-    result = calibrate.calibrate(
-        measurement, latency=args.latency, service=args.service, replays=args.replays, seed=args.seed
-    )
+    rows = sum(len(a) for a in measurement.arrivals)
+    replays = args.replays or calibrate.default_replays(measurement)
+    work = rows * replays * calibrate.CANDIDATES_ABOUT
+    with (
+        executor_from_args(args, tasks=replays, work=work) as executor,
+        progress_bar(
+            f"calibrate ({executor.jobs} jobs)",
+            "replays",
+            f"calibrate: {rows:,} requests x {replays} replays x up to {calibrate.CANDIDATES_ABOUT} candidates "
+            f"(fewer once screened): at most {work / 1e6:,.0f} M replayed requests",
+        ) as progress,
+    ):
+        result = calibrate.calibrate(
+            measurement,
+            latency=args.latency,
+            service=args.service,
+            replays=args.replays,
+            seed=args.seed,
+            executor=executor,
+            progress=progress,
+            screen=args.screen,
+        )
     if args.out:
-        write_text(args.out, calibrate.to_yaml(result))
+        write_text(args.out, calibrate_report.to_yaml(result))
     if args.json:
         options = {"traces": args.traces, "latency": args.latency, "service": args.service, "replays": args.replays}
         options["max_disorder"] = args.max_disorder
-        json.dump({**calibrate.to_json(result), "reproduce": reproduce("calibrate", args.seed, options)}, sys.stdout)
+        doc = {**calibrate_report.to_json(result), "reproduce": reproduce("calibrate", args.seed, options)}
+        json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
     else:
-        print(calibrate.render(result))
+        print(calibrate_report.render(result))
         print(f"random seed {args.seed} (--random-seed {args.seed} repeats this fit)")
         if args.out:
             print(f"wrote {args.out}")

@@ -15,8 +15,10 @@ from ..core.summary import MissCostPrice, summarize
 from ..core.tracker import Tracker
 from ..files import STDIN
 from ..report.render import rates_line, render_table
-from ..sim.simulate import Scenario, check_runs, replay, run_many
-from ..sim.trace import ReadStats, TraceOptionError, read_arrivals, truncation_warning
+from ..sim.simulate import ReplayFileTask, Scenario, check_runs, pool_runs, replay_file_task, run_many
+from ..sim.sweep import estimate_cost
+from ..sim.trace import TraceOptionError, truncation_warning
+from .executors import SMALL_WORK, add_executor_options, executor_from_args, progress_bar
 from .options import (
     add_max_disorder,
     add_miss_cost_options,
@@ -68,6 +70,7 @@ def add_parser(sub) -> None:
     )
     add_model_options(p)
     add_miss_cost_options(p)
+    add_executor_options(p, "--runs")
     p.set_defaults(func=run)
 
 
@@ -80,7 +83,13 @@ def run(args: argparse.Namespace) -> int:
     if args.trace:
         tracker, totals, read = _replay_trace(args, scenario)
     else:
-        tracker, totals = run_many(scenario, runs=args.runs, seed=args.seed)
+        check_runs(args.runs)
+        work = estimate_cost([scenario], args.runs)["invocations"]
+        with (
+            executor_from_args(args, tasks=args.runs, work=work) as executor,
+            progress_bar(f"simulate ({executor.jobs} jobs)", "runs", total=args.runs) as progress,
+        ):
+            tracker, totals = run_many(scenario, runs=args.runs, seed=args.seed, executor=executor, progress=progress)
     elapsed = time.perf_counter() - started
     doc = _summary(tracker, price, read)
     if args.json:
@@ -122,20 +131,24 @@ def _replay_trace(args: argparse.Namespace, scenario: Scenario) -> tuple:
     check_runs(args.runs)
     if args.trace == STDIN and args.runs > 1:
         raise TraceOptionError("--trace -: standard input can be read once: give --runs 1, or a file")
-    tracker, base = Tracker(), random.Random(args.seed)
-    totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
-    for r in range(args.runs):
-        stats = ReadStats()
-        arrivals = read_arrivals(args.trace, args.time_col, args.user_col, args.max_disorder, stats)
-        res = replay(
-            arrivals,
+    base = random.Random(args.seed)
+    tasks = [
+        ReplayFileTask(
+            args.trace,
+            args.time_col,
+            args.user_col,
+            args.max_disorder,
             scenario,
-            seed=base.getrandbits(64),
-            tracker=tracker,
-            user_prefix=f"r{r}-" if args.runs > 1 else "",
+            base.getrandbits(64),
+            f"r{r}-" if args.runs > 1 else "",
         )
-        for key in totals:
-            totals[key] += getattr(res, key)
+        for r in range(args.runs)
+    ]
+    # a trace's size is not known before reading it: more than one run is worth the workers
+    with executor_from_args(args, tasks=args.runs, work=SMALL_WORK * (args.runs > 1)) as executor:
+        results = executor.map(replay_file_task, tasks)
+    tracker, totals = pool_runs(res for res, _ in results)
+    stats = results[-1][1]
     read: ReplayedTrace = {
         "path": args.trace,
         "rows": stats.rows,

@@ -14,6 +14,7 @@ from ..files import check_output_target, write_text
 from ..sim.simulate import Scenario
 from ..sim.sweep import MAX_POINTS, SPREADS, Factor, Sweep, check_cost, parse_vary
 from ..sim.sweep_files import SWEEP_FILES, describe, render_points, scenario_doc, sweep_files
+from .executors import add_executor_options, executor_from_args, progress_bar
 from .options import (
     MODEL_OPTIONS,
     SCENARIO_FIELDS,
@@ -64,6 +65,7 @@ def add_parser(sub) -> None:
     )
     factors = add_scenario_options(p) + add_model_options(p)
     add_miss_cost_options(p)
+    add_executor_options(p, "run the points' runs")
     p.set_defaults(func=run, factor_actions=factors)
 
 
@@ -115,7 +117,21 @@ def run(args: argparse.Namespace) -> int:
     for name in SWEEP_FILES:  # the folder (made if missing) and each file, once the sweep is known good
         check_output_target(os.path.join(args.out, name))
     started = time.perf_counter()
-    points = plan.run(progress=_say)
+    runs = cost["points"] * cost["runs"]
+    with (
+        executor_from_args(args, tasks=runs, work=cost["invocations"]) as executor,
+        progress_bar(f"sweep ({executor.jobs} jobs)", "runs", total=runs) as progress,
+    ):
+        done, tty = 0, sys.stderr.isatty()
+
+        def heard(line: str) -> None:
+            nonlocal done
+            done += 1
+            progress(done, runs)
+            if not tty:  # a log keeps a line per run; a terminal has the bar
+                _say(line)
+
+        points = plan.run(progress=heard, executor=executor)
     elapsed = time.perf_counter() - started
     description = describe(vary, base, args.runs, args.seed, args.model)
     files = sweep_files(

@@ -254,6 +254,32 @@ class Tracker:
     def env_id(self, index: int) -> str:
         return self._env_ids[index]
 
+    def absorb(self, other: Tracker) -> None:
+        """Fold in another tracker's users (pooled runs: each run's users are its own,
+        so none may be here already) and its environments, as if recorded here.
+        `other` is consumed: its tallies move over."""
+        index = []
+        for env_id in other._env_ids:
+            idx = self._env_index.get(env_id)
+            if idx is None:
+                idx = self._env_index[env_id] = len(self._env_ids)
+                self._env_ids.append(env_id)
+            index.append(idx)
+        for user, t in other.users.items():
+            if user in self.users:
+                raise ValueError(f"user {user!r} is in both trackers")
+            if t.counts is not None:
+                t.counts = {index[e]: c for e, c in t.counts.items()}
+            else:
+                o = t.overflow
+                assert o is not None
+                o.ids = [index[e] for e in o.ids]
+                o.pos = {index[e]: p for e, p in o.pos.items()}
+            if t.last_env >= 0:
+                t.last_env = index[t.last_env]
+            self.users[user] = t
+            self.dirty.add(user)
+
     def reset(self) -> None:
         self.users.clear()
         self._env_index.clear()

@@ -12,20 +12,25 @@ z-score, (measured - predicted mean) / predicted run-to-run sd, since the
 measurement is one draw of the same random process; a candidate's distance is
 the root mean square of its z-scores. Below 2 a candidate is consistent with
 the measurement; when consistent candidates differ in a parameter, the trace
-cannot tell those values apart, and the result says so.
+cannot tell those values apart, and the result says so (identify): where the
+default is among them, the fit keeps the default rather than fit noise.
 
 The search is coordinate-wise, so it costs tens of candidates, not the
 product of every grid: keep-alive (only values the trace spans twice and
 its observed reuse allows) with the default placement, then placement x busy
 overhead at that keep-alive, then keep-alive again with the best placement.
 The init delay is not searched: it is read from the trace (median duration of
-cold calls minus that of warm ones).
+cold calls minus that of warm ones). A stage's replays go to an executor at
+once (sim/executors.py: here, worker processes or a cluster; each replay's seed
+is fixed by `seed`, so the fit does not depend on where they ran), and
+candidates clearly out stop after two replays (Search).
 
 Each trace is one independent measurement starting with no environment (a
 fresh emulator, or a function not called for a while): its users and
 environments are kept apart from the other traces'.
 
-Pure: it reads traces through trace.py and replays through simulate.py.
+Pure: it reads traces through calibrate_measure.py and replays through
+simulate.py; calibrate_report.py says what a fit means (notes, JSON, table).
 """
 
 from __future__ import annotations
@@ -33,14 +38,17 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..core.summary import summarize
 from ..core.tracker import Tracker
-from ..errors import LambdaAffinityError
-from ..platform import ModelConfig, model_file
+from ..platform import ModelConfig
+
+# measure() and its types live in calibrate_measure; callers find them here too
+from .calibrate_measure import PREFIX_ROWS, CalibrationError, Figures, Measurement, measure  # noqa: F401
+from .executors import Executor, Serial
 from .simulate import Scenario, replay
-from .trace import DEFAULT_MAX_DISORDER_S, ReadStats, TraceRow, read_rows, truncation_warning
 
 # (policy, routers): the placements compared. partitioned with 1 router is mru.
 PLACEMENTS = (("mru", 1), ("partitioned", 2), ("partitioned", 3), ("partitioned", 4), ("lru", 1), ("random", 1))
@@ -63,32 +71,10 @@ FEW_USERS = 10
 FEW_REQUESTS = 200
 # Replays per candidate: enough for a stable sd, bounded in total work.
 REPLAY_BUDGET = 100_000
-
-
-class CalibrationError(LambdaAffinityError, ValueError):
-    """The traces cannot be calibrated against (no valid rows, no env_ids)."""
-
-
-@dataclass(frozen=True)
-class Figures:
-    """The compared statistics of one run (measured or replayed)."""
-
-    mean_max_share: float
-    p10_max_share: float
-    p90_max_share: float
-    warm_cache_rate: float | None
-    environments: int
-    cold_starts: int
-
-    @classmethod
-    def of(cls, tracker: Tracker) -> Figures:
-        doc = summarize(tracker.rows(), tracker.environments, per_user_limit=0)
-        hit, warm = doc["hit_rate"], doc["warm_cache_rate"]
-        if hit is None:
-            raise CalibrationError("no valid replies: nothing to compare")
-        return cls(
-            hit["mean"], hit["p10"], hit["p90"], warm["mean"] if warm else None, doc["environments"], doc["cold_starts"]
-        )
+# The candidates a search replays, about: keep-alive x2, placement x busy overhead, the profiles.
+CANDIDATES_ABOUT = 2 * len(KEEP_ALIVES_S) + len(PLACEMENTS) * len(BUSY_OVERHEADS_S)
+# Screening (Search): a candidate this many times further than the stage's best is out.
+SCREEN_OUT = 3.0
 
 
 @dataclass
@@ -100,38 +86,26 @@ class Fit:
     predicted: dict  # statistic -> mean over the replays
     sd: dict  # statistic -> run-to-run sd over the replays
     z: dict  # statistic -> z-score
+    replays: int = 0  # how many replays the figures come from (fewer when screened out)
+    rows: int | None = None  # screened out on the first `rows` rows of each trace; None: on all
 
     def label(self) -> str:
         return describe(self.model)
 
 
 @dataclass
-class Measurement:
-    """The traces, as replay and comparison need them."""
-
-    paths: list
-    arrivals: list  # per trace: [(send, user), ...] in send order
-    figures: Figures
-    users: int
-    requests: int
-    invalid: int
-    span_s: float
-    init_delay_s: float | None  # estimated from cold vs warm durations, None when the trace cannot say
-    min_keep_alive_s: float  # an environment was reused after this long idle: keep-alive is at least this
-    cache_known: bool
-    warnings: list = field(default_factory=list)  # e.g. a trace cut short by a killed writer
-
-
-@dataclass
 class Calibration:
     measurement: Measurement
     fits: list  # every candidate tried, best first
-    model: ModelConfig  # the fitted model
-    notes: list = field(default_factory=list)
+    model: ModelConfig  # the fitted model: the best, with the prior where the trace cannot tell (verdicts)
+    verdicts: list = field(default_factory=list)  # per searched parameter: can the trace tell its values apart
+    chosen: Fit | None = None  # the fitted model's own candidate
+    keep_alives: list = field(default_factory=list)  # the keep-alive grid searched
 
     @property
     def best(self) -> Fit:
-        return self.fits[0]
+        """The fitted model's candidate (the best fit when nothing is kept at its prior)."""
+        return self.chosen or self.fits[0]
 
 
 def describe(model: ModelConfig) -> str:
@@ -139,91 +113,43 @@ def describe(model: ModelConfig) -> str:
     return f"{place}, busy {model.busy_overhead_s * 1000:g} ms, keep-alive {model.keep_alive_s:g} s"
 
 
-# -- the measurement ---------------------------------------------------------------------
-
-
-def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) -> Measurement:
-    """Read the traces (each one independent measurement) into what calibration needs."""
-    if not paths:
-        raise CalibrationError("no trace given")
-    tracker = Tracker()
-    arrivals = []
-    cold_d: list[float] = []  # reply times of cold and of warm calls, in seconds
-    warm_d: list[float] = []
-    span = 0.0
-    min_keep_alive = 0.0
-    cache_known = False
-    warnings = []
-    for i, path in enumerate(paths):
-        prefix = f"t{i}-" if len(paths) > 1 else ""
-        stats = ReadStats()
-        trace_arrivals = []
-        last_seen: dict[str, float] = {}  # env -> when its last call ended
-        for row in read_rows(path, max_disorder_s, stats):
-            trace_arrivals.append((row.send, row.user))
-            label = prefix + row.user
-            if not row.valid:
-                tracker.record_invalid(label)
-                continue
-            assert row.env_id is not None  # read_rows rejects a valid row without one
-            env = prefix + row.env_id
-            tracker.record(label, env, row.cold, row.cache_hit)
-            cache_known = cache_known or row.cache_hit is not None
-            min_keep_alive = max(min_keep_alive, _idle_before(row, last_seen.get(env)))
-            if row.recv is not None:
-                last_seen[env] = max(last_seen.get(env, row.recv), row.recv)
-                if row.cold is not None:
-                    (cold_d if row.cold else warm_d).append(row.recv - row.send)
-        if not trace_arrivals:
-            raise CalibrationError(f"{path}: no rows")
-        arrivals.append(trace_arrivals)
-        span = max(span, stats.span_s)
-        cut = truncation_warning(path, stats)
-        if cut:
-            warnings.append(cut)
-    rows = tracker.rows()
-    if not tracker.environments:
-        raise CalibrationError(f"{', '.join(paths)}: no valid row names an environment: calibration needs env_ids")
-    init = None
-    if cold_d and warm_d:
-        init = max(0.0, statistics.median(cold_d) - statistics.median(warm_d))
-    return Measurement(
-        paths=list(paths),
-        arrivals=arrivals,
-        figures=Figures.of(tracker),
-        users=len(rows),
-        requests=sum(r["requests"] for r in rows),
-        invalid=sum(r["invalid"] for r in rows),
-        span_s=span,
-        init_delay_s=init,
-        min_keep_alive_s=min_keep_alive,
-        cache_known=cache_known,
-        warnings=warnings,
-    )
-
-
-def _idle_before(row: TraceRow, free_since: float | None) -> float:
-    """How long the row's environment had been idle when the row was sent
-    (0 when unknown, or when it was reused while another call still ran)."""
-    if free_since is None or row.cold:
-        return 0.0
-    return max(0.0, row.send - free_since)
-
-
 # -- replaying candidates -------------------------------------------------------------------
 
 
-def predict(measurement: Measurement, scenario: Scenario, replays: int, seed: int) -> list[Figures]:
-    """`replays` independent replays of every trace's arrivals through `scenario.model`."""
+@dataclass(frozen=True)
+class ReplayTask:
+    """One replay of every trace through one candidate: the unit an executor runs.
+    `seeds` has one seed per trace; replay j uses the same seeds for every
+    candidate (common random numbers: candidates differ by the model, not the draw)."""
+
+    scenario: Scenario
+    seeds: tuple[int, ...]
+    rows: int | None = None  # the first `rows` arrivals of each trace only (screening)
+
+
+def replay_figures(arrivals: list, task: ReplayTask) -> Figures:
+    """The figures of one replay (an executor's task: `arrivals` is the shared per-trace arrivals)."""
+    tracker = Tracker()
+    many = len(arrivals) > 1
+    for i, (trace, seed) in enumerate(zip(arrivals, task.seeds, strict=True)):
+        if task.rows is not None:
+            trace = trace[: task.rows]
+        replay(trace, task.scenario, seed=seed, tracker=tracker, user_prefix=f"t{i}-" if many else "")
+    return Figures.of(tracker)
+
+
+def replay_seeds(seed: int, replays: int, traces: int) -> list[tuple[int, ...]]:
+    """Replay j's seed for each trace, drawn in (replay, trace) order from `seed`."""
     base = random.Random(seed)
-    out = []
-    many = len(measurement.arrivals) > 1
-    for _ in range(replays):
-        tracker = Tracker()
-        for i, arrivals in enumerate(measurement.arrivals):
-            replay(arrivals, scenario, seed=base.getrandbits(64), tracker=tracker, user_prefix=f"t{i}-" if many else "")
-        out.append(Figures.of(tracker))
-    return out
+    return [tuple(base.getrandbits(64) for _ in range(traces)) for _ in range(replays)]
+
+
+def predict(
+    measurement: Measurement, scenario: Scenario, replays: int, seed: int, executor: Executor | None = None
+) -> list[Figures]:
+    """`replays` independent replays of every trace's arrivals through `scenario.model`."""
+    tasks = [ReplayTask(scenario, s) for s in replay_seeds(seed, replays, len(measurement.arrivals))]
+    return (executor or Serial()).map(replay_figures, tasks, shared=measurement.arrivals)
 
 
 def score(measured: Figures, predicted: list[Figures]) -> tuple[float, dict, dict, dict]:
@@ -260,39 +186,195 @@ def check_replays(replays: int | None) -> None:
         raise CalibrationError("replays: must be >= 2 (a run-to-run spread needs two)")
 
 
+def default_replays(measurement: Measurement) -> int:
+    return max(5, min(30, REPLAY_BUDGET // max(sum(len(a) for a in measurement.arrivals), 1)))
+
+
+Progress = Callable[[int, int], None]  # (replays done, replays planned), the plan shrinking as candidates drop
+
+
 def calibrate(
-    measurement: Measurement, latency: str = "0", service: str | None = None, replays: int | None = None, seed: int = 1
+    measurement: Measurement,
+    latency: str = "0",
+    service: str | None = None,
+    replays: int | None = None,
+    seed: int = 1,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+    screen: bool = True,
 ) -> Calibration:
     """Search the candidates (see the module doc); the fitted model keeps the
-    defaults for what is not searched (lifetime, concurrency, scale-out)."""
-    service = service or Scenario().service
-    rows = sum(len(a) for a in measurement.arrivals)
+    defaults for what is not searched (lifetime, concurrency, scale-out), and
+    for what the trace cannot tell apart (see identify)."""
     check_replays(replays)
-    replays = replays or max(5, min(30, REPLAY_BUDGET // max(rows, 1)))
+    search = Search(measurement, latency, service or Scenario().service, replays or default_replays(measurement), seed)
+    search.executor, search.progress, search.screen = executor or Serial(), progress, screen
     base = ModelConfig()
     if measurement.init_delay_s is not None:
         base = base.replace(init_delay_s=round(measurement.init_delay_s, 3))
-    tried: dict[tuple, Fit] = {}
-
-    def evaluate(model: ModelConfig) -> Fit:
-        key = (model.policy, model.routers, model.busy_overhead_s, model.keep_alive_s)
-        if key not in tried:
-            scenario = Scenario(latency=latency, service=service, model=model)
-            distance, means, sds, zs = score(measurement.figures, predict(measurement, scenario, replays, seed))
-            tried[key] = Fit(model, distance, means, sds, zs)
-        return tried[key]
-
-    def best_of(models) -> Fit:
-        return min((evaluate(m) for m in models), key=_rank)
-
     keep_alives = keep_alive_grid(measurement)
-    fit = best_of(base.replace(keep_alive_s=k) for k in keep_alives)
-    fit = best_of(
+    # the plan, for the progress: three stages and the profiles identify() adds
+    search.planned = CANDIDATES_ABOUT * search.replays * sum(map(len, measurement.arrivals))
+    fit = search.best_of(base.replace(keep_alive_s=k) for k in keep_alives)
+    fit = search.best_of(
         fit.model.replace(policy=p, routers=r, busy_overhead_s=b) for p, r in PLACEMENTS for b in BUSY_OVERHEADS_S
     )
-    fit = best_of(fit.model.replace(keep_alive_s=k) for k in keep_alives)
-    fits = sorted(tried.values(), key=_rank)
-    return Calibration(measurement, fits, fits[0].model, _notes(measurement, fits, keep_alives))
+    fit = search.best_of(fit.model.replace(keep_alive_s=k) for k in keep_alives)
+    chosen, verdicts = identify(search, fit, keep_alives)
+    fits = sorted(search.tried.values(), key=_rank)
+    return Calibration(measurement, fits, chosen.model, verdicts=verdicts, chosen=chosen, keep_alives=keep_alives)
+
+
+def _key(model: ModelConfig) -> tuple:
+    return (model.policy, model.routers, model.busy_overhead_s, model.keep_alive_s)
+
+
+class Search:
+    """The candidates tried so far and how to try more: every candidate's
+    replays go to the executor at once, a stage at a time.
+
+    Screening (on by default): a stage's candidates first get two replays;
+    those clearly out are not replayed further. Clearly out: a distance, with
+    each statistic's sd taken as the largest any candidate of the stage showed
+    (two replays' own sd can be small by luck), over SCREEN_OUT times the
+    stage's best such distance and over 3 x CONSISTENT. The rest get all their
+    replays, with the same seeds as without screening, so their figures are
+    exactly those of the full search and the fit the same unless the best was
+    screened out. A screened candidate is listed with its two replays."""
+
+    def __init__(self, measurement: Measurement, latency: str, service: str, replays: int, seed: int) -> None:
+        self.measurement, self.latency, self.service, self.replays = measurement, latency, service, replays
+        self.seeds = replay_seeds(seed, replays, len(measurement.arrivals))
+        self.tried: dict[tuple, Fit] = {}
+        self.executor: Executor = Serial()
+        self.progress: Progress | None = None
+        self.screen = True
+        self.planned = 0
+        self.done = 0
+
+    def best_of(self, models: Iterable[ModelConfig]) -> Fit:
+        models = list(models)
+        self.evaluate(models)
+        return min((self.tried[_key(m)] for m in models), key=_rank)
+
+    def evaluate(self, models: Iterable[ModelConfig]) -> None:
+        new: dict[tuple, ModelConfig] = {}
+        for m in models:
+            if _key(m) not in self.tried:
+                new.setdefault(_key(m), m)
+        todo = list(new.values())
+        figures: dict[tuple, list[Figures]] = {k: [] for k in new}
+        head = self.measurement.head_figures
+        if self.screen and head is not None and len(todo) > 2:
+            todo = self._screen(todo, self._replay(todo, range(2), PREFIX_ROWS), head, PREFIX_ROWS)
+        if self.screen and self.replays > 2 and len(todo) > 2:
+            firsts = self._replay(todo, range(2))
+            todo = self._screen(todo, firsts, self.measurement.figures, None)
+            for m in todo:
+                figures[_key(m)] = firsts[_key(m)]
+        if todo:
+            start = len(figures[_key(todo[0])])
+            for k, fs in self._replay(todo, range(start, self.replays)).items():
+                figures[k] += fs
+        for m in todo:
+            distance, means, sds, zs = score(self.measurement.figures, figures[_key(m)])
+            self.tried[_key(m)] = Fit(m, distance, means, sds, zs, self.replays)
+
+    def _replay(self, models: list[ModelConfig], which: range, rows: int | None = None) -> dict[tuple, list[Figures]]:
+        tasks = [
+            ReplayTask(Scenario(latency=self.latency, service=self.service, model=m), self.seeds[j], rows)
+            for m in models
+            for j in which
+        ]
+        size = sum(min(len(a), rows or len(a)) for a in self.measurement.arrivals)
+        results = self.executor.map(
+            replay_figures, tasks, shared=self.measurement.arrivals, done=lambda _i: self._tick(size)
+        )
+        n = len(which)
+        return {_key(m): results[i * n : (i + 1) * n] for i, m in enumerate(models)}
+
+    def _tick(self, rows: int) -> None:
+        self.done += rows
+        self.planned = max(self.planned, self.done)
+        if self.progress is not None:
+            self.progress(self.done, self.planned)
+
+    def _screen(
+        self, models: list[ModelConfig], figures: dict[tuple, list[Figures]], measured: Figures, rows: int | None
+    ) -> list[ModelConfig]:
+        """The candidates not clearly out; those out are listed as tried with these figures."""
+        widest: dict[str, float] = {}
+        scores = {k: score(measured, fs) for k, fs in figures.items()}
+        for _, _, sds, _ in scores.values():
+            for name, sd in sds.items():
+                widest[name] = max(widest.get(name, 0.0), sd)
+        rough = {}
+        for k, (_, means, _, _) in scores.items():
+            zs = [(getattr(measured, n) - means[n]) / max(widest[n], SD_FLOOR[n]) for n in means]
+            rough[k] = math.sqrt(statistics.fmean(z * z for z in zs))
+        cut = max(SCREEN_OUT * min(rough.values()), 3 * CONSISTENT)
+        keep = [m for m in models if rough[_key(m)] <= cut]
+        for m in models:
+            if rough[_key(m)] > cut:
+                self.tried[_key(m)] = Fit(m, *scores[_key(m)], replays=len(figures[_key(m)]), rows=rows)
+        self.planned -= (len(models) - len(keep)) * self.replays * sum(map(len, self.measurement.arrivals))
+        return keep
+
+
+# -- what the trace can tell --------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """Whether the trace tells one parameter's values apart, around the best fit.
+
+    `consistent`: the values whose candidate (the best fit with only this
+    parameter changed) is consistent with the measurement (distance <=
+    max(CONSISTENT, the best's)); `told` when the prior (the default) is not
+    among them, and then the fit's value is kept, else the prior is."""
+
+    parameter: str
+    best: Any
+    prior: Any
+    consistent: list
+    told: bool
+
+    @property
+    def value(self) -> Any:
+        return self.best if self.told else self.prior
+
+
+# (name, the model's value, how to set it, the default)
+PARAMETERS: tuple[tuple[str, Callable[[ModelConfig], Any], Callable[[ModelConfig, Any], ModelConfig]], ...] = (
+    ("placement", lambda m: (m.policy, m.routers), lambda m, v: m.replace(policy=v[0], routers=v[1])),
+    ("busy_overhead_s", lambda m: m.busy_overhead_s, lambda m, v: m.replace(busy_overhead_s=v)),
+    ("keep_alive_s", lambda m: m.keep_alive_s, lambda m, v: m.replace(keep_alive_s=v)),
+)
+
+
+def identify(search: Search, best: Fit, keep_alives: list[float]) -> tuple[Fit, list[Verdict]]:
+    """Per parameter, the profile around the best fit (only that parameter
+    changed, every value of its grid); the prior is kept where the trace
+    cannot tell it from the best. Returns the chosen candidate and the verdicts."""
+    grids: dict[str, list] = {
+        "placement": list(PLACEMENTS),
+        "busy_overhead_s": list(BUSY_OVERHEADS_S),
+        "keep_alive_s": keep_alives,
+    }
+    prior_model = ModelConfig()
+    verdicts = []
+    chosen = best.model
+    for name, get, put in PARAMETERS:
+        profile = [put(best.model, v) for v in grids[name]]
+        search.evaluate(profile)
+        band = max(CONSISTENT, best.distance)
+        consistent = [v for v, m in zip(grids[name], profile, strict=True) if search.tried[_key(m)].distance <= band]
+        prior = get(prior_model)
+        verdict = Verdict(name, get(best.model), prior, consistent, told=prior not in consistent)
+        verdicts.append(verdict)
+        chosen = put(chosen, verdict.value)
+    search.evaluate([chosen])
+    return search.tried[_key(chosen)], verdicts
 
 
 def _rank(fit: Fit) -> tuple:
@@ -308,48 +390,6 @@ def _rank(fit: Fit) -> tuple:
     return (round(fit.distance, 3), departures)
 
 
-def _notes(m: Measurement, fits: list[Fit], keep_alives: list[float]) -> list[str]:
-    notes = list(m.warnings)
-    best = fits[0]
-    if best.distance > CONSISTENT:
-        notes.append(
-            f"no candidate is consistent with the measurement (best distance {best.distance:.2f} > "
-            f"{CONSISTENT:g}): the model may lack what this platform does, or --latency/--service differ "
-            "from the measured conditions"
-        )
-    consistent = [f for f in fits if f.distance <= max(CONSISTENT, best.distance)]
-    for name, key, show in (
-        (
-            "placement",
-            lambda mo: (mo.policy, mo.routers),
-            lambda v: v[0] if v[0] != "partitioned" else f"{v[0]} x{v[1]}",
-        ),
-        ("busy overhead", lambda mo: mo.busy_overhead_s, lambda v: f"{v * 1000:g} ms"),
-        ("keep-alive", lambda mo: mo.keep_alive_s, lambda v: f"{v:g} s"),
-    ):
-        values = sorted({key(f.model) for f in consistent})
-        if len(values) > 1:
-            notes.append(
-                f"the trace cannot tell apart {name}: {', '.join(show(v) for v in values)} (all within "
-                f"distance {CONSISTENT:g})"
-            )
-    if m.users < FEW_USERS:
-        notes.append(
-            f"only {m.users} users: per-user rates of so few users vary a lot run to run; "
-            f"measure with at least {FEW_USERS}"
-        )
-    if m.requests < FEW_REQUESTS:
-        notes.append(f"only {m.requests} valid replies: run longer or with more users for a sharper fit")
-    if len(keep_alives) == 1:
-        notes.append(
-            f"the trace spans {m.span_s:.0f} s, too short to tell the keep-alive: it stays "
-            f"{keep_alives[0]:g} s (the default)"
-        )
-    if m.init_delay_s is None:
-        notes.append("no cold and warm durations to compare: init_delay_s stays the default")
-    return notes
-
-
 # -- output ---------------------------------------------------------------------------------
 
 
@@ -363,60 +403,3 @@ def model_mapping(model: ModelConfig) -> dict:
         "keep_alive_s": model.keep_alive_s,
         "init_delay_s": model.init_delay_s,
     }
-
-
-def to_yaml(result: Calibration) -> str:
-    """The fit as a model file (platform.model_file): what `calibrate --out` writes."""
-    m, best = result.measurement, result.best
-    head = [
-        f"lambda-affinity calibrate: fitted to {', '.join(m.paths)}",
-        f"{m.users} users, {m.requests} valid replies, {m.span_s:.0f} s; distance {best.distance:.2f} "
-        f"(RMS of z-scores; <= {CONSISTENT:g} is consistent with the measurement)",
-        "Use it as `lambda-affinity simulate --model FILE`, as an emulator config, or with --affinity-emulator-config.",
-    ]
-    head += [f"note: {n}" for n in result.notes]
-    return model_file.to_text(model_mapping(result.model), head)
-
-
-def to_json(result: Calibration) -> dict:
-    m = result.measurement
-    return {
-        "model": model_mapping(result.model),
-        "measured": {
-            **vars(m.figures),
-            "users": m.users,
-            "requests": m.requests,
-            "invalid": m.invalid,
-            "span_s": m.span_s,
-            "init_delay_s": m.init_delay_s,
-            "min_keep_alive_s": m.min_keep_alive_s,
-        },
-        "candidates": [
-            {"model": model_mapping(f.model), "distance": f.distance, "predicted": f.predicted, "sd": f.sd, "z": f.z}
-            for f in result.fits
-        ],
-        "notes": result.notes,
-    }
-
-
-def render(result: Calibration, limit: int = 12) -> str:
-    m, fig = result.measurement, result.measurement.figures
-    warm = "n/a" if fig.warm_cache_rate is None else f"{fig.warm_cache_rate:.3f}"
-    lines = [
-        f"Measured: {m.users} users, {m.requests} valid replies, {m.invalid} invalid, {m.span_s:.1f} s; "
-        f"max-share mean {fig.mean_max_share:.3f} (p10 {fig.p10_max_share:.3f}, p90 {fig.p90_max_share:.3f}), "
-        f"warm-cache {warm}, {fig.environments} environments, {fig.cold_starts} cold starts",
-        f"{'candidate':44s} {'distance':>8s} {'max-share':>9s} {'warm':>6s} {'envs':>7s} {'cold':>7s}",
-    ]
-    for f in result.fits[:limit]:
-        p = f.predicted
-        w = p.get("warm_cache_rate")
-        lines.append(
-            f"{f.label():44s} {f.distance:8.2f} {p['mean_max_share']:9.3f} "
-            f"{'n/a' if w is None else format(w, '.3f'):>6s} {p['environments']:7.1f} {p['cold_starts']:7.1f}"
-        )
-    if len(result.fits) > limit:
-        lines.append(f"... {len(result.fits) - limit} more candidates (--json lists them all)")
-    lines.append(f"fitted: {describe(result.model)}, init delay {result.model.init_delay_s:g} s")
-    lines += [f"note: {n}" for n in result.notes]
-    return "\n".join(lines)

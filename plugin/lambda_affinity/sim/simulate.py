@@ -18,8 +18,9 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from probe_lambda.handler import SessionCache
 
@@ -30,7 +31,8 @@ from ..platform import FunctionSpec, ModelConfig, Platform, Throttled
 
 # Re-exported: callers and tests import it from here.
 from ..platform.distributions import parse_distribution
-from .trace import Arrival
+from .executors import Executor, Serial
+from .trace import Arrival, ReadStats, read_arrivals
 
 FUNCTION = "probe"
 
@@ -174,18 +176,68 @@ def check_runs(runs: int) -> None:
         raise ScenarioError("runs: must be >= 1")
 
 
-def run_many(scenario: Scenario, runs: int = 1, seed: int | None = None) -> tuple[Tracker, dict]:
-    """`runs` independent runs, per-user rows pooled in one tracker."""
-    check_runs(runs)
+class RunTask(NamedTuple):
+    """One of pooled runs: an executor's task (`run_task`)."""
+
+    scenario: Scenario
+    seed: int
+    user_prefix: str
+
+
+def run_task(_shared: None, task: RunTask) -> RunResult:
+    return run(task.scenario, seed=task.seed, user_prefix=task.user_prefix)
+
+
+def pool_runs(results: Iterable[RunResult]) -> tuple[Tracker, dict]:
+    """Runs' trackers folded into one (in run order), and their totals."""
     tracker = Tracker()
-    base = random.Random(seed)
     totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
-    for r in range(runs):
-        res = run(scenario, seed=base.getrandbits(64), tracker=tracker, user_prefix=f"r{r}-" if runs > 1 else "")
-        totals["invocations"] += res.invocations
-        totals["cold_starts"] += res.cold_starts
-        totals["throttled"] += res.throttled
+    for res in results:
+        tracker.absorb(res.tracker)
+        for key in totals:
+            totals[key] += getattr(res, key)
     return tracker, totals
+
+
+def run_many(
+    scenario: Scenario,
+    runs: int = 1,
+    seed: int | None = None,
+    executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Tracker, dict]:
+    """`runs` independent runs (on `executor`, default here; the same results on any), per-user rows
+    pooled in one tracker; `progress` hears (runs done, runs)."""
+    check_runs(runs)
+    base = random.Random(seed)
+    tasks = [RunTask(scenario, base.getrandbits(64), f"r{r}-" if runs > 1 else "") for r in range(runs)]
+    done = 0
+
+    def heard(_task: int) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, runs)
+
+    return pool_runs((executor or Serial()).map(run_task, tasks, done=heard))
+
+
+class ReplayFileTask(NamedTuple):
+    """One of pooled replays of a trace file, read by the task itself (streamed)."""
+
+    path: str
+    time_col: str | None
+    user_col: str | None
+    max_disorder_s: float
+    scenario: Scenario
+    seed: int
+    user_prefix: str
+
+
+def replay_file_task(_shared: None, task: ReplayFileTask) -> tuple[RunResult, ReadStats]:
+    stats = ReadStats()
+    arrivals = read_arrivals(task.path, task.time_col, task.user_col, task.max_disorder_s, stats)
+    return replay(arrivals, task.scenario, seed=task.seed, user_prefix=task.user_prefix), stats
 
 
 def replay(

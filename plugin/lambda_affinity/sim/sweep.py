@@ -36,11 +36,12 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from ..core.summary import MissCost, MissCostPrice, miss_cost, summarize
 from ..errors import LambdaAffinityError
 from ..platform.distributions import DurationError, parse_distribution, parse_duration
+from .executors import Executor, Serial
 from .simulate import Scenario, run
 
 MAX_POINTS = 50
@@ -469,24 +470,44 @@ class Sweep:
     def cost(self) -> Cost:
         return estimate_cost(self.scenarios, self.runs)
 
-    def run(self, progress: Callable[[str], None] | None = None) -> list[PointResult]:
-        """Every point `runs` times; `progress` hears a line after each run."""
+    def run(self, progress: Callable[[str], None] | None = None, executor: Executor | None = None) -> list[PointResult]:
+        """Every point `runs` times, on `executor` (default: here; the same results on any);
+        `progress` hears a line as each run ends."""
+        started, name, n, labels = time.perf_counter(), self.vary.factor.name, len(self.scenarios), self.vary.labels
         seeds = run_seeds(self.base_seed, self.runs)
-        started = time.perf_counter()
-        name, n = self.vary.factor.name, len(self.scenarios)
-        out: list[PointResult] = []
+        tasks = [
+            MeasureTask(v, s, r, seed, self.price)
+            for v, s in zip(self.vary.values, self.scenarios, strict=True)
+            for r, seed in enumerate(seeds)
+        ]
+
+        def heard(i: int) -> None:
+            if progress:
+                point, r = divmod(i, self.runs)
+                progress(
+                    f"point {point + 1}/{n} {name}={labels[point]}, run {r + 1}/{self.runs}; "
+                    f"{time.perf_counter() - started:.1f} s so far"
+                )
+
+        rows: list[RunRow] = (executor or Serial()).map(measure_task, tasks, done=heard)
         keys = [k for k, _ in METRICS] + [k for k, _, _ in SAVINGS] + ["environments", "max_share_p50"]
-        for i, (value, label, scenario) in enumerate(
-            zip(self.vary.values, self.vary.labels, self.scenarios, strict=True), 1
-        ):
-            rows = []
-            for r, seed in enumerate(seeds):
-                rows.append(measure(value, scenario, r, seed, self.price))
-                if progress:
-                    progress(
-                        f"point {i}/{n} {name}={label}, run {r + 1}/{self.runs}: "
-                        f"{rows[-1]['requests']} requests; {time.perf_counter() - started:.1f} s so far"
-                    )
-            stats_ = {k: stats([run_field(row, k) for row in rows]) for k in keys}
-            out.append(PointResult(value=value, label=label, runs=rows, stats=stats_))
+        out: list[PointResult] = []
+        for i, (value, label) in enumerate(zip(self.vary.values, labels, strict=True)):
+            point_rows = rows[i * self.runs : (i + 1) * self.runs]
+            stats_ = {k: stats([run_field(row, k) for row in point_rows]) for k in keys}
+            out.append(PointResult(value=value, label=label, runs=point_rows, stats=stats_))
         return out
+
+
+class MeasureTask(NamedTuple):
+    """One run of one point: an executor's task."""
+
+    value: Any
+    scenario: Scenario
+    run: int
+    seed: int
+    price: MissCostPrice
+
+
+def measure_task(_shared: None, task: MeasureTask) -> RunRow:
+    return measure(*task)

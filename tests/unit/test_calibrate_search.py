@@ -1,0 +1,99 @@
+"""calibrate's search: screening keeps the exhaustive search's fit, the prior is kept where
+the trace cannot tell, and pooled runs fold together as if recorded in one tracker."""
+
+from __future__ import annotations
+
+import random
+
+from simulated_traces import simulated_trace
+
+from lambda_affinity.core.tracker import Tracker
+from lambda_affinity.platform import ModelConfig
+from lambda_affinity.sim import calibrate, calibrate_measure, calibrate_report
+from lambda_affinity.sim.executors import Serial
+from lambda_affinity.sim.simulate import Scenario, run, run_many
+
+TRUE = ModelConfig(policy="mru", routers=1, keep_alive_s=20.0, busy_overhead_s=0.0)
+
+
+class _Seen(Serial):
+    """Runs here, noting the rows each task replays."""
+
+    def __init__(self) -> None:
+        self.rows: set = set()
+
+    def map(self, fn, tasks, shared=None, done=None):
+        self.rows.update(t.rows for t in tasks)
+        return super().map(fn, tasks, shared, done)
+
+
+def test_screening_keeps_the_exhaustive_fit(tmp_path, monkeypatch):
+    """Screened on a prefix, then on two replays, the search fits what the full search fits, with
+    the same figures for every candidate it kept, and replays fewer."""
+    monkeypatch.setattr(calibrate_measure, "PREFIX_ROWS", 1000)
+    monkeypatch.setattr(calibrate, "PREFIX_ROWS", 1000)
+    path = simulated_trace(tmp_path / "t.csv", TRUE, users=50, span=150.0, gap=6.0, seed=3)
+    m = calibrate.measure([path])
+    assert m.head_figures is not None and m.requests > 2000
+    full = calibrate.calibrate(m, service="0.05", replays=3, screen=False)
+    seen = _Seen()
+    quick = calibrate.calibrate(m, service="0.05", replays=3, executor=seen)
+    assert quick.model == full.model and quick.model.policy == "mru"
+    kept = {calibrate._key(f.model): f for f in quick.fits if f.replays == 3}
+    assert kept and all(
+        f.distance == kept[calibrate._key(f.model)].distance
+        for f in full.fits
+        if f.replays and calibrate._key(f.model) in kept
+    )
+    assert 1000 in seen.rows and None in seen.rows  # screened on the prefix first
+    assert sum(f.replays for f in quick.fits) < sum(f.replays for f in full.fits)
+
+
+def test_a_short_trace_keeps_the_prior_where_it_cannot_tell(tmp_path):
+    """15 s of 6 users of the default model: the closest candidate (here random placement, busy 10 ms,
+    keep-alive 5 s: noise) is not the fit; every parameter stays at the default, and the result says so."""
+    path = simulated_trace(tmp_path / "t.csv", ModelConfig(), users=6, span=15.0, gap=8.0, seed=5)
+    result = calibrate.calibrate(calibrate.measure([path]), service="0.05")
+    assert result.fits[0].model.keep_alive_s == 5.0  # the closest, by chance
+    d = ModelConfig()
+    assert (result.model.policy, result.model.routers, result.model.busy_overhead_s, result.model.keep_alive_s) == (
+        d.policy,
+        d.routers,
+        d.busy_overhead_s,
+        d.keep_alive_s,
+    )
+    doc = calibrate_report.to_json(result)
+    keep_alive = doc["parameters"]["keep_alive_s"]
+    assert keep_alive == {"fitted": 600.0, "closest": 5.0, "prior": 600.0, "consistent": [5.0, 600.0], "told": False}
+    assert not doc["parameters"]["placement"]["told"]
+    notes = " | ".join(doc["notes"])
+    assert (
+        "the trace cannot tell apart keep-alive: 5 s, 600 s (all within distance 2): it stays 600 s (the default)"
+        in (notes)
+    )
+    assert "keep-alive: 600 s (cannot tell: the prior kept; consistent: 5 s, 600 s)" in calibrate_report.render(result)
+
+
+def test_pooled_runs_fold_as_one_tracker():
+    scenario = Scenario(users=5, duration_s=20, think="0:2")
+    one = Tracker()
+    base = random.Random(9)
+    for r in range(3):
+        run(scenario, seed=base.getrandbits(64), tracker=one, user_prefix=f"r{r}-")
+    pooled, totals = run_many(scenario, runs=3, seed=9)
+    assert pooled.rows() == one.rows() and pooled.environments == one.environments
+    assert list(pooled.env_ids()) == list(one.env_ids()) and totals["invocations"] == sum(
+        r["requests"] for r in one.rows()
+    )
+
+
+def test_absorb_refuses_a_user_in_both():
+    a, b = Tracker(), Tracker()
+    a.record("u", "e1")
+    b.record("u", "e2")
+    try:
+        a.absorb(b)
+    except ValueError as exc:
+        assert "'u' is in both" in str(exc)
+    else:
+        raise AssertionError("absorbed a user twice")
