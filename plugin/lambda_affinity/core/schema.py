@@ -43,6 +43,24 @@ class PerUser(TypedDict):
     switches: int
 
 
+class EndpointRow(TypedDict):
+    """One Locust stats name's tally of replies that carried a wrapped
+    function's affinity headers (core.endpoints): which endpoint loses the
+    environment, or its cache, most. An entry of the document's `per_endpoint`,
+    a line of PREFIX_affinity_endpoints.csv."""
+
+    name: str  # the request's name in Locust's stats
+    requests: int  # replies with valid affinity headers
+    invalid: int  # replies whose affinity headers were malformed
+    cold_starts: int
+    warm_hits: int  # replies whose session the environment had seen
+    cache_known: int  # replies that said whether it had (a session key was sent)
+    followed: int  # replies of a user that had an earlier reply
+    stays: int  # of those, served by the environment of the user's previous reply
+    warm_rate: float | None  # warm_hits / cache_known
+    stay_rate: float | None  # stays / followed
+
+
 class Distribution(TypedDict):
     """A per-user rate across users (core.summary.distribution); `weighted`
     pools every user's replies (so it weighs users by their replies)."""
@@ -124,3 +142,4 @@ class SummaryDoc(_SummaryDoc, total=False):
     miss_cost: MissCost  # when a cost of a miss is given
     workers: Workers  # a distributed master's
     trace: ReplayedTrace  # simulate --trace's
+    per_endpoint: list[EndpointRow]  # when replies carried a wrapped function's headers

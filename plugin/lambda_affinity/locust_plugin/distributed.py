@@ -32,7 +32,8 @@ from typing import Any, NamedTuple, TypedDict, cast
 
 import msgpack
 
-from ..core.schema import UserRow, Workers
+from ..core.endpoints import EndpointTracker, add_tables, rows_of, table_size
+from ..core.schema import EndpointRow, UserRow, Workers
 from ..core.tracker import Tracker
 
 
@@ -70,11 +71,14 @@ class Totals(TypedDict):
 
 class Payload(TypedDict, total=False):
     """Ours in a worker's message: `rows` and `envs` are msgpack blobs (packed
-    WireRows, environment ids); `final` only in the final snapshot."""
+    WireRows, environment ids); `endpoints` the worker's whole per-endpoint
+    table (core.endpoints; small: one entry per stats name) when it changed;
+    `final` only in the final snapshot."""
 
     run: str | None
     rows: bytes
     envs: bytes
+    endpoints: bytes
     final: Totals
 
 
@@ -121,24 +125,38 @@ def unblob(data: bytes) -> list:
     return msgpack.unpackb(data, use_list=True)
 
 
-def periodic_payload(tracker: Tracker, run: str | None) -> Payload | None:
-    """Rows changed and environments first seen since the last call; None
-    when there is nothing new (the report then carries nothing of ours)."""
+def periodic_payload(tracker: Tracker, run: str | None, endpoints: EndpointTracker | None = None) -> Payload | None:
+    """Rows changed and environments first seen since the last call (and the
+    endpoint table if it changed); None when there is nothing new (the report
+    then carries nothing of ours)."""
     rows = tracker.take_changed()
     envs = tracker.take_new_envs()
-    if not rows and not envs:
+    table = endpoints.take_changed() if endpoints is not None else None
+    if not rows and not envs and table is None:
         return None
-    return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
+    payload: Payload = {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
+    if table is not None:
+        payload["endpoints"] = blob(table)
+    return payload
 
 
-def final_payload(tracker: Tracker, run: str | None) -> Payload:
+def final_payload(tracker: Tracker, run: str | None, endpoints: EndpointTracker | None = None) -> Payload:
     """Everything the worker recorded in this run, once, when it stops: a
     periodic report lost on the way cannot leave a gap, and `totals` let the
     master verify that what it holds for this worker is exactly this."""
     tracker.take_changed()
     tracker.take_new_envs()
     rows = tracker.rows()
-    return {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(list(tracker.env_ids())), "final": totals(rows)}
+    payload: Payload = {
+        "run": run,
+        "rows": blob(pack_rows(rows)),
+        "envs": blob(list(tracker.env_ids())),
+        "final": totals(rows),
+    }
+    if endpoints is not None:
+        endpoints.take_changed()
+        payload["endpoints"] = blob(endpoints.table())
+    return payload
 
 
 def totals(rows: Iterable[UserRow]) -> Totals:
@@ -153,7 +171,18 @@ def totals(rows: Iterable[UserRow]) -> Totals:
 class WorkerState:
     """What the master knows of one worker in the current run."""
 
-    __slots__ = ("key", "index", "reports", "last_report", "final", "stats_after_final", "gone", "table", "queue")
+    __slots__ = (
+        "key",
+        "index",
+        "reports",
+        "last_report",
+        "final",
+        "stats_after_final",
+        "gone",
+        "table",
+        "queue",
+        "endpoints",
+    )
 
     def __init__(self, key: str, index: int | None) -> None:
         self.key = key
@@ -165,6 +194,7 @@ class WorkerState:
         self.gone = False  # the worker said it quits, or it stopped
         self.table: dict[str, list] = {}  # user -> latest row (a WireRow as msgpack's list), as unpacked so far
         self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
+        self.endpoints: list = []  # the worker's latest per-endpoint table (core.endpoints)
 
     @property
     def name(self) -> str:
@@ -229,6 +259,10 @@ class Aggregator:
             w = self.worker(key, index)
             w.reports += 1
             w.last_report = time.monotonic() if now is None else now
+            if "endpoints" in payload:
+                table = unblob(payload["endpoints"])
+                if table_size(table) >= table_size(w.endpoints):  # a snapshot: never go back to an older one
+                    w.endpoints = table
             final = payload.get("final")
             if final is None:
                 w.queue.append(payload)
@@ -288,6 +322,10 @@ class Aggregator:
         self.fold()
         workers = sorted(self.workers.values(), key=lambda w: (w.index is None, w.index or 0, w.key))
         return [unpack_row(values) for w in workers for values in w.table.values()]
+
+    def endpoint_rows(self) -> list[EndpointRow]:
+        """Per-endpoint rows: every worker's table, summed per name."""
+        return rows_of(add_tables(w.endpoints for w in self.workers.values()))
 
     @property
     def environments(self) -> int:

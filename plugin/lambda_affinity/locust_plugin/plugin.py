@@ -21,14 +21,15 @@ from typing import Any
 from ..core import summary
 from ..core.hosts import PluginConfigError, check_host, transport_of
 from ..core.reply import Observation, ProbeReplyError, parse_reply
-from ..core.schema import SummaryDoc, UserRow
+from ..core.schema import EndpointRow, SummaryDoc, UserRow
 from ..core.tracker import Tracker
 from ..emulator.containment import make_undumpable
 from ..report.timeline import Timeline
 from . import adapter
 from .adapter import Role
 from .embedded import EmbeddedEmulator
-from .options import AffinityOptions, GivenLoad
+from .header_users import HeaderTally
+from .options import DEFAULT_SESSION_HEADER, AffinityOptions, GivenLoad
 from .outputs import CHECK_EXIT_CODE, RunReport, print_report, write_outputs
 from .roles import FINAL_MESSAGE, FINAL_WAIT_S, MasterRole, WorkerRole
 from .sampling import TimelineSampler
@@ -36,7 +37,7 @@ from .tracing import TraceRecorder
 
 logger = logging.getLogger("lambda_affinity")
 
-SESSION_HEADER = "x-affinity-session"
+SESSION_HEADER = DEFAULT_SESSION_HEADER
 
 
 class AffinityPlugin:
@@ -46,6 +47,7 @@ class AffinityPlugin:
         self.environment = environment
         self.tracker = Tracker()
         self.trace = TraceRecorder()
+        self.headers = HeaderTally(self)  # any other user class's replies from a wrapped function
         self.numbers = itertools.count(1)
         self.run_token = os.urandom(3).hex()
         self.given = GivenLoad.of(self.options)
@@ -80,6 +82,7 @@ class AffinityPlugin:
         events.worker_report.add_listener(self.on_worker_report)
         events.quitting.add_listener(self.on_quitting)
         events.quit.add_listener(self.on_quit)
+        events.request.add_listener(self.headers.on_request)
 
     def on_init(self, runner: Any = None, web_ui: Any = None) -> None:
         """Locust built the runner (and web UI): set the role up, check the
@@ -88,8 +91,9 @@ class AffinityPlugin:
         # Every role (worker, --processes child too) holds the user's AWS credentials: not readable by function code.
         make_undumpable()
         role = adapter.role_of(runner)
+        self.headers.install(self.environment.user_classes or [])
         if role is Role.WORKER:
-            self.worker = WorkerRole(self.tracker)
+            self.worker = WorkerRole(self.tracker, self.headers.endpoints)
             self._label_prefix = f"w{adapter.worker_index(runner)}-"
             return  # hosts come from the master; the emulator runs next to it
         if role is Role.MASTER:
@@ -186,6 +190,7 @@ class AffinityPlugin:
     def on_test_start(self, environment: Any = None, **_kw: Any) -> None:
         # A new test (web UI "start" again) measures afresh.
         self.tracker.reset()
+        self.headers.reset()
         self.numbers = itertools.count(1)
         self.run_token = os.urandom(3).hex()
         runner = self.environment.runner
@@ -252,6 +257,12 @@ class AffinityPlugin:
             return self.master.aggregator.row_dicts(), self.master.aggregator.environments
         return self.tracker.rows(), self.tracker.environments
 
+    def endpoint_rows(self) -> list[EndpointRow]:
+        """Per-endpoint rows (replies of a wrapped function, by Locust stats name) for the whole run so far."""
+        if self.master is not None:
+            return self.master.aggregator.endpoint_rows()
+        return self.headers.endpoints.rows()
+
     def snapshot(self) -> tuple[SummaryDoc, list[UserRow]]:
         """The summary document (the --affinity-json document) and the rows it
         sums; a master's also says how many workers took part and which were lost."""
@@ -260,6 +271,9 @@ class AffinityPlugin:
         doc = summary.summarize(
             rows, envs, per_miss_ms=options.affinity_miss_cost_ms, per_miss_usd=options.affinity_miss_cost_usd
         )
+        endpoints = self.endpoint_rows()
+        if endpoints:
+            doc["per_endpoint"] = endpoints
         if self.master is not None:
             doc["workers"] = self.master.aggregator.summary_of_workers()
         return doc, rows

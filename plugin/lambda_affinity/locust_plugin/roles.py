@@ -19,6 +19,7 @@ import gevent
 from gevent.event import Event
 from locust.exception import RPCError
 
+from ..core.endpoints import EndpointTracker
 from ..core.tracker import Tracker
 from . import adapter
 from .distributed import Aggregator, final_payload, periodic_payload
@@ -36,8 +37,9 @@ FINAL_WAIT_S = 10.0
 class WorkerRole:
     """A worker's side: its tracker's rows, sent to the master of its run."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: Tracker, endpoints: EndpointTracker | None = None) -> None:
         self.tracker = tracker
+        self.endpoints = endpoints
         self.run: str | None = None  # the master's run this worker takes part in
         self.final_sent = False
 
@@ -50,7 +52,7 @@ class WorkerRole:
         environment ids first seen since the last one (nothing when none)."""
         if self.run is None:
             return  # not in a run of this master (yet)
-        payload = periodic_payload(self.tracker, self.run)
+        payload = periodic_payload(self.tracker, self.run, self.endpoints)
         if payload is not None:
             data[REPORT_KEY] = payload
 
@@ -61,7 +63,7 @@ class WorkerRole:
         if self.run is None or self.final_sent:
             return
         self.final_sent = True
-        payload = final_payload(self.tracker, self.run)
+        payload = final_payload(self.tracker, self.run, self.endpoints)
         try:
             runner.send_message(FINAL_MESSAGE, payload)
         except RPCError as exc:

@@ -12,7 +12,7 @@ import html
 import io
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..core.schema import MissCost, SummaryDoc, UserRow
+from ..core.schema import EndpointRow, MissCost, SummaryDoc, UserRow
 from ..core.summary import BINS, STAT_KEYS
 from ..core.tracker import ROW_FIELDS
 from .charts import render_svg
@@ -86,17 +86,50 @@ def render_table(doc: SummaryDoc, title: str = "Lambda affinity") -> str:
     cost = doc.get("miss_cost")
     if cost:
         lines.append(miss_cost_line(cost))
+    endpoints = doc.get("per_endpoint")
+    if endpoints:
+        lines.extend(endpoint_lines(endpoints))
     return "\n".join(lines)
 
 
-def rows_csv(rows: Iterable[UserRow]) -> str:
+ENDPOINT_LINES_MAX = 30  # the console's; the JSON, CSV and dashboard have every name
+
+
+def endpoint_lines(rows: Sequence[EndpointRow], limit: int = ENDPOINT_LINES_MAX) -> list[str]:
+    """Per endpoint (Locust stats name): replies, cold starts, how often the
+    user kept its environment (stay) and found its session cached (warm)."""
+    width = min(40, max(8, *(len(r["name"]) for r in rows[:limit])))
+    lines = [
+        "per endpoint (stay: same environment as the user's previous reply; warm: session cached):",
+        f"  {'name':<{width}} {'replies':>8} {'invalid':>8} {'cold':>6} {'stay':>7} {'warm':>7}",
+    ]
+    for r in rows[:limit]:
+        name = r["name"] if len(r["name"]) <= width else r["name"][: width - 1] + "~"
+        lines.append(
+            f"  {name:<{width}} {r['requests']:>8} {r['invalid']:>8} {r['cold_starts']:>6} "
+            f"{_fmt(r['stay_rate']):>7} {_fmt(r['warm_rate']):>7}"
+        )
+    if len(rows) > limit:
+        lines.append(f"  ... {len(rows) - limit} more names in the JSON and CSV")
+    return lines
+
+
+def _dicts_csv(rows: Iterable[Mapping[str, object]], fields: Sequence[str]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
     w.writeheader()
-    for r in rows:
-        row: Mapping[str, object] = r
-        w.writerow({k: row[k] for k in ROW_FIELDS})
+    for row in rows:
+        w.writerow({k: "" if row[k] is None else row[k] for k in fields})
     return buf.getvalue()
+
+
+def rows_csv(rows: Iterable[UserRow]) -> str:
+    return _dicts_csv(rows, ROW_FIELDS)
+
+
+def endpoints_csv(rows: Iterable[EndpointRow]) -> str:
+    """PREFIX_affinity_endpoints.csv: one line per Locust stats name."""
+    return _dicts_csv(rows, tuple(EndpointRow.__annotations__))
 
 
 def summary_csv(doc: SummaryDoc) -> str:
