@@ -143,3 +143,22 @@ def test_workers_send_endpoints_when_changed_and_the_master_sums_them():
         agg.receive(key, first)  # a late, older snapshot does not go back
     rows = {r["name"]: r["requests"] for r in agg.endpoint_rows()}
     assert rows == {"login": 2, "/items": 2}
+
+
+def test_the_session_options_default_to_the_probes_header_and_refuse_bad_forms():
+    import argparse
+
+    import configargparse
+
+    from lambda_affinity.locust_plugin.options import AffinityOptions, add_arguments
+    from probe_lambda.handler import SESSION_HEADER
+
+    parser = configargparse.ArgumentParser()
+    add_arguments(parser)
+    opts = AffinityOptions.of(parser.parse_args([]))
+    assert opts.affinity_session_header == SESSION_HEADER and opts.affinity_session_from is None
+    opts = AffinityOptions.of(parser.parse_args(["--affinity-session-from", "Cookie: sid"]))
+    assert opts.affinity_session_from == "cookie:sid"
+    parser.exit = lambda status=0, message=None: (_ for _ in ()).throw(argparse.ArgumentError(None, message or ""))
+    with pytest.raises(argparse.ArgumentError, match="expected header:NAME or cookie:NAME"):
+        parser.parse_args(["--affinity-session-from", "query:sid"])
