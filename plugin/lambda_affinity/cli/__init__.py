@@ -8,7 +8,7 @@ import sys
 from ..aws import deploy
 from ..emulator import cli as emulator_cli
 from ..errors import LambdaAffinityError
-from . import calibrate, simulate, sweep, traces
+from . import calibrate, logs, simulate, sweep, traces
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_parser(sub)
     calibrate.add_parser(sub)
     traces.add_parser(sub)
+    logs.add_parser(sub)
     emulator_cli.add_parser(sub)
     deploy.add_parser(sub)
     # Listed for --help; main() hands its arguments to Locust untouched.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import time
+from collections.abc import Iterable
 from typing import IO
 
+from ..files import atomic_output
 from .trace_format import FIELDS, TraceRow
 
 # gzip level 1: a load generator's CPU bounds its rate; level 6 costs about
@@ -25,11 +28,15 @@ class TraceWriter:
     """Streams rows to a CSV file (gzip when the name ends in `.gz`): memory
     stays flat however long the run."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fh: IO[str] | None = None) -> None:
+        """Write to `path`, or to `fh` (a text file the caller opened for `path` and closes)."""
         self.path = path
-        if path.endswith(".gz"):
+        self._fh: IO[str]
+        if fh is not None:
+            self._fh = fh
+        elif path.endswith(".gz"):
             # held open for the writer's life, streamed into; close() and __exit__ close it
-            self._fh: IO[str] = gzip.open(  # noqa: SIM115
+            self._fh = gzip.open(  # noqa: SIM115
                 path, "wt", encoding="utf-8", newline="", compresslevel=GZIP_LEVEL
             )
         else:
@@ -84,6 +91,27 @@ class TraceWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def write_trace(path: str, rows: Iterable[TraceRow]) -> int:
+    """A whole trace, written whole or not at all (files.atomic_output); returns its rows."""
+    with atomic_output(path, "wb") as raw:
+        if path.endswith(".gz"):
+            # closing this text layer ends the gzip stream and leaves `raw` open (GzipFile given a fileobj)
+            text: IO[str] = gzip.open(  # noqa: SIM115 -- closed below, before atomic_output renames
+                raw, "wt", encoding="utf-8", newline="", compresslevel=GZIP_LEVEL
+            )
+        else:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        writer = TraceWriter(path, text)
+        for row in rows:
+            writer.write_row(row)
+        if path.endswith(".gz"):
+            text.close()
+        else:
+            text.flush()
+            text.detach()  # type: ignore[attr-defined]  # atomic_output syncs and closes `raw` itself
+    return writer.rows
 
 
 def worker_path(path: str, index: int) -> str:
