@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.cookies
 import itertools
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,13 @@ class Served(NamedTuple):
     env: str
     cold: bool
     hit: bool | None
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # a client that closed its connection (Locust stopping its users) is not an error of the server
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class AffinityApp:
@@ -52,7 +60,7 @@ class AffinityApp:
             def do_GET(self):
                 app.handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -19,7 +19,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from ..core import summary
-from ..core.hosts import PluginConfigError, check_host, transport_of
+from ..core.hosts import PluginConfigError, Transport, check_host, transport_of
 from ..core.reply import Observation, ProbeReplyError, parse_reply
 from ..core.schema import EndpointRow, SummaryDoc, UserRow
 from ..core.tracker import Tracker
@@ -105,27 +105,38 @@ class AffinityPlugin:
 
             webui.install(web_ui, self, self.options.web_base_path)
         classes = self.affinity_classes()
-        if not classes:
+        # Any other user class without a host runs against the emulator's Function URL of
+        # --affinity-function when an emulator config is given: your app, wrapped, locally first.
+        plain = [c for c in self.plain_classes() if c.host is None] if self.options.affinity_emulator_config else []
+        if not classes and not plain:
             return
         try:
             for cls in classes:
                 check_host(cls, self.environment.host or cls.host)
-            if not self.environment.host and any(c.host is None for c in classes):
-                self._start_emulator(classes)
+            if not self.environment.host and (plain or any(c.host is None for c in classes)):
+                self._start_emulator(classes, plain)
         except PluginConfigError as exc:
             logger.error("lambda-affinity: %s", exc)
             self.stop_emulator()
             sys.exit(1)
 
-    def _start_emulator(self, classes: list[Any]) -> None:
+    def plain_classes(self) -> list[Any]:
+        """User classes other than ours (HttpUser, FastHttpUser...)."""
+        return [c for c in (self.environment.user_classes or []) if transport_of(c) is None]
+
+    def _start_emulator(self, classes: list[Any], plain: list[Any] | None = None) -> None:
         options = self.options
         self.emulator = EmbeddedEmulator(options.affinity_function, options.affinity_emulator_config)
         transports = {t for t in map(transport_of, classes) if t is not None}
+        if plain:
+            transports.add(Transport.FUNCTION_URL)
         hosts = self.emulator.start(transports)
         for cls in classes:
             transport = transport_of(cls)
             if cls.host is None and transport is not None:
                 cls.host = hosts[transport]
+        for cls in plain or []:
+            cls.host = hosts[Transport.FUNCTION_URL]
         if len(hosts) == 1:
             # one host for all: it also travels to workers in every spawn message
             self.environment.host = next(iter(hosts.values()))
@@ -217,6 +228,10 @@ class AffinityPlugin:
                 transport = transport_of(cls)
                 if cls.host is None and transport is not None and hosts.get(transport.value):
                     cls.host = hosts[transport.value]  # the master's embedded emulator
+            url = hosts.get(Transport.FUNCTION_URL.value)
+            for cls in self.plain_classes():
+                if cls.host is None and url and self.options.affinity_emulator_config:
+                    cls.host = url
 
     def on_test_stop(self, environment: Any = None, **_kw: Any) -> None:
         self.trace.close()

@@ -22,8 +22,8 @@
                           ["warm_rate", "Warm", "rate"]];
   var LINKS = [["./affinity/json?download=1", "affinity JSON"], ["./affinity/csv?download=1", "per-user CSV"],
                ["./affinity/summary.csv?download=1", "summary CSV"],
-               ["./affinity/endpoints.csv?download=1", "per-endpoint CSV"],
-               ["./affinity/timeline.json?download=1", "timeline JSON"], ["./affinity/histogram.svg", "histogram SVG"]];
+               ["./affinity/timeline.json?download=1", "timeline JSON"], ["./affinity/histogram.svg", "histogram SVG"],
+               ["./affinity/endpoints.csv?download=1", "per-endpoint CSV"]];
 
   // Series colours s0..s5 for each theme; Locust's primary green first.
   var STYLE = [
@@ -58,7 +58,9 @@
     "#" + ID + " table{border-collapse:collapse;width:100%;font-size:14px}",
     "#" + ID + " th,#" + ID + " td{padding:6px 10px;border-bottom:1px solid var(--la-line);text-align:right}",
     "#" + ID + " th:first-child,#" + ID + " td:first-child{text-align:left}",
-    "#" + ID + " th{cursor:pointer;user-select:none;font-weight:500;white-space:nowrap}");
+    "#" + ID + " th{cursor:pointer;user-select:none;font-weight:500;white-space:nowrap}",
+    "#" + ID + " .la-endpoints{margin-top:20px}",
+    "#" + ID + " .la-endpoints th{cursor:default}");
 
   var state = {data: null, sort: "max_share", dir: 1, search: "", lastPoll: 0, busy: false, error: null};
 
