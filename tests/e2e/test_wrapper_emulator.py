@@ -15,6 +15,7 @@ import urllib.parse
 
 import pytest
 import yaml
+from node_script import node_json
 
 from lambda_affinity.aws.layer import build_layer
 from lambda_affinity.emulator.process import EmulatorProcess
@@ -220,3 +221,53 @@ def test_other_events_log_one_affinity_line_and_the_invoke_field_is_opt_in(lam, 
     else:
         assert reply == {"echo": {"op": "echo"}}
     assert json.loads(invoke(lam, name, {"op": "list"})[1]) == [1, 2, 3]  # not an object: never a field
+
+
+# -- the Node.js wrapper's pure parts against the Python one's, case for case (no emulator) -----------------
+
+
+def node_answers(cases: list) -> list:
+    from lambda_affinity.aws.layer import source_dir
+
+    index = os.path.join(source_dir("nodejs"), "index.mjs")
+    script = (
+        f"import * as w from {json.dumps('file://' + index)};"
+        "let text = ''; for await (const chunk of process.stdin) text += chunk;"
+        "const out = JSON.parse(text).map(([event, source, result, facts]) => {"
+        "  const src = w.parseSource(source); const kind = w.eventKind(event);"
+        "  const key = kind === 'other' || !src ? null : w.sessionKey(event, src);"
+        "  return [kind, key, w.withHeaders(result, kind, facts)]; });"
+        "process.stdout.write(JSON.stringify(out));"
+    )
+    return node_json(script, cases)
+
+
+@pytest.mark.skipif(not NODE, reason="needs `node` on PATH")
+def test_the_node_wrapper_reads_events_and_adds_headers_as_the_python_one():
+    from lambda_affinity_wrapper import events
+
+    url = {"rawPath": "/", "requestContext": {"http": {}}}
+    rest = {"httpMethod": "GET", "requestContext": {}}
+    alb_multi = {"httpMethod": "GET", "requestContext": {"elb": {}}}
+    cases = [
+        ({**url, "headers": {"x-affinity-session": "u1"}}, None, {"statusCode": 200, "headers": {"a": "b"}}),
+        ({**url, "headers": {"x-affinity-session": "k" * 257}}, None, {"statusCode": 200}),
+        ({**url, "headers": {"x-affinity-session": "\u00e9" * 256}}, None, {"statusCode": 200}),
+        ({**url, "cookies": ["a=1", "sid=s1"]}, "cookie:sid", "a string"),
+        ({**url, "cookies": ["sid"], "headers": {"cookie": ";;=;sid=x"}}, "cookie:sid", {"no": "status"}),
+        ({**rest, "headers": {"X-Session": "u2"}}, "header:X-Session", {"statusCode": 201, "multiValueHeaders": {}}),
+        ({**rest, "headers": {"Cookie": "sid=" + "c" * 257}}, "cookie:sid", {"statusCode": 200, "headers": None}),
+        ({**alb_multi, "multiValueHeaders": {"x-affinity-session": ["u3"]}}, "", {"statusCode": 200, "headers": {}}),
+        ({**url, "headers": "bad"}, "query:x", {"statusCode": 200, "headers": "bad"}),
+        ({"op": "echo"}, None, {"ok": 1}),
+        ([1], None, [1]),
+    ]
+    facts = events.Facts("env-1", False, 3, True, 42)
+    got = node_answers([[e, s, r, facts._asdict()] for e, s, r in cases])
+    for (event, setting, result), (kind, key, with_headers) in zip(cases, got, strict=True):
+        source = events.parse_source(setting)
+        expected_kind = events.event_kind(event)
+        assert kind == expected_kind.value, event
+        http = expected_kind is not events.EventKind.OTHER  # only HTTP events are read for a key
+        assert key == (events.session_key(event, source) if source and http else None), event
+        assert with_headers == events.with_headers(result, expected_kind, facts), event

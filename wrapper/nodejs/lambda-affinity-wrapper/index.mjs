@@ -64,7 +64,7 @@ export const isSessionKey = (v) => typeof v === 'string' && v !== '' && [...v].l
 
 /** AFFINITY_SESSION_FROM -> {kind, name}; unset: the default header, malformed: null. */
 export function parseSource(setting) {
-  if (setting === undefined || setting === '') return { kind: 'header', name: SESSION_HEADER };
+  if (setting === undefined || setting === null || setting === '') return { kind: 'header', name: SESSION_HEADER };
   const colon = setting.indexOf(':');
   const kind = setting.slice(0, colon).trim().toLowerCase();
   const name = setting.slice(colon + 1).trim();
