@@ -8,7 +8,7 @@ import sys
 from ..aws import deploy
 from ..emulator import cli as emulator_cli
 from ..errors import LambdaAffinityError
-from . import calibrate, logs, simulate, sweep, traces
+from . import calibrate, layer, logs, simulate, sweep, traces
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_parser(sub)
     emulator_cli.add_parser(sub)
     deploy.add_parser(sub)
+    layer.add_parser(sub)
     # Listed for --help; main() hands its arguments to Locust untouched.
     sub.add_parser(
         "locust",
