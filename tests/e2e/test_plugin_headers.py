@@ -70,7 +70,7 @@ def plugin_endpoints(doc) -> dict[str, dict]:
 @pytest.mark.slow
 def test_plain_http_and_fast_http_users_are_tallied_per_user_and_endpoint(tmp_path):
     with AffinityApp("header:x-app-session") as app:
-        args = ["-f", PLAIN, "--headless", "-u", "4", "-r", "4", "-t", "3s", "--stop-timeout", "3", "-H", app.url]
+        args = ["-f", PLAIN, "--headless", "-u", "4", "-r", "4", "-t", "2s", "--stop-timeout", "3", "-H", app.url]
         args += ["--affinity-json", "a.json", "--csv", "run", "--affinity-session-header", "x-app-session"]
         run = run_locust(args, str(tmp_path), command=LAMBDA_AFFINITY_LOCUST)
         log = list(app.log)
@@ -78,7 +78,7 @@ def test_plain_http_and_fast_http_users_are_tallied_per_user_and_endpoint(tmp_pa
     assert_nothing_left(run)
     doc = json.loads((tmp_path / "a.json").read_text())
     # every reply with headers, none without (the static asset), user by user
-    assert doc["requests"] == len(log) > 40 and doc["invalid"] == 0
+    assert doc["requests"] == len(log) > 12 and doc["invalid"] == 0
     truth = truth_per_session(log)
     assert all(s is not None for s in truth)  # the plugin sent every user's key, on both clients
     by_label = {s.rsplit("-", 1)[0]: t for s, t in truth.items()}
@@ -112,7 +112,7 @@ def test_distributed_cookie_sessions_from_the_environment(cluster_factory, tmp_p
         log = list(app.log)
     assert code == 0, c.text("master.err")[-4000:]
     doc = json.loads((tmp_path / "a.json").read_text())
-    assert doc["requests"] == len(log) > 40 and doc["users"] == 4
+    assert doc["requests"] == len(log) > 12 and doc["users"] == 4  # 4 logins, then each user's calls
     assert sorted(r["user"][:3] for r in doc["per_user"]) == ["w0-", "w0-", "w1-", "w1-"]
     # each user's login had no cookie yet (no session: no hit header); every later call had its own
     assert sum(s.session is None for s in log) == 4

@@ -131,6 +131,9 @@ class AffinityPlugin:
         if plain:
             transports.add(Transport.FUNCTION_URL)
         hosts = self.emulator.start(transports)
+        if plain:
+            # HttpUser and FastHttpUser join host + "/path" as is: no trailing slash, or every path starts "//"
+            hosts[Transport.FUNCTION_URL] = hosts[Transport.FUNCTION_URL].rstrip("/")
         for cls in classes:
             transport = transport_of(cls)
             if cls.host is None and transport is not None:
@@ -231,7 +234,7 @@ class AffinityPlugin:
             url = hosts.get(Transport.FUNCTION_URL.value)
             for cls in self.plain_classes():
                 if cls.host is None and url and self.options.affinity_emulator_config:
-                    cls.host = url
+                    cls.host = url.rstrip("/")
 
     def on_test_stop(self, environment: Any = None, **_kw: Any) -> None:
         self.trace.close()
