@@ -158,3 +158,29 @@ def test_the_trace_is_written_whole_and_read_back(tmp_path):
     (tmp_path / "dir").mkdir()
     with pytest.raises(OutputFileError, match="is a directory"):
         write_trace(str(tmp_path / "dir"), rows)
+
+
+def test_the_wrappers_own_affinity_line_is_read(capsys, monkeypatch):
+    """The contract from the other side: what the handler wrapper prints for a non-HTTP call."""
+    from lambda_affinity_wrapper import affinity
+
+    monkeypatch.setenv("AWS_LAMBDA_LOG_STREAM_NAME", STREAM)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "shop-api")
+
+    class Context:
+        aws_request_id = RID
+
+    @affinity
+    def handler(event, context):
+        return {"done": True}
+
+    assert handler({"Records": []}, Context()) == {"done": True}
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("AFFINITY {")
+    rows = rows_of(
+        [
+            ("x:1", rec("2026-12-03 09:00:01.000", line, stream="")),
+            ("x:2", rec("2026-12-03 09:00:01.005", report(), stream=STREAM)),
+        ]
+    )
+    assert [(r.env_id, r.cache_hit, r.recv is not None) for r in rows] == [(STREAM, None, True)]
