@@ -162,3 +162,21 @@ def test_the_session_options_default_to_the_probes_header_and_refuse_bad_forms()
     parser.exit = lambda status=0, message=None: (_ for _ in ()).throw(argparse.ArgumentError(None, message or ""))
     with pytest.raises(argparse.ArgumentError, match="expected header:NAME or cookie:NAME"):
         parser.parse_args(["--affinity-session-from", "query:sid"])
+
+
+@pytest.mark.parametrize(
+    ("change", "facts"),
+    [
+        ({}, Facts("2026/12/03/[$LATEST]abc", False, 12, True, 5320.0)),  # the wrapper's forms: the inline path
+        ({"x-affinity-env-invocations": "012"}, Facts("2026/12/03/[$LATEST]abc", False, 12, True, 5320.0)),
+        ({"x-affinity-init-age-ms": "5320.5"}, Facts("2026/12/03/[$LATEST]abc", False, 12, True, 5320.5)),
+        ({"x-affinity-init-age-ms": "١٢"}, None),  # non-ASCII digits: refused by the checks, not the inline path
+    ],
+)
+def test_the_inline_path_and_the_checks_agree(change, facts):
+    headers = get_of({**GOOD, **change})
+    if facts is None:
+        with pytest.raises(AffinityHeaderError, match="x-affinity-init-age-ms"):
+            parse_headers(headers)
+    else:
+        assert parse_headers(headers) == facts

@@ -93,7 +93,7 @@ def _count(name: str, text: Any) -> int:
 def _age(name: str, text: Any) -> float:
     if isinstance(text, bool) or not isinstance(text, (int, float, str)):
         raise AffinityHeaderError(f"{name}: not a number of milliseconds")
-    if isinstance(text, str) and not 0 < len(text) <= MAX_NUMBER_LEN:
+    if isinstance(text, str) and not (0 < len(text) <= MAX_NUMBER_LEN and text.isascii()):
         raise AffinityHeaderError(f"{name}: not a number of milliseconds")
     try:
         value = float(text)
@@ -118,22 +118,45 @@ def parse_headers(get: Callable[[str], Any]) -> Facts | None:
     env = get(ENV_HEADER)
     if env is None:
         return None
-    values = {}
-    for name in (ENV_HEADER, COLD_HEADER, INVOCATIONS_HEADER, SESSION_HIT_HEADER, INIT_AGE_HEADER):
-        value = get(name)
+    cold, count, hit, age = get(COLD_HEADER), get(INVOCATIONS_HEADER), get(SESSION_HIT_HEADER), get(INIT_AGE_HEADER)
+    # The wrapper's own forms, checked inline (this runs for every reply); anything else takes the checks below.
+    flag = _FLAGS.get(cold) if type(cold) is str else None
+    hit_flag = _FLAGS.get(hit) if type(hit) is str else None
+    if (
+        flag is not None
+        and (hit is None or hit_flag is not None)
+        and type(env) is str
+        and 0 < len(env) <= MAX_ENV_ID_LEN
+        and type(count) is str
+        and 0 < len(count) <= MAX_NUMBER_LEN
+        and count.isascii()
+        and count.isdigit()
+        and count != "0"
+        and type(age) is str
+        and 0 < len(age) <= MAX_NUMBER_LEN
+        and age.isascii()
+        and age.isdigit()
+        and not env.isspace()
+    ):
+        return Facts(env, flag, int(count), hit_flag, float(age))
+    return _checked(env, cold, count, hit, age)
+
+
+def _checked(env: Any, cold: Any, count: Any, hit: Any, age: Any) -> Facts:
+    values = {ENV_HEADER: env, COLD_HEADER: cold, INVOCATIONS_HEADER: count, SESSION_HIT_HEADER: hit}
+    values[INIT_AGE_HEADER] = age
+    for name, value in values.items():
         if isinstance(value, (list, tuple)):  # geventhttpclient's Headers.get gives a repeated header as a list
             raise AffinityHeaderError(f"{name}: repeated")
-        values[name] = value
     missing = [h for h in (COLD_HEADER, INVOCATIONS_HEADER, INIT_AGE_HEADER) if values[h] is None]
     if missing:
         raise AffinityHeaderError(f"{ENV_HEADER} without {', '.join(missing)}")
-    hit = values[SESSION_HIT_HEADER]
     return Facts(
         _env(ENV_HEADER, env),
-        _flag(COLD_HEADER, values[COLD_HEADER]),
-        _count(INVOCATIONS_HEADER, values[INVOCATIONS_HEADER]),
+        _flag(COLD_HEADER, cold),
+        _count(INVOCATIONS_HEADER, count),
         None if hit is None else _flag(SESSION_HIT_HEADER, hit),
-        _age(INIT_AGE_HEADER, values[INIT_AGE_HEADER]),
+        _age(INIT_AGE_HEADER, age),
     )
 
 
