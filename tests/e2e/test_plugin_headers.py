@@ -69,9 +69,10 @@ def plugin_endpoints(doc) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_plain_http_and_fast_http_users_are_tallied_per_user_and_endpoint(tmp_path):
+    (tmp_path / "locust.conf").write_text("affinity-session-header = x-app-session\n")  # as a config file sets it
     with AffinityApp("header:x-app-session") as app:
         args = ["-f", PLAIN, "--headless", "-u", "4", "-r", "4", "-t", "2s", "--stop-timeout", "3", "-H", app.url]
-        args += ["--affinity-json", "a.json", "--csv", "run", "--affinity-session-header", "x-app-session"]
+        args += ["--affinity-json", "a.json", "--csv", "run", "--config", "locust.conf"]
         run = run_locust(args, str(tmp_path), command=LAMBDA_AFFINITY_LOCUST)
         log = list(app.log)
     assert run.code == 0, run
