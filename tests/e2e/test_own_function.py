@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -64,3 +65,15 @@ def test_a_plain_locustfile_measures_a_wrapped_app(tmp_path, function):
     assert "max-share hit" in console and "warm-cache hit" in console and "per endpoint" in console
     for name in COUNTED:
         assert f"  {name} " in console.split("per endpoint", 1)[1]
+
+
+def test_the_sam_snippet_in_own_function_md_passes_cfn_lint():
+    from cfnlint.api import ManualArgs, lint
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "own-function.md").read_text()
+    snippets = [s.split("```", 1)[0] for s in text.split("```yaml\n")[1:]]
+    sam = [s for s in snippets if "AWS::Serverless::LayerVersion" in s]
+    assert len(sam) == 1, "the SAM snippet"
+    template = 'AWSTemplateFormatVersion: "2010-09-09"\nTransform: AWS::Serverless-2016-10-31\n' + sam[0]
+    matches = lint(template, config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    assert matches == [], "\n".join(str(m) for m in matches)
