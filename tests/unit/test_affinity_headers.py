@@ -180,3 +180,23 @@ def test_the_inline_path_and_the_checks_agree(change, facts):
             parse_headers(headers)
     else:
         assert parse_headers(headers) == facts
+
+
+def test_the_console_csv_and_html_show_every_endpoint():
+    from lambda_affinity.core.summary import summarize
+    from lambda_affinity.report import render
+
+    t = EndpointTracker()
+    t.record("/items/<id>", cold=False, cache_hit=True, stayed=True)
+    t.record("login", cold=True, cache_hit=None, stayed=None)
+    doc = summarize([], 0)
+    doc["per_endpoint"] = t.rows()
+    table = render.render_table(doc)
+    assert "per endpoint" in table and "  /items/<id>        1        0      0   1.000   1.000" in table
+    assert render.endpoints_csv(doc["per_endpoint"]).splitlines()[2] == "login,1,0,1,0,0,0,0,,"
+    section = render.render_html_section(doc)
+    assert '<table class="affinity-endpoints"' in section and "/items/&lt;id&gt;" in section
+    assert "/items/<id>" not in section
+    del doc["per_endpoint"]
+    assert "per endpoint" not in render.render_table(doc)
+    assert "affinity-endpoints" not in render.render_html_section(doc)

@@ -93,6 +93,14 @@ def render_table(doc: SummaryDoc, title: str = "Lambda affinity") -> str:
 
 
 ENDPOINT_LINES_MAX = 30  # the console's; the JSON, CSV and dashboard have every name
+# The HTML section's columns after the name: (EndpointRow key, title)
+ENDPOINT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("requests", "replies"),
+    ("invalid", "invalid"),
+    ("cold_starts", "cold"),
+    ("stay_rate", "stay"),
+    ("warm_rate", "warm"),
+)
 
 
 def endpoint_lines(rows: Sequence[EndpointRow], limit: int = ENDPOINT_LINES_MAX) -> list[str]:
@@ -229,10 +237,31 @@ def render_html_section(doc: SummaryDoc, checks: Iterable[str] = (), points: Seq
         '<table style="border-collapse:collapse;margin-bottom:16px">'
         f"<tr><th {head.replace('right', 'left')}>rate</th>{header}</tr>{''.join(rows)}</table>"
         + (f"<p>{html.escape(miss_cost_line(cost))}</p>" if cost else "")
+        + _endpoints_html(doc.get("per_endpoint") or [], cell, head)
         + '<div class="affinity-charts" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end">'
         f'<figure style="margin:0">{histogram_svg(list(doc["histogram"]))}</figure>{charts}</div>'
         + (f"<ul>{check_items}</ul>" if check_items else "")
         + "</section>"
+    )
+
+
+def _endpoints_html(rows: Sequence[EndpointRow], cell: str, head: str) -> str:
+    """The per-endpoint table of the HTML section (every name, busiest first); empty without rows."""
+    if not rows:
+        return ""
+    columns = ENDPOINT_COLUMNS
+    header = "".join(f"<th {head}>{title}</th>" for _, title in columns)
+    body = "".join(
+        f"<tr><td {cell.replace('right', 'left')}>{html.escape(r['name'])}</td>"
+        + "".join(f"<td {cell}>{_fmt(r[key])}</td>" for key, _ in columns)  # type: ignore[literal-required]
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        '<table class="affinity-endpoints" style="border-collapse:collapse;margin-bottom:16px">'
+        '<caption style="text-align:left">per endpoint: stay = same environment as the user\'s previous reply, '
+        "warm = session cached</caption>"
+        f"<tr><th {head.replace('right', 'left')}>name</th>{header}</tr>{body}</table>"
     )
 
 
