@@ -7,6 +7,7 @@ hostile session keys get no session header and never an error."""
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -26,21 +27,24 @@ AFFINITY = "x-affinity-"
 ROUTES = ["/hello", "/binary", "/created", "/plain", "/nostatus", "/shared", "/shared", "/boom", "/missing"]
 WITH_HEADERS = {"/hello", "/binary", "/created", "/shared", "/missing"}  # results with a statusCode
 NODE = shutil.which("node") is not None
-PAIRS = [("py-plain", "py-wrapped"), ("py-plain", "py-layer")] + (
-    [("node-plain", "node-wrapped"), ("node-plain", "node-layer")] if NODE else []
+RIC = importlib.util.find_spec("awslambdaric") is not None
+PAIRS = (
+    [("py-plain", "py-wrapped"), ("py-plain", "py-layer")]
+    + ([("ric-plain", "ric-wrapped")] if RIC else [])
+    + ([("node-plain", "node-wrapped"), ("node-plain", "node-layer")] if NODE else [])
 )
 
 
 def functions(layer_zip: str) -> list:
     py, node = os.path.join(APP, "python"), os.path.join(APP, "node")
     fns = [
-        {"name": "py-plain", "code": py, "handler": "app.handler", "timeout": 1},
-        {"name": "py-wrapped", "code": py, "handler": "app.handler", "timeout": 1, "affinity_wrapper": True},
+        {"name": "py-plain", "code": py, "handler": "app.handler", "timeout": 0.5},
+        {"name": "py-wrapped", "code": py, "handler": "app.handler", "timeout": 0.5, "affinity_wrapper": True},
         {  # as on AWS: the layer zip (and a folder layer), the wrapper's handler, the app's in AFFINITY_HANDLER
             "name": "py-layer",
             "code": py,
             "handler": "lambda_affinity_wrapper.handler",
-            "timeout": 1,
+            "timeout": 0.5,
             "layers": [layer_zip, os.path.join(APP, "layer")],
             "environment": {"AFFINITY_HANDLER": "app.handler", "AFFINITY_SESSION_FROM": "cookie:sid"},
         },
@@ -52,8 +56,11 @@ def functions(layer_zip: str) -> list:
             "environment": {"AFFINITY_INVOKE_FIELD": "1"},
         },
     ]
+    if RIC:  # AWS's own runtime client: the wrapper's handler and the layer's path reach it too
+        ric = {"code": py, "handler": "app.handler", "timeout": 0.5, "runtime_client": "awslambdaric"}
+        fns += [{**ric, "name": "ric-plain"}, {**ric, "name": "ric-wrapped", "affinity_wrapper": True}]
     if NODE:
-        node_fn = {"code": node, "handler": "app.handler", "runtime": "nodejs20.x", "timeout": 1}
+        node_fn = {"code": node, "handler": "app.handler", "runtime": "nodejs20.x", "timeout": 0.5}
         fns += [
             {**node_fn, "name": "node-plain"},
             {**node_fn, "name": "node-wrapped", "affinity_wrapper": True},
