@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -31,8 +32,14 @@ RIC = importlib.util.find_spec("awslambdaric") is not None
 PAIRS = (
     [("py-plain", "py-wrapped"), ("py-plain", "py-layer")]
     + ([("ric-plain", "ric-wrapped")] if RIC else [])
-    + ([("node-plain", "node-wrapped"), ("node-plain", "node-layer")] if NODE else [])
+    + (
+        [("node-plain", "node-wrapped"), ("node-plain", "node-layer"), ("node-callback", "node-callback-wrapped")]
+        if NODE
+        else []
+    )
 )
+# errors and timeouts: each runtime client once, wrapped by configuration
+ERROR_PAIRS = [p for p in PAIRS if p[1] in ("py-wrapped", "ric-wrapped", "node-wrapped", "node-callback-wrapped")]
 
 
 def functions(layer_zip: str) -> list:
@@ -72,6 +79,8 @@ def functions(layer_zip: str) -> list:
                 "environment": {"AFFINITY_HANDLER": "app.handler", "AFFINITY_SESSION_FROM": "cookie:sid"},
             },
             {**node_fn, "name": "node-field", "affinity_wrapper": True, "environment": {"AFFINITY_INVOKE_FIELD": "1"}},
+            {**node_fn, "name": "node-callback", "handler": "app.callbackHandler"},
+            {**node_fn, "name": "node-callback-wrapped", "handler": "app.callbackHandler", "affinity_wrapper": True},
         ]
     return fns
 
@@ -193,7 +202,7 @@ def same_error(plain: bytes, wrapped: bytes) -> None:
     assert app_frames and all(f in (w.get("stackTrace") or []) for f in app_frames)
 
 
-@pytest.mark.parametrize("plain, wrapped", PAIRS[:1] + PAIRS[2:3])
+@pytest.mark.parametrize("plain, wrapped", ERROR_PAIRS)
 def test_raising_timing_out_and_direct_invokes_behave_as_plain(lam, emu, plain, wrapped):
     for event in ({"op": "echo", "n": 1}, {"op": "list"}, None, "text", 7):
         assert invoke(lam, wrapped, event)[:2] == invoke(lam, plain, event)[:2], event
@@ -202,11 +211,12 @@ def test_raising_timing_out_and_direct_invokes_behave_as_plain(lam, emu, plain, 
     assert error_p == error_w == "Unhandled"
     same_error(body_p, body_w)  # the stack gains the wrapper's frame, as under any wrapping layer
     slow = {"rawPath": "/slow", "requestContext": {"http": {"method": "GET"}}, "headers": {}}
-    error_p, body_p, _ = invoke(lam, plain, slow)
-    error_w, body_w, _ = invoke(lam, wrapped, slow)
+    with ThreadPoolExecutor(4) as pool:  # four timeouts at once: each takes the function's whole timeout
+        calls = [pool.submit(invoke, lam, name, slow) for name in (plain, wrapped)]
+        calls += [pool.submit(get, emu, name, "/slow") for name in (plain, wrapped)]
+        (error_p, body_p, _), (error_w, body_w, _), p_timeout, w_timeout = (c.result() for c in calls)
     assert error_p == error_w and error_w is not None
     assert STAMP.sub(b"T", UUID.sub(b"ID", body_p)) == STAMP.sub(b"T", UUID.sub(b"ID", body_w))
-    p_timeout, w_timeout = (get(emu, name, "/slow") for name in (plain, wrapped))
     assert (p_timeout[0], p_timeout[2]) == (w_timeout[0], w_timeout[2]) and p_timeout[0] >= 500
 
 
