@@ -6,12 +6,14 @@ hostile session keys get no session header and never an error."""
 
 from __future__ import annotations
 
+import glob
 import http.client
 import importlib.util
 import json
 import os
 import re
 import shutil
+import tempfile
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
@@ -91,8 +93,12 @@ def emu(tmp_path_factory):
     (folder / "layer.zip").write_bytes(build_layer())
     config = {"model": {"policy": "mru", "init_delay_s": 0.01}, "functions": functions(str(folder / "layer.zip"))}
     (folder / "emulator.yaml").write_text(yaml.safe_dump(config))
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "lambda-affinity-opt-*")))
     with EmulatorProcess(config_path=str(folder / "emulator.yaml")) as proc:
+        during = set(glob.glob(os.path.join(tempfile.gettempdir(), "lambda-affinity-opt-*"))) - before
+        assert len(during) == 1  # every function's /opt stand-in in one folder...
         yield proc
+    assert not any(os.path.exists(path) for path in during)  # ...gone with the emulator
 
 
 @pytest.fixture(scope="module")
