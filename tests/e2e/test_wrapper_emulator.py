@@ -6,12 +6,16 @@ hostile session keys get no session header and never an error."""
 
 from __future__ import annotations
 
+import glob
 import http.client
+import importlib.util
 import json
 import os
 import re
 import shutil
+import tempfile
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -26,21 +30,30 @@ AFFINITY = "x-affinity-"
 ROUTES = ["/hello", "/binary", "/created", "/plain", "/nostatus", "/shared", "/shared", "/boom", "/missing"]
 WITH_HEADERS = {"/hello", "/binary", "/created", "/shared", "/missing"}  # results with a statusCode
 NODE = shutil.which("node") is not None
-PAIRS = [("py-plain", "py-wrapped"), ("py-plain", "py-layer")] + (
-    [("node-plain", "node-wrapped"), ("node-plain", "node-layer")] if NODE else []
+RIC = importlib.util.find_spec("awslambdaric") is not None
+PAIRS = (
+    [("py-plain", "py-wrapped"), ("py-plain", "py-layer")]
+    + ([("ric-plain", "ric-wrapped")] if RIC else [])
+    + (
+        [("node-plain", "node-wrapped"), ("node-plain", "node-layer"), ("node-callback", "node-callback-wrapped")]
+        if NODE
+        else []
+    )
 )
+# errors and timeouts: each runtime client once, wrapped by configuration
+ERROR_PAIRS = [p for p in PAIRS if p[1] in ("py-wrapped", "ric-wrapped", "node-wrapped", "node-callback-wrapped")]
 
 
 def functions(layer_zip: str) -> list:
     py, node = os.path.join(APP, "python"), os.path.join(APP, "node")
     fns = [
-        {"name": "py-plain", "code": py, "handler": "app.handler", "timeout": 1},
-        {"name": "py-wrapped", "code": py, "handler": "app.handler", "timeout": 1, "affinity_wrapper": True},
+        {"name": "py-plain", "code": py, "handler": "app.handler", "timeout": 0.5},
+        {"name": "py-wrapped", "code": py, "handler": "app.handler", "timeout": 0.5, "affinity_wrapper": True},
         {  # as on AWS: the layer zip (and a folder layer), the wrapper's handler, the app's in AFFINITY_HANDLER
             "name": "py-layer",
             "code": py,
             "handler": "lambda_affinity_wrapper.handler",
-            "timeout": 1,
+            "timeout": 0.5,
             "layers": [layer_zip, os.path.join(APP, "layer")],
             "environment": {"AFFINITY_HANDLER": "app.handler", "AFFINITY_SESSION_FROM": "cookie:sid"},
         },
@@ -52,8 +65,11 @@ def functions(layer_zip: str) -> list:
             "environment": {"AFFINITY_INVOKE_FIELD": "1"},
         },
     ]
+    if RIC:  # AWS's own runtime client: the wrapper's handler and the layer's path reach it too
+        ric = {"code": py, "handler": "app.handler", "timeout": 0.5, "runtime_client": "awslambdaric"}
+        fns += [{**ric, "name": "ric-plain"}, {**ric, "name": "ric-wrapped", "affinity_wrapper": True}]
     if NODE:
-        node_fn = {"code": node, "handler": "app.handler", "runtime": "nodejs20.x", "timeout": 1}
+        node_fn = {"code": node, "handler": "app.handler", "runtime": "nodejs20.x", "timeout": 0.5}
         fns += [
             {**node_fn, "name": "node-plain"},
             {**node_fn, "name": "node-wrapped", "affinity_wrapper": True},
@@ -65,6 +81,8 @@ def functions(layer_zip: str) -> list:
                 "environment": {"AFFINITY_HANDLER": "app.handler", "AFFINITY_SESSION_FROM": "cookie:sid"},
             },
             {**node_fn, "name": "node-field", "affinity_wrapper": True, "environment": {"AFFINITY_INVOKE_FIELD": "1"}},
+            {**node_fn, "name": "node-callback", "handler": "app.callbackHandler"},
+            {**node_fn, "name": "node-callback-wrapped", "handler": "app.callbackHandler", "affinity_wrapper": True},
         ]
     return fns
 
@@ -75,8 +93,12 @@ def emu(tmp_path_factory):
     (folder / "layer.zip").write_bytes(build_layer())
     config = {"model": {"policy": "mru", "init_delay_s": 0.01}, "functions": functions(str(folder / "layer.zip"))}
     (folder / "emulator.yaml").write_text(yaml.safe_dump(config))
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "lambda-affinity-opt-*")))
     with EmulatorProcess(config_path=str(folder / "emulator.yaml")) as proc:
+        during = set(glob.glob(os.path.join(tempfile.gettempdir(), "lambda-affinity-opt-*"))) - before
+        assert len(during) == 1  # every function's /opt stand-in in one folder...
         yield proc
+    assert not any(os.path.exists(path) for path in during)  # ...gone with the emulator
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +208,7 @@ def same_error(plain: bytes, wrapped: bytes) -> None:
     assert app_frames and all(f in (w.get("stackTrace") or []) for f in app_frames)
 
 
-@pytest.mark.parametrize("plain, wrapped", PAIRS[:1] + PAIRS[2:3])
+@pytest.mark.parametrize("plain, wrapped", ERROR_PAIRS)
 def test_raising_timing_out_and_direct_invokes_behave_as_plain(lam, emu, plain, wrapped):
     for event in ({"op": "echo", "n": 1}, {"op": "list"}, None, "text", 7):
         assert invoke(lam, wrapped, event)[:2] == invoke(lam, plain, event)[:2], event
@@ -195,11 +217,12 @@ def test_raising_timing_out_and_direct_invokes_behave_as_plain(lam, emu, plain, 
     assert error_p == error_w == "Unhandled"
     same_error(body_p, body_w)  # the stack gains the wrapper's frame, as under any wrapping layer
     slow = {"rawPath": "/slow", "requestContext": {"http": {"method": "GET"}}, "headers": {}}
-    error_p, body_p, _ = invoke(lam, plain, slow)
-    error_w, body_w, _ = invoke(lam, wrapped, slow)
+    with ThreadPoolExecutor(4) as pool:  # four timeouts at once: each takes the function's whole timeout
+        calls = [pool.submit(invoke, lam, name, slow) for name in (plain, wrapped)]
+        calls += [pool.submit(get, emu, name, "/slow") for name in (plain, wrapped)]
+        (error_p, body_p, _), (error_w, body_w, _), p_timeout, w_timeout = (c.result() for c in calls)
     assert error_p == error_w and error_w is not None
     assert STAMP.sub(b"T", UUID.sub(b"ID", body_p)) == STAMP.sub(b"T", UUID.sub(b"ID", body_w))
-    p_timeout, w_timeout = (get(emu, name, "/slow") for name in (plain, wrapped))
     assert (p_timeout[0], p_timeout[2]) == (w_timeout[0], w_timeout[2]) and p_timeout[0] >= 500
 
 

@@ -276,3 +276,12 @@ def test_the_decorator_keeps_the_handlers_name(fresh):
 
     assert my_handler.__name__ == "my_handler"
     assert my_handler(url_event(), CONTEXT)["headers"]["x-affinity-env-invocations"].isdigit()
+
+
+def test_a_hand_made_context_never_breaks_the_call(fresh, capsys):
+    w = fresh()
+    odd = types.SimpleNamespace(aws_request_id=object())  # a test harness's stand-in: not JSON
+    assert w.call(lambda e, c: {"ok": 1}, {"op": 1}, odd) == {"ok": 1}
+    assert json.loads(capsys.readouterr().out.removeprefix("AFFINITY "))["request_id"].startswith("<object")
+    assert w.call(lambda e, c: 1, {"op": 1}, None) == 1  # no context at all
+    assert json.loads(capsys.readouterr().out.removeprefix("AFFINITY "))["request_id"] is None

@@ -6,10 +6,22 @@ Set the function's handler to `lambda_affinity_wrapper.handler` and name the app
 Stdlib only: it runs inside Lambda, from a layer (`lambda-affinity layer build`).
 """
 
-from .wrap import affinity, handler, preload
+import os
 
 __all__ = ["affinity", "handler"]
 
-# Configured as the handler: the app's module is imported in the init phase, as it would be unwrapped, and
-# an error there is an init error.
-preload()
+if os.environ.get("_HANDLER") == "lambda_affinity_wrapper.handler":
+    # Configured as the handler: the app's module is imported in the init phase, as it would be unwrapped,
+    # and an error there is an init error.
+    from .wrap import affinity, handler, preload
+
+    preload()
+else:
+
+    def __getattr__(name: str):
+        # Loaded on first use: the probe imports only .state, and a cold start pays for no more.
+        if name in __all__:
+            from . import wrap
+
+            return getattr(wrap, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

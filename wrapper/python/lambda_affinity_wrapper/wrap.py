@@ -58,7 +58,7 @@ class Wrapper:
                 return out
         doc = {**facts._asdict(), "request_id": getattr(context, "aws_request_id", None)}
         doc["function"] = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-        print("AFFINITY " + json.dumps(doc, separators=(",", ":")))
+        print("AFFINITY " + json.dumps(doc, separators=(",", ":"), default=str))  # a hand-made context: any id
         if self.invoke_field and kind is EventKind.OTHER and isinstance(result, dict):
             return {**result, "_affinity": doc}
         return result
