@@ -1,7 +1,8 @@
 """The probe Lambda: which execution environment served this call, and was
 the caller's session already in this environment's in-memory cache?
 
-Deployable as is (stdlib only; handler `handler.handler`). It answers both an
+Deployable with `lambda-affinity deploy` (stdlib only, plus the wrapper's lambda_affinity_wrapper
+package its zip carries; handler `handler.handler`). It answers both an
 Invoke payload `{"session": "..."}` and a Function URL event (payload format
 2.0; session from header `x-affinity-session` or query `session=`).
 
@@ -18,70 +19,28 @@ It never echoes any environment variable but the log stream name.
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections import OrderedDict
 
+from lambda_affinity_wrapper.state import (
+    MAX_SESSION_LEN,
+    SESSION_HEADER,
+    SessionCache,
+    cache_from_env,
+    env_id,
+    env_number as _env_number,
+    is_session_key,
+)
+
+# The session cache, its settings and the session key's limits are the wrapper's (wrapper/python/), so the probe
+# and an app measured through the wrapper count hits alike; deploy's zip carries that package beside handler.py.
+__all__ = ["MAX_SESSION_LEN", "SESSION_HEADER", "SessionCache", "handler", "probe"]
 PROBE_VERSION = 1
-MAX_SESSION_LEN = 256
-SESSION_HEADER = "x-affinity-session"
-
-
-class SessionCache:
-    """A bounded LRU with a TTL counted from when the session was cached.
-
-    Time is passed in, so the simulator can drive the same cache on a
-    virtual clock.
-    """
-
-    __slots__ = ("max_entries", "ttl_s", "_items")
-
-    def __init__(self, max_entries: int = 10000, ttl_s: float = 900.0) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be >= 1")
-        if ttl_s <= 0:
-            raise ValueError("ttl_s must be > 0")
-        self.max_entries = max_entries
-        self.ttl_s = ttl_s
-        self._items: OrderedDict = OrderedDict()
-
-    def lookup(self, key: str, now: float):
-        """Return (hit, age_s); a miss (or an expired entry) caches the key."""
-        items = self._items
-        stored = items.get(key)
-        if stored is not None and now - stored < self.ttl_s:
-            items.move_to_end(key)
-            return True, now - stored
-        items[key] = now
-        items.move_to_end(key)
-        while len(items) > self.max_entries:
-            items.popitem(last=False)
-        return False, None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-def _env_number(name: str, default: float, lo: float, hi: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        return default
-    if value != value:  # NaN slips through min/max: treat it as unset
-        return default
-    return min(max(value, lo), hi)
 
 
 # Module-level state survives between invocations in one environment: the
 # very thing this probe measures.
 _INIT = time.monotonic()
-_CACHE = SessionCache(
-    int(_env_number("AFFINITY_CACHE_SIZE", 10000, 1, 1_000_000)),
-    _env_number("AFFINITY_CACHE_TTL_S", 900.0, 0.001, 86400.0),
-)
+_CACHE = cache_from_env()
 _MISS_DELAY_S = _env_number("AFFINITY_MISS_DELAY_MS", 0.0, 0.0, 10_000.0) / 1000.0
 _invocations = 0
 
@@ -97,7 +56,7 @@ def _is_url_event(event) -> bool:
 def _check_session(value):
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_SESSION_LEN:
+    if not is_session_key(value):
         raise BadEvent(f"session must be a string of 1 to {MAX_SESSION_LEN} characters")
     return value
 
@@ -134,7 +93,7 @@ def probe(session, request_id, now: float | None = None) -> dict:
             time.sleep(_MISS_DELAY_S)
         cache = {"hit": hit, "entries": len(_CACHE), "age_ms": None if age is None else round(age * 1000, 3)}
     return {
-        "env_id": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "unknown"),
+        "env_id": env_id(),
         "request_id": request_id,
         "cold": _invocations == 1,
         "env_invocations": _invocations,

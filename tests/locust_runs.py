@@ -39,14 +39,15 @@ class Run:
         return f"exit {self.code}\n--- stderr ---\n{self.stderr[-5000:]}"
 
 
-def run_locust(args, cwd, env=None, timeout=90, preexec_fn=None) -> Run:
-    """Run Locust to the end, collecting its process tree as it goes (`preexec_fn`: set limits in the child)."""
+def run_locust(args, cwd, env=None, timeout=90, preexec_fn=None, command=LOCUST) -> Run:
+    """Run Locust (or `command`, e.g. `lambda-affinity locust`) to the end, collecting its process tree as it goes
+    (`preexec_fn`: set limits in the child)."""
     full_env = {**os.environ, **(env or {})}
     # no user config may leak into a test run
     full_env = {k: v for k, v in full_env.items() if not k.startswith("LOCUST_") or k in (env or {})}
     out_path, err_path = os.path.join(cwd, "locust.out"), os.path.join(cwd, "locust.err")
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(LOCUST + args, cwd=cwd, env=full_env, stdout=out, stderr=err, preexec_fn=preexec_fn)
+        proc = subprocess.Popen([*command, *args], cwd=cwd, env=full_env, stdout=out, stderr=err, preexec_fn=preexec_fn)
         seen = {}
         deadline = time.monotonic() + timeout
         try:

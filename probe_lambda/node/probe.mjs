@@ -45,7 +45,10 @@ const MAX_SESSION_LEN = 256;
 const SESSION_HEADER = 'x-affinity-session';
 
 /** A bounded LRU with a TTL counted from when the session was cached. A Map
- * iterates in insertion order, so delete + set moves a key to the young end. */
+ * iterates in insertion order, so delete + set moves a key to the young end.
+ * The Node.js wrapper (wrapper/nodejs/lambda-affinity-wrapper/index.mjs) holds
+ * the same cache: each file deploys standing alone (this one as probe.mjs
+ * alone, that one as a layer), so neither can import the other. */
 export class SessionCache {
   constructor(maxEntries = 10000, ttlMs = 900000) {
     if (!(maxEntries >= 1)) throw new RangeError('maxEntries must be >= 1');

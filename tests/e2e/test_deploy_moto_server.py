@@ -33,6 +33,7 @@ from aws_account import empty_account
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from lambda_affinity.aws import deploy as d, packaging
+from lambda_affinity.aws.layer import build_layer
 from lambda_affinity.cli import main
 
 pytestmark = pytest.mark.slow
@@ -265,6 +266,33 @@ def test_deploy_redeploy_destroy_over_http(aws, env, capsys):
     assert functions(aws) == [] and roles(aws) == []
     rc, out, _ = run(capsys, "destroy")
     assert rc == 0 and "nothing to destroy" in out
+
+
+def test_deploy_with_the_wrapper_layer_publishes_attaches_reuses_and_destroy_removes_it(aws, env, capsys):
+    env.setenv("AWS_REGION", REGION)
+    layer = f"{NAME}-wrapper"
+    rc, out, err = run(capsys, "deploy", "--layer", "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    versions = aws("lambda").list_layer_versions(LayerName=layer)["LayerVersions"]
+    assert [v["LayerVersionArn"] for v in versions] == [result["layer_arn"]]
+    assert f"published layer {layer} version 1" in result["changes"]
+    content = aws("lambda").get_layer_version(LayerName=layer, VersionNumber=1)["Content"]
+    assert content["CodeSha256"] == d.code_sha256(build_layer())  # the zip `layer build` writes
+    config = aws("lambda").get_function(FunctionName=NAME)["Configuration"]
+    assert [x["Arn"] for x in config["Layers"]] == [result["layer_arn"]]
+    assert config["Handler"] == "lambda_affinity_wrapper.handler"
+    assert config["Environment"]["Variables"]["AFFINITY_HANDLER"] == d.HANDLER
+    rc, out, err = run(capsys, "deploy", "--layer")
+    assert rc == 0 and "nothing to change: already up to date" in out, err  # the same content: no new version
+    assert f"Layer:        {result['layer_arn']}" in out
+    rc, out, err = run(capsys, "deploy")  # without: the probe's own handler, no layer
+    assert rc == 0 and "updated Environment, Handler, Layers" in out, err
+    config = aws("lambda").get_function(FunctionName=NAME)["Configuration"]
+    assert not config.get("Layers") and config["Handler"] == d.HANDLER
+    rc, out, err = run(capsys, "destroy")
+    assert rc == 0 and f"removed layer {layer} version 1" in out, err
+    assert aws("lambda").list_layer_versions(LayerName=layer)["LayerVersions"] == []
 
 
 def test_the_command_line_a_user_runs(aws, moto, tmp_path):
@@ -574,6 +602,9 @@ def test_a_refused_destroy_says_what_it_removed_and_runs_again(aws, env, capsys,
 
 def _resources(action: str, params: dict) -> list:
     """The ARNs IAM evaluates a call against (a role both by its path and by its bare name)."""
+    if "LayerName" in params:  # a layer, or one version of it
+        version = f":{params['VersionNumber']}" if "VersionNumber" in params else ""
+        return [f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{params['LayerName']}{version}"]
     if action.startswith("lambda:"):
         return [params.get("Resource") or f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{params['FunctionName']}"]
     if action.startswith("iam:"):
@@ -590,7 +621,8 @@ def test_documented_policy_is_what_deploy_and_destroy_use(aws, env, capsys, enfo
     policy = documented_policy()
     deployer_user(aws, env, any_resource(policy))
     hook = enforcer(checkable)
-    for argv in (["deploy"], ["deploy", "--memory", "256", "--auth-type", "NONE"], ["deploy"]):
+    layer = ["deploy", "--layer"]  # twice: publishing the layer, then finding it up to date
+    for argv in (["deploy"], ["deploy", "--memory", "256", "--auth-type", "NONE"], layer, layer, ["deploy"]):
         rc, _, err = run(capsys, *argv)
         assert rc == 0, err
     (tmp_path / "handler.py").write_text((d.probe_dir() / "handler.py").read_text() + "\n# changed\n")

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def lint_imports(root: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(root, "plugin"), root, TESTS])}
+    paths = [os.path.join(root, "plugin"), os.path.join(root, "wrapper", "python"), root, TESTS]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     return subprocess.run(
         [LINT_IMPORTS, "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -37,14 +38,16 @@ def test_the_tree_keeps_every_contract():
 @pytest.fixture
 def tree(tmp_path):
     """A copy of the package sources and the contracts, to break."""
-    for folder in ("plugin", "probe_lambda"):
+    for folder in ("plugin", "probe_lambda", "wrapper"):
         shutil.copytree(os.path.join(ROOT, folder), tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(os.path.join(ROOT, "pyproject.toml"), tmp_path)
     return tmp_path
 
 
 def add_import(tree, module: str, line: str) -> None:
-    path = tree / ("plugin" if module.startswith("lambda_affinity") else "") / (module.replace(".", "/") + ".py")
+    top = module.split(".")[0]
+    folder = {"lambda_affinity": "plugin", "lambda_affinity_wrapper": "wrapper/python"}.get(top, "")
+    path = tree / folder / (module.replace(".", "/") + ".py")
     path.write_text(path.read_text() + f"\n{line}\n")
 
 
@@ -60,6 +63,8 @@ def add_import(tree, module: str, line: str) -> None:
         ("lambda_affinity.report.render", "from probe_lambda.handler import SessionCache", "Only the simulator's"),
         # the deployed probe importing the package
         ("probe_lambda.handler", "import lambda_affinity.core.tracker", "The deployed probe stands alone"),
+        # the wrapper (inside the user's function, from a layer) importing the package
+        ("lambda_affinity_wrapper.events", "import lambda_affinity.core.limits", "The wrapper stands alone"),
         # a submodule importing its own package, whose __init__ imports it back through plugin.py
         ("lambda_affinity.locust_plugin.roles", "from . import plugin_for", "No import cycle"),
     ],

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 import types
 import urllib.error
@@ -16,6 +15,7 @@ import urllib.request
 
 import pytest
 import yaml
+from node_script import node_json
 
 import probe_lambda.handler as py_probe
 from lambda_affinity.core.reply import parse_reply
@@ -95,16 +95,7 @@ def node_env_numbers(cases):
         "  return envNumber(name, d, lo, hi); });\n"
         "process.stdout.write(JSON.stringify(out));\n"
     )
-    run = subprocess.run(
-        ["node", "--input-type=module", "-e", script],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={"PATH": os.environ["PATH"]},
-    )
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
+    return node_json(script, cases, env={"PATH": os.environ["PATH"]})
 
 
 def test_settings_parse_clamp_and_fall_back_as_handler_py(monkeypatch):

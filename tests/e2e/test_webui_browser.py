@@ -356,6 +356,7 @@ def check_downloads(page, chromium, base: str, doc: dict, points: list):
         base + "affinity/summary.csv?download=1",
         base + "affinity/timeline.json?download=1",
         base + "affinity/histogram.svg",
+        base + "affinity/endpoints.csv?download=1",
     ]
     per_user_csv = page.request.get(base + "affinity/csv?download=1")
     assert per_user_csv.headers["content-disposition"] == "attachment; filename=affinity.csv"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import io
+import json
+import subprocess
 import sys
 import zipfile
 
@@ -18,21 +19,21 @@ NAME = d.DEFAULT_NAME
 def test_zip_has_the_handler_at_the_root_and_runs(tmp_path):
     package = d.build_zip()
     names = zipfile.ZipFile(io.BytesIO(package)).namelist()
-    assert names == ["handler.py"]
+    wrapper = ["__init__.py", "events.py", "state.py", "wrap.py"]
+    assert names == ["handler.py"] + [f"lambda_affinity_wrapper/{name}" for name in wrapper]
     assert package == d.build_zip()  # deterministic: same probe, same CodeSha256
     path = tmp_path / "probe.zip"
     path.write_bytes(package)
-    # imported from the zip as Lambda's runtime would, through sys.path (zipimport's
-    # find_spec/exec_module are Python 3.10+)
-    sys.path.insert(0, str(path))
-    sys.modules.pop("handler", None)
-    try:
-        handler = importlib.import_module("handler")
-    finally:
-        sys.path.remove(str(path))
-        sys.modules.pop("handler", None)
-    assert handler.__file__.startswith(str(path))
-    reply = handler.handler({"session": "u1"}, None)
+    # imported from the zip alone as Lambda's runtime would, through sys.path, in an interpreter that sees no
+    # site-packages (-I -S): the zip carries the wrapper's session cache the probe imports
+    code = (
+        f"import sys; sys.path.insert(0, {str(path)!r}); import handler, lambda_affinity_wrapper as w, json; "
+        "assert handler.__file__.startswith(sys.path[0]) and w.__file__.startswith(sys.path[0]); "
+        "print(json.dumps(handler.handler({'session': 'u1'}, None)))"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    reply = json.loads(proc.stdout)
     assert reply["probe"] == 1 and reply["cache"]["hit"] is False
 
 
@@ -45,7 +46,8 @@ def test_zip_skips_caches_package_markers_and_other_variants(tmp_path):
     (tmp_path / "__pycache__" / "handler.cpython-311.pyc").write_bytes(b"\0")
     (tmp_path / "node").mkdir()
     (tmp_path / "node" / "index.mjs").write_text("export const handler = 1\n")
-    assert zipfile.ZipFile(io.BytesIO(d.build_zip(tmp_path))).namelist() == ["handler.py", "helpers.py"]
+    names = zipfile.ZipFile(io.BytesIO(d.build_zip(tmp_path))).namelist()
+    assert [n for n in names if "/" not in n] == ["handler.py", "helpers.py"]
     (tmp_path / "handler.py").unlink()
     with pytest.raises(d.DeployError, match=r"no handler\.py"):
         d.build_zip(tmp_path)

@@ -78,6 +78,12 @@ functions:
         ("functions: [{name: a, url: {auth_type: OPEN}}]", "functions[0].url.auth_type", "NONE or AWS_IAM"),
         ("functions: [{name: a, reserved_concurrency: -1}]", "functions[0].reserved_concurrency", "-1"),
         ("functions: [{name: a, colour: red}]", "functions[0].colour", "unknown key"),
+        ("functions: [{name: a, affinity_wrapper: yes please}]", "functions[0].affinity_wrapper", "true or false"),
+        ("functions: [{name: a, layers: ./x.zip}]", "functions[0].layers", "a list of at most 5"),
+        ("functions: [{name: a, layers: [a, b, c, d, e, f]}]", "functions[0].layers", "at most 5"),
+        ("functions: [{name: a, layers: [./missing.zip]}]", "functions[0].layers[0]", "neither a folder nor a zip"),
+        ("functions: [{name: a, layers: [emu.yaml]}]", "functions[0].layers[0]", "neither a folder nor a zip"),
+        ("functions: [{name: a, layers: [7]}]", "functions[0].layers[0]", "a path to a zip or a folder"),
         ("model: {keep_alive_s: -1}", "model.keep_alive_s", ">= 0"),
         ("model: {policy: fifo}", "model.policy", "'fifo'"),
         ("model: {warp: 9}", "model.warp", "unknown option"),
@@ -193,3 +199,28 @@ def test_log_lines_and_errors_look_like_lambdas():
         tail.add(f"line {i}")
     raw = base64.b64decode(tail.tail_base64())
     assert len(raw) == 4096 and raw.endswith(b"line 999\n")
+
+
+def test_layers_and_the_wrapper_load_and_set_the_handler(tmp_path):
+    import zipfile
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "opt-folder").mkdir()
+    with zipfile.ZipFile(tmp_path / "layer.zip", "w") as zf:
+        zf.writestr("python/x.py", "")
+    text = (
+        "functions:\n"
+        "  - {name: api, code: ./src, handler: app.handler, affinity_wrapper: true, layers: [layer.zip, opt-folder]}\n"
+        "  - {name: web, code: ./src, handler: app.handler, runtime: nodejs20.x, affinity_wrapper: true}\n"
+    )
+    cfg = load_config(write(tmp_path, text))
+    api, web = cfg.functions
+    assert api.layers == [str(tmp_path / "layer.zip"), str(tmp_path / "opt-folder")] and api.affinity_wrapper
+    env = lambda_environment(api, cfg, "2024/01/01/[$LATEST]" + "a" * 32, "127.0.0.1:9001", opt="/tmp/opt-api")
+    assert (env["_HANDLER"], env["AFFINITY_HANDLER"]) == ("lambda_affinity_wrapper.handler", "app.handler")
+    assert env["LAMBDA_AFFINITY_OPT"] == "/tmp/opt-api" and "NODE_PATH" not in env
+    env = lambda_environment(web, cfg, "2024/01/01/[$LATEST]" + "b" * 32, "127.0.0.1:9001", opt="/tmp/opt-web")
+    assert env["_HANDLER"] == "/opt/nodejs/node_modules/lambda-affinity-wrapper/index.handler"
+    assert env["NODE_PATH"] == "/tmp/opt-web/nodejs/node20/node_modules:/tmp/opt-web/nodejs/node_modules"
+    plain = load_config(write(tmp_path, "functions: [{name: p, code: ./src, handler: app.handler}]")).functions[0]
+    assert (plain.layers, plain.affinity_wrapper) == ([], False)

@@ -222,7 +222,7 @@ def test_an_unquoted_a_colon_b_is_the_text_not_a_sexagesimal_number(unquoted):
 
 
 def test_an_unquoted_a_colon_b_where_a_number_is_wanted_is_refused():
-    with pytest.raises(ConfigError, match=r"model\.keep_alive_s: expected a finite number, got '1:30'"):
+    with pytest.raises(ConfigError, match=r"model\.keep_alive_s: '1:30' is not a duration"):
         from_text("model:\n  keep_alive_s: 1:30\n")
 
 

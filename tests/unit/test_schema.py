@@ -34,6 +34,7 @@ DOCUMENTED = {
     "ReplayedTrace": schema.ReplayedTrace,
     "Reproduce": schema.Reproduce,
     "UserRow": schema.UserRow,
+    "EndpointRow": schema.EndpointRow,
     "TimelineJSON": webui.TimelineJSON,
     "TimelinePoint": timeline.TimelinePoint,
     "Dashboard": webui.Dashboard,
@@ -144,6 +145,7 @@ SCRIPT_VARIABLES = {
     "f": timeline.Figure,
     "p": timeline.TimelinePoint,
     "r": schema.PerUser,
+    "ep": schema.EndpointRow,
     "CONFIG": webui.PageConfig,
     "c": timeline.ChartSpec,
     "spec": timeline.ChartSpec,
@@ -163,6 +165,9 @@ def script_reads() -> dict[str, set[str]]:
     columns = re.search(r"var COLUMNS = (\[.*?\]\]);", src, re.S)
     assert columns, "the per-user table's COLUMNS"
     reads["r"].update(re.findall(r'\["(\w+)", "', columns.group(1)))  # r[c[0]]
+    endpoint_columns = re.search(r"var ENDPOINT_COLUMNS = (\[.*?\]\]);", src, re.S)
+    assert endpoint_columns, "the per-endpoint table's ENDPOINT_COLUMNS"
+    reads["ep"].update(re.findall(r'\["(\w+)", "', endpoint_columns.group(1)))  # ep[c[0]]
     sort = re.search(r'sort: "(\w+)"', src)
     assert sort, "the table's first sort key"
     reads["r"].add(sort.group(1))  # a[state.sort]
@@ -171,7 +176,7 @@ def script_reads() -> dict[str, set[str]]:
 
 def test_the_script_reads_only_documented_fields():
     reads = script_reads()
-    assert reads["data"] and reads["f"] and reads["p"] and reads["r"], "the extraction finds the script's reads"
+    assert reads["data"] and reads["f"] and reads["p"] and reads["r"] and reads["ep"], "the extraction finds the reads"
     documented = {name: {f for f, _ in rows} for name, rows in documented_tables().items()}
     for var, tp in SCRIPT_VARIABLES.items():
         name = tp.__name__

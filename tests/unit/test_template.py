@@ -67,3 +67,13 @@ def test_parameter_ranges_are_lambda_s_limits():
         limits.TIMEOUT_MAX_S,
     )
     assert params["FunctionUrlAuthType"]["AllowedValues"] == list(limits.URL_AUTH_TYPES)
+
+
+def test_the_wrapper_layer_gives_the_probe_its_session_cache_as_the_deploy_zip_does():
+    t = _template()
+    assert t["Resources"]["ProbeFunction"]["Properties"]["Layers"] == [{"Ref": "WrapperLayer"}]
+    layer = t["Resources"]["WrapperLayer"]["Properties"]
+    assert deploy.RUNTIME in layer["CompatibleRuntimes"]
+    content = (TEMPLATE.parent / layer["ContentUri"]).resolve()
+    # the folder SAM zips: its python/ is /opt/python, where the probe's import finds the wrapper's package
+    assert (content / "python" / "lambda_affinity_wrapper" / "state.py").is_file()

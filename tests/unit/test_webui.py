@@ -13,6 +13,7 @@ from locust import User
 from locust.env import Environment
 
 from lambda_affinity.core import summary
+from lambda_affinity.core.endpoints import EndpointTracker
 from lambda_affinity.core.tracker import Tracker
 from lambda_affinity.report import render, webui
 from lambda_affinity.report.timeline import Timeline, headline
@@ -23,12 +24,16 @@ class TrackerView:
 
     def __init__(self) -> None:
         self.tracker = Tracker()
+        self.endpoints = EndpointTracker()
         self.line = Timeline(start=0.0)
         self.changes = 0
 
     def snapshot(self) -> tuple[dict, list[dict]]:
         rows = self.tracker.rows()
-        return summary.summarize(rows, self.tracker.environments), rows
+        doc = summary.summarize(rows, self.tracker.environments)
+        if self.endpoints.counts:
+            doc["per_endpoint"] = self.endpoints.rows()
+        return doc, rows
 
     def version(self):
         return self.changes
@@ -67,6 +72,7 @@ def test_dashboard_json_is_one_snapshot_of_the_view(served):
     doc = view.snapshot()[0]
     assert data["headline"] == headline(doc) and data["histogram"] == doc["histogram"]
     assert data["per_user"] == doc["per_user"] and data["users"] == 2
+    assert data["per_endpoint"] is None  # no wrapped function's replies
     assert data["histogram_svg"] == render.histogram_svg(doc["histogram"], width=360, height=220)
     assert data["points"] == [asdict(p) for p in view.line.points] and len(data["points"]) == 6
     assert data["final"] is True
@@ -74,6 +80,21 @@ def test_dashboard_json_is_one_snapshot_of_the_view(served):
     assert timeline.get_json() == {"points": data["points"], "final": True}
     assert timeline.headers["Content-Disposition"] == "attachment; filename=affinity_timeline.json"
     assert json.loads(client.get("/affinity/json").data) == doc
+
+
+def test_per_endpoint_rows_are_served_as_the_dashboard_and_a_csv(served):
+    client, view = served
+    view.endpoints.record("login", cold=True, cache_hit=None, stayed=None)
+    view.endpoints.record("/items/[id]", cold=False, cache_hit=True, stayed=True)
+    view.endpoints.record("/items/[id]", cold=False, cache_hit=False, stayed=False)
+    view.changes += 1
+    rows = view.snapshot()[0]["per_endpoint"]
+    assert client.get("/affinity/dashboard.json").get_json()["per_endpoint"] == rows
+    got = client.get("/affinity/endpoints.csv?download=1")
+    assert got.headers["Content-Disposition"] == "attachment; filename=affinity_endpoints.csv"
+    assert got.data.decode() == render.endpoints_csv(rows)
+    lines = got.data.decode().splitlines()
+    assert lines[0].startswith("name,requests,invalid,cold_starts") and lines[1].startswith("/items/[id],2,0,0,1,2,")
 
 
 def test_the_script_is_served_by_name_only(served):

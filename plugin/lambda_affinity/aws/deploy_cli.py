@@ -90,6 +90,7 @@ def _cmd_deploy(args) -> int:
             role_arn=args.role_arn,
             invoker=args.invoker,
             env=env,
+            layer=args.layer,
         )
         package = build_zip()
         session = _session(args)
@@ -103,6 +104,7 @@ def _cmd_deploy(args) -> int:
                     "function_url": deployed.function_url,
                     "region": deployed.region,
                     "auth_type": deployed.auth_type,
+                    "layer_arn": deployed.layer_arn,
                     "changes": deployed.messages,
                     "locust_command": command,
                 },
@@ -117,6 +119,8 @@ def _cmd_deploy(args) -> int:
             f"timeout {spec.timeout} s)"
         )
         print(f"Function URL: {deployed.function_url}  (auth type {deployed.auth_type})")
+        if deployed.layer_arn:
+            print(f"Layer:        {deployed.layer_arn}  (the affinity wrapper; attach it to your own functions too)")
         print("Run:")
         print(f"  {command}")
         if deployed.auth_type == "NONE":
@@ -205,6 +209,12 @@ def add_parser(sub) -> None:
         default=300.0,
         metavar="DURATION",
         help="how long to wait for the function to be active: seconds, or 5m... (default %(default)g)",
+    )
+    p.add_argument(
+        "--layer",
+        action="store_true",
+        help="publish the affinity wrapper's layer (<name>-wrapper) and run the probe through it, as an app "
+        "wrapped by configuration runs (docs/own-function.md)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_deploy)

@@ -26,7 +26,9 @@ import time
 
 from botocore.exceptions import WaiterError
 
+from . import layer_publish
 from .errors import DEBUG_ADVICE, DeployError, Step, aws_step
+from .layer import build_layer
 from .packaging import code_sha256
 from .rollback import Change, Kind, Undo, roll_back
 from .spec import BASIC_EXECUTION, FUNCTION_TAG, MANAGED_TAG, ROLE_PATH, SID_PREFIX, TRUST_POLICY, Deployed, Spec
@@ -139,6 +141,9 @@ class Deployer:
                 f"a function named {spec.name} already exists in {self.region} and was not created by "
                 "`lambda-affinity deploy`; choose another --name (deploy never takes over a function)"
             )
+        layer_arn = None
+        if spec.layer:
+            layer_arn = layer_publish.ensure_layer(self, spec.name, build_layer(), changes)
         role_arn = spec.role_arn
         new_role = False
         if role_arn is None:
@@ -147,16 +152,16 @@ class Deployer:
                 new_role = True
             role_arn = role["Arn"]
         if current is None:
-            self._create_function(spec, role_arn, package, new_role, changes)
+            self._create_function(spec, role_arn, package, new_role, changes, layer_arn)
         else:
-            self._update_function(spec, role_arn, package, current[0], changes)
+            self._update_function(spec, role_arn, package, current[0], changes, layer_arn)
         # Deleting a function this run created deletes its URL and policy with it:
         # only on a function that was there before are they undone one by one.
         track = current is not None
         url = self._ensure_url(spec, track, changes)
         self._ensure_policy(spec, track, changes)
         self._wait("function_active_v2", spec.name)
-        return Deployed(spec.name, url, self.region, spec.auth_type, changes)
+        return Deployed(spec.name, url, self.region, spec.auth_type, changes, layer_arn)
 
     def _create_role(self, spec: Spec, changes: list[Change]) -> dict:
         name = spec.role_name
@@ -198,9 +203,9 @@ class Deployer:
         return role
 
     def _create_function(
-        self, spec: Spec, role_arn: str, package: bytes, retry_role: bool, changes: list[Change]
+        self, spec: Spec, role_arn: str, package: bytes, retry_role: bool, changes: list[Change], layer_arn=None
     ) -> None:
-        config = spec.function_config(role_arn)
+        config = spec.function_config(role_arn, layer_arn)
         unassumable = (
             "Lambda cannot assume the execution role: a new role takes some seconds to reach Lambda "
             "(run deploy again), or the --role-arn role does not trust lambda.amazonaws.com"
@@ -234,16 +239,19 @@ class Deployer:
         )
         changes.append(Change(Kind.CREATED, f"function {spec.name}", f"created function {spec.name}", delete))
 
-    def _update_function(self, spec: Spec, role_arn: str, package: bytes, config: dict, changes: list[Change]) -> None:
+    def _update_function(
+        self, spec: Spec, role_arn: str, package: bytes, config: dict, changes: list[Change], layer_arn=None
+    ) -> None:
         name = spec.name
         if config.get("CodeSha256") != code_sha256(package):
             self._wait("function_updated_v2", name)
             with aws_step(Step(f"uploading the code of {name}", "lambda:UpdateFunctionCode")):
                 self.lam.update_function_code(FunctionName=name, ZipFile=package)
             changes.append(Change(Kind.UPDATED, f"the code of {name}", f"updated the code of {name}"))
-        desired = spec.function_config(role_arn)
+        desired = spec.function_config(role_arn, layer_arn)
         have = {k: config.get(k) for k in desired}
         have["Environment"] = {"Variables": (config.get("Environment") or {}).get("Variables", {})}
+        have["Layers"] = [layer["Arn"] for layer in config.get("Layers") or []]
         differ = sorted(k for k in desired if have[k] != desired[k])
         if not differ:
             return
@@ -395,6 +403,7 @@ class Deployer:
                 self.lam.delete_function(FunctionName=name)
             what = f"function {name} (with its Function URL and resource policy)"
             removed.append(Change(Kind.REMOVED, what, f"removed {what}"))
+        removed += layer_publish.delete_layers(self, name)
         role = self._role(spec.role_name)
         if role is not None and _role_is_ours(role, name):
             self._delete_role(spec.role_name)

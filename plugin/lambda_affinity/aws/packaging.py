@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
-import zipfile
 from pathlib import Path
 
 from .errors import DeployError
+from .layer import deterministic_zip, layer_files
 
 
 def probe_dir() -> Path:
@@ -23,20 +22,15 @@ def build_zip(src: Path | None = None) -> bytes:
     Deterministic (sorted names, fixed timestamps and modes), so an unchanged
     probe has an unchanged CodeSha256 and redeploying it uploads nothing.
     Skips __init__.py (a package marker for this repo), __pycache__, the
-    template and the node/ variant.
+    template and the node/ variant. The wrapper's Python package goes beside
+    handler.py: the probe imports its session cache from there.
     """
     src = src or probe_dir()
     files = sorted(p for p in src.glob("*.py") if p.name != "__init__.py")
     if not any(p.name == "handler.py" for p in files):
         raise DeployError(f"no handler.py in {src}: is the probe_lambda package complete?")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in files:
-            info = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, path.read_bytes())
-    return buf.getvalue()
+    wrapper = [(name.removeprefix("python/"), content) for name, content in layer_files("python")]
+    return deterministic_zip([(p.name, p.read_bytes()) for p in files] + wrapper)
 
 
 def code_sha256(package: bytes) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ..core import limits
 from .errors import DeployError
+from .layer import WRAPPER_HANDLER
 from .rollback import Change
 
 MANAGED_TAG = "lambda-affinity:managed"
@@ -41,6 +42,7 @@ class Spec:
     role_arn: str | None = None
     invoker: str | None = None  # AWS_IAM: principal allowed to call the URL (default: this account)
     env: dict = field(default_factory=lambda: {k: str(v) for k, v in PROBE_ENV.items()})
+    layer: bool = False  # --layer: publish the wrapper's layer and run the probe through it
 
     def check(self) -> None:
         if not limits.FUNCTION_NAME.match(self.name):
@@ -71,15 +73,23 @@ class Spec:
     def role_name(self) -> str:
         return f"{self.name[:59]}-role"  # IAM role names stop at 64 characters
 
-    def function_config(self, role_arn: str) -> dict:
-        """The function's configuration, as CreateFunction and UpdateFunctionConfiguration take it."""
+    def function_config(self, role_arn: str, layer_arn: str | None = None) -> dict:
+        """The function's configuration, as CreateFunction and UpdateFunctionConfiguration take it.
+
+        With the wrapper's layer, the wrapper is the handler and the probe's own goes into AFFINITY_HANDLER, as
+        an app is configured (docs/own-function.md); without it, no layer (one attached before is detached).
+        """
+        env = dict(self.env)
+        if layer_arn is not None:
+            env["AFFINITY_HANDLER"] = HANDLER
         return {
             "Role": role_arn,
             "Runtime": self.runtime,
-            "Handler": HANDLER,
+            "Handler": WRAPPER_HANDLER["python"] if layer_arn is not None else HANDLER,
             "MemorySize": self.memory,
             "Timeout": self.timeout,
-            "Environment": {"Variables": dict(self.env)},
+            "Environment": {"Variables": env},
+            "Layers": [layer_arn] if layer_arn is not None else [],
             "Description": "lambda-affinity probe (managed by `lambda-affinity deploy`)",
         }
 
@@ -91,6 +101,7 @@ class Deployed:
     region: str
     auth_type: str
     changes: list[Change]
+    layer_arn: str | None = None  # --layer: the wrapper's layer version the function runs
 
     @property
     def messages(self) -> list[str]:

@@ -9,7 +9,7 @@ import sys
 from ..aws import deploy
 from ..emulator import cli as emulator_cli
 from ..errors import LambdaAffinityError
-from . import calibrate, simulate, sweep, traces
+from . import calibrate, layer, logs, simulate, sweep, traces
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -37,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_parser(sub)
     calibrate.add_parser(sub)
     traces.add_parser(sub)
+    logs.add_parser(sub)
     emulator_cli.add_parser(sub)
     deploy.add_parser(sub)
+    layer.add_parser(sub)
     # Listed for --help; main() hands its arguments to Locust untouched.
     sub.add_parser(
         "locust",

@@ -41,6 +41,24 @@ class PerUser(UserRow):
     the per-user CSV (a reader of either gets warm_hits / cache_known, max_count and invalid alike)."""
 
 
+class EndpointRow(TypedDict):
+    """One Locust stats name's tally of replies that carried a wrapped
+    function's affinity headers (core.endpoints): which endpoint loses the
+    environment, or its cache, most. An entry of the document's `per_endpoint`,
+    a line of PREFIX_affinity_endpoints.csv."""
+
+    name: str  # the request's name in Locust's stats
+    requests: int  # replies with valid affinity headers
+    invalid: int  # replies whose affinity headers were malformed
+    cold_starts: int
+    warm_hits: int  # replies whose session the environment had seen
+    cache_known: int  # replies that said whether it had (a session key was sent)
+    followed: int  # replies of a user that had an earlier reply
+    stays: int  # of those, served by the environment of the user's previous reply
+    warm_rate: float | None  # warm_hits / cache_known
+    stay_rate: float | None  # stays / followed
+
+
 class Distribution(TypedDict):
     """A per-user rate across users (core.summary.distribution); `weighted`
     pools every user's replies (so it weighs users by their replies)."""
@@ -135,3 +153,4 @@ class SummaryDoc(_SummaryDoc, total=False):
     restarted_users: int  # a distributed master's: users Locust stopped mid-run, kept out of `users` and the rates
     trace: ReplayedTrace  # simulate --trace's
     reproduce: Reproduce  # in the JSON outputs (simulate --json, --affinity-json)
+    per_endpoint: list[EndpointRow]  # when replies carried a wrapped function's headers

@@ -23,6 +23,8 @@ emulator serves one function, `probe`, running the bundled probe handler.
         environment: {KEY: value}
         reserved_concurrency: 10
         url: {auth_type: NONE}   # true/false, or {enabled, auth_type: NONE | AWS_IAM}
+        layers: [./layer.zip]    # zips or folders laid out as /opt (python/, nodejs/node_modules/), in order
+        affinity_wrapper: true   # run the handler through the affinity wrapper (x-affinity-* headers)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import os
 import re
 import shutil
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +82,8 @@ _FUNCTION_KEYS = (
     "environment",
     "reserved_concurrency",
     "url",
+    "layers",
+    "affinity_wrapper",
 )
 _CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
 # AWS's own shape is [\w]{16,128}; shorter ids are allowed as emulators and
@@ -104,6 +109,8 @@ class FunctionConfig:
     reserved_concurrency: int | None = None
     url: bool = True
     auth_type: str = "NONE"
+    layers: list = field(default_factory=list)  # absolute paths of zips or folders, extracted in order as /opt
+    affinity_wrapper: bool = False  # the wrapper's layer is added and its handler runs `handler`
 
     @property
     def is_node(self) -> bool:
@@ -220,7 +227,28 @@ def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
         fn.reserved_concurrency = _int(raw["reserved_concurrency"], f"{where}.reserved_concurrency", 0, 1_000_000)
     fn.environment = _environment(raw.get("environment"), f"{where}.environment")
     fn.url, fn.auth_type = _url(raw.get("url", True), f"{where}.url")
+    fn.layers = _layers(raw.get("layers"), f"{where}.layers", base_dir)
+    fn.affinity_wrapper = raw.get("affinity_wrapper", False)
+    if not isinstance(fn.affinity_wrapper, bool):
+        raise ConfigError(f"{where}.affinity_wrapper: expected true or false, got {fn.affinity_wrapper!r}")
     return fn
+
+
+def _layers(raw: Any, where: str, base_dir: str) -> list:
+    """`layers: [path, ...]`: each a folder, or a zip file, relative to the config file; at most Lambda's 5."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > limits.LAYERS_MAX:
+        raise ConfigError(f"{where}: expected a list of at most {limits.LAYERS_MAX} zips or folders, got {kind(raw)}")
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, str) or not item:
+            raise ConfigError(f"{where}[{i}]: expected a path to a zip or a folder, got {item!r}")
+        path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(item)))
+        if not os.path.isdir(path) and not zipfile.is_zipfile(path):
+            raise ConfigError(f"{where}[{i}]: {path} is neither a folder nor a zip file")
+        out.append(path)
+    return out
 
 
 def _function_name(name: Any, where: str) -> str:

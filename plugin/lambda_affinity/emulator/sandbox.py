@@ -19,6 +19,7 @@ from gevent.event import AsyncResult
 from gevent.queue import Queue
 from gevent.server import StreamServer
 
+from . import layers
 from .config import EmulatorConfig, FunctionConfig
 from .forkserver import RUNTIMES_DIR
 from .invocation import (
@@ -45,8 +46,10 @@ DUMMY_CREDENTIALS = {
 STOPPED = Result(b"", status="stopped")  # the emulator stopped during this invocation
 
 
-def lambda_environment(fn: FunctionConfig, cfg: EmulatorConfig, env_id: str, runtime_api: str) -> dict:
-    """The variables Lambda sets in an environment, plus the function's own."""
+def lambda_environment(
+    fn: FunctionConfig, cfg: EmulatorConfig, env_id: str, runtime_api: str, opt: str | None = None
+) -> dict:
+    """The variables Lambda sets in an environment, plus the function's own (`opt`: its layers' folder)."""
     paths = [os.path.dirname(sys.executable)]
     node = shutil.which("node")
     if node:
@@ -73,6 +76,7 @@ def lambda_environment(fn: FunctionConfig, cfg: EmulatorConfig, env_id: str, run
     }
     if os.environ.get("LD_LIBRARY_PATH"):  # Lambda sets one too; the interpreter may need ours
         env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
+    env.update(layers.environment(fn, opt))
     env.update(fn.environment)
     return env
 
@@ -82,7 +86,7 @@ def launch_command(fn: FunctionConfig) -> tuple[str, list]:
     if fn.is_node:
         return "exec", [shutil.which("node") or "node", os.path.join(RUNTIMES_DIR, "bootstrap.mjs")]
     if fn.runtime_client == "awslambdaric":
-        return "awslambdaric", ["awslambdaric", fn.handler]
+        return "awslambdaric", ["awslambdaric", layers.runtime_handler(fn)]
     return "python", [os.path.join(RUNTIMES_DIR, "bootstrap.py")]
 
 
@@ -137,7 +141,9 @@ class Sandbox:
             self._server.init_socket()
             self._server.start()
             self.port = self._server.server_port
-            env = lambda_environment(self.fn, self.host.config, self.env.id, f"127.0.0.1:{self.port}")
+            env = lambda_environment(
+                self.fn, self.host.config, self.env.id, f"127.0.0.1:{self.port}", self.host.opt_dirs.get(self.fn.name)
+            )
             r, w = os.pipe()
             fds = [w]
             if kind == "python":

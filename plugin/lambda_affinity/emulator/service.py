@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sys
 import time
 import uuid
@@ -24,6 +25,7 @@ from ..errors import LambdaAffinityError
 from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, Platform, Throttled, UnknownFunction
 from ..platform.distributions import parse_distribution
 from ..platform.scheduler import SHUTDOWN
+from . import layers
 from .config import EmulatorConfig
 from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
@@ -162,10 +164,13 @@ class InvocationService:
             invocations=0, function_errors=0, timeouts=0, throttled=0, async_dropped=0, local_cap=self.local_cap
         )
         self._cap_warned = False  # the local cap's stderr line is written once per run
+        self._opt_root: str | None = None  # the folder of every function's /opt stand-in (layers.py)
+        self.opt_dirs: dict = {}
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         make_undumpable()  # function code must not read this process's environment (the user's credentials)
+        self._opt_root, self.opt_dirs = layers.prepare(self.config.functions)
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
         self._memory_watch = gevent.spawn(self.memory.run, lambda: self.stopping)
@@ -182,6 +187,8 @@ class InvocationService:
         self.forkserver.close()  # the zygote kills and reaps whatever is left
         for sandbox in list(self._sandboxes):
             sandbox.close_logs()
+        if self._opt_root is not None:
+            shutil.rmtree(self._opt_root, ignore_errors=True)
         self.flush_log()
 
     # -- placement ----------------------------------------------------------

@@ -4,7 +4,9 @@ Importing it (lambda_affinity.locust_plugin.users does) adds two listeners to Lo
 global events: one that adds the --affinity-* options to Locust's parser,
 and one that, when Locust initialises an Environment, creates that
 Environment's plugin object (plugin.AffinityPlugin), whose methods listen to
-the rest. Custom users record replies with `record_reply(self, reply)`.
+the rest. Custom users record replies with `record_reply(self, reply)`; any
+other user class's replies from a function run under the handler wrapper are
+tallied from their x-affinity-* headers with no code (header_users).
 
 `--help` is answered by Locust before it imports a locustfile, so the
 options show in `lambda-affinity locust --help`, which loads the plugin first.
@@ -13,7 +15,8 @@ Modules: users (FunctionUrlUser, InvokeUser), options (the options and a
 typed view), plugin (the plugin object), roles (worker and master),
 distributed (worker -> master rows), embedded (the embedded emulator),
 tracing (--affinity-trace), sampling (the dashboard's timeline), outputs
-(files, checks, console), adapter (every use of Locust internals).
+(files, checks, console), header_users (any user class of a wrapped function),
+adapter (every use of Locust internals).
 """
 
 from __future__ import annotations

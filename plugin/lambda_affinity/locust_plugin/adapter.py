@@ -154,3 +154,20 @@ def raw_urlopen(session: Any, url: str, method: str, headers: dict, body: bytes 
     bookkeeping, which costs more CPU than the plugin's whole recording.
     `session.client` is the undocumented agent."""
     return session.client.urlopen(url, method=method, headers=headers, payload=body)
+
+
+# -- a user's default headers --------------------------------------------------------
+
+
+def set_default_header(client: Any, name: str, value: str) -> bool:
+    """Send `name: value` with every request of a user's client; False when
+    the client is neither Locust's HttpSession (a requests.Session: its
+    documented `headers`) nor its FastHttpSession, whose `client` (the
+    undocumented geventhttpclient agent) holds `default_headers`."""
+    headers = getattr(client, "headers", None)
+    if headers is None:
+        headers = getattr(getattr(client, "client", None), "default_headers", None)
+    if headers is None:
+        return False
+    headers[name] = value
+    return True

@@ -41,7 +41,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..core.schema import UserRow, Workers
+from ..core.endpoints import EndpointTracker, add_tables, rows_of, table_size
+from ..core.schema import EndpointRow, UserRow, Workers
 from ..core.tracker import Tracker
 from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported from here
     MAX_LABEL,
@@ -72,34 +73,46 @@ _INVALID = WIRE_FIELDS.index("invalid")
 MAX_QUEUED_BYTES = 8 << 20
 
 
-def periodic_payload(tracker: Tracker, run: str | None, restarted: Sequence[str] = ()) -> Payload | None:
-    """Rows changed and environments first seen since the last call, and the
-    users Locust stopped mid-run since then; None when there is nothing new
-    (the report then carries nothing of ours)."""
+def periodic_payload(
+    tracker: Tracker, run: str | None, restarted: Sequence[str] = (), endpoints: EndpointTracker | None = None
+) -> Payload | None:
+    """Rows changed and environments first seen since the last call, the
+    users Locust stopped mid-run since then, and the endpoint table if it
+    changed; None when there is nothing new (the report then carries nothing
+    of ours)."""
     rows = tracker.take_changed()
     envs = tracker.take_new_envs()
-    if not rows and not envs and not restarted:
+    table = endpoints.take_changed() if endpoints is not None else None
+    if not rows and not envs and not restarted and table is None:
         return None
     payload: Payload = {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
     if restarted:
         payload["restarted"] = list(restarted)
+    if table is not None:
+        payload["endpoints"] = blob(table)
     return payload
 
 
-def final_payload(tracker: Tracker, run: str | None, restarted: Sequence[str] = ()) -> Payload:
+def final_payload(
+    tracker: Tracker, run: str | None, restarted: Sequence[str] = (), endpoints: EndpointTracker | None = None
+) -> Payload:
     """Everything the worker recorded in this run, once, when it stops: a
     periodic report lost on the way cannot leave a gap, and `totals` let the
     master verify that what it holds for this worker is exactly this."""
     tracker.take_changed()
     tracker.take_new_envs()
     rows = tracker.rows()
-    return {
+    payload: Payload = {
         "run": run,
         "rows": blob(pack_rows(rows)),
         "envs": blob(list(tracker.env_ids())),
         "restarted": list(restarted),
         "final": totals(rows),
     }
+    if endpoints is not None:
+        endpoints.take_changed()
+        payload["endpoints"] = blob(endpoints.table())
+    return payload
 
 
 def totals(rows: Iterable[UserRow]) -> Totals:
@@ -145,6 +158,7 @@ class WorkerState:
         "bad_rows",
         "bad_payloads",
         "first_bad",
+        "endpoints",
     )
 
     def __init__(self, key: str, index: int | None) -> None:
@@ -163,6 +177,7 @@ class WorkerState:
         self.bad_rows = 0  # malformed rows rejected
         self.bad_payloads = 0  # malformed payloads rejected whole
         self.first_bad = ""  # what the first of them was, for the one line that reports them
+        self.endpoints: list = []  # the worker's latest per-endpoint table (core.endpoints)
 
     def reject(self, error: MalformedError, rows: int = 0) -> None:
         if rows:
@@ -215,6 +230,23 @@ class Aggregator:
         self.dropped = 0
         self.version += 1
 
+    @staticmethod
+    def _take_endpoints(w: WorkerState, data: Any) -> None:
+        """A worker's endpoint table, a snapshot: never go back to an older one; a malformed one is
+        rejected alone, like a bad row."""
+        try:
+            table = unblob_checked(data, "endpoints")
+            for entry in table:
+                if type(entry) is not list or len(entry) != 8 or type(entry[0]) is not str:
+                    raise MalformedError("an endpoint entry is not [name, 7 counts]")
+                if not all(type(v) is int and v >= 0 for v in entry[1:]):
+                    raise MalformedError(f"endpoint {entry[0][:MAX_LABEL]!r} has counts that are not whole numbers")
+        except MalformedError as exc:
+            w.reject(exc)
+            return
+        if table_size(table) >= table_size(w.endpoints):
+            w.endpoints = table
+
     def worker(self, key: str, index: int | None = None) -> WorkerState:
         w = self.workers.get(key)
         if w is None:
@@ -238,6 +270,8 @@ class Aggregator:
             w = self.worker(key, index)
             w.reports += 1
             w.last_report = time.monotonic() if now is None else now
+            if "endpoints" in payload:
+                self._take_endpoints(w, payload["endpoints"])
             self.version += 1
             if "final" not in payload:
                 if w.final is not None:
@@ -363,6 +397,10 @@ class Aggregator:
         """Users Locust stopped mid-run, on every worker."""
         self.fold()
         return set().union(*(w.restarted for w in self.workers.values()))
+
+    def endpoint_rows(self) -> list[EndpointRow]:
+        """Per-endpoint rows: every worker's table, summed per name."""
+        return rows_of(add_tables(w.endpoints for w in self.workers.values()))
 
     @property
     def environments(self) -> int:

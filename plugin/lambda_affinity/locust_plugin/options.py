@@ -14,9 +14,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..core import summary
+from ..core.headers import SessionSourceError, check_header_name, parse_session_source
 from . import adapter
 
 DEFAULT_FUNCTION = "probe"
+DEFAULT_SESSION_HEADER = "x-affinity-session"  # probe_lambda.handler.SESSION_HEADER, the wrapper's default too
 
 
 def _fraction(text: str) -> float:
@@ -37,6 +39,21 @@ def _non_negative(text: str) -> float:
     if not 0 <= value < math.inf:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def _header_name(text: str) -> str:
+    try:
+        return check_header_name(text)
+    except SessionSourceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _session_from(text: str) -> str:
+    try:
+        kind, name = parse_session_source(text)
+    except SessionSourceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return f"{kind}:{name}"
 
 
 _CHECK = "check: exit code 3 unless"
@@ -117,6 +134,25 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "(docs/traces.md)",
         ),
     ),
+    (
+        ("--affinity-session-header",),
+        dict(
+            metavar="NAME",
+            type=_header_name,
+            default=DEFAULT_SESSION_HEADER,
+            help="header in which the plugin sends each user's session key to a wrapped function "
+            f"(any user class; default {DEFAULT_SESSION_HEADER}; docs/own-function.md)",
+        ),
+    ),
+    (
+        ("--affinity-session-from",),
+        dict(
+            metavar="cookie:NAME|header:NAME",
+            type=_session_from,
+            help="the session key is the user's own cookie or header (the wrapper's AFFINITY_SESSION_FROM): "
+            "the plugin then sends none",
+        ),
+    ),
 )
 FIRST_FLAG = OPTIONS[0][0][0]
 
@@ -154,6 +190,8 @@ class AffinityOptions:
     affinity_trace: str | None = None
     affinity_miss_cost_ms: float | None = None
     affinity_miss_cost_usd: float | None = None
+    affinity_session_header: str = DEFAULT_SESSION_HEADER
+    affinity_session_from: str | None = None
     # Locust's own
     num_users: int | None = None
     spawn_rate: float | None = None

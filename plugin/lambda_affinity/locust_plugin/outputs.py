@@ -69,6 +69,9 @@ def write_outputs(
     if options.csv_prefix:
         _write(f"{options.csv_prefix}_affinity.csv", render.rows_csv(rows), report.written)
         _write(f"{options.csv_prefix}_affinity_summary.csv", render.summary_csv(doc), report.written)
+        endpoints = doc.get("per_endpoint")
+        if endpoints:
+            _write(f"{options.csv_prefix}_affinity_endpoints.csv", render.endpoints_csv(endpoints), report.written)
     html_file = options.html_file
     if html_file and os.path.isfile(html_file):
         # Locust wrote its report just before `quitting`; add our section to it.

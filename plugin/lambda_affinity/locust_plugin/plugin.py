@@ -23,17 +23,18 @@ from typing import Any
 import gevent
 
 from ..core import summary
-from ..core.hosts import PluginConfigError, check_host, transport_of
+from ..core.hosts import PluginConfigError, Transport, check_host, transport_of
 from ..core.reply import Observation, ProbeReplyError, parse_reply
 from ..core.reproduce import reproduce
-from ..core.schema import SummaryDoc, UserRow, user_label
+from ..core.schema import EndpointRow, SummaryDoc, UserRow, user_label
 from ..core.tracker import Tracker
 from ..emulator.containment import make_undumpable
 from ..report.timeline import Timeline
 from . import adapter
 from .adapter import Role
 from .embedded import EmbeddedEmulator, name_rows
-from .options import AffinityOptions, GivenLoad
+from .header_users import HeaderTally
+from .options import DEFAULT_SESSION_HEADER, AffinityOptions, GivenLoad
 from .outputs import CHECK_EXIT_CODE, RunReport, print_report, write_outputs
 from .roles import FINAL_MESSAGE, FINAL_WAIT_S, MasterRole, WorkerRole
 from .sampling import TimelineSampler
@@ -41,7 +42,7 @@ from .tracing import TraceRecorder
 
 logger = logging.getLogger("lambda_affinity")
 
-SESSION_HEADER = "x-affinity-session"
+SESSION_HEADER = DEFAULT_SESSION_HEADER
 
 
 class AffinityPlugin:
@@ -51,6 +52,7 @@ class AffinityPlugin:
         self.environment = environment
         self.tracker = Tracker()
         self.trace = TraceRecorder()
+        self.headers = HeaderTally(self)  # any other user class's replies from a wrapped function
         self.numbers = itertools.count(1)
         self.run_token = os.urandom(3).hex()
         self.given = GivenLoad.of(self.options)
@@ -89,6 +91,7 @@ class AffinityPlugin:
         events.worker_report.add_listener(self.on_worker_report)
         events.quitting.add_listener(self.on_quitting)
         events.quit.add_listener(self.on_quit)
+        events.request.add_listener(self.headers.on_request)
 
     def on_init(self, runner: Any = None, web_ui: Any = None) -> None:
         """Locust built the runner (and web UI): set the role up, check the
@@ -97,8 +100,9 @@ class AffinityPlugin:
         # Every role (worker, --processes child too) holds the user's AWS credentials: not readable by function code.
         make_undumpable()
         role = adapter.role_of(runner)
+        self.headers.install(self.environment.user_classes or [])
         if role is Role.WORKER:
-            self.worker = WorkerRole(self.tracker)
+            self.worker = WorkerRole(self.tracker, self.headers.endpoints)
             self._label_prefix = f"w{adapter.worker_index(runner)}-"
             return  # hosts come from the master; the emulator runs next to it
         if role is Role.MASTER:
@@ -115,7 +119,10 @@ class AffinityPlugin:
 
             webui.install(web_ui, self, self.options.web_base_path)
         classes = self.affinity_classes()
-        if not classes:
+        # Any other user class without a host runs against the emulator's Function URL of
+        # --affinity-function when an emulator config is given: your app, wrapped, locally first.
+        plain = [c for c in self.plain_classes() if c.host is None] if self.options.affinity_emulator_config else []
+        if not classes and not plain:
             return
         try:
             for cls in classes:
@@ -124,23 +131,34 @@ class AffinityPlugin:
                 preflight = getattr(cls, "affinity_preflight", None)
                 if host and preflight is not None:
                     preflight(host, self.options)
-            if not self.environment.host and any(c.host is None for c in classes):
-                self._start_emulator(classes)
+            if not self.environment.host and (plain or any(c.host is None for c in classes)):
+                self._start_emulator(classes, plain)
         except PluginConfigError as exc:
             logger.error("lambda-affinity: %s", exc)
             self.stop_emulator()
             sys.exit(1)
 
-    def _start_emulator(self, classes: list[Any]) -> None:
+    def plain_classes(self) -> list[Any]:
+        """User classes other than ours (HttpUser, FastHttpUser...)."""
+        return [c for c in (self.environment.user_classes or []) if transport_of(c) is None]
+
+    def _start_emulator(self, classes: list[Any], plain: list[Any] | None = None) -> None:
         options = self.options
         self.emulator = EmbeddedEmulator(options.affinity_function, options.affinity_emulator_config)
         transports = {t for t in map(transport_of, classes) if t is not None}
+        if plain:
+            transports.add(Transport.FUNCTION_URL)
         hosts = self.emulator.start(transports)
+        if plain:
+            # HttpUser and FastHttpUser join host + "/path" as is: no trailing slash, or every path starts "//"
+            hosts[Transport.FUNCTION_URL] = hosts[Transport.FUNCTION_URL].rstrip("/")
         for cls in classes:
             transport = transport_of(cls)
             if cls.host is None and transport is not None:
                 cls.host = hosts[transport]
                 name_rows(cls, transport, options.affinity_function)
+        for cls in plain or []:
+            cls.host = hosts[Transport.FUNCTION_URL]
         if len(hosts) == 1:
             # one host for all: it also travels to workers in every spawn message
             self.environment.host = next(iter(hosts.values()))
@@ -221,6 +239,7 @@ class AffinityPlugin:
             worker.resume()  # the same master run, started again on this worker
             return
         self.tracker.reset()
+        self.headers.reset()
         self.numbers = itertools.count(1)
         self.run_token = os.urandom(3).hex()
         runner = self.environment.runner
@@ -248,6 +267,10 @@ class AffinityPlugin:
                 if cls.host is None and transport is not None and hosts.get(transport.value):
                     cls.host = hosts[transport.value]  # the master's embedded emulator
                     name_rows(cls, transport, getattr(parsed, "affinity_function", None))
+            url = hosts.get(Transport.FUNCTION_URL.value)
+            for cls in self.plain_classes():
+                if cls.host is None and url and self.options.affinity_emulator_config:
+                    cls.host = url.rstrip("/")
 
     def on_test_stop(self, environment: Any = None, **_kw: Any) -> None:
         self.trace.close()
@@ -288,6 +311,12 @@ class AffinityPlugin:
             return self.master.aggregator.row_dicts(), self.master.aggregator.environments
         return self.tracker.rows(), self.tracker.environments
 
+    def endpoint_rows(self) -> list[EndpointRow]:
+        """Per-endpoint rows (replies of a wrapped function, by Locust stats name) for the whole run so far."""
+        if self.master is not None:
+            return self.master.aggregator.endpoint_rows()
+        return self.headers.endpoints.rows()
+
     def snapshot(self) -> tuple[SummaryDoc, list[UserRow]]:
         """The summary document (the --affinity-json document) and the rows it
         sums; a master's also says how many workers took part and which were lost."""
@@ -306,6 +335,9 @@ class AffinityPlugin:
             per_miss_usd=options.affinity_miss_cost_usd,
             restarted=restarted,
         )
+        endpoints = self.endpoint_rows()
+        if endpoints:
+            doc["per_endpoint"] = endpoints
         if self.master is not None:
             doc["workers"] = self.master.aggregator.summary_of_workers()
         # the plugin's options and Locust's load (users, spawn rate, run time): a Locust run has no seed

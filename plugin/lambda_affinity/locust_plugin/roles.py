@@ -19,6 +19,7 @@ import gevent
 from gevent.event import Event
 from locust.exception import RPCError
 
+from ..core.endpoints import EndpointTracker
 from ..core.tracker import Tracker
 from . import adapter
 from .distributed import Aggregator, final_payload, periodic_payload
@@ -36,8 +37,9 @@ FINAL_WAIT_S = 10.0
 class WorkerRole:
     """A worker's side: its tracker's rows, sent to the master of its run."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: Tracker, endpoints: EndpointTracker | None = None) -> None:
         self.tracker = tracker
+        self.endpoints = endpoints
         self.run: str | None = None  # the master's run this worker takes part in
         self.final_sent = False
         self.restarted: list[str] = []  # users Locust stopped mid-run, in this run
@@ -80,7 +82,7 @@ class WorkerRole:
             return  # not in a run of this master (yet)
         new = self.restarted[self._restarted_sent :]
         self._restarted_sent = len(self.restarted)
-        payload = periodic_payload(self.tracker, self.run, new)
+        payload = periodic_payload(self.tracker, self.run, new, self.endpoints)
         if payload is not None:
             data[REPORT_KEY] = payload
 
@@ -91,7 +93,7 @@ class WorkerRole:
         if self.run is None or self.final_sent:
             return
         self.final_sent = True
-        payload = final_payload(self.tracker, self.run, self.restarted)
+        payload = final_payload(self.tracker, self.run, self.restarted, self.endpoints)
         self._restarted_sent = len(self.restarted)  # the final carries them all
         try:
             runner.send_message(FINAL_MESSAGE, payload)

@@ -51,6 +51,7 @@ class Payload(TypedDict, total=False):
     rows: bytes
     envs: bytes
     restarted: list[str]  # users Locust stopped mid-run (periodic: new ones; final: all)
+    endpoints: bytes  # the worker's whole per-endpoint table (core.endpoints) when it changed
     final: Totals
 
 

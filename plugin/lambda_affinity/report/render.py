@@ -12,7 +12,7 @@ import html
 import io
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..core.schema import MissCost, SummaryDoc, UserRow
+from ..core.schema import EndpointRow, MissCost, SummaryDoc, UserRow
 from ..core.summary import BINS, STAT_KEYS
 from ..core.tracker import ROW_FIELDS
 from .charts import render_svg
@@ -86,7 +86,40 @@ def render_table(doc: SummaryDoc, title: str = "Lambda affinity") -> str:
     cost = doc.get("miss_cost")
     if cost:
         lines.append(miss_cost_line(cost))
+    endpoints = doc.get("per_endpoint")
+    if endpoints:
+        lines.extend(endpoint_lines(endpoints))
     return "\n".join(lines)
+
+
+ENDPOINT_LINES_MAX = 30  # the console's; the JSON, CSV and dashboard have every name
+# The HTML section's columns after the name: (EndpointRow key, title)
+ENDPOINT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("requests", "replies"),
+    ("invalid", "invalid"),
+    ("cold_starts", "cold"),
+    ("stay_rate", "stay"),
+    ("warm_rate", "warm"),
+)
+
+
+def endpoint_lines(rows: Sequence[EndpointRow], limit: int = ENDPOINT_LINES_MAX) -> list[str]:
+    """Per endpoint (Locust stats name): replies, cold starts, how often the
+    user kept its environment (stay) and found its session cached (warm)."""
+    width = min(40, max(8, *(len(r["name"]) for r in rows[:limit])))
+    lines = [
+        "per endpoint (stay: same environment as the user's previous reply; warm: session cached):",
+        f"  {'name':<{width}} {'replies':>8} {'invalid':>8} {'cold':>6} {'stay':>7} {'warm':>7}",
+    ]
+    for r in rows[:limit]:
+        name = r["name"] if len(r["name"]) <= width else r["name"][: width - 1] + "~"
+        lines.append(
+            f"  {name:<{width}} {r['requests']:>8} {r['invalid']:>8} {r['cold_starts']:>6} "
+            f"{_fmt(r['stay_rate']):>7} {_fmt(r['warm_rate']):>7}"
+        )
+    if len(rows) > limit:
+        lines.append(f"  ... {len(rows) - limit} more names in the JSON and CSV")
+    return lines
 
 
 # A cell a spreadsheet would read as a formula (OWASP, "CSV Injection"): text starting with one of these.
@@ -95,23 +128,31 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def inert(value: object) -> object:
     """A text cell made inert as OWASP advises: a leading single quote where it would start a formula
-    (a user label is the locustfile's, so anything). Numbers stay numbers."""
+    (a user label or a stats name is the locustfile's, so anything). Numbers stay numbers."""
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
 
 
-def rows_csv(rows: Iterable[UserRow]) -> str:
+def _dicts_csv(rows: Iterable[Mapping[str, object]], fields: Sequence[str]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
     # csv quotes a field holding the line terminator, "\n", but not a bare CR, which readers take as a line end
-    quoted = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n", quoting=csv.QUOTE_ALL)
+    quoted = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n", quoting=csv.QUOTE_ALL)
     w.writeheader()
-    for r in rows:
-        row: Mapping[str, object] = r
-        cells = {k: inert(row[k]) for k in ROW_FIELDS}
-        (quoted if "\r" in str(cells["user"]) else w).writerow(cells)
+    for row in rows:
+        cells = {k: "" if row[k] is None else inert(row[k]) for k in fields}
+        (quoted if any("\r" in str(v) for v in cells.values()) else w).writerow(cells)
     return buf.getvalue()
+
+
+def rows_csv(rows: Iterable[UserRow]) -> str:
+    return _dicts_csv(rows, ROW_FIELDS)
+
+
+def endpoints_csv(rows: Iterable[EndpointRow]) -> str:
+    """PREFIX_affinity_endpoints.csv: one line per Locust stats name."""
+    return _dicts_csv(rows, tuple(EndpointRow.__annotations__))
 
 
 def summary_csv(doc: SummaryDoc) -> str:
@@ -211,10 +252,31 @@ def render_html_section(doc: SummaryDoc, checks: Iterable[str] = (), points: Seq
         '<table style="border-collapse:collapse;margin-bottom:16px">'
         f"<tr><th {head.replace('right', 'left')}>rate</th>{header}</tr>{''.join(rows)}</table>"
         + (f"<p>{html.escape(miss_cost_line(cost))}</p>" if cost else "")
+        + _endpoints_html(doc.get("per_endpoint") or [], cell, head)
         + '<div class="affinity-charts" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-end">'
         f'<figure style="margin:0">{histogram_svg(list(doc["histogram"]))}</figure>{charts}</div>'
         + (f"<ul>{check_items}</ul>" if check_items else "")
         + "</section>"
+    )
+
+
+def _endpoints_html(rows: Sequence[EndpointRow], cell: str, head: str) -> str:
+    """The per-endpoint table of the HTML section (every name, busiest first); empty without rows."""
+    if not rows:
+        return ""
+    columns = ENDPOINT_COLUMNS
+    header = "".join(f"<th {head}>{title}</th>" for _, title in columns)
+    body = "".join(
+        f"<tr><td {cell.replace('right', 'left')}>{html.escape(r['name'])}</td>"
+        + "".join(f"<td {cell}>{_fmt(r[key])}</td>" for key, _ in columns)  # type: ignore[literal-required]
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        '<table class="affinity-endpoints" style="border-collapse:collapse;margin-bottom:16px">'
+        '<caption style="text-align:left">per endpoint: stay = same environment as the user\'s previous reply, '
+        "warm = session cached</caption>"
+        f"<tr><th {head.replace('right', 'left')}>name</th>{header}</tr>{body}</table>"
     )
 
 

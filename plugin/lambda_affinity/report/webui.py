@@ -16,6 +16,7 @@ guarded by `web_ui.auth_required_if_enabled` (`--web-login`):
   affinity/json             the live summary (the --affinity-json document, SummaryDoc)
   affinity/csv              per-user rows (the --csv PREFIX_affinity.csv file, UserRow)
   affinity/summary.csv      distributions, totals, histogram
+  affinity/endpoints.csv    per-endpoint rows (the --csv PREFIX_affinity_endpoints.csv file, EndpointRow)
   affinity/histogram.svg    the per-user max-share histogram
   affinity/timeline.json    the run's time series (TimelineJSON: TimelinePoint, oldest first) and whether it is final
   affinity/dashboard.json   what the tab draws, from one snapshot (Dashboard)
@@ -41,7 +42,7 @@ from dataclasses import asdict
 from typing import Any, Protocol, TypedDict
 
 from ..core import summary
-from ..core.schema import PerUser, SummaryDoc, UserRow
+from ..core.schema import EndpointRow, PerUser, SummaryDoc, UserRow
 from . import render
 from .timeline import CHARTS, ChartSpec, Figure, Timeline, headline
 
@@ -103,6 +104,7 @@ class Dashboard(TypedDict):
     histogram_svg: str
     users: int
     per_user: list[PerUser] | None  # None where the document leaves them out
+    per_endpoint: list[EndpointRow] | None  # None unless replies carried a wrapped function's headers
     points: list[dict[str, Any]]
     final: bool
 
@@ -130,6 +132,7 @@ def dashboard(doc: SummaryDoc, line: Timeline) -> Dashboard:
         "histogram_svg": render.histogram_svg(list(doc["histogram"]), width=360, height=220),  # as the charts
         "users": doc["users"],
         "per_user": doc.get("per_user"),
+        "per_endpoint": doc.get("per_endpoint"),
         "points": series["points"],
         "final": series["final"],
     }
@@ -158,6 +161,7 @@ def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
     web_ui.template_args["extended_csv_files"] = [
         {"href": "./affinity/csv?download=1", "title": "Download affinity per-user CSV"},
         {"href": "./affinity/summary.csv?download=1", "title": "Download affinity summary CSV"},
+        {"href": "./affinity/endpoints.csv?download=1", "title": "Download affinity per-endpoint CSV"},
         {"href": "./affinity/json?download=1", "title": "Download affinity JSON"},
         {"href": "./affinity/timeline.json?download=1", "title": "Download affinity timeline JSON"},
         {"href": "./affinity/histogram.svg", "title": "Affinity histogram (SVG)"},
@@ -191,6 +195,12 @@ def install(web_ui, view: LiveView, web_base_path: str | None = None) -> None:
     @guard
     def affinity_summary_csv():
         return send(render.summary_csv(live.get()[0]), "text/csv", "affinity_summary.csv")
+
+    @bp.route("/affinity/endpoints.csv")
+    @guard
+    def affinity_endpoints_csv():
+        rows = live.get()[0].get("per_endpoint") or []
+        return send(render.endpoints_csv(rows), "text/csv", "affinity_endpoints.csv")
 
     @bp.route("/affinity/histogram.svg")
     @guard

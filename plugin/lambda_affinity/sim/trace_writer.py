@@ -8,8 +8,10 @@ import gzip
 import io
 import os
 import time
+from collections.abc import Iterable
 from typing import IO
 
+from ..files import atomic_output
 from .trace_format import FIELDS, TraceRow
 
 # gzip level 1: a load generator's CPU bounds its rate; level 6 costs about
@@ -122,6 +124,14 @@ class TraceWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def write_trace(path: str, rows: Iterable[TraceRow]) -> int:
+    """A whole trace, written whole or not at all (files.atomic_output); returns its rows."""
+    with atomic_output(path, "wb") as raw, TraceWriter(path, raw) as writer:
+        for row in rows:
+            writer.write_row(row)
+    return writer.rows
 
 
 def worker_path(path: str, index: int) -> str:

@@ -70,7 +70,11 @@ async function loadHandler() {
   if (dot <= 0) throw new InitError('Runtime.MalformedHandlerName', `Bad handler ${spec}`);
   const modPath = spec.slice(0, dot);
   const exportName = spec.slice(dot + 1);
-  const file = ['.mjs', '.js', '.cjs'].map((ext) => path.resolve(root, modPath + ext)).find((f) => fs.existsSync(f));
+  // An absolute handler under /opt (a layer's, as observability layers configure it) is read from the folder the
+  // emulator extracted the function's layers into (emulator/layers.py).
+  const opt = process.env.LAMBDA_AFFINITY_OPT;
+  const base = opt && modPath.startsWith('/opt/') ? path.join(opt, modPath.slice('/opt/'.length)) : modPath;
+  const file = ['.mjs', '.js', '.cjs'].map((ext) => path.resolve(root, base + ext)).find((f) => fs.existsSync(f));
   if (!file) throw new InitError('Runtime.ImportModuleError', `Error: Cannot find module '${modPath}'`);
   let mod;
   try {

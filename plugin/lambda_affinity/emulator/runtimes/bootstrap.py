@@ -208,6 +208,19 @@ def load_handler(spec: str):
     return fn
 
 
+def add_layer_paths(root: str) -> None:
+    """The layers' Python folders right after the task root, where Lambda puts /opt's: the emulator extracts a
+    function's layers into a folder of its own and names it in LAMBDA_AFFINITY_OPT (emulator/layers.py)."""
+    opt = os.environ.get("LAMBDA_AFFINITY_OPT")
+    if not opt:
+        return
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    at = sys.path.index(root) + 1 if root in sys.path else 0
+    for path in (os.path.join(opt, "python"), os.path.join(opt, "python", "lib", version, "site-packages")):
+        if path not in sys.path:
+            sys.path.insert(at, path)
+
+
 def error_payload(exc: BaseException, request_id: str) -> dict:
     tb = traceback.extract_tb(exc.__traceback__)[1:]  # drop this runtime's frame
     return {
@@ -242,6 +255,7 @@ def main(runtime_fd: int | None = None, wrapped: bool = False) -> int:
     root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
     if root not in sys.path:
         sys.path.insert(0, root)
+    add_layer_paths(root)
     conn = Connection(os.environ["AWS_LAMBDA_RUNTIME_API"], runtime_fd)
     next_request = Connection.encode("GET", f"{API}/invocation/next")
     try:

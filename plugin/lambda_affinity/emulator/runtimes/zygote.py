@@ -196,6 +196,7 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
         here = os.path.dirname(os.path.abspath(__file__))
         sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]
         sys.path.insert(0, msg["cwd"])
+        bootstrap.add_layer_paths(msg["cwd"])  # awslambdaric's too
         sys.argv = list(msg["argv"])
         if kind == "python":
             try:

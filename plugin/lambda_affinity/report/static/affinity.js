@@ -16,9 +16,14 @@
   var MAX_ROWS = 500;  // rows drawn at once: the browser stays quick with 10 000 users
   var COLUMNS = [["user", "User"], ["requests", "Requests"], ["max_share", "Max-share"], ["warm_hits", "Warm hits"],
                  ["environments", "Environments"], ["cold_starts", "Cold starts"], ["switches", "Switches"]];
+  // The per-endpoint table (replies of a wrapped function, by Locust stats name), shown when there are any.
+  var ENDPOINT_COLUMNS = [["name", "Name", "text"], ["requests", "Replies", "count"], ["invalid", "Invalid", "count"],
+                          ["cold_starts", "Cold starts", "count"], ["stay_rate", "Stay", "rate"],
+                          ["warm_rate", "Warm", "rate"]];
   var LINKS = [["./affinity/json?download=1", "affinity JSON"], ["./affinity/csv?download=1", "per-user CSV"],
                ["./affinity/summary.csv?download=1", "summary CSV"],
-               ["./affinity/timeline.json?download=1", "timeline JSON"], ["./affinity/histogram.svg", "histogram SVG"]];
+               ["./affinity/timeline.json?download=1", "timeline JSON"], ["./affinity/histogram.svg", "histogram SVG"],
+               ["./affinity/endpoints.csv?download=1", "per-endpoint CSV"]];
 
   // Series colours s0..s5 for each theme; Locust's primary green first.
   var STYLE = [
@@ -53,7 +58,9 @@
     "#" + ID + " table{border-collapse:collapse;width:100%;font-size:14px}",
     "#" + ID + " th,#" + ID + " td{padding:6px 10px;border-bottom:1px solid var(--la-line);text-align:right}",
     "#" + ID + " th:first-child,#" + ID + " td:first-child{text-align:left}",
-    "#" + ID + " th{cursor:pointer;user-select:none;font-weight:500;white-space:nowrap}");
+    "#" + ID + " th{cursor:pointer;user-select:none;font-weight:500;white-space:nowrap}",
+    "#" + ID + " .la-endpoints{margin-top:20px}",
+    "#" + ID + " .la-endpoints th{cursor:default}");
 
   var state = {data: null, sort: "max_share", dir: 1, search: "", lastPoll: 0, busy: false, error: null};
 
@@ -103,11 +110,15 @@
       '<span class="la-status la-state"></span><span class="la-status la-count"></span><span>' + LINKS.map(function (l) {
         return '<a href="' + l[0] + '">' + esc(l[1]) + "</a>";
       }).join(" &middot; ") + '</span><span class="la-status la-error"></span></div>' +
-      '<table class="la-users"><thead><tr>' + head + "</tr></thead><tbody></tbody></table>";
+      '<table class="la-users"><thead><tr>' + head + "</tr></thead><tbody></tbody></table>" +
+      '<div class="la-endpoints" hidden><p class="la-status">Per endpoint: stay = same environment as the ' +
+      "user's previous reply, warm = session cached</p><table><thead><tr>" +
+      ENDPOINT_COLUMNS.map(function (c) { return "<th>" + esc(c[1]) + "</th>"; }).join("") +
+      "</tr></thead><tbody></tbody></table></div>";
     var input = box.querySelector("input");
     input.value = state.search;
     input.addEventListener("input", function () { state.search = input.value; drawTable(box); });
-    box.querySelectorAll("th").forEach(function (th) {
+    box.querySelectorAll(".la-users th").forEach(function (th) {
       function sort() {
         var key = th.getAttribute("data-key");
         state.dir = state.sort === key ? -state.dir : 1;
@@ -226,7 +237,7 @@
 
   function drawTable(box) {
     var data = state.data, body = box.querySelector("tbody"), count = box.querySelector(".la-count");
-    box.querySelectorAll("th").forEach(function (th) {
+    box.querySelectorAll(".la-users th").forEach(function (th) {
       var key = th.getAttribute("data-key"), on = key === state.sort;
       th.setAttribute("aria-sort", on ? (state.dir > 0 ? "ascending" : "descending") : "none");
       th.textContent = COLUMNS.filter(function (c) { return c[0] === key; })[0][1] +
@@ -252,6 +263,17 @@
       (q ? " matching" : "") + " users";
   }
 
+  function drawEndpoints(box) {
+    var part = box.querySelector(".la-endpoints"), rows = state.data.per_endpoint;
+    part.hidden = !rows || !rows.length;
+    if (part.hidden) return;
+    part.querySelector("tbody").innerHTML = rows.slice(0, MAX_ROWS).map(function (ep) {
+      return "<tr>" + ENDPOINT_COLUMNS.map(function (c) {
+        return "<td>" + esc(c[2] === "text" ? ep[c[0]] : fmt(ep[c[0]], c[2])) + "</td>";
+      }).join("") + "</tr>";
+    }).join("");
+  }
+
   function draw(box) {
     var data = state.data;
     box.querySelector(".la-figures").innerHTML = data.headline.map(function (f) {
@@ -270,6 +292,7 @@
       data.points.length ? "live" : "no test has run yet";
     box.querySelector(".la-error").textContent = state.error || "";
     drawTable(box);
+    drawEndpoints(box);
   }
 
   function poll() {
