@@ -9,7 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
+import random
 import re
+import time
+import uuid
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -202,3 +206,22 @@ def too_deep(payload: bytes) -> bool:
         if depth >= MAX_JSON_DEPTH:
             return True
     return False
+
+
+# Request and X-Ray ids need to be unique, not secret: a PRNG seeded from the
+# OS once, rather than a getrandom syscall for each id (uuid.uuid4()).
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)  # a forked copy must not repeat our ids
+_random_bits = _ids.getrandbits
+
+
+def new_request_id() -> str:
+    """A random request id in uuid4's format (version and variant bits set), as Lambda's."""
+    return str(uuid.UUID(int=_random_bits(128), version=4))
+
+
+def new_invocation(request_id, payload, arn, timeout_s, client_context, log) -> Invocation:
+    """An invocation with a fresh X-Ray trace header, as Lambda gives each."""
+    inv = Invocation(request_id, payload, arn, timeout_s, client_context, log)
+    inv.trace_id = f"Root=1-{int(time.time()):08x}-{_random_bits(96):024x};Parent={_random_bits(64):016x};Sampled=0"
+    return inv

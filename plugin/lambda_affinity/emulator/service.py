@@ -9,12 +9,10 @@ that process when the model retires the environment.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import sys
 import time
-import uuid
 from typing import Literal, TypedDict
 
 import gevent
@@ -35,6 +33,8 @@ from .invocation import (
     Result,
     end_line,
     exit_result,
+    new_invocation,
+    new_request_id,
     report_line,
     start_line,
     timeout_log_line,
@@ -301,7 +301,7 @@ class InvocationService:
             self.platform.ready(env, time.monotonic())
         else:
             sandbox = env.handle
-        inv = _new_invocation(request_id, payload, self._arns[function], fn.timeout, client_context, log)
+        inv = new_invocation(request_id, payload, self._arns[function], fn.timeout, client_context, log)
         if log is not None or self.log_stream is not None:
             self._log_line(sandbox, log, start_line(request_id), False)
         result = sandbox.run(inv)
@@ -485,21 +485,3 @@ class InvocationService:
             "throttles": dict(p.counter.throttles),
             **self.stats,
         }
-
-
-# Request and X-Ray ids need to be unique, not secret: a PRNG seeded from the
-# OS once, rather than a getrandom syscall for each id (uuid.uuid4()).
-_ids = random.Random()
-os.register_at_fork(after_in_child=_ids.seed)  # a forked copy must not repeat our ids
-_random_bits = _ids.getrandbits
-
-
-def new_request_id() -> str:
-    """A random request id in uuid4's format (version and variant bits set), as Lambda's."""
-    return str(uuid.UUID(int=_random_bits(128), version=4))
-
-
-def _new_invocation(request_id, payload, arn, timeout_s, client_context, log):
-    inv = Invocation(request_id, payload, arn, timeout_s, client_context, log)
-    inv.trace_id = f"Root=1-{int(time.time()):08x}-{_random_bits(96):024x};Parent={_random_bits(64):016x};Sampled=0"
-    return inv

@@ -261,16 +261,20 @@ class AffinityPlugin:
             self.master.begin(self.run_token, adapter.connected_workers(runner))
         elif self.worker is not None:
             self.worker.begin(getattr(parsed, "affinity_run", None))
-            hosts = getattr(parsed, "affinity_hosts", None) or {}
-            for cls in self.affinity_classes():
-                transport = transport_of(cls)
-                if cls.host is None and transport is not None and hosts.get(transport.value):
-                    cls.host = hosts[transport.value]  # the master's embedded emulator
-                    name_rows(cls, transport, getattr(parsed, "affinity_function", None))
-            url = hosts.get(Transport.FUNCTION_URL.value)
-            for cls in self.plain_classes():
-                if cls.host is None and url and self.options.affinity_emulator_config:
-                    cls.host = url.rstrip("/")
+            self._take_master_hosts(parsed)
+
+    def _take_master_hosts(self, parsed: Any) -> None:
+        """A worker's user classes without a host target the master's embedded emulator."""
+        hosts = getattr(parsed, "affinity_hosts", None) or {}
+        for cls in self.affinity_classes():
+            transport = transport_of(cls)
+            if cls.host is None and transport is not None and hosts.get(transport.value):
+                cls.host = hosts[transport.value]
+                name_rows(cls, transport, getattr(parsed, "affinity_function", None))
+        url = hosts.get(Transport.FUNCTION_URL.value)
+        for cls in self.plain_classes():
+            if cls.host is None and url and self.options.affinity_emulator_config:
+                cls.host = url.rstrip("/")
 
     def on_test_stop(self, environment: Any = None, **_kw: Any) -> None:
         self.trace.close()
