@@ -118,7 +118,7 @@ def test_a_full_disk_leaves_every_output_as_it_was(tmp_path):
     one_line_error(
         cli("calibrate", w0, "--replays", "2", "--out", model, fsize=64), "m.yaml: cannot write: File too large"
     )
-    p = cli("sweep", "--vary", "users=1,2", "--runs", "1", "--duration", "5", "--out", sweep, fsize=4096)
+    p = cli("sweep", "--vary", "users=1,2", "--runs", "1", "--duration", "5", "--out", sweep, fsize=6144)
     assert p.returncode == 2 and "sweep.html: cannot write: File too large" in p.stderr, p.stderr
     assert out.read_text() == model.read_text() == (sweep / "sweep.html").read_text() == "old\n"
     assert temps(tmp_path) == temps(sweep) == []
