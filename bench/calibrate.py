@@ -20,7 +20,7 @@ import time
 
 from simulator import arrivals as generate_arrivals
 
-from lambda_affinity.core.tracker import Tracker
+from lambda_affinity.core.tracker import OutcomeRecorder
 from lambda_affinity.platform import ModelConfig
 from lambda_affinity.sim.calibrate import model_mapping
 from lambda_affinity.sim.simulate import Scenario, replay
@@ -31,26 +31,9 @@ TRUE_MODEL = ModelConfig(policy="partitioned", routers=3, busy_overhead_s=0.01, 
 SERVICE_S = 0.006
 
 
-class _Recorder(Tracker):
-    """A tracker that also keeps each call's outcome, in arrival order (a fixed
-    round trip replays arrivals in order, so the i-th call is the i-th arrival)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.outcomes: list = []
-
-    def record(self, user, env_id, cold=None, cache_hit=None):
-        self.outcomes.append((env_id, cold, cache_hit))
-        return super().record(user, env_id, cold, cache_hit)
-
-    def record_invalid(self, user):
-        self.outcomes.append(None)
-        return super().record_invalid(user)
-
-
 def make_trace(path: str, requests: int, users: int, hours: float, seed: int) -> None:
     rows = list(generate_arrivals(requests, users, hours, seed))
-    recorder = _Recorder()
+    recorder = OutcomeRecorder()
     replay(rows, Scenario(latency="0", service=str(SERVICE_S), model=TRUE_MODEL), seed=seed, tracker=recorder)
     with TraceWriter(path) as w:
         for (send, user), outcome in zip(rows, recorder.outcomes, strict=True):

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import random
 
-from lambda_affinity.core.tracker import Tracker
+from lambda_affinity.core.tracker import OutcomeRecorder
 from lambda_affinity.platform import ModelConfig
 from lambda_affinity.sim.simulate import Scenario, replay
 from lambda_affinity.sim.trace import TraceRow, TraceWriter
-
-
-class _Recorder(Tracker):
-    """Keeps each call's outcome in arrival order (a fixed round trip replays arrivals in order)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.outcomes: list = []
-
-    def record(self, user, env_id, cold=None, cache_hit=None):
-        self.outcomes.append((env_id, cold, cache_hit))
-        return super().record(user, env_id, cold, cache_hit)
 
 
 def simulated_trace(path, model: ModelConfig, users: int, span: float, gap: float, seed: int) -> str:
@@ -32,7 +20,7 @@ def simulated_trace(path, model: ModelConfig, users: int, span: float, gap: floa
             arrivals.append((1764547200.0 + t, f"u{u}"))
             t += rng.uniform(0.2, gap)
     arrivals.sort()
-    recorder = _Recorder()
+    recorder = OutcomeRecorder()
     replay(arrivals, Scenario(latency="0", service="0.05", model=model), seed=seed, tracker=recorder)
     with TraceWriter(str(path)) as w:
         for (send, user), (env, cold, hit) in zip(arrivals, recorder.outcomes, strict=True):

@@ -286,3 +286,21 @@ class Tracker:
         self._env_ids = []
         self._envs_taken = 0
         self.dirty = set()
+
+
+class OutcomeRecorder(Tracker):
+    """A tracker that also keeps each call's outcome in arrival order: (env_id, cold, cache_hit), or None
+    for an invalid reply. A replay with a fixed round trip answers arrivals in order, so the i-th outcome
+    is the i-th arrival's: how the simulator writes a trace with outcomes of a known model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: list[tuple[str, bool | None, bool | None] | None] = []
+
+    def record(self, user: Hashable, env_id: str, cold: bool | None = None, cache_hit: bool | None = None) -> UserTally:
+        self.outcomes.append((env_id, cold, cache_hit))
+        return super().record(user, env_id, cold, cache_hit)
+
+    def record_invalid(self, user: Hashable) -> UserTally:
+        self.outcomes.append(None)
+        return super().record_invalid(user)
