@@ -7,6 +7,7 @@ process, the simulator the probe's session cache.
 from __future__ import annotations
 
 import time
+from enum import Enum
 
 INITIALIZING = "initializing"
 BUSY = "busy"
@@ -20,6 +21,17 @@ def log_stream_name(now_epoch: float, version: str, bits: int) -> str:
     """AWS's format: `2020/03/27/[$LATEST]` followed by 32 hex digits."""
     day = time.strftime("%Y/%m/%d", time.gmtime(now_epoch))
     return f"{day}/[{version}]{bits:032x}"
+
+
+class Start(Enum):
+    """How an invocation met its environment; the outputs count each kind apart."""
+
+    WARM = "warm"  # an environment that has served calls before
+    # The call waited for an init (on-demand scale-out): the user-facing cold start.
+    COLD = "cold"
+    # The first call on an environment whose init was already done (provisioned
+    # concurrency, proactive replacement, Managed Instances): no wait, but an empty cache.
+    NEW_ENVIRONMENT = "new-environment"
 
 
 class Environment:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from ..errors import LambdaAffinityError
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
 from .config import FunctionSpec, ModelConfig
-from .environment import BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, Environment, log_stream_name
+from .environment import BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, Environment, Start, log_stream_name
 from .placement import IdlePool, make_pool
 
 # Reasons an environment is retired, as counted in `Platform.retired`.
@@ -43,14 +43,19 @@ class UnknownFunction(LambdaAffinityError, KeyError):
 
 
 class Lease:
-    """Where an invocation runs. `cold` means a new environment must init first."""
+    """Where an invocation runs. `start` says how it met its environment: a COLD one must init first."""
 
-    __slots__ = ("env", "cold", "init_delay_s")
+    __slots__ = ("env", "start", "init_delay_s")
 
-    def __init__(self, env: Environment, cold: bool, init_delay_s: float) -> None:
+    def __init__(self, env: Environment, start: Start, init_delay_s: float) -> None:
         self.env = env
-        self.cold = cold
+        self.start = start
         self.init_delay_s = init_delay_s
+
+    @property
+    def cold(self) -> bool:
+        """The call waits for an init (a user-facing cold start)."""
+        return self.start is Start.COLD
 
 
 class Platform:
@@ -79,7 +84,10 @@ class Platform:
         self._idle_queue: deque = deque()
         # creation order = lifetime-expiry order, since max_lifetime is constant.
         self._age_queue: deque = deque()
+        # Calls by how they met their environment (Start): cold ones waited for an init;
+        # new-environment ones were first on an environment initialised beforehand.
         self.cold_starts = 0
+        self.new_environment_calls = 0
         self.warm_starts = 0
         self.retired: dict[str, int] = {}
         for spec in functions:
@@ -110,7 +118,7 @@ class Platform:
             env.invocations += 1
             env.last_used = now
             self.warm_starts += 1
-            return Lease(env, False, 0.0)
+            return Lease(env, Start.WARM, 0.0)
         try:
             env = self._create(spec, router, now)
         except Throttled:
@@ -118,7 +126,7 @@ class Platform:
             raise
         env.invocations = 1
         self.cold_starts += 1
-        return Lease(env, True, self.config.init_delay_s)
+        return Lease(env, Start.COLD, self.config.init_delay_s)
 
     def ready(self, env: Environment, now: float) -> None:
         """A cold environment finished its init and now runs its first invocation."""
