@@ -57,6 +57,8 @@ class Scenario:
     cache_size: int = 10000
     cache_ttl_s: float = 900.0
     model: ModelConfig = field(default_factory=ModelConfig)
+    # The one function users call: its own knobs (reserved concurrency, ...) as the emulator's config has them.
+    function: FunctionSpec = field(default_factory=lambda: FunctionSpec(FUNCTION))
 
     def validate(self) -> None:
         if self.users < 1:
@@ -106,10 +108,11 @@ def run(
     gap = parse_distribution(scenario.gap, "gap")
     latency = parse_distribution(scenario.latency, "latency")
     service = parse_distribution(scenario.service, "service")
-    platform = Platform(scenario.model, [FunctionSpec(FUNCTION)], rng=random.Random(rng.random()))
+    platform = Platform(scenario.model, [scenario.function], rng=random.Random(rng.random()))
     tracker = tracker if tracker is not None else Tracker()
     record = tracker.record
     acquire, release, ready = platform.acquire, platform.release, platform.ready
+    function = scenario.function.name
     duration = scenario.duration_s
     burst = scenario.burst
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
@@ -152,7 +155,7 @@ def run(
             next_send(u, now + latency(rng) / 2)
             continue
         try:
-            lease = acquire(FUNCTION, now)
+            lease = acquire(function, now)
         except Throttled:
             throttled += 1
             tracker.record_invalid(names[u])
@@ -264,10 +267,11 @@ def replay(
     service = parse_distribution(scenario.service, "service")
     latency = parse_distribution(scenario.latency, "latency")
     fixed = latency.fixed
-    platform = Platform(scenario.model, [FunctionSpec(FUNCTION)], rng=random.Random(rng.random()))
+    platform = Platform(scenario.model, [scenario.function], rng=random.Random(rng.random()))
     tracker = tracker if tracker is not None else Tracker()
     record, record_invalid = tracker.record, tracker.record_invalid
     acquire, release, ready = platform.acquire, platform.release, platform.ready
+    function = scenario.function.name
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
     counter = platform.counter  # one function: its in-flight count is the total
     heap: list = []
@@ -319,7 +323,7 @@ def replay(
             next_expire = now + expire_every
         label = user_prefix + user if user_prefix else user
         try:
-            lease = acquire(FUNCTION, now)
+            lease = acquire(function, now)
         except Throttled:
             throttled += 1
             record_invalid(label)
