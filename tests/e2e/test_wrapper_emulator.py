@@ -266,6 +266,23 @@ def node_answers(cases: list) -> list:
 
 
 @pytest.mark.skipif(not NODE, reason="needs `node` on PATH")
+def test_the_node_wrapper_tells_cold_starts_from_new_environments_as_the_python_one():
+    from lambda_affinity.aws.layer import source_dir
+    from lambda_affinity_wrapper.state import waited_for_init
+
+    kinds = [None, "on-demand", "provisioned-concurrency", "lambda-managed-instances", "snap-start", "other"]
+    cases = [[kind, ms, gap] for kind in kinds for ms in (0, 9999, 10000, 50000) for gap in (10000, 100)]
+    index = os.path.join(source_dir("nodejs"), "index.mjs")
+    script = (
+        f"import * as w from {json.dumps('file://' + index)};"
+        "let text = ''; for await (const chunk of process.stdin) text += chunk;"
+        "process.stdout.write(JSON.stringify(JSON.parse(text).map(([k, ms, gap]) => w.waitedForInit(k, ms, gap))));"
+    )
+    got = node_json(script, cases)
+    assert got == [waited_for_init(kind, ms / 1000, gap / 1000) for kind, ms, gap in cases]
+
+
+@pytest.mark.skipif(not NODE, reason="needs `node` on PATH")
 def test_the_node_wrapper_reads_events_and_adds_headers_as_the_python_one():
     from lambda_affinity_wrapper import events
 
@@ -285,7 +302,7 @@ def test_the_node_wrapper_reads_events_and_adds_headers_as_the_python_one():
         ({"op": "echo"}, None, {"ok": 1}),
         ([1], None, [1]),
     ]
-    facts = events.Facts("env-1", False, 3, True, 42)
+    facts = events.Facts("env-1", False, 3, True, 42, True, "provisioned-concurrency")
     got = node_answers([[e, s, r, facts._asdict()] for e, s, r in cases])
     for (event, setting, result), (kind, key, with_headers) in zip(cases, got, strict=True):
         source = events.parse_source(setting)

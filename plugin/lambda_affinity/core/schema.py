@@ -31,7 +31,8 @@ class UserRow(TypedDict):
     warm_hits: int  # replies whose session was in the environment's cache
     cache_known: int  # replies that said whether it was
     environments: int  # distinct environments that served this user
-    cold_starts: int
+    cold_starts: int  # replies whose call waited for an environment's init
+    new_environment_calls: int  # first calls on environments initialised ahead (no wait, empty cache)
     switches: int  # replies from another environment than the one before
     invalid: int  # replies that were not valid probe replies
 
@@ -139,6 +140,7 @@ class _SummaryDoc(TypedDict):
     invalid: int
     environments: int
     cold_starts: int
+    new_environment_calls: int
     hit_rate: Distribution | None  # None when no user had a valid reply
     warm_cache_rate: Distribution | None  # None when no reply carried a cache status
     histogram: list[int]  # users per 0.1-wide bin of max-share, 10 bins

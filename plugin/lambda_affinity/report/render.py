@@ -71,7 +71,8 @@ def render_table(doc: SummaryDoc, title: str = "Lambda affinity") -> str:
     """The console summary: totals, both distributions, the histogram."""
     lines = [
         f"{title}: {doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
-        f"{doc['environments']} environments, {doc['cold_starts']} cold starts"
+        f"{doc['environments']} environments, {doc['cold_starts']} cold starts, "
+        f"{doc['new_environment_calls']} new-environment calls"
     ]
     header = f"{'rate':<16}" + "".join(f"{k:>9}" for k in STAT_KEYS)
     lines.append(header)
@@ -162,8 +163,9 @@ def summary_csv(doc: SummaryDoc) -> str:
     for key, dist in _rates(doc, ("hit_rate", "warm_cache_rate")):
         w.writerow([key, *((dist[k] if dist else "") for k in STAT_KEYS)])
     w.writerow([])
-    w.writerow(["users", "requests", "invalid", "environments", "cold_starts"])
-    w.writerow([doc["users"], doc["requests"], doc["invalid"], doc["environments"], doc["cold_starts"]])
+    totals = ("users", "requests", "invalid", "environments", "cold_starts", "new_environment_calls")
+    w.writerow(totals)
+    w.writerow([doc[k] for k in totals])  # type: ignore[literal-required]
     w.writerow([])
     w.writerow(["bin", "users"])
     for i, n in enumerate(doc["histogram"]):
@@ -240,7 +242,7 @@ def render_html_section(doc: SummaryDoc, checks: Iterable[str] = (), points: Seq
     totals = (
         f"{doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
         f"{doc['environments']} environments, {doc['cold_starts']} cold starts "
-        f"(cold ratio {_fmt(cold_ratio)})"
+        f"(cold ratio {_fmt(cold_ratio)}), {doc['new_environment_calls']} new-environment calls"
     )
     check_items = "".join(f"<li>{html.escape(c)}</li>" for c in checks)
     return (
