@@ -503,6 +503,7 @@ def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_
                 "Environments and users / environments",
                 "Environments and users / users",
                 "Cold starts per interval / cold starts",
+                "Cold starts per interval / new-environment calls",
                 "Cold starts per interval / invalid replies",
             }
             # a point every 2 s and a final one with the final numbers
@@ -512,6 +513,7 @@ def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_
             assert series["Environments and users / environments"][-1] == doc["environments"]
             assert sum(series["Cold starts per interval / cold starts"]) == doc["cold_starts"]
             assert sum(series["Cold starts per interval / invalid replies"]) == doc["invalid"] == 0
+            assert sum(series["Cold starts per interval / new-environment calls"]) == doc["new_environment_calls"] == 0
         finally:
             chromium.close()
 

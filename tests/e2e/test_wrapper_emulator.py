@@ -139,9 +139,12 @@ def test_wrapped_app_answers_as_the_plain_one_apart_from_the_affinity_headers(em
         if route not in WITH_HEADERS:  # the body itself, or an error: nowhere to put headers
             assert not facts, route
             continue
-        assert set(facts) == {AFFINITY + k for k in ("env", "cold", "env-invocations", "session-hit", "init-age-ms")}
+        names = ("env", "cold", "env-invocations", "session-hit", "init-age-ms", "new-env", "init-type")
+        assert set(facts) == {AFFINITY + k for k in names}
         assert facts["x-affinity-env"].startswith("20") and "[$LATEST]" in facts["x-affinity-env"]
         assert facts["x-affinity-cold"] == ("1" if facts["x-affinity-env-invocations"] == "1" else "0")
+        # on demand, as the emulator initialises: a first call waited for the init, none was initialised ahead
+        assert (facts["x-affinity-new-env"], facts["x-affinity-init-type"]) == ("0", "on-demand")
     binary = get(emu, wrapped, "/binary")[2]
     assert binary == bytes(range(256))  # base64 in the result, raw bytes on the wire, as plain
 
@@ -235,7 +238,18 @@ def test_other_events_log_one_affinity_line_and_the_invoke_field_is_opt_in(lam, 
     lines = [line for line in log.splitlines() if line.startswith("AFFINITY ")]
     assert len(lines) == 1, log
     doc = json.loads(lines[0].removeprefix("AFFINITY "))
-    assert set(doc) == {"env", "cold", "env_invocations", "session_hit", "init_age_ms", "request_id", "function"}
+    assert set(doc) == {
+        "env",
+        "cold",
+        "env_invocations",
+        "session_hit",
+        "init_age_ms",
+        "new_environment",
+        "init_type",
+        "request_id",
+        "function",
+    }
+    assert (doc["new_environment"], doc["init_type"]) == (False, "on-demand")
     assert doc["function"] == name and doc["session_hit"] is None
     assert doc["request_id"] == resp["ResponseMetadata"]["RequestId"]
     reply = json.loads(body)
