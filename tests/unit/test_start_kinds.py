@@ -269,3 +269,25 @@ def test_the_simulator_gives_an_environment_initialised_ahead_an_empty_cache_and
 def test_an_on_demand_simulation_has_no_new_environment_calls_and_a_sweep_row_says_so():
     row = measure(10, Scenario(users=10, duration_s=20.0), 0, 7)
     assert row["new_environment_calls"] == 0 and row["cold_starts"] == row["environments"] >= 1
+
+
+def test_endpoints_count_new_environment_calls_and_a_master_refuses_an_older_workers_table():
+    from lambda_affinity.core.endpoints import EndpointTracker
+    from lambda_affinity.locust_plugin.distributed import Aggregator
+    from lambda_affinity.locust_plugin.wire import blob
+
+    t = EndpointTracker()
+    t.record("login", cold=False, cache_hit=False, stayed=None, new_environment=True)
+    t.record("login", cold=True, cache_hit=False, stayed=None, new_environment=False)
+    t.record("/items", cold=False, cache_hit=True, stayed=True)
+    rows = {r["name"]: r for r in t.rows()}
+    assert (rows["login"]["cold_starts"], rows["login"]["new_environment_calls"]) == (1, 1)
+    assert "       1" in render_table({**summarize([], 0), "per_endpoint": t.rows()}).split("login")[1].splitlines()[0]
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive(
+        "c0", {"run": "r", "rows": blob([]), "envs": blob([]), "endpoints": blob([["login", 1, 0, 1, 0, 0, 0, 0]])}
+    )
+    assert agg.endpoint_rows() == [] and "an endpoint entry is not [name, 8 counts]" in agg.problems()[0]
+    agg.receive("c0", {"run": "r", "rows": blob([]), "envs": blob([]), "endpoints": blob(t.table())})
+    assert {r["name"]: r["new_environment_calls"] for r in agg.endpoint_rows()} == {"login": 1, "/items": 0}

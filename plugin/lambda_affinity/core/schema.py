@@ -51,7 +51,8 @@ class EndpointRow(TypedDict):
     name: str  # the request's name in Locust's stats
     requests: int  # replies with valid affinity headers
     invalid: int  # replies whose affinity headers were malformed
-    cold_starts: int
+    cold_starts: int  # replies whose call waited for the environment's init
+    new_environment_calls: int  # first calls on environments initialised ahead (x-affinity-new-env: 1)
     warm_hits: int  # replies whose session the environment had seen
     cache_known: int  # replies that said whether it had (a session key was sent)
     followed: int  # replies of a user that had an earlier reply

@@ -134,7 +134,7 @@ class HeaderTally:
         )
         self.plugin.tally(label, self.sessions.get(label, ""), obs, start_time, received)
         stayed = None if previous < 0 else tracker.users[label].last_env == previous
-        self.endpoints.record(name, facts.cold, facts.session_hit, stayed)
+        self.endpoints.record(name, facts.cold, facts.session_hit, stayed, facts.new_environment)
 
     def reset(self) -> None:
         self.endpoints.reset()

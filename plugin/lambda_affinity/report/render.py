@@ -99,24 +99,25 @@ ENDPOINT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("requests", "replies"),
     ("invalid", "invalid"),
     ("cold_starts", "cold"),
+    ("new_environment_calls", "new env"),
     ("stay_rate", "stay"),
     ("warm_rate", "warm"),
 )
 
 
 def endpoint_lines(rows: Sequence[EndpointRow], limit: int = ENDPOINT_LINES_MAX) -> list[str]:
-    """Per endpoint (Locust stats name): replies, cold starts, how often the
+    """Per endpoint (Locust stats name): replies, cold starts, new-environment calls, how often the
     user kept its environment (stay) and found its session cached (warm)."""
     width = min(40, max(8, *(len(r["name"]) for r in rows[:limit])))
     lines = [
         "per endpoint (stay: same environment as the user's previous reply; warm: session cached):",
-        f"  {'name':<{width}} {'replies':>8} {'invalid':>8} {'cold':>6} {'stay':>7} {'warm':>7}",
+        f"  {'name':<{width}} {'replies':>8} {'invalid':>8} {'cold':>6} {'new env':>7} {'stay':>7} {'warm':>7}",
     ]
     for r in rows[:limit]:
         name = r["name"] if len(r["name"]) <= width else r["name"][: width - 1] + "~"
         lines.append(
             f"  {name:<{width}} {r['requests']:>8} {r['invalid']:>8} {r['cold_starts']:>6} "
-            f"{_fmt(r['stay_rate']):>7} {_fmt(r['warm_rate']):>7}"
+            f"{r['new_environment_calls']:>7} {_fmt(r['stay_rate']):>7} {_fmt(r['warm_rate']):>7}"
         )
     if len(rows) > limit:
         lines.append(f"  ... {len(rows) - limit} more names in the JSON and CSV")

@@ -19,7 +19,8 @@
                  ["new_environment_calls", "New-env calls"], ["switches", "Switches"]];
   // The per-endpoint table (replies of a wrapped function, by Locust stats name), shown when there are any.
   var ENDPOINT_COLUMNS = [["name", "Name", "text"], ["requests", "Replies", "count"], ["invalid", "Invalid", "count"],
-                          ["cold_starts", "Cold starts", "count"], ["stay_rate", "Stay", "rate"],
+                          ["cold_starts", "Cold starts", "count"],
+                          ["new_environment_calls", "New-env calls", "count"], ["stay_rate", "Stay", "rate"],
                           ["warm_rate", "Warm", "rate"]];
   var LINKS = [["./affinity/json?download=1", "affinity JSON"], ["./affinity/csv?download=1", "per-user CSV"],
                ["./affinity/summary.csv?download=1", "summary CSV"],
