@@ -287,8 +287,7 @@ def replay(
     through it. A random round trip reorders arrivals a little, and they
     pass through the heap too.
     """
-    if scenario.deploy_every or scenario.deploy_at:
-        raise ScenarioError("deploy_every, deploy_at: deploys apply to synthetic users, not to a replayed trace")
+    _no_deploys(scenario)
     rng = random.Random(seed)
     service = parse_distribution(scenario.service, "service")
     latency = parse_distribution(scenario.latency, "latency")
@@ -364,6 +363,11 @@ def replay(
         push(heap, (now + busy, 0, env.id, env))
     _drain(heap, release)
     return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
+
+
+def _no_deploys(scenario: Scenario) -> None:
+    if scenario.deploy_every or scenario.deploy_at:
+        raise ScenarioError("deploy_every, deploy_at: deploys apply to synthetic users, not to a replayed trace")
 
 
 def _drain(heap: list, release) -> None:
