@@ -214,3 +214,22 @@ def test_d1_aws_cli_update_function_code_then_wait(emu, lam, tmp_path):
     assert wait.returncode == 0, wait.stderr
     new = call(lam)
     assert new["code"] == "v2" and new["env_id"] != old["env_id"]
+
+
+def test_an_update_naming_another_host_is_refused(emu, lam):
+    """DNS rebinding: a page whose name now points at 127.0.0.1 sends its own Host; it may not deploy code."""
+    body = json.dumps({"ZipFile": base64.b64encode(app_zip("evil")).decode()}).encode()
+    port = emu.endpoint.rsplit(":", 1)[1]
+    for host, status in ((f"evil.example:{port}", 403), (f"localhost:{port}", 200)):
+        req = urllib.request.Request(
+            emu.endpoint + "/2015-03-31/functions/app/code", data=body, method="PUT", headers={"Host": host}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                got = r.status
+        except urllib.error.HTTPError as exc:
+            got = exc.code
+            assert exc.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+        assert got == status
+        if status == 403:
+            assert call(lam)["code"] == "v1"

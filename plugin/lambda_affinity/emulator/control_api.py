@@ -22,6 +22,7 @@ import gevent
 
 from ..core import limits
 from ..platform import ConfigError
+from .auth import LOOPBACK
 from .aws_shapes import ARN, Refused as _Refused, aws_error, validation_errors
 from .code_store import Code, CodeError, CodeStore
 from .config import RESERVED_ENV, _environment
@@ -47,6 +48,14 @@ class ControlAPI:
     def __init__(self, service) -> None:
         self.service = service
         self.deployments = Deployments(service)
+        # Host names a request that changes code may name (`bind`); None: any
+        self.hosts: frozenset | None = None
+
+    def bind(self, host: str) -> None:
+        """The address the port listens on. Bound to one (loopback by default), an update must name it or a
+        loopback name in its Host header: a web page whose name was re-pointed at 127.0.0.1 (DNS rebinding)
+        cannot send this emulator code to run."""
+        self.hosts = None if host in ("", "0.0.0.0", "::") else LOOPBACK | {host.lower()}
 
     def too_large(self) -> Response:
         return aws_error(
@@ -71,6 +80,8 @@ class ControlAPI:
         }.get((req.method, m.group("op")))
         if handler is None:
             return None
+        if req.method != "GET" and not self._host_allowed(req.headers.get("host", "")):
+            return aws_error(403, "AccessDeniedException", "The Host header names no address this emulator listens on")
         query = parse_qs(req.query, keep_blank_values=True) if req.query else {}
         try:
             name, qualifier = self._function(m.group("name"), query.get("Qualifier", [None])[0])
@@ -79,6 +90,12 @@ class ControlAPI:
             return refused.response
         body = json.dumps(doc).encode()
         return Response(status, [("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())], body)
+
+    def _host_allowed(self, host: str) -> bool:
+        name, colon, port = host.strip().lower().rpartition(":")
+        if not colon or "]" in port:  # no port (or an IPv6 address without one)
+            name = host.strip().lower()
+        return self.hosts is None or name in self.hosts
 
     # -- the operations: each (status, document) -------------------------------------------------------------
     def _get_configuration(self, name: str, qualifier: str | None, req: Request) -> tuple[int, dict]:
