@@ -144,6 +144,7 @@ def test_bad_updates_get_aws_errors_and_change_nothing(emu, lam, tmp_path):
         (dict(ZipFile=b"not a zip"), "InvalidParameterValueException", "Could not unzip uploaded file"),
         (dict(ZipFile=zip_slip()), "InvalidParameterValueException", "points outside the function's folder"),
         (dict(ZipFile=app_zip("x"), RevisionId="stale"), "PreconditionFailedException", "Revision Id"),
+        (dict(ZipFile=app_zip("x"), Architectures=["arm64"]), "InvalidParameterValueException", "x86_64"),
     ]
     for kwargs, code, words in cases:
         with pytest.raises(ClientError) as exc:

@@ -150,3 +150,22 @@ def test_simulate_says_how_many_deploys_happened(capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["simulate", "--trace", str(trace), "--deploy-at", "5"])
     assert exc.value.code == 2 and "not to a replayed trace" in capsys.readouterr().err
+
+
+def test_sweep_varies_deploy_every_as_a_distribution_and_deploy_at_as_text():
+    from lambda_affinity.sim.sweep import Factor, Sweep, parse_vary
+
+    factors = {
+        "deploy-every": Factor("deploy-every", "distribution", field="deploy_every"),
+        "deploy-at": Factor("deploy-at", "text", field="deploy_at"),
+    }
+    vary = parse_vary("deploy-every=10..30:step:10", factors)
+    assert vary.values == ("10", "20", "30") and vary.numeric
+    base = Scenario(users=3, duration_s=60)
+    points = Sweep.over(vary, base, runs=1).run()
+    cold = [p["runs"][0]["cold_starts"] for p in points]
+    assert cold[0] > cold[-1]  # more deploys, more cold starts
+    assert [s.deploy_at for s in Sweep.over(parse_vary("deploy-at=5,1m", factors), base, runs=1).scenarios] == [
+        "5",
+        "1m",
+    ]

@@ -109,7 +109,7 @@ class ControlAPI:
         return 200, doc
 
     def _update_code(self, name: str, qualifier: str | None, req: Request) -> tuple[int, dict]:
-        body = _body(req, CODE_FIELDS + S3_FIELDS + ("ImageUri", "SourceKMSKeyArn", "PublishTo"))
+        body = _body(req, CODE_FIELDS + S3_FIELDS + ("ImageUri", "SourceKMSKeyArn", "PublishTo"), refuse_others=True)
         latest = self._latest(name, qualifier, body)
         if any(body.get(k) is not None for k in S3_FIELDS):
             raise _bad(
@@ -119,6 +119,8 @@ class ControlAPI:
         for key in ("ImageUri", "SourceKMSKeyArn", "PublishTo"):
             if body.get(key) is not None:
                 raise _bad(f"{key} is not supported by the local Lambda emulator (a Zip function takes ZipFile)")
+        if body.get("Architectures") not in (None, ["x86_64"]):
+            raise _bad("Architectures: the local Lambda emulator runs functions natively and reports x86_64")
         if body.get("ZipFile") is None:
             raise _bad("Please provide a source for function code.")
         data = _zip_bytes(body["ZipFile"])
@@ -157,7 +159,7 @@ class ControlAPI:
         return self._after_update(name, body)
 
     def _publish_version(self, name: str, qualifier: str | None, req: Request) -> tuple[int, dict]:
-        body = _body(req, ("FunctionName", "CodeSha256", "Description", "RevisionId", "PublishTo"))
+        body = _body(req, ("FunctionName", "CodeSha256", "Description", "RevisionId"), refuse_others=True)
         latest = self._latest(name, qualifier, body)
         sha = body.get("CodeSha256")
         if sha is not None and sha != latest.code.sha256:
@@ -234,7 +236,7 @@ def _body(req: Request, known: tuple[str, ...], refuse_others: bool = False) -> 
     others = sorted(k for k, v in body.items() if k not in known and v is not None)
     if others and refuse_others:
         raise _bad(
-            f"{others[0]} is not supported by the local Lambda emulator (it applies "
+            f"{others[0]} is not supported by the local Lambda emulator (it takes "
             f"{', '.join(k for k in known if k not in ('FunctionName', 'RevisionId', 'Runtime'))})"
         )
     return body
