@@ -234,3 +234,20 @@ def test_an_update_naming_another_host_is_refused(emu, lam):
         assert got == status
         if status == 403:
             assert call(lam)["code"] == "v1"
+
+
+def test_uploads_no_environment_or_version_runs_leave_the_disk(emu, lam):
+    store = emu.service.code_store
+    lam.update_function_code(FunctionName="app", ZipFile=app_zip("v2"), Publish=True)  # version 1 keeps v2
+    call(lam)
+    slow: list = []
+    busy = threading.Thread(target=lambda: slow.append(call(lam, 1.0)))
+    busy.start()
+    time.sleep(0.3)
+    lam.update_function_code(FunctionName="app", ZipFile=app_zip("v3"))  # v2 is still run by version 1 and the busy one
+    lam.update_function_code(FunctionName="app", ZipFile=app_zip("v4"))
+    busy.join(10)
+    assert slow[0]["code"] == "v2"
+    lam.update_function_code(FunctionName="app", ZipFile=app_zip("v5"))  # v3, v4: run by nothing now
+    assert len(os.listdir(store.root)) == 2  # v2 (version 1) and v5 ($LATEST)
+    assert call(lam, Qualifier="1")["code"] == "v2" and call(lam)["code"] == "v5"

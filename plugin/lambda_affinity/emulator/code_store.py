@@ -70,6 +70,8 @@ class CodeStore:
 
     def __init__(self) -> None:
         self.root: str | None = None
+        # Folders whose extraction has finished: only these are ever pruned (one being written is not yet here).
+        self._done: set[str] = set()
 
     def extract(self, data: bytes) -> Code:
         """The zip `data` extracted into a new folder; CodeError (nothing left behind) if it is not usable."""
@@ -87,18 +89,25 @@ class CodeStore:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        self._done.add(folder)
         sha, size = zip_code(data)
         return Code(folder, sha, size)
 
     def discard(self, code: Code) -> None:
         """An extracted upload no environment will run (a DryRun's)."""
-        if self.root is not None and os.path.dirname(code.folder) == self.root:
-            shutil.rmtree(code.folder, ignore_errors=True)
+        self.prune(self._done - {code.folder})
+
+    def prune(self, keep: set[str]) -> None:
+        """Remove every finished upload not in `keep` (the code environments and versions still run)."""
+        for folder in self._done - keep:
+            self._done.discard(folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def close(self) -> None:
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+            self._done.clear()
 
 
 def _checked_entries(data: bytes) -> list[tuple[zipfile.ZipInfo, list[str]]]:

@@ -86,6 +86,14 @@ class Deployments:
             last_modified(),
         )
         self.service.deploy(name, fn)
+        self._prune()
+
+    def _prune(self) -> None:
+        """Uploads no environment runs any more, and no version or $LATEST names, leave the disk."""
+        keep = {pub.code.folder for pub in self._latest.values()}
+        keep |= {pub.code.folder for versions in self._versions.values() for pub in versions.values()}
+        keep |= {env.handle.fn.code for env in self.service.platform.environments() if env.handle is not None}
+        self.service.code_store.prune(keep)
 
     def publish(self, name: str, description: str | None = None) -> Published:
         """A version from $LATEST as it stands; the newest one again when nothing changed since (as AWS does)."""
