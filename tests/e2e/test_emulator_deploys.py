@@ -251,3 +251,23 @@ def test_uploads_no_environment_or_version_runs_leave_the_disk(emu, lam):
     lam.update_function_code(FunctionName="app", ZipFile=app_zip("v5"))  # v3, v4: run by nothing now
     assert len(os.listdir(store.root)) == 2  # v2 (version 1) and v5 ($LATEST)
     assert call(lam, Qualifier="1")["code"] == "v2" and call(lam)["code"] == "v5"
+
+
+def test_configuration_documents_hold_only_botocore_members_of_their_types(emu, lam):
+    """botocore drops a member its model lacks without a word: the raw answer is checked against the model."""
+    import botocore.loaders
+
+    shapes = botocore.loaders.Loader().load_service_model("lambda", "service-2")["shapes"]
+    lam.update_function_configuration(FunctionName="app", Environment={"Variables": {"A": "b"}})
+    with urllib.request.urlopen(emu.endpoint + "/2015-03-31/functions/app", timeout=10) as r:
+        doc = json.loads(r.read())
+    assert set(doc) <= set(shapes["GetFunctionResponse"]["members"])
+    members = shapes["FunctionConfiguration"]["members"]
+    config = doc["Configuration"]
+    assert set(config) <= set(members)
+    for key, value in config.items():
+        kind = shapes[members[key]["shape"]]["type"]
+        expected = {"string": str, "integer": int, "long": int, "structure": dict, "list": list, "map": dict}[kind]
+        assert isinstance(value, expected), key
+        enum = shapes[members[key]["shape"]].get("enum")
+        assert enum is None or value in enum, key
