@@ -88,9 +88,9 @@ class _Log(Tracker):
         super().__init__()
         self.events = events
 
-    def record(self, user, env_id, cold=None, cache_hit=None):
+    def record(self, user, env_id, cold=None, cache_hit=None, new_environment=None):
         self.events.append(("call", env_id, cold))
-        return super().record(user, env_id, cold, cache_hit)
+        return super().record(user, env_id, cold, cache_hit, new_environment)
 
 
 def test_d1_simulator_every_call_after_a_deploy_lands_on_a_new_environment(monkeypatch):

@@ -31,6 +31,7 @@ from ..platform import FunctionSpec, ModelConfig, Platform, Throttled
 
 # Re-exported: callers and tests import it from here.
 from ..platform.distributions import parse_distribution
+from ..platform.environment import Start
 from .deploys import check_schedule, deploy_times
 from .executors import Executor, Serial
 from .trace import Arrival, ReadStats, read_arrivals
@@ -90,16 +91,24 @@ class RunResult:
     peak_concurrency: int = 0
     retired: int = 0
     deploys: int = 0
+    # first calls on environments initialised ahead (Start.NEW_ENVIRONMENT): no wait, an empty cache
+    new_environment_calls: int = 0
+
+
+NEW_ENVIRONMENT = Start.NEW_ENVIRONMENT
 
 
 def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: float, ready) -> tuple[float, bool]:
     """A call just placed: a new environment gets the probe's session cache
-    and the init delay. Returns (how long the environment is busy, cache hit)."""
+    and the init delay (a cold one) or none (one initialised ahead). Returns (how long the environment is busy,
+    cache hit)."""
     env = lease.env
     if lease.cold:
         env.handle = SessionCache(cache_size, cache_ttl)
         busy += lease.init_delay_s
         ready(env, now + lease.init_delay_s)
+    elif env.handle is None:  # initialised ahead by the model: its cache is as empty as a cold one's
+        env.handle = SessionCache(cache_size, cache_ttl)
     return busy, env.handle.lookup(key, now)[0]
 
 
@@ -184,10 +193,22 @@ def run(
         env = lease.env
         busy, hit = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready)
         # Recorded now, the reply lands later: order per user is unchanged.
-        record(names[u], env.id, lease.cold, hit)
+        record(names[u], env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
         push(heap, (now + busy, u, env))
+    return _result(platform, tracker, invocations, throttled, peak)
+
+
+def _result(platform: Platform, tracker: Tracker, invocations: int, throttled: int, peak: int) -> RunResult:
+    retired = sum(platform.retired.values())
     return RunResult(
-        tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()), platform.deploys
+        tracker,
+        invocations,
+        platform.cold_starts,
+        throttled,
+        peak,
+        retired,
+        platform.deploys,
+        platform.new_environment_calls,
     )
 
 
@@ -218,7 +239,7 @@ def run_task(_shared: None, task: RunTask) -> RunResult:
 def pool_runs(results: Iterable[RunResult]) -> tuple[Tracker, dict]:
     """Runs' trackers folded into one (in run order), and their totals."""
     tracker = Tracker()
-    totals = {"invocations": 0, "cold_starts": 0, "throttled": 0, "deploys": 0}
+    totals = {"invocations": 0, "cold_starts": 0, "new_environment_calls": 0, "throttled": 0, "deploys": 0}
     for res in results:
         tracker.absorb(res.tracker)
         for key in totals:
@@ -359,10 +380,10 @@ def replay(
             peak = n
         env = lease.env
         busy, hit = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready)
-        record(label, env.id, lease.cold, hit)
+        record(label, env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
         push(heap, (now + busy, 0, env.id, env))
     _drain(heap, release)
-    return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
+    return _result(platform, tracker, invocations, throttled, peak)
 
 
 def _no_deploys(scenario: Scenario) -> None:
