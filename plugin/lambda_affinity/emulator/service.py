@@ -41,6 +41,7 @@ from .invocation import (
     timeout_result,
 )
 from .machine import machine_cap, raise_fd_limit
+from .managed_sandbox import ManagedFleets
 from .memory import MemoryWatch
 from .sandbox import STOPPED, Sandbox
 
@@ -166,6 +167,7 @@ class InvocationService:
         self._cap_warned = False  # the local cap's stderr line is written once per run
         self._opt_root: str | None = None  # the folder of every function's /opt stand-in (layers.py)
         self.opt_dirs: dict = {}
+        self.managed = ManagedFleets(self)  # Managed Instances functions' environments, started by their scaler
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -174,6 +176,7 @@ class InvocationService:
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
         self._memory_watch = gevent.spawn(self.memory.run, lambda: self.stopping)
+        self.managed.publish()  # their first environments, ready before the emulator takes a call
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
