@@ -283,3 +283,23 @@ def test_replay_runs_a_managed_function():
     res = replay(iter(arrivals), Scenario(service="0.05", function=spec), seed=1)
     assert res.invocations + res.throttled == 4000 and res.cold_starts == 0
     assert res.peak_concurrency <= 24  # 3 environments x 8
+
+
+def test_sweep_over_env_concurrency_runs_every_point_on_managed_instances(tmp_path, capsys):
+    """The base point takes the first value (no --env-concurrency needed); the files say which function ran."""
+    import json
+
+    from lambda_affinity.cli.sweep import run as sweep
+
+    args = build_parser().parse_args(
+        ["sweep", "--users", "10", "--duration", "20", "--runtime", "python3.13", "--vary", "env-concurrency=4,64"]
+        + ["--runs", "1", "--random-seed", "1", "--out", str(tmp_path)]
+    )
+    assert sweep(args) == 0
+    doc = json.loads((tmp_path / "sweep.json").read_text())
+    assert "per_environment_max_concurrency" not in doc["scenario"]["function"]  # each point has its own
+    assert doc["scenario"]["function"]["runtime"] == "python3.13"
+    said = capsys.readouterr().out
+    assert "K 4" not in said and "a cache per process" in said and "runtime python3.13" in said
+    rates = [p["stats"]["warm_cache_rate"]["mean"] for p in doc["points"]]
+    assert rates[0] > rates[1] and {r["cold_starts"] for p in doc["points"] for r in p["runs"]} == {0}

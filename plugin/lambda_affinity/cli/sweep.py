@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     price = price_from_args(args)
     known = _sweep_factors(args.factor_actions)
     vary = parse_vary(args.vary, {name: factor for name, (factor, _) in known.items()})
+    if vary.factor.field == "function.per_environment_max_concurrency" and args.env_concurrency is None:
+        args.env_concurrency = vary.values[0]  # every point runs on Managed Instances: so does the base
     base = scenario_from_args(args)
     # a model file read at each point, the options given still overriding it, as simulate --model would
     at = partial(_scenario_with_model, args) if vary.factor.field == "model" else None
