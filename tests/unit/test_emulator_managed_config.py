@@ -80,3 +80,13 @@ def test_refusals_name_the_key(tmp_path, function, message):
     with pytest.raises(ConfigError) as info:
         load(tmp_path, **function)
     assert str(info.value).startswith(message)
+
+
+def test_the_machine_cap_counts_a_managed_environment_s_processes(tmp_path):
+    from lambda_affinity.emulator.machine import COSTS, cost_of
+
+    python = load(tmp_path, runtime="python3.13", per_environment_max_concurrency=8).functions
+    assert cost_of(python).memory_mb == 8 * COSTS["builtin"].memory_mb
+    assert cost_of(python).tasks == 8 * COSTS["builtin"].tasks
+    on_demand = load(tmp_path).functions
+    assert cost_of(on_demand) == COSTS["builtin"]
