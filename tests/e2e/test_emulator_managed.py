@@ -136,3 +136,45 @@ def test_managed_environment_says_its_initialization_type(tmp_path, emulator_lam
         reply = json.loads(lam.invoke(FunctionName="mi", Payload=b"{}")["Payload"].read())
         assert reply["AWS_LAMBDA_INITIALIZATION_TYPE"] == "lambda-managed-instances"
         assert reply["AWS_LAMBDA_LOG_STREAM_NAME"] == environments(emu)[0]["id"]
+
+
+def test_a_timeout_ends_the_environment_and_a_new_one_takes_over(tmp_path, emulator_lambda_client):
+    """One invocation timing out ends its environment (all its processes: docs/emulator.md); below the
+    minimum, the fleet replaces it at once, and no process is left behind."""
+    (tmp_path / "app.py").write_text(
+        "import os, time\ndef handler(event, context):\n"
+        "    time.sleep(event.get('sleep', 0))\n    return os.environ['AWS_LAMBDA_LOG_STREAM_NAME']\n"
+    )
+    fn = {
+        "runtime": "python3.13",
+        "code": str(tmp_path),
+        "handler": "app.handler",
+        "timeout": 0.5,
+        "per_environment_max_concurrency": 2,
+        "min_execution_environments": 1,
+    }
+    with emulator(tmp_path, fn) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        (first,) = environments(emu)
+        reply = lam.invoke(FunctionName="mi", Payload=b'{"sleep": 2}')
+        assert reply["FunctionError"] == "Unhandled" and b"timed out" in reply["Payload"].read()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            envs = environments(emu)
+            if len(envs) == 1 and envs[0]["id"] != first["id"] and envs[0]["state"] == "idle":
+                break
+            time.sleep(0.05)
+        assert json.loads(lam.invoke(FunctionName="mi", Payload=b"{}")["Payload"].read()) == envs[0]["id"]
+        pids = first["pids"]
+    for pid in pids:
+        assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

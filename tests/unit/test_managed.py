@@ -303,3 +303,27 @@ def test_sweep_over_env_concurrency_runs_every_point_on_managed_instances(tmp_pa
     assert "K 4" not in said and "a cache per process" in said and "runtime python3.13" in said
     rates = [p["stats"]["warm_cache_rate"]["mean"] for p in doc["points"]]
     assert rates[0] > rates[1] and {r["cold_starts"] for p in doc["points"] for r in p["runs"]} == {0}
+
+
+def test_an_environment_lost_below_the_minimum_is_replaced_at_once():
+    p = platform(managed(2), init_delay_s=1.0)
+    leases, _ = hold(p, 1, 0.0)
+    p.release(leases[0].env, 0.5, recycle=True)  # its process crashed or its call timed out
+    p.expire(0.6)
+    assert len(p.live) == 3 and p.retired == {"recycled": 1}
+    _, throttled = hold(p, 6, 0.7)
+    assert throttled == 2  # the replacement is still in its init
+    _, throttled = hold(p, 2, 1.7)
+    assert throttled == 0
+
+
+def test_an_environment_that_never_served_is_not_replaced_before_the_scaler_acts():
+    """An init that fails (the driver kills the environment) waits for the scaler: no respawn storm."""
+    p = platform(managed(2), managed_scale_interval_s=10.0)
+    p.expire(0.0)  # publishing: its three environments
+    for env in list(p.live.values()):
+        p.kill(env)
+    p.expire(5.0)
+    assert len(p.live) == 0
+    p.expire(10.0)
+    assert len(p.live) == 3

@@ -173,6 +173,9 @@ class ManagedFleets:
 
     def _create(self, env) -> None:
         service = self.service
+        if service.stopping:  # the scaler acting while the emulator stops: nothing more starts
+            service.platform.kill(env)
+            return
         fn = service.functions[env.function]
         sandbox = ManagedSandbox(service, fn, env, fn.managed["per_environment_max_concurrency"])
         env.handle = sandbox

@@ -16,7 +16,8 @@ The rule this module runs (ours where AWS gives no number; each driver uses it a
   environments, within [min, max] and at most twice the fewest it had in the last 5 minutes;
 - new environments initialise in the background (`init_delay_s`) and only then take calls: their first
   call is a new-environment call (Start.NEW_ENVIRONMENT), never a cold start;
-- below the wanted count, one idle environment retires per action (gradual scale-down);
+- below the wanted count, one idle environment retires per action (gradual scale-down); one lost to a
+  crash or a timeout is replaced at once while the fleet is below its minimum, else at the next action;
 - placement: the router picks an environment uniformly at random among those with a free slot (a full
   one "retries on another"); keep-alive and max lifetime do not apply (AWS documents neither for it).
 """
@@ -97,6 +98,7 @@ class ManagedFleet:
         self.total = 0  # calls in flight on this fleet
         self.peak = 0  # the scaler's signal: most demand seen since its last action
         self._refused: deque = deque()  # when calls were refused in the last REFUSED_WINDOW_S: demand too
+        self._lost = 0  # environments recycled under a call since the last tick
         self.next_tick: float | None = None  # None until the version is published (the first `tick`)
         self._history: deque = deque()  # (time, environments) of the last GROWTH_WINDOW_S
         self._initializing: deque = deque()  # (ready_at, env): the model's own init (no driver hook)
@@ -145,6 +147,7 @@ class ManagedFleet:
         self.in_flight[env] = left
         if recycle:  # its process ended or must: every call on it is lost, as on AWS
             self.platform._retire(env, "recycled")
+            self._lost += 1
         elif left == 0:
             env.state = IDLE
             env.idle_since = now
@@ -164,6 +167,10 @@ class ManagedFleet:
                 self._create(now, initial=True)
         retired = 0
         interval = self.platform.config.managed_scale_interval_s
+        if self._lost:  # lost to a crash or a timeout: replaced at once while the fleet is below its minimum
+            for _ in range(min(self._lost, self.low - sum(1 for e in self.envs if e.state != DEAD))):
+                self._create(now)
+            self._lost = 0
         while self.next_tick <= now:
             self._settle(self.next_tick)
             retired += self._scale(self.next_tick)
