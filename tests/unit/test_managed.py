@@ -327,3 +327,15 @@ def test_an_environment_that_never_served_is_not_replaced_before_the_scaler_acts
     assert len(p.live) == 0
     p.expire(10.0)
     assert len(p.live) == 3
+
+
+def test_sweep_knows_env_concurrency_by_its_field_name_too():
+    from lambda_affinity.cli.sweep import _sweep_factors
+    from lambda_affinity.sim.sweep_spec import parse_vary
+
+    args = build_parser().parse_args(["sweep", "--vary", "users=1,2", "--out", "unused"])
+    known = {name: factor for name, (factor, _) in _sweep_factors(args.factor_actions).items()}
+    for spec in ("env-concurrency=4,16", "per_environment_max_concurrency=4,16", "env_concurrency=4,16"):
+        vary = parse_vary(spec, known)
+        assert vary.factor.field == "function.per_environment_max_concurrency" and vary.values == (4, 16)
+    assert parse_vary("managed-target-utilisation=0.5,1", known).factor.field == "model.managed_target_utilisation"

@@ -94,7 +94,8 @@ def _sweep_factors(actions: list[argparse.Action]) -> dict[str, tuple[Factor, st
         else:
             field = SCENARIO_FIELDS.get(action.dest, action.dest)  # `--model FILE`: the field `model`
         factor = Factor(flag[2:], _kind(action), tuple(action.choices) if action.choices else None, field)
-        for name in {flag[2:], model_fields.get(flag, flag[2:]).replace("_", "-")}:
+        alias = model_fields.get(flag) or FUNCTION_FIELDS.get(flag) or flag[2:]
+        for name in {flag[2:], alias.replace("_", "-")}:
             out[name] = (factor, action.dest)
     return out
 
