@@ -339,3 +339,18 @@ def test_sweep_knows_env_concurrency_by_its_field_name_too():
         vary = parse_vary(spec, known)
         assert vary.factor.field == "function.per_environment_max_concurrency" and vary.values == (4, 16)
     assert parse_vary("managed-target-utilisation=0.5,1", known).factor.field == "model.managed_target_utilisation"
+
+
+def test_a_deploy_moves_every_later_call_to_the_new_version_s_environments():
+    """D1 on Managed Instances: idle environments retire, busy ones drain, the new version's first ones
+    take every later call."""
+    p = platform(managed(4))
+    busy, _ = hold(p, 1, 0.0)
+    old = set(p.live)
+    assert p.deploy("f", 1.0) == 1  # one left draining
+    assert len(p.live) == 1 + 3 and p.retired == {"deploy": 2}
+    later, _ = hold(p, 8, 1.5)
+    assert not {lease.env.id for lease in later} & old
+    p.release(busy[0].env, 2.0)
+    assert p.retired == {"deploy": 3} and not set(p.live) & old
+    assert p.counter.total == 8

@@ -164,6 +164,26 @@ def add_scenario_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
             help=f"time on the environment per invocation, seconds (default {d.service}, or "
             "--model FILE's service_time)",
         ),
+        *add_deploy_options(p),
+    ]
+
+
+def add_deploy_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """--deploy-every, --deploy-at: when the function is deployed (every later call on new environments)."""
+    return [
+        p.add_argument(
+            "--deploy-every",
+            default="",
+            metavar="DIST",
+            help="deploy the function at intervals drawn from DIST, same forms as --think (e.g. 1h, exp:30m): "
+            "every later call lands on a new environment (docs/model.md, Deploys)",
+        ),
+        p.add_argument(
+            "--deploy-at",
+            default="",
+            metavar="T,...",
+            help="deploy the function at these times since the start (e.g. 30,5m)",
+        ),
     ]
 
 
@@ -218,6 +238,8 @@ def scenario_from_args(args: argparse.Namespace, trace: bool = False, model_path
         start=args.start,
         latency=args.latency or file.network_latency or ("0" if trace else d.latency),
         service=args.service or file.service_time or d.service,
+        deploy_every=args.deploy_every,
+        deploy_at=args.deploy_at,
         model=file.model.replace(**{k: v for k, v in given.items() if v is not None}),
         function=function_from_args(args, d.function.name),
     )

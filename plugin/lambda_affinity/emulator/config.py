@@ -114,6 +114,8 @@ class FunctionConfig:
     auth_type: str = "NONE"
     layers: list = field(default_factory=list)  # absolute paths of zips or folders, extracted in order as /opt
     affinity_wrapper: bool = False  # the wrapper's layer is added and its handler runs `handler`
+    # $LATEST, or a version PublishVersion made ("1", "2"...): its own function in the model (`key`)
+    version: str = "$LATEST"
     # Lambda Managed Instances (emulator/managed_config.py): FunctionSpec's fields; {} on-demand.
     managed: dict = field(default_factory=dict)
 
@@ -121,8 +123,15 @@ class FunctionConfig:
     def is_node(self) -> bool:
         return self.runtime.startswith("nodejs")
 
+    @property
+    def key(self) -> str:
+        """The function's name in the platform model: `name`, or `name:N` for a published version."""
+        return self.name if self.version == "$LATEST" else f"{self.name}:{self.version}"
+
     def spec(self) -> FunctionSpec:
-        return FunctionSpec(self.name, reserved_concurrency=self.reserved_concurrency, **self.managed)
+        return FunctionSpec(
+            self.key, reserved_concurrency=self.reserved_concurrency, version=self.version, **self.managed
+        )
 
 
 @dataclass

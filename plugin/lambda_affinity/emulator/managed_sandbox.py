@@ -171,6 +171,14 @@ class ManagedFleets:
         self.service.platform.expire(time.monotonic())
         gevent.joinall(self._starting, timeout=timeout)
 
+    def add(self, function: str) -> None:
+        """A function added to the model after the start (a published version): start its environments,
+        in the background (PublishVersion answers at once, as AWS's does before the version is ACTIVE)."""
+        fleet = self.service.platform.managed.get(function)
+        if fleet is not None:
+            fleet.on_create = self._create
+            fleet.tick(time.monotonic())
+
     def _create(self, env) -> None:
         service = self.service
         if service.stopping:  # the scaler acting while the emulator stops: nothing more starts

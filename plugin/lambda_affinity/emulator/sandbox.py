@@ -57,7 +57,7 @@ def lambda_environment(
     paths += ["/usr/local/bin", "/usr/bin", "/bin"]
     env = {
         "AWS_LAMBDA_FUNCTION_NAME": fn.name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_VERSION": fn.version,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": env_id,

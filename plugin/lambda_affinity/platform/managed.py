@@ -99,6 +99,8 @@ class ManagedFleet:
         self.peak = 0  # the scaler's signal: most demand seen since its last action
         self._refused: deque = deque()  # when calls were refused in the last REFUSED_WINDOW_S: demand too
         self._lost = 0  # environments recycled under a call since the last tick
+        self._draining: set[Environment] = set()  # of an earlier version: they retire once their calls end
+        self._deploy_reason = "deploy"
         self.next_tick: float | None = None  # None until the version is published (the first `tick`)
         self._history: deque = deque()  # (time, environments) of the last GROWTH_WINDOW_S
         self._initializing: deque = deque()  # (ready_at, env): the model's own init (no driver hook)
@@ -147,7 +149,11 @@ class ManagedFleet:
         self.in_flight[env] = left
         if recycle:  # its process ended or must: every call on it is lost, as on AWS
             self.platform._retire(env, "recycled")
-            self._lost += 1
+            self._lost += 1 if env not in self._draining else 0
+            self._draining.discard(env)
+        elif left == 0 and env in self._draining:
+            self._draining.discard(env)
+            self.platform._retire(env, self._deploy_reason)
         elif left == 0:
             env.state = IDLE
             env.idle_since = now
@@ -157,6 +163,25 @@ class ManagedFleet:
         if env.state == INITIALIZING:
             env.ready_at = env.idle_since = now
             env.state = BUSY if self.in_flight[env] else IDLE
+
+    def deploy(self, now: float, reason: str) -> int:
+        """A new version takes every later call: the fleet's idle environments retire (`reason`), busy ones
+        drain (they take no new call and retire once their last ends), and the new version's first
+        environments start, as publishing one does. Returns how many are left draining."""
+        self.tick(now)
+        self._deploy_reason = reason
+        for env in self.envs:
+            if env.state == DEAD:
+                continue
+            if self.in_flight.get(env):
+                self._draining.add(env)
+            else:
+                self.platform._retire(env, reason)
+        self.envs = []
+        self._history.clear()
+        for _ in range(self.low):
+            self._create(now, initial=True)
+        return len(self._draining)
 
     # -- the scaler --------------------------------------------------------------
     def tick(self, now: float) -> int:

@@ -35,6 +35,9 @@ LIFETIME = "max-lifetime"
 RECYCLED = "recycled"  # error, timeout, crash: the driver asked
 EVICTED = "evicted"  # reclaimed to stay under max_environments
 SHUTDOWN = "shutdown"
+# A deploy (new code or configuration, a published version traffic moves to): the function's
+# environments of before retire, idle ones at once, busy ones when their call ends.
+DEPLOY = "deploy"
 
 
 class UnknownFunction(LambdaAffinityError, KeyError):
@@ -91,6 +94,9 @@ class Platform:
         self.new_environment_calls = 0
         self.warm_starts = 0
         self.retired: dict[str, int] = {}
+        self.deploys = 0
+        # Environments of a function deployed since they were made: their in-flight call ends, then they retire.
+        self._draining: set[Environment] = set()
         # Managed Instances functions (per_environment_max_concurrency set): their own fleet and scaler.
         self.managed: dict[str, ManagedFleet] = {}
         for spec in functions:
@@ -163,6 +169,8 @@ class Platform:
             return
         if recycle:
             self._retire(env, RECYCLED)
+        elif env in self._draining:
+            self._retire(env, DEPLOY)
         elif now - env.created_at >= self.config.max_lifetime_s:
             self._retire(env, LIFETIME)
         elif self.config.keep_alive_s <= 0:
@@ -202,6 +210,28 @@ class Platform:
             self._pools[env.function].remove(env)
         if env.state != DEAD:
             self._retire(env, reason)
+
+    def deploy(self, function: str, now: float) -> int:
+        """A new version of `function` takes every later call (as on AWS: a code or configuration update,
+        or traffic moved to a published version): its idle environments retire now, busy ones drain
+        (their call ends, then they retire). Returns how many environments it leaves draining."""
+        if function not in self.functions:
+            raise UnknownFunction(function)
+        if self._handoff:
+            self._settle(now)
+        self.deploys += 1
+        fleet = self.managed.get(function)
+        if fleet is not None:
+            return fleet.deploy(now, DEPLOY)
+        for env in self.environments(function):
+            if env.state == IDLE:
+                self._pools[function].remove(env)
+                self._retire(env, DEPLOY)
+            elif env.state == HANDOFF:
+                self._retire(env, DEPLOY)  # its call has ended: _retire counts it done
+            else:
+                self._draining.add(env)
+        return sum(1 for env in self._draining if env.function == function)
 
     # -- the passage of time ------------------------------------------------
     def expire(self, now: float) -> int:
@@ -311,6 +341,7 @@ class Platform:
         return False
 
     def _retire(self, env: Environment, reason: str) -> None:
+        self._draining.discard(env)
         if env.state == HANDOFF:
             self.counter.done(env.function)  # its invocation ended; no release follows
         env.state = DEAD

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -31,6 +31,7 @@ from ..platform import FunctionSpec, ModelConfig, Platform, Throttled
 
 # Re-exported: callers and tests import it from here.
 from ..platform.distributions import parse_distribution
+from .deploys import check_schedule, deploy_times
 from .executors import Executor, Serial
 from .managed_caches import SlotCaches, slot_caches_factory
 from .trace import Arrival, ReadStats, read_arrivals
@@ -60,6 +61,9 @@ class Scenario:
     model: ModelConfig = field(default_factory=ModelConfig)
     # The one function users call: its own knobs (reserved concurrency, ...) as the emulator's config has them.
     function: FunctionSpec = field(default_factory=lambda: FunctionSpec(FUNCTION))
+    # Deploys of the function (sim.deploys): a distribution of intervals, and/or fixed times "T,...".
+    deploy_every: str = ""
+    deploy_at: str = ""
 
     def validate(self) -> None:
         if self.users < 1:
@@ -73,6 +77,7 @@ class Scenario:
         # here too, not only where a run draws: a sweep checks every point before it runs one
         for name in ("think", "gap", "latency", "service"):
             parse_distribution(getattr(self, name), name)
+        check_schedule(self.deploy_every, self.deploy_at)
 
 
 @dataclass
@@ -85,6 +90,7 @@ class RunResult:
     # ~= peak concurrency is the fact the model is held to (docs/model.md C3).
     peak_concurrency: int = 0
     retired: int = 0
+    deploys: int = 0
 
 
 def _serve(
@@ -160,6 +166,12 @@ def run(
         if send < duration:
             push(heap, (send + latency(rng) / 2, u, None))
 
+    # Deploys are events too, user -1: before any call at the same instant. Their own generator,
+    # drawn only when deploys are asked for: runs without them draw as they always did.
+    deploys: Iterator[float] = iter(())
+    if scenario.deploy_every or scenario.deploy_at:
+        deploys = deploy_times(scenario.deploy_every, scenario.deploy_at, duration, random.Random(rng.random()))
+        _next_deploy(heap, deploys)
     expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
     next_expire = expire_every
     while heap:
@@ -167,6 +179,10 @@ def run(
         if now >= next_expire:
             platform.expire(now)
             next_expire = now + expire_every
+        if u < 0:
+            platform.deploy(function, now)
+            _next_deploy(heap, deploys)
+            continue
         if env is not None:
             if managed is not None:
                 env.handle.give(slot_of[u])
@@ -190,7 +206,15 @@ def run(
         # Recorded now, the reply lands later: order per user is unchanged.
         record(names[u], env.id, lease.cold, hit)
         push(heap, (now + busy, u, env))
-    return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
+    return RunResult(
+        tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()), platform.deploys
+    )
+
+
+def _next_deploy(heap: list, deploys: Iterator[float]) -> None:
+    t = next(deploys, None)
+    if t is not None:
+        heapq.heappush(heap, (t, -1, None))
 
 
 def check_runs(runs: int) -> None:
@@ -214,7 +238,7 @@ def run_task(_shared: None, task: RunTask) -> RunResult:
 def pool_runs(results: Iterable[RunResult]) -> tuple[Tracker, dict]:
     """Runs' trackers folded into one (in run order), and their totals."""
     tracker = Tracker()
-    totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
+    totals = {"invocations": 0, "cold_starts": 0, "throttled": 0, "deploys": 0}
     for res in results:
         tracker.absorb(res.tracker)
         for key in totals:
@@ -283,6 +307,7 @@ def replay(
     through it. A random round trip reorders arrivals a little, and they
     pass through the heap too.
     """
+    _no_deploys(scenario)
     rng = random.Random(seed)
     service = parse_distribution(scenario.service, "service")
     latency = parse_distribution(scenario.latency, "latency")
@@ -358,6 +383,11 @@ def replay(
         push(heap, (now + busy, 0, env.id, slot, env))
     _drain(heap, release)
     return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
+
+
+def _no_deploys(scenario: Scenario) -> None:
+    if scenario.deploy_every or scenario.deploy_at:
+        raise ScenarioError("deploy_every, deploy_at: deploys apply to synthetic users, not to a replayed trace")
 
 
 def _drain(heap: list, release) -> None:

@@ -219,6 +219,8 @@ def describe(vary: Vary, base: Scenario, runs: int, base_seed: int, model_source
         ("start", f"start {base.start}"),
         ("latency", f"round trip {base.latency}"),
         ("service", f"service {base.service}"),
+        ("deploy_every", f"a deploy every {base.deploy_every}" if base.deploy_every else ""),
+        ("deploy_at", f"deploys at {base.deploy_at}" if base.deploy_at else ""),
         ("model.policy", f"policy {m.policy}{routers}"),
         ("model.keep_alive_s", f"keep-alive {m.keep_alive_s:g} s"),
         ("model.busy_overhead_s", f"busy overhead {m.busy_overhead_s:g} s"),
