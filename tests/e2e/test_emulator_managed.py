@@ -178,3 +178,39 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_d1_update_function_code_moves_a_managed_function_to_new_environments(tmp_path, emulator_lambda_client):
+    """A deploy on Managed Instances (boto3's UpdateFunctionCode): the new code's environments start in the
+    background, and every call after they are ready lands on them, running the new code."""
+    import io
+    import zipfile
+
+    app = (
+        "import os\nCODE = {!r}\n"
+        "def handler(event, context):\n    return [CODE, os.environ['AWS_LAMBDA_LOG_STREAM_NAME']]\n"
+    )
+    (tmp_path / "app.py").write_text(app.format("v1"))
+    fn = {
+        "runtime": "python3.13",
+        "code": str(tmp_path),
+        "handler": "app.handler",
+        "per_environment_max_concurrency": 2,
+        "min_execution_environments": 1,
+    }
+    with emulator(tmp_path, fn) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        (old,) = environments(emu)
+        assert json.loads(lam.invoke(FunctionName="mi")["Payload"].read()) == ["v1", old["id"]]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("app.py", app.format("v2"))
+        lam.update_function_code(FunctionName="mi", ZipFile=buf.getvalue())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            envs = environments(emu)
+            if [e["state"] for e in envs] == ["idle"] and envs[0]["id"] != old["id"]:
+                break
+            time.sleep(0.05)
+        replies = [json.loads(lam.invoke(FunctionName="mi")["Payload"].read()) for _ in range(4)]
+        assert replies == [["v2", envs[0]["id"]]] * 4
