@@ -354,3 +354,11 @@ def test_a_deploy_moves_every_later_call_to_the_new_version_s_environments():
     p.release(busy[0].env, 2.0)
     assert p.retired == {"deploy": 3} and not set(p.live) & old
     assert p.counter.total == 8
+
+
+def test_idle_count_counts_a_fleet_s_environments_with_no_call():
+    p = platform(managed(4))
+    leases, _ = hold(p, 1, 0.0)
+    assert p.idle_count("f") == 2 and p.in_flight("f") == 1
+    p.release(leases[0].env, 0.1)
+    assert p.idle_count("f") == 3

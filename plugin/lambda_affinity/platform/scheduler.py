@@ -296,6 +296,9 @@ class Platform:
         return [e for e in self.live.values() if function is None or e.function == function]
 
     def idle_count(self, function: str) -> int:
+        fleet = self.managed.get(function)
+        if fleet is not None:  # Managed Instances: its environments with no call in flight
+            return sum(1 for env in fleet.envs if env.state == IDLE)
         return len(self._pools[function])
 
     def in_flight(self, function: str) -> int:
