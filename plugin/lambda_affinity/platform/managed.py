@@ -145,6 +145,7 @@ class ManagedFleet:
         env.last_used = now
         if env.state == DEAD:
             self.in_flight.pop(env, None)
+            self._draining.discard(env)
             return
         self.in_flight[env] = left
         if recycle:  # its process ended or must: every call on it is lost, as on AWS
