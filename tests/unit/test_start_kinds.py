@@ -260,9 +260,9 @@ def test_the_simulator_gives_an_environment_initialised_ahead_an_empty_cache_and
     # the session cache as empty as a cold one's.
     env = Environment("e1", "probe", "$LATEST", 0, 0.0)
     readied = []
-    busy, hit = _serve(Lease(env, Start.NEW_ENVIRONMENT, 0.0), "u1", 5.0, 0.01, 100, 900.0, readied.append)
+    busy, hit, _slot = _serve(Lease(env, Start.NEW_ENVIRONMENT, 0.0), "u1", 5.0, 0.01, 100, 900.0, readied.append)
     assert (busy, hit, readied) == (0.01, False, [])
-    busy, hit = _serve(Lease(env, Start.WARM, 0.0), "u1", 6.0, 0.01, 100, 900.0, readied.append)
+    busy, hit, _slot = _serve(Lease(env, Start.WARM, 0.0), "u1", 6.0, 0.01, 100, 900.0, readied.append)
     assert (busy, hit) == (0.01, True)
 
 

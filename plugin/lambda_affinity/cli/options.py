@@ -17,6 +17,7 @@ from ..platform.distributions import duration_option as duration
 from ..platform.model_file import EMULATOR_KEYS, ModelFile, from_document, parse_yaml
 from ..sim.simulate import Scenario
 from ..sim.trace import DEFAULT_MAX_DISORDER_S
+from .managed_options import MANAGED_MODEL_OPTIONS, function_from_args
 
 # (option, ModelConfig field, type): model options default to None, so only
 # those given override `--model FILE` (or the defaults).
@@ -32,7 +33,7 @@ MODEL_OPTIONS = (
     ("--max-environments", "max_environments", int),
     ("--scale-limit", "scale_limit", int),
     ("--scale-window", "scale_window_s", duration),
-)
+) + MANAGED_MODEL_OPTIONS
 # simulate option dest -> Scenario field, where they differ
 SCENARIO_FIELDS = {"duration": "duration_s"}
 
@@ -240,6 +241,7 @@ def scenario_from_args(args: argparse.Namespace, trace: bool = False, model_path
         deploy_every=args.deploy_every,
         deploy_at=args.deploy_at,
         model=file.model.replace(**{k: v for k, v in given.items() if v is not None}),
+        function=function_from_args(args, d.function.name),
     )
 
 

@@ -19,6 +19,7 @@ from ..sim.simulate import ReplayFileTask, Scenario, check_runs, pool_runs, repl
 from ..sim.sweep import estimate_cost
 from ..sim.trace import TraceOptionError, truncation_warning
 from .executors import SMALL_WORK, add_executor_options, executor_from_args, progress_bar
+from .managed_options import add_managed_options
 from .options import (
     add_max_disorder,
     add_miss_cost_options,
@@ -69,6 +70,7 @@ def add_parser(sub) -> None:
         t, "rows may be this many seconds out of time order; they are put back in order (default %(default)g)"
     )
     add_model_options(p)
+    add_managed_options(p)
     add_miss_cost_options(p)
     add_executor_options(p, "--runs")
     p.set_defaults(func=run)

@@ -42,6 +42,7 @@ from .invocation import (
     timeout_result,
 )
 from .machine import machine_cap, raise_fd_limit
+from .managed_sandbox import ManagedFleets
 from .memory import MemoryWatch
 from .sandbox import STOPPED, Sandbox
 
@@ -168,6 +169,7 @@ class InvocationService:
         self._opt_root: str | None = None  # the folder of every function's /opt stand-in (layers.py)
         self.code_store = CodeStore()  # code uploaded by UpdateFunctionCode (control_api.py)
         self.opt_dirs: dict = {}
+        self.managed = ManagedFleets(self)  # Managed Instances functions' environments, started by their scaler
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -176,6 +178,7 @@ class InvocationService:
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
         self._memory_watch = gevent.spawn(self.memory.run, lambda: self.stopping)
+        self.managed.publish()  # their first environments, ready before the emulator takes a call
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
@@ -210,6 +213,7 @@ class InvocationService:
         self.functions[fn.key] = fn
         self._arns[fn.key] = f"{self.arn(fn.name)}:{fn.version}"
         self.platform.add_function(fn.spec())
+        self.managed.add(fn.key)  # a Managed Instances version: its first environments start now
 
     # -- invocations -------------------------------------------------------------
     def arn(self, function: str) -> str:

@@ -26,6 +26,7 @@ from ..errors import LambdaAffinityError
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
 from .config import FunctionSpec, ModelConfig
 from .environment import BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, Environment, Start, log_stream_name
+from .managed import ManagedFleet
 from .placement import IdlePool, make_pool
 
 # Reasons an environment is retired, as counted in `Platform.retired`.
@@ -96,6 +97,8 @@ class Platform:
         self.deploys = 0
         # Environments of a function deployed since they were made: their in-flight call ends, then they retire.
         self._draining: set[Environment] = set()
+        # Managed Instances functions (per_environment_max_concurrency set): their own fleet and scaler.
+        self.managed: dict[str, ManagedFleet] = {}
         for spec in functions:
             self.add_function(spec)
 
@@ -106,6 +109,8 @@ class Platform:
         self.functions[spec.name] = spec
         c = self.config
         self._pools[spec.name] = make_pool(c.policy, c.routers, c.router_policy)
+        if spec.per_environment_max_concurrency is not None:
+            self.managed[spec.name] = ManagedFleet(self, spec)
 
     # -- the invocation path ---------------------------------------------
     def acquire(self, function: str, now: float) -> Lease:
@@ -115,6 +120,9 @@ class Platform:
             raise UnknownFunction(function)
         if self._handoff:
             self._settle(now)
+        fleet = self.managed.get(function)
+        if fleet is not None:  # Managed Instances: never a cold start
+            return Lease(*fleet.acquire(now), 0.0)
         self.counter.admit(function, spec.reserved_concurrency)
         pool = self._pools[function]
         router = pool.route(self.rng)
@@ -136,7 +144,10 @@ class Platform:
 
     def ready(self, env: Environment, now: float) -> None:
         """A cold environment finished its init and now runs its first invocation."""
-        if env.state == INITIALIZING:
+        fleet = self.managed.get(env.function)
+        if fleet is not None:
+            fleet.ready(env, now)
+        elif env.state == INITIALIZING:
             env.state = BUSY
             env.ready_at = now
 
@@ -147,6 +158,11 @@ class Platform:
         concurrency still counted), then goes idle."""
         if env.state not in (BUSY, INITIALIZING, DEAD):
             raise RuntimeError(f"release of {env!r}, which runs no invocation")
+        fleet = self.managed.get(env.function)
+        if fleet is not None:
+            fleet.release(env, now, recycle)
+            self.counter.done(env.function)
+            return
         env.last_used = now
         if env.state == DEAD:
             self.counter.done(env.function)
@@ -204,6 +220,9 @@ class Platform:
         if self._handoff:
             self._settle(now)
         self.deploys += 1
+        fleet = self.managed.get(function)
+        if fleet is not None:
+            return fleet.deploy(now, DEPLOY)
         for env in self.environments(function):
             if env.state == IDLE:
                 self._pools[function].remove(env)
@@ -221,7 +240,7 @@ class Platform:
         retire on release."""
         if self._handoff:
             self._settle(now)
-        n = 0
+        n = sum(fleet.tick(now) for fleet in self.managed.values())
         q = self._idle_queue
         while q and q[0][0] <= now:
             _, env, token = q.popleft()
@@ -260,6 +279,7 @@ class Platform:
             times.append(q[0][0])
         if a and a[0].state == IDLE:
             times.append(a[0].created_at + self.config.max_lifetime_s)
+        times += [t for t in (fleet.next_deadline() for fleet in self.managed.values()) if t is not None]
         return min(times) if times else None
 
     def shutdown(self) -> list[Environment]:
@@ -276,6 +296,9 @@ class Platform:
         return [e for e in self.live.values() if function is None or e.function == function]
 
     def idle_count(self, function: str) -> int:
+        fleet = self.managed.get(function)
+        if fleet is not None:  # Managed Instances: its environments with no call in flight
+            return sum(1 for env in fleet.envs if env.state == IDLE)
         return len(self._pools[function])
 
     def in_flight(self, function: str) -> int:

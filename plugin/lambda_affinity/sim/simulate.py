@@ -34,6 +34,7 @@ from ..platform.distributions import parse_distribution
 from ..platform.environment import Start
 from .deploys import check_schedule, deploy_times
 from .executors import Executor, Serial
+from .managed_caches import SlotCaches, slot_caches_factory
 from .trace import Arrival, ReadStats, read_arrivals
 
 FUNCTION = "probe"
@@ -98,10 +99,14 @@ class RunResult:
 NEW_ENVIRONMENT = Start.NEW_ENVIRONMENT
 
 
-def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: float, ready) -> tuple[float, bool]:
+def _serve(
+    lease, key, now: float, busy: float, cache_size: int, cache_ttl: float, ready, managed=None
+) -> tuple[float, bool, int]:
     """A call just placed: a new environment gets the probe's session cache
     and the init delay (a cold one) or none (one initialised ahead). Returns (how long the environment is busy,
-    cache hit)."""
+    cache hit, the Managed Instances slot that took it: 0 on-demand)."""
+    if managed is not None:
+        return (busy, *_serve_managed(lease, key, now, managed))
     env = lease.env
     if lease.cold:
         env.handle = SessionCache(cache_size, cache_ttl)
@@ -109,7 +114,17 @@ def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: floa
         ready(env, now + lease.init_delay_s)
     elif env.handle is None:  # initialised ahead by the model: its cache is as empty as a cold one's
         env.handle = SessionCache(cache_size, cache_ttl)
-    return busy, env.handle.lookup(key, now)[0]
+    return busy, env.handle.lookup(key, now)[0], 0
+
+
+def _serve_managed(lease, key, now: float, new_caches) -> tuple[bool, int]:
+    """A call on a Managed Instances environment: the slot (process, worker loop) that takes it, and
+    whether that slot's cache held the key (sim/managed_caches.py). Returns (cache hit, slot)."""
+    env = lease.env
+    if env.handle is None:
+        env.handle = new_caches()
+    slot = env.handle.take()
+    return env.handle.cache(slot).lookup(key, now)[0], slot
 
 
 def run(
@@ -133,6 +148,8 @@ def run(
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
     names = [user_prefix + user_label(i + 1) for i in range(scenario.users)]
     left_in_burst = [burst] * scenario.users
+    managed = _managed_caches(scenario)
+    slot_of = [0] * scenario.users  # a Managed Instances call's slot, until it ends
     invocations = throttled = peak = 0
     counter = platform.counter  # one function: its in-flight count is the total
 
@@ -175,6 +192,8 @@ def run(
             _next_deploy(heap, deploys)
             continue
         if env is not None:
+            if managed is not None:
+                env.handle.give(slot_of[u])
             release(env, now)
             # the reply travels back, then the user thinks
             next_send(u, now + latency(rng) / 2)
@@ -191,7 +210,7 @@ def run(
         if n > peak:
             peak = n
         env = lease.env
-        busy, hit = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready)
+        busy, hit, slot_of[u] = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready, managed)
         # Recorded now, the reply lands later: order per user is unchanged.
         record(names[u], env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
         push(heap, (now + busy, u, env))
@@ -320,13 +339,14 @@ def replay(
     function = scenario.function.name
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
     counter = platform.counter  # one function: its in-flight count is the total
+    managed = _managed_caches(scenario)
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
     invocations = throttled = peak = 0
     expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
     next_expire = -math.inf
     last = -math.inf
-    # Completions: (time, 0, env id, env); arrivals (random round trip only):
+    # Completions: (time, 0, env id, slot, env); arrivals (random round trip only):
     # (time, 1, sequence, user). A completion at the same time goes first.
     half = fixed / 2 if fixed is not None else 0.0
     lowest_half = latency.lowest / 2
@@ -345,8 +365,7 @@ def replay(
             last = t
             now = t + half
             while heap and heap[0][0] <= now:
-                done = pop(heap)
-                release(done[3], done[0])
+                _complete(pop(heap), release)
         else:
             # take arrivals while one could still reach the platform before the heap's head
             while pending is not None and (not heap or pending[0] + lowest_half <= heap[0][0]):
@@ -361,7 +380,7 @@ def replay(
                 break
             event = pop(heap)
             if event[1] == 0:
-                release(event[3], event[0])
+                _complete(event, release)
                 continue
             now, user = event[0], event[3]
         if now >= next_expire:
@@ -379,9 +398,9 @@ def replay(
         if n > peak:
             peak = n
         env = lease.env
-        busy, hit = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready)
+        busy, hit, slot = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready, managed)
         record(label, env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
-        push(heap, (now + busy, 0, env.id, env))
+        push(heap, (now + busy, 0, env.id, slot, env))
     _drain(heap, release)
     return _result(platform, tracker, invocations, throttled, peak)
 
@@ -395,5 +414,21 @@ def _drain(heap: list, release) -> None:
     """Ends replay: the calls still in flight complete, in time order
     (only completions are left once every arrival has been taken)."""
     while heap:
-        done = heapq.heappop(heap)
-        release(done[3], done[0])
+        _complete(heapq.heappop(heap), release)
+
+
+def _complete(done: tuple, release) -> None:
+    """A completion event (time, 0, env id, slot, env): a Managed Instances slot waits on /next again."""
+    env = done[4]
+    if isinstance(env.handle, SlotCaches):
+        env.handle.give(done[3])
+    release(env, done[0])
+
+
+def _managed_caches(scenario: Scenario):
+    """For a Managed Instances function, the maker of each environment's caches; else None."""
+    spec = scenario.function
+    if spec.per_environment_max_concurrency is None:
+        return None
+    size, ttl = scenario.cache_size, scenario.cache_ttl_s
+    return slot_caches_factory(spec, lambda: SessionCache(size, ttl))

@@ -13,6 +13,8 @@ from typing import Any
 
 from ..core.schema import Reproduce
 from ..core.summary import MissCostPrice
+from ..platform.config import FunctionSpec
+from ..platform.managed import default_cache_scope
 from ..report import charts
 from .simulate import Scenario
 from .sweep import METRICS, SAVINGS, Cost, Factor, PointResult, RunRow, Stats, Vary, run_field, run_seeds
@@ -223,9 +225,22 @@ def describe(vary: Vary, base: Scenario, runs: int, base_seed: int, model_source
         ("model.keep_alive_s", f"keep-alive {m.keep_alive_s:g} s"),
         ("model.busy_overhead_s", f"busy overhead {m.busy_overhead_s:g} s"),
         ("model", f"--model {model_source}" if model_source else ""),
+        *_managed_parts(base.function),
     )
     rest = ", ".join(text for field, text in parts if text and field != vary.factor.field)
     return f"{vary.factor.name} = {', '.join(vary.labels)}; {rest}. {runs} runs per point (base seed {base_seed})."
+
+
+def _managed_parts(f: FunctionSpec) -> tuple:
+    """A Managed Instances function's knobs, as describe() words them (none for on-demand)."""
+    k = f.per_environment_max_concurrency
+    if k is None:
+        return ()
+    return (
+        ("function.per_environment_max_concurrency", f"Managed Instances, K {k}"),
+        ("function.cache_scope", f"a cache per {f.cache_scope or default_cache_scope(f.runtime)}"),
+        ("function.runtime", f"runtime {f.runtime}" if f.runtime else ""),
+    )
 
 
 def scenario_doc(base: Scenario, factor: Factor) -> dict:
@@ -234,6 +249,8 @@ def scenario_doc(base: Scenario, factor: Factor) -> dict:
     doc = dataclasses.asdict(base)
     if factor.field.startswith("model."):
         doc["model"].pop(factor.field[len("model.") :])
+    elif factor.field.startswith("function."):
+        doc["function"].pop(factor.field[len("function.") :])
     else:
         doc.pop(factor.field, None)
     return doc
