@@ -20,6 +20,7 @@ from ..sim.sweep import estimate_cost
 from ..sim.trace import TraceOptionError, truncation_warning
 from .executors import SMALL_WORK, add_executor_options, executor_from_args, progress_bar
 from .options import (
+    add_function_options,
     add_max_disorder,
     add_miss_cost_options,
     add_model_options,
@@ -69,6 +70,7 @@ def add_parser(sub) -> None:
         t, "rows may be this many seconds out of time order; they are put back in order (default %(default)g)"
     )
     add_model_options(p)
+    add_function_options(p)
     add_miss_cost_options(p)
     add_executor_options(p, "--runs")
     p.set_defaults(func=run)
@@ -95,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     deploying = bool(scenario.deploy_every or scenario.deploy_at)
     if deploying:
         doc["deploys"] = totals["deploys"]
+    if scenario.function.provisioned_concurrency:
+        doc["spillover"] = totals["spillover"]
     if args.json:
         options = {"runs": args.runs, "trace": args.trace, "time_col": args.time_col, "user_col": args.user_col}
         options["max_disorder"] = args.max_disorder
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_table(doc, tracker, read)
     deploys = f", {totals['deploys']} deploys" if deploying else ""
+    deploys += f", {totals['spillover']} spilled over" if scenario.function.provisioned_concurrency else ""
     print(
         f"{totals['invocations']} invocations, {totals['throttled']} throttled{deploys}, simulated in {elapsed:.2f} s"
     )
