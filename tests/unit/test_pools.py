@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from lambda_affinity.emulator.config import config_from_mapping
 from lambda_affinity.platform import ConfigError, FunctionSpec, ModelConfig, Platform
 from lambda_affinity.platform.config import snapstart_runtime_problem
 from lambda_affinity.platform.environment import PROVISIONED, SNAP_START, Start
@@ -205,3 +206,39 @@ def test_a_replay_provisions_as_of_the_trace_s_first_time():
     res = replay(arrivals, scenario, seed=1)
     assert (res.invocations, res.cold_starts, res.spillover, res.retired) == (30, 0, 0, 0)
     assert replay([], scenario, seed=1).invocations == 0
+
+
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        ({"snapstart": True, "runtime": "python3.11"}, "functions[0].snapstart: SnapStart is offered on Python 3.12"),
+        ({"snapstart": "on"}, "functions[0].snapstart: expected true or false, got 'on'"),
+        ({"provisioned_concurrency": -1}, "functions[0].provisioned_concurrency: expected a whole number from 0"),
+        (
+            {"provisioned_concurrency": 3, "reserved_concurrency": 2},
+            "functions[0].provisioned_concurrency: 3 is more than reserved_concurrency 2",
+        ),
+        (
+            {"provisioned_concurrency": 1, "snapstart": True, "runtime": "python3.12"},
+            "functions[0].snapstart: AWS does not offer SnapStart with provisioned concurrency",
+        ),
+    ],
+)
+def test_the_emulator_config_refuses_what_aws_does(tmp_path, fn, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping({"functions": [{"name": "f", **fn}]}, str(tmp_path))
+    assert str(info.value).startswith(message)
+
+
+def test_the_emulator_config_carries_both_to_the_model(tmp_path):
+    cfg = config_from_mapping(
+        {
+            "functions": [
+                {"name": "f", "provisioned_concurrency": 4},
+                {"name": "g", "snapstart": True, "runtime": "python3.13"},
+            ]
+        },
+        str(tmp_path),
+    )
+    f, g = (fn.spec() for fn in cfg.functions)
+    assert (f.provisioned_concurrency, f.snapstart, g.provisioned_concurrency, g.snapstart) == (4, False, 0, True)

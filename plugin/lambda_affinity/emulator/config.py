@@ -22,6 +22,8 @@ emulator serves one function, `probe`, running the bundled probe handler.
         timeout: 3               # seconds (> 0, up to 900)
         environment: {KEY: value}
         reserved_concurrency: 10
+        provisioned_concurrency: 2  # environments initialised at start, kept, used first (docs/model.md)
+        snapstart: false         # true: init runs once, environments are forked from it (Python 3.12+)
         url: {auth_type: NONE}   # true/false, or {enabled, auth_type: NONE | AWS_IAM}
         layers: [./layer.zip]    # zips or folders laid out as /opt (python/, nodejs/node_modules/), in order
         affinity_wrapper: true   # run the handler through the affinity wrapper (x-affinity-* headers)
@@ -42,6 +44,7 @@ from .. import files
 from ..core import limits
 from ..errors import LambdaAffinityError
 from ..platform import ConfigError, FunctionSpec, ModelConfig, model_file
+from ..platform.config import snapstart_runtime_problem
 from ..platform.distributions import DurationError, parse_duration
 from ..platform.model_file import kind, mapping
 
@@ -81,6 +84,8 @@ _FUNCTION_KEYS = (
     "timeout",
     "environment",
     "reserved_concurrency",
+    "provisioned_concurrency",
+    "snapstart",
     "url",
     "layers",
     "affinity_wrapper",
@@ -107,6 +112,8 @@ class FunctionConfig:
     timeout: float = 3.0
     environment: dict = field(default_factory=dict)
     reserved_concurrency: int | None = None
+    provisioned_concurrency: int = 0
+    snapstart: bool = False
     url: bool = True
     auth_type: str = "NONE"
     layers: list = field(default_factory=list)  # absolute paths of zips or folders, extracted in order as /opt
@@ -124,7 +131,13 @@ class FunctionConfig:
         return self.name if self.version == "$LATEST" else f"{self.name}:{self.version}"
 
     def spec(self) -> FunctionSpec:
-        return FunctionSpec(self.key, reserved_concurrency=self.reserved_concurrency, version=self.version)
+        return FunctionSpec(
+            self.key,
+            reserved_concurrency=self.reserved_concurrency,
+            version=self.version,
+            provisioned_concurrency=self.provisioned_concurrency,
+            snapstart=self.snapstart,
+        )
 
 
 @dataclass
@@ -238,7 +251,26 @@ def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
     fn.affinity_wrapper = raw.get("affinity_wrapper", False)
     if not isinstance(fn.affinity_wrapper, bool):
         raise ConfigError(f"{where}.affinity_wrapper: expected true or false, got {fn.affinity_wrapper!r}")
+    _pools(fn, raw, where)
     return fn
+
+
+def _pools(fn: FunctionConfig, raw: dict, where: str) -> None:
+    """provisioned_concurrency and snapstart: the model's checks (FunctionSpec), and SnapStart's runtimes."""
+    if raw.get("provisioned_concurrency") is not None:
+        fn.provisioned_concurrency = _int(raw["provisioned_concurrency"], f"{where}.provisioned_concurrency", 0, 10_000)
+    fn.snapstart = raw.get("snapstart", False)
+    try:
+        fn.spec()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
+    if fn.snapstart:
+        problem = snapstart_runtime_problem(fn.runtime)
+        if problem is not None:
+            raise ConfigError(f"{where}.snapstart: {problem}")
+        if fn.runtime_client != "builtin":
+            # the snapshot is the built-in client's process (emulator/pools.py)
+            raise ConfigError(f"{where}.snapstart: the emulator restores snapshots with runtime_client builtin only")
 
 
 def _layers(raw: Any, where: str, base_dir: str) -> list:

@@ -47,9 +47,15 @@ STOPPED = Result(b"", status="stopped")  # the emulator stopped during this invo
 
 
 def lambda_environment(
-    fn: FunctionConfig, cfg: EmulatorConfig, env_id: str, runtime_api: str, opt: str | None = None
+    fn: FunctionConfig,
+    cfg: EmulatorConfig,
+    env_id: str,
+    runtime_api: str,
+    opt: str | None = None,
+    init_type: str = "on-demand",
 ) -> dict:
-    """The variables Lambda sets in an environment, plus the function's own (`opt`: its layers' folder)."""
+    """The variables Lambda sets in an environment, plus the function's own (`opt`: its layers' folder;
+    `init_type`: AWS_LAMBDA_INITIALIZATION_TYPE, how its init came about)."""
     paths = [os.path.dirname(sys.executable)]
     node = shutil.which("node")
     if node:
@@ -62,7 +68,7 @@ def lambda_environment(
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": env_id,
         "AWS_LAMBDA_RUNTIME_API": runtime_api,
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
         "AWS_REGION": cfg.region,
         "AWS_DEFAULT_REGION": cfg.region,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
@@ -142,7 +148,12 @@ class Sandbox:
             self._server.start()
             self.port = self._server.server_port
             env = lambda_environment(
-                self.fn, self.host.config, self.env.id, f"127.0.0.1:{self.port}", self.host.opt_dirs.get(self.fn.name)
+                self.fn,
+                self.host.config,
+                self.env.id,
+                f"127.0.0.1:{self.port}",
+                self.host.opt_dirs.get(self.fn.name),
+                self.env.init_type,
             )
             r, w = os.pipe()
             fds = [w]
@@ -157,7 +168,9 @@ class Sandbox:
             # error (after logging it) while we still wait for the fork-server.
             self._logfd = r
             os.set_blocking(r, False)
-            self.pid = self.host.forkserver.spawn(kind, argv, env, self.fn.code, fds, self.exited)
+            # a SnapStart function's environments are forked from its snapshot (emulator/pools.py)
+            forkserver = self.host.pools.forkserver_for(self.fn)
+            self.pid = forkserver.spawn(kind, argv, env, self.fn.code, fds, self.exited)
         except BaseException:
             self._logfd = None
             if r is not None:

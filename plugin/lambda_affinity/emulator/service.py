@@ -43,6 +43,7 @@ from .invocation import (
 )
 from .machine import machine_cap, raise_fd_limit
 from .memory import MemoryWatch
+from .pools import Pools
 from .sandbox import STOPPED, Sandbox
 
 MAX_ASYNC_PENDING = 1000  # Event invocations queued at once; beyond it: 429
@@ -134,11 +135,13 @@ class InvocationService:
             self.local_cap = LocalCap(
                 max_environments=derived.cap, source="machine", decided_by=derived.decided_by, throttled=0
             )
+        self.pools = Pools(self)  # provisioned environments and SnapStart's snapshots
         self.platform = Platform(
             model,
             [f.spec() for f in config.functions],
             on_retire=self._on_retire,
             wall_offset=time.time() - time.monotonic(),
+            on_preinit=self.pools.preinit,
         )
         self.forkserver = ForkServer()
         self.log_stream = log_stream  # START/END/REPORT and function output; None: quiet
@@ -176,6 +179,7 @@ class InvocationService:
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
         self._memory_watch = gevent.spawn(self.memory.run, lambda: self.stopping)
+        self.pools.start()  # before any call, as AWS readies them before the version takes traffic
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
@@ -187,6 +191,7 @@ class InvocationService:
             if greenlet is not None:
                 greenlet.kill(block=True, timeout=1.0)
         self.forkserver.close()  # the zygote kills and reaps whatever is left
+        self.pools.close()
         for sandbox in list(self._sandboxes):
             sandbox.close_logs()
         if self._opt_root is not None:
@@ -489,11 +494,18 @@ class InvocationService:
         return {
             "environments": envs,
             "functions": {
-                name: {"in_flight": p.in_flight(name), "idle": p.idle_count(name), "live": len(p.environments(name))}
-                for name in self.functions
+                name: {
+                    "in_flight": p.in_flight(name),
+                    "idle": p.idle_count(name),
+                    "live": len(p.environments(name)),
+                    "provisioned": fn.provisioned_concurrency,
+                }
+                for name, fn in self.functions.items()
             },
             "cold_starts": p.cold_starts,
             "warm_starts": p.warm_starts,
+            "new_environment_calls": p.new_environment_calls,
+            "spillover": p.spillover,
             "retired": dict(p.retired),
             "throttles": dict(p.counter.throttles),
             **self.stats,

@@ -1,0 +1,185 @@
+"""Provisioned concurrency and SnapStart in the emulator, with real environment processes and boto3:
+P1 and P2 (docs/model.md) checked with the emulator's introspection and the replies, and SnapStart's
+one snapshot shared by the environments restored from it. The same in the simulator: test_pools.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import urllib.request
+
+import pytest
+
+from lambda_affinity.emulator.config import config_from_mapping
+from lambda_affinity.emulator.pools import ProvisioningError
+from lambda_affinity.emulator.server import Emulator
+
+pytestmark = pytest.mark.slow
+
+# Module-level state, computed once per init: what a snapshot carries into every restored environment.
+APP = """
+import os, random
+DRAWN = random.random()
+INIT_TYPE = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
+{extra}
+
+def handler(event, context):
+    return {{"drawn": DRAWN, "init_type": INIT_TYPE, "now_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
+            "pid": os.getpid(), "env_id": context.log_stream_name}}
+"""
+
+
+def app(tmp_path, extra: str = "") -> str:
+    code = tmp_path / "app"
+    code.mkdir(exist_ok=True)
+    (code / "app.py").write_text(APP.format(extra=extra))
+    return str(code)
+
+
+def emulator(tmp_path, functions: list, **model) -> Emulator:
+    cfg = config_from_mapping({"model": {"init_delay_s": 0.0, **model}, "functions": functions}, str(tmp_path))
+    return Emulator(cfg)
+
+
+def introspect(emu: Emulator) -> dict:
+    with urllib.request.urlopen(emu.introspection_url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def invoke(lam, name: str = "probe", session: str = "s") -> dict:
+    return json.loads(lam.invoke(FunctionName=name, Payload=json.dumps({"session": session}))["Payload"].read())
+
+
+def together(n: int, call) -> list:
+    """n calls started at once, from n threads."""
+    out: list = [None] * n
+    barrier = threading.Barrier(n)
+
+    def one(i: int) -> None:
+        barrier.wait()
+        out[i] = call(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def provisioned_ids(doc: dict) -> set:
+    return {e["id"] for e in doc["environments"] if e["initialization_type"] == "provisioned-concurrency"}
+
+
+def test_p1_serial_users_on_provisioned_concurrency_meet_no_cold_start(tmp_path, emulator_lambda_client):
+    """P1: provisioned 5, 5 users each calling serially: the 5 environments are up before the first
+    call, every call lands on one of them, no cold start, at most 5 new-environment calls."""
+    with emulator(tmp_path, [{"name": "probe", "provisioned_concurrency": 5}]) as emu:
+        before = introspect(emu)
+        lam = emulator_lambda_client(emu.endpoint)
+        replies = together(5, lambda u: [invoke(lam, session=f"user{u}") for _ in range(4)])
+        after = introspect(emu)
+    pool = provisioned_ids(before)
+    assert len(pool) == 5
+    assert all(e["state"] == "idle" and e["invocations"] == 0 for e in before["environments"])
+    assert {r["env_id"] for user in replies for r in user} <= pool
+    assert after["cold_starts"] == 0 and after["spillover"] == 0
+    assert 1 <= after["new_environment_calls"] <= 5
+    assert after["new_environment_calls"] + after["warm_starts"] == 20
+    assert after["functions"]["probe"]["provisioned"] == 5
+
+
+def test_p2_calls_beyond_the_pool_spill_over_to_cold_on_demand_environments(tmp_path, emulator_lambda_client):
+    """P2: provisioned 5, 10 simultaneous calls (each holds its environment 1 s, so all overlap): 5 on the
+    provisioned environments, 5 spill over to new on-demand environments, each a cold start."""
+    functions = [{"name": "probe", "provisioned_concurrency": 5}]
+    cfg = {"model": {"init_delay_s": 0.0}, "functions": functions, "service_time": "1"}
+    with Emulator(config_from_mapping(cfg, str(tmp_path))) as emu:
+        pool = provisioned_ids(introspect(emu))
+        lam = emulator_lambda_client(emu.endpoint)
+        replies = together(10, lambda u: invoke(lam, session=f"user{u}"))
+        after = introspect(emu)
+    ids = {r["env_id"] for r in replies}
+    assert len(ids) == 10 and len(ids & pool) == 5
+    assert (after["spillover"], after["cold_starts"], after["new_environment_calls"]) == (5, 5, 5)
+    on_demand = [e for e in after["environments"] if e["id"] not in pool]
+    assert len(on_demand) == 5 and {e["initialization_type"] for e in on_demand} == {"on-demand"}
+
+
+def test_provisioned_inits_run_as_provisioned_concurrency(tmp_path, emulator_lambda_client):
+    """The pool's processes init with AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency, a spilled-over
+    one with on-demand; an idle provisioned environment outlives the keep-alive."""
+    fn = {"name": "app", "code": app(tmp_path), "handler": "app.handler", "provisioned_concurrency": 1}
+    with emulator(tmp_path, [fn], keep_alive_s=0.3) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        first = invoke(lam, "app")
+        threading.Event().wait(0.6)  # past the keep-alive
+        second = invoke(lam, "app")
+        both = together(2, lambda _: invoke(lam, "app"))
+        doc = introspect(emu)
+    assert first["init_type"] == second["init_type"] == "provisioned-concurrency"
+    assert first["pid"] == second["pid"]
+    assert sorted(r["init_type"] for r in both) in (
+        ["on-demand", "provisioned-concurrency"],  # the two overlapped: one spilled over
+        ["provisioned-concurrency", "provisioned-concurrency"],  # they did not
+    )
+    assert doc["retired"].get("keep-alive", 0) <= 1  # only a spilled-over environment may idle out
+
+
+def test_a_crashed_provisioned_environment_is_replaced(tmp_path, emulator_lambda_client):
+    fn = {"name": "app", "code": app(tmp_path), "handler": "app.handler", "provisioned_concurrency": 1}
+    with emulator(tmp_path, [fn]) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        first = invoke(lam, "app")
+        os.kill(first["pid"], signal.SIGKILL)
+        for _ in range(100):  # its successor's init runs in the background
+            doc = introspect(emu)
+            live = [e for e in doc["environments"] if e["state"] == "idle"]
+            if live and live[0]["pid"] != first["pid"]:
+                break
+            threading.Event().wait(0.05)
+        second = invoke(lam, "app")
+        doc = introspect(emu)
+    assert second["pid"] != first["pid"] and second["init_type"] == "provisioned-concurrency"
+    assert doc["cold_starts"] == 0 and doc["new_environment_calls"] == 2
+
+
+def test_snapstart_environments_share_the_snapshot_s_init(tmp_path, emulator_lambda_client):
+    """SnapStart: the init runs once (snap-start); environments forked from its snapshot share a number
+    drawn at import, each its own process; on-demand environments of the same code draw their own."""
+    code = app(tmp_path)
+    functions = [
+        {"name": "snap", "code": code, "handler": "app.handler", "runtime": "python3.12", "snapstart": True},
+        {"name": "plain", "code": code, "handler": "app.handler"},
+    ]
+    cfg = {"model": {"init_delay_s": 0.0}, "functions": functions, "service_time": "0.5"}
+    with Emulator(config_from_mapping(cfg, str(tmp_path))) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        snap = together(2, lambda _: invoke(lam, "snap"))
+        plain = together(2, lambda _: invoke(lam, "plain"))
+        doc = introspect(emu)
+    assert snap[0]["pid"] != snap[1]["pid"] and snap[0]["env_id"] != snap[1]["env_id"]
+    assert snap[0]["drawn"] == snap[1]["drawn"]
+    assert {r["init_type"] for r in snap} == {r["now_type"] for r in snap} == {"snap-start"}
+    assert plain[0]["pid"] != plain[1]["pid"] and plain[0]["drawn"] != plain[1]["drawn"]
+    assert {r["init_type"] for r in plain} == {"on-demand"}
+    restored = [e for e in doc["environments"] if e["function"] == "snap"]
+    assert len(restored) == 2 and {e["initialization_type"] for e in restored} == {"snap-start"}
+
+
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        ({"provisioned_concurrency": 2}, r"provisioned concurrency: app: .*RuntimeError.*init went wrong"),
+        ({"snapstart": True, "runtime": "python3.12"}, r"app: SnapStart's init failed: RuntimeError: init went wrong"),
+    ],
+)
+def test_a_failing_init_at_start_stops_the_emulator_from_serving(tmp_path, fn, message):
+    """An init that fails before any call (a provisioned environment's, the snapshot's) is an error at
+    start, as AWS fails the allocation or the version; nothing is left running."""
+    code = app(tmp_path, extra="raise RuntimeError('init went wrong')")
+    emu = emulator(tmp_path, [{"name": "app", "code": code, "handler": "app.handler", **fn}])
+    with pytest.raises(ProvisioningError, match=message):
+        emu.start()
