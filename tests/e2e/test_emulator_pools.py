@@ -172,7 +172,7 @@ def test_snapstart_environments_share_the_snapshot_s_init(tmp_path, emulator_lam
 @pytest.mark.parametrize(
     "fn, message",
     [
-        ({"provisioned_concurrency": 2}, r"provisioned concurrency: app: .*RuntimeError.*init went wrong"),
+        ({"provisioned_concurrency": 2}, r"^provisioned concurrency: app: RuntimeError: init went wrong$"),
         ({"snapstart": True, "runtime": "python3.12"}, r"app: SnapStart's init failed: RuntimeError: init went wrong"),
     ],
 )

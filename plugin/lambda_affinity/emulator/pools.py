@@ -17,6 +17,7 @@ The restore costs the model's `restore_delay` (service.py sleeps it as it sleeps
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -88,7 +89,7 @@ class Pools:
             result = sandbox.wait_init("")
             if result is STOPPED or service.stopping:
                 return
-            failure = None if result is None else result.payload.decode("utf-8", "replace")
+            failure = None if result is None else _error_text(result.payload)
         if failure is None and env.state == INITIALIZING:
             service.platform.initialized(env, time.monotonic())
             service._timer_check()  # its lifetime is a deadline now
@@ -128,3 +129,12 @@ class Pools:
                 self.service._print(prefix + line.decode("utf-8", "replace"))
         if partial:
             self.service._print(prefix + partial.decode("utf-8", "replace"))
+
+
+def _error_text(payload: bytes) -> str:
+    """`Type: message` of an init's error payload (AWS's shape), else the payload itself."""
+    try:
+        doc = json.loads(payload)
+        return f"{doc['errorType']}: {doc['errorMessage']}"
+    except (ValueError, TypeError, KeyError):
+        return payload.decode("utf-8", "replace")

@@ -164,15 +164,16 @@ class Platform:
         self.cold_starts += 1
         if spec.provisioned_concurrency:
             self.spillover += 1
-        return Lease(env, Start.COLD, self._init_delay(spec, env))
+        if spec.snapstart:
+            env.init_type = SNAP_START
+        return Lease(env, Start.COLD, self._init_delay(spec))
 
-    def _init_delay(self, spec: FunctionSpec, env: Environment) -> float:
+    def _init_delay(self, spec: FunctionSpec) -> float:
         """The modelled wait of a cold start: SnapStart's is a restore."""
-        if not spec.snapstart:
-            return self.config.init_delay_s
-        env.init_type = SNAP_START
         restore = self._restore_delay
-        return self.config.init_delay_s if restore is None else restore(self.rng)
+        if not spec.snapstart or restore is None:
+            return self.config.init_delay_s
+        return restore(self.rng)
 
     def ready(self, env: Environment, now: float) -> None:
         """A cold environment finished its init and now runs its first invocation."""
