@@ -4,6 +4,7 @@ one snapshot shared by the environments restored from it. The same in the simula
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -157,11 +158,14 @@ def test_snapstart_environments_share_the_snapshot_s_init(tmp_path, emulator_lam
     cfg = {"model": {"init_delay_s": 0.0}, "functions": functions, "service_time": "0.5"}
     with Emulator(config_from_mapping(cfg, str(tmp_path))) as emu:
         lam = emulator_lambda_client(emu.endpoint)
+        first = lam.invoke(FunctionName="snap", Payload=b"{}", LogType="Tail")
         snap = together(2, lambda _: invoke(lam, "snap"))
         plain = together(2, lambda _: invoke(lam, "plain"))
         doc = introspect(emu)
     assert snap[0]["pid"] != snap[1]["pid"] and snap[0]["env_id"] != snap[1]["env_id"]
-    assert snap[0]["drawn"] == snap[1]["drawn"]
+    assert snap[0]["drawn"] == snap[1]["drawn"] == json.loads(first["Payload"].read())["drawn"]
+    report = base64.b64decode(first["LogResult"]).decode().splitlines()[-1]
+    assert "\tRestore Duration: " in report and "Init Duration" not in report  # AWS's REPORT for a restore
     assert {r["init_type"] for r in snap} == {r["now_type"] for r in snap} == {"snap-start"}
     assert plain[0]["pid"] != plain[1]["pid"] and plain[0]["drawn"] != plain[1]["drawn"]
     assert {r["init_type"] for r in plain} == {"on-demand"}

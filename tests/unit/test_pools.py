@@ -4,6 +4,7 @@ constraints in the emulator, with real processes, are in tests/e2e/test_emulator
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from lambda_affinity.emulator.config import config_from_mapping
 from lambda_affinity.platform import ConfigError, FunctionSpec, ModelConfig, Platform
 from lambda_affinity.platform.config import snapstart_runtime_problem
 from lambda_affinity.platform.environment import PROVISIONED, SNAP_START, Start
+from lambda_affinity.sim.logs import rows_of
 from lambda_affinity.sim.simulate import Scenario, replay, run
 from lambda_affinity.sim.sweep import Factor, scenario_at
 
@@ -242,3 +244,22 @@ def test_the_emulator_config_carries_both_to_the_model(tmp_path):
     )
     f, g = (fn.spec() for fn in cfg.functions)
     assert (f.provisioned_concurrency, f.snapstart, g.provisioned_concurrency, g.snapstart) == (4, False, 0, True)
+
+
+def test_a_snapstart_restore_in_aws_logs_is_a_cold_start():
+    """AWS's REPORT of a restored SnapStart environment has `Restore Duration`, not `Init Duration`
+    (AWS docs, SnapStart monitoring); the JSON log format's platform.report has `restoreDurationMs`."""
+    text = (
+        "REPORT RequestId: r1\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
+        "Max Memory Used: 60 MB\tRestore Duration: 230.00 ms\tBilled Restore Duration: 120 ms\t\n"
+    )
+    report = {"type": "platform.report", "record": {"requestId": "r2", "metrics": {"durationMs": 10.0}}}
+    report["record"]["metrics"]["restoreDurationMs"] = 230.0
+    rows = rows_of(
+        [
+            ("x:1", {"@timestamp": "2026-12-03 09:00:01.000", "@message": text, "@logStream": "a"}),
+            ("x:2", {"@timestamp": "2026-12-03 09:00:02.000", "@message": json.dumps(report), "@logStream": "b"}),
+        ]
+    )
+    assert [(r.env_id, r.cold) for r in rows] == [("a", True), ("b", True)]
+    assert rows[0].recv - rows[0].send == pytest.approx(0.2425)  # restore + duration before the REPORT

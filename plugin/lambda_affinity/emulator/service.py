@@ -393,26 +393,25 @@ class InvocationService:
             when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
             self._log_line(sandbox, log, timeout_log_line(when, request_id, sandbox.fn.timeout), False)
         self._log_line(sandbox, log, end_line(request_id), False)
+        fn = sandbox.fn
         if log is None and result.status is None:
             # Only printed: built when written. The environment's retirement
             # writes the backlog first (Sandbox.terminate), while its
             # process still answers for its memory.
-            memory = sandbox.fn.memory
             self._print(
                 lambda: (
-                    sandbox.log_prefix + report_line(request_id, duration_ms, memory, sandbox.peak_memory_mb(), init_ms)
+                    sandbox.log_prefix
+                    + report_line(
+                        request_id, duration_ms, fn.memory, sandbox.peak_memory_mb(), init_ms, None, fn.snapstart
+                    )
                 ),
                 False,
             )
         else:
             # Killed for its memory: AWS reports the whole size as used.
-            peak = sandbox.fn.memory if sandbox.out_of_memory else sandbox.peak_memory_mb()
-            self._log_line(
-                sandbox,
-                log,
-                report_line(request_id, duration_ms, sandbox.fn.memory, peak, init_ms, result.status),
-                False,
-            )
+            peak = fn.memory if sandbox.out_of_memory else sandbox.peak_memory_mb()
+            line = report_line(request_id, duration_ms, fn.memory, peak, init_ms, result.status, fn.snapstart)
+            self._log_line(sandbox, log, line, False)
 
     def print_line(self, sandbox: Sandbox, line: str, flush: bool = True) -> None:
         if self.log_stream is not None:
