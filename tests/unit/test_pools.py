@@ -263,3 +263,20 @@ def test_a_snapstart_restore_in_aws_logs_is_a_cold_start():
     )
     assert [(r.env_id, r.cold) for r in rows] == [("a", True), ("b", True)]
     assert rows[0].recv - rows[0].send == pytest.approx(0.2425)  # restore + duration before the REPORT
+
+
+def test_a_pool_larger_than_the_account_or_the_cap_is_refused():
+    """AWS counts provisioned concurrency against the account's; the emulator's machine cap bounds processes."""
+    for model, message in (
+        (
+            ModelConfig(account_concurrency=10),
+            "provisioned_concurrency: 12 environments in all, more than account_concurrency 10",
+        ),
+        (
+            ModelConfig(max_environments=5),
+            "provisioned_concurrency: 12 environments in all, more than max_environments 5",
+        ),
+    ):
+        specs = [FunctionSpec("a", provisioned_concurrency=6), FunctionSpec("b", provisioned_concurrency=6)]
+        with pytest.raises(ConfigError, match=message):
+            Platform(model, specs).provision(0.0)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from ..errors import LambdaAffinityError
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
-from .config import FunctionSpec, ModelConfig
+from .config import ConfigError, FunctionSpec, ModelConfig
 from .distributions import parse_distribution
 from .environment import (
     BUSY,
@@ -382,7 +382,15 @@ class Platform:
 
     # -- pre-initialised environments --------------------------------------
     def provision(self, now: float) -> list[Environment]:
-        """Each function's provisioned concurrency, initialised now (the driver's start); returns them."""
+        """Each function's provisioned concurrency, initialised now (the driver's start); returns them.
+        ConfigError if it is more than the account's concurrency or the cap on live environments."""
+        total = sum(spec.provisioned_concurrency for spec in self.functions.values())
+        for limit, name in (
+            (self.config.account_concurrency, "account_concurrency"),
+            (self.config.max_environments, "max_environments"),
+        ):
+            if limit is not None and total > limit:
+                raise ConfigError(f"provisioned_concurrency: {total} environments in all, more than {name} {limit}")
         return [
             self.preinitialize(spec, now, provisioned=True)
             for spec in self.functions.values()
