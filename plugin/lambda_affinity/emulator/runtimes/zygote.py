@@ -198,13 +198,7 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
         kind = msg["kind"]
         if kind == "exec":
             os.execve(msg["argv"][0], msg["argv"], env)
-        os.environ.clear()
-        os.environ.update(env)
-        # The function's code, not this folder, comes first on the import path.
-        here = os.path.dirname(os.path.abspath(__file__))
-        sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]
-        sys.path.insert(0, msg["cwd"])
-        bootstrap.add_layer_paths(msg["cwd"])  # awslambdaric's too
+        enter_function(msg)
         sys.argv = list(msg["argv"])
         if kind == "python":
             try:
@@ -225,12 +219,27 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
         traceback.print_exc()
         code = 1
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:
-            pass
+        flush_std()
         os._exit(code)
+
+
+def enter_function(msg: dict) -> None:
+    """The function's variables, and its code and layers on the import path (awslambdaric's too)."""
+    os.environ.clear()
+    os.environ.update(msg["env"])
+    # The function's code, not this folder, comes first on the import path.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]
+    sys.path.insert(0, msg["cwd"])
+    bootstrap.add_layer_paths(msg["cwd"])
+
+
+def flush_std() -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
 
 
 def take_snapshot(msg: dict, fds: list) -> dict:
@@ -240,13 +249,8 @@ def take_snapshot(msg: dict, fds: list) -> dict:
     os.dup2(fds[0], 2)
     os.close(fds[0])
     try:
-        os.environ.clear()
-        os.environ.update(msg["env"])
         os.chdir(msg["cwd"])
-        here = os.path.dirname(os.path.abspath(__file__))
-        sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]
-        sys.path.insert(0, msg["cwd"])
-        bootstrap.add_layer_paths(msg["cwd"])
+        enter_function(msg)
         bootstrap.load_handler(msg["handler"])
         return {"ok": True}
     except bootstrap.InitError as exc:
@@ -256,11 +260,7 @@ def take_snapshot(msg: dict, fds: list) -> dict:
         traceback.print_exc()
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:
-            pass
+        flush_std()
         for fd, saved_fd in ((1, saved[0]), (2, saved[1])):
             os.dup2(saved_fd, fd)
             os.close(saved_fd)
