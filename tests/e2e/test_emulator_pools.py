@@ -93,10 +93,10 @@ def test_p1_serial_users_on_provisioned_concurrency_meet_no_cold_start(tmp_path,
 
 
 def test_p2_calls_beyond_the_pool_spill_over_to_cold_on_demand_environments(tmp_path, emulator_lambda_client):
-    """P2: provisioned 5, 10 simultaneous calls (each holds its environment 1 s, so all overlap): 5 on the
+    """P2: provisioned 5, 10 simultaneous calls (each holds its environment 2 s, so all overlap): 5 on the
     provisioned environments, 5 spill over to new on-demand environments, each a cold start."""
     functions = [{"name": "probe", "provisioned_concurrency": 5}]
-    cfg = {"model": {"init_delay_s": 0.0}, "functions": functions, "service_time": "1"}
+    cfg = {"model": {"init_delay_s": 0.0}, "functions": functions, "service_time": "2"}
     with Emulator(config_from_mapping(cfg, str(tmp_path))) as emu:
         pool = provisioned_ids(introspect(emu))
         lam = emulator_lambda_client(emu.endpoint)
@@ -155,12 +155,12 @@ def test_snapstart_environments_share_the_snapshot_s_init(tmp_path, emulator_lam
         {"name": "snap", "code": code, "handler": "app.handler", "runtime": "python3.12", "snapstart": True},
         {"name": "plain", "code": code, "handler": "app.handler"},
     ]
-    cfg = {"model": {"init_delay_s": 0.0}, "functions": functions, "service_time": "0.5"}
+    cfg = {"model": {"init_delay_s": 0.0}, "functions": functions, "service_time": "1.5"}  # the pairs overlap
     with Emulator(config_from_mapping(cfg, str(tmp_path))) as emu:
         lam = emulator_lambda_client(emu.endpoint)
         first = lam.invoke(FunctionName="snap", Payload=b"{}", LogType="Tail")
-        snap = together(2, lambda _: invoke(lam, "snap"))
-        plain = together(2, lambda _: invoke(lam, "plain"))
+        replies = together(4, lambda i: invoke(lam, "snap" if i < 2 else "plain"))
+        snap, plain = replies[:2], replies[2:]
         doc = introspect(emu)
     assert snap[0]["pid"] != snap[1]["pid"] and snap[0]["env_id"] != snap[1]["env_id"]
     assert snap[0]["drawn"] == snap[1]["drawn"] == json.loads(first["Payload"].read())["drawn"]
