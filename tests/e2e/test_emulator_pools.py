@@ -5,12 +5,16 @@ one snapshot shared by the environments restored from it. The same in the simula
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import signal
 import threading
+import time
 import urllib.request
+import zipfile
 
+import psutil
 import pytest
 
 from lambda_affinity.emulator.config import config_from_mapping
@@ -28,7 +32,7 @@ INIT_TYPE = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
 
 def handler(event, context):
     return {{"drawn": DRAWN, "init_type": INIT_TYPE, "now_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
-            "pid": os.getpid(), "env_id": context.log_stream_name}}
+            "pid": os.getpid(), "env_id": context.log_stream_name, "code": globals().get("CODE")}}
 """
 
 
@@ -187,3 +191,62 @@ def test_a_failing_init_at_start_stops_the_emulator_from_serving(tmp_path, fn, m
     emu = emulator(tmp_path, [{"name": "app", "code": code, "handler": "app.handler", **fn}])
     with pytest.raises(ProvisioningError, match=message):
         emu.start()
+
+
+def app_zip(code: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", APP.format(extra=f"CODE = {code!r}"))
+    return buf.getvalue()
+
+
+def zygotes() -> int:
+    """The fork-servers this test process runs (the emulator runs in one of its threads)."""
+    return sum("zygote.py" in " ".join(p.cmdline()) for p in psutil.Process().children())
+
+
+def eventually(check, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_snapstart_snapshots_follow_updates_and_versions(tmp_path, emulator_lambda_client):
+    """An update's new code gets a new snapshot (the old one's fork-server ends once nothing forked from it
+    runs); a published version gets its own, as AWS snapshots each version."""
+    code = app(tmp_path, extra="CODE = 'v1'")
+    fn = {"name": "snap", "code": code, "handler": "app.handler", "runtime": "python3.12", "snapstart": True}
+    with emulator(tmp_path, [fn]) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        before = invoke(lam, "snap")
+        assert zygotes() == 2  # the shared one and the snapshot
+        lam.update_function_code(FunctionName="snap", ZipFile=app_zip("v2"))
+        after = invoke(lam, "snap")
+        assert eventually(lambda: zygotes() == 2)  # v1's snapshot ended with its environment
+        version = lam.publish_version(FunctionName="snap")["Version"]
+        published = json.loads(lam.invoke(FunctionName="snap", Qualifier=version, Payload=b"{}")["Payload"].read())
+        assert zygotes() == 3
+    assert (before["code"], after["code"], published["code"]) == ("v1", "v2", "v2")
+    assert after["pid"] != before["pid"] and after["drawn"] != before["drawn"]
+    assert {r["init_type"] for r in (before, after, published)} == {"snap-start"}
+    assert published["drawn"] not in (before["drawn"], after["drawn"])
+
+
+def test_provisioned_environments_after_an_update_run_the_new_code(tmp_path, emulator_lambda_client):
+    fn = {"name": "app", "code": app(tmp_path), "handler": "app.handler", "provisioned_concurrency": 2}
+    with emulator(tmp_path, [fn]) as emu:
+        lam = emulator_lambda_client(emu.endpoint)
+        pool = provisioned_ids(introspect(emu))
+        lam.update_function_code(FunctionName="app", ZipFile=app_zip("v2"))
+        assert eventually(lambda: len({e["id"] for e in introspect(emu)["environments"] if e["state"] == "idle"}) == 2)
+        reply = invoke(lam, "app")
+        version = lam.publish_version(FunctionName="app")["Version"]
+        lam.invoke(FunctionName="app", Qualifier=version, Payload=b"{}")  # a version has no provisioned concurrency
+        doc = introspect(emu)
+    assert doc["functions"][f"app:{version}"]["provisioned"] == 0 and doc["spillover"] == 0
+    assert reply["code"] == "v2" and reply["env_id"] not in pool and reply["init_type"] == "provisioned-concurrency"
+    assert doc["retired"]["deploy"] == 2 and doc["cold_starts"] == 1 and doc["new_environment_calls"] == 1
+    assert provisioned_ids(doc).isdisjoint(pool) and len(provisioned_ids(doc)) == 2

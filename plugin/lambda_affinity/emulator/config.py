@@ -135,7 +135,8 @@ class FunctionConfig:
             self.key,
             reserved_concurrency=self.reserved_concurrency,
             version=self.version,
-            provisioned_concurrency=self.provisioned_concurrency,
+            # AWS configures it per version or alias; the emulator's key is $LATEST's, not its versions'
+            provisioned_concurrency=self.provisioned_concurrency if self.version == "$LATEST" else 0,
             snapstart=self.snapstart,
         )
 

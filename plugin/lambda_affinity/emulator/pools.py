@@ -41,13 +41,37 @@ class ProvisioningError(LambdaAffinityError, RuntimeError):
 class Pools:
     def __init__(self, service) -> None:
         self.service = service  # the InvocationService
-        self._snapshots: dict[str, ForkServer] = {}
+        self._snapshots: dict[str, ForkServer] = {}  # by FunctionConfig.key: $LATEST's and each version's
+        self._retired: set[ForkServer] = set()  # snapshots of code since replaced, still running environments
         self._starting = Group()
         self.failures: list[str] = []
 
     def forkserver_for(self, fn: FunctionConfig) -> ForkServer:
         """Where `fn`'s environments are forked: its snapshot's fork-server, or the shared one."""
-        return self._snapshots.get(fn.name, self.service.forkserver)
+        return self._snapshots.get(fn.key, self.service.forkserver) if fn.snapstart else self.service.forkserver
+
+    def deployed(self, fn: FunctionConfig) -> None:
+        """`fn` is now what its $LATEST or version runs (an update, a published version): a SnapStart
+        function's later environments are forked from a snapshot of it. The old snapshot's fork-server
+        ends once the environments forked from it have (ending it earlier would kill them)."""
+        if not fn.snapstart:
+            return
+        old = self._snapshots.pop(fn.key, None)
+        try:
+            self._snapshots[fn.key] = self._snapshot(fn)
+        except ProvisioningError as exc:
+            # each environment then runs the init itself and meets the error, as a call would on AWS
+            self.service._print(f"[{fn.key} snapshot] {exc}; its environments init on their own")
+        if old is not None:
+            self._retired.add(old)
+            gevent.spawn(self._close_when_unused, old)
+
+    def _close_when_unused(self, server: ForkServer, every_s: float = 1.0) -> None:
+        platform = self.service.platform
+        while any(getattr(env.handle, "forkserver", None) is server for env in platform.environments()):
+            gevent.sleep(every_s)
+        server.close()
+        self._retired.discard(server)
 
     def start(self) -> None:
         """Take every SnapStart function's snapshot, then start every provisioned environment and wait
@@ -55,7 +79,7 @@ class Pools:
         try:
             for fn in self.service.config.functions:
                 if fn.snapstart:
-                    self._snapshot(fn)
+                    self._snapshots[fn.key] = self._snapshot(fn)
             self.service.platform.provision(time.monotonic())  # each one: preinit() below
             self._starting.join(timeout=INIT_TIMEOUT_S + 5.0)
             if self.failures:
@@ -65,9 +89,10 @@ class Pools:
             raise
 
     def close(self) -> None:
-        for server in self._snapshots.values():
+        for server in [*self._snapshots.values(), *self._retired]:
             server.close()
         self._snapshots.clear()
+        self._retired.clear()
 
     def preinit(self, env) -> None:
         """The model's `on_preinit`: start the environment's process; its init runs in the background."""
@@ -97,25 +122,28 @@ class Pools:
         self.failures.append(f"{fn.name}: {failure}")
         service.platform.kill(env, INIT_FAILED)  # not replaced: it would fail again
 
-    def _snapshot(self, fn: FunctionConfig) -> None:
+    def _snapshot(self, fn: FunctionConfig) -> ForkServer:
+        """A fork-server that has run `fn`'s init; ProvisioningError (and none left running) if it failed."""
         service = self.service
-        server = self._snapshots[fn.name] = ForkServer()
+        server = ForkServer()
         server.start()
         opt = service.opt_dirs.get(fn.name)
         # No Runtime API and no log stream yet: the init runs before any environment exists.
         env = lambda_environment(fn, service.config, "", "", opt, SNAP_START)
         r, w = os.pipe()
         os.set_blocking(r, False)
-        relay = gevent.spawn(self._relay, r, f"[{fn.name} snapshot] ")
+        relay = gevent.spawn(self._relay, r, f"[{fn.key} snapshot] ")
         try:
             server.snapshot(env, fn.code, env["_HANDLER"], w, INIT_TIMEOUT_S)
         except SpawnError as exc:
-            raise ProvisioningError(f"{fn.name}: SnapStart's init failed: {exc}") from None
+            server.close()
+            raise ProvisioningError(f"{fn.key}: SnapStart's init failed: {exc}") from None
         finally:
             os.close(w)
             relay.join(timeout=1.0)
             relay.kill(block=True)
             os.close(r)
+        return server
 
     def _relay(self, fd: int, prefix: str) -> None:
         """The snapshot's init output, on the emulator's log as an environment's is."""

@@ -21,7 +21,7 @@ from gevent.server import StreamServer
 
 from . import layers
 from .config import EmulatorConfig, FunctionConfig
-from .forkserver import RUNTIMES_DIR
+from .forkserver import RUNTIMES_DIR, ForkServer
 from .invocation import (
     Invocation,
     LogTail,
@@ -117,6 +117,8 @@ class Sandbox:
         self.fn = fn
         self.env = env  # the platform model's Environment
         self.pid: int | None = None
+        # the fork-server its process came from: a SnapStart snapshot's, or the shared one
+        self.forkserver: ForkServer | None = None
         self.port: int | None = None
         self.exit_status: str | None = None
         self.current: Invocation | None = None
@@ -169,7 +171,7 @@ class Sandbox:
             self._logfd = r
             os.set_blocking(r, False)
             # a SnapStart function's environments are forked from its snapshot (emulator/pools.py)
-            forkserver = self.host.pools.forkserver_for(self.fn)
+            self.forkserver = forkserver = self.host.pools.forkserver_for(self.fn)
             self.pid = forkserver.spawn(kind, argv, env, self.fn.code, fds, self.exited)
         except BaseException:
             self._logfd = None

@@ -207,11 +207,13 @@ class InvocationService:
         return _Leasing(self, function)
 
     def deploy(self, name: str, fn: FunctionConfig) -> None:  # new environments run fn; the model retires old ones
+        self.pools.deployed(fn)  # SnapStart: a snapshot of the new code first
         self.functions[name] = fn
         self.platform.deploy(name, time.monotonic())
         self._timer_check()
 
     def add_version(self, fn: FunctionConfig) -> None:  # a published version: a function of its own in the model
+        self.pools.deployed(fn)  # SnapStart: the version's own snapshot (AWS takes it at publish)
         self.functions[fn.key] = fn
         self._arns[fn.key] = f"{self.arn(fn.name)}:{fn.version}"
         self.platform.add_function(fn.spec())
@@ -482,30 +484,3 @@ class InvocationService:
             self._timer_wake.wait(wait)
             self._timer_wake.clear()
             self.platform.expire(time.monotonic())
-
-    # -- views ----------------------------------------------------------------
-    def describe(self) -> dict:
-        now = time.monotonic()
-        envs = []
-        for env in self.platform.environments():
-            envs.append(env.handle.describe(now) if env.handle is not None else env.describe(now))
-        p = self.platform
-        return {
-            "environments": envs,
-            "functions": {
-                name: {
-                    "in_flight": p.in_flight(name),
-                    "idle": p.idle_count(name),
-                    "live": len(p.environments(name)),
-                    "provisioned": fn.provisioned_concurrency,
-                }
-                for name, fn in self.functions.items()
-            },
-            "cold_starts": p.cold_starts,
-            "warm_starts": p.warm_starts,
-            "new_environment_calls": p.new_environment_calls,
-            "spillover": p.spillover,
-            "retired": dict(p.retired),
-            "throttles": dict(p.counter.throttles),
-            **self.stats,
-        }
