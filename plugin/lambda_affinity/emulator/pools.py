@@ -44,7 +44,9 @@ class Pools:
         self._snapshots: dict[str, ForkServer] = {}  # by FunctionConfig.key: $LATEST's and each version's
         self._retired: set[ForkServer] = set()  # snapshots of code since replaced, still running environments
         self._starting = Group()
-        self.failures: list[str] = []
+        self._closers = Group()  # each waits for a replaced snapshot's environments to end
+        self.failures: list[str] = []  # inits that failed at start
+        self._started = False
 
     def forkserver_for(self, fn: FunctionConfig) -> ForkServer:
         """Where `fn`'s environments are forked: its snapshot's fork-server, or the shared one."""
@@ -64,7 +66,7 @@ class Pools:
             self.service._print(f"[{fn.key} snapshot] {exc}; its environments init on their own")
         if old is not None:
             self._retired.add(old)
-            gevent.spawn(self._close_when_unused, old)
+            self._closers.spawn(self._close_when_unused, old)
 
     def _close_when_unused(self, server: ForkServer, every_s: float = 1.0) -> None:
         platform = self.service.platform
@@ -84,11 +86,13 @@ class Pools:
             self._starting.join(timeout=INIT_TIMEOUT_S + 5.0)
             if self.failures:
                 raise ProvisioningError(f"provisioned concurrency: {self.failures[0]}")
+            self._started = True
         except BaseException:
             self.service.shutdown()  # nothing left running: the emulator does not start
             raise
 
     def close(self) -> None:
+        self._closers.kill(block=True, timeout=1.0)
         for server in [*self._snapshots.values(), *self._retired]:
             server.close()
         self._snapshots.clear()
@@ -119,7 +123,10 @@ class Pools:
             service.platform.initialized(env, time.monotonic())
             service._timer_check()  # its lifetime is a deadline now
             return
-        self.failures.append(f"{fn.name}: {failure}")
+        if self._started:  # a replacement: the pool is one short from now on
+            service._print(f"[{fn.key}] a provisioned environment's init failed: {failure}")
+        else:
+            self.failures.append(f"{fn.key}: {failure}")
         service.platform.kill(env, INIT_FAILED)  # not replaced: it would fail again
 
     def _snapshot(self, fn: FunctionConfig) -> ForkServer:
