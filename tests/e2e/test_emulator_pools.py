@@ -90,6 +90,9 @@ def test_p1_serial_users_on_provisioned_concurrency_meet_no_cold_start(tmp_path,
     assert len(pool) == 5
     assert all(e["state"] == "idle" and e["invocations"] == 0 for e in before["environments"])
     assert {r["env_id"] for user in replies for r in user} <= pool
+    calls = [r for user in replies for r in user]
+    assert not any(r["cold"] for r in calls) and {r["init_type"] for r in calls} == {"provisioned-concurrency"}
+    assert sum(r["new_environment"] for r in calls) == after["new_environment_calls"]  # the probe agrees
     assert after["cold_starts"] == 0 and after["spillover"] == 0
     assert 1 <= after["new_environment_calls"] <= 5
     assert after["new_environment_calls"] + after["warm_starts"] == 20
@@ -108,6 +111,9 @@ def test_p2_calls_beyond_the_pool_spill_over_to_cold_on_demand_environments(tmp_
         after = introspect(emu)
     ids = {r["env_id"] for r in replies}
     assert len(ids) == 10 and len(ids & pool) == 5
+    # the probe's own view: 5 first calls on provisioned environments, 5 cold starts on on-demand ones
+    kinds = sorted((r["cold"], r["new_environment"], r["init_type"]) for r in replies)
+    assert kinds == [(False, True, "provisioned-concurrency")] * 5 + [(True, False, "on-demand")] * 5
     assert (after["spillover"], after["cold_starts"], after["new_environment_calls"]) == (5, 5, 5)
     on_demand = [e for e in after["environments"] if e["id"] not in pool]
     assert len(on_demand) == 5 and {e["initialization_type"] for e in on_demand} == {"on-demand"}
