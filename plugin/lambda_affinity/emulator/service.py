@@ -44,6 +44,7 @@ from .invocation import (
 from .machine import machine_cap, raise_fd_limit
 from .managed_sandbox import ManagedFleets
 from .memory import MemoryWatch
+from .pools import Pools
 from .sandbox import STOPPED, Sandbox
 
 MAX_ASYNC_PENDING = 1000  # Event invocations queued at once; beyond it: 429
@@ -135,11 +136,13 @@ class InvocationService:
             self.local_cap = LocalCap(
                 max_environments=derived.cap, source="machine", decided_by=derived.decided_by, throttled=0
             )
+        self.pools = Pools(self)  # provisioned environments and SnapStart's snapshots
         self.platform = Platform(
             model,
             [f.spec() for f in config.functions],
             on_retire=self._on_retire,
             wall_offset=time.time() - time.monotonic(),
+            on_preinit=self.pools.preinit,
         )
         self.forkserver = ForkServer()
         self.log_stream = log_stream  # START/END/REPORT and function output; None: quiet
@@ -179,6 +182,7 @@ class InvocationService:
         self._timer = gevent.spawn(self._run_timer)
         self._memory_watch = gevent.spawn(self.memory.run, lambda: self.stopping)
         self.managed.publish()  # their first environments, ready before the emulator takes a call
+        self.pools.start()  # before any call, as AWS readies them before the version takes traffic
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
@@ -190,6 +194,7 @@ class InvocationService:
             if greenlet is not None:
                 greenlet.kill(block=True, timeout=1.0)
         self.forkserver.close()  # the zygote kills and reaps whatever is left
+        self.pools.close()
         for sandbox in list(self._sandboxes):
             sandbox.close_logs()
         if self._opt_root is not None:
@@ -205,11 +210,13 @@ class InvocationService:
         return _Leasing(self, function)
 
     def deploy(self, name: str, fn: FunctionConfig) -> None:  # new environments run fn; the model retires old ones
+        self.pools.deployed(fn)  # SnapStart: a snapshot of the new code first
         self.functions[name] = fn
         self.platform.deploy(name, time.monotonic())
         self._timer_check()
 
     def add_version(self, fn: FunctionConfig) -> None:  # a published version: a function of its own in the model
+        self.pools.deployed(fn)  # SnapStart: the version's own snapshot (AWS takes it at publish)
         self.functions[fn.key] = fn
         self._arns[fn.key] = f"{self.arn(fn.name)}:{fn.version}"
         self.platform.add_function(fn.spec())
@@ -392,26 +399,25 @@ class InvocationService:
             when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
             self._log_line(sandbox, log, timeout_log_line(when, request_id, sandbox.fn.timeout), False)
         self._log_line(sandbox, log, end_line(request_id), False)
+        fn = sandbox.fn
         if log is None and result.status is None:
             # Only printed: built when written. The environment's retirement
             # writes the backlog first (Sandbox.terminate), while its
             # process still answers for its memory.
-            memory = sandbox.fn.memory
             self._print(
                 lambda: (
-                    sandbox.log_prefix + report_line(request_id, duration_ms, memory, sandbox.peak_memory_mb(), init_ms)
+                    sandbox.log_prefix
+                    + report_line(
+                        request_id, duration_ms, fn.memory, sandbox.peak_memory_mb(), init_ms, None, fn.snapstart
+                    )
                 ),
                 False,
             )
         else:
             # Killed for its memory: AWS reports the whole size as used.
-            peak = sandbox.fn.memory if sandbox.out_of_memory else sandbox.peak_memory_mb()
-            self._log_line(
-                sandbox,
-                log,
-                report_line(request_id, duration_ms, sandbox.fn.memory, peak, init_ms, result.status),
-                False,
-            )
+            peak = fn.memory if sandbox.out_of_memory else sandbox.peak_memory_mb()
+            line = report_line(request_id, duration_ms, fn.memory, peak, init_ms, result.status, fn.snapstart)
+            self._log_line(sandbox, log, line, False)
 
     def print_line(self, sandbox: Sandbox, line: str, flush: bool = True) -> None:
         if self.log_stream is not None:
@@ -482,23 +488,3 @@ class InvocationService:
             self._timer_wake.wait(wait)
             self._timer_wake.clear()
             self.platform.expire(time.monotonic())
-
-    # -- views ----------------------------------------------------------------
-    def describe(self) -> dict:
-        now = time.monotonic()
-        envs = []
-        for env in self.platform.environments():
-            envs.append(env.handle.describe(now) if env.handle is not None else env.describe(now))
-        p = self.platform
-        return {
-            "environments": envs,
-            "functions": {
-                name: {"in_flight": p.in_flight(name), "idle": p.idle_count(name), "live": len(p.environments(name))}
-                for name in self.functions
-            },
-            "cold_starts": p.cold_starts,
-            "warm_starts": p.warm_starts,
-            "retired": dict(p.retired),
-            "throttles": dict(p.counter.throttles),
-            **self.stats,
-        }

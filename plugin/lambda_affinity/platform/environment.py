@@ -17,6 +17,12 @@ IDLE = "idle"
 DEAD = "dead"
 
 
+# AWS_LAMBDA_INITIALIZATION_TYPE's values (AWS docs, "Defined runtime environment variables").
+ON_DEMAND = "on-demand"
+PROVISIONED = "provisioned-concurrency"
+SNAP_START = "snap-start"
+
+
 def log_stream_name(now_epoch: float, version: str, bits: int) -> str:
     """AWS's format: `2020/03/27/[$LATEST]` followed by 32 hex digits."""
     day = time.strftime("%Y/%m/%d", time.gmtime(now_epoch))
@@ -49,6 +55,8 @@ class Environment:
         "idle_token",
         "dead_reason",
         "handle",
+        "provisioned",
+        "init_type",
     )
 
     def __init__(self, env_id: str, function: str, version: str, router: int, now: float) -> None:
@@ -67,6 +75,10 @@ class Environment:
         self.idle_token = 0
         self.dead_reason: str | None = None
         self.handle = None
+        # One of the provisioned-concurrency pool's: never reclaimed idle, replaced when it retires.
+        self.provisioned = False
+        # AWS_LAMBDA_INITIALIZATION_TYPE of its init: on-demand, provisioned-concurrency, snap-start.
+        self.init_type = ON_DEMAND
 
     @property
     def alive(self) -> bool:
@@ -82,6 +94,7 @@ class Environment:
             "invocations": self.invocations,
             "age_s": round(now - self.created_at, 3),
             "idle_s": round(now - self.idle_since, 3) if self.state == IDLE and self.idle_since is not None else None,
+            "initialization_type": self.init_type,
         }
 
     def __repr__(self) -> str:

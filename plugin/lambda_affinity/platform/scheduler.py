@@ -24,10 +24,22 @@ from collections.abc import Callable, Iterable
 
 from ..errors import LambdaAffinityError
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
-from .config import FunctionSpec, ModelConfig
-from .environment import BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, Environment, Start, log_stream_name
+from .config import ConfigError, FunctionSpec, ModelConfig
+from .distributions import parse_distribution
+from .environment import (
+    BUSY,
+    DEAD,
+    HANDOFF,
+    IDLE,
+    INITIALIZING,
+    PROVISIONED,
+    SNAP_START,
+    Environment,
+    Start,
+    log_stream_name,
+)
 from .managed import ManagedFleet
-from .placement import IdlePool, make_pool
+from .placement import IdlePool, ProvisionedFirst, make_pool
 
 # Reasons an environment is retired, as counted in `Platform.retired`.
 KEEP_ALIVE = "keep-alive"
@@ -38,6 +50,7 @@ SHUTDOWN = "shutdown"
 # A deploy (new code or configuration, a published version traffic moves to): the function's
 # environments of before retire, idle ones at once, busy ones when their call ends.
 DEPLOY = "deploy"
+INIT_FAILED = "init-failed"  # a pre-initialised environment's init failed: not replaced
 
 
 class UnknownFunction(LambdaAffinityError, KeyError):
@@ -70,10 +83,16 @@ class Platform:
         rng: random.Random | None = None,
         on_retire: Callable[[Environment, str], None] | None = None,
         wall_offset: float = 0.0,
+        on_preinit: Callable[[Environment], None] | None = None,
     ) -> None:
         self.config = config or ModelConfig()
         self.rng = rng or random.Random()
         self.on_retire = on_retire
+        # Told of each environment `preinitialize` makes, to run its init and then call `initialized`
+        # (the emulator starts a process); None: its init is done at once (the simulator).
+        self.on_preinit = on_preinit
+        restore = self.config.restore_delay
+        self._restore_delay = None if restore is None else parse_distribution(restore, "restore_delay")
         # Added to `now` to date log stream names (the simulator's clock starts at 0).
         self.wall_offset = wall_offset
         self.functions: dict[str, FunctionSpec] = {}
@@ -93,6 +112,9 @@ class Platform:
         self.cold_starts = 0
         self.new_environment_calls = 0
         self.warm_starts = 0
+        # Calls of a function with provisioned concurrency that ran on an on-demand environment
+        # (AWS's metric ProvisionedConcurrencySpilloverInvocations).
+        self.spillover = 0
         self.retired: dict[str, int] = {}
         self.deploys = 0
         # Environments of a function deployed since they were made: their in-flight call ends, then they retire.
@@ -108,7 +130,10 @@ class Platform:
             raise ValueError(f"function {spec.name!r} already registered")
         self.functions[spec.name] = spec
         c = self.config
-        self._pools[spec.name] = make_pool(c.policy, c.routers, c.router_policy)
+        pool = make_pool(c.policy, c.routers, c.router_policy)
+        if spec.provisioned_concurrency:
+            pool = ProvisionedFirst(make_pool(c.policy, c.routers, c.router_policy), pool)
+        self._pools[spec.name] = pool
         if spec.per_environment_max_concurrency is not None:
             self.managed[spec.name] = ManagedFleet(self, spec)
 
@@ -129,8 +154,13 @@ class Platform:
         env = self._take_idle(pool, router, now)
         if env is not None:
             env.state = BUSY
-            env.invocations += 1
             env.last_used = now
+            if spec.provisioned_concurrency and not env.provisioned:
+                self.spillover += 1
+            env.invocations += 1
+            if env.invocations == 1:  # initialised before any call came
+                self.new_environment_calls += 1
+                return Lease(env, Start.NEW_ENVIRONMENT, 0.0)
             self.warm_starts += 1
             return Lease(env, Start.WARM, 0.0)
         try:
@@ -140,7 +170,18 @@ class Platform:
             raise
         env.invocations = 1
         self.cold_starts += 1
-        return Lease(env, Start.COLD, self.config.init_delay_s)
+        if spec.provisioned_concurrency:
+            self.spillover += 1
+        if spec.snapstart:
+            env.init_type = SNAP_START
+        return Lease(env, Start.COLD, self._init_delay(spec))
+
+    def _init_delay(self, spec: FunctionSpec) -> float:
+        """The modelled wait of a cold start: SnapStart's is a restore."""
+        restore = self._restore_delay
+        if not spec.snapstart or restore is None:
+            return self.config.init_delay_s
+        return restore(self.rng)
 
     def ready(self, env: Environment, now: float) -> None:
         """A cold environment finished its init and now runs its first invocation."""
@@ -173,7 +214,7 @@ class Platform:
             self._retire(env, DEPLOY)
         elif now - env.created_at >= self.config.max_lifetime_s:
             self._retire(env, LIFETIME)
-        elif self.config.keep_alive_s <= 0:
+        elif self.config.keep_alive_s <= 0 and not env.provisioned:
             self._retire(env, KEEP_ALIVE)
         elif self.config.busy_overhead_s > 0:
             env.state = HANDOFF
@@ -188,7 +229,8 @@ class Platform:
         env.idle_since = now
         env.idle_token += 1
         self._pools[env.function].add(env)
-        self._idle_queue.append((now + self.config.keep_alive_s, env, env.idle_token))
+        if not env.provisioned:  # provisioned ones are kept however long they idle
+            self._idle_queue.append((now + self.config.keep_alive_s, env, env.idle_token))
 
     def _settle(self, now: float) -> None:
         """Environments whose hand-off ended by `now` go idle (as of then)."""
@@ -315,7 +357,7 @@ class Platform:
                 return None
             # Deadlines are enforced here too, so placement never depends on
             # how punctually the driver calls `expire`.
-            if now - env.idle_since >= keep_alive:
+            if now - env.idle_since >= keep_alive and not env.provisioned:
                 self._retire(env, KEEP_ALIVE)
             elif now - env.created_at >= lifetime:
                 self._retire(env, LIFETIME)
@@ -353,3 +395,50 @@ class Platform:
         self.retired[reason] = self.retired.get(reason, 0) + 1
         if self.on_retire is not None:
             self.on_retire(env, reason)
+        if env.provisioned and reason not in (SHUTDOWN, INIT_FAILED):
+            # AWS keeps the allocated number: a provisioned environment that ends is replaced
+            # as of the latest time known here (created_at order is lifetime order in _age_queue)
+            now = max(env.last_used, self._age_queue[-1].created_at if self._age_queue else 0.0)
+            if reason == LIFETIME:
+                now = max(now, env.created_at + self.config.max_lifetime_s)
+            self.preinitialize(self.functions[env.function], now, provisioned=True)
+
+    # -- pre-initialised environments --------------------------------------
+    def provision(self, now: float) -> list[Environment]:
+        """Each function's provisioned concurrency, initialised now (the driver's start); returns them.
+        ConfigError if it is more than the account's concurrency or the cap on live environments."""
+        total = sum(spec.provisioned_concurrency for spec in self.functions.values())
+        for limit, name in (
+            (self.config.account_concurrency, "account_concurrency"),
+            (self.config.max_environments, "max_environments"),
+        ):
+            if limit is not None and total > limit:
+                raise ConfigError(f"provisioned_concurrency: {total} environments in all, more than {name} {limit}")
+        return [
+            self.preinitialize(spec, now, provisioned=True)
+            for spec in self.functions.values()
+            for _ in range(spec.provisioned_concurrency)
+        ]
+
+    def preinitialize(self, spec: FunctionSpec, now: float, provisioned: bool = False) -> Environment:
+        """A new environment whose init runs before any call needs it: its first call is a
+        new-environment call, not a cold start. It takes no concurrency and no scale-out token while
+        it initialises (AWS allocates provisioned concurrency apart from on-demand scaling)."""
+        env_id = log_stream_name(now + self.wall_offset, spec.version, self.rng.getrandbits(128))
+        env = Environment(env_id, spec.name, spec.version, self._pools[spec.name].route(self.rng), now)
+        env.provisioned = provisioned
+        if provisioned:
+            env.init_type = PROVISIONED
+        self.live[env_id] = env
+        self._age_queue.append(env)
+        if self.on_preinit is None:
+            self.initialized(env, now)
+        else:
+            self.on_preinit(env)
+        return env
+
+    def initialized(self, env: Environment, now: float) -> None:
+        """A pre-initialised environment's init is done: it waits, idle, for its first call."""
+        if env.state == INITIALIZING:
+            env.ready_at = now
+            self._go_idle(env, now)
