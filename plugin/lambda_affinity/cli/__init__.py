@@ -9,7 +9,7 @@ import sys
 from ..aws import deploy
 from ..emulator import cli as emulator_cli
 from ..errors import LambdaAffinityError
-from . import calibrate, layer, logs, simulate, sweep, traces
+from . import azure, calibrate, layer, logs, simulate, sweep, traces
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_parser(sub)
     calibrate.add_parser(sub)
     traces.add_parser(sub)
+    azure.add_parser(sub)
     logs.add_parser(sub)
     emulator_cli.add_parser(sub)
     deploy.add_parser(sub)

@@ -12,10 +12,10 @@ import sys
 
 from ..core.summary import MissCostPrice
 from ..files import InputFileError, read_text
-from ..platform import POLICIES, ConfigError, ModelConfig
+from ..platform import POLICIES, ConfigError, FunctionSpec, ModelConfig
 from ..platform.distributions import duration_option as duration
 from ..platform.model_file import EMULATOR_KEYS, ModelFile, from_document, parse_yaml
-from ..sim.simulate import Scenario
+from ..sim.simulate import FUNCTION, Scenario
 from ..sim.trace import DEFAULT_MAX_DISORDER_S
 
 # (option, ModelConfig field, type): model options default to None, so only
@@ -34,7 +34,7 @@ MODEL_OPTIONS = (
     ("--scale-window", "scale_window_s", duration),
 )
 # simulate option dest -> Scenario field, where they differ
-SCENARIO_FIELDS = {"duration": "duration_s"}
+SCENARIO_FIELDS = {"duration": "duration_s", "cache_ttl": "cache_ttl_s", "reserved": "function.reserved_concurrency"}
 
 
 def add_random_seed(p: argparse.ArgumentParser, default: int | None, help: str) -> None:
@@ -186,6 +186,45 @@ def add_deploy_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     ]
 
 
+def add_function_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The function's knobs and the probe's cache, as the emulator's function config has them; returns
+    their actions (a sweep may vary each)."""
+    d = Scenario()
+    g = p.add_argument_group("the function", "as the emulator's function config and the probe's environment set them")
+    return [
+        g.add_argument(
+            "--reserved",
+            "--reserved-concurrency",
+            type=int,
+            metavar="N",
+            help="the function's reserved concurrency (the emulator's reserved_concurrency): at most N calls "
+            "in flight, the others throttled (default none)",
+        ),
+        g.add_argument(
+            "--shards",
+            type=int,
+            default=d.shards,
+            metavar="K",
+            help="users hashed to K copies of the function, each with its own pool (and its own --reserved), "
+            "under one account concurrency (docs/sweep.md)",
+        ),
+        g.add_argument(
+            "--cache-size",
+            type=int,
+            default=d.cache_size,
+            metavar="N",
+            help="sessions the probe's cache keeps per environment (its AFFINITY_CACHE_SIZE)",
+        ),
+        g.add_argument(
+            "--cache-ttl",
+            type=duration,
+            default=d.cache_ttl_s,
+            metavar="DURATION",
+            help="how long a cached session stays valid (its AFFINITY_CACHE_TTL_S): seconds, or 15m...",
+        ),
+    ]
+
+
 def add_miss_cost_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "cost of a miss",
@@ -240,6 +279,10 @@ def scenario_from_args(args: argparse.Namespace, trace: bool = False, model_path
         deploy_every=args.deploy_every,
         deploy_at=args.deploy_at,
         model=file.model.replace(**{k: v for k, v in given.items() if v is not None}),
+        cache_size=args.cache_size,
+        cache_ttl_s=args.cache_ttl,
+        shards=args.shards,
+        function=FunctionSpec(FUNCTION, reserved_concurrency=args.reserved),
     )
 
 

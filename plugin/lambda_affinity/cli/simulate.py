@@ -15,11 +15,13 @@ from ..core.summary import MissCostPrice, summarize
 from ..core.tracker import Tracker
 from ..files import STDIN
 from ..report.render import rates_line, render_table
+from ..sim.functions import MAX_FUNCTIONS, function_rows, functions_table
 from ..sim.simulate import ReplayFileTask, Scenario, check_runs, pool_runs, replay_file_task, run_many
 from ..sim.sweep import estimate_cost
 from ..sim.trace import TraceOptionError, truncation_warning
 from .executors import SMALL_WORK, add_executor_options, executor_from_args, progress_bar
 from .options import (
+    add_function_options,
     add_max_disorder,
     add_miss_cost_options,
     add_model_options,
@@ -39,6 +41,7 @@ def add_parser(sub) -> None:
         "platform model in virtual time.",
     )
     add_scenario_options(p)
+    add_function_options(p)
     p.add_argument("--runs", type=int, default=1, help="independent runs; per-user rates are pooled")
     add_random_seed(p, None, "random seed (default: a fresh one each time)")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
@@ -65,6 +68,18 @@ def add_parser(sub) -> None:
         metavar="NAME",
         help="the user or session column (default: the first of user, session, user_id, session_id, userId, sessionId)",
     )
+    t.add_argument(
+        "--duration-col",
+        metavar="NAME",
+        help="a column of each request's time on the environment, seconds (e.g. Azure's duration): "
+        "used instead of --service for that row",
+    )
+    t.add_argument(
+        "--function-col",
+        metavar="NAME",
+        help="a column naming the function each request calls: every function met gets its own pool, "
+        f"all under one --account-concurrency (at most {MAX_FUNCTIONS:,} functions)",
+    )
     add_max_disorder(
         t, "rows may be this many seconds out of time order; they are put back in order (default %(default)g)"
     )
@@ -80,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     args.seed = fresh_seed(args.seed)  # drawn when none was given, and said: the run can be repeated exactly
     started = time.perf_counter()
     read = None
+    _check_columns(args, scenario)
     if args.trace:
         tracker, totals, read = _replay_trace(args, scenario)
     else:
@@ -95,20 +111,33 @@ def run(args: argparse.Namespace) -> int:
     deploying = bool(scenario.deploy_every or scenario.deploy_at)
     if deploying:
         doc["deploys"] = totals["deploys"]
+    if "functions" in totals:
+        doc["functions"] = function_rows(totals["functions"], totals["function_throttled"])
     if args.json:
         options = {"runs": args.runs, "trace": args.trace, "time_col": args.time_col, "user_col": args.user_col}
         options["max_disorder"] = args.max_disorder
+        options["duration_col"], options["function_col"] = args.duration_col, args.function_col
         doc["reproduce"] = reproduce("simulate", args.seed, options, dataclasses.asdict(scenario))
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
         return 0
     _print_table(doc, tracker, read)
+    if "functions" in doc:
+        print(functions_table(doc["functions"]))
     deploys = f", {totals['deploys']} deploys" if deploying else ""
     print(
         f"{totals['invocations']} invocations, {totals['throttled']} throttled{deploys}, simulated in {elapsed:.2f} s"
     )
     print(f"random seed {args.seed} (--random-seed {args.seed} repeats this run)")
     return 0
+
+
+def _check_columns(args: argparse.Namespace, scenario: Scenario) -> None:
+    given = [f"--{n}-col" for n in ("duration", "function") if getattr(args, f"{n}_col") is not None]
+    if given and not args.trace:
+        raise TraceOptionError(f"{given[0]} names a column of a trace: give --trace FILE too")
+    if args.function_col is not None and scenario.shards > 1:
+        raise TraceOptionError("--function-col and --shards both say which function a call goes to: give one")
 
 
 def _summary(tracker: Tracker, price: MissCostPrice, read: ReplayedTrace | None) -> SummaryDoc:
@@ -147,6 +176,8 @@ def _replay_trace(args: argparse.Namespace, scenario: Scenario) -> tuple:
             scenario,
             base.getrandbits(64),
             f"r{r}-" if args.runs > 1 else "",
+            args.duration_col,
+            args.function_col,
         )
         for r in range(args.runs)
     ]

@@ -18,6 +18,7 @@ from .executors import add_executor_options, executor_from_args, progress_bar
 from .options import (
     MODEL_OPTIONS,
     SCENARIO_FIELDS,
+    add_function_options,
     add_miss_cost_options,
     add_model_options,
     add_random_seed,
@@ -63,7 +64,7 @@ def add_parser(sub) -> None:
         metavar="N",
         help="refuse a sweep estimated above N simulated invocations (default %(default).0f)",
     )
-    factors = add_scenario_options(p) + add_model_options(p)
+    factors = add_scenario_options(p) + add_function_options(p) + add_model_options(p)
     add_miss_cost_options(p)
     add_executor_options(p, "run the points' runs")
     p.set_defaults(func=run, factor_actions=factors)
@@ -91,7 +92,9 @@ def _sweep_factors(actions: list[argparse.Action]) -> dict[str, tuple[Factor, st
         else:
             field = SCENARIO_FIELDS.get(action.dest, action.dest)  # `--model FILE`: the field `model`
         factor = Factor(flag[2:], _kind(action), tuple(action.choices) if action.choices else None, field)
-        for name in {flag[2:], model_fields.get(flag, flag[2:]).replace("_", "-")}:
+        for name in {flag[2:], model_fields.get(flag, flag[2:]).replace("_", "-")} | {
+            alias[2:] for alias in action.option_strings
+        }:
             out[name] = (factor, action.dest)
     return out
 

@@ -124,6 +124,19 @@ class ReplayedTrace(TypedDict):
     truncated: bool
 
 
+class FunctionRow(TypedDict):
+    """One function of a run with several (simulate --shards K, or a replay's --function-col)."""
+
+    function: str
+    users: int  # users that called it (a replayed trace's user may call several)
+    requests: int
+    throttled: int  # calls refused (its reserved concurrency, the account's, the scale rate)
+    environments: int
+    cold_starts: int
+    max_share: float | None  # mean over its users of their max-share on it
+    warm_cache_rate: float | None  # mean over its users of their warm-cache rate on it
+
+
 class Reproduce(TypedDict):
     """What re-runs a command exactly: every JSON output carries it as `reproduce` (core.reproduce)."""
 
@@ -156,5 +169,6 @@ class SummaryDoc(_SummaryDoc, total=False):
     restarted_users: int  # a distributed master's: users Locust stopped mid-run, kept out of `users` and the rates
     trace: ReplayedTrace  # simulate --trace's
     deploys: int  # simulate's, with --deploy-every or --deploy-at: deploys that happened (all runs)
+    functions: list[FunctionRow]  # simulate's, when the run had several functions (--shards, --function-col)
     reproduce: Reproduce  # in the JSON outputs (simulate --json, --affinity-json)
     per_endpoint: list[EndpointRow]  # when replies carried a wrapped function's headers

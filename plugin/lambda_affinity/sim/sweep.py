@@ -53,6 +53,9 @@ def scenario_at(base: Scenario, factor: Factor, value: Any) -> Scenario:
     """`base` with the factor's field set to `value` (not validated: points() does)."""
     if factor.field.startswith("model."):
         return dataclasses.replace(base, model=base.model.replace(**{factor.field[len("model.") :]: value}))
+    if factor.field.startswith("function."):  # a FunctionSpec knob: its own check runs as it is set
+        spec = dataclasses.replace(base.function, **{factor.field[len("function.") :]: value})
+        return dataclasses.replace(base, function=spec)
     if not factor.field:
         raise SweepError(f"factor {factor.name!r} names no Scenario field: give points() its own `at`")
     return dataclasses.replace(base, **{factor.field: value})

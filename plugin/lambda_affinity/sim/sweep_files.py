@@ -223,9 +223,18 @@ def describe(vary: Vary, base: Scenario, runs: int, base_seed: int, model_source
         ("model.keep_alive_s", f"keep-alive {m.keep_alive_s:g} s"),
         ("model.busy_overhead_s", f"busy overhead {m.busy_overhead_s:g} s"),
         ("model", f"--model {model_source}" if model_source else ""),
+        ("function.reserved_concurrency", _given("reserved", base.function.reserved_concurrency)),
+        ("shards", f"{base.shards} shards" if base.shards != 1 else ""),
+        ("cache_size", _given("cache size", base.cache_size, Scenario.cache_size)),
+        ("cache_ttl_s", _given("cache TTL", base.cache_ttl_s, Scenario.cache_ttl_s, " s")),
     )
     rest = ", ".join(text for field, text in parts if text and field != vary.factor.field)
     return f"{vary.factor.name} = {', '.join(vary.labels)}; {rest}. {runs} runs per point (base seed {base_seed})."
+
+
+def _given(name: str, value: Any, default: Any = None, unit: str = "") -> str:
+    """`name value` for the description, when the value is not the default (the seed's text unchanged)."""
+    return "" if value == default else f"{name} {value:g}{unit}"
 
 
 def scenario_doc(base: Scenario, factor: Factor) -> dict:
@@ -234,6 +243,8 @@ def scenario_doc(base: Scenario, factor: Factor) -> dict:
     doc = dataclasses.asdict(base)
     if factor.field.startswith("model."):
         doc["model"].pop(factor.field[len("model.") :])
+    elif factor.field.startswith("function."):
+        doc["function"].pop(factor.field[len("function.") :])
     else:
         doc.pop(factor.field, None)
     return doc
