@@ -182,9 +182,10 @@ def sweep_files(
     cost: Cost,
     price: MissCostPrice | None = None,
     reproduce: Reproduce | None = None,
+    title: str | None = None,
 ) -> dict[str, str]:
-    """{file name: text} of the four files a sweep writes."""
-    chart = rates_chart(vary, points, f"lambda-affinity sweep: {vary.factor.name}", spread, runs)
+    """{file name: text} of the four files a sweep writes; `title` the chart's (default: the sweep's)."""
+    chart = rates_chart(vary, points, title or f"lambda-affinity sweep: {vary.factor.name}", spread, runs)
     texts = (
         to_csv(vary, points),
         to_json(
