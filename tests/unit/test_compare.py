@@ -70,3 +70,15 @@ def test_the_command_refuses_a_bad_strategy_before_running(tmp_path, capsys):
         cli.main(["compare", "--strategies", "on-demand,spot", "--out", str(tmp_path)])
     assert "--strategies: 'spot' is not one of" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_table_shows_throttled_calls_only_when_a_run_had_some():
+    from lambda_affinity.sim.sweep_files import render_points
+
+    points = compare_plan(Scenario(duration_s=5), runs=1).run()
+    table = render_points(compare_plan(Scenario()).vary, points)
+    assert "throttled calls" in table
+    row = next(line for line in table.splitlines() if line.strip().startswith("reserved"))
+    assert int(points[1]["runs"][0]["invalid"]) > 0 and str(points[1]["runs"][0]["invalid"]) in row
+    plain = compare_plan(Scenario(duration_s=5), pick(["on-demand", "shards"]), runs=1)
+    assert "throttled" not in render_points(plain.vary, plain.run())

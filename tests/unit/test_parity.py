@@ -139,6 +139,15 @@ def test_functions_of_a_replay_have_their_own_pools_under_one_account_limit():
     assert res.throttled == 1 and res.function_throttled == {"f0": 0, "f1": 0, "f2": 1}
 
 
+def test_a_replay_with_shards_sends_each_user_to_its_shard():
+    arrivals = [(i * 0.5, f"u{i % 12}") for i in range(60)]
+    res = replay(arrivals, seed(latency="0", shards=3), seed=1)
+    assert set(res.functions) <= {"probe-0", "probe-1", "probe-2"} and len(res.functions) > 1
+    for name, tracker in res.functions.items():
+        assert all(shard_of(user, 3) == int(name[-1]) for user in tracker.users)
+    assert sum(len(t.users) for t in res.functions.values()) == 12
+
+
 def test_replaying_more_functions_than_the_bound_is_a_precise_error(monkeypatch):
     monkeypatch.setattr(functions, "MAX_FUNCTIONS", 3)
     arrivals = [(float(i), "u", None, f"f{i}") for i in range(4)]

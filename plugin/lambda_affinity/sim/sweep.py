@@ -283,7 +283,7 @@ class Sweep:
         keys = (
             [k for k, _ in METRICS]
             + [k for k, _, _ in SAVINGS]
-            + ["environments", "max_share_p50", "new_environment_calls"]
+            + ["environments", "max_share_p50", "new_environment_calls", "invalid"]
         )
         out: list[PointResult] = []
         for i, (value, label) in enumerate(zip(self.vary.values, labels, strict=True)):

@@ -133,9 +133,17 @@ def _cell(st: Stats | None, spread: str, fmt: str, scale: float = 1.0) -> str:
     return f"{st['mean'] * scale:{fmt}} ({st['min'] * scale:{fmt}}..{st['max'] * scale:{fmt}})"
 
 
+def _some(st: Stats | None) -> bool:
+    return st is not None and st["max"] > 0
+
+
 def _columns(points: Sequence[PointResult]) -> list[tuple[str, str, str, float]]:
     """(stats key, heading, format, scale) of the table columns; the priced ones only when priced."""
     cols = [(k, name, ".3f", 1.0) for k, name in METRICS] + [("environments", "environments", ",.0f", 1.0)]
+    # calls refused (reserved concurrency, account limit, scale rate): only when some run had any
+    cols += (
+        [("invalid", "throttled calls", ",.0f", 1.0)] if any(_some(p["stats"].get("invalid")) for p in points) else []
+    )
     cols += [
         (k, name, ",.0f" if k.endswith("ms_per_million") else ",.2f", scale)
         for k, name, scale in SAVINGS
