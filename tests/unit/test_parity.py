@@ -231,6 +231,17 @@ def test_sweep_varies_the_function_options(tmp_path, capsys, spec):
         assert "reserved_concurrency" not in doc["scenario"]["function"]  # each point has its own
 
 
+def test_a_sharded_sweep_point_says_per_shard_what_each_run_did(tmp_path, capsys):
+    argv = ["sweep", "--vary", "shards=1,2", "--runs", "2", "--users", "8", "--duration", "5", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    one, two = json.loads((tmp_path / "sweep.json").read_text())["points"]
+    assert all("functions" not in run for run in one["runs"])
+    for run_ in two["runs"]:
+        assert [f["function"] for f in run_["functions"]] == ["probe-0", "probe-1"]
+        assert sum(f["requests"] for f in run_["functions"]) == run_["requests"]
+    assert "functions" not in (tmp_path / "sweep.csv").read_text().splitlines()[0]
+
+
 def test_sweep_names_the_bad_point(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["sweep", "--vary", "reserved=2,-1", "--out", str(tmp_path)])

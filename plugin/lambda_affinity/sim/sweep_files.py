@@ -15,11 +15,11 @@ from ..core.schema import Reproduce
 from ..core.summary import MissCostPrice
 from ..report import charts
 from .simulate import Scenario
-from .sweep import METRICS, SAVINGS, Cost, Factor, PointResult, RunRow, Stats, Vary, run_field, run_seeds
+from .sweep import METRICS, RUN_COLUMNS, SAVINGS, Cost, Factor, PointResult, Stats, Vary, run_field, run_seeds
 
 # what sweep_files returns, in this order
 SWEEP_FILES = ("sweep.csv", "sweep.json", "sweep.html", "sweep.svg")
-CSV_FIELDS = ("factor",) + tuple(RunRow.__annotations__)
+CSV_FIELDS = ("factor",) + RUN_COLUMNS
 
 
 def to_csv(vary: Vary, points: Sequence[PointResult]) -> str:
@@ -29,7 +29,7 @@ def to_csv(vary: Vary, points: Sequence[PointResult]) -> str:
     w.writerow(CSV_FIELDS)
     for p in points:
         for row in p["runs"]:
-            cells = (run_field(row, k) for k in RunRow.__annotations__)
+            cells = (run_field(row, k) for k in RUN_COLUMNS)
             w.writerow([vary.factor.name, *("" if c is None else c for c in cells)])
     return buf.getvalue()
 
