@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
         choices=USER_FROM,
         default="function",
         help="the trace has no users: the user column is each row's function (app/func) or its app, an "
-        "assumption (docs/traces.md)",
+        "assumption (docs/traces.md; default %(default)s)",
     )
     p.add_argument(
         "--max-disorder",
