@@ -105,6 +105,15 @@ def test_shards_each_have_their_own_reserved_concurrency_under_one_account_limit
     assert shared.peak_concurrency <= 3 and shared.throttled > 0  # one account concurrency for all shards
 
 
+def test_a_deploy_of_a_sharded_function_deploys_every_shard_once():
+    res = run(seed(users=20, shards=4, duration_s=10, deploy_at="5"), seed=2)
+    assert res.deploys == 1  # one deploy, of the whole (sharded) application
+    # every shard's users met new environments after it: each shard has more than without the deploy
+    first = run(seed(users=20, shards=4, duration_s=10), seed=2)
+    for name, tracker in res.functions.items():
+        assert len(tracker._env_ids) > len(first.functions[name]._env_ids)
+
+
 def test_pooled_runs_pool_the_shards_too():
     tracker, totals = run_many(seed(users=20, shards=2), runs=3, seed=1)
     assert set(totals["functions"]) == {"probe-0", "probe-1"}
