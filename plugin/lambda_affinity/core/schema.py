@@ -133,6 +133,7 @@ class FunctionRow(TypedDict):
     throttled: int  # calls refused (its reserved concurrency, the account's, the scale rate)
     environments: int
     cold_starts: int
+    new_environment_calls: int  # its calls first on an environment initialised ahead (no wait, an empty cache)
     max_share: float | None  # mean over its users of their max-share on it
     warm_cache_rate: float | None  # mean over its users of their warm-cache rate on it
 

@@ -114,6 +114,7 @@ def function_rows(trackers: Mapping[str, Tracker], throttled: Mapping[str, int])
                 throttled=throttled.get(name, 0),
                 environments=doc["environments"],
                 cold_starts=doc["cold_starts"],
+                new_environment_calls=doc["new_environment_calls"],
                 max_share=hit["mean"] if hit else None,
                 warm_cache_rate=warm["mean"] if warm else None,
             )
@@ -142,7 +143,17 @@ def _short(name: str, most: int = 40) -> str:
 def functions_table(rows: Iterable[FunctionRow], limit: int = 50) -> str:
     """The console's per-function table (the first `limit` functions by requests; long names cut)."""
     rows = sorted(rows, key=lambda r: -r["requests"])
-    heads = ("function", "users", "requests", "throttled", "environments", "cold starts", "max-share", "warm-cache")
+    heads = (
+        "function",
+        "users",
+        "requests",
+        "throttled",
+        "environments",
+        "cold starts",
+        "new-env calls",
+        "max-share",
+        "warm-cache",
+    )
     cells = [
         (
             _short(r["function"]),
@@ -151,6 +162,7 @@ def functions_table(rows: Iterable[FunctionRow], limit: int = 50) -> str:
             str(r["throttled"]),
             str(r["environments"]),
             str(r["cold_starts"]),
+            str(r["new_environment_calls"]),
             "-" if r["max_share"] is None else f"{r['max_share']:.3f}",
             "-" if r["warm_cache_rate"] is None else f"{r['warm_cache_rate']:.3f}",
         )
