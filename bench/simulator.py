@@ -10,7 +10,8 @@ users (sessions of a few calls seconds apart, then a pause; a day-night swing
 in the rate), written as the plugin's gzip CSV, then replayed from the file
 (streamed). Before the full replay, the cost of each part is measured on the
 first --slice rows side by side: reading only, replay from memory (the model,
-the probe's cache, the tracker) and both together. The resident set size is
+the probe's cache, the tracker), the same rows through the several-function path
+(--function-col, --duration-col) and both together. The resident set size is
 sampled as the replay goes, to show it does not grow with the trace.
 
 Usage: python bench/simulator.py --replay [--requests N] [--users U] [--hours H] [--slice N]
@@ -117,12 +118,18 @@ def replay_bench(args) -> None:
         replay(head, scenario, seed=args.seed)
         replay_s = time.perf_counter() - started
         platform_s = model_alone(head, args.seed)
+        # the same rows through the several-function path (--function-col, --duration-col), one function named
+        rows = [(t, user, None, "probe") for t, user in head]
+        started = time.perf_counter()
+        replay(rows, scenario, seed=args.seed, columns=True)
+        columns_s = time.perf_counter() - started
         n = len(head)
-        del head
+        del head, rows
         print(
             f"per request on the first {n} rows: read {read_s / n * 1e6:.2f} us, replay from memory "
             f"{replay_s / n * 1e6:.2f} us, of which the platform model alone {platform_s / n * 1e6:.2f} us "
-            f"(read / replay = {read_s / replay_s:.2f}, model / replay = {platform_s / replay_s:.2f})"
+            f"(read / replay = {read_s / replay_s:.2f}, model / replay = {platform_s / replay_s:.2f}); "
+            f"through the function-column path {columns_s / n * 1e6:.2f} us (x{columns_s / replay_s:.2f})"
         )
         # the whole file, streamed; the peak RSS sampled every 10 % of it
         samples = []

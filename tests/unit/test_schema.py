@@ -32,6 +32,7 @@ DOCUMENTED = {
     "Workers": schema.Workers,
     "LostWorker": schema.LostWorker,
     "ReplayedTrace": schema.ReplayedTrace,
+    "FunctionRow": schema.FunctionRow,
     "Reproduce": schema.Reproduce,
     "UserRow": schema.UserRow,
     "EndpointRow": schema.EndpointRow,

@@ -9,7 +9,7 @@ import sys
 from ..aws import deploy
 from ..emulator import cli as emulator_cli
 from ..errors import LambdaAffinityError
-from . import calibrate, layer, logs, simulate, sweep, traces
+from . import azure, calibrate, compare, layer, logs, simulate, sweep, traces
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -35,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     simulate.add_parser(sub)
     sweep.add_parser(sub)
+    compare.add_parser(sub)
     calibrate.add_parser(sub)
     traces.add_parser(sub)
+    azure.add_parser(sub)
     logs.add_parser(sub)
     emulator_cli.add_parser(sub)
     deploy.add_parser(sub)

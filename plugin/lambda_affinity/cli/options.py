@@ -37,11 +37,12 @@ MODEL_OPTIONS = (
 ) + MANAGED_MODEL_OPTIONS
 # (option, FunctionSpec field, type): the function users call, as the emulator's config has it.
 FUNCTION_OPTIONS = (
+    ("--reserved", "reserved_concurrency", int),
     ("--provisioned", "provisioned_concurrency", int),
     ("--snapstart", "snapstart", bool),
 )
 # simulate option dest -> Scenario field, where they differ
-SCENARIO_FIELDS = {"duration": "duration_s"}
+SCENARIO_FIELDS = {"duration": "duration_s", "cache_ttl": "cache_ttl_s", "reserved": "function.reserved_concurrency"}
 
 
 def add_random_seed(p: argparse.ArgumentParser, default: int | None, help: str) -> None:
@@ -133,25 +134,6 @@ def add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     ]
 
 
-def add_function_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
-    """The called function's own settings (a FunctionSpec's); returns the ones a sweep may vary."""
-    g = p.add_argument_group("function", "the function users call, as the emulator's function config has it")
-    provisioned = g.add_argument(
-        "--provisioned",
-        type=int,
-        default=0,
-        metavar="N",
-        help="provisioned concurrency: N environments initialised before the first call and kept; "
-        "calls beyond them spill over to on-demand ones (default %(default)s)",
-    )
-    g.add_argument(
-        "--snapstart",
-        action="store_true",
-        help="SnapStart: inits are restores of one snapshot (--restore-delay); not with --provisioned",
-    )
-    return [provisioned]
-
-
 def add_scenario_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     """Synthetic users' options, shared by simulate and sweep; returns their
     actions (a sweep may vary each). Distributions have metavar DIST."""
@@ -217,6 +199,59 @@ def add_deploy_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
     ]
 
 
+def add_function_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The function's knobs and the probe's cache, as the emulator's function config has them; returns
+    their actions (a sweep may vary each)."""
+    d = Scenario()
+    g = p.add_argument_group("the function", "as the emulator's function config and the probe's environment set them")
+    provisioned = g.add_argument(
+        "--provisioned",
+        type=int,
+        default=0,
+        metavar="N",
+        help="provisioned concurrency: N environments initialised before the first call and kept; "
+        "calls beyond them spill over to on-demand ones (default %(default)s)",
+    )
+    g.add_argument(
+        "--snapstart",
+        action="store_true",
+        help="SnapStart: inits are restores of one snapshot (--restore-delay); not with --provisioned",
+    )
+    return [
+        provisioned,
+        g.add_argument(
+            "--reserved",
+            "--reserved-concurrency",
+            type=int,
+            metavar="N",
+            help="the function's reserved concurrency (the emulator's reserved_concurrency): at most N calls "
+            "in flight, the others throttled (default none)",
+        ),
+        g.add_argument(
+            "--shards",
+            type=int,
+            default=d.shards,
+            metavar="K",
+            help="users hashed to K copies of the function, each with its own pool (and its own --reserved), "
+            "under one account concurrency (docs/sweep.md)",
+        ),
+        g.add_argument(
+            "--cache-size",
+            type=int,
+            default=d.cache_size,
+            metavar="N",
+            help="sessions the probe's cache keeps per environment (its AFFINITY_CACHE_SIZE)",
+        ),
+        g.add_argument(
+            "--cache-ttl",
+            type=duration,
+            default=d.cache_ttl_s,
+            metavar="DURATION",
+            help="how long a cached session stays valid (its AFFINITY_CACHE_TTL_S): seconds, or 15m...",
+        ),
+    ]
+
+
 def add_miss_cost_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "cost of a miss",
@@ -271,6 +306,9 @@ def scenario_from_args(args: argparse.Namespace, trace: bool = False, model_path
         deploy_every=args.deploy_every,
         deploy_at=args.deploy_at,
         model=file.model.replace(**{k: v for k, v in given.items() if v is not None}),
+        cache_size=args.cache_size,
+        cache_ttl_s=args.cache_ttl,
+        shards=args.shards,
         function=function_from_args(args, d.function.name),
     )
 

@@ -15,6 +15,7 @@ from ..core.summary import MissCostPrice, summarize
 from ..core.tracker import Tracker
 from ..files import STDIN
 from ..report.render import rates_line, render_table
+from ..sim.functions import MAX_FUNCTIONS, function_rows, functions_table
 from ..sim.simulate import ReplayFileTask, Scenario, check_runs, pool_runs, replay_file_task, run_many
 from ..sim.sweep import estimate_cost
 from ..sim.trace import TraceOptionError, truncation_warning
@@ -41,6 +42,7 @@ def add_parser(sub) -> None:
         "platform model in virtual time.",
     )
     add_scenario_options(p)
+    add_function_options(p)
     p.add_argument("--runs", type=int, default=1, help="independent runs; per-user rates are pooled")
     add_random_seed(p, None, "random seed (default: a fresh one each time)")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
@@ -67,12 +69,23 @@ def add_parser(sub) -> None:
         metavar="NAME",
         help="the user or session column (default: the first of user, session, user_id, session_id, userId, sessionId)",
     )
+    t.add_argument(
+        "--duration-col",
+        metavar="NAME",
+        help="a column of each request's time on the environment, seconds (e.g. Azure's duration): "
+        "used instead of --service for that row",
+    )
+    t.add_argument(
+        "--function-col",
+        metavar="NAME",
+        help="a column naming the function each request calls: every function met gets its own pool, "
+        f"all under one --account-concurrency (at most {MAX_FUNCTIONS:,} functions)",
+    )
     add_max_disorder(
         t, "rows may be this many seconds out of time order; they are put back in order (default %(default)g)"
     )
     add_model_options(p)
     add_managed_options(p)
-    add_function_options(p)
     add_miss_cost_options(p)
     add_executor_options(p, "--runs")
     p.set_defaults(func=run)
@@ -84,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     args.seed = fresh_seed(args.seed)  # drawn when none was given, and said: the run can be repeated exactly
     started = time.perf_counter()
     read = None
+    _check_columns(args, scenario)
     if args.trace:
         tracker, totals, read = _replay_trace(args, scenario)
     else:
@@ -101,14 +115,19 @@ def run(args: argparse.Namespace) -> int:
         doc["deploys"] = totals["deploys"]
     if scenario.function.provisioned_concurrency:
         doc["spillover"] = totals["spillover"]
+    if "functions" in totals:
+        doc["functions"] = function_rows(totals["functions"], totals["function_throttled"])
     if args.json:
         options = {"runs": args.runs, "trace": args.trace, "time_col": args.time_col, "user_col": args.user_col}
         options["max_disorder"] = args.max_disorder
+        options["duration_col"], options["function_col"] = args.duration_col, args.function_col
         doc["reproduce"] = reproduce("simulate", args.seed, options, dataclasses.asdict(scenario))
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
         return 0
     _print_table(doc, tracker, read)
+    if "functions" in doc:
+        print(functions_table(doc["functions"]))
     deploys = f", {totals['deploys']} deploys" if deploying else ""
     deploys += f", {totals['spillover']} spilled over" if scenario.function.provisioned_concurrency else ""
     print(
@@ -116,6 +135,14 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"random seed {args.seed} (--random-seed {args.seed} repeats this run)")
     return 0
+
+
+def _check_columns(args: argparse.Namespace, scenario: Scenario) -> None:
+    given = [f"--{n}-col" for n in ("duration", "function") if getattr(args, f"{n}_col") is not None]
+    if given and not args.trace:
+        raise TraceOptionError(f"{given[0]} names a column of a trace: give --trace FILE too")
+    if args.function_col is not None and scenario.shards > 1:
+        raise TraceOptionError("--function-col and --shards both say which function a call goes to: give one")
 
 
 def _summary(tracker: Tracker, price: MissCostPrice, read: ReplayedTrace | None) -> SummaryDoc:
@@ -154,6 +181,8 @@ def _replay_trace(args: argparse.Namespace, scenario: Scenario) -> tuple:
             scenario,
             base.getrandbits(64),
             f"r{r}-" if args.runs > 1 else "",
+            args.duration_col,
+            args.function_col,
         )
         for r in range(args.runs)
     ]

@@ -48,10 +48,19 @@ def add_parser(sub) -> None:
         "policy=mru,partitioned; model=a.yaml,b.yaml) or a range: START..STOP:step:S, "
         f"START..STOP:lin:N, START..STOP:log:N (users=1..1000:log:7); at most {MAX_POINTS} points",
     )
+    add_plan_options(p)
+    factors = add_scenario_options(p) + add_function_options(p) + add_model_options(p) + add_managed_options(p)
+    add_miss_cost_options(p)
+    add_executor_options(p, "run the points' runs")
+    p.set_defaults(func=run, factor_actions=factors)
+
+
+def add_plan_options(p: argparse.ArgumentParser, what: str = "point") -> None:
+    """--out, --runs, --random-seed, --spread, --max-invocations: how a plan of points runs (sweep, compare)."""
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the four files (made if missing)")
-    p.add_argument("--runs", type=int, default=3, help="runs per point, each with its own seed (default %(default)s)")
+    p.add_argument("--runs", type=int, default=3, help=f"runs per {what}, each with its own seed (default %(default)s)")
     add_random_seed(
-        p, 1, "base random seed; run r's seed derives from it and is the same at every point (default %(default)s)"
+        p, 1, f"base random seed; run r's seed derives from it and is the same at every {what} (default %(default)s)"
     )
     p.add_argument(
         "--spread",
@@ -64,12 +73,9 @@ def add_parser(sub) -> None:
         type=float,
         default=20e6,
         metavar="N",
-        help="refuse a sweep estimated above N simulated invocations (default %(default).0f)",
+        help=f"refuse a {'sweep' if what == 'point' else 'comparison'} estimated above N simulated invocations "
+        "(default %(default).0f)",
     )
-    factors = add_scenario_options(p) + add_model_options(p) + add_function_options(p) + add_managed_options(p)
-    add_miss_cost_options(p)
-    add_executor_options(p, "run the points' runs")
-    p.set_defaults(func=run, factor_actions=factors)
 
 
 def _kind(action: argparse.Action) -> str:
@@ -98,13 +104,13 @@ def _sweep_factors(actions: list[argparse.Action]) -> dict[str, tuple[Factor, st
             field = SCENARIO_FIELDS.get(action.dest, action.dest)  # `--model FILE`: the field `model`
         factor = Factor(flag[2:], _kind(action), tuple(action.choices) if action.choices else None, field)
         alias = model_fields.get(flag) or function_fields.get(flag) or flag[2:]
-        for name in {flag[2:], alias.replace("_", "-")}:
+        for name in {flag[2:], alias.replace("_", "-")} | {other[2:] for other in action.option_strings}:
             out[name] = (factor, action.dest)
     return out
 
 
-def _say(message: str) -> None:
-    print(f"lambda-affinity sweep: {message}", file=sys.stderr, flush=True)
+def _say(command: str, message: str) -> None:
+    print(f"lambda-affinity {command}: {message}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,19 +123,29 @@ def run(args: argparse.Namespace) -> int:
     # a model file read at each point, the options given still overriding it, as simulate --model would
     at = partial(_scenario_with_model, args) if vary.factor.field == "model" else None
     plan = Sweep.over(vary, base, runs=args.runs, base_seed=args.seed, price=price, at=at)
+    options = {"vary": args.vary, "runs": args.runs, "spread": args.spread, "model_file": args.model}
+    return run_plan(args, plan, base, "sweep", options)
+
+
+def run_plan(args: argparse.Namespace, plan: Sweep, base: Scenario, command: str, options: dict) -> int:
+    """Run a sweep's plan (sweep's, or compare's over strategies), write its four files to --out (named
+    `{command}.csv` ...) and print its table."""
+    vary, price = plan.vary, plan.price
     cost = plan.cost()
-    _say(
+    say = partial(_say, command)
+    say(
         f"{cost['points']} points x {cost['runs']} runs: {cost['user_seconds']:,.0f} user-seconds "
         f"(users x duration), about {cost['invocations']:,.0f} invocations"
     )
     check_cost(cost, args.max_invocations)
-    for name in SWEEP_FILES:  # the folder (made if missing) and each file, once the sweep is known good
+    names = [name.replace("sweep", command, 1) for name in SWEEP_FILES]
+    for name in names:  # the folder (made if missing) and each file, once the sweep is known good
         check_output_target(os.path.join(args.out, name))
     started = time.perf_counter()
     runs = cost["points"] * cost["runs"]
     with (
         executor_from_args(args, tasks=runs, work=cost["invocations"]) as executor,
-        progress_bar(f"sweep ({executor.jobs} jobs)", "runs", total=runs) as progress,
+        progress_bar(f"{command} ({executor.jobs} jobs)", "runs", total=runs) as progress,
     ):
         done, tty = 0, sys.stderr.isatty()
 
@@ -138,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             done += 1
             progress(done, runs)
             if not tty:  # a log keeps a line per run; a terminal has the bar
-                _say(line)
+                say(line)
 
         points = plan.run(progress=heard, executor=executor)
     elapsed = time.perf_counter() - started
@@ -153,18 +169,14 @@ def run(args: argparse.Namespace) -> int:
         scenario=scenario_doc(base, vary.factor),
         cost=cost,
         price=price,
-        reproduce=reproduce(
-            "sweep",
-            args.seed,
-            {"vary": args.vary, "runs": args.runs, "spread": args.spread, "model_file": args.model},
-            dataclasses.asdict(base),
-        ),
+        reproduce=reproduce(command, args.seed, options, dataclasses.asdict(base)),
+        title=f"lambda-affinity {command}: {vary.factor.name}",
     )
-    for name, text in files.items():  # each whole or not at all
+    for name, text in zip(names, files.values(), strict=True):  # each whole or not at all
         write_text(os.path.join(args.out, name), text, newline="")
     print(render_points(vary, points, args.spread))
     print(
-        f"{description}\nwrote {', '.join(os.path.join(args.out, n) for n in files)} "
+        f"{description}\nwrote {', '.join(os.path.join(args.out, n) for n in names)} "
         f"({cost['points'] * cost['runs']} runs simulated in {elapsed:.1f} s)"
     )
     return 0

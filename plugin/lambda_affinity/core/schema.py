@@ -124,6 +124,20 @@ class ReplayedTrace(TypedDict):
     truncated: bool
 
 
+class FunctionRow(TypedDict):
+    """One function of a run with several (simulate --shards K, or a replay's --function-col)."""
+
+    function: str
+    users: int  # users that called it (a replayed trace's user may call several)
+    requests: int
+    throttled: int  # calls refused (its reserved concurrency, the account's, the scale rate)
+    environments: int
+    cold_starts: int
+    new_environment_calls: int  # its calls first on an environment initialised ahead (no wait, an empty cache)
+    max_share: float | None  # mean over its users of their max-share on it
+    warm_cache_rate: float | None  # mean over its users of their warm-cache rate on it
+
+
 class Reproduce(TypedDict):
     """What re-runs a command exactly: every JSON output carries it as `reproduce` (core.reproduce)."""
 
@@ -157,5 +171,6 @@ class SummaryDoc(_SummaryDoc, total=False):
     trace: ReplayedTrace  # simulate --trace's
     deploys: int  # simulate's, with --deploy-every or --deploy-at: deploys that happened (all runs)
     spillover: int  # simulate --provisioned's: calls that ran on an on-demand environment
+    functions: list[FunctionRow]  # simulate's, when the run had several functions (--shards, --function-col)
     reproduce: Reproduce  # in the JSON outputs (simulate --json, --affinity-json)
     per_endpoint: list[EndpointRow]  # when replies carried a wrapped function's headers

@@ -35,10 +35,15 @@ from ..platform.distributions import parse_distribution
 from ..platform.environment import Start
 from .deploys import check_schedule, deploy_times
 from .executors import Executor, Serial
+from .functions import Routes, check_shards, pool_functions, shard_of, shard_specs
 from .managed_caches import SlotCaches, slot_caches_factory
 from .trace import Arrival, ReadStats, read_arrivals
+from .trace_columns import read_columns
 
 FUNCTION = "probe"
+# The probe's own bounds on its cache (AFFINITY_CACHE_SIZE, AFFINITY_CACHE_TTL_S: wrapper/python's state.py).
+MAX_CACHE_SIZE = 1_000_000
+CACHE_TTL_RANGE_S = (0.001, 86400.0)
 
 
 class ScenarioError(LambdaAffinityError, ValueError):
@@ -66,6 +71,8 @@ class Scenario:
     # Deploys of the function (sim.deploys): a distribution of intervals, and/or fixed times "T,...".
     deploy_every: str = ""
     deploy_at: str = ""
+    # Users hashed to this many copies of `function`, each with its own pool (sim.functions).
+    shards: int = 1
 
     def validate(self) -> None:
         if self.users < 1:
@@ -80,6 +87,17 @@ class Scenario:
         for name in ("think", "gap", "latency", "service"):
             parse_distribution(getattr(self, name), name)
         check_schedule(self.deploy_every, self.deploy_at)
+        check_cache(self.cache_size, self.cache_ttl_s)
+        check_shards(self.shards)
+
+
+def check_cache(size: object, ttl_s: object) -> None:
+    """The probe's cache as the emulator's probe takes it (its AFFINITY_CACHE_SIZE, AFFINITY_CACHE_TTL_S)."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_CACHE_SIZE:
+        raise ScenarioError(f"cache_size: must be a whole number from 1 to {MAX_CACHE_SIZE:,}, got {size!r}")
+    lo, hi = CACHE_TTL_RANGE_S
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float)) or not lo <= ttl_s <= hi:
+        raise ScenarioError(f"cache_ttl_s: must be from {lo:g} to {hi:g} seconds, got {ttl_s!r}")
 
 
 @dataclass
@@ -97,6 +115,9 @@ class RunResult:
     new_environment_calls: int = 0
     # calls that ran on an on-demand environment of a function with provisioned concurrency
     spillover: int = 0
+    # Several functions (shards, a replay's function column): each one's users, and its throttled calls.
+    functions: dict[str, Tracker] = field(default_factory=dict)
+    function_throttled: dict[str, int] = field(default_factory=dict)
 
 
 NEW_ENVIRONMENT = Start.NEW_ENVIRONMENT
@@ -141,21 +162,24 @@ def run(
     gap = parse_distribution(scenario.gap, "gap")
     latency = parse_distribution(scenario.latency, "latency")
     service = parse_distribution(scenario.service, "service")
-    platform = Platform(scenario.model, [scenario.function], rng=random.Random(rng.random()))
+    specs = shard_specs(scenario.function, scenario.shards)
+    platform = Platform(scenario.model, specs, rng=random.Random(rng.random()))
     platform.provision(0.0)  # provisioned concurrency: initialised before the first call
     tracker = tracker if tracker is not None else Tracker()
     record = tracker.record
     acquire, release, ready = platform.acquire, platform.release, platform.ready
-    function = scenario.function.name
     duration = scenario.duration_s
     burst = scenario.burst
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
     names = [user_prefix + user_label(i + 1) for i in range(scenario.users)]
+    # each user's function: its shard's, by a stable hash of its name (shard_of)
+    calls = [specs[shard_of(name, len(specs)) if len(specs) > 1 else 0].name for name in names]
+    shards = _Shards(specs, names, calls)
     left_in_burst = [burst] * scenario.users
     managed = _managed_caches(scenario)
     slot_of = [0] * scenario.users  # a Managed Instances call's slot, until it ends
-    invocations = throttled = peak = 0
-    counter = platform.counter  # one function: its in-flight count is the total
+    invocations = throttled = peak = deployed = 0
+    counter = platform.counter  # its total is the account's in-flight count, over every function
 
     # Events: (time, user, env). env None = the request arrives at the
     # platform; otherwise the invocation on env finishes. A user has one
@@ -192,7 +216,9 @@ def run(
             platform.expire(now)
             next_expire = now + expire_every
         if u < 0:
-            platform.deploy(function, now)
+            for spec in specs:  # a sharded function is deployed whole: every shard at once
+                platform.deploy(spec.name, now)
+            deployed += 1
             _next_deploy(heap, deploys)
             continue
         if env is not None:
@@ -203,10 +229,12 @@ def run(
             next_send(u, now + latency(rng) / 2)
             continue
         try:
-            lease = acquire(function, now)
+            lease = acquire(calls[u], now)
         except Throttled:
             throttled += 1
             tracker.record_invalid(names[u])
+            if shards:
+                shards.refused(u)
             next_send(u, now + latency(rng) / 2)
             continue
         invocations += 1
@@ -217,8 +245,14 @@ def run(
         busy, hit, slot_of[u] = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready, managed)
         # Recorded now, the reply lands later: order per user is unchanged.
         record(names[u], env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
+        if shards:
+            shards.record(u, env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
         push(heap, (now + busy, u, env))
-    return _result(platform, tracker, invocations, throttled, peak)
+    res = _result(platform, tracker, invocations, throttled, peak)
+    res.deploys = deployed  # deploy events: a sharded function's deploys every shard at once
+    if shards:
+        res.functions, res.function_throttled = shards.trackers, shards.throttled
+    return res
 
 
 def _result(platform: Platform, tracker: Tracker, invocations: int, throttled: int, peak: int) -> RunResult:
@@ -242,6 +276,27 @@ def _next_deploy(heap: list, deploys: Iterator[float]) -> None:
         heapq.heappush(heap, (t, -1, None))
 
 
+class _Shards:
+    """Per-shard tallies of a sharded run (empty, and false, with one function): each user's calls
+    recorded again on its shard's tracker, so the outputs can say per shard what the run did."""
+
+    def __init__(self, specs: list[FunctionSpec], names: list[str], calls: list[str]) -> None:
+        self.trackers = {s.name: Tracker() for s in specs} if len(specs) > 1 else {}
+        self.throttled = dict.fromkeys(self.trackers, 0)
+        self._names, self._calls = names, calls
+
+    def __bool__(self) -> bool:
+        return bool(self.trackers)
+
+    def record(self, u: int, env_id: str, cold: bool, hit: bool, new_environment: bool) -> None:
+        self.trackers[self._calls[u]].record(self._names[u], env_id, cold, hit, new_environment)
+
+    def refused(self, u: int) -> None:
+        function = self._calls[u]
+        self.throttled[function] += 1
+        self.trackers[function].record_invalid(self._names[u])
+
+
 def check_runs(runs: int) -> None:
     """Pooled runs (of a scenario or a trace's replay) need one at least."""
     if runs < 1:
@@ -263,7 +318,7 @@ def run_task(_shared: None, task: RunTask) -> RunResult:
 def pool_runs(results: Iterable[RunResult]) -> tuple[Tracker, dict]:
     """Runs' trackers folded into one (in run order), and their totals."""
     tracker = Tracker()
-    totals = {
+    totals: dict = {
         "invocations": 0,
         "cold_starts": 0,
         "new_environment_calls": 0,
@@ -271,10 +326,15 @@ def pool_runs(results: Iterable[RunResult]) -> tuple[Tracker, dict]:
         "deploys": 0,
         "spillover": 0,
     }
+    per_function = []
     for res in results:
         tracker.absorb(res.tracker)
         for key in totals:
             totals[key] += getattr(res, key)
+        per_function.append((res.functions, res.function_throttled))
+    functions, throttled = pool_functions(per_function)
+    if functions:  # several functions: their own tallies, pooled across runs (sim.functions.function_rows)
+        totals["functions"], totals["function_throttled"] = functions, throttled
     return tracker, totals
 
 
@@ -311,12 +371,19 @@ class ReplayFileTask(NamedTuple):
     scenario: Scenario
     seed: int
     user_prefix: str
+    duration_col: str | None = None
+    function_col: str | None = None
 
 
 def replay_file_task(_shared: None, task: ReplayFileTask) -> tuple[RunResult, ReadStats]:
     stats = ReadStats()
-    arrivals = read_arrivals(task.path, task.time_col, task.user_col, task.max_disorder_s, stats)
-    return replay(arrivals, task.scenario, seed=task.seed, user_prefix=task.user_prefix), stats
+    if task.duration_col is None and task.function_col is None:  # the fast path (bench/simulator.py --replay)
+        arrivals = read_arrivals(task.path, task.time_col, task.user_col, task.max_disorder_s, stats)
+        return replay(arrivals, task.scenario, seed=task.seed, user_prefix=task.user_prefix), stats
+    rows = read_columns(
+        task.path, task.time_col, task.user_col, task.duration_col, task.function_col, task.max_disorder_s, stats
+    )
+    return replay(rows, task.scenario, seed=task.seed, user_prefix=task.user_prefix, columns=True), stats
 
 
 def replay(
@@ -325,6 +392,7 @@ def replay(
     seed: int | None = None,
     tracker: Tracker | None = None,
     user_prefix: str = "",
+    columns: bool = False,
 ) -> RunResult:
     """Open-loop replay: each (time, user) of `arrivals`, in time order,
     reaches the platform half a round trip (`scenario.latency`) after its
@@ -332,6 +400,12 @@ def replay(
     cold). Uses the scenario's latency, service, cache and model; its users,
     think time and duration do not apply. Streams: memory holds the calls in
     flight and the per-user tallies, not the trace.
+
+    `columns`: arrivals are (time, user, duration, function) (sim.trace_columns): a row's duration,
+    when not None, is its time on the environment instead of a draw of `scenario.service`; its
+    function, when not None, the function it calls (each one met is added to the one platform, a
+    copy of `scenario.function`'s knobs, under the one account concurrency); else, with
+    `scenario.shards` > 1, the user's shard (sim.functions.shard_of).
 
     Speed (bench/simulator.py --replay): arrivals come sorted, so they skip
     the event heap when the round trip is fixed (its default, 0, takes a
@@ -341,16 +415,36 @@ def replay(
     """
     _no_deploys(scenario)
     rng = random.Random(seed)
+    if scenario.shards > 1 and not columns:  # each row's function is its user's shard
+        arrivals, columns = ((t, user, None, None) for t, user in arrivals), True
+    platform = Platform(scenario.model, [] if columns else [scenario.function], rng=random.Random(rng.random()))
+    tracker = tracker if tracker is not None else Tracker()
+    routes = Routes(platform, scenario, parse_distribution(scenario.service, "service"), rng) if columns else None
+    invocations, throttled, peak = _replay_loop(arrivals, scenario, platform, tracker, rng, user_prefix, routes)
+    res = _result(platform, tracker, invocations, throttled, peak)
+    if routes is not None and len(routes.trackers) > 1:
+        res.functions, res.function_throttled = routes.trackers, routes.throttled
+    return res
+
+
+def _replay_loop(
+    arrivals: Iterable[Arrival],
+    scenario: Scenario,
+    platform: Platform,
+    tracker: Tracker,
+    rng: random.Random,
+    user_prefix: str,
+    routes: Routes | None,
+) -> tuple[int, int, int]:
+    """replay's events; returns (invocations, throttled, peak concurrency)."""
     service = parse_distribution(scenario.service, "service")
     latency = parse_distribution(scenario.latency, "latency")
     fixed = latency.fixed
-    platform = Platform(scenario.model, [scenario.function], rng=random.Random(rng.random()))
-    tracker = tracker if tracker is not None else Tracker()
     record, record_invalid = tracker.record, tracker.record_invalid
     acquire, release, ready = platform.acquire, platform.release, platform.ready
     function = scenario.function.name
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
-    counter = platform.counter  # one function: its in-flight count is the total
+    counter = platform.counter  # its total is the account's in-flight count, over every function
     managed = _managed_caches(scenario)
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
@@ -358,20 +452,18 @@ def replay(
     expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
     next_expire = -math.inf
     last = -math.inf
-    # Completions: (time, 0, env id, slot, env); arrivals (random round trip only):
-    # (time, 1, sequence, user). A completion at the same time goes first.
+    # Completions: (time, 0, env id, slot, env); arrivals (random round trip only, _Jittered):
+    # (time, 1, sequence, arrival). A completion at the same time goes first.
     half = fixed / 2 if fixed is not None else 0.0
-    lowest_half = latency.lowest / 2
-    seq = 0
+    columns = routes is not None
     source = _provisioned_at_start(platform, iter(arrivals))
-    # the next arrival not yet taken (random round trip only)
-    pending = next(source, None) if fixed is None else None
+    jittered = _Jittered(source, heap, latency, rng, release) if fixed is None else None
     while True:
-        if fixed is not None:
+        if jittered is None:
             item = next(source, None)
             if item is None:
                 break
-            t, user = item
+            t, user = (item[0], item[1]) if columns else item
             if t < last:
                 raise ValueError(f"arrivals out of time order: {t!r} after {last!r} (user {user!r})")
             last = t
@@ -379,42 +471,73 @@ def replay(
             while heap and heap[0][0] <= now:
                 _complete(pop(heap), release)
         else:
-            # take arrivals while one could still reach the platform before the heap's head
-            while pending is not None and (not heap or pending[0] + lowest_half <= heap[0][0]):
-                t, user = pending
-                if t < last:
-                    raise ValueError(f"arrivals out of time order: {t!r} after {last!r} (user {user!r})")
-                last = t
-                seq += 1
-                push(heap, (t + latency(rng) / 2, 1, seq, user))
-                pending = next(source, None)
-            if not heap:
+            event = jittered.next()
+            if event is None:
                 break
-            event = pop(heap)
-            if event[1] == 0:
-                _complete(event, release)
-                continue
-            now, user = event[0], event[3]
+            now, item = event
+            user = item[1]
         if now >= next_expire:
             platform.expire(now)
             next_expire = now + expire_every
         label = user_prefix + user if user_prefix else user
+        if routes:
+            function = routes.function(item)
         try:
             lease = acquire(function, now)
         except Throttled:
             throttled += 1
             record_invalid(label)
+            if routes:
+                routes.refused(function, label)
             continue
         invocations += 1
         n = counter.total
         if n > peak:
             peak = n
         env = lease.env
-        busy, hit, slot = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready, managed)
+        busy, hit, slot = _serve(
+            lease, user, now, routes.busy(item) if routes else service(rng), cache_size, cache_ttl, ready, managed
+        )
         record(label, env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
+        if routes:
+            routes.record(function, label, env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
         push(heap, (now + busy, 0, env.id, slot, env))
     _drain(heap, release)
-    return _result(platform, tracker, invocations, throttled, peak)
+    return invocations, throttled, peak
+
+
+class _Jittered:
+    """replay's arrivals with a random round trip: each reaches the platform at its own time, so
+    they pass through the event heap too, taken from the sorted source only while one could still
+    reach the platform before the heap's head (the earliest a round trip allows)."""
+
+    def __init__(self, source, heap: list, latency, rng: random.Random, release) -> None:
+        self.source, self.heap, self.latency, self.rng, self.release = source, heap, latency, rng, release
+        self.lowest_half = latency.lowest / 2
+        self.pending = next(source, None)  # the next arrival not yet taken
+        self.last = -math.inf
+        self.seq = 0
+
+    def next(self) -> tuple | None:
+        """(time it reaches the platform, arrival) of the next arrival; completions before it are released."""
+        heap = self.heap
+        while True:
+            pending = self.pending
+            while pending is not None and (not heap or pending[0] + self.lowest_half <= heap[0][0]):
+                t = pending[0]
+                if t < self.last:
+                    raise ValueError(f"arrivals out of time order: {t!r} after {self.last!r} (user {pending[1]!r})")
+                self.last = t
+                self.seq += 1
+                heapq.heappush(heap, (t + self.latency(self.rng) / 2, 1, self.seq, pending))
+                pending = self.pending = next(self.source, None)
+            if not heap:
+                return None
+            event = heapq.heappop(heap)
+            if event[1] == 0:
+                _complete(event, self.release)
+                continue
+            return event[0], event[3]
 
 
 def _provisioned_at_start(platform: Platform, source: Iterator[Arrival]) -> Iterator[Arrival]:

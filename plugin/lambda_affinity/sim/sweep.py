@@ -30,10 +30,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypedDict
 
+from ..core.schema import FunctionRow
 from ..core.summary import MissCost, MissCostPrice, miss_cost, summarize
 from ..errors import LambdaAffinityError
 from ..platform.distributions import parse_distribution
 from .executors import Executor, Serial
+from .functions import function_rows
 from .simulate import Scenario, run
 from .sweep_spec import (  # noqa: F401 -- re-exported: the spec's names were imported from here
     KINDS,
@@ -112,9 +114,7 @@ def estimate_cost(scenarios: Sequence[Scenario], runs: int) -> Cost:
     )
 
 
-class RunRow(TypedDict):
-    """One simulated run of one point: a row of sweep.csv."""
-
+class _RunRow(TypedDict):
     value: Any
     run: int
     seed: int
@@ -131,6 +131,16 @@ class RunRow(TypedDict):
     cold_per_request: float | None
     saved_ms_per_million: float | None
     saved_usd_per_million: float | None
+
+
+class RunRow(_RunRow, total=False):
+    """One simulated run of one point: a row of sweep.csv (and of sweep.json, with `functions`)."""
+
+    functions: list[FunctionRow]  # per shard, when the scenario has several (--shards K); not in the CSV
+
+
+# sweep.csv's columns (but the factor's name): every run's figures, not the per-shard lists
+RUN_COLUMNS = tuple(k for k in RunRow.__annotations__ if k != "functions")
 
 
 # The charted metrics: (RunRow key, legend name).
@@ -186,7 +196,7 @@ def measure(value: Any, scenario: Scenario, run_index: int, seed: int, price: Mi
     doc = summarize(res.tracker.rows(), res.tracker.environments, per_user_limit=0)
     hit, warm = doc["hit_rate"], doc["warm_cache_rate"]
     cost: MissCost | None = miss_cost(doc, price.per_miss_ms, price.per_miss_usd) if price else None
-    return RunRow(
+    row = RunRow(
         value=value,
         run=run_index,
         seed=seed,
@@ -204,6 +214,9 @@ def measure(value: Any, scenario: Scenario, run_index: int, seed: int, price: Mi
         saved_ms_per_million=cost["saved_ms_per_million"] if cost else None,
         saved_usd_per_million=cost["saved_usd_per_million"] if cost else None,
     )
+    if res.functions:
+        row["functions"] = function_rows(res.functions, res.function_throttled)
+    return row
 
 
 NO_PRICE = MissCostPrice()  # misses not priced
@@ -281,7 +294,7 @@ class Sweep:
         keys = (
             [k for k, _ in METRICS]
             + [k for k, _, _ in SAVINGS]
-            + ["environments", "max_share_p50", "new_environment_calls"]
+            + ["environments", "max_share_p50", "new_environment_calls", "invalid"]
         )
         out: list[PointResult] = []
         for i, (value, label) in enumerate(zip(self.vary.values, labels, strict=True)):

@@ -17,11 +17,11 @@ from ..platform.config import FunctionSpec
 from ..platform.managed import default_cache_scope
 from ..report import charts
 from .simulate import Scenario
-from .sweep import METRICS, SAVINGS, Cost, Factor, PointResult, RunRow, Stats, Vary, run_field, run_seeds
+from .sweep import METRICS, RUN_COLUMNS, SAVINGS, Cost, Factor, PointResult, Stats, Vary, run_field, run_seeds
 
 # what sweep_files returns, in this order
 SWEEP_FILES = ("sweep.csv", "sweep.json", "sweep.html", "sweep.svg")
-CSV_FIELDS = ("factor",) + tuple(RunRow.__annotations__)
+CSV_FIELDS = ("factor",) + RUN_COLUMNS
 
 
 def to_csv(vary: Vary, points: Sequence[PointResult]) -> str:
@@ -31,7 +31,7 @@ def to_csv(vary: Vary, points: Sequence[PointResult]) -> str:
     w.writerow(CSV_FIELDS)
     for p in points:
         for row in p["runs"]:
-            cells = (run_field(row, k) for k in RunRow.__annotations__)
+            cells = (run_field(row, k) for k in RUN_COLUMNS)
             w.writerow([vary.factor.name, *("" if c is None else c for c in cells)])
     return buf.getvalue()
 
@@ -135,9 +135,17 @@ def _cell(st: Stats | None, spread: str, fmt: str, scale: float = 1.0) -> str:
     return f"{st['mean'] * scale:{fmt}} ({st['min'] * scale:{fmt}}..{st['max'] * scale:{fmt}})"
 
 
+def _some(st: Stats | None) -> bool:
+    return st is not None and st["max"] > 0
+
+
 def _columns(points: Sequence[PointResult]) -> list[tuple[str, str, str, float]]:
     """(stats key, heading, format, scale) of the table columns; the priced ones only when priced."""
     cols = [(k, name, ".3f", 1.0) for k, name in METRICS] + [("environments", "environments", ",.0f", 1.0)]
+    # calls refused (reserved concurrency, account limit, scale rate): only when some run had any
+    cols += (
+        [("invalid", "throttled calls", ",.0f", 1.0)] if any(_some(p["stats"].get("invalid")) for p in points) else []
+    )
     cols += [
         (k, name, ",.0f" if k.endswith("ms_per_million") else ",.2f", scale)
         for k, name, scale in SAVINGS
@@ -184,9 +192,10 @@ def sweep_files(
     cost: Cost,
     price: MissCostPrice | None = None,
     reproduce: Reproduce | None = None,
+    title: str | None = None,
 ) -> dict[str, str]:
-    """{file name: text} of the four files a sweep writes."""
-    chart = rates_chart(vary, points, f"lambda-affinity sweep: {vary.factor.name}", spread, runs)
+    """{file name: text} of the four files a sweep writes; `title` the chart's (default: the sweep's)."""
+    chart = rates_chart(vary, points, title or f"lambda-affinity sweep: {vary.factor.name}", spread, runs)
     texts = (
         to_csv(vary, points),
         to_json(
@@ -226,6 +235,11 @@ def describe(vary: Vary, base: Scenario, runs: int, base_seed: int, model_source
         ("model.busy_overhead_s", f"busy overhead {m.busy_overhead_s:g} s"),
         ("model", f"--model {model_source}" if model_source else ""),
         *_managed_parts(base.function),
+        ("function.reserved_concurrency", _given("reserved", base.function.reserved_concurrency)),
+        ("function.provisioned_concurrency", _given("provisioned", base.function.provisioned_concurrency, 0)),
+        ("shards", f"{base.shards} shards" if base.shards != 1 else ""),
+        ("cache_size", _given("cache size", base.cache_size, Scenario.cache_size)),
+        ("cache_ttl_s", _given("cache TTL", base.cache_ttl_s, Scenario.cache_ttl_s, " s")),
     )
     rest = ", ".join(text for field, text in parts if text and field != vary.factor.field)
     return f"{vary.factor.name} = {', '.join(vary.labels)}; {rest}. {runs} runs per point (base seed {base_seed})."
@@ -241,6 +255,11 @@ def _managed_parts(f: FunctionSpec) -> tuple:
         ("function.cache_scope", f"a cache per {f.cache_scope or default_cache_scope(f.runtime)}"),
         ("function.runtime", f"runtime {f.runtime}" if f.runtime else ""),
     )
+
+
+def _given(name: str, value: Any, default: Any = None, unit: str = "") -> str:
+    """`name value` for the description, when the value is not the default (the seed's text unchanged)."""
+    return "" if value == default else f"{name} {value:g}{unit}"
 
 
 def scenario_doc(base: Scenario, factor: Factor) -> dict:
