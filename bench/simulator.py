@@ -38,7 +38,8 @@ import time
 
 from lambda_affinity.core.summary import summarize
 from lambda_affinity.platform import FunctionSpec, ModelConfig, Platform
-from lambda_affinity.sim.simulate import Scenario, replay, run
+from lambda_affinity.sim.replay import replay
+from lambda_affinity.sim.simulate import Scenario, run
 from lambda_affinity.sim.trace import ReadStats, TraceWriter, read_arrivals
 
 T0 = 1764547200.0  # 2025-12-01T00:00:00Z

@@ -6,7 +6,8 @@ import random
 
 from lambda_affinity.core.tracker import OutcomeRecorder
 from lambda_affinity.platform import ModelConfig
-from lambda_affinity.sim.simulate import Scenario, replay
+from lambda_affinity.sim.replay import replay
+from lambda_affinity.sim.simulate import Scenario
 from lambda_affinity.sim.trace import TraceRow, TraceWriter
 
 

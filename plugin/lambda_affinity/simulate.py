@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from .sim.replay import replay
 from .sim.simulate import (
     FUNCTION,
     RunResult,
     Scenario,
-    replay,
     run,
     run_many,
 )

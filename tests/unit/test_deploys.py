@@ -15,7 +15,8 @@ from lambda_affinity.platform.environment import DEAD
 from lambda_affinity.platform.scheduler import DEPLOY, UnknownFunction
 from lambda_affinity.sim import simulate
 from lambda_affinity.sim.deploys import DeployError, deploy_times, parse_deploy_at
-from lambda_affinity.sim.simulate import Scenario, ScenarioError, replay, run
+from lambda_affinity.sim.replay import replay
+from lambda_affinity.sim.simulate import Scenario, ScenarioError, run
 
 
 def platform(**model) -> Platform:

@@ -276,7 +276,7 @@ def test_worker_scope_holds_one_cache_per_worker():
 
 
 def test_replay_runs_a_managed_function():
-    from lambda_affinity.sim.simulate import replay
+    from lambda_affinity.sim.replay import replay
 
     arrivals = [(i * 0.001, f"u{i % 40}") for i in range(4000)]
     spec = FunctionSpec("probe", per_environment_max_concurrency=8, cache_scope="process")

@@ -14,7 +14,8 @@ from lambda_affinity.core.summary import summarize
 from lambda_affinity.platform import ConfigError, FunctionSpec, ModelConfig
 from lambda_affinity.sim import functions
 from lambda_affinity.sim.functions import FunctionsError, function_rows, shard_of, shard_specs
-from lambda_affinity.sim.simulate import Scenario, ScenarioError, replay, run, run_many
+from lambda_affinity.sim.replay import replay
+from lambda_affinity.sim.simulate import Scenario, ScenarioError, run, run_many
 from lambda_affinity.sim.trace import TraceError
 from lambda_affinity.sim.trace_columns import read_columns
 

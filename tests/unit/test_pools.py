@@ -16,7 +16,8 @@ from lambda_affinity.platform import ConfigError, FunctionSpec, ModelConfig, Pla
 from lambda_affinity.platform.config import snapstart_runtime_problem
 from lambda_affinity.platform.environment import PROVISIONED, SNAP_START, Start
 from lambda_affinity.sim.logs import rows_of
-from lambda_affinity.sim.simulate import Scenario, replay, run
+from lambda_affinity.sim.replay import replay
+from lambda_affinity.sim.simulate import Scenario, run
 from lambda_affinity.sim.sweep import Factor, scenario_at
 
 

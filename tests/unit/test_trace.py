@@ -9,7 +9,8 @@ from trace_rows import rows_fixture, write
 
 from lambda_affinity.core.summary import summarize
 from lambda_affinity.platform import ModelConfig
-from lambda_affinity.sim.simulate import Scenario, replay
+from lambda_affinity.sim.replay import replay
+from lambda_affinity.sim.simulate import Scenario
 from lambda_affinity.sim.trace import (
     ReadStats,
     TraceError,

@@ -16,7 +16,8 @@ from ..core.tracker import Tracker
 from ..files import STDIN
 from ..report.render import rates_line, render_table
 from ..sim.functions import MAX_FUNCTIONS, function_rows, functions_table
-from ..sim.simulate import ReplayFileTask, Scenario, check_runs, pool_runs, replay_file_task, run_many
+from ..sim.replay import ReplayFileTask, replay_file_task
+from ..sim.simulate import Scenario, check_runs, pool_runs, run_many
 from ..sim.sweep import estimate_cost
 from ..sim.trace import TraceOptionError, truncation_warning
 from .executors import SMALL_WORK, add_executor_options, executor_from_args, progress_bar

@@ -48,7 +48,8 @@ from ..platform import ModelConfig
 # measure() and its types live in calibrate_measure; callers find them here too
 from .calibrate_measure import PREFIX_ROWS, CalibrationError, Figures, Measurement, measure  # noqa: F401
 from .executors import Executor, Serial
-from .simulate import Scenario, replay
+from .replay import replay
+from .simulate import Scenario
 
 # (policy, routers): the placements compared. partitioned with 1 router is mru.
 PLACEMENTS = (("mru", 1), ("partitioned", 2), ("partitioned", 3), ("partitioned", 4), ("lru", 1), ("random", 1))
