@@ -46,7 +46,10 @@ class Environment:
         "idle_since",
         "last_used",
         "invocations",
-        "idle_token",
+        "expires_at",
+        "queued_at",
+        "retire_at",
+        "replacement",
         "dead_reason",
         "handle",
     )
@@ -62,9 +65,15 @@ class Environment:
         self.idle_since: float | None = None
         self.last_used = now
         self.invocations = 0
-        # Bumped each time the environment goes idle, so stale keep-alive
-        # entries (from an earlier idle spell) are recognised and skipped.
-        self.idle_token = 0
+        # When its keep-alive ends (idle only): idle_since plus the keep-alive this idle spell drew.
+        self.expires_at = 0.0
+        # The deadline of its entry in the platform's keep-alive queue (None: no entry). Never later
+        # than expires_at while idle: the queue is checked lazily (platform.scheduler).
+        self.queued_at: float | None = None
+        # created_at plus the maximum lifetime it drew when it was made.
+        self.retire_at = 0.0
+        # The environment initialised ahead to take its place (proactive replacement), once made.
+        self.replacement: Environment | None = None
         self.dead_reason: str | None = None
         self.handle = None
 

@@ -13,14 +13,29 @@ Life of an invocation:
 The hand-off is settled lazily, whenever the model is next asked anything,
 so neither driver needs a timer for it.
 Retired environments are announced through `on_retire(env, reason)` so the
-driver can stop the process that backs them.
+driver can stop the process that backs them; environments initialised ahead
+of any call (`prewarm`, proactive replacement) through `on_prewarm(env)`, so
+it can start one.
+
+Deadlines. Each environment draws a keep-alive for every idle spell and a
+maximum lifetime when it is made (ModelConfig: constants or distributions).
+Keep-alive deadlines sit in a heap holding about one entry per environment:
+an environment reused before its entry comes due keeps it, and the entry,
+once due, is pushed again at the environment's current deadline (so a busy
+environment costs no heap work per call). Lifetime events (the start of a
+replacement's init, the end of a lifetime) sit in a second heap and are
+handled, in time order, before anything the model is asked at or after their
+time: what happens never depends on how often the driver calls `expire`.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
+from heapq import heappop, heappush
 
 from ..errors import LambdaAffinityError
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
@@ -34,6 +49,15 @@ LIFETIME = "max-lifetime"
 RECYCLED = "recycled"  # error, timeout, crash: the driver asked
 EVICTED = "evicted"  # reclaimed to stay under max_environments
 SHUTDOWN = "shutdown"
+
+# Lifetime events: a replacement starts its init (NOTICE), a lifetime ends (END).
+NOTICE, END = 0, 1
+# Proactive replacement: the replacement's init starts this long before its predecessor's lifetime
+# ends, and at most this share of that lifetime before. Our assumption: AWS says only "about to be
+# shut down" (docs/model.md). In the model it matters only to the emulator, which starts the
+# replacement's process then; the replacement takes calls from the end of its predecessor's lifetime.
+REPLACEMENT_LEAD_S = 10.0
+REPLACEMENT_LEAD_SHARE = 0.25
 
 
 class UnknownFunction(LambdaAffinityError, KeyError):
@@ -66,10 +90,12 @@ class Platform:
         rng: random.Random | None = None,
         on_retire: Callable[[Environment, str], None] | None = None,
         wall_offset: float = 0.0,
+        on_prewarm: Callable[[Environment], None] | None = None,
     ) -> None:
         self.config = config or ModelConfig()
         self.rng = rng or random.Random()
         self.on_retire = on_retire
+        self.on_prewarm = on_prewarm
         # Added to `now` to date log stream names (the simulator's clock starts at 0).
         self.wall_offset = wall_offset
         self.functions: dict[str, FunctionSpec] = {}
@@ -80,10 +106,18 @@ class Platform:
         # overhead is one constant, so release order is free_at order.
         self._handoff: deque = deque()
         self.live: dict[str, Environment] = {}
-        # keep-alive deadlines in release order; entries go stale lazily.
-        self._idle_queue: deque = deque()
-        # creation order = lifetime-expiry order, since max_lifetime is constant.
-        self._age_queue: deque = deque()
+        # A constant is used as such: drawing costs a call, and the hot loop goes idle once per call.
+        keep_alive, lifetime = self.config.keep_alive, self.config.max_lifetime
+        self._keep_alive, self._keep_alive_fixed = keep_alive, keep_alive.fixed
+        self._lifetime, self._lifetime_fixed = lifetime, lifetime.fixed
+        self._no_keep_alive = keep_alive.fixed == 0  # released environments retire at once
+        self._replace = self.config.proactive_replacement
+        # (deadline, seq, env): keep-alive deadlines, checked lazily (the module's docstring).
+        self._idle_heap: list = []
+        # (time, seq, env, NOTICE | END), and the earliest time in it (inf: none).
+        self._events: list = []
+        self._next_event = math.inf
+        self._seq = itertools.count()  # ties in a heap never reach the environments
         # Calls by how they met their environment (Start): cold ones waited for an init;
         # new-environment ones were first on an environment initialised beforehand.
         self.cold_starts = 0
@@ -107,8 +141,8 @@ class Platform:
         spec = self.functions.get(function)
         if spec is None:
             raise UnknownFunction(function)
-        if self._handoff:
-            self._settle(now)
+        if self._handoff or now >= self._next_event:
+            self._advance(now)
         self.counter.admit(function, spec.reserved_concurrency)
         pool = self._pools[function]
         router = pool.route(self.rng)
@@ -117,6 +151,9 @@ class Platform:
             env.state = BUSY
             env.invocations += 1
             env.last_used = now
+            if env.invocations == 1:  # initialised ahead of any call: no wait, but an empty cache
+                self.new_environment_calls += 1
+                return Lease(env, Start.NEW_ENVIRONMENT, 0.0)
             self.warm_starts += 1
             return Lease(env, Start.WARM, 0.0)
         try:
@@ -130,7 +167,7 @@ class Platform:
 
     def ready(self, env: Environment, now: float) -> None:
         """A cold environment finished its init and now runs its first invocation."""
-        if env.state == INITIALIZING:
+        if env.state == INITIALIZING and env.invocations:  # not one initialised ahead of any call
             env.state = BUSY
             env.ready_at = now
 
@@ -141,15 +178,17 @@ class Platform:
         concurrency still counted), then goes idle."""
         if env.state not in (BUSY, INITIALIZING, DEAD):
             raise RuntimeError(f"release of {env!r}, which runs no invocation")
+        if now >= self._next_event:
+            self._advance(now)
         env.last_used = now
         if env.state == DEAD:
             self.counter.done(env.function)
             return
         if recycle:
             self._retire(env, RECYCLED)
-        elif now - env.created_at >= self.config.max_lifetime_s:
+        elif now >= env.retire_at:
             self._retire(env, LIFETIME)
-        elif self.config.keep_alive_s <= 0:
+        elif self._no_keep_alive:
             self._retire(env, KEEP_ALIVE)
         elif self.config.busy_overhead_s > 0:
             env.state = HANDOFF
@@ -162,22 +201,45 @@ class Platform:
     def _go_idle(self, env: Environment, now: float) -> None:
         env.state = IDLE
         env.idle_since = now
-        env.idle_token += 1
+        keep_alive = self._keep_alive_fixed
+        if keep_alive is None:
+            keep_alive = self._keep_alive(self.rng)  # each idle spell draws its own (docs/model.md)
+        env.expires_at = deadline = now + keep_alive
         self._pools[env.function].add(env)
-        self._idle_queue.append((now + self.config.keep_alive_s, env, env.idle_token))
+        queued = env.queued_at
+        if queued is None or deadline < queued:
+            self._queue_idle(env)
+        # else its entry comes due first and is pushed again then
 
-    def _settle(self, now: float) -> None:
-        """Environments whose hand-off ended by `now` go idle (as of then)."""
-        q = self._handoff
-        while q and q[0][0] <= now:
-            free_at, env = q.popleft()
-            if env.state != HANDOFF:
-                continue  # killed meanwhile
-            if free_at - env.created_at >= self.config.max_lifetime_s:
-                self._retire(env, LIFETIME)  # _retire counts a hand-off's invocation done
+    def _queue_idle(self, env: Environment) -> None:
+        env.queued_at = deadline = env.expires_at
+        heappush(self._idle_heap, (deadline, next(self._seq), env))
+
+    def _advance(self, now: float) -> int:
+        """Hand-offs ending and lifetime events due by `now`, in time order. Returns the environments
+        lifetime events retired."""
+        handoff, events = self._handoff, self._events
+        n = 0
+        while True:
+            if events and events[0][0] <= now and not (handoff and handoff[0][0] < events[0][0]):
+                at, _, env, kind = heappop(events)
+                n += self._start_replacement(env, at) if kind == NOTICE else self._end_lifetime(env, at)
+            elif handoff and handoff[0][0] <= now:
+                self._settle_one(*handoff.popleft())
             else:
-                self.counter.done(env.function)
-                self._go_idle(env, free_at)
+                break
+        self._next_event = events[0][0] if events else math.inf
+        return n
+
+    def _settle_one(self, free_at: float, env: Environment) -> None:
+        """Its hand-off ended at `free_at`: it goes idle (as of then)."""
+        if env.state != HANDOFF:
+            return  # killed meanwhile
+        if free_at >= env.retire_at:
+            self._retire(env, LIFETIME)  # _retire counts a hand-off's invocation done
+        else:
+            self.counter.done(env.function)
+            self._go_idle(env, free_at)
 
     def kill(self, env: Environment, reason: str = RECYCLED) -> None:
         """Retire an environment now, whatever its state (e.g. its process died
@@ -192,48 +254,103 @@ class Platform:
         """Reclaim idle environments past keep-alive or max lifetime; returns
         how many were retired. Busy ones past their lifetime finish first and
         retire on release."""
-        if self._handoff:
-            self._settle(now)
-        n = 0
-        q = self._idle_queue
+        n = self._advance(now)
+        q = self._idle_heap
         while q and q[0][0] <= now:
-            _, env, token = q.popleft()
-            if env.state == IDLE and env.idle_token == token:
+            deadline, _, env = heappop(q)
+            if env.queued_at != deadline:
+                continue  # superseded by an earlier entry of its own
+            env.queued_at = None
+            if env.state != IDLE:
+                continue  # in use: queued again when next idle
+            if env.expires_at <= now:
                 self._pools[env.function].remove(env)
                 self._retire(env, KEEP_ALIVE)
                 n += 1
-        lifetime = self.config.max_lifetime_s
-        a = self._age_queue
-        while a and a[0].created_at + lifetime <= now:
-            env = a[0]
-            if env.state in (BUSY, INITIALIZING, HANDOFF):
-                break  # retires on release; later entries are younger
-            a.popleft()
-            if env.state == IDLE:
-                self._pools[env.function].remove(env)
-                self._retire(env, LIFETIME)
-                n += 1
+            else:
+                self._queue_idle(env)  # reused since: its current deadline
         return n
 
     def next_deadline(self) -> float | None:
         """When `expire` next has work, or None: the emulator sleeps until then."""
-        q = self._idle_queue
-        while q and not (q[0][1].state == IDLE and q[0][1].idle_token == q[0][2]):
-            q.popleft()
-        a = self._age_queue
-        while a and a[0].state == DEAD:
-            a.popleft()
-        times = []
         h = self._handoff
         while h and h[0][1].state != HANDOFF:
             h.popleft()
-        if h:
-            times.append(h[0][0])
-        if q:
-            times.append(q[0][0])
-        if a and a[0].state == IDLE:
-            times.append(a[0].created_at + self.config.max_lifetime_s)
-        return min(times) if times else None
+        soonest = min(self._next_event, self._idle_front(), h[0][0] if h else math.inf)
+        return None if soonest == math.inf else soonest
+
+    def _idle_front(self) -> float:
+        """The earliest keep-alive deadline (inf: none), its heap entry made exact: refreshed, or
+        dropped, entries of environments reused since they were queued."""
+        q = self._idle_heap
+        while q:
+            deadline, _, env = q[0]
+            if env.queued_at == deadline and env.state == IDLE and env.expires_at == deadline:
+                return deadline
+            heappop(q)
+            if env.queued_at == deadline:
+                env.queued_at = None
+                if env.state == IDLE:
+                    self._queue_idle(env)
+        return math.inf
+
+    # -- lifetimes and environments made ahead ----------------------------------
+    def prewarm(self, function: str, now: float, router: int | None = None) -> Environment | None:
+        """An environment initialised ahead of any call (provisioned concurrency; proactive
+        replacement makes its own the same way), idle from `now`: its first call is
+        Start.NEW_ENVIRONMENT. Announced through `on_prewarm`. Not a scale-out (the scale limit and
+        concurrency do not count it: our assumption); None when max_environments leaves no room (it
+        evicts nothing). Raises UnknownFunction."""
+        spec = self.functions.get(function)
+        if spec is None:
+            raise UnknownFunction(function)
+        if self._handoff or now >= self._next_event:
+            self._advance(now)
+        env = self._made_ahead(spec, self._pools[function].route(self.rng) if router is None else router, now)
+        if env is not None:
+            self._go_idle(env, now)
+        return env
+
+    def _made_ahead(self, spec: FunctionSpec, router: int, now: float) -> Environment | None:
+        """A new environment whose init starts at `now` with no call waiting (INITIALIZING, no
+        invocation, in no pool), or None when the cap on live environments leaves no room."""
+        cap = self.config.max_environments
+        if cap is not None and len(self.live) >= cap:
+            return None
+        env = self._new_environment(spec, router, now)
+        if self.on_prewarm is not None:
+            self.on_prewarm(env)
+        return env
+
+    def _start_replacement(self, env: Environment, at: float) -> int:
+        """NOTICE: `env`'s lifetime ends soon; its replacement starts its init now. Returns 1 if `env`
+        turned out reclaimed by its keep-alive before (then nothing replaces it), else 0."""
+        if env.state == DEAD:
+            return 0
+        if env.state == IDLE and env.expires_at <= at:
+            self._pools[env.function].remove(env)
+            self._retire(env, KEEP_ALIVE)
+            return 1
+        env.replacement = self._made_ahead(self.functions[env.function], env.router, at)
+        self._push_event(env.retire_at, env, END)
+        return 0
+
+    def _end_lifetime(self, env: Environment, at: float) -> int:
+        """END: its replacement (if any) takes calls from now; `env` retires if idle (a busy one on
+        release or at its hand-off's end). Returns the environments retired."""
+        new = env.replacement
+        if new is not None and new.state == INITIALIZING and not new.invocations:
+            self._go_idle(new, at)
+        if env.state != IDLE:
+            return 0
+        self._pools[env.function].remove(env)
+        self._retire(env, KEEP_ALIVE if env.expires_at <= at else LIFETIME)
+        return 1
+
+    def _push_event(self, at: float, env: Environment, kind: int) -> None:
+        heappush(self._events, (at, next(self._seq), env, kind))
+        if at < self._next_event:
+            self._next_event = at
 
     def shutdown(self) -> list[Environment]:
         """Retire every environment (the driver is stopping); returns them."""
@@ -256,19 +373,15 @@ class Platform:
 
     # -- internals ---------------------------------------------------------
     def _take_idle(self, pool, router: int, now: float) -> Environment | None:
-        keep_alive = self.config.keep_alive_s
-        lifetime = self.config.max_lifetime_s
         take, rng = pool.take, self.rng
         while True:
             env = take(rng, router)
             if env is None:
                 return None
-            # Deadlines are enforced here too, so placement never depends on
-            # how punctually the driver calls `expire`.
-            if now - env.idle_since >= keep_alive:
+            # Keep-alive is enforced here too, so placement never depends on how punctually the
+            # driver calls `expire` (lifetimes: acquire handled their events first).
+            if now >= env.expires_at:
                 self._retire(env, KEEP_ALIVE)
-            elif now - env.created_at >= lifetime:
-                self._retire(env, LIFETIME)
             else:
                 return env
 
@@ -278,20 +391,32 @@ class Platform:
         cap = self.config.max_environments
         if cap is not None and len(self.live) >= cap and not self._evict_one():
             self.counter.refuse(ACCOUNT_LIMIT, spec.name, cap)
+        return self._new_environment(spec, router, now)
+
+    def _new_environment(self, spec: FunctionSpec, router: int, now: float) -> Environment:
         env_id = log_stream_name(now + self.wall_offset, spec.version, self.rng.getrandbits(128))
         env = Environment(env_id, spec.name, spec.version, router, now)
+        lifetime = self._lifetime_fixed
+        if lifetime is None:
+            lifetime = self._lifetime(self.rng)  # drawn once, when it is made
+        env.retire_at = now + lifetime
         self.live[env_id] = env
-        self._age_queue.append(env)
+        if self._replace:
+            lead = min(REPLACEMENT_LEAD_S, lifetime * REPLACEMENT_LEAD_SHARE)
+            self._push_event(env.retire_at - lead, env, NOTICE)
+        else:
+            self._push_event(env.retire_at, env, END)
         return env
 
     def _evict_one(self) -> bool:
-        """Reclaim the longest-idle environment of any function."""
-        for _deadline, env, token in self._idle_queue:
-            if env.state == IDLE and env.idle_token == token:
-                self._pools[env.function].remove(env)
-                self._retire(env, EVICTED)
-                return True
-        return False
+        """Reclaim the idle environment of any function nearest its keep-alive's end (with a
+        constant keep-alive: the longest idle)."""
+        if self._idle_front() == math.inf:
+            return False
+        env = self._idle_heap[0][2]
+        self._pools[env.function].remove(env)
+        self._retire(env, EVICTED)
+        return True
 
     def _retire(self, env: Environment, reason: str) -> None:
         if env.state == HANDOFF:

@@ -88,12 +88,15 @@ class RunResult:
 
 def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: float, ready) -> tuple[float, bool]:
     """A call just placed: a new environment gets the probe's session cache
-    and the init delay. Returns (how long the environment is busy, cache hit)."""
+    (empty, initialised ahead or not) and, when cold, the init delay. Returns
+    (how long the environment is busy, cache hit)."""
     env = lease.env
     if lease.cold:
         env.handle = SessionCache(cache_size, cache_ttl)
         busy += lease.init_delay_s
         ready(env, now + lease.init_delay_s)
+    elif env.handle is None:  # Start.NEW_ENVIRONMENT
+        env.handle = SessionCache(cache_size, cache_ttl)
     return busy, env.handle.lookup(key, now)[0]
 
 
@@ -142,7 +145,7 @@ def run(
         if send < duration:
             push(heap, (send + latency(rng) / 2, u, None))
 
-    expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
+    expire_every = max(1.0, min(scenario.model.keep_alive.lowest, 60.0))
     next_expire = expire_every
     while heap:
         now, u, env = pop(heap)
@@ -277,7 +280,7 @@ def replay(
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
     invocations = throttled = peak = 0
-    expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
+    expire_every = max(1.0, min(scenario.model.keep_alive.lowest, 60.0))
     next_expire = -math.inf
     last = -math.inf
     # Completions: (time, 0, env id, env); arrivals (random round trip only):
