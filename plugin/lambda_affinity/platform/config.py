@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LambdaAffinityError
-from .distributions import Distribution, DistributionError, parse_distribution, parse_duration
+from .distributions import (
+    Distribution,
+    DistributionError,
+    parse_distribution,
+    parse_duration,
+    parse_duration_or_distribution,
+)
 
 POLICIES = ("mru", "lru", "random", "partitioned")
 
@@ -144,15 +150,14 @@ class FunctionSpec:
 
 
 def _constant_or_text(name: str, value: Any) -> Any:
-    """A distribution field's value: a float when it is a constant (`10m`, `fixed:600`, 600), else the
-    distribution's text, stripped. Anything else is left for validate() to refuse."""
+    """A distribution field's text as parse_duration_or_distribution keeps it; anything but text is left
+    for validate() to check (its messages for numbers, booleans, lists)."""
     if not isinstance(value, str):
         return value
     try:
-        dist = parse_distribution(value, name)
+        return parse_duration_or_distribution(value, name)
     except DistributionError as exc:
         raise ConfigError(str(exc)) from None
-    return dist.fixed if dist.fixed is not None else value.strip()
 
 
 def _check_duration_or_distribution(name: str, value: Any, exclusive: bool) -> None:
