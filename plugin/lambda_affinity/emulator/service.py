@@ -20,7 +20,7 @@ from gevent.event import Event
 from gevent.pool import Group
 
 from ..errors import LambdaAffinityError
-from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, Platform, Throttled, UnknownFunction
+from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, INITIALIZING, Platform, Throttled, UnknownFunction
 from ..platform.distributions import parse_distribution
 from ..platform.scheduler import SHUTDOWN
 from . import layers
@@ -138,6 +138,7 @@ class InvocationService:
             [f.spec() for f in config.functions],
             on_retire=self._on_retire,
             wall_offset=time.time() - time.monotonic(),
+            on_prewarm=self._on_prewarm,
         )
         self.forkserver = ForkServer()
         self.log_stream = log_stream  # START/END/REPORT and function output; None: quiet
@@ -429,18 +430,43 @@ class InvocationService:
         except (OSError, ValueError):
             self.log_stream = None  # the reader went away; keep serving
 
-    # -- environments ending -------------------------------------------------
+    # -- environments made ahead, and ending -----------------------------------
+    def _on_prewarm(self, env) -> None:
+        """The model made an environment ahead of any call (a proactive replacement): its process
+        starts now, in its own greenlet (the model's call must not yield), and inits with no call
+        waiting. A call placed on it before its init ends waits for it, as a cold one would."""
+        sandbox = Sandbox(self, self.functions[env.function], env)
+        env.handle = sandbox
+        self._sandboxes.add(sandbox)
+        gevent.spawn(self._start_ahead, sandbox)
+
+    def _start_ahead(self, sandbox: Sandbox) -> None:
+        env = sandbox.env
+        if self.stopping or not env.alive:
+            self._sandboxes.discard(sandbox)
+            return
+        try:
+            sandbox.start()
+        except (SpawnError, OSError) as exc:
+            self._sandboxes.discard(sandbox)
+            self._print(f"[{env.function}] could not start an environment ahead of its calls: {exc}")
+            self.platform.kill(env)
+            return
+        # An init that fails or hangs ends its process (sandbox_exited then retires the environment).
+        sandbox.wait_init(new_request_id())
+
     def _on_retire(self, env, reason: str) -> None:
         sandbox = env.handle
         if sandbox is not None:
             sandbox.terminate(stopping=reason == SHUTDOWN)
 
     def sandbox_exited(self, sandbox: Sandbox) -> None:
-        """Its process ended. An idle environment (or one in its hand-off)
-        leaves the model now; a busy or initializing one is recycled by the
-        invocation that holds it."""
-        if sandbox.env.state in (IDLE, HANDOFF):
-            self.platform.kill(sandbox.env)
+        """Its process ended. An idle environment (or one in its hand-off, or one
+        initialising ahead of any call) leaves the model now; a busy or
+        initializing one is recycled by the invocation that holds it."""
+        env = sandbox.env
+        if env.state in (IDLE, HANDOFF) or (env.state == INITIALIZING and not env.invocations):
+            self.platform.kill(env)
 
     def forget(self, sandbox: Sandbox) -> None:
         self._sandboxes.discard(sandbox)
@@ -480,6 +506,7 @@ class InvocationService:
                 for name in self.functions
             },
             "cold_starts": p.cold_starts,
+            "new_environment_calls": p.new_environment_calls,
             "warm_starts": p.warm_starts,
             "retired": dict(p.retired),
             "throttles": dict(p.counter.throttles),

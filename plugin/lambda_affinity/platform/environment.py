@@ -83,6 +83,7 @@ class Environment:
 
     def describe(self, now: float) -> dict:
         """A JSON-ready view for introspection endpoints."""
+        since = self.idle_since if self.state == IDLE else None
         return {
             "id": self.id,
             "function": self.function,
@@ -90,7 +91,10 @@ class Environment:
             "router": self.router,
             "invocations": self.invocations,
             "age_s": round(now - self.created_at, 3),
-            "idle_s": round(now - self.idle_since, 3) if self.state == IDLE and self.idle_since is not None else None,
+            "idle_s": round(now - since, 3) if since is not None else None,
+            # what it drew: its maximum lifetime, and its current idle spell's keep-alive
+            "lifetime_s": round(self.retire_at - self.created_at, 3),
+            "keep_alive_s": round(self.expires_at - since, 3) if since is not None else None,
         }
 
     def __repr__(self) -> str:
