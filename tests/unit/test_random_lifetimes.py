@@ -14,7 +14,7 @@ from lambda_affinity.cli.options import scenario_from_args
 from lambda_affinity.platform import DEAD, IDLE, INITIALIZING, FunctionSpec, ModelConfig, Platform
 from lambda_affinity.platform.environment import Start
 from lambda_affinity.platform.scheduler import KEEP_ALIVE, LIFETIME
-from lambda_affinity.sim.simulate import Scenario
+from lambda_affinity.sim.simulate import Scenario, run
 from lambda_affinity.sim.sweep import SpecError, parse_vary, points
 
 ONE_FUNCTION = (FunctionSpec("f"),)
@@ -123,14 +123,20 @@ def test_r1_the_emulators_timer_always_knows_the_next_keep_alive_end():
     assert len(p._idle_heap) <= 2 * len(p.live) + 10  # one entry per environment, or about
 
 
-def test_a_constant_keep_alive_is_not_drawn():
-    """A constant draws nothing: runs with it use the generator as before (seeds give the same runs)."""
+def test_drawing_keep_alives_and_lifetimes_leaves_placement_as_it_was():
+    """Keep-alive and lifetime draws use a generator of their own: with one seed, runs whose only
+    difference is a keep-alive nothing reaches place every call alike (a sweep compares like with
+    like), and a constant draws nothing at all."""
+    rows = []
+    for keep_alive, lifetime in ((600.0, 7200.0), ("300:900", 7200.0), ("5m:15m", "1h:3h")):
+        model = ModelConfig(keep_alive_s=keep_alive, max_lifetime_s=lifetime)
+        rows.append(run(Scenario(users=5, duration_s=30, model=model), seed=4).tracker.rows())
+    assert rows[0] == rows[1] == rows[2]
     p, _, _ = make(keep_alive_s=600.0)
-    state = p.rng.getstate()
     run_one(p, 0.0)
+    state = p._draws.getstate()
     env = run_one(p, 1.0).env
-    p.rng.setstate(state)  # only the first call's environment id drew
-    assert env.expires_at == 601.0
+    assert p._draws.getstate() == state and env.expires_at == 601.0
 
 
 # -- R2: lifetime as a distribution: retirements spread out ---------------------------

@@ -111,6 +111,10 @@ class Platform:
         self._keep_alive, self._keep_alive_fixed = keep_alive, keep_alive.fixed
         self._lifetime, self._lifetime_fixed = lifetime, lifetime.fixed
         self._no_keep_alive = keep_alive.fixed == 0  # released environments retire at once
+        # Keep-alive and lifetime draws have a generator of their own, seeded without drawing from
+        # `rng`: placement sees the same random numbers whatever they are (a sweep over them compares
+        # like with like).
+        self._draws = _twin_seeded(self.rng)
         self._replace = self.config.proactive_replacement
         # (deadline, seq, env): keep-alive deadlines, checked lazily (the module's docstring).
         self._idle_heap: list = []
@@ -203,7 +207,7 @@ class Platform:
         env.idle_since = now
         keep_alive = self._keep_alive_fixed
         if keep_alive is None:
-            keep_alive = self._keep_alive(self.rng)  # each idle spell draws its own (docs/model.md)
+            keep_alive = self._keep_alive(self._draws)  # each idle spell draws its own (docs/model.md)
         env.expires_at = deadline = now + keep_alive
         self._pools[env.function].add(env)
         queued = env.queued_at
@@ -398,7 +402,7 @@ class Platform:
         env = Environment(env_id, spec.name, spec.version, router, now)
         lifetime = self._lifetime_fixed
         if lifetime is None:
-            lifetime = self._lifetime(self.rng)  # drawn once, when it is made
+            lifetime = self._lifetime(self._draws)  # drawn once, when it is made
         env.retire_at = now + lifetime
         self.live[env_id] = env
         if self._replace:
@@ -427,3 +431,10 @@ class Platform:
         self.retired[reason] = self.retired.get(reason, 0) + 1
         if self.on_retire is not None:
             self.on_retire(env, reason)
+
+
+def _twin_seeded(rng: random.Random) -> random.Random:
+    """A generator seeded by what `rng` would draw next, leaving `rng` as it was."""
+    twin = random.Random()
+    twin.setstate(rng.getstate())
+    return random.Random(twin.getrandbits(64))
