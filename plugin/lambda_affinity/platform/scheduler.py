@@ -255,9 +255,9 @@ class Platform:
 
     # -- the passage of time ------------------------------------------------
     def expire(self, now: float) -> int:
-        """Reclaim idle environments past keep-alive or max lifetime; returns
-        how many were retired. Busy ones past their lifetime finish first and
-        retire on release."""
+        """Reclaim idle environments past keep-alive or max lifetime, and start
+        the replacements due; returns how many were retired. Busy ones past
+        their lifetime finish first and retire on release."""
         n = self._advance(now)
         q = self._idle_heap
         while q and q[0][0] <= now:
