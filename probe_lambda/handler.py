@@ -6,13 +6,18 @@ package its zip carries; handler `handler.handler`). It answers both an
 Invoke payload `{"session": "..."}` and a Function URL event (payload format
 2.0; session from header `x-affinity-session` or query `session=`).
 
-Reply contract (version 1): env_id, request_id, cold, env_invocations,
-env_age_ms, session, cache {hit, entries, age_ms}, probe.
+Reply contract (version 1): env_id, request_id, cold, new_environment, init_type,
+env_invocations, env_age_ms, session, cache {hit, entries, age_ms}, probe.
+`cold`: this call waited for the environment's init (a user-facing cold start);
+`new_environment`: the environment's first call, its init done ahead of it
+(provisioned, Managed Instances, or proactive: see docs/probe.md for the rule);
+`init_type`: AWS_LAMBDA_INITIALIZATION_TYPE; `env_age_ms`: ms since the init.
 
 Environment variables (all optional):
   AFFINITY_CACHE_SIZE     max sessions kept per environment (default 10000)
   AFFINITY_CACHE_TTL_S    seconds a cached session stays valid (default 900)
   AFFINITY_MISS_DELAY_MS  sleep on a miss: the backend read a hit saves (default 0)
+  AFFINITY_PROACTIVE_GAP_MS  an on-demand first call this long after init was initialised ahead (default 10000)
 It never echoes any environment variable but the log stream name.
 """
 
@@ -24,6 +29,7 @@ import time
 from lambda_affinity_wrapper.state import (
     MAX_SESSION_LEN,
     SESSION_HEADER,
+    Environment,
     SessionCache,
     cache_from_env,
     env_id,
@@ -39,10 +45,10 @@ PROBE_VERSION = 1
 
 # Module-level state survives between invocations in one environment: the
 # very thing this probe measures.
-_INIT = time.monotonic()
-_CACHE = cache_from_env()
+_ENV = Environment(cache_from_env())
+_INIT = _ENV.init
+_CACHE = _ENV.cache
 _MISS_DELAY_S = _env_number("AFFINITY_MISS_DELAY_MS", 0.0, 0.0, 10_000.0) / 1000.0
-_invocations = 0
 
 
 class BadEvent(ValueError):
@@ -83,9 +89,10 @@ def _session_from_payload(event):
 
 def probe(session, request_id, now: float | None = None) -> dict:
     """Count this invocation and consult the session cache."""
-    global _invocations
-    _invocations += 1
+    env = _ENV
+    env.invocations += 1
     now = time.monotonic() if now is None else now
+    cold, new_environment = env.start(now)
     cache = None
     if session is not None:
         hit, age = _CACHE.lookup(session, now)
@@ -95,8 +102,10 @@ def probe(session, request_id, now: float | None = None) -> dict:
     return {
         "env_id": env_id(),
         "request_id": request_id,
-        "cold": _invocations == 1,
-        "env_invocations": _invocations,
+        "cold": cold,
+        "new_environment": new_environment,
+        "init_type": env.init_type,
+        "env_invocations": env.invocations,
         "env_age_ms": round((now - _INIT) * 1000, 3),
         "session": session,
         "cache": cache,

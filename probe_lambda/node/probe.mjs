@@ -4,9 +4,9 @@
  * measure environment reuse on either runtime. Node's standard library only;
  * handler `probe.handler`. index.mjs beside it stays the seed's bare handler.
  *
- * Reply (contract version 1): env_id, request_id, cold, env_invocations,
- * env_age_ms, session, cache {hit, entries, age_ms} (null without a session),
- * probe. It answers an Invoke payload {"session": "..."} and a Function URL
+ * Reply (contract version 1): env_id, request_id, cold, new_environment,
+ * init_type, env_invocations, env_age_ms, session, cache {hit, entries, age_ms}
+ * (null without a session), probe. It answers an Invoke payload {"session": "..."} and a Function URL
  * event (payload format 2.0; session from header x-affinity-session, else
  * query session=), the latter as {statusCode, headers, body}. A bad event gets
  * the Python probe's 400-style error with the same message.
@@ -15,6 +15,7 @@
  *   AFFINITY_CACHE_SIZE     max sessions kept per environment (default 10000, 1..1000000)
  *   AFFINITY_CACHE_TTL_S    seconds a cached session stays valid (default 900, 0.001..86400)
  *   AFFINITY_MISS_DELAY_MS  wait on a miss: the backend read a hit saves (default 0, 0..10000)
+ *   AFFINITY_PROACTIVE_GAP_MS  a first call this long after init was initialised ahead (default 10000)
  * Unset, empty or not a number as Python's float() reads it: the default;
  * out of range: clamped. It never echoes any environment variable but the log
  * stream name.
@@ -124,6 +125,21 @@ const CACHE = new SessionCache(
 const MISS_DELAY_MS = envNumber('AFFINITY_MISS_DELAY_MS', 0, 0, 10000);
 let invocations = 0;
 
+// How Lambda initialised this environment (AWS_LAMBDA_INITIALIZATION_TYPE). Provisioned concurrency and Managed
+// Instances never put an init on a call's path; an on-demand first call PROACTIVE_GAP_MS or more after init was
+// initialised ahead (proactive initialisation: Datadog's tracer's rule, Stuyvenberg 2023); a SnapStart restore is on
+// the call's path. The Python wrapper's state.py holds the same rule (docs/probe.md).
+const INIT_TYPE = process.env.AWS_LAMBDA_INITIALIZATION_TYPE || null;
+const PREINITIALISED = new Set(['provisioned-concurrency', 'lambda-managed-instances']);
+const PROACTIVE_GAP_MS = envNumber('AFFINITY_PROACTIVE_GAP_MS', 10000, 0, 86400000);
+
+/** Did an environment's first call wait for its init (a user-facing cold start)? */
+export function waitedForInit(kind, sinceInitMs, gapMs = PROACTIVE_GAP_MS) {
+  if (PREINITIALISED.has(kind)) return false;
+  if (kind === 'snap-start') return true;
+  return sinceInitMs < gapMs;
+}
+
 class BadEvent extends Error {}
 
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -184,6 +200,7 @@ const round3 = (x) => Math.round(x * 1000) / 1000;
 async function probe(session, requestId) {
   invocations += 1;
   const now = performance.now();
+  const cold = invocations === 1 && waitedForInit(INIT_TYPE, now - INIT);
   let cache = null;
   if (session !== null) {
     const [hit, age] = CACHE.lookup(session, now);
@@ -193,7 +210,9 @@ async function probe(session, requestId) {
   return {
     env_id: process.env.AWS_LAMBDA_LOG_STREAM_NAME ?? 'unknown',
     request_id: requestId,
-    cold: invocations === 1,
+    cold,
+    new_environment: invocations === 1 && !cold,
+    init_type: INIT_TYPE,
     env_invocations: invocations,
     env_age_ms: round3(now - INIT),
     session,

@@ -27,7 +27,18 @@ slow = pytest.mark.slow  # the emulator tests; the settings tests below take a f
 
 NODE_DIR = probe_folder(node=True)
 PROBE_MJS = os.path.join(NODE_DIR, "probe.mjs")
-CONTRACT_KEYS = {"env_id", "request_id", "cold", "env_invocations", "env_age_ms", "session", "cache", "probe"}
+CONTRACT_KEYS = {
+    "env_id",
+    "request_id",
+    "cold",
+    "new_environment",
+    "init_type",
+    "env_invocations",
+    "env_age_ms",
+    "session",
+    "cache",
+    "probe",
+}
 CANARY = "canary-must-not-leak"
 TTL_S = 0.5
 MISS_DELAY_MS = 300
@@ -120,6 +131,41 @@ def test_nan_setting_falls_back_to_the_default():
     # handler.py lets NaN through its clamp (documented in probe.mjs); here it is the default.
     got = node_env_numbers([[raw, s] for raw in ("nan", "-NaN") for s in SETTINGS])
     assert got == [s[1] for s in SETTINGS] * 2
+
+
+def node_first_calls(environment: dict, pause_ms: int) -> list:
+    """The Node probe's first two replies in a fresh process (its init: the import), the first `pause_ms`
+    after the init, on the real clock."""
+    script = (
+        "const p = await import(" + json.dumps("file://" + PROBE_MJS) + ");\n"
+        "let text = ''; for await (const chunk of process.stdin) text += chunk;\n"
+        "await new Promise((r) => setTimeout(r, JSON.parse(text)));\n"
+        "const out = [await p.handler({session: 's'}, {awsRequestId: 'r1'}),\n"
+        "             await p.handler({session: 's'}, {awsRequestId: 'r2'})];\n"
+        "process.stdout.write(JSON.stringify(out));\n"
+    )
+    return node_json(script, pause_ms, env={"PATH": os.environ["PATH"], **environment})
+
+
+@pytest.mark.parametrize(
+    "environment,pause_ms,start",
+    [
+        ({"AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}, 0, (True, False)),
+        ({"AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand", "AFFINITY_PROACTIVE_GAP_MS": "150"}, 250, (False, True)),
+        ({"AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency"}, 0, (False, True)),
+        ({"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start", "AFFINITY_PROACTIVE_GAP_MS": "150"}, 250, (True, False)),
+    ],
+)
+def test_cold_start_or_new_environment_call_as_handler_py_tells_them(environment, pause_ms, start):
+    first, second = node_first_calls(environment, pause_ms)
+    assert (first["cold"], first["new_environment"]) == start
+    assert first["init_type"] == environment["AWS_LAMBDA_INITIALIZATION_TYPE"] and first["env_age_ms"] >= pause_ms
+    assert (second["cold"], second["new_environment"]) == (False, False)
+    # handler.py's rule, from the same facts
+    from lambda_affinity_wrapper.state import waited_for_init
+
+    gap_s = float(environment.get("AFFINITY_PROACTIVE_GAP_MS", 10000)) / 1000
+    assert first["cold"] is waited_for_init(first["init_type"], first["env_age_ms"] / 1000, gap_s)
 
 
 # -- the probe in the emulator ------------------------------------------------------
@@ -215,6 +261,8 @@ def python_answer(event):
 def test_sequential_calls_are_cold_then_warm_on_one_environment(lam):
     replies = [invoke(lam, "node-fresh", {"session": "fresh"}) for _ in range(3)]
     assert [r["cold"] for r in replies] == [True, False, False]
+    assert [r["new_environment"] for r in replies] == [False, False, False]  # on demand: the first call waited
+    assert {r["init_type"] for r in replies} == {"on-demand"}  # as the emulator sets it
     assert [r["env_invocations"] for r in replies] == [1, 2, 3]
     assert len({r["env_id"] for r in replies}) == 1
     assert len({r["request_id"] for r in replies}) == 3

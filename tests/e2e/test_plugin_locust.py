@@ -55,6 +55,9 @@ def test_seed_experiment_end_to_end(tmp_path):
     assert all(0 < u["max_share"] <= 1 for u in doc["per_user"])
     assert all(0 < doc["hit_rate"][k] <= 1 for k in ("mean", "min", "p50", "max", "weighted"))
     assert doc["warm_cache_rate"] is not None and 1 <= doc["cold_starts"] <= doc["environments"]
+    # on demand (the emulator's AWS_LAMBDA_INITIALIZATION_TYPE): every environment's first call waited for its init
+    assert doc["new_environment_calls"] == 0 and doc["cold_starts"] == doc["environments"]
+    assert sum(u["new_environment_calls"] for u in doc["per_user"]) == 0
     assert sum(doc["histogram"]) == 10
     rates = re.search(r"^rates: (.+)$", run.stderr, re.M)
     assert rates, run
@@ -187,7 +190,7 @@ def test_invoke_user_through_boto3_on_the_embedded_emulator(tmp_path):
     assert doc["users"] == 3 and doc["invalid"] == 0
     assert doc["reproduce"]["command"] == "locust" and doc["reproduce"]["options"]["num_users"] == 3
     assert doc["requests"] == stats[0]["num_requests"] and stats[0]["num_failures"] == 0
-    assert doc["warm_cache_rate"] is not None and doc["cold_starts"] >= 1
+    assert doc["warm_cache_rate"] is not None and doc["cold_starts"] >= 1 and doc["new_environment_calls"] == 0
     assert "lambda://probe?endpoint_url=http://127.0.0.1:" in run.stderr  # the embedded emulator's Invoke API
     assert_nothing_left(run)
 

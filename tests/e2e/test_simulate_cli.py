@@ -19,6 +19,7 @@ def test_cli_json_matches_schema():
         "invalid",
         "environments",
         "cold_starts",
+        "new_environment_calls",
         "hit_rate",
         "warm_cache_rate",
         "histogram",
@@ -37,6 +38,7 @@ def test_cli_json_matches_schema():
         "cache_known",
         "environments",
         "cold_starts",
+        "new_environment_calls",
         "switches",
         "invalid",
     ]

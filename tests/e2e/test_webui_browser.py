@@ -95,6 +95,7 @@ def expected_figures(doc: dict) -> dict:
         "mean_warm_rate": rate(doc["warm_cache_rate"], "mean"),
         "environments": str(doc["environments"]),
         "cold_starts": str(doc["cold_starts"]),
+        "new_environment_calls": str(doc["new_environment_calls"]),
         "requests": str(doc["requests"]),
         "invalid": str(doc["invalid"]),
         **savings(doc),
@@ -299,6 +300,7 @@ def check_final(page, view: dict, doc: dict, points: list, mode: str):
     # the timeline's last point holds the final numbers; its intervals add up to the totals
     assert view["lastRate"].endswith(": " + to_fixed(doc["hit_rate"]["mean"], 3)), view["lastRate"]
     assert sum(pt["cold_starts"] for pt in points) == doc["cold_starts"]
+    assert sum(pt["new_environment_calls"] for pt in points) == doc["new_environment_calls"] == 0  # on-demand only
     assert sum(pt["valid"] for pt in points) == doc["requests"]
     assert points[-1]["environments"] == doc["environments"] and len(points) >= 4
     assert view["histogram"] == [f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {n} users" for i, n in enumerate(doc["histogram"])]
@@ -321,6 +323,7 @@ def check_user_table(page, view: dict, doc: dict):
             str(u["warm_hits"]),
             str(u["environments"]),
             str(u["cold_starts"]),
+            str(u["new_environment_calls"]),
             str(u["switches"]),
         ]
     page.click("table.la-users th[data-key=requests]")
@@ -500,6 +503,7 @@ def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_
                 "Environments and users / environments",
                 "Environments and users / users",
                 "Cold starts per interval / cold starts",
+                "Cold starts per interval / new-environment calls",
                 "Cold starts per interval / invalid replies",
             }
             # a point every 2 s and a final one with the final numbers
@@ -509,6 +513,7 @@ def test_html_report_has_the_dashboards_figures_and_charts(cluster_factory, tmp_
             assert series["Environments and users / environments"][-1] == doc["environments"]
             assert sum(series["Cold starts per interval / cold starts"]) == doc["cold_starts"]
             assert sum(series["Cold starts per interval / invalid replies"]) == doc["invalid"] == 0
+            assert sum(series["Cold starts per interval / new-environment calls"]) == doc["new_environment_calls"] == 0
         finally:
             chromium.close()
 

@@ -139,9 +139,12 @@ def test_wrapped_app_answers_as_the_plain_one_apart_from_the_affinity_headers(em
         if route not in WITH_HEADERS:  # the body itself, or an error: nowhere to put headers
             assert not facts, route
             continue
-        assert set(facts) == {AFFINITY + k for k in ("env", "cold", "env-invocations", "session-hit", "init-age-ms")}
+        names = ("env", "cold", "env-invocations", "session-hit", "init-age-ms", "new-env", "init-type")
+        assert set(facts) == {AFFINITY + k for k in names}
         assert facts["x-affinity-env"].startswith("20") and "[$LATEST]" in facts["x-affinity-env"]
         assert facts["x-affinity-cold"] == ("1" if facts["x-affinity-env-invocations"] == "1" else "0")
+        # on demand, as the emulator initialises: a first call waited for the init, none was initialised ahead
+        assert (facts["x-affinity-new-env"], facts["x-affinity-init-type"]) == ("0", "on-demand")
     binary = get(emu, wrapped, "/binary")[2]
     assert binary == bytes(range(256))  # base64 in the result, raw bytes on the wire, as plain
 
@@ -235,7 +238,18 @@ def test_other_events_log_one_affinity_line_and_the_invoke_field_is_opt_in(lam, 
     lines = [line for line in log.splitlines() if line.startswith("AFFINITY ")]
     assert len(lines) == 1, log
     doc = json.loads(lines[0].removeprefix("AFFINITY "))
-    assert set(doc) == {"env", "cold", "env_invocations", "session_hit", "init_age_ms", "request_id", "function"}
+    assert set(doc) == {
+        "env",
+        "cold",
+        "env_invocations",
+        "session_hit",
+        "init_age_ms",
+        "new_environment",
+        "init_type",
+        "request_id",
+        "function",
+    }
+    assert (doc["new_environment"], doc["init_type"]) == (False, "on-demand")
     assert doc["function"] == name and doc["session_hit"] is None
     assert doc["request_id"] == resp["ResponseMetadata"]["RequestId"]
     reply = json.loads(body)
@@ -266,6 +280,23 @@ def node_answers(cases: list) -> list:
 
 
 @pytest.mark.skipif(not NODE, reason="needs `node` on PATH")
+def test_the_node_wrapper_tells_cold_starts_from_new_environments_as_the_python_one():
+    from lambda_affinity.aws.layer import source_dir
+    from lambda_affinity_wrapper.state import waited_for_init
+
+    kinds = [None, "on-demand", "provisioned-concurrency", "lambda-managed-instances", "snap-start", "other"]
+    cases = [[kind, ms, gap] for kind in kinds for ms in (0, 9999, 10000, 50000) for gap in (10000, 100)]
+    index = os.path.join(source_dir("nodejs"), "index.mjs")
+    script = (
+        f"import * as w from {json.dumps('file://' + index)};"
+        "let text = ''; for await (const chunk of process.stdin) text += chunk;"
+        "process.stdout.write(JSON.stringify(JSON.parse(text).map(([k, ms, gap]) => w.waitedForInit(k, ms, gap))));"
+    )
+    got = node_json(script, cases)
+    assert got == [waited_for_init(kind, ms / 1000, gap / 1000) for kind, ms, gap in cases]
+
+
+@pytest.mark.skipif(not NODE, reason="needs `node` on PATH")
 def test_the_node_wrapper_reads_events_and_adds_headers_as_the_python_one():
     from lambda_affinity_wrapper import events
 
@@ -285,7 +316,7 @@ def test_the_node_wrapper_reads_events_and_adds_headers_as_the_python_one():
         ({"op": "echo"}, None, {"ok": 1}),
         ([1], None, [1]),
     ]
-    facts = events.Facts("env-1", False, 3, True, 42)
+    facts = events.Facts("env-1", False, 3, True, 42, True, "provisioned-concurrency")
     got = node_answers([[e, s, r, facts._asdict()] for e, s, r in cases])
     for (event, setting, result), (kind, key, with_headers) in zip(cases, got, strict=True):
         source = events.parse_source(setting)

@@ -104,6 +104,7 @@ def test_endpoint_rates_and_bound():
         "requests": 2,
         "invalid": 1,
         "cold_starts": 0,
+        "new_environment_calls": 0,
         "warm_hits": 1,
         "cache_known": 1,
         "followed": 2,
@@ -192,8 +193,8 @@ def test_the_console_csv_and_html_show_every_endpoint():
     doc = summarize([], 0)
     doc["per_endpoint"] = t.rows()
     table = render.render_table(doc)
-    assert "per endpoint" in table and "  /items/<id>        1        0      0   1.000   1.000" in table
-    assert render.endpoints_csv(doc["per_endpoint"]).splitlines()[2] == "login,1,0,1,0,0,0,0,,"
+    assert "per endpoint" in table and "  /items/<id>        1        0      0       0   1.000   1.000" in table
+    assert render.endpoints_csv(doc["per_endpoint"]).splitlines()[2] == "login,1,0,1,0,0,0,0,0,,"
     section = render.render_html_section(doc)
     assert '<table class="affinity-endpoints"' in section and "/items/&lt;id&gt;" in section
     assert "/items/<id>" not in section

@@ -3,6 +3,7 @@
 import random
 
 import msgpack
+import pytest
 
 from lambda_affinity.core import summary
 from lambda_affinity.core.tracker import ROW_FIELDS, Tracker
@@ -231,19 +232,21 @@ def _worker_with_rows(n_users=3, requests=4):
 
 
 def _good_row(user="w0-u9", requests=2):
-    return [user, requests, requests, 0, 0, 1, 1, 0, 0]
+    return [user, requests, requests, 0, 0, 1, 1, 0, 0, 0]
 
 
 BAD_ROWS = [
     "not a list",
     [1, 2, 3],
-    [None, 1, 1, 0, 0, 1, 1, 0, 0],  # no label
-    ["x" * 300, 1, 1, 0, 0, 1, 1, 0, 0],  # too long a label
-    ["w0-u9", -1, 0, 0, 0, 0, 0, 0, 0],  # negative
-    ["w0-u9", 1.5, 1, 0, 0, 1, 1, 0, 0],  # not whole
-    ["w0-u9", True, 1, 0, 0, 1, 1, 0, 0],  # a bool is no count
-    ["w0-u9", 1, 5, 0, 0, 1, 1, 0, 0],  # max_count > requests
-    ["w0-u9", 1, 1, 3, 1, 1, 1, 0, 0],  # warm_hits > cache_known
+    [None, 1, 1, 0, 0, 1, 1, 0, 0, 0],  # no label
+    ["x" * 300, 1, 1, 0, 0, 1, 1, 0, 0, 0],  # too long a label
+    ["w0-u9", -1, 0, 0, 0, 0, 0, 0, 0, 0],  # negative
+    ["w0-u9", 1.5, 1, 0, 0, 1, 1, 0, 0, 0],  # not whole
+    ["w0-u9", True, 1, 0, 0, 1, 1, 0, 0, 0],  # a bool is no count
+    ["w0-u9", 1, 5, 0, 0, 1, 1, 0, 0, 0],  # max_count > requests
+    ["w0-u9", 1, 1, 3, 1, 1, 1, 0, 0, 0],  # warm_hits > cache_known
+    ["w0-u9", 2, 1, 0, 0, 2, 2, 1, 0, 0],  # cold starts + new-environment calls > requests
+    ["w0-u9", 2, 2, 0, 0, 1, 1, 0, 0],  # an older worker's row: no new_environment_calls
 ]
 
 
@@ -258,7 +261,7 @@ def test_malformed_rows_are_rejected_alone_and_reported_once_per_worker():
     assert sorted(r["user"] for r in rows) == ["w0-u1", "w0-u2", "w0-u3", "w0-u9"]
     assert agg.environments == 1
     (line,) = agg.problems()
-    assert "worker 0 (c0) sent 0 malformed payloads and 10 malformed rows, rejected (the first: a row is not" in line
+    assert "worker 0 (c0) sent 0 malformed payloads and 12 malformed rows, rejected (the first: a row is not" in line
     assert "; it sent no final report; kept everything else: 4 users, 14 valid replies" in line
 
 
@@ -368,9 +371,9 @@ def test_the_fast_row_test_agrees_with_the_one_that_says_why():
     values = [0, 0, 1, 1, 2, 3, -1, 1.0, True, None, "x"]
     seen = {True: 0, False: 0}
     for _ in range(20_000):
-        v = [rng.choice(["w0-u1", "w0-u1", "", "x" * 300, 3])] + [rng.choice(values) for _ in range(8)]
+        v = [rng.choice(["w0-u1", "w0-u1", "", "x" * 300, 3])] + [rng.choice(values) for _ in range(9)]
         if rng.random() < 0.05:
-            v = v[: rng.randrange(9)]
+            v = v[: rng.randrange(10)]
         try:
             check_row(v)
             ok = True
@@ -380,6 +383,13 @@ def test_the_fast_row_test_agrees_with_the_one_that_says_why():
         seen[ok] += 1
     assert seen[True] > 0 and seen[False] > 0
     assert is_row(_good_row()) and not is_row(tuple(_good_row()))
+
+
+def test_an_older_workers_row_is_refused_with_why():
+    from lambda_affinity.locust_plugin.wire import MalformedError, check_row
+
+    with pytest.raises(MalformedError, match=r"a row has 9 fields, a worker of an older lambda-affinity's"):
+        check_row(["w0-u1", 2, 2, 0, 0, 1, 1, 0, 0])
 
 
 def test_a_worker_running_again_in_the_same_run_after_its_final_snapshot_goes_on():

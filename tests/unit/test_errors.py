@@ -15,7 +15,7 @@ NOT_ERRORS = {
     # control flow inside the emulator's servers, never raised out of them
     "lambda_affinity.emulator.runtime_api._Wake": "wakes a waiting /next; never leaves the Runtime API",
     "lambda_affinity.emulator.wire._Stop": "ends a connection's loop; never leaves wire.py",
-    "lambda_affinity.emulator.invoke_api._Refused": "carries AWS's refusal to the answer; never leaves invoke_api.py",
+    "lambda_affinity.emulator.aws_shapes.Refused": "carries AWS's refusal to the answer; never leaves the front end",
 }
 # emulator/runtimes/ is no package (no __init__): its scripts run inside an environment's own
 # process, standalone, and must not import the package; the walk does not reach them.

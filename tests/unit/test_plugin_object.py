@@ -216,6 +216,7 @@ def test_print_report_shows_table_rates_files_and_checks(caplog):
             "cache_known": 0,
             "environments": 2,
             "cold_starts": 2,
+            "new_environment_calls": 0,
             "switches": 1,
             "invalid": 0,
         }
@@ -253,6 +254,7 @@ def test_write_outputs_adds_a_section_to_an_existing_html_report(tmp_path):
             "cache_known": 1,
             "environments": 1,
             "cold_starts": 0,
+            "new_environment_calls": 0,
             "switches": 0,
             "invalid": 0,
         }

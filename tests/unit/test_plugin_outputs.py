@@ -18,6 +18,7 @@ ROW = {
     "cache_known": 2,
     "environments": 2,
     "cold_starts": 1,
+    "new_environment_calls": 0,
     "switches": 1,
     "invalid": 0,
 }

@@ -13,7 +13,7 @@ from lambda_affinity.cli import build_parser, sweep as cli_sweep
 from lambda_affinity.cli.options import scenario_from_args
 from lambda_affinity.platform import DEAD, IDLE, INITIALIZING, FunctionSpec, ModelConfig, Platform
 from lambda_affinity.platform.environment import Start
-from lambda_affinity.platform.scheduler import KEEP_ALIVE, LIFETIME
+from lambda_affinity.platform.scheduler import DEPLOY, KEEP_ALIVE, LIFETIME
 from lambda_affinity.sim.simulate import Scenario, run
 from lambda_affinity.sim.sweep import SpecError, parse_vary, points
 
@@ -206,10 +206,10 @@ def test_proactive_replacement_turns_the_cold_start_after_a_lifetime_into_a_new_
 def test_the_replacement_starts_its_init_ahead_and_takes_calls_when_its_predecessor_retires():
     p, retired, made_ahead = make(keep_alive_s=1000.0, max_lifetime_s=100.0)
     old = run_one(p, 0.0).env
-    assert p.next_deadline() == 90.0  # 10 s ahead (REPLACEMENT_LEAD_S)
-    p.expire(90.0)
+    assert p.next_deadline() == 75.0  # a quarter of its lifetime ahead (less than REPLACEMENT_LEAD_S)
+    p.expire(75.0)
     [new] = made_ahead
-    assert new.state == INITIALIZING and new.created_at == 90.0 and p.idle_count("f") == 1
+    assert new.state == INITIALIZING and new.created_at == 75.0 and p.idle_count("f") == 1
     assert run_one(p, 95.0).env is old  # still the old one's until its lifetime ends
     assert p.next_deadline() == 100.0
     assert p.expire(100.0) == 1 and retired == [(old, LIFETIME)]
@@ -356,3 +356,14 @@ def test_bad_sweeps_of_them_say_what_is_wrong(spec, message):
     with pytest.raises(SpecError) as exc:
         parse_vary(spec, sweep_factors())
     assert message in str(exc.value)
+
+
+def test_a_deploy_retires_a_replacement_made_ahead_for_the_old_version():
+    p, retired, made_ahead = make(keep_alive_s=1000.0, max_lifetime_s=100.0)
+    old = run_one(p, 0.0).env
+    p.expire(75.0)
+    [new] = made_ahead
+    p.deploy("f", 80.0)
+    assert {(e, why) for e, why in retired} == {(old, DEPLOY), (new, DEPLOY)}
+    p.expire(100.0)
+    assert new.state == DEAD and p.acquire("f", 101.0).cold

@@ -20,7 +20,18 @@ from lambda_affinity.report.render import (
 )
 
 
-def row(user, requests, max_count, warm_hits=0, cache_known=0, environments=1, cold_starts=0, switches=0, invalid=0):
+def row(
+    user,
+    requests,
+    max_count,
+    warm_hits=0,
+    cache_known=0,
+    environments=1,
+    cold_starts=0,
+    switches=0,
+    invalid=0,
+    new_environment_calls=0,
+):
     return {
         "user": user,
         "requests": requests,
@@ -30,6 +41,7 @@ def row(user, requests, max_count, warm_hits=0, cache_known=0, environments=1, c
         "cache_known": cache_known,
         "environments": environments,
         "cold_starts": cold_starts,
+        "new_environment_calls": new_environment_calls,
         "switches": switches,
         "invalid": invalid,
     }
@@ -112,7 +124,7 @@ def test_csv_outputs():
     lines = summary_csv(summarize(ROWS, 6)).splitlines()
     assert lines[0] == "metric,mean,min,p10,p25,p50,p75,p90,max,weighted"
     assert lines[1].startswith("hit_rate,") and lines[2].startswith("warm_cache_rate,")
-    assert "4,19,3,6,4" in lines
+    assert "4,19,3,6,4,0" in lines
     assert lines[-1] == "0.9-1.0,1"
 
 
@@ -127,7 +139,7 @@ def test_a_user_label_a_spreadsheet_would_run_is_made_inert(name):
 def test_table_shows_totals_and_histogram():
     text = render_table(summarize(ROWS, 6))
     assert text.splitlines()[0] == (
-        "Lambda affinity: 4 users, 19 valid replies, 3 invalid, 6 environments, 4 cold starts"
+        "Lambda affinity: 4 users, 19 valid replies, 3 invalid, 6 environments, 4 cold starts, 0 new-environment calls"
     )
     assert "max-share hit       0.583    0.250    0.300" in text
     assert "  0.9-1.0       1 " in text

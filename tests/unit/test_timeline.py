@@ -115,7 +115,7 @@ def test_bad_input_is_refused_with_a_reason():
     with pytest.raises(ValueError, match=r"earlier than the previous one at 10\.0"):
         line.add(9.0, doc_of(t))
     t.reset()
-    with pytest.raises(ValueError, match=r"went down from \(1, 2, 0\) to \(0, 0, 0\)"):
+    with pytest.raises(ValueError, match=r"went down from \(1, 2, 0, 0\) to \(0, 0, 0, 0\)"):
         line.add(11.0, doc_of(t))
     with pytest.raises(ValueError, match="no 'cold_starts' key"):
         line.add(12.0, {"users": 1})
@@ -138,6 +138,7 @@ def test_headline_reads_the_document():
         "mean_warm_rate",
         "environments",
         "cold_starts",
+        "new_environment_calls",
         "requests",
         "invalid",
     ]

@@ -36,6 +36,7 @@ def test_hand_computed_user():
         "cache_known": 5,
         "environments": 3,
         "cold_starts": 3,
+        "new_environment_calls": 0,
         # A->A no, A->B, B->A, A->C, C->B
         "switches": 4,
         "invalid": 0,

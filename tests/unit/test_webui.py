@@ -94,7 +94,7 @@ def test_per_endpoint_rows_are_served_as_the_dashboard_and_a_csv(served):
     assert got.headers["Content-Disposition"] == "attachment; filename=affinity_endpoints.csv"
     assert got.data.decode() == render.endpoints_csv(rows)
     lines = got.data.decode().splitlines()
-    assert lines[0].startswith("name,requests,invalid,cold_starts") and lines[1].startswith("/items/[id],2,0,0,1,2,")
+    assert lines[0].startswith("name,requests,invalid,cold_starts") and lines[1].startswith("/items/[id],2,0,0,0,1,2,")
 
 
 def test_the_script_is_served_by_name_only(served):

@@ -116,6 +116,7 @@ def test_headers_go_on_a_copy_after_the_apps_own():
         ("x-affinity-env-invocations", "1"),
         ("x-affinity-session-hit", "0"),
         ("x-affinity-init-age-ms", "12"),
+        ("x-affinity-new-env", "0"),
     ]
     assert {k: v for k, v in out.items() if k != "headers"} == {k: v for k, v in result.items() if k != "headers"}
 
@@ -224,6 +225,8 @@ def test_other_events_log_one_line_and_the_field_is_opt_in(fresh, capsys):
         "env_invocations": 1,
         "session_hit": None,
         "init_age_ms": doc["init_age_ms"],
+        "new_environment": False,
+        "init_type": None,
         "request_id": "req-1",
         "function": "app",
     }

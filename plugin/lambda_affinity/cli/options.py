@@ -17,6 +17,7 @@ from ..platform.distributions import distribution_option, duration_option as dur
 from ..platform.model_file import EMULATOR_KEYS, ModelFile, from_document, parse_yaml
 from ..sim.simulate import Scenario
 from ..sim.trace import DEFAULT_MAX_DISORDER_S
+from .managed_options import MANAGED_MODEL_OPTIONS, function_from_args
 
 # (option, ModelConfig field, type): model options default to None, so only
 # those given override `--model FILE` (or the defaults).
@@ -33,7 +34,7 @@ MODEL_OPTIONS = (
     ("--max-environments", "max_environments", int),
     ("--scale-limit", "scale_limit", int),
     ("--scale-window", "scale_window_s", duration),
-)
+) + MANAGED_MODEL_OPTIONS
 # simulate option dest -> Scenario field, where they differ
 SCENARIO_FIELDS = {"duration": "duration_s"}
 
@@ -172,6 +173,26 @@ def add_scenario_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
             help=f"time on the environment per invocation, seconds (default {d.service}, or "
             "--model FILE's service_time)",
         ),
+        *add_deploy_options(p),
+    ]
+
+
+def add_deploy_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """--deploy-every, --deploy-at: when the function is deployed (every later call on new environments)."""
+    return [
+        p.add_argument(
+            "--deploy-every",
+            default="",
+            metavar="DIST",
+            help="deploy the function at intervals drawn from DIST, same forms as --think (e.g. 1h, exp:30m): "
+            "every later call lands on a new environment (docs/model.md, Deploys)",
+        ),
+        p.add_argument(
+            "--deploy-at",
+            default="",
+            metavar="T,...",
+            help="deploy the function at these times since the start (e.g. 30,5m)",
+        ),
     ]
 
 
@@ -226,7 +247,10 @@ def scenario_from_args(args: argparse.Namespace, trace: bool = False, model_path
         start=args.start,
         latency=args.latency or file.network_latency or ("0" if trace else d.latency),
         service=args.service or file.service_time or d.service,
+        deploy_every=args.deploy_every,
+        deploy_at=args.deploy_at,
         model=file.model.replace(**{k: v for k, v in given.items() if v is not None}),
+        function=function_from_args(args, d.function.name),
     )
 
 

@@ -19,6 +19,7 @@ from ..sim.simulate import ReplayFileTask, Scenario, check_runs, pool_runs, repl
 from ..sim.sweep import estimate_cost
 from ..sim.trace import TraceOptionError, truncation_warning
 from .executors import SMALL_WORK, add_executor_options, executor_from_args, progress_bar
+from .managed_options import add_managed_options
 from .options import (
     add_max_disorder,
     add_miss_cost_options,
@@ -69,6 +70,7 @@ def add_parser(sub) -> None:
         t, "rows may be this many seconds out of time order; they are put back in order (default %(default)g)"
     )
     add_model_options(p)
+    add_managed_options(p)
     add_miss_cost_options(p)
     add_executor_options(p, "--runs")
     p.set_defaults(func=run)
@@ -92,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
             tracker, totals = run_many(scenario, runs=args.runs, seed=args.seed, executor=executor, progress=progress)
     elapsed = time.perf_counter() - started
     doc = _summary(tracker, price, read)
+    deploying = bool(scenario.deploy_every or scenario.deploy_at)
+    if deploying:
+        doc["deploys"] = totals["deploys"]
     if args.json:
         options = {"runs": args.runs, "trace": args.trace, "time_col": args.time_col, "user_col": args.user_col}
         options["max_disorder"] = args.max_disorder
@@ -100,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     _print_table(doc, tracker, read)
-    print(f"{totals['invocations']} invocations, {totals['throttled']} throttled, simulated in {elapsed:.2f} s")
+    deploys = f", {totals['deploys']} deploys" if deploying else ""
+    print(
+        f"{totals['invocations']} invocations, {totals['throttled']} throttled{deploys}, simulated in {elapsed:.2f} s"
+    )
     print(f"random seed {args.seed} (--random-seed {args.seed} repeats this run)")
     return 0
 

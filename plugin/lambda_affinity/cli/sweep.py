@@ -16,6 +16,7 @@ from ..sim.simulate import Scenario
 from ..sim.sweep import MAX_POINTS, SPREADS, Factor, Sweep, check_cost, parse_vary
 from ..sim.sweep_files import SWEEP_FILES, describe, render_points, scenario_doc, sweep_files
 from .executors import add_executor_options, executor_from_args, progress_bar
+from .managed_options import FUNCTION_FIELDS, add_managed_options
 from .options import (
     MODEL_OPTIONS,
     SCENARIO_FIELDS,
@@ -64,7 +65,7 @@ def add_parser(sub) -> None:
         metavar="N",
         help="refuse a sweep estimated above N simulated invocations (default %(default).0f)",
     )
-    factors = add_scenario_options(p) + add_model_options(p)
+    factors = add_scenario_options(p) + add_model_options(p) + add_managed_options(p)
     add_miss_cost_options(p)
     add_executor_options(p, "run the points' runs")
     p.set_defaults(func=run, factor_actions=factors)
@@ -93,10 +94,13 @@ def _sweep_factors(actions: list[argparse.Action]) -> dict[str, tuple[Factor, st
         flag = action.option_strings[0]
         if flag in model_fields:
             field = f"model.{model_fields[flag]}"
+        elif flag in FUNCTION_FIELDS:
+            field = f"function.{FUNCTION_FIELDS[flag]}"
         else:
             field = SCENARIO_FIELDS.get(action.dest, action.dest)  # `--model FILE`: the field `model`
         factor = Factor(flag[2:], _kind(action), tuple(action.choices) if action.choices else None, field)
-        for name in {flag[2:], model_fields.get(flag, flag[2:]).replace("_", "-")}:
+        alias = model_fields.get(flag) or FUNCTION_FIELDS.get(flag) or flag[2:]
+        for name in {flag[2:], alias.replace("_", "-")}:
             out[name] = (factor, action.dest)
     return out
 
@@ -109,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     price = price_from_args(args)
     known = _sweep_factors(args.factor_actions)
     vary = parse_vary(args.vary, {name: factor for name, (factor, _) in known.items()})
+    if vary.factor.field == "function.per_environment_max_concurrency" and args.env_concurrency is None:
+        args.env_concurrency = vary.values[0]  # every point runs on Managed Instances: so does the base
     base = scenario_from_args(args)
     # a model file read at each point, the options given still overriding it, as simulate --model would
     at = partial(_scenario_with_model, args) if vary.factor.field == "model" else None

@@ -20,8 +20,17 @@ MAX_ENDPOINTS = 1000
 OTHER = "(other names)"
 # An endpoint's counts in EndpointRow's order, without the name and the derived rates:
 # the wire form a worker sends (a list, packed as a msgpack array).
-COUNT_FIELDS: tuple[str, ...] = ("requests", "invalid", "cold_starts", "warm_hits", "cache_known", "followed", "stays")
-_REQUESTS, _INVALID, _COLD, _WARM, _KNOWN, _FOLLOWED, _STAYS = range(len(COUNT_FIELDS))
+COUNT_FIELDS: tuple[str, ...] = (
+    "requests",
+    "invalid",
+    "cold_starts",
+    "new_environment_calls",
+    "warm_hits",
+    "cache_known",
+    "followed",
+    "stays",
+)
+_REQUESTS, _INVALID, _COLD, _FRESH, _WARM, _KNOWN, _FOLLOWED, _STAYS = range(len(COUNT_FIELDS))
 
 
 class EndpointTracker:
@@ -43,12 +52,16 @@ class EndpointTracker:
                 c = self.counts[name] = [0] * len(COUNT_FIELDS)
         return c
 
-    def record(self, name: str, cold: bool, cache_hit: bool | None, stayed: bool | None) -> None:
+    def record(
+        self, name: str, cold: bool, cache_hit: bool | None, stayed: bool | None, new_environment: bool = False
+    ) -> None:
         """One reply with valid facts; `stayed` None for a user's first reply."""
         c = self._slot(name)
         c[_REQUESTS] += 1
         if cold:
             c[_COLD] += 1
+        elif new_environment:
+            c[_FRESH] += 1
         if cache_hit is not None:
             c[_KNOWN] += 1
             if cache_hit:
@@ -104,13 +117,14 @@ def table_size(table: Sequence[Sequence]) -> int:
 def rows_of(table: Iterable[Sequence]) -> list[EndpointRow]:
     """Rows with their rates, most replies first."""
     rows: list[EndpointRow] = []
-    for name, requests, invalid, cold, warm, known, followed, stays in table:
+    for name, requests, invalid, cold, fresh, warm, known, followed, stays in table:
         rows.append(
             {
                 "name": str(name),
                 "requests": requests,
                 "invalid": invalid,
                 "cold_starts": cold,
+                "new_environment_calls": fresh,
                 "warm_hits": warm,
                 "cache_known": known,
                 "followed": followed,

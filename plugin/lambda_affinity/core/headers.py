@@ -4,14 +4,17 @@ The handler wrapper (wrapper/, docs/own-function.md) adds to every HTTP-event
 result these response headers:
 
 - `x-affinity-env`: the execution environment's id (the log stream name, as the probe's env_id);
-- `x-affinity-cold`: `1` on the environment's first call, else `0`;
+- `x-affinity-cold`: `1` when the call waited for the environment's init (a user-facing cold start), else `0`;
+- `x-affinity-new-env`: `1` on the first call of an environment initialised ahead of it (provisioned,
+  Managed Instances, proactive: no wait, an empty cache), else `0`; absent from older wrappers (read as `0`);
+- `x-affinity-init-type`: AWS_LAMBDA_INITIALIZATION_TYPE, when Lambda set it;
 - `x-affinity-env-invocations`: calls this environment served, this one included;
 - `x-affinity-session-hit`: `1`/`0`, whether this environment had seen the request's session
   key before; absent when the request carried no valid key;
 - `x-affinity-init-age-ms`: milliseconds since the environment's init.
 
 For other events it logs one line `AFFINITY {json}` with keys env, cold,
-env_invocations, session_hit (or null), init_age_ms, request_id, function;
+env_invocations, session_hit (or null), init_age_ms, new_environment, init_type, request_id, function;
 `parse_log_facts` reads that object. Pure: no Locust import, no I/O.
 """
 
@@ -29,6 +32,9 @@ COLD_HEADER = "x-affinity-cold"
 INVOCATIONS_HEADER = "x-affinity-env-invocations"
 SESSION_HIT_HEADER = "x-affinity-session-hit"
 INIT_AGE_HEADER = "x-affinity-init-age-ms"
+NEW_ENV_HEADER = "x-affinity-new-env"
+INIT_TYPE_HEADER = "x-affinity-init-type"
+MAX_INIT_TYPE_LEN = 64  # AWS's values are a few words (on-demand, provisioned-concurrency, ...)
 # A number header longer than this is not one the wrapper wrote (an int64 is 19 digits).
 MAX_NUMBER_LEN = 24
 MAX_SESSION_NAME_LEN = 128
@@ -54,6 +60,8 @@ class Facts(NamedTuple):
     env_invocations: int
     session_hit: bool | None  # None: the request carried no valid session key
     init_age_ms: float
+    new_environment: bool = False  # the environment's first call, its init done ahead (never with cold)
+    init_type: str | None = None  # AWS_LAMBDA_INITIALIZATION_TYPE, when the wrapper reported it
 
 
 class SessionSource(NamedTuple):
@@ -138,8 +146,32 @@ def parse_headers(get: Callable[[str], Any]) -> Facts | None:
         and age.isdigit()
         and not env.isspace()
     ):
-        return Facts(env, flag, int(count), hit_flag, float(age))
-    return _checked(env, cold, count, hit, age)
+        return _with_start(
+            Facts(env, flag, int(count), hit_flag, float(age)), get(NEW_ENV_HEADER), get(INIT_TYPE_HEADER)
+        )
+    return _with_start(_checked(env, cold, count, hit, age), get(NEW_ENV_HEADER), get(INIT_TYPE_HEADER))
+
+
+def _with_start(
+    facts: Facts, new_env: Any, kind: Any, names: tuple[str, str] = (NEW_ENV_HEADER, INIT_TYPE_HEADER)
+) -> Facts:
+    """The facts with how the environment started: the new-environment flag (absent: 0, as an older wrapper
+    means it) and the init type (absent: None)."""
+    if new_env is None and kind is None:
+        return facts
+    if isinstance(new_env, (list, tuple)) or isinstance(kind, (list, tuple)):
+        raise AffinityHeaderError(f"{names[0] if isinstance(new_env, (list, tuple)) else names[1]}: repeated")
+    fresh = False if new_env is None else _flag(names[0], new_env)
+    if fresh and facts.cold:
+        raise AffinityHeaderError(f"{names[0]}: 1 with cold 1 (a call either waited for the init or did not)")
+    if kind is not None and (
+        not isinstance(kind, str)
+        or not 0 < len(kind) <= MAX_INIT_TYPE_LEN
+        or not kind.isascii()
+        or not kind.isprintable()
+    ):
+        raise AffinityHeaderError(f"{names[1]}: must be 1 to {MAX_INIT_TYPE_LEN} printable ASCII characters")
+    return facts._replace(new_environment=fresh, init_type=kind)
 
 
 def _checked(env: Any, cold: Any, count: Any, hit: Any, age: Any) -> Facts:
@@ -166,13 +198,14 @@ def parse_log_facts(obj: Mapping[str, Any]) -> Facts:
         if key not in obj:
             raise AffinityHeaderError(f"AFFINITY line without {key!r}")
     hit = obj.get("session_hit")
-    return Facts(
+    facts = Facts(
         _env("env", obj["env"]),
         _flag("cold", obj["cold"]),
         _count("env_invocations", obj["env_invocations"]),
         None if hit is None else _flag("session_hit", hit),
         _age("init_age_ms", obj["init_age_ms"]),
     )
+    return _with_start(facts, obj.get("new_environment"), obj.get("init_type"), ("new_environment", "init_type"))
 
 
 def parse_session_source(text: str) -> SessionSource:

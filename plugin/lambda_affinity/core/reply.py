@@ -25,6 +25,7 @@ from ..errors import LambdaAffinityError
 
 PROBE_VERSION = 1
 MAX_ENV_ID_LEN = 512
+MAX_INIT_TYPE_LEN = 64  # AWS_LAMBDA_INITIALIZATION_TYPE's values are a few words
 _SNIPPET = 80
 
 _loads = json.loads
@@ -42,7 +43,17 @@ class ProbeReplyError(LambdaAffinityError, ValueError):
 class Observation:
     """One valid reply: which environment served it, and what it saw."""
 
-    __slots__ = ("env_id", "cold", "cache_hit", "request_id", "env_invocations", "env_age_ms", "session")
+    __slots__ = (
+        "env_id",
+        "cold",
+        "cache_hit",
+        "request_id",
+        "env_invocations",
+        "env_age_ms",
+        "session",
+        "new_environment",
+        "init_type",
+    )
 
     def __init__(
         self,
@@ -53,7 +64,11 @@ class Observation:
         env_invocations: int | None = None,
         env_age_ms: float | None = None,
         session: str | None = None,
+        new_environment: bool | None = None,
+        init_type: str | None = None,
     ) -> None:
+        # cold: the call waited for the environment's init; new_environment: the environment's first call, its
+        # init done ahead (no wait, an empty cache). At most one is true; None: the reply does not say.
         self.env_id = env_id
         self.cold = cold
         self.cache_hit = cache_hit
@@ -61,13 +76,17 @@ class Observation:
         self.env_invocations = env_invocations
         self.env_age_ms = env_age_ms
         self.session = session
+        self.new_environment = new_environment
+        self.init_type = init_type
 
     @property
     def outcome(self) -> str | None:
-        """`cold`, `cache hit`, `cache miss`, or None when the reply does not say
-        (a cold start is always a miss too; `cold` is the more telling label)."""
+        """`cold`, `new environment`, `cache hit`, `cache miss`, or None when the reply does not say
+        (a cold start or a new environment is always a miss too; theirs are the more telling labels)."""
         if self.cold:
             return "cold"
+        if self.new_environment:
+            return "new environment"
         if self.cache_hit is None:
             return None
         return "cache hit" if self.cache_hit else "cache miss"
@@ -76,7 +95,8 @@ class Observation:
         return (
             f"Observation(env_id={self.env_id!r}, cold={self.cold!r}, cache_hit={self.cache_hit!r}, "
             f"request_id={self.request_id!r}, env_invocations={self.env_invocations!r}, "
-            f"env_age_ms={self.env_age_ms!r}, session={self.session!r})"
+            f"env_age_ms={self.env_age_ms!r}, session={self.session!r}, new_environment={self.new_environment!r}, "
+            f"init_type={self.init_type!r})"
         )
 
     def __eq__(self, other) -> bool:
@@ -121,8 +141,17 @@ def parse_reply(reply) -> Observation:
             hit = cache.get("hit")
             invocations = doc.get("env_invocations")
             if (hit is True or hit is False) and type(invocations) is int and invocations > 0:
+                fresh, kind = _start_fields(doc, cold)
                 return Observation(
-                    env_id, cold, hit, doc.get("request_id"), invocations, doc.get("env_age_ms"), doc.get("session")
+                    env_id,
+                    cold,
+                    hit,
+                    doc.get("request_id"),
+                    invocations,
+                    doc.get("env_age_ms"),
+                    doc.get("session"),
+                    fresh,
+                    kind,
                 )
     if isinstance(doc, dict):
         if "env_id" in doc:
@@ -176,7 +205,27 @@ def _from_contract(doc: dict) -> Observation:
         not isinstance(invocations, int) or isinstance(invocations, bool) or invocations < 1
     ):
         raise ProbeReplyError(f"reply field env_invocations is not a positive integer: {_json(invocations)}")
-    return Observation(env_id, cold, hit, doc.get("request_id"), invocations, doc.get("env_age_ms"), doc.get("session"))
+    fresh, kind = _start_fields(doc, cold)
+    return Observation(
+        env_id, cold, hit, doc.get("request_id"), invocations, doc.get("env_age_ms"), doc.get("session"), fresh, kind
+    )
+
+
+def _start_fields(doc: dict, cold: bool | None) -> tuple[bool | None, str | None]:
+    """new_environment and init_type, checked (both absent from older probes: None)."""
+    fresh = doc.get("new_environment")
+    if fresh is not None and not isinstance(fresh, bool):
+        raise ProbeReplyError(f"reply field new_environment is not a boolean: {_json(fresh)}")
+    if fresh and cold:
+        raise ProbeReplyError(
+            "reply fields cold and new_environment are both true (a call either waited for init or not)"
+        )
+    kind = doc.get("init_type")
+    if kind is not None and (not isinstance(kind, str) or not 0 < len(kind) <= MAX_INIT_TYPE_LEN):
+        raise ProbeReplyError(
+            f"reply field init_type is not a string of 1 to {MAX_INIT_TYPE_LEN} characters: {_json(kind)}"
+        )
+    return fresh, kind
 
 
 def _from_other_object(doc: dict) -> Observation:

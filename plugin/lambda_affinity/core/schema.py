@@ -31,7 +31,8 @@ class UserRow(TypedDict):
     warm_hits: int  # replies whose session was in the environment's cache
     cache_known: int  # replies that said whether it was
     environments: int  # distinct environments that served this user
-    cold_starts: int
+    cold_starts: int  # replies whose call waited for an environment's init
+    new_environment_calls: int  # first calls on environments initialised ahead (no wait, empty cache)
     switches: int  # replies from another environment than the one before
     invalid: int  # replies that were not valid probe replies
 
@@ -50,7 +51,8 @@ class EndpointRow(TypedDict):
     name: str  # the request's name in Locust's stats
     requests: int  # replies with valid affinity headers
     invalid: int  # replies whose affinity headers were malformed
-    cold_starts: int
+    cold_starts: int  # replies whose call waited for the environment's init
+    new_environment_calls: int  # first calls on environments initialised ahead (x-affinity-new-env: 1)
     warm_hits: int  # replies whose session the environment had seen
     cache_known: int  # replies that said whether it had (a session key was sent)
     followed: int  # replies of a user that had an earlier reply
@@ -139,6 +141,7 @@ class _SummaryDoc(TypedDict):
     invalid: int
     environments: int
     cold_starts: int
+    new_environment_calls: int
     hit_rate: Distribution | None  # None when no user had a valid reply
     warm_cache_rate: Distribution | None  # None when no reply carried a cache status
     histogram: list[int]  # users per 0.1-wide bin of max-share, 10 bins
@@ -152,5 +155,6 @@ class SummaryDoc(_SummaryDoc, total=False):
     workers: Workers  # a distributed master's
     restarted_users: int  # a distributed master's: users Locust stopped mid-run, kept out of `users` and the rates
     trace: ReplayedTrace  # simulate --trace's
+    deploys: int  # simulate's, with --deploy-every or --deploy-at: deploys that happened (all runs)
     reproduce: Reproduce  # in the JSON outputs (simulate --json, --affinity-json)
     per_endpoint: list[EndpointRow]  # when replies carried a wrapped function's headers

@@ -124,6 +124,16 @@ def miss_cost(doc: SummaryDoc, per_miss_ms: float | None = None, per_miss_usd: f
     )
 
 
+def _totals(rows: list[UserRow]) -> tuple[int, int, int, int]:
+    """Valid replies, invalid ones, cold starts and new-environment calls, summed over `rows`."""
+    return (
+        sum(r["requests"] for r in rows),
+        sum(r["invalid"] for r in rows),
+        sum(r["cold_starts"] for r in rows),
+        sum(r["new_environment_calls"] for r in rows),
+    )
+
+
 def summarize(
     rows: Iterable[UserRow],
     environments: int | None = None,
@@ -143,12 +153,14 @@ def summarize(
     valid = [r for r in rows if r["requests"] > 0]
     rates = [r["max_count"] / r["requests"] for r in valid]
     cached = [r for r in valid if r["cache_known"] > 0]
+    requests, invalid, cold_starts, new_environment_calls = _totals(everyone)
     doc: SummaryDoc = {
         "users": len(rows),
-        "requests": sum(r["requests"] for r in everyone),
-        "invalid": sum(r["invalid"] for r in everyone),
+        "requests": requests,
+        "invalid": invalid,
         "environments": environments if environments is not None else max((r["environments"] for r in rows), default=0),
-        "cold_starts": sum(r["cold_starts"] for r in everyone),
+        "cold_starts": cold_starts,
+        "new_environment_calls": new_environment_calls,
         "hit_rate": distribution(rates, sum(r["max_count"] for r in valid), sum(r["requests"] for r in valid)),
         "warm_cache_rate": distribution(
             [r["warm_hits"] / r["cache_known"] for r in cached],

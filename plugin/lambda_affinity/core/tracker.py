@@ -93,6 +93,7 @@ class UserTally:
         "cache_known",
         "environments",
         "cold_starts",
+        "new_environment_calls",
         "switches",
         "last_env",
         "invalid",
@@ -109,6 +110,7 @@ class UserTally:
         self.cache_known = 0
         self.environments = 0
         self.cold_starts = 0
+        self.new_environment_calls = 0
         self.switches = 0
         self.last_env = -1
         self.invalid = 0
@@ -161,8 +163,16 @@ class Tracker:
         self.dirty.add(user)
         return t
 
-    def record(self, user: Hashable, env_id: str, cold: bool | None = None, cache_hit: bool | None = None) -> UserTally:
-        """One valid reply: `user` was served by `env_id`."""
+    def record(
+        self,
+        user: Hashable,
+        env_id: str,
+        cold: bool | None = None,
+        cache_hit: bool | None = None,
+        new_environment: bool | None = None,
+    ) -> UserTally:
+        """One valid reply: `user` was served by `env_id`; `cold`: the call waited for the environment's init,
+        `new_environment`: the environment's first call, its init done ahead (at most one of them is true)."""
         idx = self._env_index.get(env_id)
         if idx is None:
             idx = self._env_index[env_id] = len(self._env_ids)
@@ -203,6 +213,8 @@ class Tracker:
             t.last_env = idx
         if cold:
             t.cold_starts += 1
+        elif new_environment:
+            t.new_environment_calls += 1
         if cache_hit is not None:
             t.cache_known += 1
             if cache_hit:
@@ -228,6 +240,7 @@ class Tracker:
             "cache_known": t.cache_known,
             "environments": t.environments,
             "cold_starts": t.cold_starts,
+            "new_environment_calls": t.new_environment_calls,
             "switches": t.switches,
             "invalid": t.invalid,
         }
@@ -297,9 +310,16 @@ class OutcomeRecorder(Tracker):
         super().__init__()
         self.outcomes: list[tuple[str, bool | None, bool | None] | None] = []
 
-    def record(self, user: Hashable, env_id: str, cold: bool | None = None, cache_hit: bool | None = None) -> UserTally:
+    def record(
+        self,
+        user: Hashable,
+        env_id: str,
+        cold: bool | None = None,
+        cache_hit: bool | None = None,
+        new_environment: bool | None = None,
+    ) -> UserTally:
         self.outcomes.append((env_id, cold, cache_hit))
-        return super().record(user, env_id, cold, cache_hit)
+        return super().record(user, env_id, cold, cache_hit, new_environment)
 
     def record_invalid(self, user: Hashable) -> UserTally:
         self.outcomes.append(None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..aws.sigv4 import SigV4Error, verify
 from .wire import Request, Response
 
-_LOOPBACK = frozenset(("127.0.0.1", "localhost", "[::1]"))
+LOOPBACK = frozenset(("127.0.0.1", "localhost", "[::1]"))
 
 
 @dataclass
@@ -30,8 +30,8 @@ class Authority:
     def of(cls, bound_host: str, port: int) -> Authority:
         if bound_host in ("", "0.0.0.0", "::"):
             return cls(port)
-        loopback = bound_host in _LOOPBACK or bound_host == "::1"
-        return cls(port, _LOOPBACK if loopback else frozenset((bound_host.lower(),)))
+        loopback = bound_host in LOOPBACK or bound_host == "::1"
+        return cls(port, LOOPBACK if loopback else frozenset((bound_host.lower(),)))
 
     def problem(self, host: str | None) -> str | None:
         """Why a Host header does not name this URL, or None when it does."""

@@ -25,6 +25,7 @@ emulator serves one function, `probe`, running the bundled probe handler.
         url: {auth_type: NONE}   # true/false, or {enabled, auth_type: NONE | AWS_IAM}
         layers: [./layer.zip]    # zips or folders laid out as /opt (python/, nodejs/node_modules/), in order
         affinity_wrapper: true   # run the handler through the affinity wrapper (x-affinity-* headers)
+        per_environment_max_concurrency: 4   # Lambda Managed Instances: emulator/managed_config.py
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from ..errors import LambdaAffinityError
 from ..platform import ConfigError, FunctionSpec, ModelConfig, model_file
 from ..platform.distributions import DurationError, parse_duration
 from ..platform.model_file import kind, mapping
+from .managed_config import MANAGED_KEYS, managed_settings
 
 ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RUNTIME = re.compile(r"^(python3\.\d+|nodejs\d+\.x)$")
@@ -84,6 +86,7 @@ _FUNCTION_KEYS = (
     "url",
     "layers",
     "affinity_wrapper",
+    *MANAGED_KEYS,
 )
 _CREDENTIAL_KEYS = ("access_key_id", "secret_access_key")
 # AWS's own shape is [\w]{16,128}; shorter ids are allowed as emulators and
@@ -111,13 +114,24 @@ class FunctionConfig:
     auth_type: str = "NONE"
     layers: list = field(default_factory=list)  # absolute paths of zips or folders, extracted in order as /opt
     affinity_wrapper: bool = False  # the wrapper's layer is added and its handler runs `handler`
+    # $LATEST, or a version PublishVersion made ("1", "2"...): its own function in the model (`key`)
+    version: str = "$LATEST"
+    # Lambda Managed Instances (emulator/managed_config.py): FunctionSpec's fields; {} on-demand.
+    managed: dict = field(default_factory=dict)
 
     @property
     def is_node(self) -> bool:
         return self.runtime.startswith("nodejs")
 
+    @property
+    def key(self) -> str:
+        """The function's name in the platform model: `name`, or `name:N` for a published version."""
+        return self.name if self.version == "$LATEST" else f"{self.name}:{self.version}"
+
     def spec(self) -> FunctionSpec:
-        return FunctionSpec(self.name, reserved_concurrency=self.reserved_concurrency)
+        return FunctionSpec(
+            self.key, reserved_concurrency=self.reserved_concurrency, version=self.version, **self.managed
+        )
 
 
 @dataclass
@@ -231,6 +245,7 @@ def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
     fn.affinity_wrapper = raw.get("affinity_wrapper", False)
     if not isinstance(fn.affinity_wrapper, bool):
         raise ConfigError(f"{where}.affinity_wrapper: expected true or false, got {fn.affinity_wrapper!r}")
+    fn.managed = managed_settings(raw, where, runtime, client, fn.environment)
     return fn
 
 

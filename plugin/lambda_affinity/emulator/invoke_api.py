@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
-import re
 from urllib.parse import parse_qs
 
 from ..errors import LambdaAffinityError
 from ..platform import Throttled, UnknownFunction
+from .aws_shapes import ARN as _ARN, Refused as _Refused, aws_error, constraints, validation_errors
+from .control_api import ControlAPI
+from .deployments import function_key
 from .introspection import PREFIX as INTROSPECTION_PREFIX, introspect
 from .invocation import MAX_PAYLOAD, too_deep
 from .payload_json import jackson_problem
@@ -30,66 +31,6 @@ INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 MAX_CLIENT_CONTEXT = 3583  # AWS: base64 ClientContext up to 3583 bytes
-# Parts of a name that passed AWS's pattern (below), grouped as that pattern groups them, so a name reads as AWS
-# reads it: the incomplete ARN `arn:aws:lambda:R:A:function` is the function `function` at $LATEST.
-_ARN = re.compile(
-    r"^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
-    r"(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[A-Za-z0-9_.-]+)"
-    r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[A-Za-z0-9_-]+))?$"
-)
-
-
-@functools.lru_cache(maxsize=1)
-def _constraints() -> dict:
-    """Invoke's FunctionName and Qualifier constraints, from botocore's copy of
-    AWS's Lambda model: {field: (compiled pattern, pattern, min, max)}."""
-    import botocore.loaders
-
-    model = botocore.loaders.Loader().load_service_model("lambda", "service-2")
-    shapes = model["shapes"]
-    members = shapes[model["operations"]["Invoke"]["input"]["shape"]]["members"]
-    out = {}
-    for member, field in (("FunctionName", "functionName"), ("Qualifier", "qualifier")):
-        shape = shapes[members[member]["shape"]]
-        out[field] = (re.compile(shape["pattern"]), shape["pattern"], shape["min"], shape["max"])
-    return out
-
-
-def validation_errors(name: str, qualifier: str | None) -> list[str]:
-    """AWS's ValidationException items for an Invoke's name and qualifier (pure)."""
-    problems = []
-    for field, value in (("functionName", name), ("qualifier", qualifier)):
-        if value is None:
-            continue
-        compiled, pattern, low, high = _constraints()[field]
-        prefix = f"Value '{value}' at '{field}' failed to satisfy constraint: Member must"
-        if len(value) > high:
-            problems.append(f"{prefix} have length less than or equal to {high}")
-        elif len(value) < low:
-            problems.append(f"{prefix} have length greater than or equal to {low}")
-        if not compiled.fullmatch(value):
-            problems.append(f"{prefix} satisfy regular expression pattern: {pattern}")
-    return problems
-
-
-def aws_error(
-    status: int,
-    code: str,
-    message: str,
-    message_key: str = "message",
-    request_id: str | None = None,
-    extra_headers: list | None = None,
-    **fields,
-) -> Response:
-    """An AWS REST-JSON error: the code in x-amzn-ErrorType, the body as AWS shapes it."""
-    body = {"Type": "User" if status < 500 else "Service", message_key: message, **fields}
-    headers = [
-        ("Content-Type", "application/json"),
-        ("x-amzn-ErrorType", code),
-        ("x-amzn-RequestId", request_id or new_request_id()),
-    ]
-    headers += extra_headers or []
-    return Response(status, headers, json.dumps(body).encode())
 
 
 def throttled(exc: Throttled, request_id: str | None = None) -> Response:
@@ -120,15 +61,22 @@ class InvokeAPI(App):
         self.service = service
         # Read botocore's model now (about 0.25 s), at start: on the first request it would
         # stall the one loop every invocation in flight runs on.
-        _constraints()
+        constraints()
+        self.control = ControlAPI(service)
 
     def too_large(self, req: Request) -> Response:
+        if req.method == "PUT" and req.unquoted_path().endswith("/code"):
+            return self.control.too_large()
         return too_large()
 
     def handle(self, req: Request) -> Response:
         path = req.unquoted_path()
         if path.startswith(INTROSPECTION_PREFIX):
             return introspect(self.service, req.method, path)
+        if path.startswith(INVOKE_PREFIX) and not path.endswith(INVOKE_SUFFIX):
+            answer = self.control.handle(req, path[len(INVOKE_PREFIX) :])
+            if answer is not None:
+                return answer
         if not (path.startswith(INVOKE_PREFIX) and path.endswith(INVOKE_SUFFIX)):
             return aws_error(
                 404, "UnknownOperationException", f"Unknown operation {req.method} {req.path}", message_key="Message"
@@ -175,11 +123,11 @@ class InvokeAPI(App):
                 message_key="Message",
                 request_id=request_id,
             )
-        return _answer(result, log, request_id)
+        return _answer(result, log, request_id, qualifier if qualifier not in (None, "$LATEST") else "$LATEST")
 
     def _function(self, raw_name: str, qualifier: str | None, request_id: str) -> tuple[str, str | None]:
-        """(function name, qualifier) of the call, from the path's name (a name
-        or an ARN) and the Qualifier parameter; _Refused when AWS would refuse them."""
+        """(function key, qualifier) of the call, from the path's name (a name or an ARN) and the Qualifier
+        parameter; _Refused when AWS would refuse them. The key is the name, or `name:N` for a published version."""
         service = self.service
         problems = validation_errors(raw_name, qualifier)
         if problems:
@@ -205,19 +153,10 @@ class InvokeAPI(App):
         if (
             (m.group("region") and m.group("region") != service.config.region)
             or (m.group("account") and m.group("account") != service.config.account_id)
-            or name not in service.functions
-            or qualifier not in (None, "$LATEST")
+            or function_key(name, qualifier) not in service.functions
         ):
             raise _Refused(self._not_found(name, qualifier, request_id))
-        return name, qualifier
-
-
-class _Refused(Exception):
-    """A request AWS would refuse; `response` is AWS's answer to it."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__()
-        self.response = response
+        return function_key(name, qualifier), qualifier
 
 
 def _call(req: Request, request_id: str) -> tuple[str, str | None, bytes]:
@@ -248,12 +187,12 @@ def _call(req: Request, request_id: str) -> tuple[str, str | None, bytes]:
     return invocation_type, client_context, payload
 
 
-def _answer(result, log, request_id: str) -> Response:
+def _answer(result, log, request_id: str, version: str) -> Response:
     """The 200 of a synchronous invocation: the function's payload, and its error and log tail when it has them."""
     out = [
         ("Content-Type", "application/json"),
         ("x-amzn-RequestId", request_id),
-        ("X-Amz-Executed-Version", "$LATEST"),
+        ("X-Amz-Executed-Version", version),
     ]
     if result.function_error:
         out.append(("X-Amz-Function-Error", result.function_error))

@@ -64,8 +64,20 @@ def runtime_kind(fn) -> str:
 def cost_of(functions) -> EnvironmentCost:
     """The costliest environment any of the functions runs: the cap must hold
     whichever function the environments belong to."""
-    kinds = [COSTS[runtime_kind(fn)] for fn in functions] or [COSTS["builtin"]]
+    kinds = [environment_cost(fn) for fn in functions] or [COSTS["builtin"]]
     return max(kinds, key=lambda c: c.memory_mb)
+
+
+def environment_cost(fn) -> EnvironmentCost:
+    """One environment of the function: on Managed Instances, a Python one is K processes and a Node.js
+    one runs a thread per worker on top (emulator/managed_sandbox.py)."""
+    cost = COSTS[runtime_kind(fn)]
+    k = fn.managed.get("per_environment_max_concurrency")
+    if not k:
+        return cost
+    if fn.is_node:
+        return EnvironmentCost(cost.memory_mb, cost.tasks + fn.managed.get("worker_count", 1), cost.fds)
+    return EnvironmentCost(cost.memory_mb * k, cost.tasks * k, cost.fds * k)
 
 
 def derive_cap(limits: MachineLimits, cost: EnvironmentCost) -> MachineCap:

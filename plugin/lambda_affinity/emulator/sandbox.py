@@ -57,7 +57,7 @@ def lambda_environment(
     paths += ["/usr/local/bin", "/usr/bin", "/bin"]
     env = {
         "AWS_LAMBDA_FUNCTION_NAME": fn.name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_VERSION": fn.version,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": env_id,
@@ -135,7 +135,7 @@ class Sandbox:
         kind, argv = launch_command(self.fn)
         # Out of descriptors (EMFILE) can strike at any step: whatever was
         # opened before it is closed again, or each failed cold start leaks.
-        r = w = ours = theirs = None
+        r = w = None
         try:
             self._server = StreamServer(("127.0.0.1", 0), connection_handler(self, self._server_app))
             self._server.init_socket()
@@ -145,7 +145,33 @@ class Sandbox:
                 self.fn, self.host.config, self.env.id, f"127.0.0.1:{self.port}", self.host.opt_dirs.get(self.fn.name)
             )
             r, w = os.pipe()
-            fds = [w]
+            # Readable before the spawn returns: the runtime may post its init
+            # error (after logging it) while we still wait for the fork-server.
+            self._logfd = r
+            os.set_blocking(r, False)
+            self._spawn_processes(kind, argv, env, w)
+        except BaseException:
+            self._logfd = None
+            if r is not None:
+                os.close(r)
+            self.kill()  # any process already started (a Managed Instances environment has several)
+            self._close_server()
+            raise
+        finally:
+            if w is not None:
+                os.close(w)
+        self._reader = gevent.spawn(self._read_logs)
+        self.host.watch_memory(self)
+
+    def _spawn_processes(self, kind: str, argv: list, env: dict, log_w: int) -> None:
+        """The environment's process (a Managed Instances one: its several, managed_sandbox.py)."""
+        self.pid = self._spawn(kind, argv, env, log_w, self.exited)
+
+    def _spawn(self, kind: str, argv: list, env: dict, log_w: int, on_exit) -> int:
+        """One process writing to the log pipe `log_w`; returns its pid."""
+        fds = [log_w]
+        ours = theirs = None
+        try:
             if kind == "python":
                 # The built-in client also gets a connected socket to this same
                 # Runtime API: a Unix socket costs less per exchange than TCP.
@@ -153,26 +179,12 @@ class Sandbox:
                 fds.append(theirs.fileno())
                 gevent.spawn(RuntimeConnection(self, self._server_app, ours).serve)
                 ours = None  # its greenlet's now: it closes it at end of file (`theirs` closed below)
-            # Readable before the spawn returns: the runtime may post its init
-            # error (after logging it) while we still wait for the fork-server.
-            self._logfd = r
-            os.set_blocking(r, False)
-            self.pid = self.host.forkserver.spawn(kind, argv, env, self.fn.code, fds, self.exited)
-        except BaseException:
-            self._logfd = None
-            if r is not None:
-                os.close(r)
+            return self.host.forkserver.spawn(kind, argv, env, self.fn.code, fds, on_exit)
+        finally:
             if ours is not None:
                 ours.close()
-            self._close_server()
-            raise
-        finally:
-            if w is not None:
-                os.close(w)
             if theirs is not None:
                 theirs.close()
-        self._reader = gevent.spawn(self._read_logs)
-        self.host.watch_memory(self)
 
     def wait_init(self, request_id: str, timeout: float = INIT_TIMEOUT_S) -> Result | None:
         """None once the runtime asks for its first event; else the failure."""
@@ -198,20 +210,13 @@ class Sandbox:
         inv.result = result = AsyncResult()
         inv.started = time.monotonic()
         inv.deadline_ms = int((time.time() + inv.timeout_s) * 1000)
-        self.current = inv
+        self._begin(inv)
         self.host.watch_memory(self)
         timer = Timeout.start_new(inv.timeout_s)
         try:
-            conn = self._parked
+            conn = self._take_parked()
             if conn is not None:
-                # The runtime waits on /next: answer it and serve its
-                # connection from this greenlet until the result is in.
-                self._parked = None
-                self._direct = conn
-                try:
-                    conn.run_invocation(inv)
-                finally:
-                    self._direct = None
+                self._lend(conn, inv)
             else:
                 self._queue.put(inv)
             return result.get()
@@ -219,11 +224,31 @@ class Sandbox:
             if exc is not timer:
                 raise
             self.drain_logs()
-            self.current = None
+            self._forget(inv)
             self.kill()
             return timeout_result(inv.request_id, inv.timeout_s)
         finally:
             timer.close()
+
+    # What a Managed Instances environment (K invocations at once, managed_sandbox.py) does otherwise.
+    def _begin(self, inv: Invocation) -> None:
+        self.current = inv
+
+    def _forget(self, inv: Invocation) -> None:
+        self.current = None
+
+    def _take_parked(self) -> RuntimeConnection | None:
+        conn, self._parked = self._parked, None
+        return conn
+
+    def _lend(self, conn: RuntimeConnection, inv: Invocation) -> None:
+        """The runtime waits on /next on `conn`: answer it with `inv` and serve
+        the connection from this greenlet until the result is in."""
+        self._direct = conn
+        try:
+            conn.run_invocation(inv)
+        finally:
+            self._direct = None
 
     def peak_memory_mb(self) -> int | None:
         """The process's peak resident memory (VmHWM), as REPORT's Max Memory
@@ -402,13 +427,17 @@ class Sandbox:
         if self._ended:
             return
         self._ended = True
-        self._queue.put(None)  # a runtime waiting on /next gets its answer
+        self._answer_waiting()
+        self._close_server()
+        self._close_status()
+
+    def _answer_waiting(self) -> None:
+        """The environment ended: a runtime waiting on /next gets its answer."""
+        self._queue.put(None)
         conn = self._parked
         if conn is not None:
             self._parked = None
             conn.answer_parked(GONE)
-        self._close_server()
-        self._close_status()
 
     def _close_status(self) -> None:
         fd, self._status_fd = self._status_fd, None

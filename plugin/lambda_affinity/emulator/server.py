@@ -62,9 +62,9 @@ class Emulator:
         service.start()
         advertised = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         try:
-            main = make_server(
-                self._over_network(InvokeAPI(service), service.rng, INTROSPECTION_PREFIX), self.host, self.port
-            )
+            api = InvokeAPI(service)
+            api.control.bind(self.host)
+            main = make_server(self._over_network(api, service.rng, INTROSPECTION_PREFIX), self.host, self.port)
             self._servers.append(main)
             main.start()
             self.endpoint = f"http://{advertised}:{main.server_port}"

@@ -24,7 +24,8 @@ from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, INITIALIZING, Platform, Thr
 from ..platform.distributions import parse_distribution
 from ..platform.scheduler import SHUTDOWN
 from . import layers
-from .config import EmulatorConfig
+from .code_store import CodeStore
+from .config import EmulatorConfig, FunctionConfig
 from .containment import make_undumpable
 from .forkserver import ForkServer, SpawnError
 from .invocation import (
@@ -41,6 +42,7 @@ from .invocation import (
     timeout_result,
 )
 from .machine import machine_cap, raise_fd_limit
+from .managed_sandbox import ManagedFleets
 from .memory import MemoryWatch
 from .sandbox import STOPPED, Sandbox
 
@@ -166,7 +168,9 @@ class InvocationService:
         )
         self._cap_warned = False  # the local cap's stderr line is written once per run
         self._opt_root: str | None = None  # the folder of every function's /opt stand-in (layers.py)
+        self.code_store = CodeStore()  # code uploaded by UpdateFunctionCode (control_api.py)
         self.opt_dirs: dict = {}
+        self.managed = ManagedFleets(self)  # Managed Instances functions' environments, started by their scaler
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
@@ -175,6 +179,7 @@ class InvocationService:
         self.forkserver.start()
         self._timer = gevent.spawn(self._run_timer)
         self._memory_watch = gevent.spawn(self.memory.run, lambda: self.stopping)
+        self.managed.publish()  # their first environments, ready before the emulator takes a call
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
@@ -190,6 +195,7 @@ class InvocationService:
             sandbox.close_logs()
         if self._opt_root is not None:
             shutil.rmtree(self._opt_root, ignore_errors=True)
+        self.code_store.close()
         self.flush_log()
 
     # -- placement ----------------------------------------------------------
@@ -198,6 +204,17 @@ class InvocationService:
         model; always release it (recycled when the slot says so, or when the
         body raised)."""
         return _Leasing(self, function)
+
+    def deploy(self, name: str, fn: FunctionConfig) -> None:  # new environments run fn; the model retires old ones
+        self.functions[name] = fn
+        self.platform.deploy(name, time.monotonic())
+        self._timer_check()
+
+    def add_version(self, fn: FunctionConfig) -> None:  # a published version: a function of its own in the model
+        self.functions[fn.key] = fn
+        self._arns[fn.key] = f"{self.arn(fn.name)}:{fn.version}"
+        self.platform.add_function(fn.spec())
+        self.managed.add(fn.key)  # a Managed Instances version: its first environments start now
 
     # -- invocations -------------------------------------------------------------
     def arn(self, function: str) -> str:

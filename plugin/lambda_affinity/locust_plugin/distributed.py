@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..core.endpoints import EndpointTracker, add_tables, rows_of, table_size
+from ..core.endpoints import COUNT_FIELDS, EndpointTracker, add_tables, rows_of, table_size
 from ..core.schema import EndpointRow, UserRow, Workers
 from ..core.tracker import Tracker
 from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported from here
@@ -237,8 +237,8 @@ class Aggregator:
         try:
             table = unblob_checked(data, "endpoints")
             for entry in table:
-                if type(entry) is not list or len(entry) != 8 or type(entry[0]) is not str:
-                    raise MalformedError("an endpoint entry is not [name, 7 counts]")
+                if type(entry) is not list or len(entry) != 1 + len(COUNT_FIELDS) or type(entry[0]) is not str:
+                    raise MalformedError(f"an endpoint entry is not [name, {len(COUNT_FIELDS)} counts]")
                 if not all(type(v) is int and v >= 0 for v in entry[1:]):
                     raise MalformedError(f"endpoint {entry[0][:MAX_LABEL]!r} has counts that are not whole numbers")
         except MalformedError as exc:

@@ -124,10 +124,17 @@ class HeaderTally:
         tracker = self.plugin.tracker
         before = tracker.users.get(label)
         previous = before.last_env if before is not None else -1
-        obs = Observation(facts.env_id, facts.cold, facts.session_hit, env_invocations=facts.env_invocations)
+        obs = Observation(
+            facts.env_id,
+            facts.cold,
+            facts.session_hit,
+            env_invocations=facts.env_invocations,
+            new_environment=facts.new_environment,
+            init_type=facts.init_type,
+        )
         self.plugin.tally(label, self.sessions.get(label, ""), obs, start_time, received)
         stayed = None if previous < 0 else tracker.users[label].last_env == previous
-        self.endpoints.record(name, facts.cold, facts.session_hit, stayed)
+        self.endpoints.record(name, facts.cold, facts.session_hit, stayed, facts.new_environment)
 
     def reset(self) -> None:
         self.endpoints.reset()

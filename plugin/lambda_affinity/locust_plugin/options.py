@@ -80,7 +80,8 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         dict(
             action="store_true",
             default=False,
-            help="split request rows in Locust's stats by outcome: [cold], [cache hit], [cache miss]",
+            help="split request rows in Locust's stats by outcome: [cold], [new environment], [cache hit], "
+            "[cache miss]",
         ),
     ),
     (

@@ -213,7 +213,7 @@ class AffinityPlugin:
         if obs is None:
             self.tracker.record_invalid(label)
         else:
-            self.tracker.record(label, obs.env_id, obs.cold, obs.cache_hit)
+            self.tracker.record(label, obs.env_id, obs.cold, obs.cache_hit, obs.new_environment)
         if self.trace.active:
             self.trace.row(label, session, sent_at, obs, received_at)
 

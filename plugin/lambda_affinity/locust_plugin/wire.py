@@ -25,6 +25,7 @@ class WireRow(NamedTuple):
     cache_known: int
     environments: int
     cold_starts: int
+    new_environment_calls: int
     switches: int
     invalid: int
 
@@ -65,6 +66,7 @@ def pack_rows(rows: Iterable[UserRow]) -> list[WireRow]:
             r["cache_known"],
             r["environments"],
             r["cold_starts"],
+            r["new_environment_calls"],
             r["switches"],
             r["invalid"],
         )
@@ -84,6 +86,7 @@ def unpack_row(values: Sequence[Any]) -> UserRow:
         "cache_known": w.cache_known,
         "environments": w.environments,
         "cold_starts": w.cold_starts,
+        "new_environment_calls": w.new_environment_calls,
         "switches": w.switches,
         "invalid": w.invalid,
     }
@@ -96,9 +99,9 @@ class MalformedError(LambdaAffinityError, ValueError):
 def is_row(v: Any) -> bool:
     """What check_row checks, as one expression: the master tests every row
     it unpacks, so the common case must cost little (about 0.5 us a row)."""
-    if type(v) is not list or len(v) != 9:
+    if type(v) is not list or len(v) != 10:
         return False
-    u, rq, mc, wh, ck, ne, cs, sw, iv = v
+    u, rq, mc, wh, ck, ne, cs, nc, sw, iv = v
     return (
         type(u) is str
         and type(rq) is int
@@ -107,12 +110,13 @@ def is_row(v: Any) -> bool:
         and type(ck) is int
         and type(ne) is int
         and type(cs) is int
+        and type(nc) is int
         and type(sw) is int
         and type(iv) is int
         and 0 <= mc <= rq
         and 0 <= wh <= ck <= rq
         and 0 <= ne <= rq
-        and cs >= 0
+        and 0 <= cs <= cs + nc <= rq  # both >= 0, and no more than the replies
         and sw >= 0
         and iv >= 0
         and 0 < len(u) <= MAX_LABEL
@@ -122,15 +126,27 @@ def is_row(v: Any) -> bool:
 def check_row(values: Any) -> None:
     """Raise MalformedError unless `values` is a row as unpacked from the
     wire: a list in WireRow's order, a label, then counts that fit together."""
-    if type(values) is not list or len(values) != 9:
+    if type(values) is list and len(values) == len(WIRE_FIELDS) - 1:
+        # a worker from before new_environment_calls: its cold_starts counted every first call, so refuse, and say why
+        raise MalformedError(
+            f"a row has {len(values)} fields, a worker of an older lambda-affinity's (no new_environment_calls): "
+            "run the same version on master and workers"
+        )
+    if type(values) is not list or len(values) != len(WIRE_FIELDS):
         raise MalformedError(f"a row is not a list of {len(WIRE_FIELDS)} fields: {str(values)[:80]}")
-    user, requests, max_count, warm_hits, cache_known, envs, cold, switches, invalid = values
+    user, requests, max_count, warm_hits, cache_known, envs, cold, fresh, switches, invalid = values
     if type(user) is not str or not 0 < len(user) <= MAX_LABEL:
         raise MalformedError(f"a row's user is not a label: {str(user)[:80]}")
-    counts = (requests, max_count, warm_hits, cache_known, envs, cold, switches, invalid)
+    counts = (requests, max_count, warm_hits, cache_known, envs, cold, fresh, switches, invalid)
     if not all(type(c) is int and c >= 0 for c in counts):
         raise MalformedError(f"row {user[:80]}: counts are not whole numbers >= 0: {str(counts)[:80]}")
-    if max_count > requests or warm_hits > cache_known or cache_known > requests or envs > requests:
+    if (
+        max_count > requests
+        or warm_hits > cache_known
+        or cache_known > requests
+        or envs > requests
+        or cold + fresh > requests
+    ):
         raise MalformedError(f"row {user[:80]}: counts that cannot be together: {counts}")
 
 

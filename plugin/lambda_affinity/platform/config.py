@@ -21,6 +21,7 @@ from .distributions import (
     parse_duration,
     parse_duration_or_distribution,
 )
+from .managed_runtimes import CACHE_SCOPES, MAX_ENV_CONCURRENCY, MAX_EXECUTION_ENVIRONMENTS, runtime_problem
 
 POLICIES = ("mru", "lru", "random", "partitioned")
 
@@ -78,6 +79,10 @@ class ModelConfig:
     scale_window_s: float = DEFAULT_SCALE_WINDOW_S
     # Machine-safe cap on live environments (all functions). None: no cap.
     max_environments: int | None = None
+    # Managed Instances' scaler (platform/managed.py): how often it acts, and the utilisation of the
+    # environments' concurrency slots it steers to. AWS documents neither value: ours, docs/model.md.
+    managed_scale_interval_s: float = 60.0
+    managed_target_utilisation: float = 0.8
 
     def __post_init__(self) -> None:
         for name in DISTRIBUTION_FIELDS:
@@ -111,6 +116,10 @@ class ModelConfig:
         _check_int("account_concurrency", self.account_concurrency, minimum=1)
         if self.max_environments is not None:
             _check_int("max_environments", self.max_environments, minimum=1)
+        _check_number("managed_scale_interval_s", self.managed_scale_interval_s, minimum=0, exclusive=True)
+        _check_number("managed_target_utilisation", self.managed_target_utilisation, minimum=0, exclusive=True)
+        if self.managed_target_utilisation > 1:
+            raise ConfigError(f"managed_target_utilisation: must be <= 1, got {self.managed_target_utilisation!r}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "model") -> ModelConfig:
@@ -141,12 +150,48 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
     version: str = "$LATEST"
     extra: dict = field(default_factory=dict)
+    # Lambda Managed Instances (platform/managed.py): set, an environment takes up to this many
+    # invocations at once and the function scales on utilisation, never per call. None: on-demand.
+    per_environment_max_concurrency: int | None = None
+    # AWS's FunctionScalingConfig (Managed Instances only); None: AWS's default (3, no upper bound).
+    min_execution_environments: int | None = None
+    max_execution_environments: int | None = None
+    # Which memory a call's module-level state lives in: environment | worker | process; None: the
+    # runtime's own (managed.default_cache_scope). `runtime` as Lambda names it (python3.13, nodejs22.x).
+    cache_scope: str | None = None
+    runtime: str | None = None
+    # Node's worker threads per environment (AWS_LAMBDA_NODEJS_WORKER_COUNT); None: one per vCPU (1).
+    worker_count: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError("name: must be a non-empty string")
         if self.reserved_concurrency is not None:
             _check_int("reserved_concurrency", self.reserved_concurrency, minimum=0)
+        _check_managed(self)
+
+
+def _check_managed(spec: FunctionSpec) -> None:
+    """Managed Instances' knobs: AWS's ranges, and only with per_environment_max_concurrency."""
+    k = spec.per_environment_max_concurrency
+    if k is not None:
+        _check_int("per_environment_max_concurrency", k, minimum=1, maximum=MAX_ENV_CONCURRENCY)
+    for name in ("min_execution_environments", "max_execution_environments", "cache_scope", "worker_count"):
+        if getattr(spec, name) is not None and k is None:
+            raise ConfigError(f"{name}: applies to Managed Instances only: set per_environment_max_concurrency too")
+    low, high = spec.min_execution_environments, spec.max_execution_environments
+    for name, value in (("min_execution_environments", low), ("max_execution_environments", high)):
+        if value is not None:
+            _check_int(name, value, minimum=0, maximum=MAX_EXECUTION_ENVIRONMENTS)
+    if low is not None and high is not None and low > high:
+        raise ConfigError(f"min_execution_environments: {low} is above max_execution_environments {high}")
+    if spec.cache_scope is not None and spec.cache_scope not in CACHE_SCOPES:
+        raise ConfigError(f"cache_scope: {spec.cache_scope!r} is not one of {', '.join(CACHE_SCOPES)}")
+    if spec.worker_count is not None:
+        _check_int("worker_count", spec.worker_count, minimum=1, maximum=MAX_ENV_CONCURRENCY)
+    problem = runtime_problem(spec.runtime) if k is not None and spec.runtime is not None else None
+    if problem:
+        raise ConfigError(f"runtime: {problem}")
 
 
 def _constant_or_text(name: str, value: Any) -> Any:

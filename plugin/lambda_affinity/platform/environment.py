@@ -6,6 +6,7 @@ process, the simulator the probe's session cache.
 
 from __future__ import annotations
 
+import math
 import time
 from enum import Enum
 
@@ -70,8 +71,8 @@ class Environment:
         # The deadline of its entry in the platform's keep-alive queue (None: no entry). Never later
         # than expires_at while idle: the queue is checked lazily (platform.scheduler).
         self.queued_at: float | None = None
-        # created_at plus the maximum lifetime it drew when it was made.
-        self.retire_at = 0.0
+        # created_at plus the maximum lifetime it drew when it was made (inf: none, Managed Instances).
+        self.retire_at = math.inf
         # The environment initialised ahead to take its place (proactive replacement), once made.
         self.replacement: Environment | None = None
         self.dead_reason: str | None = None
@@ -93,7 +94,7 @@ class Environment:
             "age_s": round(now - self.created_at, 3),
             "idle_s": round(now - since, 3) if since is not None else None,
             # what it drew: its maximum lifetime, and its current idle spell's keep-alive
-            "lifetime_s": round(self.retire_at - self.created_at, 3),
+            "lifetime_s": round(self.retire_at - self.created_at, 3) if self.retire_at < math.inf else None,
             "keep_alive_s": round(self.expires_at - since, 3) if since is not None else None,
         }
 

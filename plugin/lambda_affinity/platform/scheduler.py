@@ -41,6 +41,7 @@ from ..errors import LambdaAffinityError
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
 from .config import FunctionSpec, ModelConfig
 from .environment import BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, Environment, Start, log_stream_name
+from .managed import ManagedFleet
 from .placement import IdlePool, make_pool
 
 # Reasons an environment is retired, as counted in `Platform.retired`.
@@ -49,14 +50,19 @@ LIFETIME = "max-lifetime"
 RECYCLED = "recycled"  # error, timeout, crash: the driver asked
 EVICTED = "evicted"  # reclaimed to stay under max_environments
 SHUTDOWN = "shutdown"
+# A deploy (new code or configuration, a published version traffic moves to): the function's
+# environments of before retire, idle ones at once, busy ones when their call ends.
+DEPLOY = "deploy"
 
 # Lifetime events: a replacement starts its init (NOTICE), a lifetime ends (END).
 NOTICE, END = 0, 1
 # Proactive replacement: the replacement's init starts this long before its predecessor's lifetime
 # ends, and at most this share of that lifetime before. Our assumption: AWS says only "about to be
-# shut down" (docs/model.md). In the model it matters only to the emulator, which starts the
-# replacement's process then; the replacement takes calls from the end of its predecessor's lifetime.
-REPLACEMENT_LEAD_S = 10.0
+# shut down" (docs/model.md); a minute puts its first call more than 10 s after its init, the gap by
+# which the probe (and Datadog's tracer) tells a proactive init. In the model it matters only to the
+# emulator, which starts the replacement's process then; the replacement takes calls from the end of
+# its predecessor's lifetime.
+REPLACEMENT_LEAD_S = 60.0
 REPLACEMENT_LEAD_SHARE = 0.25
 
 
@@ -128,6 +134,11 @@ class Platform:
         self.new_environment_calls = 0
         self.warm_starts = 0
         self.retired: dict[str, int] = {}
+        self.deploys = 0
+        # Environments of a function deployed since they were made: their in-flight call ends, then they retire.
+        self._draining: set[Environment] = set()
+        # Managed Instances functions (per_environment_max_concurrency set): their own fleet and scaler.
+        self.managed: dict[str, ManagedFleet] = {}
         for spec in functions:
             self.add_function(spec)
 
@@ -138,6 +149,8 @@ class Platform:
         self.functions[spec.name] = spec
         c = self.config
         self._pools[spec.name] = make_pool(c.policy, c.routers, c.router_policy)
+        if spec.per_environment_max_concurrency is not None:
+            self.managed[spec.name] = ManagedFleet(self, spec)
 
     # -- the invocation path ---------------------------------------------
     def acquire(self, function: str, now: float) -> Lease:
@@ -147,6 +160,9 @@ class Platform:
             raise UnknownFunction(function)
         if self._handoff or now >= self._next_event:
             self._advance(now)
+        fleet = self.managed.get(function)
+        if fleet is not None:  # Managed Instances: never a cold start
+            return Lease(*fleet.acquire(now), 0.0)
         self.counter.admit(function, spec.reserved_concurrency)
         pool = self._pools[function]
         router = pool.route(self.rng)
@@ -171,7 +187,10 @@ class Platform:
 
     def ready(self, env: Environment, now: float) -> None:
         """A cold environment finished its init and now runs its first invocation."""
-        if env.state == INITIALIZING and env.invocations:  # not one initialised ahead of any call
+        fleet = self.managed.get(env.function)
+        if fleet is not None:
+            fleet.ready(env, now)
+        elif env.state == INITIALIZING and env.invocations:  # not one initialised ahead of any call
             env.state = BUSY
             env.ready_at = now
 
@@ -182,6 +201,11 @@ class Platform:
         concurrency still counted), then goes idle."""
         if env.state not in (BUSY, INITIALIZING, DEAD):
             raise RuntimeError(f"release of {env!r}, which runs no invocation")
+        fleet = self.managed.get(env.function)
+        if fleet is not None:
+            fleet.release(env, now, recycle)
+            self.counter.done(env.function)
+            return
         if now >= self._next_event:
             self._advance(now)
         env.last_used = now
@@ -190,6 +214,8 @@ class Platform:
             return
         if recycle:
             self._retire(env, RECYCLED)
+        elif env in self._draining:
+            self._retire(env, DEPLOY)
         elif now >= env.retire_at:
             self._retire(env, LIFETIME)
         elif self._no_keep_alive:
@@ -253,12 +279,37 @@ class Platform:
         if env.state != DEAD:
             self._retire(env, reason)
 
+    def deploy(self, function: str, now: float) -> int:
+        """A new version of `function` takes every later call (as on AWS: a code or configuration update,
+        or traffic moved to a published version): its idle environments retire now, busy ones drain
+        (their call ends, then they retire). Returns how many environments it leaves draining."""
+        if function not in self.functions:
+            raise UnknownFunction(function)
+        if self._handoff or now >= self._next_event:
+            self._advance(now)
+        self.deploys += 1
+        fleet = self.managed.get(function)
+        if fleet is not None:
+            return fleet.deploy(now, DEPLOY)
+        for env in self.environments(function):
+            if env.state == IDLE:
+                self._pools[function].remove(env)
+                self._retire(env, DEPLOY)
+            elif env.state == HANDOFF:
+                self._retire(env, DEPLOY)  # its call has ended: _retire counts it done
+            elif env.state == INITIALIZING and not env.invocations:
+                self._retire(env, DEPLOY)  # made ahead of any call (a replacement): of the old version
+            else:
+                self._draining.add(env)
+        return sum(1 for env in self._draining if env.function == function)
+
     # -- the passage of time ------------------------------------------------
     def expire(self, now: float) -> int:
         """Reclaim idle environments past keep-alive or max lifetime, and start
         the replacements due; returns how many were retired. Busy ones past
         their lifetime finish first and retire on release."""
         n = self._advance(now)
+        n += sum(fleet.tick(now) for fleet in self.managed.values())
         q = self._idle_heap
         while q and q[0][0] <= now:
             deadline, _, env = heappop(q)
@@ -280,7 +331,10 @@ class Platform:
         h = self._handoff
         while h and h[0][1].state != HANDOFF:
             h.popleft()
-        soonest = min(self._next_event, self._idle_front(), h[0][0] if h else math.inf)
+        fleets = (fleet.next_deadline() for fleet in self.managed.values())
+        soonest = min(
+            self._next_event, self._idle_front(), h[0][0] if h else math.inf, *(t for t in fleets if t is not None)
+        )
         return None if soonest == math.inf else soonest
 
     def _idle_front(self) -> float:
@@ -370,6 +424,9 @@ class Platform:
         return [e for e in self.live.values() if function is None or e.function == function]
 
     def idle_count(self, function: str) -> int:
+        fleet = self.managed.get(function)
+        if fleet is not None:  # Managed Instances: its environments with no call in flight
+            return sum(1 for env in fleet.envs if env.state == IDLE)
         return len(self._pools[function])
 
     def in_flight(self, function: str) -> int:
@@ -423,6 +480,7 @@ class Platform:
         return True
 
     def _retire(self, env: Environment, reason: str) -> None:
+        self._draining.discard(env)
         if env.state == HANDOFF:
             self.counter.done(env.function)  # its invocation ended; no release follows
         env.state = DEAD

@@ -71,7 +71,8 @@ def render_table(doc: SummaryDoc, title: str = "Lambda affinity") -> str:
     """The console summary: totals, both distributions, the histogram."""
     lines = [
         f"{title}: {doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
-        f"{doc['environments']} environments, {doc['cold_starts']} cold starts"
+        f"{doc['environments']} environments, {doc['cold_starts']} cold starts, "
+        f"{doc['new_environment_calls']} new-environment calls"
     ]
     header = f"{'rate':<16}" + "".join(f"{k:>9}" for k in STAT_KEYS)
     lines.append(header)
@@ -98,24 +99,25 @@ ENDPOINT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("requests", "replies"),
     ("invalid", "invalid"),
     ("cold_starts", "cold"),
+    ("new_environment_calls", "new env"),
     ("stay_rate", "stay"),
     ("warm_rate", "warm"),
 )
 
 
 def endpoint_lines(rows: Sequence[EndpointRow], limit: int = ENDPOINT_LINES_MAX) -> list[str]:
-    """Per endpoint (Locust stats name): replies, cold starts, how often the
+    """Per endpoint (Locust stats name): replies, cold starts, new-environment calls, how often the
     user kept its environment (stay) and found its session cached (warm)."""
     width = min(40, max(8, *(len(r["name"]) for r in rows[:limit])))
     lines = [
         "per endpoint (stay: same environment as the user's previous reply; warm: session cached):",
-        f"  {'name':<{width}} {'replies':>8} {'invalid':>8} {'cold':>6} {'stay':>7} {'warm':>7}",
+        f"  {'name':<{width}} {'replies':>8} {'invalid':>8} {'cold':>6} {'new env':>7} {'stay':>7} {'warm':>7}",
     ]
     for r in rows[:limit]:
         name = r["name"] if len(r["name"]) <= width else r["name"][: width - 1] + "~"
         lines.append(
             f"  {name:<{width}} {r['requests']:>8} {r['invalid']:>8} {r['cold_starts']:>6} "
-            f"{_fmt(r['stay_rate']):>7} {_fmt(r['warm_rate']):>7}"
+            f"{r['new_environment_calls']:>7} {_fmt(r['stay_rate']):>7} {_fmt(r['warm_rate']):>7}"
         )
     if len(rows) > limit:
         lines.append(f"  ... {len(rows) - limit} more names in the JSON and CSV")
@@ -162,8 +164,9 @@ def summary_csv(doc: SummaryDoc) -> str:
     for key, dist in _rates(doc, ("hit_rate", "warm_cache_rate")):
         w.writerow([key, *((dist[k] if dist else "") for k in STAT_KEYS)])
     w.writerow([])
-    w.writerow(["users", "requests", "invalid", "environments", "cold_starts"])
-    w.writerow([doc["users"], doc["requests"], doc["invalid"], doc["environments"], doc["cold_starts"]])
+    totals = ("users", "requests", "invalid", "environments", "cold_starts", "new_environment_calls")
+    w.writerow(totals)
+    w.writerow([doc[k] for k in totals])  # type: ignore[literal-required]
     w.writerow([])
     w.writerow(["bin", "users"])
     for i, n in enumerate(doc["histogram"]):
@@ -240,7 +243,7 @@ def render_html_section(doc: SummaryDoc, checks: Iterable[str] = (), points: Seq
     totals = (
         f"{doc['users']} users, {doc['requests']} valid replies, {doc['invalid']} invalid, "
         f"{doc['environments']} environments, {doc['cold_starts']} cold starts "
-        f"(cold ratio {_fmt(cold_ratio)})"
+        f"(cold ratio {_fmt(cold_ratio)}), {doc['new_environment_calls']} new-environment calls"
     )
     check_items = "".join(f"<li>{html.escape(c)}</li>" for c in checks)
     return (

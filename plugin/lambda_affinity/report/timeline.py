@@ -82,6 +82,7 @@ def headline(doc: SummaryDoc) -> list[Figure]:
         ("mean_warm_rate", "Mean warm-cache rate", _stat(doc, "warm_cache_rate", "mean"), "rate"),
         ("environments", "Environments", _need(doc, "environments"), "count"),
         ("cold_starts", "Cold starts", _need(doc, "cold_starts"), "count"),
+        ("new_environment_calls", "New-environment calls", _need(doc, "new_environment_calls"), "count"),
         ("requests", "Valid replies", _need(doc, "requests"), "count"),
         ("invalid", "Invalid replies", _need(doc, "invalid"), "count"),
         *_savings(doc),
@@ -105,6 +106,7 @@ class TimelinePoint:
     cold_starts: int  # in the interval
     valid: int  # valid replies in the interval
     invalid: int  # invalid replies in the interval
+    new_environment_calls: int = 0  # in the interval: first calls on environments initialised ahead
     samples: int = 1  # how many samples the point stands for (more once the timeline has halved)
 
 
@@ -144,6 +146,7 @@ CHARTS: list[ChartSpec] = [
         y_max=None,
         series=[
             ChartSeries(field="cold_starts", label="cold starts"),
+            ChartSeries(field="new_environment_calls", label="new-environment calls"),
             ChartSeries(field="invalid", label="invalid replies"),
         ],
     ),
@@ -166,7 +169,7 @@ class Timeline:
         self.start = start
         self.stride = 1  # samples per point
         self.points: list[TimelinePoint] = []
-        self._totals = (0, 0, 0)  # cumulative cold starts, valid, invalid at the last sample
+        self._totals = (0, 0, 0, 0)  # cumulative cold starts, valid, invalid, new-environment calls at the last sample
         self._last_t = start
         self.closed = False
 
@@ -176,13 +179,18 @@ class Timeline:
             raise ValueError("the timeline is closed: its run is over")
         if self._last_t is not None and t < self._last_t:
             raise ValueError(f"timeline sample at {t} is earlier than the previous one at {self._last_t}")
-        totals = (_need(doc, "cold_starts"), _need(doc, "requests"), _need(doc, "invalid"))
+        totals = (
+            _need(doc, "cold_starts"),
+            _need(doc, "requests"),
+            _need(doc, "invalid"),
+            _need(doc, "new_environment_calls"),
+        )
         if any(now < before for now, before in zip(totals, self._totals, strict=True)):
             raise ValueError(
-                f"cumulative counts (cold starts, valid, invalid) went down from {self._totals} "
+                f"cumulative counts (cold starts, valid, invalid, new-environment calls) went down from {self._totals} "
                 f"to {totals}: a new run needs a new timeline"
             )
-        cold, valid, invalid = (now - before for now, before in zip(totals, self._totals, strict=True))
+        cold, valid, invalid, fresh = (now - before for now, before in zip(totals, self._totals, strict=True))
         span = 0.0 if self._last_t is None else t - self._last_t
         point = TimelinePoint(
             t=t,
@@ -195,6 +203,7 @@ class Timeline:
             cold_starts=cold,
             valid=valid,
             invalid=invalid,
+            new_environment_calls=fresh,
         )
         self._totals, self._last_t = totals, t
         if self.points and self.points[-1].samples < self.stride:
@@ -236,6 +245,7 @@ def _merge(older: TimelinePoint, newer: TimelinePoint) -> TimelinePoint:
         cold_starts=older.cold_starts + newer.cold_starts,
         valid=older.valid + newer.valid,
         invalid=older.invalid + newer.invalid,
+        new_environment_calls=older.new_environment_calls + newer.new_environment_calls,
         samples=older.samples + newer.samples,
     )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -31,7 +31,10 @@ from ..platform import FunctionSpec, ModelConfig, Platform, Throttled
 
 # Re-exported: callers and tests import it from here.
 from ..platform.distributions import parse_distribution
+from ..platform.environment import Start
+from .deploys import check_schedule, deploy_times
 from .executors import Executor, Serial
+from .managed_caches import SlotCaches, slot_caches_factory
 from .trace import Arrival, ReadStats, read_arrivals
 
 FUNCTION = "probe"
@@ -59,6 +62,9 @@ class Scenario:
     model: ModelConfig = field(default_factory=ModelConfig)
     # The one function users call: its own knobs (reserved concurrency, ...) as the emulator's config has them.
     function: FunctionSpec = field(default_factory=lambda: FunctionSpec(FUNCTION))
+    # Deploys of the function (sim.deploys): a distribution of intervals, and/or fixed times "T,...".
+    deploy_every: str = ""
+    deploy_at: str = ""
 
     def validate(self) -> None:
         if self.users < 1:
@@ -72,6 +78,7 @@ class Scenario:
         # here too, not only where a run draws: a sweep checks every point before it runs one
         for name in ("think", "gap", "latency", "service"):
             parse_distribution(getattr(self, name), name)
+        check_schedule(self.deploy_every, self.deploy_at)
 
 
 @dataclass
@@ -84,20 +91,40 @@ class RunResult:
     # ~= peak concurrency is the fact the model is held to (docs/model.md C3).
     peak_concurrency: int = 0
     retired: int = 0
+    deploys: int = 0
+    # first calls on environments initialised ahead (Start.NEW_ENVIRONMENT): no wait, an empty cache
+    new_environment_calls: int = 0
 
 
-def _serve(lease, key, now: float, busy: float, cache_size: int, cache_ttl: float, ready) -> tuple[float, bool]:
+NEW_ENVIRONMENT = Start.NEW_ENVIRONMENT
+
+
+def _serve(
+    lease, key, now: float, busy: float, cache_size: int, cache_ttl: float, ready, managed=None
+) -> tuple[float, bool, int]:
     """A call just placed: a new environment gets the probe's session cache
-    (empty, initialised ahead or not) and, when cold, the init delay. Returns
-    (how long the environment is busy, cache hit)."""
+    and the init delay (a cold one) or none (one initialised ahead). Returns (how long the environment is busy,
+    cache hit, the Managed Instances slot that took it: 0 on-demand)."""
+    if managed is not None:
+        return (busy, *_serve_managed(lease, key, now, managed))
     env = lease.env
     if lease.cold:
         env.handle = SessionCache(cache_size, cache_ttl)
         busy += lease.init_delay_s
         ready(env, now + lease.init_delay_s)
-    elif env.handle is None:  # Start.NEW_ENVIRONMENT
+    elif env.handle is None:  # initialised ahead by the model: its cache is as empty as a cold one's
         env.handle = SessionCache(cache_size, cache_ttl)
-    return busy, env.handle.lookup(key, now)[0]
+    return busy, env.handle.lookup(key, now)[0], 0
+
+
+def _serve_managed(lease, key, now: float, new_caches) -> tuple[bool, int]:
+    """A call on a Managed Instances environment: the slot (process, worker loop) that takes it, and
+    whether that slot's cache held the key (sim/managed_caches.py). Returns (cache hit, slot)."""
+    env = lease.env
+    if env.handle is None:
+        env.handle = new_caches()
+    slot = env.handle.take()
+    return env.handle.cache(slot).lookup(key, now)[0], slot
 
 
 def run(
@@ -121,6 +148,8 @@ def run(
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
     names = [user_prefix + user_label(i + 1) for i in range(scenario.users)]
     left_in_burst = [burst] * scenario.users
+    managed = _managed_caches(scenario)
+    slot_of = [0] * scenario.users  # a Managed Instances call's slot, until it ends
     invocations = throttled = peak = 0
     counter = platform.counter  # one function: its in-flight count is the total
 
@@ -145,6 +174,12 @@ def run(
         if send < duration:
             push(heap, (send + latency(rng) / 2, u, None))
 
+    # Deploys are events too, user -1: before any call at the same instant. Their own generator,
+    # drawn only when deploys are asked for: runs without them draw as they always did.
+    deploys: Iterator[float] = iter(())
+    if scenario.deploy_every or scenario.deploy_at:
+        deploys = deploy_times(scenario.deploy_every, scenario.deploy_at, duration, random.Random(rng.random()))
+        _next_deploy(heap, deploys)
     expire_every = max(1.0, min(scenario.model.keep_alive.lowest, 60.0))
     next_expire = expire_every
     while heap:
@@ -152,7 +187,13 @@ def run(
         if now >= next_expire:
             platform.expire(now)
             next_expire = now + expire_every
+        if u < 0:
+            platform.deploy(function, now)
+            _next_deploy(heap, deploys)
+            continue
         if env is not None:
+            if managed is not None:
+                env.handle.give(slot_of[u])
             release(env, now)
             # the reply travels back, then the user thinks
             next_send(u, now + latency(rng) / 2)
@@ -169,11 +210,31 @@ def run(
         if n > peak:
             peak = n
         env = lease.env
-        busy, hit = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready)
+        busy, hit, slot_of[u] = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready, managed)
         # Recorded now, the reply lands later: order per user is unchanged.
-        record(names[u], env.id, lease.cold, hit)
+        record(names[u], env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
         push(heap, (now + busy, u, env))
-    return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
+    return _result(platform, tracker, invocations, throttled, peak)
+
+
+def _result(platform: Platform, tracker: Tracker, invocations: int, throttled: int, peak: int) -> RunResult:
+    retired = sum(platform.retired.values())
+    return RunResult(
+        tracker,
+        invocations,
+        platform.cold_starts,
+        throttled,
+        peak,
+        retired,
+        platform.deploys,
+        platform.new_environment_calls,
+    )
+
+
+def _next_deploy(heap: list, deploys: Iterator[float]) -> None:
+    t = next(deploys, None)
+    if t is not None:
+        heapq.heappush(heap, (t, -1, None))
 
 
 def check_runs(runs: int) -> None:
@@ -197,7 +258,7 @@ def run_task(_shared: None, task: RunTask) -> RunResult:
 def pool_runs(results: Iterable[RunResult]) -> tuple[Tracker, dict]:
     """Runs' trackers folded into one (in run order), and their totals."""
     tracker = Tracker()
-    totals = {"invocations": 0, "cold_starts": 0, "throttled": 0}
+    totals = {"invocations": 0, "cold_starts": 0, "new_environment_calls": 0, "throttled": 0, "deploys": 0}
     for res in results:
         tracker.absorb(res.tracker)
         for key in totals:
@@ -266,6 +327,7 @@ def replay(
     through it. A random round trip reorders arrivals a little, and they
     pass through the heap too.
     """
+    _no_deploys(scenario)
     rng = random.Random(seed)
     service = parse_distribution(scenario.service, "service")
     latency = parse_distribution(scenario.latency, "latency")
@@ -277,13 +339,14 @@ def replay(
     function = scenario.function.name
     cache_size, cache_ttl = scenario.cache_size, scenario.cache_ttl_s
     counter = platform.counter  # one function: its in-flight count is the total
+    managed = _managed_caches(scenario)
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
     invocations = throttled = peak = 0
     expire_every = max(1.0, min(scenario.model.keep_alive.lowest, 60.0))
     next_expire = -math.inf
     last = -math.inf
-    # Completions: (time, 0, env id, env); arrivals (random round trip only):
+    # Completions: (time, 0, env id, slot, env); arrivals (random round trip only):
     # (time, 1, sequence, user). A completion at the same time goes first.
     half = fixed / 2 if fixed is not None else 0.0
     lowest_half = latency.lowest / 2
@@ -302,8 +365,7 @@ def replay(
             last = t
             now = t + half
             while heap and heap[0][0] <= now:
-                done = pop(heap)
-                release(done[3], done[0])
+                _complete(pop(heap), release)
         else:
             # take arrivals while one could still reach the platform before the heap's head
             while pending is not None and (not heap or pending[0] + lowest_half <= heap[0][0]):
@@ -318,7 +380,7 @@ def replay(
                 break
             event = pop(heap)
             if event[1] == 0:
-                release(event[3], event[0])
+                _complete(event, release)
                 continue
             now, user = event[0], event[3]
         if now >= next_expire:
@@ -336,16 +398,37 @@ def replay(
         if n > peak:
             peak = n
         env = lease.env
-        busy, hit = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready)
-        record(label, env.id, lease.cold, hit)
-        push(heap, (now + busy, 0, env.id, env))
+        busy, hit, slot = _serve(lease, user, now, service(rng), cache_size, cache_ttl, ready, managed)
+        record(label, env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
+        push(heap, (now + busy, 0, env.id, slot, env))
     _drain(heap, release)
-    return RunResult(tracker, invocations, platform.cold_starts, throttled, peak, sum(platform.retired.values()))
+    return _result(platform, tracker, invocations, throttled, peak)
+
+
+def _no_deploys(scenario: Scenario) -> None:
+    if scenario.deploy_every or scenario.deploy_at:
+        raise ScenarioError("deploy_every, deploy_at: deploys apply to synthetic users, not to a replayed trace")
 
 
 def _drain(heap: list, release) -> None:
     """Ends replay: the calls still in flight complete, in time order
     (only completions are left once every arrival has been taken)."""
     while heap:
-        done = heapq.heappop(heap)
-        release(done[3], done[0])
+        _complete(heapq.heappop(heap), release)
+
+
+def _complete(done: tuple, release) -> None:
+    """A completion event (time, 0, env id, slot, env): a Managed Instances slot waits on /next again."""
+    env = done[4]
+    if isinstance(env.handle, SlotCaches):
+        env.handle.give(done[3])
+    release(env, done[0])
+
+
+def _managed_caches(scenario: Scenario):
+    """For a Managed Instances function, the maker of each environment's caches; else None."""
+    spec = scenario.function
+    if spec.per_environment_max_concurrency is None:
+        return None
+    size, ttl = scenario.cache_size, scenario.cache_ttl_s
+    return slot_caches_factory(spec, lambda: SessionCache(size, ttl))

@@ -53,6 +53,9 @@ def scenario_at(base: Scenario, factor: Factor, value: Any) -> Scenario:
     """`base` with the factor's field set to `value` (not validated: points() does)."""
     if factor.field.startswith("model."):
         return dataclasses.replace(base, model=base.model.replace(**{factor.field[len("model.") :]: value}))
+    if factor.field.startswith("function."):
+        function = dataclasses.replace(base.function, **{factor.field[len("function.") :]: value})
+        return dataclasses.replace(base, function=function)
     if not factor.field:
         raise SweepError(f"factor {factor.name!r} names no Scenario field: give points() its own `at`")
     return dataclasses.replace(base, **{factor.field: value})
@@ -121,7 +124,8 @@ class RunRow(TypedDict):
     requests: int
     invalid: int
     environments: int
-    cold_starts: int
+    cold_starts: int  # calls that waited for an init
+    new_environment_calls: int  # first calls on environments initialised ahead (no wait, empty cache)
     max_share: float | None  # mean over users of the per-user max-share
     max_share_p50: float | None
     warm_cache_rate: float | None  # mean over users of the per-user warm-cache rate
@@ -193,6 +197,7 @@ def measure(value: Any, scenario: Scenario, run_index: int, seed: int, price: Mi
         invalid=doc["invalid"],
         environments=doc["environments"],
         cold_starts=doc["cold_starts"],
+        new_environment_calls=doc["new_environment_calls"],
         max_share=hit["mean"] if hit else None,
         max_share_p50=hit["p50"] if hit else None,
         warm_cache_rate=warm["mean"] if warm else None,
@@ -275,7 +280,11 @@ class Sweep:
                 )
 
         rows: list[RunRow] = (executor or Serial()).map(measure_task, tasks, done=heard)
-        keys = [k for k, _ in METRICS] + [k for k, _, _ in SAVINGS] + ["environments", "max_share_p50"]
+        keys = (
+            [k for k, _ in METRICS]
+            + [k for k, _, _ in SAVINGS]
+            + ["environments", "max_share_p50", "new_environment_calls"]
+        )
         out: list[PointResult] = []
         for i, (value, label) in enumerate(zip(self.vary.values, labels, strict=True)):
             point_rows = rows[i * self.runs : (i + 1) * self.runs]

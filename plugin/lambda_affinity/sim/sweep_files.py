@@ -13,6 +13,8 @@ from typing import Any
 
 from ..core.schema import Reproduce
 from ..core.summary import MissCostPrice
+from ..platform.config import FunctionSpec
+from ..platform.managed import default_cache_scope
 from ..report import charts
 from .simulate import Scenario
 from .sweep import METRICS, SAVINGS, Cost, Factor, PointResult, RunRow, Stats, Vary, run_field, run_seeds
@@ -217,10 +219,13 @@ def describe(vary: Vary, base: Scenario, runs: int, base_seed: int, model_source
         ("start", f"start {base.start}"),
         ("latency", f"round trip {base.latency}"),
         ("service", f"service {base.service}"),
+        ("deploy_every", f"a deploy every {base.deploy_every}" if base.deploy_every else ""),
+        ("deploy_at", f"deploys at {base.deploy_at}" if base.deploy_at else ""),
         ("model.policy", f"policy {m.policy}{routers}"),
         ("model.keep_alive_s", f"keep-alive {_seconds(m.keep_alive_s)}"),
         ("model.busy_overhead_s", f"busy overhead {m.busy_overhead_s:g} s"),
         ("model", f"--model {model_source}" if model_source else ""),
+        *_managed_parts(base.function),
     )
     rest = ", ".join(text for field, text in parts if text and field != vary.factor.field)
     return f"{vary.factor.name} = {', '.join(vary.labels)}; {rest}. {runs} runs per point (base seed {base_seed})."
@@ -231,12 +236,26 @@ def _seconds(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:g} s"
 
 
+def _managed_parts(f: FunctionSpec) -> tuple:
+    """A Managed Instances function's knobs, as describe() words them (none for on-demand)."""
+    k = f.per_environment_max_concurrency
+    if k is None:
+        return ()
+    return (
+        ("function.per_environment_max_concurrency", f"Managed Instances, K {k}"),
+        ("function.cache_scope", f"a cache per {f.cache_scope or default_cache_scope(f.runtime)}"),
+        ("function.runtime", f"runtime {f.runtime}" if f.runtime else ""),
+    )
+
+
 def scenario_doc(base: Scenario, factor: Factor) -> dict:
     """The base Scenario as sweep.json's `scenario`: each point has its own value of the factor, so
     the base's is left out."""
     doc = dataclasses.asdict(base)
     if factor.field.startswith("model."):
         doc["model"].pop(factor.field[len("model.") :])
+    elif factor.field.startswith("function."):
+        doc["function"].pop(factor.field[len("function.") :])
     else:
         doc.pop(factor.field, None)
     return doc

@@ -9,7 +9,7 @@
  *
  * HTTP results (Function URL, API Gateway REST and HTTP APIs, ALB) get the response headers x-affinity-env,
  * x-affinity-cold, x-affinity-env-invocations, x-affinity-session-hit (absent without a usable session key)
- * and x-affinity-init-age-ms; the result is copied, never changed in place. Other calls write one line
+ * x-affinity-init-age-ms, x-affinity-new-env and x-affinity-init-type (when Lambda set it); the result is copied, never changed in place. Other calls write one line
  * `AFFINITY {json}` to the log, and with AFFINITY_INVOKE_FIELD=1 a JSON-object result gets `_affinity`.
  * Settings: AFFINITY_SESSION_FROM (header:NAME | cookie:NAME), AFFINITY_CACHE_SIZE, AFFINITY_CACHE_TTL_S.
  *
@@ -128,6 +128,8 @@ export function factHeaders(facts) {
   };
   if (facts.session_hit !== null) out['x-affinity-session-hit'] = facts.session_hit ? '1' : '0';
   out['x-affinity-init-age-ms'] = String(facts.init_age_ms);
+  out['x-affinity-new-env'] = facts.new_environment ? '1' : '0';
+  if (facts.init_type !== null) out['x-affinity-init-type'] = facts.init_type;
   return out;
 }
 
@@ -142,6 +144,21 @@ export function withHeaders(result, kind, facts) {
   if (multi) for (const name of Object.keys(added)) added[name] = [added[name]];
   // Object.assign, not keys added one by one to a spread copy: V8 makes the latter ~40 times slower here.
   return { ...result, [key]: Object.assign({}, existing, added) };
+}
+
+// How Lambda initialised this environment (AWS_LAMBDA_INITIALIZATION_TYPE). Provisioned concurrency and Managed
+// Instances never put an init on a call's path; an on-demand first call PROACTIVE_GAP_MS or more after init was
+// initialised ahead (proactive initialisation: Datadog's tracer's rule, Stuyvenberg 2023); a SnapStart restore is on
+// the call's path. The Python wrapper's state.py holds the same rule (docs/probe.md).
+const INIT_TYPE = process.env.AWS_LAMBDA_INITIALIZATION_TYPE || null;
+const PREINITIALISED = new Set(['provisioned-concurrency', 'lambda-managed-instances']);
+const PROACTIVE_GAP_MS = envNumber('AFFINITY_PROACTIVE_GAP_MS', 10000, 0, 86400000);
+
+/** Did an environment's first call wait for its init (a user-facing cold start)? */
+export function waitedForInit(kind, sinceInitMs, gapMs = PROACTIVE_GAP_MS) {
+  if (PREINITIALISED.has(kind)) return false;
+  if (kind === 'snap-start') return true;
+  return sinceInitMs < gapMs;
 }
 
 class Wrapper {
@@ -170,13 +187,16 @@ class Wrapper {
       const key = sessionKey(event, this.source);
       if (key !== null) hit = this.cache.lookup(key, now);
     }
+    const cold = invocations === 1 && waitedForInit(INIT_TYPE, now - INIT);
     const result = await runHandler(fn, event, context);
     const facts = {
       env: process.env.AWS_LAMBDA_LOG_STREAM_NAME ?? 'unknown',
-      cold: invocations === 1,
+      cold,
       env_invocations: invocations,
       session_hit: hit,
       init_age_ms: Math.trunc(now - INIT),
+      new_environment: invocations === 1 && !cold,
+      init_type: INIT_TYPE,
     };
     if (kind !== 'other') {
       const out = withHeaders(result, kind, facts);

@@ -30,9 +30,14 @@ SessionSource.__doc__ = "Where the session key is read: `header` or `cookie`, an
 DEFAULT_SOURCE = SessionSource("header", SESSION_HEADER)
 
 
-class Facts(namedtuple("Facts", "env cold env_invocations session_hit init_age_ms")):
-    """What the wrapper tells about one call: env (str), cold (bool), env_invocations (int), session_hit (bool,
-    or None when the request carried no usable session key), init_age_ms (int)."""
+class Facts(
+    namedtuple(
+        "Facts", "env cold env_invocations session_hit init_age_ms new_environment init_type", defaults=(False, None)
+    )
+):
+    """What the wrapper tells about one call: env (str), cold (bool: it waited for the init), env_invocations (int),
+    session_hit (bool, or None when the request carried no usable session key), init_age_ms (int), new_environment
+    (bool: the environment's first call, its init done ahead), init_type (AWS_LAMBDA_INITIALIZATION_TYPE or None)."""
 
     __slots__ = ()
 
@@ -45,6 +50,9 @@ class Facts(namedtuple("Facts", "env cold env_invocations session_hit init_age_m
         if self.session_hit is not None:
             out["x-affinity-session-hit"] = "1" if self.session_hit else "0"
         out["x-affinity-init-age-ms"] = str(self.init_age_ms)
+        out["x-affinity-new-env"] = "1" if self.new_environment else "0"
+        if self.init_type is not None:
+            out["x-affinity-init-type"] = self.init_type
         return out
 
 

@@ -81,12 +81,47 @@ def env_id() -> str:
     return os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "unknown")
 
 
+# How Lambda initialised this environment (AWS_LAMBDA_INITIALIZATION_TYPE): on-demand, provisioned-concurrency,
+# snap-start, lambda-managed-instances. The last two of PREINITIALISED never put an init on a call's path (AWS docs:
+# provisioned concurrency initialises ahead; Managed Instances start environments ahead and throttle, never cold start).
+PREINITIALISED = frozenset({"provisioned-concurrency", "lambda-managed-instances"})
+# An on-demand environment whose first call comes this long after its init was initialised ahead (proactive
+# initialisation): the rule and threshold of Datadog's tracer (datadog_lambda/cold_start.py, > 10 s; Stuyvenberg
+# 2023). A call that waited for init comes within the init's own milliseconds. AFFINITY_PROACTIVE_GAP_MS overrides it.
+PROACTIVE_GAP_MS = 10_000.0
+
+
+def init_type() -> str | None:
+    """AWS_LAMBDA_INITIALIZATION_TYPE as Lambda set it, or None when unset (an old runtime, a hand-run handler)."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") or None
+
+
+def waited_for_init(kind: str | None, since_init_s: float, gap_s: float) -> bool:
+    """Did an environment's first call wait for its init (a user-facing cold start)? False: it was initialised
+    ahead (provisioned, Managed Instances, or an on-demand init `gap_s` or more before the call: proactive).
+    A SnapStart restore runs on the call's path, and its init clock started at the snapshot, so it is cold."""
+    if kind in PREINITIALISED:
+        return False
+    if kind == "snap-start":
+        return True
+    return since_init_s < gap_s
+
+
 class Environment:
     """Counts this environment's calls from its init (the module's import), in monotonic time."""
 
-    __slots__ = ("init", "invocations", "cache")
+    __slots__ = ("init", "invocations", "cache", "init_type", "gap_s")
 
     def __init__(self, cache: SessionCache, init: float | None = None) -> None:
         self.init = time.monotonic() if init is None else init
         self.invocations = 0
         self.cache = cache
+        self.init_type = init_type()
+        self.gap_s = env_number("AFFINITY_PROACTIVE_GAP_MS", PROACTIVE_GAP_MS, 0.0, 86_400_000.0) / 1000.0
+
+    def start(self, now: float) -> tuple[bool, bool]:
+        """(cold, new_environment) of the call being counted: at most one is true, and only on the first call."""
+        if self.invocations != 1:
+            return False, False
+        cold = waited_for_init(self.init_type, now - self.init, self.gap_s)
+        return cold, not cold

@@ -48,9 +48,16 @@ class Wrapper:
             key = events.session_key(event, self.source)
             if key is not None:
                 hit = environment.cache.lookup(key, now)[0]
+        cold, new_environment = environment.start(now)
         result = fn(event, context)
         facts = Facts(
-            env_id(), environment.invocations == 1, environment.invocations, hit, int((now - environment.init) * 1000)
+            env_id(),
+            cold,
+            environment.invocations,
+            hit,
+            int((now - environment.init) * 1000),
+            new_environment,
+            environment.init_type,
         )
         if kind is not EventKind.OTHER:
             out = events.with_headers(result, kind, facts)

@@ -2,7 +2,11 @@
 // Node's standard library only. Loads `_HANDLER` (file.export) from
 // LAMBDA_TASK_ROOT (.mjs, .js or .cjs), then loops: GET /next, run the
 // handler, POST the result or the error, as AWS's Node.js runtime does.
+// On Lambda Managed Instances (AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances) the main thread
+// starts AWS_LAMBDA_NODEJS_WORKER_COUNT worker threads (default 1); each loads the handler (its own
+// module globals) and runs its share of the environment's LAMBDA_AFFINITY_MAX_CONCURRENCY loops at once.
 import http from 'node:http';
+import { Worker, isMainThread } from 'node:worker_threads';
 import fs from 'node:fs';
 import path from 'node:path';
 import util from 'node:util';
@@ -14,7 +18,12 @@ const [HOST, PORT] = (() => {
   const i = a.lastIndexOf(':');
   return [a.slice(0, i) || '127.0.0.1', Number(a.slice(i + 1))];
 })();
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const MANAGED = process.env.AWS_LAMBDA_INITIALIZATION_TYPE === 'lambda-managed-instances';
+const positive = (text) => Math.max(1, Number.parseInt(text || '1', 10) || 1);
+const WORKERS = MANAGED ? positive(process.env.AWS_LAMBDA_NODEJS_WORKER_COUNT) : 1;
+// Each loop its own connection: one /next waiting per loop, as many loops as this worker's share.
+const LOOPS = MANAGED ? Math.ceil(positive(process.env.LAMBDA_AFFINITY_MAX_CONCURRENCY) / WORKERS) : 1;
+const agent = new http.Agent({ keepAlive: true, maxSockets: LOOPS });
 let currentRequestId = undefined;
 
 // Lambda's console format: timestamp, request id, level, message; a
@@ -138,6 +147,10 @@ async function main() {
     await postError('/init/error', doc);
     process.exit(1);
   }
+  await Promise.all(Array.from({ length: LOOPS }, () => serve(handler)));
+}
+
+async function serve(handler) {
   for (;;) {
     const next = await call('GET', '/invocation/next');
     if (next.status !== 200) process.exit(1);
@@ -164,7 +177,23 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  process.stderr.write(`runtime client failed: ${err && err.stack ? err.stack : err}\n`);
-  process.exit(1);
-});
+function startWorkers() {
+  for (let i = 0; i < WORKERS; i++) {
+    const worker = new Worker(new URL(import.meta.url));
+    // A worker that ends ends the environment, as its process would.
+    worker.on('error', (err) => {
+      process.stderr.write(`runtime worker failed: ${err && err.stack ? err.stack : err}\n`);
+      process.exit(1);
+    });
+    worker.on('exit', (code) => process.exit(code || 1));
+  }
+}
+
+if (MANAGED && isMainThread) {
+  startWorkers();
+} else {
+  main().catch((err) => {
+    process.stderr.write(`runtime client failed: ${err && err.stack ? err.stack : err}\n`);
+    process.exit(1);
+  });
+}

@@ -15,10 +15,12 @@
   var ID = "lambda-affinity-dashboard";
   var MAX_ROWS = 500;  // rows drawn at once: the browser stays quick with 10 000 users
   var COLUMNS = [["user", "User"], ["requests", "Requests"], ["max_share", "Max-share"], ["warm_hits", "Warm hits"],
-                 ["environments", "Environments"], ["cold_starts", "Cold starts"], ["switches", "Switches"]];
+                 ["environments", "Environments"], ["cold_starts", "Cold starts"],
+                 ["new_environment_calls", "New-env calls"], ["switches", "Switches"]];
   // The per-endpoint table (replies of a wrapped function, by Locust stats name), shown when there are any.
   var ENDPOINT_COLUMNS = [["name", "Name", "text"], ["requests", "Replies", "count"], ["invalid", "Invalid", "count"],
-                          ["cold_starts", "Cold starts", "count"], ["stay_rate", "Stay", "rate"],
+                          ["cold_starts", "Cold starts", "count"],
+                          ["new_environment_calls", "New-env calls", "count"], ["stay_rate", "Stay", "rate"],
                           ["warm_rate", "Warm", "rate"]];
   var LINKS = [["./affinity/json?download=1", "affinity JSON"], ["./affinity/csv?download=1", "per-user CSV"],
                ["./affinity/summary.csv?download=1", "summary CSV"],
