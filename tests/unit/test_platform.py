@@ -364,3 +364,10 @@ def test_an_environment_reaching_its_lifetime_in_its_handoff_retires_once():
     p.expire(1.1)
     assert env.state == DEAD and retired == [(env.id, "max-lifetime")]
     assert p.in_flight("f") == 1 and other.env.state != DEAD
+
+
+@pytest.mark.parametrize("extra", [{"provisioned_concurrency": 2}, {"snapstart": True}])
+def test_managed_instances_take_neither_provisioned_concurrency_nor_snapstart(extra):
+    # AWS: a Managed Instances function is started ahead and scaled on utilisation; it offers neither
+    with pytest.raises(ConfigError, match="not offered on Managed Instances"):
+        FunctionSpec("f", per_environment_max_concurrency=4, **extra)

@@ -21,14 +21,20 @@ ONE_FUNCTION = (FunctionSpec("f"),)
 
 
 def make(seed=0, **model):
-    """A platform (MRU placement) and the lists on_retire and on_prewarm fill."""
+    """A platform (MRU placement) and the lists on_retire and on_preinit fill (an init made ahead is
+    done at once, as the simulator has it)."""
     retired, made_ahead = [], []
+
+    def preinit(env):
+        made_ahead.append(env)
+        p.initialized(env, env.created_at)
+
     p = Platform(
         ModelConfig(policy="mru", **model),
         ONE_FUNCTION,
         rng=random.Random(seed),
         on_retire=lambda env, why: retired.append((env, why)),
-        on_prewarm=made_ahead.append,
+        on_preinit=preinit,
     )
     return p, retired, made_ahead
 
@@ -265,10 +271,10 @@ def test_replacement_respects_the_cap_on_live_environments():
     assert p.acquire("f", 101.0).cold
 
 
-# -- prewarm (what provisioned concurrency builds on) ---------------------------------
-def test_prewarm_makes_an_idle_initialised_environment_whose_first_call_is_a_new_environment_call():
+# -- preinitialize (what provisioned concurrency and replacement share) -----------------------
+def test_preinitialize_makes_an_idle_initialised_environment_whose_first_call_is_a_new_environment_call():
     p, _, made_ahead = make()
-    env = p.prewarm("f", 5.0)
+    env = p.preinitialize(p.functions["f"], 5.0)
     assert made_ahead == [env] and env.state == IDLE and env.invocations == 0
     assert p.cold_starts == 0 and p.in_flight("f") == 0 and p.idle_count("f") == 1
     first = p.acquire("f", 6.0)
@@ -280,7 +286,7 @@ def test_prewarm_makes_an_idle_initialised_environment_whose_first_call_is_a_new
 
 def test_ready_leaves_an_environment_initialised_ahead_alone():
     p, _, _ = make()
-    env = p.prewarm("f", 0.0)
+    env = p.preinitialize(p.functions["f"], 0.0)
     p.ready(env, 0.1)
     assert env.state == IDLE
 
@@ -367,3 +373,18 @@ def test_a_deploy_retires_a_replacement_made_ahead_for_the_old_version():
     assert {(e, why) for e, why in retired} == {(old, DEPLOY), (new, DEPLOY)}
     p.expire(100.0)
     assert new.state == DEAD and p.acquire("f", 101.0).cold
+
+
+def test_a_replacement_whose_init_ends_late_takes_calls_once_it_is_done():
+    """In the emulator the replacement's init is a real process: done after its predecessor's
+    lifetime ends, it takes calls from then, not before."""
+    pending = []
+    p = Platform(
+        ModelConfig(policy="mru", keep_alive_s=1000.0, max_lifetime_s=100.0), ONE_FUNCTION, on_preinit=pending.append
+    )
+    old = run_one(p, 0.0).env
+    p.expire(100.0)
+    [new] = pending
+    assert old.state == DEAD and new.state == INITIALIZING and p.idle_count("f") == 0
+    p.initialized(new, 100.5)
+    assert new.state == IDLE and p.acquire("f", 101.0).start is Start.NEW_ENVIRONMENT

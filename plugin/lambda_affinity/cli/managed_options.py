@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..platform import ConfigError, FunctionSpec, ModelConfig
+from ..platform import ModelConfig
 from ..platform.distributions import duration_option as duration
 from ..platform.managed import CACHE_SCOPES, MAX_ENV_CONCURRENCY, MAX_EXECUTION_ENVIRONMENTS
 
@@ -87,19 +87,3 @@ def add_managed_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
             f"(default {d.managed_target_utilisation:g})",
         ),
     ]
-
-
-def function_from_args(args: argparse.Namespace, name: str) -> FunctionSpec:
-    """The function users call, with the Managed Instances options given; errors name the option."""
-    given = {field: getattr(args, flag[2:].replace("-", "_")) for flag, field in FUNCTION_FIELDS.items()}
-    try:
-        return FunctionSpec(name, **{k: v for k, v in given.items() if v is not None})
-    except ConfigError as exc:
-        raise ConfigError(as_option(str(exc))) from None
-
-
-def as_option(message: str) -> str:
-    """A FunctionSpec message (`field: problem`) with each field named as its option."""
-    for flag, field in FUNCTION_FIELDS.items():
-        message = message.replace(field, flag)
-    return message

@@ -12,12 +12,12 @@ import sys
 
 from ..core.summary import MissCostPrice
 from ..files import InputFileError, read_text
-from ..platform import POLICIES, ConfigError, ModelConfig
+from ..platform import POLICIES, ConfigError, FunctionSpec, ModelConfig
 from ..platform.distributions import distribution_option, duration_option as duration
 from ..platform.model_file import EMULATOR_KEYS, ModelFile, from_document, parse_yaml
-from ..sim.simulate import Scenario
+from ..sim.simulate import FUNCTION, Scenario
 from ..sim.trace import DEFAULT_MAX_DISORDER_S
-from .managed_options import MANAGED_MODEL_OPTIONS, function_from_args
+from .managed_options import FUNCTION_FIELDS, MANAGED_MODEL_OPTIONS
 
 # (option, ModelConfig field, type): model options default to None, so only
 # those given override `--model FILE` (or the defaults).
@@ -34,7 +34,13 @@ MODEL_OPTIONS = (
     ("--max-environments", "max_environments", int),
     ("--scale-limit", "scale_limit", int),
     ("--scale-window", "scale_window_s", duration),
+    ("--restore-delay", "restore_delay", str),
 ) + MANAGED_MODEL_OPTIONS
+# (option, FunctionSpec field, type): the function users call, as the emulator's config has it.
+FUNCTION_OPTIONS = (
+    ("--provisioned", "provisioned_concurrency", int),
+    ("--snapstart", "snapstart", bool),
+)
 # simulate option dest -> Scenario field, where they differ
 SCENARIO_FIELDS = {"duration": "duration_s"}
 
@@ -128,7 +134,31 @@ def add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
             metavar="DURATION",
             help=f"window of --scale-limit (default {d.scale_window_s:g})",
         ),
+        g.add_argument(
+            "--restore-delay",
+            metavar="DIST",
+            help="SnapStart's restore, in place of the init delay, with --snapstart (default none: the init delay)",
+        ),
     ]
+
+
+def add_function_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The called function's own settings (a FunctionSpec's); returns the ones a sweep may vary."""
+    g = p.add_argument_group("function", "the function users call, as the emulator's function config has it")
+    provisioned = g.add_argument(
+        "--provisioned",
+        type=int,
+        default=0,
+        metavar="N",
+        help="provisioned concurrency: N environments initialised before the first call and kept; "
+        "calls beyond them spill over to on-demand ones (default %(default)s)",
+    )
+    g.add_argument(
+        "--snapstart",
+        action="store_true",
+        help="SnapStart: inits are restores of one snapshot (--restore-delay); not with --provisioned",
+    )
+    return [provisioned]
 
 
 def add_scenario_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -252,6 +282,19 @@ def scenario_from_args(args: argparse.Namespace, trace: bool = False, model_path
         model=file.model.replace(**{k: v for k, v in given.items() if v is not None}),
         function=function_from_args(args, d.function.name),
     )
+
+
+def function_from_args(args: argparse.Namespace, name: str = FUNCTION) -> FunctionSpec:
+    """The function users call, as the function options describe it; a bad value's message names its option."""
+    flags = {**{flag: field for flag, field, _ in FUNCTION_OPTIONS}, **FUNCTION_FIELDS}
+    given = {field: getattr(args, flag[2:].replace("-", "_"), None) for flag, field in flags.items()}
+    try:
+        return FunctionSpec(name, **{k: v for k, v in given.items() if v is not None})
+    except ConfigError as exc:
+        message = str(exc)
+        for flag, field in flags.items():
+            message = message.replace(field, flag)
+        raise ConfigError(message) from None
 
 
 def price_from_args(args: argparse.Namespace) -> MissCostPrice:

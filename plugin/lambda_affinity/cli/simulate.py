@@ -21,6 +21,7 @@ from ..sim.trace import TraceOptionError, truncation_warning
 from .executors import SMALL_WORK, add_executor_options, executor_from_args, progress_bar
 from .managed_options import add_managed_options
 from .options import (
+    add_function_options,
     add_max_disorder,
     add_miss_cost_options,
     add_model_options,
@@ -71,6 +72,7 @@ def add_parser(sub) -> None:
     )
     add_model_options(p)
     add_managed_options(p)
+    add_function_options(p)
     add_miss_cost_options(p)
     add_executor_options(p, "--runs")
     p.set_defaults(func=run)
@@ -97,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     deploying = bool(scenario.deploy_every or scenario.deploy_at)
     if deploying:
         doc["deploys"] = totals["deploys"]
+    if scenario.function.provisioned_concurrency:
+        doc["spillover"] = totals["spillover"]
     if args.json:
         options = {"runs": args.runs, "trace": args.trace, "time_col": args.time_col, "user_col": args.user_col}
         options["max_disorder"] = args.max_disorder
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_table(doc, tracker, read)
     deploys = f", {totals['deploys']} deploys" if deploying else ""
+    deploys += f", {totals['spillover']} spilled over" if scenario.function.provisioned_concurrency else ""
     print(
         f"{totals['invocations']} invocations, {totals['throttled']} throttled{deploys}, simulated in {elapsed:.2f} s"
     )

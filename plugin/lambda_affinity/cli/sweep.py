@@ -18,8 +18,10 @@ from ..sim.sweep_files import SWEEP_FILES, describe, render_points, scenario_doc
 from .executors import add_executor_options, executor_from_args, progress_bar
 from .managed_options import FUNCTION_FIELDS, add_managed_options
 from .options import (
+    FUNCTION_OPTIONS,
     MODEL_OPTIONS,
     SCENARIO_FIELDS,
+    add_function_options,
     add_miss_cost_options,
     add_model_options,
     add_random_seed,
@@ -65,7 +67,7 @@ def add_parser(sub) -> None:
         metavar="N",
         help="refuse a sweep estimated above N simulated invocations (default %(default).0f)",
     )
-    factors = add_scenario_options(p) + add_model_options(p) + add_managed_options(p)
+    factors = add_scenario_options(p) + add_model_options(p) + add_function_options(p) + add_managed_options(p)
     add_miss_cost_options(p)
     add_executor_options(p, "run the points' runs")
     p.set_defaults(func=run, factor_actions=factors)
@@ -89,17 +91,18 @@ def _sweep_factors(actions: list[argparse.Action]) -> dict[str, tuple[Factor, st
     """name -> (sweep.Factor, argparse dest), from the options themselves:
     `keep-alive`, and the model field (`keep-alive-s`) as an alias."""
     model_fields = {flag: field for flag, field, _ in MODEL_OPTIONS}
+    function_fields = {**{flag: field for flag, field, _ in FUNCTION_OPTIONS}, **FUNCTION_FIELDS}
     out = {}
     for action in actions:
         flag = action.option_strings[0]
         if flag in model_fields:
             field = f"model.{model_fields[flag]}"
-        elif flag in FUNCTION_FIELDS:
-            field = f"function.{FUNCTION_FIELDS[flag]}"
+        elif flag in function_fields:
+            field = f"function.{function_fields[flag]}"
         else:
             field = SCENARIO_FIELDS.get(action.dest, action.dest)  # `--model FILE`: the field `model`
         factor = Factor(flag[2:], _kind(action), tuple(action.choices) if action.choices else None, field)
-        alias = model_fields.get(flag) or FUNCTION_FIELDS.get(flag) or flag[2:]
+        alias = model_fields.get(flag) or function_fields.get(flag) or flag[2:]
         for name in {flag[2:], alias.replace("_", "-")}:
             out[name] = (factor, action.dest)
     return out

@@ -156,5 +156,6 @@ class SummaryDoc(_SummaryDoc, total=False):
     restarted_users: int  # a distributed master's: users Locust stopped mid-run, kept out of `users` and the rates
     trace: ReplayedTrace  # simulate --trace's
     deploys: int  # simulate's, with --deploy-every or --deploy-at: deploys that happened (all runs)
+    spillover: int  # simulate --provisioned's: calls that ran on an on-demand environment
     reproduce: Reproduce  # in the JSON outputs (simulate --json, --affinity-json)
     per_endpoint: list[EndpointRow]  # when replies carried a wrapped function's headers

@@ -22,6 +22,8 @@ emulator serves one function, `probe`, running the bundled probe handler.
         timeout: 3               # seconds (> 0, up to 900)
         environment: {KEY: value}
         reserved_concurrency: 10
+        provisioned_concurrency: 2  # environments initialised at start, kept, used first (docs/model.md)
+        snapstart: false         # true: init runs once, environments are forked from it (Python 3.12+)
         url: {auth_type: NONE}   # true/false, or {enabled, auth_type: NONE | AWS_IAM}
         layers: [./layer.zip]    # zips or folders laid out as /opt (python/, nodejs/node_modules/), in order
         affinity_wrapper: true   # run the handler through the affinity wrapper (x-affinity-* headers)
@@ -43,6 +45,7 @@ from .. import files
 from ..core import limits
 from ..errors import LambdaAffinityError
 from ..platform import ConfigError, FunctionSpec, ModelConfig, model_file
+from ..platform.config import snapstart_runtime_problem
 from ..platform.distributions import DurationError, parse_duration
 from ..platform.model_file import kind, mapping
 from .managed_config import MANAGED_KEYS, managed_settings
@@ -83,6 +86,8 @@ _FUNCTION_KEYS = (
     "timeout",
     "environment",
     "reserved_concurrency",
+    "provisioned_concurrency",
+    "snapstart",
     "url",
     "layers",
     "affinity_wrapper",
@@ -110,6 +115,8 @@ class FunctionConfig:
     timeout: float = 3.0
     environment: dict = field(default_factory=dict)
     reserved_concurrency: int | None = None
+    provisioned_concurrency: int = 0
+    snapstart: bool = False
     url: bool = True
     auth_type: str = "NONE"
     layers: list = field(default_factory=list)  # absolute paths of zips or folders, extracted in order as /opt
@@ -130,7 +137,13 @@ class FunctionConfig:
 
     def spec(self) -> FunctionSpec:
         return FunctionSpec(
-            self.key, reserved_concurrency=self.reserved_concurrency, version=self.version, **self.managed
+            self.key,
+            reserved_concurrency=self.reserved_concurrency,
+            version=self.version,
+            # AWS configures it per version or alias; the emulator's key is $LATEST's, not its versions'
+            provisioned_concurrency=self.provisioned_concurrency if self.version == "$LATEST" else 0,
+            snapstart=self.snapstart,
+            **self.managed,
         )
 
 
@@ -246,7 +259,26 @@ def _function(raw: Any, where: str, base_dir: str) -> FunctionConfig:
     if not isinstance(fn.affinity_wrapper, bool):
         raise ConfigError(f"{where}.affinity_wrapper: expected true or false, got {fn.affinity_wrapper!r}")
     fn.managed = managed_settings(raw, where, runtime, client, fn.environment)
+    _pools(fn, raw, where)
     return fn
+
+
+def _pools(fn: FunctionConfig, raw: dict, where: str) -> None:
+    """provisioned_concurrency and snapstart: the model's checks (FunctionSpec), and SnapStart's runtimes."""
+    if raw.get("provisioned_concurrency") is not None:
+        fn.provisioned_concurrency = _int(raw["provisioned_concurrency"], f"{where}.provisioned_concurrency", 0, 10_000)
+    fn.snapstart = raw.get("snapstart", False)
+    try:
+        fn.spec()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
+    if fn.snapstart:
+        problem = snapstart_runtime_problem(fn.runtime)
+        if problem is not None:
+            raise ConfigError(f"{where}.snapstart: {problem}")
+        if fn.runtime_client != "builtin":
+            # the snapshot is the built-in client's process (emulator/pools.py)
+            raise ConfigError(f"{where}.snapstart: the emulator restores snapshots with runtime_client builtin only")
 
 
 def _layers(raw: Any, where: str, base_dir: str) -> list:

@@ -74,23 +74,33 @@ class ForkServer:
         """Start one environment process; returns its pid. `fds[0]` becomes its
         stdout and stderr, `fds[1]` (optional) its Runtime API socket;
         `on_exit(status_text)` is called when it ends."""
+        msg = {"op": "spawn", "kind": kind, "argv": argv, "env": env, "cwd": cwd}
+        return self._request(msg, fds, on_exit, timeout, "start a process")["pid"]
+
+    def snapshot(self, env: dict, cwd: str, handler: str, log_fd: int, timeout: float) -> None:
+        """Run a function's init in the fork-server itself (SnapStart's snapshot): every process it
+        starts afterwards has the handler's module loaded. Its output goes to `log_fd`. SpawnError
+        with the init's error."""
+        msg = {"op": "snapshot", "env": env, "cwd": cwd, "handler": handler}
+        self._request(msg, [log_fd], None, timeout, "finish the init")
+
+    def _request(self, msg: dict, fds: list, on_exit, timeout: float, what: str) -> dict:
         if self.sock is None:
             raise SpawnError("the fork-server is not running")
-        token = next(self._tokens)
+        token = msg["token"] = next(self._tokens)
         result = AsyncResult()
         self._pending[token] = (result, on_exit)
-        msg = {"op": "spawn", "token": token, "kind": kind, "argv": argv, "env": env, "cwd": cwd}
         try:
             # Copies for the writer, which may send after the caller closed its own.
             self._outbox.put((token, json.dumps(msg).encode(), _dup_all(fds)))
             reply = result.get(timeout=timeout)
         except gevent.Timeout:
-            raise SpawnError(f"the fork-server did not start a process within {timeout:g} s") from None
+            raise SpawnError(f"the fork-server did not {what} within {timeout:g} s") from None
         finally:
             self._pending.pop(token, None)
         if "error" in reply:
             raise SpawnError(reply["error"])
-        return reply["pid"]
+        return reply
 
     def kill(self, pid: int) -> None:
         """SIGKILL one environment process (and its process group). Never

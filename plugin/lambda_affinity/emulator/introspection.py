@@ -8,6 +8,7 @@ GET /_emulator/health: {"status": "ok"} while serving.
 from __future__ import annotations
 
 import json
+import time
 
 from .wire import Response
 
@@ -20,10 +21,36 @@ def introspect(service, method: str, path: str) -> Response:
     if method != "GET":
         return _json(405, {"message": f"{method} not allowed: the introspection endpoint is read-only"})
     if path == ENVIRONMENTS:
-        return _json(200, service.describe())
+        return _json(200, describe(service))
     if path == HEALTH:
         return _json(200, {"status": "stopping" if service.stopping else "ok"})
     return _json(404, {"message": f"no such introspection route {path} (try {ENVIRONMENTS})"})
+
+
+def describe(service) -> dict:
+    """The InvocationService's live environments and the model's counters, as JSON."""
+    now = time.monotonic()
+    p = service.platform
+    envs = [env.handle.describe(now) if env.handle is not None else env.describe(now) for env in p.environments()]
+    return {
+        "environments": envs,
+        "functions": {
+            name: {
+                "in_flight": p.in_flight(name),
+                "idle": p.idle_count(name),
+                "live": len(p.environments(name)),
+                "provisioned": p.functions[name].provisioned_concurrency,
+            }
+            for name in service.functions
+        },
+        "cold_starts": p.cold_starts,
+        "warm_starts": p.warm_starts,
+        "new_environment_calls": p.new_environment_calls,
+        "spillover": p.spillover,
+        "retired": dict(p.retired),
+        "throttles": dict(p.counter.throttles),
+        **service.stats,
+    }
 
 
 def _json(status: int, doc: dict) -> Response:

@@ -170,7 +170,10 @@ def report_line(
     max_memory_mb: int | None,
     init_ms: float | None = None,
     status: str | None = None,
+    restore: bool = False,
 ) -> str:
+    """AWS's REPORT line; `restore`: a SnapStart environment's, whose init is a restore (AWS docs, SnapStart
+    monitoring: `Restore Duration` in place of `Init Duration`)."""
     max_used = max_memory_mb if max_memory_mb is not None else "-"
     parts = [
         f"REPORT RequestId: {request_id}",
@@ -179,7 +182,10 @@ def report_line(
         f"Memory Size: {memory_mb} MB",
         f"Max Memory Used: {max_used} MB",
     ]
-    if init_ms is not None:
+    if init_ms is not None and restore:
+        parts.append(f"Restore Duration: {init_ms:.2f} ms")
+        parts.append(f"Billed Restore Duration: {max(1, math.ceil(init_ms))} ms")
+    elif init_ms is not None:
         parts.append(f"Init Duration: {init_ms:.2f} ms")
     if status:
         parts.append(f"Status: {status}")

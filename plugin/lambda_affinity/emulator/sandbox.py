@@ -21,7 +21,7 @@ from gevent.server import StreamServer
 
 from . import layers
 from .config import EmulatorConfig, FunctionConfig
-from .forkserver import RUNTIMES_DIR
+from .forkserver import RUNTIMES_DIR, ForkServer
 from .invocation import (
     Invocation,
     LogTail,
@@ -47,9 +47,15 @@ STOPPED = Result(b"", status="stopped")  # the emulator stopped during this invo
 
 
 def lambda_environment(
-    fn: FunctionConfig, cfg: EmulatorConfig, env_id: str, runtime_api: str, opt: str | None = None
+    fn: FunctionConfig,
+    cfg: EmulatorConfig,
+    env_id: str,
+    runtime_api: str,
+    opt: str | None = None,
+    init_type: str = "on-demand",
 ) -> dict:
-    """The variables Lambda sets in an environment, plus the function's own (`opt`: its layers' folder)."""
+    """The variables Lambda sets in an environment, plus the function's own (`opt`: its layers' folder;
+    `init_type`: AWS_LAMBDA_INITIALIZATION_TYPE, how its init came about)."""
     paths = [os.path.dirname(sys.executable)]
     node = shutil.which("node")
     if node:
@@ -62,7 +68,7 @@ def lambda_environment(
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": env_id,
         "AWS_LAMBDA_RUNTIME_API": runtime_api,
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
         "AWS_REGION": cfg.region,
         "AWS_DEFAULT_REGION": cfg.region,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
@@ -111,6 +117,8 @@ class Sandbox:
         self.fn = fn
         self.env = env  # the platform model's Environment
         self.pid: int | None = None
+        # the fork-server its process came from: a SnapStart snapshot's, or the shared one
+        self.forkserver: ForkServer | None = None
         self.port: int | None = None
         self.exit_status: str | None = None
         self.current: Invocation | None = None
@@ -142,7 +150,12 @@ class Sandbox:
             self._server.start()
             self.port = self._server.server_port
             env = lambda_environment(
-                self.fn, self.host.config, self.env.id, f"127.0.0.1:{self.port}", self.host.opt_dirs.get(self.fn.name)
+                self.fn,
+                self.host.config,
+                self.env.id,
+                f"127.0.0.1:{self.port}",
+                self.host.opt_dirs.get(self.fn.name),
+                self.env.init_type,
             )
             r, w = os.pipe()
             # Readable before the spawn returns: the runtime may post its init
@@ -179,7 +192,9 @@ class Sandbox:
                 fds.append(theirs.fileno())
                 gevent.spawn(RuntimeConnection(self, self._server_app, ours).serve)
                 ours = None  # its greenlet's now: it closes it at end of file (`theirs` closed below)
-            return self.host.forkserver.spawn(kind, argv, env, self.fn.code, fds, on_exit)
+            # a SnapStart function's environments are forked from its snapshot (emulator/pools.py)
+            self.forkserver = forkserver = self.host.pools.forkserver_for(self.fn)
+            return forkserver.spawn(kind, argv, env, self.fn.code, fds, on_exit)
         finally:
             if ours is not None:
                 ours.close()

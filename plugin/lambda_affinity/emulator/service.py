@@ -44,6 +44,7 @@ from .invocation import (
 from .machine import machine_cap, raise_fd_limit
 from .managed_sandbox import ManagedFleets
 from .memory import MemoryWatch
+from .pools import Pools
 from .sandbox import STOPPED, Sandbox
 
 MAX_ASYNC_PENDING = 1000  # Event invocations queued at once; beyond it: 429
@@ -135,12 +136,13 @@ class InvocationService:
             self.local_cap = LocalCap(
                 max_environments=derived.cap, source="machine", decided_by=derived.decided_by, throttled=0
             )
+        self.pools = Pools(self)  # provisioned environments and SnapStart's snapshots
         self.platform = Platform(
             model,
             [f.spec() for f in config.functions],
             on_retire=self._on_retire,
             wall_offset=time.time() - time.monotonic(),
-            on_prewarm=self._on_prewarm,
+            on_preinit=self.pools.preinit,
         )
         self.forkserver = ForkServer()
         self.log_stream = log_stream  # START/END/REPORT and function output; None: quiet
@@ -180,6 +182,7 @@ class InvocationService:
         self._timer = gevent.spawn(self._run_timer)
         self._memory_watch = gevent.spawn(self.memory.run, lambda: self.stopping)
         self.managed.publish()  # their first environments, ready before the emulator takes a call
+        self.pools.start()  # before any call, as AWS readies them before the version takes traffic
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """End every environment; in-flight invocations are answered with an error."""
@@ -191,6 +194,7 @@ class InvocationService:
             if greenlet is not None:
                 greenlet.kill(block=True, timeout=1.0)
         self.forkserver.close()  # the zygote kills and reaps whatever is left
+        self.pools.close()
         for sandbox in list(self._sandboxes):
             sandbox.close_logs()
         if self._opt_root is not None:
@@ -206,11 +210,13 @@ class InvocationService:
         return _Leasing(self, function)
 
     def deploy(self, name: str, fn: FunctionConfig) -> None:  # new environments run fn; the model retires old ones
+        self.pools.deployed(fn)  # SnapStart: a snapshot of the new code first
         self.functions[name] = fn
         self.platform.deploy(name, time.monotonic())
         self._timer_check()
 
     def add_version(self, fn: FunctionConfig) -> None:  # a published version: a function of its own in the model
+        self.pools.deployed(fn)  # SnapStart: the version's own snapshot (AWS takes it at publish)
         self.functions[fn.key] = fn
         self._arns[fn.key] = f"{self.arn(fn.name)}:{fn.version}"
         self.platform.add_function(fn.spec())
@@ -393,26 +399,25 @@ class InvocationService:
             when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
             self._log_line(sandbox, log, timeout_log_line(when, request_id, sandbox.fn.timeout), False)
         self._log_line(sandbox, log, end_line(request_id), False)
+        fn = sandbox.fn
         if log is None and result.status is None:
             # Only printed: built when written. The environment's retirement
             # writes the backlog first (Sandbox.terminate), while its
             # process still answers for its memory.
-            memory = sandbox.fn.memory
             self._print(
                 lambda: (
-                    sandbox.log_prefix + report_line(request_id, duration_ms, memory, sandbox.peak_memory_mb(), init_ms)
+                    sandbox.log_prefix
+                    + report_line(
+                        request_id, duration_ms, fn.memory, sandbox.peak_memory_mb(), init_ms, None, fn.snapstart
+                    )
                 ),
                 False,
             )
         else:
             # Killed for its memory: AWS reports the whole size as used.
-            peak = sandbox.fn.memory if sandbox.out_of_memory else sandbox.peak_memory_mb()
-            self._log_line(
-                sandbox,
-                log,
-                report_line(request_id, duration_ms, sandbox.fn.memory, peak, init_ms, result.status),
-                False,
-            )
+            peak = fn.memory if sandbox.out_of_memory else sandbox.peak_memory_mb()
+            line = report_line(request_id, duration_ms, fn.memory, peak, init_ms, result.status, fn.snapstart)
+            self._log_line(sandbox, log, line, False)
 
     def print_line(self, sandbox: Sandbox, line: str, flush: bool = True) -> None:
         if self.log_stream is not None:
@@ -447,42 +452,20 @@ class InvocationService:
         except (OSError, ValueError):
             self.log_stream = None  # the reader went away; keep serving
 
-    # -- environments made ahead, and ending -----------------------------------
-    def _on_prewarm(self, env) -> None:
-        """The model made an environment ahead of any call (a proactive replacement): its process
-        starts now, in its own greenlet (the model's call must not yield), and inits with no call
-        waiting. A call placed on it before its init ends waits for it, as a cold one would."""
-        sandbox = Sandbox(self, self.functions[env.function], env)
-        env.handle = sandbox
-        self._sandboxes.add(sandbox)
-        gevent.spawn(self._start_ahead, sandbox)
-
-    def _start_ahead(self, sandbox: Sandbox) -> None:
-        env = sandbox.env
-        if self.stopping or not env.alive:
-            self._sandboxes.discard(sandbox)
-            return
-        try:
-            sandbox.start()
-        except (SpawnError, OSError) as exc:
-            self._sandboxes.discard(sandbox)
-            self._print(f"[{env.function}] could not start an environment ahead of its calls: {exc}")
-            self.platform.kill(env)
-            return
-        # An init that fails or hangs ends its process (sandbox_exited then retires the environment).
-        sandbox.wait_init(new_request_id())
-
+    # -- environments ending -------------------------------------------------
     def _on_retire(self, env, reason: str) -> None:
         sandbox = env.handle
         if sandbox is not None:
             sandbox.terminate(stopping=reason == SHUTDOWN)
 
     def sandbox_exited(self, sandbox: Sandbox) -> None:
-        """Its process ended. An idle environment (or one in its hand-off, or one
-        initialising ahead of any call) leaves the model now; a busy or
-        initializing one is recycled by the invocation that holds it."""
+        """Its process ended. An idle environment (or one in its hand-off, or a
+        replacement initialised and waiting to take over) leaves the model now;
+        a busy or initializing one is recycled by the invocation that holds it
+        (or, initialising ahead of any call, by the pools' init watch)."""
         env = sandbox.env
-        if env.state in (IDLE, HANDOFF) or (env.state == INITIALIZING and not env.invocations):
+        waiting = env.state == INITIALIZING and not env.invocations and env.ready_at is not None
+        if env.state in (IDLE, HANDOFF) or waiting:
             self.platform.kill(env)
 
     def forget(self, sandbox: Sandbox) -> None:
@@ -508,24 +491,3 @@ class InvocationService:
             self._timer_wake.wait(wait)
             self._timer_wake.clear()
             self.platform.expire(time.monotonic())
-
-    # -- views ----------------------------------------------------------------
-    def describe(self) -> dict:
-        now = time.monotonic()
-        envs = []
-        for env in self.platform.environments():
-            envs.append(env.handle.describe(now) if env.handle is not None else env.describe(now))
-        p = self.platform
-        return {
-            "environments": envs,
-            "functions": {
-                name: {"in_flight": p.in_flight(name), "idle": p.idle_count(name), "live": len(p.environments(name))}
-                for name in self.functions
-            },
-            "cold_starts": p.cold_starts,
-            "new_environment_calls": p.new_environment_calls,
-            "warm_starts": p.warm_starts,
-            "retired": dict(p.retired),
-            "throttles": dict(p.counter.throttles),
-            **self.stats,
-        }

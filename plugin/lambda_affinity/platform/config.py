@@ -83,6 +83,9 @@ class ModelConfig:
     # environments' concurrency slots it steers to. AWS documents neither value: ours, docs/model.md.
     managed_scale_interval_s: float = 60.0
     managed_target_utilisation: float = 0.8
+    # SnapStart's restore, in place of the init, for functions with `snapstart`: a distribution
+    # (seconds, 0.2, 0.1:0.3, exp:0.2). None: the init delay (AWS publishes no restore time: docs/model.md).
+    restore_delay: str | float | None = None
 
     def __post_init__(self) -> None:
         for name in DISTRIBUTION_FIELDS:
@@ -120,6 +123,8 @@ class ModelConfig:
         _check_number("managed_target_utilisation", self.managed_target_utilisation, minimum=0, exclusive=True)
         if self.managed_target_utilisation > 1:
             raise ConfigError(f"managed_target_utilisation: must be <= 1, got {self.managed_target_utilisation!r}")
+        if self.restore_delay is not None:
+            _check_distribution("restore_delay", self.restore_delay)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "model") -> ModelConfig:
@@ -162,6 +167,11 @@ class FunctionSpec:
     runtime: str | None = None
     # Node's worker threads per environment (AWS_LAMBDA_NODEJS_WORKER_COUNT); None: one per vCPU (1).
     worker_count: int | None = None
+    # Environments initialised before any call and kept (no keep-alive reclaim); calls beyond them
+    # spill over to on-demand environments (docs/model.md, "Provisioned concurrency").
+    provisioned_concurrency: int = 0
+    # Inits are restores of one snapshot, taken once (docs/model.md, "SnapStart").
+    snapstart: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -169,6 +179,7 @@ class FunctionSpec:
         if self.reserved_concurrency is not None:
             _check_int("reserved_concurrency", self.reserved_concurrency, minimum=0)
         _check_managed(self)
+        _check_pools(self)
 
 
 def _check_managed(spec: FunctionSpec) -> None:
@@ -192,6 +203,49 @@ def _check_managed(spec: FunctionSpec) -> None:
     problem = runtime_problem(spec.runtime) if k is not None and spec.runtime is not None else None
     if problem:
         raise ConfigError(f"runtime: {problem}")
+
+
+def _check_pools(spec: FunctionSpec) -> None:
+    """Provisioned concurrency and SnapStart, as AWS allows them together with reserved concurrency."""
+    _check_int("provisioned_concurrency", spec.provisioned_concurrency, minimum=0)
+    reserved = spec.reserved_concurrency
+    if reserved is not None and spec.provisioned_concurrency > reserved:
+        # AWS refuses it: the provisioned environments are part of the function's concurrency
+        raise ConfigError(
+            f"provisioned_concurrency: {spec.provisioned_concurrency} is more than "
+            f"reserved_concurrency {reserved}; it must be at most that"
+        )
+    if not isinstance(spec.snapstart, bool):
+        raise ConfigError(f"snapstart: expected true or false, got {spec.snapstart!r}")
+    if spec.per_environment_max_concurrency is not None and (spec.provisioned_concurrency or spec.snapstart):
+        # AWS: Managed Instances functions are started ahead and scaled on utilisation; they take neither
+        raise ConfigError(
+            "provisioned_concurrency, snapstart: not offered on Managed Instances (per_environment_max_concurrency)"
+        )
+    if spec.snapstart and spec.provisioned_concurrency:
+        raise ConfigError("snapstart: AWS does not offer SnapStart with provisioned concurrency; use one or the other")
+
+
+def snapstart_runtime_problem(runtime: str) -> str | None:
+    """Why AWS does not offer SnapStart on `runtime` (python3.N, nodejsN.x, javaN), or None: it does
+    on Java 11+ and Python 3.12+ (AWS docs, "Improving startup performance with Lambda SnapStart")."""
+    if runtime.startswith("python3."):
+        minor = runtime[len("python3.") :]
+        if minor.isdigit() and int(minor) >= 12:
+            return None
+        return f"SnapStart is offered on Python 3.12 and later, not {runtime}"
+    if runtime.startswith("java"):
+        return None
+    return f"SnapStart is offered on Java 11+, Python 3.12+ and .NET 8+, not {runtime}"
+
+
+def _check_distribution(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{name}: expected a duration or a distribution (0.2, 0.1:0.3, exp:0.2), got {value!r}")
+    try:
+        parse_distribution(value, name)
+    except DistributionError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _constant_or_text(name: str, value: Any) -> Any:

@@ -18,6 +18,23 @@ IDLE = "idle"
 DEAD = "dead"
 
 
+# Reasons an environment is retired, as counted in `Platform.retired`.
+KEEP_ALIVE = "keep-alive"
+LIFETIME = "max-lifetime"
+RECYCLED = "recycled"  # error, timeout, crash: the driver asked
+EVICTED = "evicted"  # reclaimed to stay under max_environments
+SHUTDOWN = "shutdown"
+# A deploy (new code or configuration, a published version traffic moves to): the function's
+# environments of before retire, idle ones at once, busy ones when their call ends.
+DEPLOY = "deploy"
+INIT_FAILED = "init-failed"  # a pre-initialised environment's init failed: not replaced
+
+# AWS_LAMBDA_INITIALIZATION_TYPE's values (AWS docs, "Defined runtime environment variables").
+ON_DEMAND = "on-demand"
+PROVISIONED = "provisioned-concurrency"
+SNAP_START = "snap-start"
+
+
 def log_stream_name(now_epoch: float, version: str, bits: int) -> str:
     """AWS's format: `2020/03/27/[$LATEST]` followed by 32 hex digits."""
     day = time.strftime("%Y/%m/%d", time.gmtime(now_epoch))
@@ -51,8 +68,11 @@ class Environment:
         "queued_at",
         "retire_at",
         "replacement",
+        "takes_over_at",
         "dead_reason",
         "handle",
+        "provisioned",
+        "init_type",
     )
 
     def __init__(self, env_id: str, function: str, version: str, router: int, now: float) -> None:
@@ -75,8 +95,14 @@ class Environment:
         self.retire_at = math.inf
         # The environment initialised ahead to take its place (proactive replacement), once made.
         self.replacement: Environment | None = None
+        # A replacement takes calls from here (its predecessor's lifetime's end), its init done or not.
+        self.takes_over_at = -math.inf
         self.dead_reason: str | None = None
         self.handle = None
+        # One of the provisioned-concurrency pool's: never reclaimed idle, replaced when it retires.
+        self.provisioned = False
+        # AWS_LAMBDA_INITIALIZATION_TYPE of its init: on-demand, provisioned-concurrency, snap-start.
+        self.init_type = ON_DEMAND
 
     @property
     def alive(self) -> bool:
@@ -96,6 +122,7 @@ class Environment:
             # what it drew: its maximum lifetime, and its current idle spell's keep-alive
             "lifetime_s": round(self.retire_at - self.created_at, 3) if self.retire_at < math.inf else None,
             "keep_alive_s": round(self.expires_at - since, 3) if since is not None else None,
+            "initialization_type": self.init_type,
         }
 
     def __repr__(self) -> str:

@@ -178,3 +178,35 @@ def make_pool(policy: str, routers: int = 1, router_policy: str = "mru") -> Idle
         return _SIMPLE[policy]()
     except KeyError:
         raise ValueError(f"unknown placement policy {policy!r}") from None
+
+
+class ProvisionedFirst:
+    """A function's idle environments when it has provisioned concurrency: its provisioned ones are
+    taken before any on-demand one (AWS: calls beyond the provisioned environments "spill over" to
+    on-demand ones). Items say which they are in `item.provisioned`; each part keeps the policy."""
+
+    __slots__ = ("provisioned", "on_demand")
+
+    def __init__(self, provisioned: IdlePool, on_demand: IdlePool) -> None:
+        self.provisioned = provisioned
+        self.on_demand = on_demand
+
+    def route(self, rng: random.Random) -> int:
+        return self.on_demand.route(rng)
+
+    def add(self, item) -> None:
+        (self.provisioned if item.provisioned else self.on_demand).add(item)
+
+    def take(self, rng: random.Random, router: int = 0):
+        item = self.provisioned.take(rng, router)
+        return item if item is not None else self.on_demand.take(rng, router)
+
+    def remove(self, item) -> None:
+        (self.provisioned if item.provisioned else self.on_demand).remove(item)
+
+    def __len__(self) -> int:
+        return len(self.provisioned) + len(self.on_demand)
+
+    def __iter__(self):
+        yield from self.provisioned
+        yield from self.on_demand

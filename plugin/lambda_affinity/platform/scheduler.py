@@ -14,8 +14,8 @@ The hand-off is settled lazily, whenever the model is next asked anything,
 so neither driver needs a timer for it.
 Retired environments are announced through `on_retire(env, reason)` so the
 driver can stop the process that backs them; environments initialised ahead
-of any call (`prewarm`, proactive replacement) through `on_prewarm(env)`, so
-it can start one.
+of any call (`preinitialize`: provisioned concurrency, proactive replacement)
+through `on_preinit(env)`, so it can start one.
 
 Deadlines. Each environment draws a keep-alive for every idle spell and a
 maximum lifetime when it is made (ModelConfig: constants or distributions).
@@ -40,30 +40,41 @@ from heapq import heappop, heappush
 from ..errors import LambdaAffinityError
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
 from .config import FunctionSpec, ModelConfig
-from .environment import BUSY, DEAD, HANDOFF, IDLE, INITIALIZING, Environment, Start, log_stream_name
+from .distributions import parse_distribution
+from .environment import (  # the retirement reasons, imported from here too
+    BUSY,
+    DEAD,
+    DEPLOY,
+    EVICTED,
+    HANDOFF,
+    IDLE,
+    INIT_FAILED,
+    INITIALIZING,
+    KEEP_ALIVE,
+    LIFETIME,
+    RECYCLED,
+    SHUTDOWN,
+    SNAP_START,
+    Environment,
+    Start,
+    log_stream_name,
+)
+from .lifetimes import END, NOTICE, REPLACEMENT_LEAD_S, REPLACEMENT_LEAD_SHARE, Lifetimes, _twin_seeded
 from .managed import ManagedFleet
-from .placement import IdlePool, make_pool
+from .placement import IdlePool, ProvisionedFirst, make_pool
 
-# Reasons an environment is retired, as counted in `Platform.retired`.
-KEEP_ALIVE = "keep-alive"
-LIFETIME = "max-lifetime"
-RECYCLED = "recycled"  # error, timeout, crash: the driver asked
-EVICTED = "evicted"  # reclaimed to stay under max_environments
-SHUTDOWN = "shutdown"
-# A deploy (new code or configuration, a published version traffic moves to): the function's
-# environments of before retire, idle ones at once, busy ones when their call ends.
-DEPLOY = "deploy"
-
-# Lifetime events: a replacement starts its init (NOTICE), a lifetime ends (END).
-NOTICE, END = 0, 1
-# Proactive replacement: the replacement's init starts this long before its predecessor's lifetime
-# ends, and at most this share of that lifetime before. Our assumption: AWS says only "about to be
-# shut down" (docs/model.md); a minute puts its first call more than 10 s after its init, the gap by
-# which the probe (and Datadog's tracer) tells a proactive init. In the model it matters only to the
-# emulator, which starts the replacement's process then; the replacement takes calls from the end of
-# its predecessor's lifetime.
-REPLACEMENT_LEAD_S = 60.0
-REPLACEMENT_LEAD_SHARE = 0.25
+__all__ = [
+    "DEPLOY",
+    "EVICTED",
+    "INIT_FAILED",
+    "KEEP_ALIVE",
+    "LIFETIME",
+    "RECYCLED",
+    "SHUTDOWN",
+    "Lease",
+    "Platform",
+    "UnknownFunction",
+]
 
 
 class UnknownFunction(LambdaAffinityError, KeyError):
@@ -88,7 +99,7 @@ class Lease:
         return self.start is Start.COLD
 
 
-class Platform:
+class Platform(Lifetimes):
     def __init__(
         self,
         config: ModelConfig | None = None,
@@ -96,12 +107,16 @@ class Platform:
         rng: random.Random | None = None,
         on_retire: Callable[[Environment, str], None] | None = None,
         wall_offset: float = 0.0,
-        on_prewarm: Callable[[Environment], None] | None = None,
+        on_preinit: Callable[[Environment], None] | None = None,
     ) -> None:
         self.config = config or ModelConfig()
         self.rng = rng or random.Random()
         self.on_retire = on_retire
-        self.on_prewarm = on_prewarm
+        # Told of each environment `preinitialize` makes, to run its init and then call `initialized`
+        # (the emulator starts a process); None: its init is done at once (the simulator).
+        self.on_preinit = on_preinit
+        restore = self.config.restore_delay
+        self._restore_delay = None if restore is None else parse_distribution(restore, "restore_delay")
         # Added to `now` to date log stream names (the simulator's clock starts at 0).
         self.wall_offset = wall_offset
         self.functions: dict[str, FunctionSpec] = {}
@@ -133,6 +148,9 @@ class Platform:
         self.cold_starts = 0
         self.new_environment_calls = 0
         self.warm_starts = 0
+        # Calls of a function with provisioned concurrency that ran on an on-demand environment
+        # (AWS's metric ProvisionedConcurrencySpilloverInvocations).
+        self.spillover = 0
         self.retired: dict[str, int] = {}
         self.deploys = 0
         # Environments of a function deployed since they were made: their in-flight call ends, then they retire.
@@ -148,7 +166,10 @@ class Platform:
             raise ValueError(f"function {spec.name!r} already registered")
         self.functions[spec.name] = spec
         c = self.config
-        self._pools[spec.name] = make_pool(c.policy, c.routers, c.router_policy)
+        pool = make_pool(c.policy, c.routers, c.router_policy)
+        if spec.provisioned_concurrency:
+            pool = ProvisionedFirst(make_pool(c.policy, c.routers, c.router_policy), pool)
+        self._pools[spec.name] = pool
         if spec.per_environment_max_concurrency is not None:
             self.managed[spec.name] = ManagedFleet(self, spec)
 
@@ -169,9 +190,11 @@ class Platform:
         env = self._take_idle(pool, router, now)
         if env is not None:
             env.state = BUSY
-            env.invocations += 1
             env.last_used = now
-            if env.invocations == 1:  # initialised ahead of any call: no wait, but an empty cache
+            if spec.provisioned_concurrency and not env.provisioned:
+                self.spillover += 1
+            env.invocations += 1
+            if env.invocations == 1:  # initialised before any call came
                 self.new_environment_calls += 1
                 return Lease(env, Start.NEW_ENVIRONMENT, 0.0)
             self.warm_starts += 1
@@ -183,7 +206,18 @@ class Platform:
             raise
         env.invocations = 1
         self.cold_starts += 1
-        return Lease(env, Start.COLD, self.config.init_delay_s)
+        if spec.provisioned_concurrency:
+            self.spillover += 1
+        if spec.snapstart:
+            env.init_type = SNAP_START
+        return Lease(env, Start.COLD, self._init_delay(spec))
+
+    def _init_delay(self, spec: FunctionSpec) -> float:
+        """The modelled wait of a cold start: SnapStart's is a restore."""
+        restore = self._restore_delay
+        if not spec.snapstart or restore is None:
+            return self.config.init_delay_s
+        return restore(self.rng)
 
     def ready(self, env: Environment, now: float) -> None:
         """A cold environment finished its init and now runs its first invocation."""
@@ -218,7 +252,7 @@ class Platform:
             self._retire(env, DEPLOY)
         elif now >= env.retire_at:
             self._retire(env, LIFETIME)
-        elif self._no_keep_alive:
+        elif self._no_keep_alive and not env.provisioned:
             self._retire(env, KEEP_ALIVE)
         elif self.config.busy_overhead_s > 0:
             env.state = HANDOFF
@@ -231,11 +265,14 @@ class Platform:
     def _go_idle(self, env: Environment, now: float) -> None:
         env.state = IDLE
         env.idle_since = now
+        self._pools[env.function].add(env)
+        if env.provisioned:  # kept however long it idles
+            env.expires_at = math.inf
+            return
         keep_alive = self._keep_alive_fixed
         if keep_alive is None:
             keep_alive = self._keep_alive(self._draws)  # each idle spell draws its own (docs/model.md)
         env.expires_at = deadline = now + keep_alive
-        self._pools[env.function].add(env)
         queued = env.queued_at
         if queued is None or deadline < queued:
             self._queue_idle(env)
@@ -244,32 +281,6 @@ class Platform:
     def _queue_idle(self, env: Environment) -> None:
         env.queued_at = deadline = env.expires_at
         heappush(self._idle_heap, (deadline, next(self._seq), env))
-
-    def _advance(self, now: float) -> int:
-        """Hand-offs ending and lifetime events due by `now`, in time order. Returns the environments
-        lifetime events retired."""
-        handoff, events = self._handoff, self._events
-        n = 0
-        while True:
-            if events and events[0][0] <= now and not (handoff and handoff[0][0] < events[0][0]):
-                at, _, env, kind = heappop(events)
-                n += self._start_replacement(env, at) if kind == NOTICE else self._end_lifetime(env, at)
-            elif handoff and handoff[0][0] <= now:
-                self._settle_one(*handoff.popleft())
-            else:
-                break
-        self._next_event = events[0][0] if events else math.inf
-        return n
-
-    def _settle_one(self, free_at: float, env: Environment) -> None:
-        """Its hand-off ended at `free_at`: it goes idle (as of then)."""
-        if env.state != HANDOFF:
-            return  # killed meanwhile
-        if free_at >= env.retire_at:
-            self._retire(env, LIFETIME)  # _retire counts a hand-off's invocation done
-        else:
-            self.counter.done(env.function)
-            self._go_idle(env, free_at)
 
     def kill(self, env: Environment, reason: str = RECYCLED) -> None:
         """Retire an environment now, whatever its state (e.g. its process died
@@ -352,64 +363,6 @@ class Platform:
                     self._queue_idle(env)
         return math.inf
 
-    # -- lifetimes and environments made ahead ----------------------------------
-    def prewarm(self, function: str, now: float, router: int | None = None) -> Environment | None:
-        """An environment initialised ahead of any call (provisioned concurrency; proactive
-        replacement makes its own the same way), idle from `now`: its first call is
-        Start.NEW_ENVIRONMENT. Announced through `on_prewarm`. Not a scale-out (the scale limit and
-        concurrency do not count it: our assumption); None when max_environments leaves no room (it
-        evicts nothing). Raises UnknownFunction."""
-        spec = self.functions.get(function)
-        if spec is None:
-            raise UnknownFunction(function)
-        if self._handoff or now >= self._next_event:
-            self._advance(now)
-        env = self._made_ahead(spec, self._pools[function].route(self.rng) if router is None else router, now)
-        if env is not None:
-            self._go_idle(env, now)
-        return env
-
-    def _made_ahead(self, spec: FunctionSpec, router: int, now: float) -> Environment | None:
-        """A new environment whose init starts at `now` with no call waiting (INITIALIZING, no
-        invocation, in no pool), or None when the cap on live environments leaves no room."""
-        cap = self.config.max_environments
-        if cap is not None and len(self.live) >= cap:
-            return None
-        env = self._new_environment(spec, router, now)
-        if self.on_prewarm is not None:
-            self.on_prewarm(env)
-        return env
-
-    def _start_replacement(self, env: Environment, at: float) -> int:
-        """NOTICE: `env`'s lifetime ends soon; its replacement starts its init now. Returns 1 if `env`
-        turned out reclaimed by its keep-alive before (then nothing replaces it), else 0."""
-        if env.state == DEAD:
-            return 0
-        if env.state == IDLE and env.expires_at <= at:
-            self._pools[env.function].remove(env)
-            self._retire(env, KEEP_ALIVE)
-            return 1
-        env.replacement = self._made_ahead(self.functions[env.function], env.router, at)
-        self._push_event(env.retire_at, env, END)
-        return 0
-
-    def _end_lifetime(self, env: Environment, at: float) -> int:
-        """END: its replacement (if any) takes calls from now; `env` retires if idle (a busy one on
-        release or at its hand-off's end). Returns the environments retired."""
-        new = env.replacement
-        if new is not None and new.state == INITIALIZING and not new.invocations:
-            self._go_idle(new, at)
-        if env.state != IDLE:
-            return 0
-        self._pools[env.function].remove(env)
-        self._retire(env, KEEP_ALIVE if env.expires_at <= at else LIFETIME)
-        return 1
-
-    def _push_event(self, at: float, env: Environment, kind: int) -> None:
-        heappush(self._events, (at, next(self._seq), env, kind))
-        if at < self._next_event:
-            self._next_event = at
-
     def shutdown(self) -> list[Environment]:
         """Retire every environment (the driver is stopping); returns them."""
         envs = list(self.live.values())
@@ -454,15 +407,21 @@ class Platform:
             self.counter.refuse(ACCOUNT_LIMIT, spec.name, cap)
         return self._new_environment(spec, router, now)
 
-    def _new_environment(self, spec: FunctionSpec, router: int, now: float) -> Environment:
+    def _new_environment(
+        self, spec: FunctionSpec, router: int | None, now: float, provisioned: bool = False
+    ) -> Environment:
+        """A new environment (its own lifetime, its lifetime events); `router` None: a random one."""
         env_id = log_stream_name(now + self.wall_offset, spec.version, self.rng.getrandbits(128))
+        if router is None:
+            router = self._pools[spec.name].route(self.rng)
         env = Environment(env_id, spec.name, spec.version, router, now)
+        env.provisioned = provisioned
         lifetime = self._lifetime_fixed
         if lifetime is None:
             lifetime = self._lifetime(self._draws)  # drawn once, when it is made
         env.retire_at = now + lifetime
         self.live[env_id] = env
-        if self._replace:
+        if self._replace and not provisioned:
             lead = min(REPLACEMENT_LEAD_S, lifetime * REPLACEMENT_LEAD_SHARE)
             self._push_event(env.retire_at - lead, env, NOTICE)
         else:
@@ -489,10 +448,8 @@ class Platform:
         self.retired[reason] = self.retired.get(reason, 0) + 1
         if self.on_retire is not None:
             self.on_retire(env, reason)
-
-
-def _twin_seeded(rng: random.Random) -> random.Random:
-    """A generator seeded by what `rng` would draw next, leaving `rng` as it was."""
-    twin = random.Random()
-    twin.setstate(rng.getstate())
-    return random.Random(twin.getrandbits(64))
+        if env.provisioned and reason not in (SHUTDOWN, INIT_FAILED):
+            # AWS keeps the allocated number: a provisioned environment that ends is replaced, as of
+            # its last call or the end of its lifetime (the lifetime events' heap takes any order)
+            now = max(env.last_used, env.retire_at) if reason == LIFETIME else env.last_used
+            self.preinitialize(self.functions[env.function], now, provisioned=True)

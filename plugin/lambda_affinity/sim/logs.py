@@ -7,7 +7,7 @@ What is read (docs/own-function.md, "From logs"):
   of a query such as `fields @timestamp, @message, @logStream, @log`;
 - Lambda's own `REPORT RequestId: ... Duration: ... ms ... Init Duration: ... ms` lines (text or the
   JSON log format's `platform.report`): one row per call, its environment the log stream (one per
-  execution environment), a cold start when `Init Duration` is there;
+  execution environment), a cold start when `Init Duration` (SnapStart: `Restore Duration`) is there;
 - the handler wrapper's `AFFINITY {json}` lines (calls that were not HTTP events): the environment, cold
   start and session hit as the wrapper saw them, joined to the call's REPORT by request id.
 
@@ -44,7 +44,8 @@ MAX_EXPORT_CHARS = 1024 * 1024 * 1024
 MARKER = "AFFINITY "
 
 _REPORT = re.compile(r"REPORT RequestId: ([0-9A-Za-z-]{1,64})\s+Duration: ([0-9.]+) ms")
-_INIT = re.compile(r"Init Duration: ([0-9.]+) ms")
+# A SnapStart function's cold start shows `Restore Duration` instead (AWS docs, SnapStart monitoring).
+_INIT = re.compile(r"(?:Init|Restore) Duration: ([0-9.]+) ms")
 _STATUS = re.compile(r"Status: (\w+)")
 # The runtimes' text log prefix: "[INFO]\t2026-12-03T10:00:00.123Z\t<request id>\tmessage" (Python),
 # "2026-12-03T10:00:00.123Z\t<request id>\tINFO\tmessage" (Node.js).
@@ -117,7 +118,7 @@ def _json_report(obj: dict) -> tuple[str, float, float | None, str | None] | Non
     rid, duration = record.get("requestId"), metrics.get("durationMs")
     if not isinstance(rid, str) or not isinstance(duration, (int, float)):
         return None
-    init = metrics.get("initDurationMs")
+    init = metrics.get("initDurationMs", metrics.get("restoreDurationMs"))
     return rid, float(duration), float(init) if isinstance(init, (int, float)) else None, record.get("status")
 
 

@@ -16,6 +16,7 @@ as the real probe would report them.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -94,6 +95,8 @@ class RunResult:
     deploys: int = 0
     # first calls on environments initialised ahead (Start.NEW_ENVIRONMENT): no wait, an empty cache
     new_environment_calls: int = 0
+    # calls that ran on an on-demand environment of a function with provisioned concurrency
+    spillover: int = 0
 
 
 NEW_ENVIRONMENT = Start.NEW_ENVIRONMENT
@@ -139,6 +142,7 @@ def run(
     latency = parse_distribution(scenario.latency, "latency")
     service = parse_distribution(scenario.service, "service")
     platform = Platform(scenario.model, [scenario.function], rng=random.Random(rng.random()))
+    platform.provision(0.0)  # provisioned concurrency: initialised before the first call
     tracker = tracker if tracker is not None else Tracker()
     record = tracker.record
     acquire, release, ready = platform.acquire, platform.release, platform.ready
@@ -228,6 +232,7 @@ def _result(platform: Platform, tracker: Tracker, invocations: int, throttled: i
         retired,
         platform.deploys,
         platform.new_environment_calls,
+        platform.spillover,
     )
 
 
@@ -258,7 +263,14 @@ def run_task(_shared: None, task: RunTask) -> RunResult:
 def pool_runs(results: Iterable[RunResult]) -> tuple[Tracker, dict]:
     """Runs' trackers folded into one (in run order), and their totals."""
     tracker = Tracker()
-    totals = {"invocations": 0, "cold_starts": 0, "new_environment_calls": 0, "throttled": 0, "deploys": 0}
+    totals = {
+        "invocations": 0,
+        "cold_starts": 0,
+        "new_environment_calls": 0,
+        "throttled": 0,
+        "deploys": 0,
+        "spillover": 0,
+    }
     for res in results:
         tracker.absorb(res.tracker)
         for key in totals:
@@ -351,7 +363,7 @@ def replay(
     half = fixed / 2 if fixed is not None else 0.0
     lowest_half = latency.lowest / 2
     seq = 0
-    source = iter(arrivals)
+    source = _provisioned_at_start(platform, iter(arrivals))
     # the next arrival not yet taken (random round trip only)
     pending = next(source, None) if fixed is None else None
     while True:
@@ -403,6 +415,15 @@ def replay(
         push(heap, (now + busy, 0, env.id, slot, env))
     _drain(heap, release)
     return _result(platform, tracker, invocations, throttled, peak)
+
+
+def _provisioned_at_start(platform: Platform, source: Iterator[Arrival]) -> Iterator[Arrival]:
+    """Provisioned concurrency initialised as of the trace's first time, whatever its clock; `source` unchanged."""
+    first = next(source, None)
+    if first is None:
+        return source
+    platform.provision(first[0])
+    return itertools.chain((first,), source)
 
 
 def _no_deploys(scenario: Scenario) -> None:

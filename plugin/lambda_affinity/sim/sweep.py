@@ -51,11 +51,9 @@ from .sweep_spec import (  # noqa: F401 -- re-exported: the spec's names were im
 
 def scenario_at(base: Scenario, factor: Factor, value: Any) -> Scenario:
     """`base` with the factor's field set to `value` (not validated: points() does)."""
-    if factor.field.startswith("model."):
-        return dataclasses.replace(base, model=base.model.replace(**{factor.field[len("model.") :]: value}))
-    if factor.field.startswith("function."):
-        function = dataclasses.replace(base.function, **{factor.field[len("function.") :]: value})
-        return dataclasses.replace(base, function=function)
+    part, dot, name = factor.field.partition(".")
+    if dot:  # a field of the model (model.keep_alive_s) or of the function (function.provisioned_concurrency)
+        return dataclasses.replace(base, **{part: dataclasses.replace(getattr(base, part), **{name: value})})
     if not factor.field:
         raise SweepError(f"factor {factor.name!r} names no Scenario field: give points() its own `at`")
     return dataclasses.replace(base, **{factor.field: value})

@@ -252,10 +252,9 @@ def scenario_doc(base: Scenario, factor: Factor) -> dict:
     """The base Scenario as sweep.json's `scenario`: each point has its own value of the factor, so
     the base's is left out."""
     doc = dataclasses.asdict(base)
-    if factor.field.startswith("model."):
-        doc["model"].pop(factor.field[len("model.") :])
-    elif factor.field.startswith("function."):
-        doc["function"].pop(factor.field[len("function.") :])
+    part, dot, name = factor.field.partition(".")
+    if dot:  # model.keep_alive_s, function.provisioned_concurrency
+        doc[part].pop(name)
     else:
         doc.pop(factor.field, None)
     return doc

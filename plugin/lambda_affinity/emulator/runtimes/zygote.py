@@ -14,8 +14,16 @@ packet:
                        optionally, a connected socket to the Runtime API for the
                        built-in Python runtime client (fd 3 in the child)
                       {"op": "kill", "pid": P}
+                      {"op": "snapshot", "token": T, "env": {...}, "cwd": DIR, "handler": "module.function"}
+                      with the write end of a log pipe attached: SnapStart (below)
   zygote -> emulator  {"token": T, "pid": P} or {"token": T, "error": "..."}
+                      {"token": T, "ok": true} (a snapshot taken)
                       {"exited": P, "status": "exit status 1" | "signal: killed"}
+A snapshot runs a function's init (imports its handler's module) in the zygote itself, once: every
+environment forked afterwards starts with that module loaded, its module-level state copied from
+the snapshot, as SnapStart restores one snapshot into every environment. The emulator gives each
+SnapStart function a fork-server of its own for this (emulator/pools.py).
+
 End of file on the socket means the emulator is gone: every child is killed
 and reaped, then the zygote exits. Children get SIGKILL if the zygote dies
 (PR_SET_PDEATHSIG), so no environment process outlives the emulator.
@@ -190,13 +198,7 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
         kind = msg["kind"]
         if kind == "exec":
             os.execve(msg["argv"][0], msg["argv"], env)
-        os.environ.clear()
-        os.environ.update(env)
-        # The function's code, not this folder, comes first on the import path.
-        here = os.path.dirname(os.path.abspath(__file__))
-        sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]
-        sys.path.insert(0, msg["cwd"])
-        bootstrap.add_layer_paths(msg["cwd"])  # awslambdaric's too
+        enter_function(msg)
         sys.argv = list(msg["argv"])
         if kind == "python":
             try:
@@ -217,12 +219,51 @@ def child(ctl: socket.socket, wakeup_r: int, wakeup_w: int, msg: dict, fds: list
         traceback.print_exc()
         code = 1
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:
-            pass
+        flush_std()
         os._exit(code)
+
+
+def enter_function(msg: dict) -> None:
+    """The function's variables, and its code and layers on the import path (awslambdaric's too)."""
+    os.environ.clear()
+    os.environ.update(msg["env"])
+    # The function's code, not this folder, comes first on the import path.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]
+    sys.path.insert(0, msg["cwd"])
+    bootstrap.add_layer_paths(msg["cwd"])
+
+
+def flush_std() -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def take_snapshot(msg: dict, fds: list) -> dict:
+    """Run the function's init here (see the module's docstring); its output goes to fds[0]."""
+    saved = os.dup(1), os.dup(2)
+    os.dup2(fds[0], 1)
+    os.dup2(fds[0], 2)
+    os.close(fds[0])
+    try:
+        os.chdir(msg["cwd"])
+        enter_function(msg)
+        bootstrap.load_handler(msg["handler"])
+        return {"ok": True}
+    except bootstrap.InitError as exc:
+        sys.stderr.write(f"[ERROR] {exc.error_type}: {exc.message}\n" + "".join(exc.stack))
+        return {"error": f"{exc.error_type}: {exc.message}"}
+    except BaseException as exc:  # SystemExit too: the snapshot failed, the fork-server goes on
+        traceback.print_exc()
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        flush_std()
+        for fd, saved_fd in ((1, saved[0]), (2, saved[1])):
+            os.dup2(saved_fd, fd)
+            os.close(saved_fd)
 
 
 def main() -> int:
@@ -308,6 +349,8 @@ def main() -> int:
                     pass
                 children.add(pid)
                 send({"token": msg["token"], "pid": pid})
+            elif msg["op"] == "snapshot":
+                send({"token": msg["token"], **take_snapshot(msg, fds)})
             elif msg["op"] == "kill":
                 for fd in fds:
                     os.close(fd)
