@@ -388,3 +388,17 @@ def test_a_replacement_whose_init_ends_late_takes_calls_once_it_is_done():
     assert old.state == DEAD and new.state == INITIALIZING and p.idle_count("f") == 0
     p.initialized(new, 100.5)
     assert new.state == IDLE and p.acquire("f", 101.0).start is Start.NEW_ENVIRONMENT
+
+
+def test_provisioned_environments_are_replaced_by_their_pool_not_proactively():
+    p = Platform(
+        ModelConfig(policy="mru", keep_alive_s=10.0, max_lifetime_s=100.0),
+        (FunctionSpec("f", provisioned_concurrency=2),),
+        rng=random.Random(1),
+    )
+    first = p.provision(0.0)
+    assert p.next_deadline() == 100.0  # no keep-alive for them, no replacement ahead
+    p.expire(100.0)
+    assert all(e.state == DEAD for e in first) and p.retired == {LIFETIME: 2}
+    now_live = p.environments("f")
+    assert len(now_live) == 2 and all(e.provisioned and e.state == IDLE for e in now_live)
