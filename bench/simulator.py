@@ -1,8 +1,9 @@
 """Simulator throughput: 10 000 users, exponential think time (mean 30 s), one
 simulated hour, about 1.2 million invocations, in one process.
 
-Usage: python bench/simulator.py [--users N] [--duration S] [--random-seed K]
+Usage: python bench/simulator.py [--users N] [--duration S] [--random-seed K] [--keep-alive DIST]
 Last line: simulated_invocations_per_s: N
+(--keep-alive 300:900: the cost of a keep-alive each idle spell draws, against the constant default.)
 
 Replay (--replay): a generated trace of 10 M requests over about a day (the
 pauses are sized for 24 h; the line printed says the span it came to) from 50 000
@@ -205,6 +206,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--duration", type=float, default=3600.0)
     ap.add_argument("--random-seed", "--seed", dest="seed", type=int, default=1)
+    ap.add_argument("--keep-alive", default=None, metavar="DIST", help="the model's keep-alive (default its own)")
     ap.add_argument("--replay", action="store_true", help="the replay bench (see the module doc)")
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--hours", type=float, default=24.0)
@@ -220,7 +222,8 @@ def main() -> None:
             args.users = 50_000
         replay_bench(args)
         return
-    scenario = Scenario(users=args.users, think="exp:30", duration_s=args.duration, start="spread")
+    model = ModelConfig() if args.keep_alive is None else ModelConfig(keep_alive_s=args.keep_alive)
+    scenario = Scenario(users=args.users, think="exp:30", duration_s=args.duration, start="spread", model=model)
     started = time.perf_counter()
     result = run(scenario, seed=args.seed)
     simulated = time.perf_counter() - started

@@ -24,6 +24,8 @@ def shown(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
 
 
 def says(text: str, default) -> bool:
+    if isinstance(default, bool):  # a switch (--X / --no-X): on or off
+        return f"default {'on' if default else 'off'}" in text
     if isinstance(default, (int, float)):
         return any(float(n) == default for n in NUMBER.findall(text))
     return str(default) in text

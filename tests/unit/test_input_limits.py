@@ -222,8 +222,10 @@ def test_an_unquoted_a_colon_b_is_the_text_not_a_sexagesimal_number(unquoted):
 
 
 def test_an_unquoted_a_colon_b_where_a_number_is_wanted_is_refused():
-    with pytest.raises(ConfigError, match=r"model\.keep_alive_s: '1:30' is not a duration"):
-        from_text("model:\n  keep_alive_s: 1:30\n")
+    with pytest.raises(ConfigError, match=r"model\.init_delay_s: '1:30' is not a duration"):
+        from_text("model:\n  init_delay_s: 1:30\n")
+    # where a distribution is wanted it is one: uniform 1..30 s, never 90
+    assert from_text("model:\n  keep_alive_s: 1:30\n").model.keep_alive.mean == 15.5
 
 
 def test_other_yaml_numbers_are_unchanged():

@@ -233,7 +233,7 @@ def test_max_lifetime_busy_finishes_first_then_retires():
 
 
 def test_max_lifetime_idle_reclaimed_by_expire():
-    p, retired = make(max_lifetime_s=100.0, keep_alive_s=1000.0)
+    p, retired = make(max_lifetime_s=100.0, keep_alive_s=1000.0, proactive_replacement=False)
     env = run_one(p, 0.0)
     run_one(p, 50.0)
     assert p.next_deadline() == 100.0
@@ -335,6 +335,9 @@ def test_random_pool_swap_remove_keeps_positions():
         ({"keep_alive_s": -1}, "model.keep_alive_s: must be >= 0"),
         ({"routers": 0}, "model.routers: must be >= 1"),
         ({"max_lifetime_s": "2 hours"}, "model.max_lifetime_s: '2 hours' is not a duration: cannot read"),
+        ({"max_lifetime_s": "0:0"}, "model.max_lifetime_s: must be > 0, got '0:0'"),
+        ({"keep_alive_s": "1:2:3"}, "model.keep_alive_s: '1:2:3' is not a distribution: A:B takes two durations"),
+        ({"proactive_replacement": "yes"}, "model.proactive_replacement: expected true or false, got 'yes'"),
         ({"max_lifetime_s": [2]}, "model.max_lifetime_s: expected a finite number"),
         ({"keep_alive_s": float("nan")}, "model.keep_alive_s: expected a finite number, got nan"),
         ({"init_delay_s": float("inf")}, "model.init_delay_s: expected a finite number, got inf"),

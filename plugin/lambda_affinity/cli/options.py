@@ -13,7 +13,7 @@ import sys
 from ..core.summary import MissCostPrice
 from ..files import InputFileError, read_text
 from ..platform import POLICIES, ConfigError, FunctionSpec, ModelConfig
-from ..platform.distributions import duration_option as duration
+from ..platform.distributions import distribution_option, duration_option as duration
 from ..platform.model_file import EMULATOR_KEYS, ModelFile, from_document, parse_yaml
 from ..sim.simulate import FUNCTION, Scenario
 from ..sim.trace import DEFAULT_MAX_DISORDER_S
@@ -27,8 +27,9 @@ MODEL_OPTIONS = (
     ("--router-policy", "router_policy", str),
     ("--init-delay", "init_delay_s", duration),
     ("--busy-overhead", "busy_overhead_s", duration),
-    ("--keep-alive", "keep_alive_s", duration),
-    ("--max-lifetime", "max_lifetime_s", duration),
+    ("--keep-alive", "keep_alive_s", distribution_option),
+    ("--max-lifetime", "max_lifetime_s", distribution_option),
+    ("--proactive-replacement", "proactive_replacement", bool),
     ("--account-concurrency", "account_concurrency", int),
     ("--max-environments", "max_environments", int),
     ("--scale-limit", "scale_limit", int),
@@ -94,15 +95,23 @@ def add_model_options(p: argparse.ArgumentParser) -> list[argparse.Action]:
         ),
         g.add_argument(
             "--keep-alive",
-            type=duration,
-            metavar="DURATION",
-            help=f"idle keep-alive (default {d.keep_alive_s:g}, i.e. 10m)",
+            type=distribution_option,
+            metavar="DIST",
+            help=f"idle keep-alive: a duration, or a distribution each idle spell draws from (300:900, "
+            f"exp:10m) (default {d.keep_alive_s:g}, i.e. 10m)",
         ),
         g.add_argument(
             "--max-lifetime",
-            type=duration,
-            metavar="DURATION",
-            help=f"maximum environment lifetime (default {d.max_lifetime_s:g}, i.e. 2h)",
+            type=distribution_option,
+            metavar="DIST",
+            help=f"maximum environment lifetime: a duration, or a distribution each environment draws "
+            f"from (1h30m:2h30m) (default {d.max_lifetime_s:g}, i.e. 2h)",
+        ),
+        g.add_argument(
+            "--proactive-replacement",
+            action=argparse.BooleanOptionalAction,
+            help="an environment reaching its maximum lifetime is replaced by one initialised ahead: the next "
+            f"call is a new-environment call, not a cold start (default {'on' if d.proactive_replacement else 'off'})",
         ),
         g.add_argument(
             "--account-concurrency",

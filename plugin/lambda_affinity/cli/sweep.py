@@ -11,6 +11,7 @@ from functools import partial
 
 from ..core.reproduce import reproduce
 from ..files import check_output_target, write_text
+from ..platform.distributions import distribution_option
 from ..sim.simulate import Scenario
 from ..sim.sweep import MAX_POINTS, SPREADS, Factor, Sweep, check_cost, parse_vary
 from ..sim.sweep_files import SWEEP_FILES, describe, render_points, scenario_doc, sweep_files
@@ -83,6 +84,10 @@ def _kind(action: argparse.Action) -> str:
         return "int"
     if action.type is duration:
         return "duration"
+    if action.type is distribution_option:
+        return "random_duration"
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return "bool"
     if action.type is float:
         return "float"
     return "distribution" if action.metavar == "DIST" else "text"

@@ -20,7 +20,7 @@ from gevent.event import Event
 from gevent.pool import Group
 
 from ..errors import LambdaAffinityError
-from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, Platform, Throttled, UnknownFunction
+from ..platform import ACCOUNT_LIMIT, HANDOFF, IDLE, INITIALIZING, Platform, Throttled, UnknownFunction
 from ..platform.distributions import parse_distribution
 from ..platform.scheduler import SHUTDOWN
 from . import layers
@@ -459,11 +459,14 @@ class InvocationService:
             sandbox.terminate(stopping=reason == SHUTDOWN)
 
     def sandbox_exited(self, sandbox: Sandbox) -> None:
-        """Its process ended. An idle environment (or one in its hand-off)
-        leaves the model now; a busy or initializing one is recycled by the
-        invocation that holds it."""
-        if sandbox.env.state in (IDLE, HANDOFF):
-            self.platform.kill(sandbox.env)
+        """Its process ended. An idle environment (or one in its hand-off, or a
+        replacement initialised and waiting to take over) leaves the model now;
+        a busy or initializing one is recycled by the invocation that holds it
+        (or, initialising ahead of any call, by the pools' init watch)."""
+        env = sandbox.env
+        waiting = env.state == INITIALIZING and not env.invocations and env.ready_at is not None
+        if env.state in (IDLE, HANDOFF) or waiting:
+            self.platform.kill(env)
 
     def forget(self, sandbox: Sandbox) -> None:
         self._sandboxes.discard(sandbox)

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LambdaAffinityError
-from .distributions import DistributionError, DurationError, parse_distribution, parse_duration
+from .distributions import (
+    Distribution,
+    DistributionError,
+    parse_distribution,
+    parse_duration,
+    parse_duration_or_distribution,
+)
 from .managed_runtimes import CACHE_SCOPES, MAX_ENV_CONCURRENCY, MAX_EXECUTION_ENVIRONMENTS, runtime_problem
 
 POLICIES = ("mru", "lru", "random", "partitioned")
@@ -33,6 +39,8 @@ DEFAULT_ACCOUNT_CONCURRENCY = 1000
 # execution environments every 10 seconds, refilled continuously.
 DEFAULT_SCALE_LIMIT = 1000
 DEFAULT_SCALE_WINDOW_S = 10.0
+# Fields that take a distribution (`300:900`, `exp:10m`) as well as a duration: each environment draws its own.
+DISTRIBUTION_FIELDS = ("keep_alive_s", "max_lifetime_s")
 
 
 class ConfigError(LambdaAffinityError, ValueError):
@@ -56,8 +64,14 @@ class ModelConfig:
     # /next, the worker telling placement it is idle). It decides how often
     # overlapping calls spill onto other environments: docs/model.md.
     busy_overhead_s: float = 0.0
-    keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
-    max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
+    # Seconds, or a distribution's text (`300:900`, `exp:10m`): an environment draws a keep-alive
+    # for each idle spell and a maximum lifetime when it is made (docs/model.md, "Environments that
+    # die at random"). A constant is kept as a float, whatever form it was given in.
+    keep_alive_s: float | str = DEFAULT_KEEP_ALIVE_S
+    max_lifetime_s: float | str = DEFAULT_MAX_LIFETIME_S
+    # An environment reaching its maximum lifetime is replaced by one initialised ahead, so the next
+    # call meets an empty cache without waiting for an init (AWS docs, "proactive initialization").
+    proactive_replacement: bool = True
     account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY
     # Scale-out limit per function: at most `scale_limit` new environments in
     # any `scale_window_s`, refilled continuously; beyond it a call is throttled.
@@ -74,7 +88,19 @@ class ModelConfig:
     restore_delay: str | float | None = None
 
     def __post_init__(self) -> None:
+        for name in DISTRIBUTION_FIELDS:
+            setattr(self, name, _constant_or_text(name, getattr(self, name)))
         self.validate()
+
+    @property
+    def keep_alive(self) -> Distribution:
+        """The keep-alive each idle spell draws from."""
+        return parse_distribution(self.keep_alive_s, "keep_alive_s")
+
+    @property
+    def max_lifetime(self) -> Distribution:
+        """The maximum lifetime each new environment draws from."""
+        return parse_distribution(self.max_lifetime_s, "max_lifetime_s")
 
     def validate(self) -> None:
         if self.policy not in POLICIES:
@@ -86,8 +112,10 @@ class ModelConfig:
         _check_number("busy_overhead_s", self.busy_overhead_s, minimum=0)
         _check_int("scale_limit", self.scale_limit, minimum=1)
         _check_number("scale_window_s", self.scale_window_s, minimum=0, exclusive=True)
-        _check_number("keep_alive_s", self.keep_alive_s, minimum=0)
-        _check_number("max_lifetime_s", self.max_lifetime_s, minimum=0, exclusive=True)
+        _check_duration_or_distribution("keep_alive_s", self.keep_alive_s, exclusive=False)
+        _check_duration_or_distribution("max_lifetime_s", self.max_lifetime_s, exclusive=True)
+        if not isinstance(self.proactive_replacement, bool):
+            raise ConfigError(f"proactive_replacement: expected true or false, got {self.proactive_replacement!r}")
         _check_int("account_concurrency", self.account_concurrency, minimum=1)
         if self.max_environments is not None:
             _check_int("max_environments", self.max_environments, minimum=1)
@@ -109,10 +137,10 @@ class ModelConfig:
         try:
             # Seconds as YAML numbers, or the options' duration text ("10m", "2h").
             for name, value in data.items():
-                if name.endswith("_s") and isinstance(value, str):
+                if name.endswith("_s") and isinstance(value, str) and name not in DISTRIBUTION_FIELDS:
                     data[name] = parse_duration(value, name)
             return cls(**data)
-        except (ConfigError, DurationError) as exc:
+        except (ConfigError, DistributionError) as exc:
             raise ConfigError(f"{where}.{exc}") from None
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -218,6 +246,30 @@ def _check_distribution(name: str, value: Any) -> None:
         parse_distribution(value, name)
     except DistributionError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _constant_or_text(name: str, value: Any) -> Any:
+    """A distribution field's text as parse_duration_or_distribution keeps it; anything but text is left
+    for validate() to check (its messages for numbers, booleans, lists)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_duration_or_distribution(value, name)
+    except DistributionError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_duration_or_distribution(name: str, value: Any, exclusive: bool) -> None:
+    """A number >= 0 (> 0 with `exclusive`), or a distribution's text (with `exclusive`, one of mean > 0)."""
+    if not isinstance(value, str):
+        _check_number(name, value, minimum=0, exclusive=exclusive)
+        return
+    try:
+        dist = parse_distribution(value, name)
+    except DistributionError as exc:
+        raise ConfigError(str(exc)) from None
+    if exclusive and not dist.mean > 0:
+        raise ConfigError(f"{name}: must be > 0, got {value!r}")
 
 
 def _check_number(name: str, value: Any, minimum: float, exclusive: bool = False) -> None:

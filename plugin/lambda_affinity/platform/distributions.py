@@ -107,6 +107,26 @@ def duration_option(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_duration_or_distribution(spec: str | float, what: str | None = None) -> float | str:
+    """What a key or option taking either (keep-alive, lifetime) keeps: seconds when constant (`10m`,
+    `fixed:600`, 600), else the distribution's text, checked. Text without a colon is read as a duration,
+    so its error says "is not a duration"; with one, as a distribution. Raises DistributionError."""
+    text = str(spec).strip()
+    if isinstance(spec, (int, float)) or ":" not in text:
+        return parse_duration(spec, what)
+    dist = parse_distribution(text, what)
+    return dist.fixed if dist.fixed is not None else text
+
+
+def distribution_option(text: str) -> float | str:
+    """argparse `type=` of an option taking a duration or a distribution (--keep-alive, --max-lifetime):
+    parse_duration_or_distribution's value; argparse puts "argument --NAME: " in front of the message."""
+    try:
+        return parse_duration_or_distribution(text)
+    except DistributionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 class _Bad(LambdaAffinityError, ValueError):
     """Why a text is not a duration; parse_* catch it and raise their one-line message."""
 

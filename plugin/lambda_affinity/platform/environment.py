@@ -6,6 +6,7 @@ process, the simulator the probe's session cache.
 
 from __future__ import annotations
 
+import math
 import time
 from enum import Enum
 
@@ -16,6 +17,17 @@ HANDOFF = "handoff"
 IDLE = "idle"
 DEAD = "dead"
 
+
+# Reasons an environment is retired, as counted in `Platform.retired`.
+KEEP_ALIVE = "keep-alive"
+LIFETIME = "max-lifetime"
+RECYCLED = "recycled"  # error, timeout, crash: the driver asked
+EVICTED = "evicted"  # reclaimed to stay under max_environments
+SHUTDOWN = "shutdown"
+# A deploy (new code or configuration, a published version traffic moves to): the function's
+# environments of before retire, idle ones at once, busy ones when their call ends.
+DEPLOY = "deploy"
+INIT_FAILED = "init-failed"  # a pre-initialised environment's init failed: not replaced
 
 # AWS_LAMBDA_INITIALIZATION_TYPE's values (AWS docs, "Defined runtime environment variables").
 ON_DEMAND = "on-demand"
@@ -52,7 +64,11 @@ class Environment:
         "idle_since",
         "last_used",
         "invocations",
-        "idle_token",
+        "expires_at",
+        "queued_at",
+        "retire_at",
+        "replacement",
+        "takes_over_at",
         "dead_reason",
         "handle",
         "provisioned",
@@ -70,9 +86,17 @@ class Environment:
         self.idle_since: float | None = None
         self.last_used = now
         self.invocations = 0
-        # Bumped each time the environment goes idle, so stale keep-alive
-        # entries (from an earlier idle spell) are recognised and skipped.
-        self.idle_token = 0
+        # When its keep-alive ends (idle only): idle_since plus the keep-alive this idle spell drew.
+        self.expires_at = 0.0
+        # The deadline of its entry in the platform's keep-alive queue (None: no entry). Never later
+        # than expires_at while idle: the queue is checked lazily (platform.scheduler).
+        self.queued_at: float | None = None
+        # created_at plus the maximum lifetime it drew when it was made (inf: none, Managed Instances).
+        self.retire_at = math.inf
+        # The environment initialised ahead to take its place (proactive replacement), once made.
+        self.replacement: Environment | None = None
+        # A replacement takes calls from here (its predecessor's lifetime's end), its init done or not.
+        self.takes_over_at = -math.inf
         self.dead_reason: str | None = None
         self.handle = None
         # One of the provisioned-concurrency pool's: never reclaimed idle, replaced when it retires.
@@ -86,6 +110,7 @@ class Environment:
 
     def describe(self, now: float) -> dict:
         """A JSON-ready view for introspection endpoints."""
+        since = self.idle_since if self.state == IDLE else None
         return {
             "id": self.id,
             "function": self.function,
@@ -93,7 +118,10 @@ class Environment:
             "router": self.router,
             "invocations": self.invocations,
             "age_s": round(now - self.created_at, 3),
-            "idle_s": round(now - self.idle_since, 3) if self.state == IDLE and self.idle_since is not None else None,
+            "idle_s": round(now - since, 3) if since is not None else None,
+            # what it drew: its maximum lifetime, and its current idle spell's keep-alive
+            "lifetime_s": round(self.retire_at - self.created_at, 3) if self.retire_at < math.inf else None,
+            "keep_alive_s": round(self.expires_at - since, 3) if since is not None else None,
             "initialization_type": self.init_type,
         }
 

@@ -13,44 +13,68 @@ Life of an invocation:
 The hand-off is settled lazily, whenever the model is next asked anything,
 so neither driver needs a timer for it.
 Retired environments are announced through `on_retire(env, reason)` so the
-driver can stop the process that backs them.
+driver can stop the process that backs them; environments initialised ahead
+of any call (`preinitialize`: provisioned concurrency, proactive replacement)
+through `on_preinit(env)`, so it can start one.
+
+Deadlines. Each environment draws a keep-alive for every idle spell and a
+maximum lifetime when it is made (ModelConfig: constants or distributions).
+Keep-alive deadlines sit in a heap holding about one entry per environment:
+an environment reused before its entry comes due keeps it, and the entry,
+once due, is pushed again at the environment's current deadline (so a busy
+environment costs no heap work per call). Lifetime events (the start of a
+replacement's init, the end of a lifetime) sit in a second heap and are
+handled, in time order, before anything the model is asked at or after their
+time: what happens never depends on how often the driver calls `expire`.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
+from heapq import heappop, heappush
 
 from ..errors import LambdaAffinityError
 from .concurrency import ACCOUNT_LIMIT, SCALE_LIMIT, ConcurrencyCounter, ScaleRate, Throttled
-from .config import ConfigError, FunctionSpec, ModelConfig
+from .config import FunctionSpec, ModelConfig
 from .distributions import parse_distribution
-from .environment import (
+from .environment import (  # the retirement reasons, imported from here too
     BUSY,
     DEAD,
+    DEPLOY,
+    EVICTED,
     HANDOFF,
     IDLE,
+    INIT_FAILED,
     INITIALIZING,
-    PROVISIONED,
+    KEEP_ALIVE,
+    LIFETIME,
+    RECYCLED,
+    SHUTDOWN,
     SNAP_START,
     Environment,
     Start,
     log_stream_name,
 )
+from .lifetimes import END, NOTICE, REPLACEMENT_LEAD_S, REPLACEMENT_LEAD_SHARE, Lifetimes, _twin_seeded
 from .managed import ManagedFleet
 from .placement import IdlePool, ProvisionedFirst, make_pool
 
-# Reasons an environment is retired, as counted in `Platform.retired`.
-KEEP_ALIVE = "keep-alive"
-LIFETIME = "max-lifetime"
-RECYCLED = "recycled"  # error, timeout, crash: the driver asked
-EVICTED = "evicted"  # reclaimed to stay under max_environments
-SHUTDOWN = "shutdown"
-# A deploy (new code or configuration, a published version traffic moves to): the function's
-# environments of before retire, idle ones at once, busy ones when their call ends.
-DEPLOY = "deploy"
-INIT_FAILED = "init-failed"  # a pre-initialised environment's init failed: not replaced
+__all__ = [
+    "DEPLOY",
+    "EVICTED",
+    "INIT_FAILED",
+    "KEEP_ALIVE",
+    "LIFETIME",
+    "RECYCLED",
+    "SHUTDOWN",
+    "Lease",
+    "Platform",
+    "UnknownFunction",
+]
 
 
 class UnknownFunction(LambdaAffinityError, KeyError):
@@ -75,7 +99,7 @@ class Lease:
         return self.start is Start.COLD
 
 
-class Platform:
+class Platform(Lifetimes):
     def __init__(
         self,
         config: ModelConfig | None = None,
@@ -103,10 +127,22 @@ class Platform:
         # overhead is one constant, so release order is free_at order.
         self._handoff: deque = deque()
         self.live: dict[str, Environment] = {}
-        # keep-alive deadlines in release order; entries go stale lazily.
-        self._idle_queue: deque = deque()
-        # creation order = lifetime-expiry order, since max_lifetime is constant.
-        self._age_queue: deque = deque()
+        # A constant is used as such: drawing costs a call, and the hot loop goes idle once per call.
+        keep_alive, lifetime = self.config.keep_alive, self.config.max_lifetime
+        self._keep_alive, self._keep_alive_fixed = keep_alive, keep_alive.fixed
+        self._lifetime, self._lifetime_fixed = lifetime, lifetime.fixed
+        self._no_keep_alive = keep_alive.fixed == 0  # released environments retire at once
+        # Keep-alive and lifetime draws have a generator of their own, seeded without drawing from
+        # `rng`: placement sees the same random numbers whatever they are (a sweep over them compares
+        # like with like).
+        self._draws = _twin_seeded(self.rng)
+        self._replace = self.config.proactive_replacement
+        # (deadline, seq, env): keep-alive deadlines, checked lazily (the module's docstring).
+        self._idle_heap: list = []
+        # (time, seq, env, NOTICE | END), and the earliest time in it (inf: none).
+        self._events: list = []
+        self._next_event = math.inf
+        self._seq = itertools.count()  # ties in a heap never reach the environments
         # Calls by how they met their environment (Start): cold ones waited for an init;
         # new-environment ones were first on an environment initialised beforehand.
         self.cold_starts = 0
@@ -143,8 +179,8 @@ class Platform:
         spec = self.functions.get(function)
         if spec is None:
             raise UnknownFunction(function)
-        if self._handoff:
-            self._settle(now)
+        if self._handoff or now >= self._next_event:
+            self._advance(now)
         fleet = self.managed.get(function)
         if fleet is not None:  # Managed Instances: never a cold start
             return Lease(*fleet.acquire(now), 0.0)
@@ -188,7 +224,7 @@ class Platform:
         fleet = self.managed.get(env.function)
         if fleet is not None:
             fleet.ready(env, now)
-        elif env.state == INITIALIZING:
+        elif env.state == INITIALIZING and env.invocations:  # not one initialised ahead of any call
             env.state = BUSY
             env.ready_at = now
 
@@ -204,6 +240,8 @@ class Platform:
             fleet.release(env, now, recycle)
             self.counter.done(env.function)
             return
+        if now >= self._next_event:
+            self._advance(now)
         env.last_used = now
         if env.state == DEAD:
             self.counter.done(env.function)
@@ -212,9 +250,9 @@ class Platform:
             self._retire(env, RECYCLED)
         elif env in self._draining:
             self._retire(env, DEPLOY)
-        elif now - env.created_at >= self.config.max_lifetime_s:
+        elif now >= env.retire_at:
             self._retire(env, LIFETIME)
-        elif self.config.keep_alive_s <= 0 and not env.provisioned:
+        elif self._no_keep_alive and not env.provisioned:
             self._retire(env, KEEP_ALIVE)
         elif self.config.busy_overhead_s > 0:
             env.state = HANDOFF
@@ -227,23 +265,22 @@ class Platform:
     def _go_idle(self, env: Environment, now: float) -> None:
         env.state = IDLE
         env.idle_since = now
-        env.idle_token += 1
         self._pools[env.function].add(env)
-        if not env.provisioned:  # provisioned ones are kept however long they idle
-            self._idle_queue.append((now + self.config.keep_alive_s, env, env.idle_token))
+        if env.provisioned:  # kept however long it idles
+            env.expires_at = math.inf
+            return
+        keep_alive = self._keep_alive_fixed
+        if keep_alive is None:
+            keep_alive = self._keep_alive(self._draws)  # each idle spell draws its own (docs/model.md)
+        env.expires_at = deadline = now + keep_alive
+        queued = env.queued_at
+        if queued is None or deadline < queued:
+            self._queue_idle(env)
+        # else its entry comes due first and is pushed again then
 
-    def _settle(self, now: float) -> None:
-        """Environments whose hand-off ended by `now` go idle (as of then)."""
-        q = self._handoff
-        while q and q[0][0] <= now:
-            free_at, env = q.popleft()
-            if env.state != HANDOFF:
-                continue  # killed meanwhile
-            if free_at - env.created_at >= self.config.max_lifetime_s:
-                self._retire(env, LIFETIME)  # _retire counts a hand-off's invocation done
-            else:
-                self.counter.done(env.function)
-                self._go_idle(env, free_at)
+    def _queue_idle(self, env: Environment) -> None:
+        env.queued_at = deadline = env.expires_at
+        heappush(self._idle_heap, (deadline, next(self._seq), env))
 
     def kill(self, env: Environment, reason: str = RECYCLED) -> None:
         """Retire an environment now, whatever its state (e.g. its process died
@@ -259,8 +296,8 @@ class Platform:
         (their call ends, then they retire). Returns how many environments it leaves draining."""
         if function not in self.functions:
             raise UnknownFunction(function)
-        if self._handoff:
-            self._settle(now)
+        if self._handoff or now >= self._next_event:
+            self._advance(now)
         self.deploys += 1
         fleet = self.managed.get(function)
         if fleet is not None:
@@ -271,58 +308,60 @@ class Platform:
                 self._retire(env, DEPLOY)
             elif env.state == HANDOFF:
                 self._retire(env, DEPLOY)  # its call has ended: _retire counts it done
+            elif env.state == INITIALIZING and not env.invocations:
+                self._retire(env, DEPLOY)  # made ahead of any call (a replacement): of the old version
             else:
                 self._draining.add(env)
         return sum(1 for env in self._draining if env.function == function)
 
     # -- the passage of time ------------------------------------------------
     def expire(self, now: float) -> int:
-        """Reclaim idle environments past keep-alive or max lifetime; returns
-        how many were retired. Busy ones past their lifetime finish first and
-        retire on release."""
-        if self._handoff:
-            self._settle(now)
-        n = sum(fleet.tick(now) for fleet in self.managed.values())
-        q = self._idle_queue
+        """Reclaim idle environments past keep-alive or max lifetime, and start
+        the replacements due; returns how many were retired. Busy ones past
+        their lifetime finish first and retire on release."""
+        n = self._advance(now)
+        n += sum(fleet.tick(now) for fleet in self.managed.values())
+        q = self._idle_heap
         while q and q[0][0] <= now:
-            _, env, token = q.popleft()
-            if env.state == IDLE and env.idle_token == token:
+            deadline, _, env = heappop(q)
+            if env.queued_at != deadline:
+                continue  # superseded by an earlier entry of its own
+            env.queued_at = None
+            if env.state != IDLE:
+                continue  # in use: queued again when next idle
+            if env.expires_at <= now:
                 self._pools[env.function].remove(env)
                 self._retire(env, KEEP_ALIVE)
                 n += 1
-        lifetime = self.config.max_lifetime_s
-        a = self._age_queue
-        while a and a[0].created_at + lifetime <= now:
-            env = a[0]
-            if env.state in (BUSY, INITIALIZING, HANDOFF):
-                break  # retires on release; later entries are younger
-            a.popleft()
-            if env.state == IDLE:
-                self._pools[env.function].remove(env)
-                self._retire(env, LIFETIME)
-                n += 1
+            else:
+                self._queue_idle(env)  # reused since: its current deadline
         return n
 
     def next_deadline(self) -> float | None:
         """When `expire` next has work, or None: the emulator sleeps until then."""
-        q = self._idle_queue
-        while q and not (q[0][1].state == IDLE and q[0][1].idle_token == q[0][2]):
-            q.popleft()
-        a = self._age_queue
-        while a and a[0].state == DEAD:
-            a.popleft()
-        times = []
         h = self._handoff
         while h and h[0][1].state != HANDOFF:
             h.popleft()
-        if h:
-            times.append(h[0][0])
-        if q:
-            times.append(q[0][0])
-        if a and a[0].state == IDLE:
-            times.append(a[0].created_at + self.config.max_lifetime_s)
-        times += [t for t in (fleet.next_deadline() for fleet in self.managed.values()) if t is not None]
-        return min(times) if times else None
+        fleets = (fleet.next_deadline() for fleet in self.managed.values())
+        soonest = min(
+            self._next_event, self._idle_front(), h[0][0] if h else math.inf, *(t for t in fleets if t is not None)
+        )
+        return None if soonest == math.inf else soonest
+
+    def _idle_front(self) -> float:
+        """The earliest keep-alive deadline (inf: none), its heap entry made exact: refreshed, or
+        dropped, entries of environments reused since they were queued."""
+        q = self._idle_heap
+        while q:
+            deadline, _, env = q[0]
+            if env.queued_at == deadline and env.state == IDLE and env.expires_at == deadline:
+                return deadline
+            heappop(q)
+            if env.queued_at == deadline:
+                env.queued_at = None
+                if env.state == IDLE:
+                    self._queue_idle(env)
+        return math.inf
 
     def shutdown(self) -> list[Environment]:
         """Retire every environment (the driver is stopping); returns them."""
@@ -348,19 +387,15 @@ class Platform:
 
     # -- internals ---------------------------------------------------------
     def _take_idle(self, pool, router: int, now: float) -> Environment | None:
-        keep_alive = self.config.keep_alive_s
-        lifetime = self.config.max_lifetime_s
         take, rng = pool.take, self.rng
         while True:
             env = take(rng, router)
             if env is None:
                 return None
-            # Deadlines are enforced here too, so placement never depends on
-            # how punctually the driver calls `expire`.
-            if now - env.idle_since >= keep_alive and not env.provisioned:
+            # Keep-alive is enforced here too, so placement never depends on how punctually the
+            # driver calls `expire` (lifetimes: acquire handled their events first).
+            if now >= env.expires_at:
                 self._retire(env, KEEP_ALIVE)
-            elif now - env.created_at >= lifetime:
-                self._retire(env, LIFETIME)
             else:
                 return env
 
@@ -370,20 +405,38 @@ class Platform:
         cap = self.config.max_environments
         if cap is not None and len(self.live) >= cap and not self._evict_one():
             self.counter.refuse(ACCOUNT_LIMIT, spec.name, cap)
+        return self._new_environment(spec, router, now)
+
+    def _new_environment(
+        self, spec: FunctionSpec, router: int | None, now: float, provisioned: bool = False
+    ) -> Environment:
+        """A new environment (its own lifetime, its lifetime events); `router` None: a random one."""
         env_id = log_stream_name(now + self.wall_offset, spec.version, self.rng.getrandbits(128))
+        if router is None:
+            router = self._pools[spec.name].route(self.rng)
         env = Environment(env_id, spec.name, spec.version, router, now)
+        env.provisioned = provisioned
+        lifetime = self._lifetime_fixed
+        if lifetime is None:
+            lifetime = self._lifetime(self._draws)  # drawn once, when it is made
+        env.retire_at = now + lifetime
         self.live[env_id] = env
-        self._age_queue.append(env)
+        if self._replace and not provisioned:
+            lead = min(REPLACEMENT_LEAD_S, lifetime * REPLACEMENT_LEAD_SHARE)
+            self._push_event(env.retire_at - lead, env, NOTICE)
+        else:
+            self._push_event(env.retire_at, env, END)
         return env
 
     def _evict_one(self) -> bool:
-        """Reclaim the longest-idle environment of any function."""
-        for _deadline, env, token in self._idle_queue:
-            if env.state == IDLE and env.idle_token == token:
-                self._pools[env.function].remove(env)
-                self._retire(env, EVICTED)
-                return True
-        return False
+        """Reclaim the idle environment of any function nearest its keep-alive's end (with a
+        constant keep-alive: the longest idle)."""
+        if self._idle_front() == math.inf:
+            return False
+        env = self._idle_heap[0][2]
+        self._pools[env.function].remove(env)
+        self._retire(env, EVICTED)
+        return True
 
     def _retire(self, env: Environment, reason: str) -> None:
         self._draining.discard(env)
@@ -396,49 +449,7 @@ class Platform:
         if self.on_retire is not None:
             self.on_retire(env, reason)
         if env.provisioned and reason not in (SHUTDOWN, INIT_FAILED):
-            # AWS keeps the allocated number: a provisioned environment that ends is replaced
-            # as of the latest time known here (created_at order is lifetime order in _age_queue)
-            now = max(env.last_used, self._age_queue[-1].created_at if self._age_queue else 0.0)
-            if reason == LIFETIME:
-                now = max(now, env.created_at + self.config.max_lifetime_s)
+            # AWS keeps the allocated number: a provisioned environment that ends is replaced, as of
+            # its last call or the end of its lifetime (the lifetime events' heap takes any order)
+            now = max(env.last_used, env.retire_at) if reason == LIFETIME else env.last_used
             self.preinitialize(self.functions[env.function], now, provisioned=True)
-
-    # -- pre-initialised environments --------------------------------------
-    def provision(self, now: float) -> list[Environment]:
-        """Each function's provisioned concurrency, initialised now (the driver's start); returns them.
-        ConfigError if it is more than the account's concurrency or the cap on live environments."""
-        total = sum(spec.provisioned_concurrency for spec in self.functions.values())
-        for limit, name in (
-            (self.config.account_concurrency, "account_concurrency"),
-            (self.config.max_environments, "max_environments"),
-        ):
-            if limit is not None and total > limit:
-                raise ConfigError(f"provisioned_concurrency: {total} environments in all, more than {name} {limit}")
-        return [
-            self.preinitialize(spec, now, provisioned=True)
-            for spec in self.functions.values()
-            for _ in range(spec.provisioned_concurrency)
-        ]
-
-    def preinitialize(self, spec: FunctionSpec, now: float, provisioned: bool = False) -> Environment:
-        """A new environment whose init runs before any call needs it: its first call is a
-        new-environment call, not a cold start. It takes no concurrency and no scale-out token while
-        it initialises (AWS allocates provisioned concurrency apart from on-demand scaling)."""
-        env_id = log_stream_name(now + self.wall_offset, spec.version, self.rng.getrandbits(128))
-        env = Environment(env_id, spec.name, spec.version, self._pools[spec.name].route(self.rng), now)
-        env.provisioned = provisioned
-        if provisioned:
-            env.init_type = PROVISIONED
-        self.live[env_id] = env
-        self._age_queue.append(env)
-        if self.on_preinit is None:
-            self.initialized(env, now)
-        else:
-            self.on_preinit(env)
-        return env
-
-    def initialized(self, env: Environment, now: float) -> None:
-        """A pre-initialised environment's init is done: it waits, idle, for its first call."""
-        if env.state == INITIALIZING:
-            env.ready_at = now
-            self._go_idle(env, now)

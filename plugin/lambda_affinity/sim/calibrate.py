@@ -44,6 +44,7 @@ from typing import Any
 
 from ..core.tracker import Tracker
 from ..platform import ModelConfig
+from ..platform.config import DEFAULT_KEEP_ALIVE_S
 
 # measure() and its types live in calibrate_measure; callers find them here too
 from .calibrate_measure import PREFIX_ROWS, CalibrationError, Figures, Measurement, measure  # noqa: F401
@@ -172,7 +173,7 @@ def score(measured: Figures, predicted: list[Figures]) -> tuple[float, dict, dic
 def keep_alive_grid(measurement: Measurement) -> list[float]:
     """Keep-alives the trace can speak to: no shorter than an observed reuse
     after idling, and the default plus those up to half the trace's span."""
-    default = ModelConfig().keep_alive_s
+    default = DEFAULT_KEEP_ALIVE_S
     # A keep-alive shows only when the trace holds an idle that long and the
     # requests after it: half the span at most.
     grid = [k for k in KEEP_ALIVES_S if measurement.min_keep_alive_s <= k <= measurement.span_s / 2]

@@ -111,7 +111,7 @@ def _replay_loop(
     heap: list = []
     push, pop = heapq.heappush, heapq.heappop
     invocations = throttled = peak = 0
-    expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
+    expire_every = max(1.0, min(scenario.model.keep_alive.lowest, 60.0))
     next_expire = -math.inf
     last = -math.inf
     # Completions: (time, 0, env id, slot, env); arrivals (random round trip only, _Jittered):

@@ -205,7 +205,7 @@ def run(
     if scenario.deploy_every or scenario.deploy_at:
         deploys = deploy_times(scenario.deploy_every, scenario.deploy_at, duration, random.Random(rng.random()))
         _next_deploy(heap, deploys)
-    expire_every = max(1.0, min(scenario.model.keep_alive_s, 60.0))
+    expire_every = max(1.0, min(scenario.model.keep_alive.lowest, 60.0))
     next_expire = expire_every
     while heap:
         now, u, env = pop(heap)

@@ -231,7 +231,7 @@ def describe(vary: Vary, base: Scenario, runs: int, base_seed: int, model_source
         ("deploy_every", f"a deploy every {base.deploy_every}" if base.deploy_every else ""),
         ("deploy_at", f"deploys at {base.deploy_at}" if base.deploy_at else ""),
         ("model.policy", f"policy {m.policy}{routers}"),
-        ("model.keep_alive_s", f"keep-alive {m.keep_alive_s:g} s"),
+        ("model.keep_alive_s", f"keep-alive {_seconds(m.keep_alive_s)}"),
         ("model.busy_overhead_s", f"busy overhead {m.busy_overhead_s:g} s"),
         ("model", f"--model {model_source}" if model_source else ""),
         *_managed_parts(base.function),
@@ -243,6 +243,11 @@ def describe(vary: Vary, base: Scenario, runs: int, base_seed: int, model_source
     )
     rest = ", ".join(text for field, text in parts if text and field != vary.factor.field)
     return f"{vary.factor.name} = {', '.join(vary.labels)}; {rest}. {runs} runs per point (base seed {base_seed})."
+
+
+def _seconds(value: float | str) -> str:
+    """A duration field's value in a sentence: `600 s`, or a distribution's text (`300:900`)."""
+    return value if isinstance(value, str) else f"{value:g} s"
 
 
 def _managed_parts(f: FunctionSpec) -> tuple:

@@ -8,7 +8,8 @@ Spec grammar (NAME is a simulate option without its dashes, `-` or `_`):
     NAME=START..STOP:log:N     N values evenly spaced on a log scale (START > 0); the chart's x axis is log
     NAME=START..STOP           integer factors only: every integer (step 1)
 
-An integer factor's range values are rounded, repeats dropped.
+An integer factor's range values are rounded, repeats dropped. A keep-alive or lifetime list may
+hold distributions too (keep-alive=10m,300:900,exp:10m); a switch takes on/off (true/false).
 """
 
 from __future__ import annotations
@@ -19,18 +20,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LambdaAffinityError
-from ..platform.distributions import DurationError, parse_distribution, parse_duration
+from ..platform.distributions import (
+    DistributionError,
+    DurationError,
+    parse_distribution,
+    parse_duration,
+    parse_duration_or_distribution,
+)
 
 MAX_POINTS = 50
-KINDS = ("int", "float", "duration", "distribution", "text")
+# random_duration: a duration (a float) or a distribution's text (keep-alive, lifetime); bool: on/off.
+KINDS = ("int", "float", "duration", "random_duration", "distribution", "bool", "text")
+BOOLS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 
 
 @dataclass(frozen=True)
 class Factor:
     """An option a sweep may vary: its name as typed (`keep-alive`), its
     value kind and, for a choice, the allowed values. `kind` decides what a
-    spec may say: ranges for int, float, duration (seconds, or with units: 10m) and
-    distribution (fixed durations).
+    spec may say: ranges for int, float, duration (seconds, or with units: 10m),
+    random_duration and distribution (fixed durations).
     `field` is the Scenario field a value sets: `users`, `duration_s`, a
     model field as `model.keep_alive_s`, or `model` (a ModelConfig value)."""
 
@@ -85,7 +94,7 @@ def parse_vary(spec: str, factors: Mapping[str, Factor]) -> Vary:
     body = body.strip()
     if not body:
         raise SpecError(f"{where}: no values after '='")
-    if ".." in body and factor.kind != "text":
+    if ".." in body and factor.kind not in ("text", "bool"):
         values, log = _parse_range(body, factor, where)
     else:
         if ".." in body:
@@ -93,7 +102,7 @@ def parse_vary(spec: str, factors: Mapping[str, Factor]) -> Vary:
         values, log = _parse_list(body, factor, where), False
     if len(values) > MAX_POINTS:
         raise SpecError(f"{where}: {len(values)} points; at most {MAX_POINTS}")
-    numeric = all(isinstance(v, (int, float)) for v in values) or (
+    numeric = (factor.kind != "bool" and all(isinstance(v, (int, float)) for v in values)) or (
         factor.kind == "distribution" and all(_is_number(v) for v in values)
     )
     return Vary(factor, tuple(values), spec, numeric, log)
@@ -116,6 +125,15 @@ def _convert(text: str, factor: Factor, where: str) -> Any:
         return _finite_number(text, where)
     if factor.kind == "duration":
         return _duration(text, where)
+    if factor.kind == "random_duration":
+        try:
+            return parse_duration_or_distribution(text)
+        except DistributionError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+    if factor.kind == "bool":
+        if text.lower() not in BOOLS:
+            raise SpecError(f"{where}: {text!r} is not on or off ({factor.name} is a switch)")
+        return BOOLS[text.lower()]
     if factor.kind == "distribution":
         try:
             parse_distribution(text, factor.name)
@@ -141,7 +159,7 @@ def _parse_list(body: str, factor: Factor, where: str) -> list:
 
 
 def _range_number(text: str, what: str, where: str, factor: Factor) -> float:
-    if factor.kind in ("duration", "distribution"):  # seconds, or with units (10m)
+    if factor.kind in ("duration", "random_duration", "distribution"):  # seconds, or with units (10m)
         return _duration(text, where, f"range {what} ")
     return _finite_number(text, where, f"range {what} ")
 
