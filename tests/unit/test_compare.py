@@ -15,14 +15,22 @@ from lambda_affinity.sim.sweep import SweepError
 
 def test_each_strategy_is_one_change_to_the_scenario():
     plan = compare_plan(Scenario(users=1000), runs=2)
-    assert plan.vary.values == ("on-demand", "provisioned", "managed-instances", "reserved", "shards")
-    on_demand, provisioned, managed, reserved, shards = plan.scenarios
+    assert plan.vary.values == (
+        "on-demand",
+        "provisioned",
+        "managed-instances",
+        "managed-instances-node",
+        "reserved",
+        "shards",
+    )
+    on_demand, provisioned, managed, node, reserved, shards = plan.scenarios
     assert on_demand == Scenario(users=1000)
     assert provisioned.function.provisioned_concurrency == 250  # N = users/4
     assert managed.function.per_environment_max_concurrency == 16 and managed.function.provisioned_concurrency == 0
+    assert node.function.per_environment_max_concurrency == 16 and node.function.runtime == "nodejs22.x"
     assert reserved.function.reserved_concurrency == 250 and reserved.shards == 1  # N = users/4
     assert shards.shards == 4 and shards.function.reserved_concurrency is None
-    assert compare_plan(Scenario(users=2)).scenarios[3].function.reserved_concurrency == 1  # at least 1
+    assert compare_plan(Scenario(users=2)).scenarios[4].function.reserved_concurrency == 1  # at least 1
 
 
 def test_a_new_strategy_is_one_entry(monkeypatch):
@@ -44,7 +52,7 @@ def test_strategies_share_their_seeds_and_the_on_demand_one_is_simulate_itself()
 @pytest.mark.parametrize(
     "names, message",
     [
-        (["spot"], "'spot' is not one of on-demand, provisioned, managed-instances, reserved, shards"),
+        (["spot"], "'spot' is not one of on-demand, provisioned, managed-instances, managed-instances-node, reserved, shards"),
         (["shards", "shards"], "listed twice"),
         ([], ""),
     ],

@@ -51,6 +51,11 @@ STRATEGIES: tuple[Strategy, ...] = (
         "Managed Instances, K = 16 calls per environment (the Python probe: a cache per process)",
     ),
     Strategy(
+        "managed-instances-node",
+        lambda s: with_function(s, per_environment_max_concurrency=16, runtime="nodejs22.x"),
+        "the same on Node.js: one worker thread, so one cache per environment",
+    ),
+    Strategy(
         "reserved",
         lambda s: with_function(s, reserved_concurrency=_quarter(s)),
         "reserved concurrency N = users/4: fewer environments, the calls past N throttled",
