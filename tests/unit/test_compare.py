@@ -52,7 +52,10 @@ def test_strategies_share_their_seeds_and_the_on_demand_one_is_simulate_itself()
 @pytest.mark.parametrize(
     "names, message",
     [
-        (["spot"], "'spot' is not one of on-demand, provisioned, managed-instances, managed-instances-node, reserved, shards"),
+        (
+            ["spot"],
+            "'spot' is not one of on-demand, provisioned, managed-instances, managed-instances-node, reserved, shards",
+        ),
         (["shards", "shards"], "listed twice"),
         ([], ""),
     ],
