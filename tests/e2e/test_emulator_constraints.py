@@ -7,12 +7,12 @@ constants are shrunk, not the logic.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
+from concurrent_calls import together
 
 from lambda_affinity.emulator.config import config_from_mapping
 from lambda_affinity.emulator.server import Emulator
@@ -28,28 +28,13 @@ def emulator(tmp_path, **model):
     return Emulator(cfg)
 
 
+def together_invokes(lam, n: int) -> list:
+    """n invocations started at once from n threads: replies, or ClientErrors."""
+    return together(n, lambda _i: invoke(lam), catch=(ClientError,))
+
+
 def invoke(lam) -> dict:
     return json.loads(lam.invoke(FunctionName="probe", Payload=b'{"session": "s"}')["Payload"].read())
-
-
-def together(lam, n: int) -> list:
-    """n invocations started at once from n threads: replies, or ClientErrors."""
-    out: list = [None] * n
-    barrier = threading.Barrier(n)
-
-    def one(i: int) -> None:
-        barrier.wait()
-        try:
-            out[i] = invoke(lam)
-        except ClientError as exc:
-            out[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
 
 
 def test_c1_sequential_invokes_on_a_fresh_emulator_reuse_one_environment(tmp_path, emulator_lambda_client):
@@ -82,7 +67,7 @@ def test_c3_c4_simultaneous_first_calls_then_serial_calls(tmp_path, emulator_lam
     make 6 environments; C3: 12 serial calls after them make none."""
     with emulator(tmp_path, init_delay_s=0.3) as emu:
         lam = emulator_lambda_client(emu.endpoint)
-        first = together(lam, 6)
+        first = together_invokes(lam, 6)
         assert all(isinstance(r, dict) and r["cold"] for r in first), first
         envs = {r["env_id"] for r in first}
         later = [invoke(lam) for _ in range(12)]
@@ -97,7 +82,7 @@ def test_c6_scale_out_limit_throttles_with_429(tmp_path, emulator_lambda_client)
     first calls, 3 run and 2 get AWS's 429 TooManyRequestsException."""
     with emulator(tmp_path, init_delay_s=0.5, scale_limit=3, scale_window_s=10.0) as emu:
         lam = emulator_lambda_client(emu.endpoint)
-        out = together(lam, 5)
+        out = together_invokes(lam, 5)
     ok = [r for r in out if isinstance(r, dict)]
     errors = [r for r in out if isinstance(r, ClientError)]
     assert len(ok) == 3 and len(errors) == 2, out

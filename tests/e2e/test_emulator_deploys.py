@@ -19,6 +19,7 @@ import zipfile
 
 import pytest
 from botocore.exceptions import ClientError
+from concurrent_calls import together
 
 from lambda_affinity.emulator.config import config_from_mapping
 from lambda_affinity.emulator.server import Emulator
@@ -58,24 +59,12 @@ def lam(emu, emulator_lambda_client):
     return emulator_lambda_client(emu.endpoint)
 
 
+def together_calls(lam, n: int, sleep: float) -> list:
+    return together(n, lambda _i: call(lam, sleep), timeout=30)
+
+
 def call(lam, sleep: float = 0.0, **kwargs) -> dict:
     return json.loads(lam.invoke(FunctionName="app", Payload=json.dumps({"sleep": sleep}), **kwargs)["Payload"].read())
-
-
-def together(lam, n: int, sleep: float) -> list:
-    out: list = [None] * n
-    barrier = threading.Barrier(n)
-
-    def one(i: int) -> None:
-        barrier.wait()
-        out[i] = call(lam, sleep)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return out
 
 
 def state(emu) -> dict:
@@ -84,7 +73,7 @@ def state(emu) -> dict:
 
 
 def test_d1_update_function_code_moves_every_later_call_to_new_environments_old_ones_drain(emu, lam):
-    before = {r["env_id"] for r in together(lam, 3, 0.3)}
+    before = {r["env_id"] for r in together_calls(lam, 3, 0.3)}
     assert len(before) == 3
     in_flight: list = []
     slow = threading.Thread(target=lambda: in_flight.append(call(lam, 1.5)))
@@ -99,7 +88,7 @@ def test_d1_update_function_code_moves_every_later_call_to_new_environments_old_
     assert answer["CodeSize"] == len(data) and answer["FunctionArn"].endswith(":function:app")
     live = {e["id"]: e["state"] for e in state(emu)["environments"]}
     assert set(live) <= before and list(live.values()) == ["busy"]  # idle ones retired at once; the busy drains
-    after = [call(lam) for _ in range(3)] + together(lam, 4, 0.2)
+    after = [call(lam) for _ in range(3)] + together_calls(lam, 4, 0.2)
     assert {r["code"] for r in after} == {"v2"}
     assert not {r["env_id"] for r in after} & before, "a call after the deploy landed on an old environment"
     slow.join(10)

@@ -16,6 +16,7 @@ import zipfile
 
 import psutil
 import pytest
+from concurrent_calls import together
 
 from lambda_affinity.emulator.config import config_from_mapping
 from lambda_affinity.emulator.pools import ProvisioningError
@@ -55,23 +56,6 @@ def introspect(emu: Emulator) -> dict:
 
 def invoke(lam, name: str = "probe", session: str = "s") -> dict:
     return json.loads(lam.invoke(FunctionName=name, Payload=json.dumps({"session": session}))["Payload"].read())
-
-
-def together(n: int, call) -> list:
-    """n calls started at once, from n threads."""
-    out: list = [None] * n
-    barrier = threading.Barrier(n)
-
-    def one(i: int) -> None:
-        barrier.wait()
-        out[i] = call(i)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
 
 
 def provisioned_ids(doc: dict) -> set:

@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 import pytest
+from concurrent_calls import together
 
 from lambda_affinity.emulator.config import config_from_mapping
 from lambda_affinity.emulator.server import Emulator
@@ -34,20 +35,12 @@ def get_json(url: str) -> dict:
 def burst(endpoint: str, client, n: int) -> list:
     """n first calls at once, a client per thread (a boto3 client pools 10 connections): their replies."""
     clients = [client(endpoint) for _ in range(n)]
-    replies: list = [None] * n
-    gate = threading.Barrier(n)
 
-    def call(i: int) -> None:
-        gate.wait()
+    def call(i: int) -> dict:
         out = clients[i].invoke(FunctionName="probe", Payload=json.dumps({"session": f"u{i}"}).encode())
-        replies[i] = json.loads(out["Payload"].read())
+        return json.loads(out["Payload"].read())
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return replies
+    return together(n, call)
 
 
 def watch(url: str, seconds: float) -> dict:
@@ -149,7 +142,8 @@ def test_proactive_replacement_starts_a_process_ahead_and_the_next_call_is_not_c
     ids = list(dict.fromkeys(r["env_id"] for _, r in replies))
     assert len(ids) >= 2
     before_its_first_call = [e for e in seen[ids[1]] if e["invocations"] == 0]
-    assert before_its_first_call and before_its_first_call[0]["state"] == "initializing"
+    # seen before any call reached it: initializing, or already idle when a loaded machine polled late
+    assert before_its_first_call and {e["state"] for e in before_its_first_call} <= {"initializing", "idle"}
     assert any(e["pid"] for e in before_its_first_call)  # its process started ahead
     assert doc["cold_starts"] == 1 and doc["new_environment_calls"] == len(ids) - 1
     assert doc["retired"]["max-lifetime"] >= 1
