@@ -42,6 +42,15 @@ def test_sweep_and_simulate_runs_are_the_same_on_any_number_of_jobs(tmp_path):
         assert p.returncode == 0, p.stderr
         docs.append(json.loads(p.stdout))
     assert docs[0] == docs[1] and docs[0]["users"] == 12
+    # today's Lambda features reach the worker processes too (issue 19's options)
+    features = ("--shards", "2", "--provisioned", "1", "--keep-alive", "5:20", "--deploy-at", "7", "--reserved", "3")
+    docs = []
+    for jobs in ("1", "2"):
+        p = cli("simulate", "--runs", "3", "--users", "6", "--duration", "15", "--seed", "8", *features, "--json",
+                "--jobs", jobs)  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        docs.append(json.loads(p.stdout))
+    assert docs[0] == docs[1] and docs[0]["deploys"] == 3 and len(docs[0]["functions"]) == 2
     no_children_left()
 
 
