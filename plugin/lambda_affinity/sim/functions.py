@@ -61,6 +61,9 @@ class Routes:
         self.trackers: dict[str, Tracker] = {}
         self.throttled: dict[str, int] = {}
         self._of_user: dict[str, str] = {}
+        # When the run's provisioned concurrency was initialised (the trace's first time): a function
+        # met later gets its own as of then, as the run's first function did.
+        self.provisioned_at = 0.0
 
     def function(self, item: tuple) -> str:
         """The function of a row (time, user, duration, function)."""
@@ -77,7 +80,10 @@ class Routes:
         if len(self.trackers) >= MAX_FUNCTIONS:
             raise too_many_functions()
         spec = next((s for s in self.shards if s.name == name), None)
-        self.platform.add_function(spec or dataclasses.replace(self.spec, name=name, extra=dict(self.spec.extra)))
+        spec = spec or dataclasses.replace(self.spec, name=name, extra=dict(self.spec.extra))
+        self.platform.add_function(spec)
+        if spec.provisioned_concurrency:
+            self.platform.provision(self.provisioned_at, [spec])
         self.trackers[name] = Tracker()
         self.throttled[name] = 0
 
