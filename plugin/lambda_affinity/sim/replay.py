@@ -84,8 +84,8 @@ def replay(
     routes = Routes(platform, scenario, parse_distribution(scenario.service, "service"), rng) if columns else None
     invocations, throttled, peak = _replay_loop(arrivals, scenario, platform, tracker, rng, user_prefix, routes)
     res = _result(platform, tracker, invocations, throttled, peak)
-    if routes is not None and len(routes.trackers) > 1:
-        res.functions, res.function_throttled = routes.trackers, routes.throttled
+    if routes is not None:
+        routes.report(res)
     return res
 
 
