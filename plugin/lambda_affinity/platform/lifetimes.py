@@ -45,6 +45,7 @@ class Lifetimes:
     on_preinit: Callable[[Environment], None] | None
     _pools: dict[str, IdlePool[Environment]]
     _handoff: deque
+    _draining: set[Environment]
     _events: list
     _next_event: float
     _seq: Iterator[int]
@@ -88,7 +89,8 @@ class Lifetimes:
             self._retire(env, KEEP_ALIVE)
             return 1
         cap = self.config.max_environments
-        if not env.provisioned and (cap is None or len(self.live) < cap):  # provisioned: the pool replaces its own
+        # provisioned: the pool replaces its own; draining (a deploy's old version): nothing replaces it
+        if not env.provisioned and env not in self._draining and (cap is None or len(self.live) < cap):
             spec = self.functions[env.function]
             env.replacement = self.preinitialize(spec, at, router=env.router, takes_over_at=env.retire_at)
         self._push_event(env.retire_at, env, END)
