@@ -312,3 +312,15 @@ def test_replay_and_run_with_shards_provision_every_shard():
     assert sum(len(t.rows()) for t in replayed.functions.values()) == 6
     ran = run(s, seed=1)
     assert ran.cold_starts == ran.spillover == 0 and ran.new_environment_calls <= 4
+
+
+def test_a_provisioned_environment_killed_while_idle_is_replaced_as_of_its_death():
+    """The emulator kills an idle provisioned environment whose process died: its replacement is made as
+    of then (its lifetime runs from then), not as of the dead one's last call."""
+    p = provisioned_platform(1, max_lifetime_s=1000)
+    (env,) = p.environments("f")
+    lease = p.acquire("f", 1.0)
+    p.release(lease.env, 2.0)
+    p.kill(env, now=700.0)
+    (new,) = p.environments("f")
+    assert new.provisioned and (new.created_at, new.retire_at) == (700.0, 1700.0)

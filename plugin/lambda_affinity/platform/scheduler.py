@@ -282,13 +282,14 @@ class Platform(Lifetimes):
         env.queued_at = deadline = env.expires_at
         heappush(self._idle_heap, (deadline, next(self._seq), env))
 
-    def kill(self, env: Environment, reason: str = RECYCLED) -> None:
+    def kill(self, env: Environment, reason: str = RECYCLED, now: float | None = None) -> None:
         """Retire an environment now, whatever its state (e.g. its process died
-        while idle or in its hand-off). A busy one still needs its `release`."""
+        while idle or in its hand-off). A busy one still needs its `release`.
+        `now`: when, if known (a provisioned environment's replacement is made as of then)."""
         if env.state == IDLE:
             self._pools[env.function].remove(env)
         if env.state != DEAD:
-            self._retire(env, reason)
+            self._retire(env, reason, now)
 
     def deploy(self, function: str, now: float) -> int:
         """A new version of `function` takes every later call (as on AWS: a code or configuration update,
