@@ -170,3 +170,28 @@ def test_sweep_varies_deploy_every_as_a_distribution_and_deploy_at_as_text():
         "5",
         "1m",
     ]
+
+
+def test_a_deploy_of_a_provisioned_function_replaces_its_pool_as_of_the_deploy():
+    """Deploys meet provisioned concurrency: the pool keeps its size on the new version, each environment
+    made at the deploy (an idle one's) or when its draining call ends (a busy one's), never as of the old
+    environment's last call; the next calls are new-environment calls, not cold starts or spillover."""
+    p = Platform(
+        ModelConfig(max_lifetime_s=1000, proactive_replacement=False),
+        [FunctionSpec("f", provisioned_concurrency=2)],
+        rng=random.Random(1),
+    )
+    old = p.provision(0.0)
+    idle = p.acquire("f", 1.0).env
+    p.release(idle, 2.0)
+    busy = p.acquire("f", 400.0).env
+    assert p.deploy("f", 500.0) == 1  # the busy one drains
+    p.release(busy, 510.0)
+    assert all(e.state == DEAD and e.dead_reason == DEPLOY for e in old)
+    new = p.environments("f")
+    assert len(new) == 2 and all(e.provisioned for e in new)
+    assert sorted(e.created_at for e in new) == [500.0, 510.0]
+    assert sorted(e.retire_at for e in new) == [1500.0, 1510.0]
+    leases = [p.acquire("f", 600.0), p.acquire("f", 600.0)]
+    assert all(lease.env in new and not lease.cold for lease in leases)
+    assert (p.cold_starts, p.spillover) == (0, 0)

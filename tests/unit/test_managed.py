@@ -362,3 +362,17 @@ def test_idle_count_counts_a_fleet_s_environments_with_no_call():
     assert p.idle_count("f") == 2 and p.in_flight("f") == 1
     p.release(leases[0].env, 0.1)
     assert p.idle_count("f") == 3
+
+
+def test_random_lifetimes_and_proactive_replacement_leave_a_managed_fleet_alone():
+    """Managed Instances meets random lifetimes: a short, drawn max lifetime and keep-alive (with proactive
+    replacement on) retire none of the fleet's environments and make none ahead; only the scaler acts."""
+    p = platform(managed(min_execution_environments=3), max_lifetime_s="50:100", keep_alive_s="5:10")
+    leases, _ = hold(p, 3, 0.0)
+    envs = set(p.environments("f"))
+    for lease in leases:
+        p.release(lease.env, 1.0)
+    for t in range(2, 400, 7):
+        p.expire(float(t))
+    assert set(p.environments("f")) == envs and sum(p.retired.values()) == 0
+    assert not p.acquire("f", 400.0).cold

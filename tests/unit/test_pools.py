@@ -4,6 +4,7 @@ constraints in the emulator, with real processes, are in tests/e2e/test_emulator
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import subprocess
@@ -281,3 +282,45 @@ def test_a_pool_larger_than_the_account_or_the_cap_is_refused():
         specs = [FunctionSpec("a", provisioned_concurrency=6), FunctionSpec("b", provisioned_concurrency=6)]
         with pytest.raises(ConfigError, match=message):
             Platform(model, specs).provision(0.0)
+
+
+def _provisioned_scenario(n: int, **changes) -> Scenario:
+    s = Scenario()
+    return dataclasses.replace(s, function=dataclasses.replace(s.function, provisioned_concurrency=n), **changes)
+
+
+def test_replay_with_a_function_column_provisions_each_function():
+    """Replay's several-function path (--function-col) provisions each function as the one-function path
+    does: a row naming no function, or the scenario's, gives the same run either way."""
+    rows = [(float(i), f"u{i % 3}") for i in range(10)]
+    s = _provisioned_scenario(2)
+    plain = replay(rows, s, seed=1)
+    columns = replay([(t, u, None, None) for t, u in rows], s, seed=1, columns=True)
+    for r in (plain, columns):
+        assert (r.cold_starts, r.new_environment_calls, r.spillover) == (0, 2, 0)
+    named = replay([(t, u, None, f"fn{i % 2}") for i, (t, u) in enumerate(rows)], s, seed=1, columns=True)
+    assert named.cold_starts == named.spillover == 0 and named.new_environment_calls == 4  # 2 functions x 2
+
+
+def test_replay_and_run_with_shards_provision_every_shard():
+    """Shards with provisioned concurrency: each shard is its own function with its own pool of N (as
+    each real function would be configured), in replay as in the synthetic users' run."""
+    s = _provisioned_scenario(2, shards=2, users=6, duration_s=60.0)
+    rows = [(float(i), f"user-{i % 6}") for i in range(30)]
+    replayed = replay(rows, s, seed=1)
+    assert replayed.cold_starts == replayed.spillover == 0
+    assert sum(len(t.rows()) for t in replayed.functions.values()) == 6
+    ran = run(s, seed=1)
+    assert ran.cold_starts == ran.spillover == 0 and ran.new_environment_calls <= 4
+
+
+def test_a_provisioned_environment_killed_while_idle_is_replaced_as_of_its_death():
+    """The emulator kills an idle provisioned environment whose process died: its replacement is made as
+    of then (its lifetime runs from then), not as of the dead one's last call."""
+    p = provisioned_platform(1, max_lifetime_s=1000)
+    (env,) = p.environments("f")
+    lease = p.acquire("f", 1.0)
+    p.release(lease.env, 2.0)
+    p.kill(env, now=700.0)
+    (new,) = p.environments("f")
+    assert new.provisioned and (new.created_at, new.retire_at) == (700.0, 1700.0)

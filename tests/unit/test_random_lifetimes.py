@@ -375,6 +375,19 @@ def test_a_deploy_retires_a_replacement_made_ahead_for_the_old_version():
     assert new.state == DEAD and p.acquire("f", 101.0).cold
 
 
+def test_an_environment_draining_after_a_deploy_gets_no_proactive_replacement():
+    """Proactive replacement meets deploys: an old version's environment still running its call when its
+    lifetime's notice comes retires once the call ends; nothing is made ahead to take over from it."""
+    p, retired, made_ahead = make(keep_alive_s=1000.0, max_lifetime_s=100.0)
+    old = run_one(p, 0.0).env
+    assert p.acquire("f", 70.0).env is old
+    p.deploy("f", 72.0)  # old drains
+    p.expire(80.0)  # past its notice (a quarter of its lifetime ahead: 75)
+    assert made_ahead == []
+    p.release(old, 85.0)
+    assert retired == [(old, DEPLOY)] and p.live == {}
+
+
 def test_a_replacement_whose_init_ends_late_takes_calls_once_it_is_done():
     """In the emulator the replacement's init is a real process: done after its predecessor's
     lifetime ends, it takes calls from then, not before."""

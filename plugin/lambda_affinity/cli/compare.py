@@ -6,17 +6,8 @@ from __future__ import annotations
 import argparse
 
 from ..sim.compare import STRATEGIES, compare_plan, pick
-from .executors import add_executor_options
-from .managed_options import add_managed_options
-from .options import (
-    add_function_options,
-    add_miss_cost_options,
-    add_model_options,
-    add_scenario_options,
-    price_from_args,
-    scenario_from_args,
-)
-from .sweep import add_plan_options, run_plan
+from .options import price_from_args, scenario_from_args
+from .sweep import add_plan_and_scenario_options, run_plan
 
 
 def add_parser(sub) -> None:
@@ -35,13 +26,7 @@ def add_parser(sub) -> None:
         metavar="NAME,...",
         help=f"the strategies to compare, in this order (default all: {','.join(s.name for s in STRATEGIES)})",
     )
-    add_plan_options(p, "strategy")
-    add_scenario_options(p)
-    add_function_options(p)
-    add_model_options(p)
-    add_managed_options(p)
-    add_miss_cost_options(p)
-    add_executor_options(p, "run the strategies' runs")
+    add_plan_and_scenario_options(p, "strategy", "run the strategies' runs")
     p.set_defaults(func=run)
 
 

@@ -49,11 +49,18 @@ def add_parser(sub) -> None:
         "policy=mru,partitioned; model=a.yaml,b.yaml) or a range: START..STOP:step:S, "
         f"START..STOP:lin:N, START..STOP:log:N (users=1..1000:log:7); at most {MAX_POINTS} points",
     )
-    add_plan_options(p)
+    factors = add_plan_and_scenario_options(p, "point", "run the points' runs")
+    p.set_defaults(func=run, factor_actions=factors)
+
+
+def add_plan_and_scenario_options(p: argparse.ArgumentParser, what: str, runs_help: str) -> list[argparse.Action]:
+    """A plan's options (add_plan_options), every option of the scenario its points run (returned: the
+    factors a sweep may vary), the miss cost's and the executor's: sweep's and compare's, alike."""
+    add_plan_options(p, what)
     factors = add_scenario_options(p) + add_function_options(p) + add_model_options(p) + add_managed_options(p)
     add_miss_cost_options(p)
-    add_executor_options(p, "run the points' runs")
-    p.set_defaults(func=run, factor_actions=factors)
+    add_executor_options(p, runs_help)
+    return factors
 
 
 def add_plan_options(p: argparse.ArgumentParser, what: str = "point") -> None:

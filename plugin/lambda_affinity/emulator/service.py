@@ -466,7 +466,7 @@ class InvocationService:
         env = sandbox.env
         waiting = env.state == INITIALIZING and not env.invocations and env.ready_at is not None
         if env.state in (IDLE, HANDOFF) or waiting:
-            self.platform.kill(env)
+            self.platform.kill(env, now=time.monotonic())  # a provisioned one is replaced as of now
 
     def forget(self, sandbox: Sandbox) -> None:
         self._sandboxes.discard(sandbox)

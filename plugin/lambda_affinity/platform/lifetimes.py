@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from heapq import heappop, heappush
 
 from .concurrency import ConcurrencyCounter
@@ -45,6 +45,7 @@ class Lifetimes:
     on_preinit: Callable[[Environment], None] | None
     _pools: dict[str, IdlePool[Environment]]
     _handoff: deque
+    _draining: set[Environment]
     _events: list
     _next_event: float
     _seq: Iterator[int]
@@ -88,7 +89,8 @@ class Lifetimes:
             self._retire(env, KEEP_ALIVE)
             return 1
         cap = self.config.max_environments
-        if not env.provisioned and (cap is None or len(self.live) < cap):  # provisioned: the pool replaces its own
+        # provisioned: the pool replaces its own; draining (a deploy's old version): nothing replaces it
+        if not env.provisioned and env not in self._draining and (cap is None or len(self.live) < cap):
             spec = self.functions[env.function]
             env.replacement = self.preinitialize(spec, at, router=env.router, takes_over_at=env.retire_at)
         self._push_event(env.retire_at, env, END)
@@ -112,9 +114,10 @@ class Lifetimes:
             self._next_event = at
 
     # -- pre-initialised environments --------------------------------------
-    def provision(self, now: float) -> list[Environment]:
-        """Each function's provisioned concurrency, initialised now (the driver's start); returns them.
-        ConfigError if it is more than the account's concurrency or the cap on live environments."""
+    def provision(self, now: float, specs: Iterable[FunctionSpec] | None = None) -> list[Environment]:
+        """Each function's provisioned concurrency (of `specs`, functions added since the driver's start:
+        of every function), initialised now; returns them. ConfigError if every function's together is
+        more than the account's concurrency or the cap on live environments."""
         total = sum(spec.provisioned_concurrency for spec in self.functions.values())
         for limit, name in (
             (self.config.account_concurrency, "account_concurrency"),
@@ -124,7 +127,7 @@ class Lifetimes:
                 raise ConfigError(f"provisioned_concurrency: {total} environments in all, more than {name} {limit}")
         return [
             self.preinitialize(spec, now, provisioned=True)
-            for spec in self.functions.values()
+            for spec in (self.functions.values() if specs is None else specs)
             for _ in range(spec.provisioned_concurrency)
         ]
 

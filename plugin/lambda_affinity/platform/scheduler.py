@@ -282,13 +282,14 @@ class Platform(Lifetimes):
         env.queued_at = deadline = env.expires_at
         heappush(self._idle_heap, (deadline, next(self._seq), env))
 
-    def kill(self, env: Environment, reason: str = RECYCLED) -> None:
+    def kill(self, env: Environment, reason: str = RECYCLED, now: float | None = None) -> None:
         """Retire an environment now, whatever its state (e.g. its process died
-        while idle or in its hand-off). A busy one still needs its `release`."""
+        while idle or in its hand-off). A busy one still needs its `release`.
+        `now`: when, if known (a provisioned environment's replacement is made as of then)."""
         if env.state == IDLE:
             self._pools[env.function].remove(env)
         if env.state != DEAD:
-            self._retire(env, reason)
+            self._retire(env, reason, now)
 
     def deploy(self, function: str, now: float) -> int:
         """A new version of `function` takes every later call (as on AWS: a code or configuration update,
@@ -305,11 +306,11 @@ class Platform(Lifetimes):
         for env in self.environments(function):
             if env.state == IDLE:
                 self._pools[function].remove(env)
-                self._retire(env, DEPLOY)
+                self._retire(env, DEPLOY, now)
             elif env.state == HANDOFF:
-                self._retire(env, DEPLOY)  # its call has ended: _retire counts it done
+                self._retire(env, DEPLOY, now)  # its call has ended: _retire counts it done
             elif env.state == INITIALIZING and not env.invocations:
-                self._retire(env, DEPLOY)  # made ahead of any call (a replacement): of the old version
+                self._retire(env, DEPLOY, now)  # made ahead of any call (a replacement): of the old version
             else:
                 self._draining.add(env)
         return sum(1 for env in self._draining if env.function == function)
@@ -438,7 +439,8 @@ class Platform(Lifetimes):
         self._retire(env, EVICTED)
         return True
 
-    def _retire(self, env: Environment, reason: str) -> None:
+    def _retire(self, env: Environment, reason: str, now: float | None = None) -> None:
+        """`now`: when, if the caller knows (a provisioned environment's replacement is made as of then)."""
         self._draining.discard(env)
         if env.state == HANDOFF:
             self.counter.done(env.function)  # its invocation ended; no release follows
@@ -450,6 +452,8 @@ class Platform(Lifetimes):
             self.on_retire(env, reason)
         if env.provisioned and reason not in (SHUTDOWN, INIT_FAILED):
             # AWS keeps the allocated number: a provisioned environment that ends is replaced, as of
-            # its last call or the end of its lifetime (the lifetime events' heap takes any order)
-            now = max(env.last_used, env.retire_at) if reason == LIFETIME else env.last_used
+            # its last call or the end of its lifetime (the lifetime events' heap takes any order), or of
+            # `now` (a deploy: the new version's, not as of the old one's last call)
+            if now is None:
+                now = max(env.last_used, env.retire_at) if reason == LIFETIME else env.last_used
             self.preinitialize(self.functions[env.function], now, provisioned=True)

@@ -50,17 +50,40 @@ def shard_of(user: str, shards: int) -> int:
     return zlib.crc32(user.encode("utf-8")) % shards
 
 
-class Routes:
+class FunctionTallies:
+    """Each function's own tracker and throttled calls, beside the run's: every call is recorded on both,
+    so the outputs can say per function (shard, or a replay's --function-col value) what the run did."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self.trackers: dict[str, Tracker] = {name: Tracker() for name in names}
+        self.throttled: dict[str, int] = dict.fromkeys(self.trackers, 0)
+
+    def record(self, function: str, user: str, env_id: str, cold: bool, hit: bool, new_environment: bool) -> None:
+        self.trackers[function].record(user, env_id, cold, hit, new_environment)
+
+    def refused(self, function: str, user: str) -> None:
+        self.throttled[function] += 1
+        self.trackers[function].record_invalid(user)
+
+    def report(self, res) -> None:
+        """Put the tallies in `res` (a sim.simulate.RunResult) if the run had several functions."""
+        if len(self.trackers) > 1:
+            res.functions, res.function_throttled = self.trackers, self.throttled
+
+
+class Routes(FunctionTallies):
     """The function each replayed row calls (its own column's, else its user's shard, else the
     scenario's one function), each added to `platform` when first met, and each one's tallies."""
 
     def __init__(self, platform: Platform, scenario, service: Distribution, rng: random.Random) -> None:
         # scenario: a sim.simulate.Scenario (which imports this module)
+        super().__init__()
         self.platform, self.spec, self.service, self.rng = platform, scenario.function, service, rng
         self.shards = shard_specs(scenario.function, scenario.shards)
-        self.trackers: dict[str, Tracker] = {}
-        self.throttled: dict[str, int] = {}
         self._of_user: dict[str, str] = {}
+        # When the run's provisioned concurrency was initialised (the trace's first time): a function
+        # met later gets its own as of then, as the run's first function did.
+        self.provisioned_at = 0.0
 
     def function(self, item: tuple) -> str:
         """The function of a row (time, user, duration, function)."""
@@ -77,20 +100,16 @@ class Routes:
         if len(self.trackers) >= MAX_FUNCTIONS:
             raise too_many_functions()
         spec = next((s for s in self.shards if s.name == name), None)
-        self.platform.add_function(spec or dataclasses.replace(self.spec, name=name, extra=dict(self.spec.extra)))
+        spec = spec or dataclasses.replace(self.spec, name=name, extra=dict(self.spec.extra))
+        self.platform.add_function(spec)
+        if spec.provisioned_concurrency:
+            self.platform.provision(self.provisioned_at, [spec])
         self.trackers[name] = Tracker()
         self.throttled[name] = 0
 
     def busy(self, item: tuple) -> float:
         """A row's time on the environment: its duration column's, else a draw of the service time."""
         return self.service(self.rng) if item[2] is None else item[2]
-
-    def record(self, function: str, user: str, env_id: str, cold: bool, hit: bool, new_environment: bool) -> None:
-        self.trackers[function].record(user, env_id, cold, hit, new_environment)
-
-    def refused(self, function: str, user: str) -> None:
-        self.throttled[function] += 1
-        self.trackers[function].record_invalid(user)
 
 
 def too_many_functions() -> FunctionsError:

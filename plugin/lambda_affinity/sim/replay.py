@@ -84,8 +84,8 @@ def replay(
     routes = Routes(platform, scenario, parse_distribution(scenario.service, "service"), rng) if columns else None
     invocations, throttled, peak = _replay_loop(arrivals, scenario, platform, tracker, rng, user_prefix, routes)
     res = _result(platform, tracker, invocations, throttled, peak)
-    if routes is not None and len(routes.trackers) > 1:
-        res.functions, res.function_throttled = routes.trackers, routes.throttled
+    if routes is not None:
+        routes.report(res)
     return res
 
 
@@ -118,7 +118,7 @@ def _replay_loop(
     # (time, 1, sequence, arrival). A completion at the same time goes first.
     half = fixed / 2 if fixed is not None else 0.0
     columns = routes is not None
-    source = _provisioned_at_start(platform, iter(arrivals))
+    source = _provisioned_at_start(platform, iter(arrivals), routes)
     jittered = _Jittered(source, heap, latency, rng, release) if fixed is None else None
     while True:
         if jittered is None:
@@ -202,11 +202,14 @@ class _Jittered:
             return event[0], event[3]
 
 
-def _provisioned_at_start(platform: Platform, source: Iterator[Arrival]) -> Iterator[Arrival]:
-    """Provisioned concurrency initialised as of the trace's first time, whatever its clock; `source` unchanged."""
+def _provisioned_at_start(platform: Platform, source: Iterator[Arrival], routes: Routes | None) -> Iterator[Arrival]:
+    """Provisioned concurrency initialised as of the trace's first time, whatever its clock (`routes`: of each
+    function as it is first met, as of that time too); `source` unchanged."""
     first = next(source, None)
     if first is None:
         return source
+    if routes is not None:
+        routes.provisioned_at = first[0]
     platform.provision(first[0])
     return itertools.chain((first,), source)
 

@@ -34,7 +34,7 @@ from ..platform.distributions import parse_distribution
 from ..platform.environment import Start
 from .deploys import check_schedule, deploy_times
 from .executors import Executor, Serial
-from .functions import check_shards, pool_functions, shard_of, shard_specs
+from .functions import FunctionTallies, check_shards, pool_functions, shard_of, shard_specs
 from .managed_caches import slot_caches_factory
 
 FUNCTION = "probe"
@@ -171,7 +171,7 @@ def run(
     names = [user_prefix + user_label(i + 1) for i in range(scenario.users)]
     # each user's function: its shard's, by a stable hash of its name (shard_of)
     calls = [specs[shard_of(name, len(specs)) if len(specs) > 1 else 0].name for name in names]
-    shards = _Shards(specs, names, calls)
+    shards = FunctionTallies(s.name for s in specs) if len(specs) > 1 else None
     left_in_burst = [burst] * scenario.users
     managed = _managed_caches(scenario)
     slot_of = [0] * scenario.users  # a Managed Instances call's slot, until it ends
@@ -230,8 +230,8 @@ def run(
         except Throttled:
             throttled += 1
             tracker.record_invalid(names[u])
-            if shards:
-                shards.refused(u)
+            if shards is not None:
+                shards.refused(calls[u], names[u])
             next_send(u, now + latency(rng) / 2)
             continue
         invocations += 1
@@ -242,13 +242,13 @@ def run(
         busy, hit, slot_of[u] = _serve(lease, u, now, service(rng), cache_size, cache_ttl, ready, managed)
         # Recorded now, the reply lands later: order per user is unchanged.
         record(names[u], env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
-        if shards:
-            shards.record(u, env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
+        if shards is not None:
+            shards.record(calls[u], names[u], env.id, lease.cold, hit, lease.start is NEW_ENVIRONMENT)
         push(heap, (now + busy, u, env))
     res = _result(platform, tracker, invocations, throttled, peak)
     res.deploys = deployed  # deploy events: a sharded function's deploys every shard at once
-    if shards:
-        res.functions, res.function_throttled = shards.trackers, shards.throttled
+    if shards is not None:
+        shards.report(res)
     return res
 
 
@@ -271,27 +271,6 @@ def _next_deploy(heap: list, deploys: Iterator[float]) -> None:
     t = next(deploys, None)
     if t is not None:
         heapq.heappush(heap, (t, -1, None))
-
-
-class _Shards:
-    """Per-shard tallies of a sharded run (empty, and false, with one function): each user's calls
-    recorded again on its shard's tracker, so the outputs can say per shard what the run did."""
-
-    def __init__(self, specs: list[FunctionSpec], names: list[str], calls: list[str]) -> None:
-        self.trackers = {s.name: Tracker() for s in specs} if len(specs) > 1 else {}
-        self.throttled = dict.fromkeys(self.trackers, 0)
-        self._names, self._calls = names, calls
-
-    def __bool__(self) -> bool:
-        return bool(self.trackers)
-
-    def record(self, u: int, env_id: str, cold: bool, hit: bool, new_environment: bool) -> None:
-        self.trackers[self._calls[u]].record(self._names[u], env_id, cold, hit, new_environment)
-
-    def refused(self, u: int) -> None:
-        function = self._calls[u]
-        self.throttled[function] += 1
-        self.trackers[function].record_invalid(self._names[u])
 
 
 def check_runs(runs: int) -> None:
