@@ -200,11 +200,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def heartbeat_misses(logdir: str) -> int:
+    """How often Locust's master marked a worker missing (no heartbeat for 3 s):
+    each time its dispatcher forgets that worker's users and may start others
+    in their place, so a run with misses is not a clean run of --users users."""
+    with open(os.path.join(logdir, "master.err")) as fh:
+        return sum("failed to send heartbeat" in line for line in fh)
+
+
 def run(args, locustfile: str, port: int, result: str, logdir: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
     env.update(BENCH_WAIT_MIN=str(args.wait[0]), BENCH_WAIT_MAX=str(args.wait[1]), BENCH_RESULT=result)
     master_port = free_port()
-    common = [sys.executable, "-m", "locust", "-f", locustfile, "--loglevel", "WARNING"]
+    common = [sys.executable, "-m", "locust", "-f", locustfile]
     procs = []
     try:
         with open(os.path.join(logdir, "master.err"), "w") as err:
@@ -212,6 +220,8 @@ def run(args, locustfile: str, port: int, result: str, logdir: str) -> dict:
                 subprocess.Popen(
                     common
                     + [
+                        "--loglevel",
+                        "INFO",  # Locust's workers missing heartbeats, rebalancing: in master.err
                         "--master",
                         "--master-bind-host",
                         "127.0.0.1",
@@ -239,7 +249,16 @@ def run(args, locustfile: str, port: int, result: str, logdir: str) -> dict:
             with open(os.path.join(logdir, f"worker{i}.err"), "w") as err:
                 procs.append(
                     subprocess.Popen(
-                        common + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)],
+                        common
+                        + [
+                            "--loglevel",
+                            "WARNING",
+                            "--worker",
+                            "--master-host",
+                            "127.0.0.1",
+                            "--master-port",
+                            str(master_port),
+                        ],
                         env=env,
                         stdout=subprocess.DEVNULL,
                         stderr=err,
@@ -296,33 +315,20 @@ def main() -> None:
         fh.write(LOCUSTFILE)
     result = os.path.join(logdir, "result.json")
     target, port = start_target()
+    load_before = os.getloadavg()[0]
     try:
         m = run(args, locustfile, port, result, logdir)
     finally:
         target.kill()
         target.wait()
+    misses = heartbeat_misses(logdir)
     for line in m["problems"]:
         print(line)
-    if m["requests"] + m["invalid"] != m["locust_probe_requests"]:
-        raise SystemExit(
-            f"totals disagree: {m['requests']} valid + {m['invalid']} invalid replies aggregated, "
-            f"Locust counted {m['locust_probe_requests']} probe requests"
-        )
-    if m["spawned"] != args.users:
-        raise SystemExit(
-            f"not a run of {args.users} users: Locust reported {m['spawned']} spawned (it stops a test whose "
-            f"workers all miss heartbeats: a machine too loaded; logs in {os.path.dirname(result)})"
-        )
-    if m["users"] != m["spawned"]:
-        raise SystemExit(
-            f"users disagree: the summary has {m['users']} users ({m['restarted_users']} stopped mid-run kept "
-            f"apart), Locust spawned {m['spawned']}"
-        )
     own = m["aggregation_cpu"] + m["decode_cpu"]
     total = m["total_cpu"] - m["own_cpu"]
     print(
         f"{args.workers} workers, {m['users']} users, {m['requests']} valid replies "
-        f"(= Locust's probe count), {m['environments']} environments, {args.seconds} s, "
+        f"(Locust counted {m['locust_probe_requests']}), {m['environments']} environments, {args.seconds} s, "
         f"{m['restarted_users']} users Locust stopped mid-run kept apart"
     )
     print(
@@ -338,8 +344,31 @@ def main() -> None:
         f"{m['finish_cpu'] / total:.3f} of the master's CPU; the workers' final snapshots it unpacks are counted "
         "in aggregation above)"
     )
+    wanted = args.users * args.seconds / sum(args.wait) * 2  # mean think time (MIN+MAX)/2, replies ~instant
+    print(
+        f"machine: load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; {m['locust_probe_requests']} "
+        f"requests of the ~{wanted:.0f} the users' think time asks for; Locust marked workers missing {misses} "
+        f"times ({os.cpu_count()} CPUs)"
+    )
     print(f"report_bytes_per_worker_interval: {m['bytes'] / max(1, m['reports']):.0f}")
     print(f"master_aggregation_cpu_share: {own / total:.4f}")
+    if m["requests"] + m["invalid"] != m["locust_probe_requests"]:
+        raise SystemExit(
+            f"totals disagree: {m['requests']} valid + {m['invalid']} invalid replies aggregated, "
+            f"Locust counted {m['locust_probe_requests']} probe requests"
+        )
+    if m["spawned"] != args.users:
+        raise SystemExit(
+            f"not a run of {args.users} users: Locust reported {m['spawned']} spawned (it stops a test whose "
+            f"workers all miss heartbeats: a machine too loaded; logs in {os.path.dirname(result)})"
+        )
+    if m["users"] != m["spawned"]:
+        raise SystemExit(
+            f"users disagree: the summary has {m['users']} users ({m['restarted_users']} stopped mid-run kept "
+            f"apart), Locust spawned {m['spawned']} ("
+            f"Locust marked workers missing {misses} times: its dispatcher then starts users elsewhere while theirs "
+            f"run on; logs in {logdir})"
+        )
 
 
 if __name__ == "__main__":

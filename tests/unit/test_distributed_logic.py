@@ -427,3 +427,34 @@ def test_a_worker_running_again_in_the_same_run_after_its_final_snapshot_goes_on
     assert agg.row_dicts() == t.rows() and agg.problems() == []
     # the user of before the restart was stopped mid-run: apart from the run's users
     assert agg.restarted() == {"w0-u1"}
+
+
+def test_users_not_running_when_the_test_stops_are_kept_apart_though_their_stop_went_unseen():
+    """On a machine too loaded, Locust's master marks workers missing, hands their users to others and, when
+    they come back, lowers their counts; a newer spawn message kills the greenlet that was stopping users, so
+    some stops are never seen. 8 workers x 5,000 users: 44,750 users, none kept apart, for 40,000 spawned.
+    The users running when the test begins to stop are the run's; every other one was stopped mid-run."""
+    from lambda_affinity.locust_plugin.roles import WorkerRole
+
+    t = Tracker()
+    worker = WorkerRole(t)
+    worker.begin("run1")
+    for label in ("w0-u1", "w0-u2", "w0-u3", "w0-u4"):
+        t.record(label, "A")
+    worker.stopped_mid_run("w0-u4")  # a stop that was seen
+    worker.stopping(["w0-u2"])
+    sent = []
+
+    class Runner:
+        def send_message(self, name, payload):
+            sent.append(payload)
+
+    worker.send_final(Runner())
+    agg = Aggregator()
+    agg.start("run1")
+    assert agg.receive("c0", sent[-1], index=0)
+    assert agg.restarted() == {"w0-u1", "w0-u3", "w0-u4"} and sorted(sent[-1]["restarted"]) == sorted(agg.restarted())
+    assert agg.problems() == []
+    # a test stopped and started again in the same run: the snapshot of before no longer holds
+    worker.resume()
+    assert worker.running_at_stop is None

@@ -101,6 +101,12 @@ def stopping_users_mid_run(runner: Any) -> bool:
     )
 
 
+def running_users(runner: Any) -> list[Any]:
+    """The User instances running now: a runner's `user_greenlets` is a gevent
+    Group of greenlets spawned with their user as first argument."""
+    return [g.args[0] for g in list(getattr(runner, "user_greenlets", ())) if getattr(g, "args", None)]
+
+
 def register_message_once(runner: Any, name: str, listener: Any) -> None:
     """`register_message` refuses a name twice; `custom_messages` tells."""
     if name not in runner.custom_messages:

@@ -86,6 +86,7 @@ class AffinityPlugin:
 
     def listen(self, events: Any) -> None:
         events.test_start.add_listener(self.on_test_start)
+        events.test_stopping.add_listener(self.on_test_stopping)
         events.test_stop.add_listener(self.on_test_stop)
         events.report_to_master.add_listener(self.on_report_to_master)
         events.worker_report.add_listener(self.on_worker_report)
@@ -275,6 +276,12 @@ class AffinityPlugin:
         for cls in self.plain_classes():
             if cls.host is None and url and self.options.affinity_emulator_config:
                 cls.host = url.rstrip("/")
+
+    def on_test_stopping(self, environment: Any = None, **_kw: Any) -> None:
+        """Before Locust stops a test's users: on a worker, who is running now."""
+        if self.worker is not None:
+            users = adapter.running_users(self.environment.runner)
+            self.worker.stopping(label for u in users if (label := getattr(u, "affinity_user", None)) is not None)
 
     def on_test_stop(self, environment: Any = None, **_kw: Any) -> None:
         self.trace.close()

@@ -44,12 +44,14 @@ class WorkerRole:
         self.final_sent = False
         self.restarted: list[str] = []  # users Locust stopped mid-run, in this run
         self._restarted_sent = 0  # how many of them periodic reports carried so far
+        self.running_at_stop: set[str] | None = None  # users running when the test began to stop
 
     def begin(self, run: str | None) -> None:
         self.run = run
         self.final_sent = False
         self.restarted = []
         self._restarted_sent = 0
+        self.running_at_stop = None
 
     def resume(self) -> None:
         """Locust started this worker's test again within the same master run:
@@ -59,6 +61,7 @@ class WorkerRole:
         The users of before were stopped mid-run and others started in their
         place: they are kept apart as restarted, as rebalancing's are."""
         self.final_sent = False
+        self.running_at_stop = None
         known = set(self.restarted)
         self.restarted.extend(str(label) for label in self.tracker.users if label not in known)
 
@@ -66,6 +69,14 @@ class WorkerRole:
         """Locust stopped this user while the run goes on (its worker's count
         was lowered): the master keeps its row apart from the run's users."""
         self.restarted.append(label)
+
+    def stopping(self, running: Iterable[str]) -> None:
+        """The test begins to stop, with these users running: they are the
+        run's users. Every other user this worker had was stopped mid-run,
+        whether or not its stop was seen (on a machine too loaded, Locust's
+        master marks workers missing and hands their users to others, and a
+        newer spawn message kills the greenlet that was stopping users)."""
+        self.running_at_stop = set(running)
 
     def add_to_report(self, data: dict, run: str | None = None) -> None:
         """What a worker adds to Locust's periodic report: rows changed and
@@ -93,6 +104,11 @@ class WorkerRole:
         if self.run is None or self.final_sent:
             return
         self.final_sent = True
+        if self.running_at_stop is not None:
+            known = set(self.restarted)
+            self.restarted.extend(
+                str(label) for label in self.tracker.users if label not in self.running_at_stop and label not in known
+            )
         payload = final_payload(self.tracker, self.run, self.restarted, self.endpoints)
         self._restarted_sent = len(self.restarted)  # the final carries them all
         try:
