@@ -366,9 +366,11 @@ def identify(search: Search, best: Fit, keep_alives: list[float]) -> tuple[Fit, 
     prior_model = ModelConfig()
     verdicts = []
     chosen = best.model
+    profiles = {name: [put(best.model, v) for v in grids[name]] for name, _, put in PARAMETERS}
+    # one stage for the three profiles: the executor's workers stay busy across what would be three barriers
+    search.evaluate(m for profile in profiles.values() for m in profile)
     for name, get, put in PARAMETERS:
-        profile = [put(best.model, v) for v in grids[name]]
-        search.evaluate(profile)
+        profile = profiles[name]
         band = max(CONSISTENT, best.distance)
         consistent = [v for v, m in zip(grids[name], profile, strict=True) if search.tried[_key(m)].distance <= band]
         prior = get(prior_model)
