@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from simulated_traces import simulated_trace
 
 from lambda_affinity.core.tracker import Tracker
@@ -51,13 +52,16 @@ def test_screening_keeps_the_exhaustive_fit(tmp_path, monkeypatch):
     assert sum(f.replays for f in quick.fits) < sum(f.replays for f in full.fits)
 
 
-def test_a_keep_alive_that_reclaims_nothing_stands_for_the_longer_ones(tmp_path):
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_keep_alive_that_reclaims_nothing_stands_for_the_longer_ones(tmp_path, workers):
     """Exact: a candidate differing only in a longer keep-alive is not replayed when the shorter one
-    reclaimed no environment in that replay; its figures are what replaying it gives."""
+    reclaimed no environment in that replay; its figures are what replaying it gives. With more
+    workers than shortest keep-alives, the next shortest go along (idle workers gain nothing by waiting)."""
     path = simulated_trace(tmp_path / "t.csv", TRUE, users=50, span=150.0, gap=6.0, seed=3)
     m = calibrate.measure([path])
     search = calibrate.Search(m, "0", "0.05", 3, 7)
     search.executor, search.screen = _Seen(), False
+    search.executor.jobs = workers
     models = [ModelConfig(keep_alive_s=k) for k in (1.0, 5.0, 60.0, 300.0, 900.0)]
     search.evaluate(models)
     assert search.executor.tasks < 3 * len(models)  # 1 s reclaims, 900 s is not replayed

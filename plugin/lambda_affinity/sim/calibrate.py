@@ -253,14 +253,28 @@ def _same_but_longer(model: ModelConfig, other: ModelConfig) -> bool:
     return a is not None and b is not None and b > a and other.replace(keep_alive_s=a) == model
 
 
-def _shortest_keep_alives(pending: dict[tuple, ModelConfig]) -> list[tuple]:
-    """The (candidate, replay) pairs to replay now: per replay, of candidates differing only in a fixed
-    keep-alive, the shortest (the others may turn out the very same run); every other one."""
-    return [
-        p
-        for p, m in pending.items()
-        if not any(q[1] == p[1] and q[0][:3] == p[0][:3] and _same_but_longer(o, m) for q, o in pending.items())
-    ]
+def _the_same_runs(pending: dict[tuple, ModelConfig], model: ModelConfig, j: int) -> list[tuple]:
+    """The pending replays `j` that are the very same run as `model`'s, which reclaimed nothing."""
+    group = _key(model)[:3]
+    return [p for p, m in pending.items() if p[1] == j and p[0][:3] == group and _same_but_longer(model, m)]
+
+
+def _next_replays(pending: dict[tuple, ModelConfig], width: int) -> list[tuple]:
+    """The (candidate, replay) pairs to replay now: per replay, of candidates differing only in the
+    keep-alive, the shortest (the longer ones may turn out the very same run), and every other one;
+    then the next shortest, and so on, while there are fewer than `width` (idle workers gain nothing
+    by waiting: a replay that turns out the same as a shorter one's is that one's figures anyway)."""
+    groups: dict[tuple, list[tuple]] = {}
+    for p, m in pending.items():
+        fixed = _fixed(m)
+        groups.setdefault((p[0][:3], p[1]) if fixed is not None else p, []).append(p)
+    ranked = [sorted(g, key=lambda p: _fixed(pending[p]) or 0.0) for g in groups.values()]
+    batch: list[tuple] = []
+    for rank in range(max(map(len, ranked))):
+        if rank and len(batch) >= width:
+            break
+        batch += [g[rank] for g in ranked if rank < len(g)]
+    return batch
 
 
 class Search:
@@ -323,21 +337,21 @@ class Search:
         got: dict[tuple, dict[int, Figures]] = {_key(m): {} for m in models}
         pending = {(_key(m), j): m for m in models for j in which}
         while pending:
-            batch = _shortest_keep_alives(pending)
-            tasks = [ReplayTask(self._scenario(pending[b]), self.seeds[b[1]], rows) for b in batch]
+            batch = _next_replays(pending, self.executor.jobs)
+            batch_models = [pending.pop(b) for b in batch]
+            tasks = [
+                ReplayTask(self._scenario(m), self.seeds[b[1]], rows) for b, m in zip(batch, batch_models, strict=True)
+            ]
             results = self.executor.map(
                 replay_figures, tasks, shared=self.measurement.arrivals, done=lambda _i: self._tick(size)
             )
-            for (key, j), res in zip(batch, results, strict=True):
-                model = pending.pop((key, j))
+            for (key, j), model, res in zip(batch, batch_models, results, strict=True):
                 got[key][j] = res.figures
-                if not res.kept_all or _fixed(model) is None:
-                    continue
-                same = [o for o in pending if o[1] == j and o[0][:3] == key[:3]]
-                for other in [o for o in same if _same_but_longer(model, pending[o])]:
-                    del pending[other]
-                    got[other[0]][j] = res.figures
-                    self._tick(size)
+                if res.kept_all:
+                    for other in _the_same_runs(pending, model, j):
+                        del pending[other]
+                        got[other[0]][j] = res.figures
+                        self._tick(size)
         return {k: [fs[j] for j in which] for k, fs in got.items()}
 
     def _scenario(self, model: ModelConfig) -> Scenario:
