@@ -66,6 +66,42 @@ def test_replays_of_a_trace_and_calibrate_are_the_same_on_any_number_of_jobs(tmp
     no_children_left()
 
 
+BUSY = """
+import time
+from lambda_affinity.sim.executors import Processes
+
+def spin(_shared, seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        pass
+
+if __name__ == "__main__":
+    Processes(2).map(spin, [60, 60, 60], shared=[1])
+"""
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    """A killed calibrate or sweep cannot shut its pool down: its workers must not replay on, orphaned."""
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY)
+    parent = subprocess.Popen([sys.executable, str(script)])
+    try:
+        proc = psutil.Process(parent.pid)
+        for _ in range(100):  # until both workers run
+            workers = [c for c in proc.children() if "spawn_main" in " ".join(c.cmdline())]
+            if len(workers) == 2:
+                break
+            psutil.wait_procs([], timeout=0.1)
+        assert len(workers) == 2
+    finally:
+        parent.kill()
+        parent.wait()
+    _, alive = psutil.wait_procs(workers, timeout=20)  # a worker may still be starting (imports) on a busy machine
+    for p in alive:
+        p.kill()
+    assert not alive, f"workers outlived their killed parent: {[(p.pid, p.ppid(), p.status()) for p in alive]}"
+
+
 def test_bad_jobs_and_executors_are_one_line(tmp_path):
     for args, message in (
         (("--jobs", "0"), "--jobs 0: must be >= 1"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from simulated_traces import simulated_trace
 
 from lambda_affinity.core.tracker import Tracker
@@ -21,9 +22,11 @@ class _Seen(Serial):
 
     def __init__(self) -> None:
         self.rows: set = set()
+        self.tasks = 0
 
     def map(self, fn, tasks, shared=None, done=None):
         self.rows.update(t.rows for t in tasks)
+        self.tasks += len(tasks)
         return super().map(fn, tasks, shared, done)
 
 
@@ -47,6 +50,28 @@ def test_screening_keeps_the_exhaustive_fit(tmp_path, monkeypatch):
     )
     assert 1000 in seen.rows and None in seen.rows  # screened on the prefix first
     assert sum(f.replays for f in quick.fits) < sum(f.replays for f in full.fits)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_keep_alive_that_reclaims_nothing_stands_for_the_longer_ones(tmp_path, workers):
+    """Exact: a candidate differing only in a longer keep-alive is not replayed when the shorter one
+    reclaimed no environment in that replay; its figures are what replaying it gives. With more
+    workers than shortest keep-alives, the next shortest go along (idle workers gain nothing by waiting)."""
+    path = simulated_trace(tmp_path / "t.csv", TRUE, users=50, span=150.0, gap=6.0, seed=3)
+    m = calibrate.measure([path])
+    search = calibrate.Search(m, "0", "0.05", 3, 7)
+    search.executor, search.screen = _Seen(), False
+    search.executor.jobs = workers
+    models = [ModelConfig(keep_alive_s=k) for k in (1.0, 5.0, 60.0, 300.0, 900.0)]
+    search.evaluate(models)
+    assert search.executor.tasks < 3 * len(models)  # 1 s reclaims, 900 s is not replayed
+    means = set()
+    for model in models:
+        direct = calibrate.predict(m, Scenario(latency="0", service="0.05", model=model), 3, 7)
+        fit = search.tried[calibrate._key(model)]
+        assert (fit.predicted, fit.sd) == calibrate.score(m.figures, direct)[1:3]
+        means.add(fit.predicted["cold_starts"])
+    assert len(means) > 1  # the keep-alive mattered for the short ones
 
 
 def test_a_short_trace_keeps_the_prior_where_it_cannot_tell(tmp_path):

@@ -40,7 +40,7 @@ import random
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core.tracker import Tracker
 from ..platform import ModelConfig
@@ -129,15 +129,25 @@ class ReplayTask:
     rows: int | None = None  # the first `rows` arrivals of each trace only (screening)
 
 
-def replay_figures(arrivals: list, task: ReplayTask) -> Figures:
+class Replayed(NamedTuple):
+    """What one replay task gives back: the figures, and whether keep-alive reclaimed any environment
+    (when none, a longer keep-alive, all else the same, replays the very same: see Search._replay)."""
+
+    figures: Figures
+    kept_all: bool
+
+
+def replay_figures(arrivals: list, task: ReplayTask) -> Replayed:
     """The figures of one replay (an executor's task: `arrivals` is the shared per-trace arrivals)."""
     tracker = Tracker()
     many = len(arrivals) > 1
+    reclaimed = 0
     for i, (trace, seed) in enumerate(zip(arrivals, task.seeds, strict=True)):
         if task.rows is not None:
             trace = trace[: task.rows]
-        replay(trace, task.scenario, seed=seed, tracker=tracker, user_prefix=f"t{i}-" if many else "")
-    return Figures.of(tracker)
+        res = replay(trace, task.scenario, seed=seed, tracker=tracker, user_prefix=f"t{i}-" if many else "")
+        reclaimed += res.keep_alive_retired
+    return Replayed(Figures.of(tracker), reclaimed == 0)
 
 
 def replay_seeds(seed: int, replays: int, traces: int) -> list[tuple[int, ...]]:
@@ -151,7 +161,7 @@ def predict(
 ) -> list[Figures]:
     """`replays` independent replays of every trace's arrivals through `scenario.model`."""
     tasks = [ReplayTask(scenario, s) for s in replay_seeds(seed, replays, len(measurement.arrivals))]
-    return (executor or Serial()).map(replay_figures, tasks, shared=measurement.arrivals)
+    return [r.figures for r in (executor or Serial()).map(replay_figures, tasks, shared=measurement.arrivals)]
 
 
 def score(measured: Figures, predicted: list[Figures]) -> tuple[float, dict, dict, dict]:
@@ -228,7 +238,43 @@ def calibrate(
 
 
 def _key(model: ModelConfig) -> tuple:
+    """A candidate: what the search varies, the keep-alive last."""
     return (model.policy, model.routers, model.busy_overhead_s, model.keep_alive_s)
+
+
+def _fixed(model: ModelConfig) -> float | None:
+    """Its keep-alive, when every idle spell shares it (None: drawn per spell)."""
+    return model.keep_alive.fixed
+
+
+def _same_but_longer(model: ModelConfig, other: ModelConfig) -> bool:
+    """`other` is `model` with a longer fixed keep-alive."""
+    a, b = _fixed(model), _fixed(other)
+    return a is not None and b is not None and b > a and other.replace(keep_alive_s=a) == model
+
+
+def _the_same_runs(pending: dict[tuple, ModelConfig], model: ModelConfig, j: int) -> list[tuple]:
+    """The pending replays `j` that are the very same run as `model`'s, which reclaimed nothing."""
+    group = _key(model)[:3]
+    return [p for p, m in pending.items() if p[1] == j and p[0][:3] == group and _same_but_longer(model, m)]
+
+
+def _next_replays(pending: dict[tuple, ModelConfig], width: int) -> list[tuple]:
+    """The (candidate, replay) pairs to replay now: per replay, of candidates differing only in the
+    keep-alive, the shortest (the longer ones may turn out the very same run), and every other one;
+    then the next shortest, and so on, while there are fewer than `width` (idle workers gain nothing
+    by waiting: a replay that turns out the same as a shorter one's is that one's figures anyway)."""
+    groups: dict[tuple, list[tuple]] = {}
+    for p, m in pending.items():
+        fixed = _fixed(m)
+        groups.setdefault((p[0][:3], p[1]) if fixed is not None else p, []).append(p)
+    ranked = [sorted(g, key=lambda p: _fixed(pending[p]) or 0.0) for g in groups.values()]
+    batch: list[tuple] = []
+    for rank in range(max(map(len, ranked))):
+        if rank and len(batch) >= width:
+            break
+        batch += [g[rank] for g in ranked if rank < len(g)]
+    return batch
 
 
 class Search:
@@ -283,17 +329,33 @@ class Search:
             self.tried[_key(m)] = Fit(m, distance, means, sds, zs, self.replays)
 
     def _replay(self, models: list[ModelConfig], which: range, rows: int | None = None) -> dict[tuple, list[Figures]]:
-        tasks = [
-            ReplayTask(Scenario(latency=self.latency, service=self.service, model=m), self.seeds[j], rows)
-            for m in models
-            for j in which
-        ]
+        """Replays `which` of each model. Candidates differing only in a fixed keep-alive go shortest
+        first: a replay in which keep-alive reclaimed no environment is, with a longer keep-alive and
+        the same seed, the very same run (nothing else depends on the keep-alive), so its figures stand
+        for those of the longer ones, which are not replayed (exact: the figures are the same)."""
         size = sum(min(len(a), rows or len(a)) for a in self.measurement.arrivals)
-        results = self.executor.map(
-            replay_figures, tasks, shared=self.measurement.arrivals, done=lambda _i: self._tick(size)
-        )
-        n = len(which)
-        return {_key(m): results[i * n : (i + 1) * n] for i, m in enumerate(models)}
+        got: dict[tuple, dict[int, Figures]] = {_key(m): {} for m in models}
+        pending = {(_key(m), j): m for m in models for j in which}
+        while pending:
+            batch = _next_replays(pending, self.executor.jobs)
+            batch_models = [pending.pop(b) for b in batch]
+            tasks = [
+                ReplayTask(self._scenario(m), self.seeds[b[1]], rows) for b, m in zip(batch, batch_models, strict=True)
+            ]
+            results = self.executor.map(
+                replay_figures, tasks, shared=self.measurement.arrivals, done=lambda _i: self._tick(size)
+            )
+            for (key, j), model, res in zip(batch, batch_models, results, strict=True):
+                got[key][j] = res.figures
+                if res.kept_all:
+                    for other in _the_same_runs(pending, model, j):
+                        del pending[other]
+                        got[other[0]][j] = res.figures
+                        self._tick(size)
+        return {k: [fs[j] for j in which] for k, fs in got.items()}
+
+    def _scenario(self, model: ModelConfig) -> Scenario:
+        return Scenario(latency=self.latency, service=self.service, model=model)
 
     def _tick(self, rows: int) -> None:
         self.done += rows
@@ -366,9 +428,11 @@ def identify(search: Search, best: Fit, keep_alives: list[float]) -> tuple[Fit, 
     prior_model = ModelConfig()
     verdicts = []
     chosen = best.model
+    profiles = {name: [put(best.model, v) for v in grids[name]] for name, _, put in PARAMETERS}
+    # one stage for the three profiles: the executor's workers stay busy across what would be three barriers
+    search.evaluate(m for profile in profiles.values() for m in profile)
     for name, get, put in PARAMETERS:
-        profile = [put(best.model, v) for v in grids[name]]
-        search.evaluate(profile)
+        profile = profiles[name]
         band = max(CONSISTENT, best.distance)
         consistent = [v for v, m in zip(grids[name], profile, strict=True) if search.tried[_key(m)].distance <= band]
         prior = get(prior_model)

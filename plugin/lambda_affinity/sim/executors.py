@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Protocol
@@ -65,9 +67,18 @@ class Serial:
 _SHARED: Any = None
 
 
-def _install(shared: Any) -> None:
+def _install(shared: Any, parent: int) -> None:
     global _SHARED
     _SHARED = shared
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+
+
+def _end_with(parent: int) -> None:
+    """A worker ends when the process that started it is gone (killed: it cannot shut its pool down),
+    rather than replay on for nobody. `parent` is passed in: it may be gone before this worker starts."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 class TaskError(LambdaAffinityError, RuntimeError):
@@ -103,7 +114,10 @@ class Processes:
         if self._pool is None or shared is not self._shared:
             self.close()
             self._pool = ProcessPoolExecutor(
-                self.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_install, initargs=(shared,)
+                self.jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_install,
+                initargs=(shared, os.getpid()),
             )
             self._shared = shared
         return self._pool
@@ -137,6 +151,19 @@ class Processes:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def heaviest_first(
+    executor: Executor, fn: TaskFn, tasks: Sequence, weights: Sequence[float], done: Done | None = None
+) -> list:
+    """`executor.map` with the heaviest tasks started first (a pool's workers then finish together, not
+    one of them alone on a big task at the end); results and `done`'s indices in the tasks' own order."""
+    order = sorted(range(len(tasks)), key=lambda i: -weights[i])  # stable: equal weights keep their order
+    got = executor.map(fn, [tasks[i] for i in order], done=None if done is None else lambda k: done(order[k]))
+    out: list = [None] * len(tasks)
+    for k, i in enumerate(order):
+        out[i] = got[k]
+    return out
 
 
 def cores() -> int:

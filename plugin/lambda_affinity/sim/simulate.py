@@ -31,7 +31,7 @@ from ..platform import FunctionSpec, ModelConfig, Platform, Throttled
 
 # Re-exported: callers and tests import it from here.
 from ..platform.distributions import parse_distribution
-from ..platform.environment import Start
+from ..platform.environment import KEEP_ALIVE, Start
 from .deploys import check_schedule, deploy_times
 from .executors import Executor, Serial
 from .functions import FunctionTallies, check_shards, pool_functions, shard_of, shard_specs
@@ -112,6 +112,8 @@ class RunResult:
     new_environment_calls: int = 0
     # calls that ran on an on-demand environment of a function with provisioned concurrency
     spillover: int = 0
+    # environments reclaimed by keep-alive: none, and a longer keep-alive would have run the very same
+    keep_alive_retired: int = 0
     # Several functions (shards, a replay's function column): each one's users, and its throttled calls.
     functions: dict[str, Tracker] = field(default_factory=dict)
     function_throttled: dict[str, int] = field(default_factory=dict)
@@ -264,6 +266,7 @@ def _result(platform: Platform, tracker: Tracker, invocations: int, throttled: i
         platform.deploys,
         platform.new_environment_calls,
         platform.spillover,
+        platform.retired.get(KEEP_ALIVE, 0),
     )
 
 

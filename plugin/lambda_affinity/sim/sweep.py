@@ -34,7 +34,7 @@ from ..core.schema import FunctionRow
 from ..core.summary import MissCost, MissCostPrice, miss_cost, summarize
 from ..errors import LambdaAffinityError
 from ..platform.distributions import parse_distribution
-from .executors import Executor, Serial
+from .executors import Executor, Serial, heaviest_first
 from .functions import function_rows
 from .simulate import Scenario, run
 from .sweep_spec import (  # noqa: F401 -- re-exported: the spec's names were imported from here
@@ -290,7 +290,9 @@ class Sweep:
                     f"{time.perf_counter() - started:.1f} s so far"
                 )
 
-        rows: list[RunRow] = (executor or Serial()).map(measure_task, tasks, done=heard)
+        # a point's runs cost about its invocations (users 1..1000 differ a thousandfold)
+        weights = [_weight(estimate_cost([t.scenario], 1)["invocations"]) for t in tasks]
+        rows: list[RunRow] = heaviest_first(executor or Serial(), measure_task, tasks, weights, done=heard)
         keys = (
             [k for k, _ in METRICS]
             + [k for k, _, _ in SAVINGS]
@@ -312,6 +314,10 @@ class MeasureTask(NamedTuple):
     run: int
     seed: int
     price: MissCostPrice
+
+
+def _weight(invocations: int) -> float:
+    return math.inf if invocations < 0 else invocations  # -1: unbounded (no think time)
 
 
 def measure_task(_shared: None, task: MeasureTask) -> RunRow:
