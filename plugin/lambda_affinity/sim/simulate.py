@@ -183,12 +183,8 @@ def run(
     # Events: (time, user, env). env None = the request arrives at the
     # platform; otherwise the invocation on env finishes. A user has one
     # event in flight at a time, so (time, user) never ties further.
-    heap: list = []
+    heap = _first_sends(scenario, think, latency, rng)
     push, pop = heapq.heappush, heapq.heappop
-    for u in range(scenario.users):
-        t0 = think(rng) if scenario.start == "spread" else 0.0
-        if t0 < duration:
-            push(heap, (t0 + latency(rng) / 2, u, None))
 
     def next_send(u: int, reply_at: float) -> None:
         pause = think(rng)
@@ -215,8 +211,7 @@ def run(
             platform.expire(now)
             next_expire = now + expire_every
         if u < 0:
-            for spec in specs:  # a sharded function is deployed whole: every shard at once
-                platform.deploy(spec.name, now)
+            _deploy(platform, specs, now)
             deployed += 1
             _next_deploy(heap, deploys)
             continue
@@ -252,6 +247,23 @@ def run(
     if shards is not None:
         shards.report(res)
     return res
+
+
+def _first_sends(scenario: Scenario, think, latency, rng: random.Random) -> list:
+    """The event heap with each user's first request (drawn in user order, as the runs always drew them)."""
+    heap = []
+    for u in range(scenario.users):
+        t0 = think(rng) if scenario.start == "spread" else 0.0
+        if t0 < scenario.duration_s:
+            heap.append((t0 + latency(rng) / 2, u, None))
+    heapq.heapify(heap)  # (time, user, None): users are distinct, so the order is the pushes' order
+    return heap
+
+
+def _deploy(platform: Platform, specs: list, now: float) -> None:
+    """A sharded function is deployed whole: every shard at once."""
+    for spec in specs:
+        platform.deploy(spec.name, now)
 
 
 def _result(platform: Platform, tracker: Tracker, invocations: int, throttled: int, peak: int) -> RunResult:
