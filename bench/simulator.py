@@ -166,7 +166,11 @@ def replay_bench(args) -> None:
 
 
 def sweep_bench(jobs: int, seed: int) -> None:
-    folder = tempfile.mkdtemp(prefix="sweep-bench-")
+    with tempfile.TemporaryDirectory(prefix="sweep-bench-") as folder:  # the outputs go with it
+        _sweep_bench(folder, jobs, seed)
+
+
+def _sweep_bench(folder: str, jobs: int, seed: int) -> None:
     took = {}
     for n in (1, jobs):
         out = os.path.join(folder, str(n))
