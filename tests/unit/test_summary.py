@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import math
 import xml.dom.minidom
 
 import pytest
@@ -264,3 +265,11 @@ def test_the_mean_is_the_same_float_on_every_python():
     # differ in the last digit between 3.11 and 3.13 (0.09999999999999999 against 0.1 here)
     dist = distribution([0.1] * 10, 1, 10)
     assert dist is not None and dist["mean"] == 0.1
+
+
+def test_mean_and_sd_are_fsum_based_and_the_same_floats_on_every_python():
+    # statistics.stdev's last digit changed between 3.10 and 3.11; committed figures are compared byte for byte
+    from lambda_affinity.core.summary import mean_sd
+
+    assert mean_sd([1.0, 2.0, 3.0, 4.0]) == (2.5, math.sqrt(5.0 / 3.0))
+    assert mean_sd([0.1] * 10) == (0.1, 0.0) and mean_sd([7.0]) == (7.0, 0.0)

@@ -25,6 +25,17 @@ PER_USER_LIMIT = 10_000
 BINS = 10
 
 
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (0 for one value), the same floats on every Python:
+    math.fsum is exactly rounded and sqrt correctly rounded, where statistics.stdev's last digit
+    changed between 3.10 and 3.11 (committed figures are compared byte for byte)."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default)."""
     if not sorted_values:

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..core.summary import mean_sd
 from ..core.tracker import Tracker
 from ..platform import ModelConfig
 from ..platform.config import DEFAULT_KEEP_ALIVE_S
@@ -172,8 +173,7 @@ def score(measured: Figures, predicted: list[Figures]) -> tuple[float, dict, dic
         values = [getattr(p, name) for p in predicted]
         if got is None or any(v is None for v in values):
             continue
-        mean = statistics.fmean(values)
-        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        mean, sd = mean_sd(values)
         means[name], sds[name] = mean, sd
         zs[name] = (got - mean) / max(sd, SD_FLOOR[name])
     distance = math.sqrt(statistics.fmean(z * z for z in zs.values()))

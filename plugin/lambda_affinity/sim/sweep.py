@@ -24,14 +24,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypedDict
 
 from ..core.schema import FunctionRow
-from ..core.summary import MissCost, MissCostPrice, miss_cost, summarize
+from ..core.summary import MissCost, MissCostPrice, mean_sd, miss_cost, summarize
 from ..errors import LambdaAffinityError
 from ..platform.distributions import parse_distribution
 from .executors import Executor, Serial, heaviest_first
@@ -176,9 +175,10 @@ def stats(values: Sequence[float | None]) -> Stats | None:
     vals = [v for v in values if v is not None]
     if not vals:
         return None
+    mean, sd = mean_sd(vals)
     return Stats(
-        mean=statistics.fmean(vals),
-        sd=statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        mean=mean,
+        sd=sd,
         min=min(vals),
         max=max(vals),
         n=len(vals),
