@@ -64,8 +64,8 @@ class _PerRung(Serial):
         return super().map(fn, tasks, shared, done)
 
 
-def test_successive_halving_keeps_a_third_per_rung(tmp_path, monkeypatch):
-    """Each prefix keeps the best third of the candidates (at least 3) for the next, longer one; the
+def test_successive_halving_keeps_a_quarter_per_rung(tmp_path, monkeypatch):
+    """Each prefix keeps the best quarter of the candidates (at least 2) for the next, longer one; the
     candidates screened out rank after every one that got all its replays (a prefix's distance is not
     comparable with the whole trace's), and the fit is the true placement."""
     monkeypatch.setattr(calibrate_measure, "PREFIX_ROWS", 500)
@@ -80,7 +80,7 @@ def test_successive_halving_keeps_a_third_per_rung(tmp_path, monkeypatch):
     ]
     best = search.best_of(models)
     assert len(seen.candidates[500]) == len(models) == 12
-    assert len(seen.candidates[1000]) <= max(calibrate.KEEP_AT_LEAST, 4) < 12
+    assert len(seen.candidates[1000]) <= max(calibrate.KEEP_AT_LEAST, 12 // calibrate.HALVING) < 12
     assert seen.candidates[1000] <= seen.candidates[500] and seen.candidates[None] <= seen.candidates[1000]
     ranked = sorted(search.tried.values(), key=calibrate._rank)
     complete = [f for f in ranked if not f.screened]
@@ -162,13 +162,13 @@ def test_absorb_refuses_a_user_in_both():
 
 
 def test_a_verdict_does_not_rest_on_a_prefix(tmp_path):
-    """A profile's candidate screened out on a prefix with a distance that does not rule it out is
+    """The prior's candidate screened out on a prefix with a distance that does not rule it out is
     replayed in full before the verdict; one that the prefix rules out is not."""
     path = simulated_trace(tmp_path / "t.csv", TRUE, users=20, span=60.0, gap=6.0, seed=3)
     m = calibrate.measure([path])
     search = calibrate.Search(m, "0", "0.05", 3, 7)
     best = search.best_of([TRUE])
-    near, far = TRUE.replace(keep_alive_s=600.0), TRUE.replace(keep_alive_s=1.0)
+    near, far = TRUE.replace(keep_alive_s=600.0), TRUE.replace(keep_alive_s=1.0)  # 600 s: the prior
     for model, distance in ((near, 0.5), (far, 50.0)):
         search.tried[calibrate._key(model)] = calibrate.Fit(model, distance, {}, {}, {}, 2, 500, screened=True)
     calibrate.identify(search, best, [1.0, 20.0, 600.0])

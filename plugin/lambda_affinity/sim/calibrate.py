@@ -23,7 +23,8 @@ The init delay is not searched: it is read from the trace (median duration of
 cold calls minus that of warm ones). A stage's replays go to an executor at
 once (sim/executors.py: here, worker processes or a cluster; each replay's seed
 is fixed by `seed`, so the fit does not depend on where they ran), and
-candidates clearly out stop after two replays (Search).
+candidates are screened: successive halving on prefixes of a long trace, then
+those clearly out stop after two replays (Search).
 
 Each trace is one independent measurement starting with no environment (a
 fresh emulator, or a function not called for a while): its users and
@@ -78,9 +79,9 @@ REPLAY_BUDGET = 100_000
 CANDIDATES_ABOUT = 2 * len(KEEP_ALIVES_S) + len(PLACEMENTS) * len(BUSY_OVERHEADS_S)
 # Screening (Search): a candidate this many times further than the stage's best is out.
 SCREEN_OUT = 3.0
-# Successive halving on the prefixes (Search): each rung keeps the best third, and at least this many.
-HALVING = 3
-KEEP_AT_LEAST = 3
+# Successive halving on the prefixes (Search): each rung keeps the best quarter, and at least this many.
+HALVING = 4
+KEEP_AT_LEAST = 2
 
 
 @dataclass
@@ -377,7 +378,7 @@ class Search:
         self, models: list[ModelConfig], figures: dict[tuple, list[Figures]], measured: Figures, rows: int | None
     ) -> list[ModelConfig]:
         """The candidates not clearly out; those out are listed as tried with these figures. On a
-        prefix (`rows`), only the best third (HALVING) is kept, and at least KEEP_AT_LEAST."""
+        prefix (`rows`), only the best quarter (HALVING) is kept, and at least KEEP_AT_LEAST."""
         widest: dict[str, float] = {}
         scores = {k: score(measured, fs) for k, fs in figures.items()}
         for _, _, sds, _ in scores.values():
@@ -448,10 +449,11 @@ def identify(search: Search, best: Fit, keep_alives: list[float]) -> tuple[Fit, 
     # one stage for the three profiles: the executor's workers stay busy across what would be three barriers
     search.evaluate(m for profile in profiles.values() for m in profile)
     band = max(CONSISTENT, best.distance)
-    # a candidate screened out on a prefix may yet be consistent on the whole trace: replayed in full
-    # when its screening distance does not rule it out (a verdict must not rest on a prefix)
-    maybe = [m for profile in profiles.values() for m in profile if _unsure(search.tried[_key(m)], band)]
-    search.evaluate(maybe, screen=False)
+    # the verdict turns on the prior's candidate: screened out on a prefix or on two replays, it may
+    # yet be consistent on the whole trace, so it is replayed in full unless its screening distance
+    # rules it out. Another value screened out but not ruled out is listed as consistent (it may be).
+    priors = [put(best.model, get(prior_model)) for _, get, put in PARAMETERS]
+    search.evaluate([m for m in priors if _unsure(search.tried[_key(m)], band)], screen=False)
     for name, get, put in PARAMETERS:
         profile = profiles[name]
         consistent = [v for v, m in zip(grids[name], profile, strict=True) if search.tried[_key(m)].distance <= band]

@@ -13,7 +13,7 @@ from .trace import DEFAULT_MAX_DISORDER_S, ReadStats, TraceRow, read_rows, trunc
 
 # Screening first replays this many rows of each trace (a prefix: what the platform did with the
 # first requests does not depend on those after), when a trace holds twice as many; then 3 and 9
-# times as many (successive halving's rungs: each keeps about a third of the candidates).
+# times as many (successive halving's rungs: each keeps about a quarter of the candidates).
 PREFIX_ROWS = 100_000
 RUNG_FACTOR = 3
 RUNGS = 3
