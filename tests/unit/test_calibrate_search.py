@@ -52,6 +52,43 @@ def test_screening_keeps_the_exhaustive_fit(tmp_path, monkeypatch):
     assert sum(f.replays for f in quick.fits) < sum(f.replays for f in full.fits)
 
 
+class _PerRung(Serial):
+    """Runs here, noting which candidates each prefix (rows) replays."""
+
+    def __init__(self) -> None:
+        self.candidates: dict = {}
+
+    def map(self, fn, tasks, shared=None, done=None):
+        for t in tasks:
+            self.candidates.setdefault(t.rows, set()).add(calibrate._key(t.scenario.model))
+        return super().map(fn, tasks, shared, done)
+
+
+def test_successive_halving_keeps_a_quarter_per_rung(tmp_path, monkeypatch):
+    """Each prefix keeps the best quarter of the candidates (at least 2) for the next, longer one; the
+    candidates screened out rank after every one that got all its replays (a prefix's distance is not
+    comparable with the whole trace's), and the fit is the true placement."""
+    monkeypatch.setattr(calibrate_measure, "PREFIX_ROWS", 500)
+    monkeypatch.setattr(calibrate_measure, "RUNG_FACTOR", 2)
+    path = simulated_trace(tmp_path / "t.csv", TRUE, users=50, span=150.0, gap=6.0, seed=3)
+    m = calibrate.measure([path])
+    assert sorted(m.rungs) == [500, 1000] and m.requests >= 2000
+    search = calibrate.Search(m, "0", "0.05", 3, 7)
+    search.executor = seen = _PerRung()
+    models = [
+        TRUE.replace(policy=p, routers=r, busy_overhead_s=b) for p, r in calibrate.PLACEMENTS for b in (0.0, 0.02)
+    ]
+    best = search.best_of(models)
+    assert len(seen.candidates[500]) == len(models) == 12
+    assert len(seen.candidates[1000]) <= max(calibrate.KEEP_AT_LEAST, 12 // calibrate.HALVING) < 12
+    assert seen.candidates[1000] <= seen.candidates[500] and seen.candidates[None] <= seen.candidates[1000]
+    ranked = sorted(search.tried.values(), key=calibrate._rank)
+    complete = [f for f in ranked if not f.screened]
+    assert complete and ranked[: len(complete)] == complete and all(f.replays == 3 for f in complete)
+    assert all(f.rows in (500, 1000, None) and f.replays == 2 for f in ranked[len(complete) :])
+    assert not best.screened and (best.model.policy, best.model.routers) == ("mru", 1)
+
+
 @pytest.mark.parametrize("workers", [1, 4])
 def test_a_keep_alive_that_reclaims_nothing_stands_for_the_longer_ones(tmp_path, workers):
     """Exact: a candidate differing only in a longer keep-alive is not replayed when the shorter one
@@ -122,3 +159,18 @@ def test_absorb_refuses_a_user_in_both():
         assert "'u' is in both" in str(exc)
     else:
         raise AssertionError("absorbed a user twice")
+
+
+def test_a_verdict_does_not_rest_on_a_prefix(tmp_path):
+    """The prior's candidate screened out on a prefix with a distance that does not rule it out is
+    replayed in full before the verdict; one that the prefix rules out is not."""
+    path = simulated_trace(tmp_path / "t.csv", TRUE, users=20, span=60.0, gap=6.0, seed=3)
+    m = calibrate.measure([path])
+    search = calibrate.Search(m, "0", "0.05", 3, 7)
+    best = search.best_of([TRUE])
+    near, far = TRUE.replace(keep_alive_s=600.0), TRUE.replace(keep_alive_s=1.0)  # 600 s: the prior
+    for model, distance in ((near, 0.5), (far, 50.0)):
+        search.tried[calibrate._key(model)] = calibrate.Fit(model, distance, {}, {}, {}, 2, 500, screened=True)
+    calibrate.identify(search, best, [1.0, 20.0, 600.0])
+    assert not search.tried[calibrate._key(near)].screened and search.tried[calibrate._key(near)].replays == 3
+    assert search.tried[calibrate._key(far)].screened and search.tried[calibrate._key(far)].distance == 50.0

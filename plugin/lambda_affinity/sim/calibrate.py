@@ -23,7 +23,8 @@ The init delay is not searched: it is read from the trace (median duration of
 cold calls minus that of warm ones). A stage's replays go to an executor at
 once (sim/executors.py: here, worker processes or a cluster; each replay's seed
 is fixed by `seed`, so the fit does not depend on where they ran), and
-candidates clearly out stop after two replays (Search).
+candidates are screened: successive halving on prefixes of a long trace, then
+those clearly out stop after two replays (Search).
 
 Each trace is one independent measurement starting with no environment (a
 fresh emulator, or a function not called for a while): its users and
@@ -78,6 +79,9 @@ REPLAY_BUDGET = 100_000
 CANDIDATES_ABOUT = 2 * len(KEEP_ALIVES_S) + len(PLACEMENTS) * len(BUSY_OVERHEADS_S)
 # Screening (Search): a candidate this many times further than the stage's best is out.
 SCREEN_OUT = 3.0
+# Successive halving on the prefixes (Search): each rung keeps the best quarter, and at least this many.
+HALVING = 4
+KEEP_AT_LEAST = 2
 
 
 @dataclass
@@ -91,6 +95,7 @@ class Fit:
     z: dict  # statistic -> z-score
     replays: int = 0  # how many replays the figures come from (fewer when screened out)
     rows: int | None = None  # screened out on the first `rows` rows of each trace; None: on all
+    screened: bool = False  # out before all its replays: its distance is not comparable with the others'
 
     def label(self) -> str:
         return describe(self.model)
@@ -305,17 +310,23 @@ class Search:
         self.evaluate(models)
         return min((self.tried[_key(m)] for m in models), key=_rank)
 
-    def evaluate(self, models: Iterable[ModelConfig]) -> None:
+    def evaluate(self, models: Iterable[ModelConfig], screen: bool = True) -> None:
+        """Replays the candidates not tried yet; with screen=False, also those screened out before,
+        and none of them is screened now (every one gets all its replays)."""
         new: dict[tuple, ModelConfig] = {}
         for m in models:
-            if _key(m) not in self.tried:
+            fit = self.tried.get(_key(m))
+            if fit is None or (fit.screened and not screen):
                 new.setdefault(_key(m), m)
         todo = list(new.values())
         figures: dict[tuple, list[Figures]] = {k: [] for k in new}
-        head = self.measurement.head_figures
-        if self.screen and head is not None and len(todo) > 2:
-            todo = self._screen(todo, self._replay(todo, range(2), PREFIX_ROWS), head, PREFIX_ROWS)
-        if self.screen and self.replays > 2 and len(todo) > 2:
+        screen = screen and self.screen
+        # successive halving on the prefixes, shortest first, while more than a few candidates are left
+        for rows, head in sorted(self.measurement.rungs.items()) if screen else ():
+            if len(todo) <= KEEP_AT_LEAST:
+                break
+            todo = self._screen(todo, self._replay(todo, range(2), rows), head, rows)
+        if screen and self.replays > 2 and len(todo) > 2:
             firsts = self._replay(todo, range(2))
             todo = self._screen(todo, firsts, self.measurement.figures, None)
             for m in todo:
@@ -366,7 +377,8 @@ class Search:
     def _screen(
         self, models: list[ModelConfig], figures: dict[tuple, list[Figures]], measured: Figures, rows: int | None
     ) -> list[ModelConfig]:
-        """The candidates not clearly out; those out are listed as tried with these figures."""
+        """The candidates not clearly out; those out are listed as tried with these figures. On a
+        prefix (`rows`), only the best quarter (HALVING) is kept, and at least KEEP_AT_LEAST."""
         widest: dict[str, float] = {}
         scores = {k: score(measured, fs) for k, fs in figures.items()}
         for _, _, sds, _ in scores.values():
@@ -378,9 +390,14 @@ class Search:
             rough[k] = math.sqrt(statistics.fmean(z * z for z in zs))
         cut = max(SCREEN_OUT * min(rough.values()), 3 * CONSISTENT)
         keep = [m for m in models if rough[_key(m)] <= cut]
+        if rows is not None:
+            ranked = sorted(keep, key=lambda m: rough[_key(m)])
+            keep = ranked[: max(KEEP_AT_LEAST, math.ceil(len(models) / HALVING))]
+        kept = {_key(m) for m in keep}
         for m in models:
-            if rough[_key(m)] > cut:
-                self.tried[_key(m)] = Fit(m, *scores[_key(m)], replays=len(figures[_key(m)]), rows=rows)
+            if _key(m) not in kept:
+                fs = figures[_key(m)]
+                self.tried[_key(m)] = Fit(m, *scores[_key(m)], replays=len(fs), rows=rows, screened=True)
         self.planned -= (len(models) - len(keep)) * self.replays * sum(map(len, self.measurement.arrivals))
         return keep
 
@@ -431,20 +448,30 @@ def identify(search: Search, best: Fit, keep_alives: list[float]) -> tuple[Fit, 
     profiles = {name: [put(best.model, v) for v in grids[name]] for name, _, put in PARAMETERS}
     # one stage for the three profiles: the executor's workers stay busy across what would be three barriers
     search.evaluate(m for profile in profiles.values() for m in profile)
+    band = max(CONSISTENT, best.distance)
+    # the verdict turns on the prior's candidate: screened out on a prefix or on two replays, it may
+    # yet be consistent on the whole trace, so it is replayed in full unless its screening distance
+    # rules it out. Another value screened out but not ruled out is listed as consistent (it may be).
+    priors = [put(best.model, get(prior_model)) for _, get, put in PARAMETERS]
+    search.evaluate([m for m in priors if _unsure(search.tried[_key(m)], band)], screen=False)
     for name, get, put in PARAMETERS:
         profile = profiles[name]
-        band = max(CONSISTENT, best.distance)
         consistent = [v for v, m in zip(grids[name], profile, strict=True) if search.tried[_key(m)].distance <= band]
         prior = get(prior_model)
         verdict = Verdict(name, get(best.model), prior, consistent, told=prior not in consistent)
         verdicts.append(verdict)
         chosen = put(chosen, verdict.value)
-    search.evaluate([chosen])
+    search.evaluate([chosen], screen=False)
     return search.tried[_key(chosen)], verdicts
 
 
+def _unsure(fit: Fit, band: float) -> bool:
+    return fit.screened and fit.distance <= band
+
+
 def _rank(fit: Fit) -> tuple:
-    """Best first; on a tie (candidates predicting alike) the one closest to
+    """Best first, those with all their replays before those screened out (a distance on a prefix
+    or on two replays is not comparable); on a tie (candidates predicting alike) the one closest to
     the default model wins: the trace gives no reason to depart from it."""
     d = ModelConfig()
     m = fit.model
@@ -453,7 +480,7 @@ def _rank(fit: Fit) -> tuple:
         + (m.busy_overhead_s != d.busy_overhead_s)
         + (m.keep_alive_s != d.keep_alive_s)
     )
-    return (round(fit.distance, 3), departures)
+    return (fit.screened, round(fit.distance, 3), departures)
 
 
 # -- output ---------------------------------------------------------------------------------

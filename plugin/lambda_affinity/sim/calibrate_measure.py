@@ -12,8 +12,11 @@ from ..errors import LambdaAffinityError
 from .trace import DEFAULT_MAX_DISORDER_S, ReadStats, TraceRow, read_rows, truncation_warning
 
 # Screening first replays this many rows of each trace (a prefix: what the platform did with the
-# first requests does not depend on those after), when a trace holds twice as many.
+# first requests does not depend on those after), when a trace holds twice as many; then 3 and 9
+# times as many (successive halving's rungs: each keeps about a quarter of the candidates).
 PREFIX_ROWS = 100_000
+RUNG_FACTOR = 3
+RUNGS = 3
 
 
 class CalibrationError(LambdaAffinityError, ValueError):
@@ -57,24 +60,59 @@ class Measurement:
     min_keep_alive_s: float  # an environment was reused after this long idle: keep-alive is at least this
     cache_known: bool
     warnings: list = field(default_factory=list)  # e.g. a trace cut short by a killed writer
-    # The figures of the first PREFIX_ROWS rows of each trace, when a trace holds twice as many (screening)
-    head_figures: Figures | None = None
+    # rows -> the figures of the first `rows` rows of each trace, for the prefixes (PREFIX_ROWS x 1, 3, 9)
+    # that some trace holds twice over: the rungs screening replays, shortest first
+    rungs: dict[int, Figures] = field(default_factory=dict)
+
+    @property
+    def head_figures(self) -> Figures | None:
+        """The shortest rung's figures (None: too short a trace to screen on a prefix)."""
+        return self.rungs[min(self.rungs)] if self.rungs else None
 
 
 # -- the measurement ---------------------------------------------------------------------
+
+
+class _Reading:
+    """What measure() gathers row by row over every trace: the trackers (all rows, and the first
+    rows of each trace per rung) and what the rows' timing says of init delay and keep-alive."""
+
+    def __init__(self) -> None:
+        self.tracker = Tracker()
+        self.heads = {PREFIX_ROWS * RUNG_FACTOR**k: Tracker() for k in range(RUNGS)}  # rows -> first rows of each
+        self.longest_head = max(self.heads)
+        self.cold_d: list[float] = []  # reply times of cold and of warm calls, in seconds
+        self.warm_d: list[float] = []
+        self.min_keep_alive = 0.0
+        self.cache_known = False
+
+    def row(self, row: TraceRow, n: int, prefix: str, last_seen: dict[str, float]) -> None:
+        """The trace's `n`th row (from 1); `prefix` keeps the traces' users and environments apart."""
+        label = prefix + row.user
+        early = [t for rows, t in self.heads.items() if n <= rows] if n <= self.longest_head else []
+        if not row.valid:
+            for t in (self.tracker, *early):
+                t.record_invalid(label)
+            return
+        assert row.env_id is not None  # read_rows rejects a valid row without one
+        env = prefix + row.env_id
+        for t in (self.tracker, *early):
+            t.record(label, env, row.cold, row.cache_hit)
+        self.cache_known = self.cache_known or row.cache_hit is not None
+        self.min_keep_alive = max(self.min_keep_alive, _observe(row, env, last_seen, self.cold_d, self.warm_d))
+
+    def rungs(self, longest: int) -> dict[int, Figures]:
+        """The prefixes that the longest trace holds twice over, and their figures."""
+        return {rows: Figures.of(t) for rows, t in self.heads.items() if longest >= 2 * rows and t.environments}
 
 
 def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) -> Measurement:
     """Read the traces (each one independent measurement) into what calibration needs."""
     if not paths:
         raise CalibrationError("no trace given")
-    tracker, head = Tracker(), Tracker()  # all rows; the first PREFIX_ROWS of each trace
+    reading = _Reading()
     arrivals = []
-    cold_d: list[float] = []  # reply times of cold and of warm calls, in seconds
-    warm_d: list[float] = []
     span = 0.0
-    min_keep_alive = 0.0
-    cache_known = False
     warnings = []
     for i, path in enumerate(paths):
         prefix = f"t{i}-" if len(paths) > 1 else ""
@@ -83,20 +121,7 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
         last_seen: dict[str, float] = {}  # env -> when its last call ended
         for row in read_rows(path, max_disorder_s, stats):
             trace_arrivals.append((row.send, row.user))
-            label = prefix + row.user
-            early = len(trace_arrivals) <= PREFIX_ROWS
-            if not row.valid:
-                tracker.record_invalid(label)
-                if early:
-                    head.record_invalid(label)
-                continue
-            assert row.env_id is not None  # read_rows rejects a valid row without one
-            env = prefix + row.env_id
-            tracker.record(label, env, row.cold, row.cache_hit)
-            if early:
-                head.record(label, env, row.cold, row.cache_hit)
-            cache_known = cache_known or row.cache_hit is not None
-            min_keep_alive = max(min_keep_alive, _observe(row, env, last_seen, cold_d, warm_d))
+            reading.row(row, len(trace_arrivals), prefix, last_seen)
         if not trace_arrivals:
             raise CalibrationError(f"{path}: no rows")
         arrivals.append(trace_arrivals)
@@ -104,24 +129,25 @@ def measure(paths: list[str], max_disorder_s: float = DEFAULT_MAX_DISORDER_S) ->
         cut = truncation_warning(path, stats)
         if cut:
             warnings.append(cut)
+    tracker = reading.tracker
     rows = tracker.rows()
     if not tracker.environments:
         raise CalibrationError(f"{', '.join(paths)}: no valid row names an environment: calibration needs env_ids")
     init = None
-    if cold_d and warm_d:
-        init = max(0.0, statistics.median(cold_d) - statistics.median(warm_d))
+    if reading.cold_d and reading.warm_d:
+        init = max(0.0, statistics.median(reading.cold_d) - statistics.median(reading.warm_d))
     return Measurement(
         paths=list(paths),
         arrivals=arrivals,
         figures=Figures.of(tracker),
-        head_figures=Figures.of(head) if max(map(len, arrivals)) >= 2 * PREFIX_ROWS and head.environments else None,
+        rungs=reading.rungs(max(map(len, arrivals))),
         users=len(rows),
         requests=sum(r["requests"] for r in rows),
         invalid=sum(r["invalid"] for r in rows),
         span_s=span,
         init_delay_s=init,
-        min_keep_alive_s=min_keep_alive,
-        cache_known=cache_known,
+        min_keep_alive_s=reading.min_keep_alive,
+        cache_known=reading.cache_known,
         warnings=warnings,
     )
 

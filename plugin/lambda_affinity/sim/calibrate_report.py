@@ -121,6 +121,7 @@ def to_json(result: Calibration) -> dict:
                 "distance": f.distance,
                 "replays": f.replays,
                 "rows": f.rows,
+                "screened": f.screened,
                 "predicted": f.predicted,
                 "sd": f.sd,
                 "z": f.z,
