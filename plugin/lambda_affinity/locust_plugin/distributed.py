@@ -47,6 +47,7 @@ from ..core.tracker import Tracker
 from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported from here
     MAX_LABEL,
     WIRE_FIELDS,
+    Columns,
     MalformedError,
     Payload,
     Totals,
@@ -57,9 +58,12 @@ from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported
     check_row,
     check_totals,
     is_row,
+    pack_columns,
     pack_rows,
+    row_table,
     unblob,
     unblob_checked,
+    unpack_columns,
     unpack_row,
 )
 
@@ -85,7 +89,7 @@ def periodic_payload(
     table = endpoints.take_changed() if endpoints is not None else None
     if not rows and not envs and not restarted and table is None:
         return None
-    payload: Payload = {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
+    payload: Payload = {"run": run, "cols": pack_columns(pack_rows(rows)), "envs": blob(envs)}
     if restarted:
         payload["restarted"] = list(restarted)
     if table is not None:
@@ -104,7 +108,7 @@ def final_payload(
     rows = tracker.rows()
     payload: Payload = {
         "run": run,
-        "rows": blob(pack_rows(rows)),
+        "cols": pack_columns(pack_rows(rows)),
         "envs": blob(list(tracker.env_ids())),
         "restarted": list(restarted),
         "final": totals(rows),
@@ -126,8 +130,18 @@ def totals(rows: Iterable[UserRow]) -> Totals:
 
 def _size(payload: Mapping) -> int:
     """A queued payload's blobs, in bytes (what holding it costs)."""
-    rows, envs = payload.get("rows"), payload.get("envs")
+    rows, envs = payload.get("cols"), payload.get("envs")
     return (len(rows) if type(rows) is bytes else 0) + (len(envs) if type(envs) is bytes else 0) + 64
+
+
+def _columns_blob(payload: Mapping) -> Any:
+    """A payload's rows blob; a worker of an older version, which sent its rows as `rows`, is told apart."""
+    if "cols" not in payload and "rows" in payload:
+        raise MalformedError(
+            "its rows are one list per row, as a worker of an older lambda-affinity sends them: "
+            "run the same version on master and workers"
+        )
+    return payload.get("cols")
 
 
 def row_error(values: Any) -> MalformedError:
@@ -169,7 +183,7 @@ class WorkerState:
         self.final: Totals | None = None  # the worker's own totals, once its final payload is in
         self.stats_after_final = False  # Locust's stats report that follows the final one is in too
         self.gone = False  # the worker said it quits, or it stopped
-        self.table: dict[str, list] = {}  # user -> latest row (a WireRow as msgpack's list), as unpacked so far
+        self.table: dict[str, tuple] = {}  # user -> latest row (in WireRow's order), as unpacked so far
         self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
         self.queued_bytes = 0  # the queue's blobs, in bytes
         self.pending_final: Mapping | None = None  # the final snapshot, not unpacked yet
@@ -287,7 +301,7 @@ class Aggregator:
                 return True
             try:
                 final = check_totals(payload["final"])
-                check_blob_head(payload.get("rows"), "rows")
+                check_blob_head(_columns_blob(payload), "rows")
                 check_blob_head(payload.get("envs"), "environment ids")
                 check_labels(payload.get("restarted", []), "restarted users")
             except MalformedError as exc:
@@ -304,14 +318,12 @@ class Aggregator:
             self.cpu_s += time.thread_time() - started
 
     @staticmethod
-    def _table(w: WorkerState, rows: list) -> dict[str, list]:
-        """user -> row of a final snapshot's rows, each malformed one rejected alone."""
-        table = {}
-        for values in rows:
-            if not is_row(values):
-                w.reject(row_error(values), rows=1)
-                continue
-            table[values[0]] = values
+    def _rows(w: WorkerState, columns: Columns) -> dict[str, tuple]:
+        """user -> row of `columns`, each malformed row rejected alone."""
+        bad: list[tuple] = []
+        table = row_table(columns, bad)
+        for values in bad:
+            w.reject(row_error(list(values)), rows=1)
         return table
 
     def fold(self) -> None:
@@ -330,20 +342,17 @@ class Aggregator:
         w.queued_bytes = 0
         for payload in queue:
             try:
-                rows = unblob_checked(payload.get("rows"), "rows")
+                columns = unpack_columns(_columns_blob(payload), "rows")
                 envs = check_labels(unblob_checked(payload.get("envs"), "environment ids"), "environment ids")
                 restarted = check_labels(payload.get("restarted", []), "restarted users")
             except MalformedError as exc:
                 w.reject(MalformedError(f"periodic report: {exc}"))
                 continue
-            for values in rows:
-                if not is_row(values):
-                    w.reject(row_error(values), rows=1)
-                    continue
-                old = table.get(values[0])
+            for user, values in self._rows(w, columns).items():
+                old = table.get(user)
                 if old is not None and old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:
                     continue  # an older snapshot than the one held: keep the newer
-                table[values[0]] = values
+                table[user] = values
             self.envs.update(envs)
             w.restarted.update(restarted)
 
@@ -354,7 +363,7 @@ class Aggregator:
         if payload is None:
             return False
         try:
-            rows = unblob_checked(payload["rows"], "rows")
+            columns = unpack_columns(_columns_blob(payload), "rows")
             envs = check_labels(unblob_checked(payload["envs"], "environment ids"), "environment ids")
         except MalformedError as exc:
             w.reject(MalformedError(f"final snapshot: {exc}"))
@@ -362,7 +371,7 @@ class Aggregator:
             return False
         w.queue = []
         w.queued_bytes = 0
-        w.table = self._table(w, rows)
+        w.table = self._rows(w, columns)
         self.envs.update(envs)
         w.restarted.update(payload.get("restarted", []))
         return True
