@@ -526,3 +526,33 @@ def test_users_not_running_when_the_test_stops_are_kept_apart_though_their_stop_
     # a test stopped and started again in the same run: the snapshot of before no longer holds
     worker.resume()
     assert worker.running_at_stop is None
+
+
+def test_a_final_snapshot_is_held_as_its_columns_until_newer_rows_follow_it():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c0", final_payload(t, "r"), index=0)
+    agg.saw_stats("c0")
+    w = agg.workers["c0"]
+    assert agg.row_dicts() == t.rows() and w.base is not None and w.table == {}
+    assert w.held() == w.final == {"users": 3, "requests": 12, "invalid": 0} and agg.problems() == []
+    # the worker runs again (WorkerRole.resume): its rows go on from the final snapshot's
+    t.record("w0-u2", "B")
+    t.record("w0-u4", "B")
+    agg.receive("c0", periodic_payload(t, "r"), index=0)
+    assert agg.row_dicts() == t.rows() and w.base is None and list(w.table) == ["w0-u1", "w0-u2", "w0-u3", "w0-u4"]
+
+
+def test_a_final_snapshot_with_a_label_twice_keeps_its_last_row_as_a_table_did():
+    from lambda_affinity.locust_plugin.wire import all_rows, unpack_columns
+
+    rows = [_good_row("w0-u1", 2), _good_row("w0-u2", 3), _good_row("w0-u1", 5)]
+    assert not all_rows(unpack_columns(pack_columns(rows))) and all_rows(unpack_columns(pack_columns(rows[1:])))
+    agg = Aggregator()
+    agg.start("r")
+    final = {"users": 3, "requests": 10, "invalid": 0}
+    agg.receive("c0", {"run": "r", "cols": pack_columns(rows), "envs": blob(["A"]), "final": final}, index=0)
+    assert [(r["user"], r["requests"]) for r in agg.row_dicts()] == [("w0-u1", 5), ("w0-u2", 3)]
+    (line,) = agg.problems()  # never sent by a worker: said as a disagreement, as before
+    assert "recorded 3 users, 10 valid replies, 0 invalid, but this master holds 2 users, 8 valid" in line

@@ -52,6 +52,7 @@ from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported
     Payload,
     Totals,
     WireRow,
+    all_rows,
     blob,
     check_blob_head,
     check_labels,
@@ -165,6 +166,7 @@ class WorkerState:
         "stats_after_final",
         "gone",
         "table",
+        "base",
         "queue",
         "queued_bytes",
         "pending_final",
@@ -184,6 +186,9 @@ class WorkerState:
         self.stats_after_final = False  # Locust's stats report that follows the final one is in too
         self.gone = False  # the worker said it quits, or it stopped
         self.table: dict[str, tuple] = {}  # user -> latest row (in WireRow's order), as unpacked so far
+        # the final snapshot's rows as they came, all checked, when every one was a row: held as columns
+        # (no tuple a row), made a table only if periodic rows follow it (the worker running again)
+        self.base: Columns | None = None
         self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
         self.queued_bytes = 0  # the queue's blobs, in bytes
         self.pending_final: Mapping | None = None  # the final snapshot, not unpacked yet
@@ -214,11 +219,29 @@ class WorkerState:
 
     def held(self) -> Totals:
         """Totals of the rows held for this worker (unpack the queue first)."""
+        if self.base is not None:
+            counts = self.base.counts
+            return {
+                "users": len(self.base.labels),
+                "requests": sum(counts[_REQUESTS - 1]),
+                "invalid": sum(counts[_INVALID - 1]),
+            }
         out: Totals = {"users": len(self.table), "requests": 0, "invalid": 0}
         for values in self.table.values():
             out["requests"] += values[_REQUESTS]
             out["invalid"] += values[_INVALID]
         return out
+
+    def rows(self) -> Iterable[tuple]:
+        """The rows held, in the worker's order (unpack the queue first)."""
+        return self.base.rows() if self.base is not None else self.table.values()
+
+    def make_table(self) -> dict[str, tuple]:
+        """The rows held as a table (user -> row), to fold newer rows in."""
+        if self.base is not None:
+            self.table = dict(zip(self.base.labels, self.base.rows(), strict=True))
+            self.base = None
+        return self.table
 
 
 class Aggregator:
@@ -337,7 +360,7 @@ class Aggregator:
     def _fold(self, w: WorkerState) -> None:
         if w.pending_final is not None and self._take_final(w):
             return
-        table = w.table
+        table = w.make_table() if w.queue else w.table
         queue, w.queue = w.queue, []
         w.queued_bytes = 0
         for payload in queue:
@@ -371,7 +394,10 @@ class Aggregator:
             return False
         w.queue = []
         w.queued_bytes = 0
-        w.table = self._rows(w, columns)
+        if all_rows(columns):
+            w.table, w.base = {}, columns
+        else:
+            w.table, w.base = self._rows(w, columns), None
         self.envs.update(envs)
         w.restarted.update(payload.get("restarted", []))
         return True
@@ -400,7 +426,7 @@ class Aggregator:
         """Per-user rows, by worker index, then in each
         worker's own order (the order its users started)."""
         self.fold()
-        return [unpack_row(values) for w in self._by_index() for values in w.table.values()]
+        return [unpack_row(values) for w in self._by_index() for values in w.rows()]
 
     def restarted(self) -> set[str]:
         """Users Locust stopped mid-run, on every worker."""
