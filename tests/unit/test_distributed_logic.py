@@ -15,10 +15,9 @@ from lambda_affinity.locust_plugin.distributed import (
     pack_columns,
     pack_rows,
     periodic_payload,
-    unblob,
     unpack_row,
 )
-from lambda_affinity.locust_plugin.wire import column_rows
+from lambda_affinity.locust_plugin.wire import column_rows, env_digest, pack_digests, unpack_digests
 
 
 def play(tracker, label, rng, n, envs):
@@ -82,13 +81,15 @@ def test_only_changed_rows_and_new_envs_are_sent():
     t.record("w0-u2", "B")
     first = periodic_payload(t, "r")
     assert sorted(v[0] for v in column_rows(first["cols"])) == ["w0-u1", "w0-u2"]
-    assert unblob(first["envs"]) == ["A", "B"]
+    assert unpack_digests(first["envh"]).tolist() == [env_digest("A"), env_digest("B")]
     assert periodic_payload(t, "r") is None  # nothing new: the report carries nothing of ours
     t.record("w0-u2", "A")
     again = periodic_payload(t, "r")
-    assert [v[0] for v in column_rows(again["cols"])] == ["w0-u2"] and unblob(again["envs"]) == []
+    assert [v[0] for v in column_rows(again["cols"])] == ["w0-u2"] and again["envh"] == b""
     final = final_payload(t, "r")
-    assert [v[0] for v in column_rows(final["cols"])] == ["w0-u1", "w0-u2"] and unblob(final["envs"]) == ["A", "B"]
+    assert [v[0] for v in column_rows(final["cols"])] == ["w0-u1", "w0-u2"] and unpack_digests(
+        final["envh"]
+    ).tolist() == [env_digest("A"), env_digest("B")]
     assert final["final"] == {"users": 2, "requests": 3, "invalid": 0}
     assert periodic_payload(t, "r") is None  # the final snapshot took everything
 
@@ -220,7 +221,7 @@ def test_queued_periodic_payloads_stay_bounded_in_a_long_run(monkeypatch):
         t.record(f"w0-u{i % 7}", f"E{i % 5}")
         agg.receive("c", periodic_payload(t, "r"), index=0)
         w = agg.workers["c"]
-        assert w.queued_bytes <= 2000 and w.queued_bytes == sum(len(p["cols"]) + len(p["envs"]) + 64 for p in w.queue)
+        assert w.queued_bytes <= 2000 and w.queued_bytes == sum(len(p["cols"]) + len(p["envh"]) + 64 for p in w.queue)
     assert agg.row_dicts() == t.rows() and agg.environments == 5
 
 
@@ -283,8 +284,10 @@ def test_malformed_rows_are_rejected_alone_and_reported_once_per_worker():
     agg.start("r")
     good = column_rows(periodic_payload(t, "r")["cols"])
     bad_rows = pack_columns([*good[:2], *BAD_COLUMN_ROWS, good[2]])
-    agg.receive("c0", {"run": "r", "cols": bad_rows, "envs": blob(["A"])}, index=0)
-    agg.receive("c0", {"run": "r", "cols": pack_columns([BAD_COLUMN_ROWS[1], _good_row()]), "envs": blob([])}, index=0)
+    agg.receive("c0", {"run": "r", "cols": bad_rows, "envh": pack_digests(["A"])}, index=0)
+    agg.receive(
+        "c0", {"run": "r", "cols": pack_columns([BAD_COLUMN_ROWS[1], _good_row()]), "envh": pack_digests([])}, index=0
+    )
     rows = agg.row_dicts()  # never raises: the web UI and the sampler read this while the run goes
     assert sorted(r["user"] for r in rows) == ["w0-u1", "w0-u2", "w0-u3", "w0-u9"]
     assert agg.environments == 1
@@ -326,10 +329,10 @@ def test_malformed_periodic_payloads_are_rejected_whole_and_the_rest_kept():
     bad_payloads = [
         ["not", "a", "mapping"],
         "text",
-        *({"run": "r", "cols": cols, "envs": blob([])} for cols in BAD_COLUMNS),
-        {"run": "r", "cols": pack_columns([]), "envs": blob([1, 2])},
-        {"run": "r", "cols": pack_columns([]), "envs": blob([]), "restarted": "w0-u1"},
-        {"run": "r", "rows": blob([_good_row()]), "envs": blob([])},  # an older worker's payload
+        *({"run": "r", "cols": cols, "envh": pack_digests([])} for cols in BAD_COLUMNS),
+        {"run": "r", "cols": pack_columns([]), "envh": b"\x01\x02\x03"},
+        {"run": "r", "cols": pack_columns([]), "envh": pack_digests([]), "restarted": "w0-u1"},
+        {"run": "r", "rows": blob([_good_row()]), "envh": pack_digests([])},  # an older worker's payload
     ]
     for bad in bad_payloads:
         agg.receive("c0", bad, index=0)
@@ -341,11 +344,11 @@ def test_malformed_periodic_payloads_are_rejected_whole_and_the_rest_kept():
 def test_an_older_workers_payload_is_refused_with_why():
     agg = Aggregator()
     agg.start("r")
-    agg.receive("c0", {"run": "r", "rows": blob([_good_row()]), "envs": blob([])}, index=0)
+    agg.receive("c0", {"run": "r", "rows": blob([_good_row()]), "envh": pack_digests([])}, index=0)
     (line,) = agg.problems()
     assert "its rows are one list per row, as a worker of an older lambda-affinity sends them: run the same" in line
     agg.start("r")
-    agg.receive("c0", {"run": "r", "cols": blob([_good_row()]), "envs": blob([])}, index=0)
+    agg.receive("c0", {"run": "r", "cols": blob([_good_row()]), "envh": pack_digests([])}, index=0)
     assert "as a worker of an older lambda-affinity sends them" in agg.problems()[0]
 
 
@@ -358,7 +361,7 @@ def test_a_bad_final_payload_keeps_the_workers_earlier_rows():
     for bad_final in (
         {**final_payload(t, "r"), "cols": b"\xc1"},
         {**final_payload(t, "r"), "final": {"users": "three"}},
-        {**final_payload(t, "r"), "envs": None},
+        {**final_payload(t, "r"), "envh": None},
     ):
         assert not agg.receive("c0", bad_final, index=0)  # told at once
         assert agg.row_dicts() == before
@@ -552,7 +555,41 @@ def test_a_final_snapshot_with_a_label_twice_keeps_its_last_row_as_a_table_did()
     agg = Aggregator()
     agg.start("r")
     final = {"users": 3, "requests": 10, "invalid": 0}
-    agg.receive("c0", {"run": "r", "cols": pack_columns(rows), "envs": blob(["A"]), "final": final}, index=0)
+    agg.receive("c0", {"run": "r", "cols": pack_columns(rows), "envh": pack_digests(["A"]), "final": final}, index=0)
     assert [(r["user"], r["requests"]) for r in agg.row_dicts()] == [("w0-u1", 5), ("w0-u2", 3)]
     (line,) = agg.problems()  # never sent by a worker: said as a disagreement, as before
     assert "recorded 3 users, 10 valid replies, 0 invalid, but this master holds 2 users, 8 valid" in line
+
+
+def test_environment_ids_travel_as_digests_and_are_counted_once_across_workers():
+    ids = ["2020/03/27/[$LATEST]ab", "2020/03/27/[$LATEST]cd", "\udcff odd", ""]
+    assert unpack_digests(pack_digests(ids)).tolist() == [env_digest(e) for e in ids]
+    assert len({env_digest(e) for e in ids}) == 4 and pack_digests([]) == b""
+    agg = Aggregator()
+    agg.start("r")
+    for w, seen in enumerate((["A", "B"], ["B", "C"])):
+        t = Tracker()
+        for env in seen:
+            t.record(f"w{w}-u1", env)
+        agg.receive(f"c{w}", final_payload(t, "r"), index=w)
+    assert agg.environments == 3 and agg.problems() == []
+
+
+def test_malformed_or_older_environment_ids_are_rejected_with_their_payload():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    periodic = periodic_payload(t, "r")
+    agg.receive("c0", periodic, index=0)
+    for bad in ({"envh": b"\x01" * 9}, {"envh": "text"}, {"envh": None}):
+        agg.receive("c0", {**periodic, **bad}, index=0)
+        assert not agg.receive("c0", {**final_payload(t, "r"), **bad}, index=0)  # a final's: refused at once
+    older = {k: v for k, v in periodic.items() if k != "envh"}
+    agg.receive("c0", {**older, "envs": blob(["A"])}, index=0)
+    assert agg.environments == 1 and [r["requests"] for r in agg.row_dicts()] == [4, 4, 4]
+    (line,) = agg.problems()
+    assert "sent 7 malformed payloads" in line
+    assert "the first: final snapshot: its environment ids are not 8-byte" in line
+    agg.start("r")
+    agg.receive("c0", {**older, "envs": blob(["A"])}, index=0)
+    assert "its environment ids are a list, as a worker of an older lambda-affinity sends them" in agg.problems()[0]

@@ -58,13 +58,16 @@ from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported
     check_labels,
     check_row,
     check_totals,
+    env_digest,
     is_row,
     pack_columns,
+    pack_digests,
     pack_rows,
     row_table,
     unblob,
     unblob_checked,
     unpack_columns,
+    unpack_digests,
     unpack_row,
 )
 
@@ -90,7 +93,7 @@ def periodic_payload(
     table = endpoints.take_changed() if endpoints is not None else None
     if not rows and not envs and not restarted and table is None:
         return None
-    payload: Payload = {"run": run, "cols": pack_columns(pack_rows(rows)), "envs": blob(envs)}
+    payload: Payload = {"run": run, "cols": pack_columns(pack_rows(rows)), "envh": pack_digests(envs)}
     if restarted:
         payload["restarted"] = list(restarted)
     if table is not None:
@@ -110,7 +113,7 @@ def final_payload(
     payload: Payload = {
         "run": run,
         "cols": pack_columns(pack_rows(rows)),
-        "envs": blob(list(tracker.env_ids())),
+        "envh": pack_digests(tracker.env_ids()),
         "restarted": list(restarted),
         "final": totals(rows),
     }
@@ -131,7 +134,7 @@ def totals(rows: Iterable[UserRow]) -> Totals:
 
 def _size(payload: Mapping) -> int:
     """A queued payload's blobs, in bytes (what holding it costs)."""
-    rows, envs = payload.get("cols"), payload.get("envs")
+    rows, envs = payload.get("cols"), payload.get("envh")
     return (len(rows) if type(rows) is bytes else 0) + (len(envs) if type(envs) is bytes else 0) + 64
 
 
@@ -143,6 +146,16 @@ def _columns_blob(payload: Mapping) -> Any:
             "run the same version on master and workers"
         )
     return payload.get("cols")
+
+
+def _digests_blob(payload: Mapping) -> Any:
+    """A payload's environment digests; a worker of an older version, which sent the ids as `envs`, is told apart."""
+    if "envh" not in payload and "envs" in payload:
+        raise MalformedError(
+            "its environment ids are a list, as a worker of an older lambda-affinity sends them: "
+            "run the same version on master and workers"
+        )
+    return payload.get("envh")
 
 
 def row_error(values: Any) -> MalformedError:
@@ -250,7 +263,7 @@ class Aggregator:
 
     def __init__(self) -> None:
         self.run: str | None = None
-        self.envs: set[str] = set()
+        self.envs: set[int] = set()  # the digests of the distinct environment ids (wire.env_digest)
         self.workers: dict[str, WorkerState] = {}
         self.dropped = 0  # payloads of another run
         self.messages = 0
@@ -325,7 +338,7 @@ class Aggregator:
             try:
                 final = check_totals(payload["final"])
                 check_blob_head(_columns_blob(payload), "rows")
-                check_blob_head(payload.get("envs"), "environment ids")
+                unpack_digests(_digests_blob(payload))
                 check_labels(payload.get("restarted", []), "restarted users")
             except MalformedError as exc:
                 # unreadable: what the worker sent before stays as it was
@@ -366,7 +379,7 @@ class Aggregator:
         for payload in queue:
             try:
                 columns = unpack_columns(_columns_blob(payload), "rows")
-                envs = check_labels(unblob_checked(payload.get("envs"), "environment ids"), "environment ids")
+                envs = unpack_digests(_digests_blob(payload))
                 restarted = check_labels(payload.get("restarted", []), "restarted users")
             except MalformedError as exc:
                 w.reject(MalformedError(f"periodic report: {exc}"))
@@ -387,7 +400,7 @@ class Aggregator:
             return False
         try:
             columns = unpack_columns(_columns_blob(payload), "rows")
-            envs = check_labels(unblob_checked(payload["envs"], "environment ids"), "environment ids")
+            envs = unpack_digests(_digests_blob(payload))
         except MalformedError as exc:
             w.reject(MalformedError(f"final snapshot: {exc}"))
             w.final = None
