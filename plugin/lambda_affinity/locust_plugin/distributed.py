@@ -12,19 +12,22 @@ invalid replies only grow within a run). Every payload names its run (the
 master's token, sent to workers with the spawn message), so a report from a
 previous run that arrives late is dropped instead of mixed in.
 
-What it costs the master (bench/distributed.py): a row is a `WireRow`, a
-tuple that packs as a msgpack array (no keys; `max_share` is derived), and
-the master holds it as the list msgpack gives back; a payload's rows
-and environment ids travel as msgpack blobs inside Locust's message, so
-Locust decodes each as a single bytes object and the unpacking is ours,
+What it costs the master (bench/distributed.py): rows travel in columns
+(`wire.pack_columns`: the labels, then one array of unsigned integers per
+count, so the counts unpack by array.frombytes and are whole numbers >= 0 by
+construction), environment ids as 64-bit digests (`wire.pack_digests`: the
+master only counts the distinct ones), both as bytes inside Locust's message,
+so Locust decodes each as a single bytes object and the unpacking is ours,
 measured in `Aggregator.cpu_s`. The master only appends a periodic payload
 to its worker's queue, and unpacks the queue when someone reads the rows (the
 web UI, at most once a second) or when the worker never sends its final
-snapshot; a final snapshot replaces the queue unread. A headless run thus
-unpacks each user's row once, however long it runs.
+snapshot; a final snapshot replaces the queue unread, and when every row of
+it checks it is held as its columns (a table of rows is made only if newer
+rows follow it). A headless run thus unpacks each user's row once, however
+long it runs.
 
 Nothing a worker sends can break the master: each payload and each row is
-checked where it is unpacked (`check_row`), a malformed one is rejected
+checked where it is unpacked (`wire.all_rows`, and `check_row` for why), a malformed one is rejected
 alone and counted for its worker (one line per worker in `problems()`), and
 everything else is kept. A final snapshot that cannot be read leaves the
 worker's earlier rows as they were.
