@@ -105,7 +105,7 @@ def _report(client_id, data, **_kw):
         M["with_rows"] += 1
         M["bytes"] += len(packed)
         M["max_bytes"] = max(M["max_bytes"], len(packed))
-        M["rows"] += len(msgpack.unpackb(payload["rows"]))
+        M["rows"] += len(msgpack.unpackb(payload["cols"])[0])  # the labels column
     M["own_cpu"] += time.thread_time() - started
 
 

@@ -12,11 +12,12 @@ from lambda_affinity.locust_plugin.distributed import (
     Aggregator,
     blob,
     final_payload,
+    pack_columns,
     pack_rows,
     periodic_payload,
-    unblob,
     unpack_row,
 )
+from lambda_affinity.locust_plugin.wire import column_rows, env_digest, pack_digests, unpack_digests
 
 
 def play(tracker, label, rng, n, envs):
@@ -38,6 +39,8 @@ def test_wire_rows_round_trip_to_tracker_rows():
     assert all(len(p) == len(WIRE_FIELDS) for p in packed)
     # what goes through Locust's msgpack comes back as the same rows, max_share derived
     assert [unpack_row(v) for v in msgpack.unpackb(msgpack.packb(packed))] == rows
+    # and so do they in columns, as they travel
+    assert [unpack_row(v) for v in column_rows(msgpack.unpackb(msgpack.packb(pack_columns(packed))))] == rows
     assert list(unpack_row(packed[0])) == list(ROW_FIELDS) and rows[0]["max_share"] is None
 
 
@@ -55,7 +58,7 @@ def test_master_totals_equal_what_every_worker_recorded():
                 t.register(label)
                 play(t, label, rng, rng.randint(1, 5), shared)
             payload = periodic_payload(t, "run-1")
-            sent_rows += len(unblob(payload["rows"]))
+            sent_rows += len(column_rows(payload["cols"]))
             assert agg.receive(key, msgpack.unpackb(msgpack.packb(payload)), index=w)
     for w, (key, t) in enumerate(workers.items()):
         agg.receive(key, final_payload(t, "run-1"), index=w)
@@ -77,14 +80,16 @@ def test_only_changed_rows_and_new_envs_are_sent():
     t.record("w0-u1", "A")
     t.record("w0-u2", "B")
     first = periodic_payload(t, "r")
-    assert sorted(v[0] for v in unblob(first["rows"])) == ["w0-u1", "w0-u2"]
-    assert unblob(first["envs"]) == ["A", "B"]
+    assert sorted(v[0] for v in column_rows(first["cols"])) == ["w0-u1", "w0-u2"]
+    assert unpack_digests(first["envh"]).tolist() == [env_digest("A"), env_digest("B")]
     assert periodic_payload(t, "r") is None  # nothing new: the report carries nothing of ours
     t.record("w0-u2", "A")
     again = periodic_payload(t, "r")
-    assert [v[0] for v in unblob(again["rows"])] == ["w0-u2"] and unblob(again["envs"]) == []
+    assert [v[0] for v in column_rows(again["cols"])] == ["w0-u2"] and again["envh"] == b""
     final = final_payload(t, "r")
-    assert [v[0] for v in unblob(final["rows"])] == ["w0-u1", "w0-u2"] and unblob(final["envs"]) == ["A", "B"]
+    assert [v[0] for v in column_rows(final["cols"])] == ["w0-u1", "w0-u2"] and unpack_digests(
+        final["envh"]
+    ).tolist() == [env_digest("A"), env_digest("B")]
     assert final["final"] == {"users": 2, "requests": 3, "invalid": 0}
     assert periodic_payload(t, "r") is None  # the final snapshot took everything
 
@@ -216,7 +221,7 @@ def test_queued_periodic_payloads_stay_bounded_in_a_long_run(monkeypatch):
         t.record(f"w0-u{i % 7}", f"E{i % 5}")
         agg.receive("c", periodic_payload(t, "r"), index=0)
         w = agg.workers["c"]
-        assert w.queued_bytes <= 2000 and w.queued_bytes == sum(len(p["rows"]) + len(p["envs"]) + 64 for p in w.queue)
+        assert w.queued_bytes <= 2000 and w.queued_bytes == sum(len(p["cols"]) + len(p["envh"]) + 64 for p in w.queue)
     assert agg.row_dicts() == t.rows() and agg.environments == 5
 
 
@@ -235,18 +240,41 @@ def _good_row(user="w0-u9", requests=2):
     return [user, requests, requests, 0, 0, 1, 1, 0, 0, 0]
 
 
-BAD_ROWS = [
-    "not a list",
-    [1, 2, 3],
+# rows check_row refuses that columns can carry (their counts are whole numbers >= 0): a label that is not one,
+# counts that cannot be together
+BAD_COLUMN_ROWS = [
     [None, 1, 1, 0, 0, 1, 1, 0, 0, 0],  # no label
+    ["", 1, 1, 0, 0, 1, 1, 0, 0, 0],  # an empty label
+    [7, 1, 1, 0, 0, 1, 1, 0, 0, 0],  # a number for a label
     ["x" * 300, 1, 1, 0, 0, 1, 1, 0, 0, 0],  # too long a label
-    ["w0-u9", -1, 0, 0, 0, 0, 0, 0, 0, 0],  # negative
-    ["w0-u9", 1.5, 1, 0, 0, 1, 1, 0, 0, 0],  # not whole
-    ["w0-u9", True, 1, 0, 0, 1, 1, 0, 0, 0],  # a bool is no count
     ["w0-u9", 1, 5, 0, 0, 1, 1, 0, 0, 0],  # max_count > requests
     ["w0-u9", 1, 1, 3, 1, 1, 1, 0, 0, 0],  # warm_hits > cache_known
+    ["w0-u9", 1, 1, 0, 3, 1, 1, 0, 0, 0],  # cache_known > requests
+    ["w0-u9", 1, 1, 0, 0, 4, 1, 0, 0, 0],  # environments > requests
     ["w0-u9", 2, 1, 0, 0, 2, 2, 1, 0, 0],  # cold starts + new-environment calls > requests
-    ["w0-u9", 2, 2, 0, 0, 1, 1, 0, 0],  # an older worker's row: no new_environment_calls
+]
+
+
+def _columns(labels, *counts):
+    """A rows blob put together by hand: labels, then count columns as given."""
+    return msgpack.packb([labels, *counts])
+
+
+_ONE = (1).to_bytes(1, "little")
+BAD_COLUMNS = [  # blobs of rows that are not columns: rejected whole
+    b"\xc1garbage",  # 0xc1 is never valid msgpack
+    pack_columns([_good_row()]) + b"\x00",  # trailing bytes
+    "rows as text",
+    blob({"a": 1}),
+    blob([]),
+    _columns(["w0-u9"], *[_ONE] * 8),  # a count column short
+    _columns(["w0-u9"], *[_ONE] * 10),  # one too many
+    _columns(["w0-u9"], *[_ONE] * 8, b"\x01\x00\x00"),  # 3 bytes a number
+    _columns(["w0-u9", "w0-u8"], *[_ONE] * 9),  # one number for two labels
+    _columns(["w0-u9"], *[_ONE] * 8, [1]),  # a list, not bytes
+    _columns(["w0-u9"], *[_ONE] * 8, -1),
+    _columns("w0-u9", *[_ONE] * 9),  # labels not a list
+    blob([_good_row(), _good_row("w0-u8")]),  # one list per row: an older worker's
 ]
 
 
@@ -254,15 +282,43 @@ def test_malformed_rows_are_rejected_alone_and_reported_once_per_worker():
     t = _worker_with_rows()
     agg = Aggregator()
     agg.start("r")
-    good = unblob(periodic_payload(t, "r")["rows"])
-    agg.receive("c0", {"run": "r", "rows": blob([*good[:2], *BAD_ROWS, good[2]]), "envs": blob(["A"])}, index=0)
-    agg.receive("c0", {"run": "r", "rows": blob([BAD_ROWS[1], _good_row()]), "envs": blob([])}, index=0)
+    good = column_rows(periodic_payload(t, "r")["cols"])
+    bad_rows = pack_columns([*good[:2], *BAD_COLUMN_ROWS, good[2]])
+    agg.receive("c0", {"run": "r", "cols": bad_rows, "envh": pack_digests(["A"])}, index=0)
+    agg.receive(
+        "c0", {"run": "r", "cols": pack_columns([BAD_COLUMN_ROWS[1], _good_row()]), "envh": pack_digests([])}, index=0
+    )
     rows = agg.row_dicts()  # never raises: the web UI and the sampler read this while the run goes
     assert sorted(r["user"] for r in rows) == ["w0-u1", "w0-u2", "w0-u3", "w0-u9"]
     assert agg.environments == 1
     (line,) = agg.problems()
-    assert "worker 0 (c0) sent 0 malformed payloads and 12 malformed rows, rejected (the first: a row is not" in line
+    assert "worker 0 (c0) sent 0 malformed payloads and 10 malformed rows, rejected (the first: a row's user" in line
     assert "; it sent no final report; kept everything else: 4 users, 14 valid replies" in line
+
+
+def test_every_row_the_columns_can_carry_is_checked_as_check_row_does():
+    from lambda_affinity.locust_plugin.wire import MalformedError, check_row, row_table, unpack_columns
+
+    rng = random.Random(11)
+    labels = ["w0-u1", "w0-u2", "", "x" * 300, "x" * 256, 3, None]
+    rows = [[rng.choice(labels)] + [rng.choice((0, 1, 2, 3, 300, 70_000)) for _ in range(9)] for _ in range(5000)]
+    bad: list = []
+    table = row_table(unpack_columns(pack_columns(rows)), bad)
+    want_bad, want_table = [], {}
+    for row in rows:
+        try:
+            check_row(row)
+            want_table[row[0]] = tuple(row)  # a label repeated: its last row
+        except MalformedError:
+            want_bad.append(tuple(row))
+    assert bad == want_bad and 0 < len(bad) < len(rows)
+    assert table == want_table and len(table) == 3  # "w0-u1", "w0-u2", "x" * 256
+
+
+def test_counts_of_every_width_travel_exactly():
+    rows = [["w0-u1", 2**63, 2**32, 2**16, 2**32, 255, 256, 0, 2**40, 65_535]]
+    assert column_rows(pack_columns(rows)) == rows
+    assert column_rows(pack_columns([])) == []
 
 
 def test_malformed_periodic_payloads_are_rejected_whole_and_the_rest_kept():
@@ -270,20 +326,30 @@ def test_malformed_periodic_payloads_are_rejected_whole_and_the_rest_kept():
     agg = Aggregator()
     agg.start("r")
     agg.receive("c0", msgpack.unpackb(msgpack.packb(periodic_payload(t, "r"))), index=0)
-    for bad in (
+    bad_payloads = [
         ["not", "a", "mapping"],
         "text",
-        {"run": "r", "rows": b"\xc1garbage", "envs": blob([])},  # 0xc1 is never valid msgpack
-        {"run": "r", "rows": blob([_good_row()]) + b"\x00", "envs": blob([])},  # trailing bytes
-        {"run": "r", "rows": "rows as text", "envs": blob([])},
-        {"run": "r", "rows": blob({"a": 1}), "envs": blob([])},
-        {"run": "r", "rows": blob([]), "envs": blob([1, 2])},
-        {"run": "r", "rows": blob([]), "envs": blob([]), "restarted": "w0-u1"},
-    ):
+        *({"run": "r", "cols": cols, "envh": pack_digests([])} for cols in BAD_COLUMNS),
+        {"run": "r", "cols": pack_columns([]), "envh": b"\x01\x02\x03"},
+        {"run": "r", "cols": pack_columns([]), "envh": pack_digests([]), "restarted": "w0-u1"},
+        {"run": "r", "rows": blob([_good_row()]), "envh": pack_digests([])},  # an older worker's payload
+    ]
+    for bad in bad_payloads:
         agg.receive("c0", bad, index=0)
         assert sorted(r["user"] for r in agg.row_dicts()) == ["w0-u1", "w0-u2", "w0-u3"]
     (line,) = agg.problems()
-    assert line.startswith("lambda-affinity: worker 0 (c0) sent 8 malformed payloads and 0 malformed rows")
+    assert line.startswith(f"lambda-affinity: worker 0 (c0) sent {len(bad_payloads)} malformed payloads and 0 ")
+
+
+def test_an_older_workers_payload_is_refused_with_why():
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c0", {"run": "r", "rows": blob([_good_row()]), "envh": pack_digests([])}, index=0)
+    (line,) = agg.problems()
+    assert "its rows are one list per row, as a worker of an older lambda-affinity sends them: run the same" in line
+    agg.start("r")
+    agg.receive("c0", {"run": "r", "cols": blob([_good_row()]), "envh": pack_digests([])}, index=0)
+    assert "as a worker of an older lambda-affinity sends them" in agg.problems()[0]
 
 
 def test_a_bad_final_payload_keeps_the_workers_earlier_rows():
@@ -293,18 +359,23 @@ def test_a_bad_final_payload_keeps_the_workers_earlier_rows():
     agg.receive("c0", periodic_payload(t, "r"), index=0)
     before = agg.row_dicts()
     for bad_final in (
-        {**final_payload(t, "r"), "rows": b"\xc1"},
+        {**final_payload(t, "r"), "cols": b"\xc1"},
         {**final_payload(t, "r"), "final": {"users": "three"}},
-        {**final_payload(t, "r"), "envs": None},
+        {**final_payload(t, "r"), "envh": None},
     ):
         assert not agg.receive("c0", bad_final, index=0)  # told at once
         assert agg.row_dicts() == before
     # one that looks like a list of rows but is cut short: found when read, and the earlier rows still stand
-    assert agg.receive("c0", {**final_payload(t, "r"), "rows": b"\x93\x01"}, index=0)
+    assert agg.receive("c0", {**final_payload(t, "r"), "cols": b"\x93\x01"}, index=0)
     assert agg.row_dicts() == before
     assert agg.workers["c0"].final is None
+    # nor do columns that are not: each refused at once or found when read
+    for cols in BAD_COLUMNS:
+        agg.receive("c0", {**final_payload(t, "r"), "cols": cols}, index=0)
+        assert agg.row_dicts() == before and agg.workers["c0"].final is None
     (line,) = agg.problems()
-    assert "sent 4 malformed payloads" in line and "the first: final snapshot: its rows are not a msgpack list" in line
+    assert f"sent {4 + len(BAD_COLUMNS)} malformed payloads" in line
+    assert "the first: final snapshot: its rows are not a msgpack list" in line
     # a good final after them still counts whole
     assert agg.receive("c0", final_payload(t, "r"), index=0)
     assert agg.row_dicts() == t.rows()
@@ -315,8 +386,8 @@ def test_a_final_payload_with_a_bad_row_keeps_its_good_rows():
     agg = Aggregator()
     agg.start("r")
     final = final_payload(t, "r")
-    rows = unblob(final["rows"])
-    assert agg.receive("c0", {**final, "rows": blob([rows[0], BAD_ROWS[4], rows[1], rows[2]])}, index=0)
+    rows = column_rows(final["cols"])
+    assert agg.receive("c0", {**final, "cols": pack_columns([rows[0], BAD_COLUMN_ROWS[4], rows[1], rows[2]])}, index=0)
     assert agg.row_dicts() == t.rows()
     (line,) = agg.problems()  # one line: the rejection, not also a disagreement
     assert "sent 0 malformed payloads and 1 malformed rows" in line and "no final report" not in line
@@ -458,3 +529,67 @@ def test_users_not_running_when_the_test_stops_are_kept_apart_though_their_stop_
     # a test stopped and started again in the same run: the snapshot of before no longer holds
     worker.resume()
     assert worker.running_at_stop is None
+
+
+def test_a_final_snapshot_is_held_as_its_columns_until_newer_rows_follow_it():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    agg.receive("c0", final_payload(t, "r"), index=0)
+    agg.saw_stats("c0")
+    w = agg.workers["c0"]
+    assert agg.row_dicts() == t.rows() and w.base is not None and w.table == {}
+    assert w.held() == w.final == {"users": 3, "requests": 12, "invalid": 0} and agg.problems() == []
+    # the worker runs again (WorkerRole.resume): its rows go on from the final snapshot's
+    t.record("w0-u2", "B")
+    t.record("w0-u4", "B")
+    agg.receive("c0", periodic_payload(t, "r"), index=0)
+    assert agg.row_dicts() == t.rows() and w.base is None and list(w.table) == ["w0-u1", "w0-u2", "w0-u3", "w0-u4"]
+
+
+def test_a_final_snapshot_with_a_label_twice_keeps_its_last_row_as_a_table_did():
+    from lambda_affinity.locust_plugin.wire import all_rows, unpack_columns
+
+    rows = [_good_row("w0-u1", 2), _good_row("w0-u2", 3), _good_row("w0-u1", 5)]
+    assert not all_rows(unpack_columns(pack_columns(rows))) and all_rows(unpack_columns(pack_columns(rows[1:])))
+    agg = Aggregator()
+    agg.start("r")
+    final = {"users": 3, "requests": 10, "invalid": 0}
+    agg.receive("c0", {"run": "r", "cols": pack_columns(rows), "envh": pack_digests(["A"]), "final": final}, index=0)
+    assert [(r["user"], r["requests"]) for r in agg.row_dicts()] == [("w0-u1", 5), ("w0-u2", 3)]
+    (line,) = agg.problems()  # never sent by a worker: said as a disagreement, as before
+    assert "recorded 3 users, 10 valid replies, 0 invalid, but this master holds 2 users, 8 valid" in line
+
+
+def test_environment_ids_travel_as_digests_and_are_counted_once_across_workers():
+    ids = ["2020/03/27/[$LATEST]ab", "2020/03/27/[$LATEST]cd", "\udcff odd", ""]
+    assert unpack_digests(pack_digests(ids)).tolist() == [env_digest(e) for e in ids]
+    assert len({env_digest(e) for e in ids}) == 4 and pack_digests([]) == b""
+    agg = Aggregator()
+    agg.start("r")
+    for w, seen in enumerate((["A", "B"], ["B", "C"])):
+        t = Tracker()
+        for env in seen:
+            t.record(f"w{w}-u1", env)
+        agg.receive(f"c{w}", final_payload(t, "r"), index=w)
+    assert agg.environments == 3 and agg.problems() == []
+
+
+def test_malformed_or_older_environment_ids_are_rejected_with_their_payload():
+    t = _worker_with_rows()
+    agg = Aggregator()
+    agg.start("r")
+    periodic = periodic_payload(t, "r")
+    agg.receive("c0", periodic, index=0)
+    for bad in ({"envh": b"\x01" * 9}, {"envh": "text"}, {"envh": None}):
+        agg.receive("c0", {**periodic, **bad}, index=0)
+        assert not agg.receive("c0", {**final_payload(t, "r"), **bad}, index=0)  # a final's: refused at once
+    older = {k: v for k, v in periodic.items() if k != "envh"}
+    agg.receive("c0", {**older, "envs": blob(["A"])}, index=0)
+    assert agg.environments == 1 and [r["requests"] for r in agg.row_dicts()] == [4, 4, 4]
+    (line,) = agg.problems()
+    assert "sent 7 malformed payloads" in line
+    assert "the first: final snapshot: its environment ids are not 8-byte" in line
+    agg.start("r")
+    agg.receive("c0", {**older, "envs": blob(["A"])}, index=0)
+    assert "its environment ids are a list, as a worker of an older lambda-affinity sends them" in agg.problems()[0]

@@ -274,7 +274,7 @@ def test_an_on_demand_simulation_has_no_new_environment_calls_and_a_sweep_row_sa
 def test_endpoints_count_new_environment_calls_and_a_master_refuses_an_older_workers_table():
     from lambda_affinity.core.endpoints import EndpointTracker
     from lambda_affinity.locust_plugin.distributed import Aggregator
-    from lambda_affinity.locust_plugin.wire import blob
+    from lambda_affinity.locust_plugin.wire import blob, pack_columns, pack_digests
 
     t = EndpointTracker()
     t.record("login", cold=False, cache_hit=False, stayed=None, new_environment=True)
@@ -285,9 +285,8 @@ def test_endpoints_count_new_environment_calls_and_a_master_refuses_an_older_wor
     assert "       1" in render_table({**summarize([], 0), "per_endpoint": t.rows()}).split("login")[1].splitlines()[0]
     agg = Aggregator()
     agg.start("r")
-    agg.receive(
-        "c0", {"run": "r", "rows": blob([]), "envs": blob([]), "endpoints": blob([["login", 1, 0, 1, 0, 0, 0, 0]])}
-    )
+    bad_table = blob([["login", 1, 0, 1, 0, 0, 0, 0]])
+    agg.receive("c0", {"run": "r", "cols": pack_columns([]), "envh": pack_digests([]), "endpoints": bad_table})
     assert agg.endpoint_rows() == [] and "an endpoint entry is not [name, 8 counts]" in agg.problems()[0]
-    agg.receive("c0", {"run": "r", "rows": blob([]), "envs": blob([]), "endpoints": blob(t.table())})
+    agg.receive("c0", {"run": "r", "cols": pack_columns([]), "envh": pack_digests([]), "endpoints": blob(t.table())})
     assert {r["name"]: r["new_environment_calls"] for r in agg.endpoint_rows()} == {"login": 1, "/items": 0}

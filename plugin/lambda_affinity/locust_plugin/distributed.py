@@ -12,19 +12,22 @@ invalid replies only grow within a run). Every payload names its run (the
 master's token, sent to workers with the spawn message), so a report from a
 previous run that arrives late is dropped instead of mixed in.
 
-What it costs the master (bench/distributed.py): a row is a `WireRow`, a
-tuple that packs as a msgpack array (no keys; `max_share` is derived), and
-the master holds it as the list msgpack gives back; a payload's rows
-and environment ids travel as msgpack blobs inside Locust's message, so
-Locust decodes each as a single bytes object and the unpacking is ours,
+What it costs the master (bench/distributed.py): rows travel in columns
+(`wire.pack_columns`: the labels, then one array of unsigned integers per
+count, so the counts unpack by array.frombytes and are whole numbers >= 0 by
+construction), environment ids as 64-bit digests (`wire.pack_digests`: the
+master only counts the distinct ones), both as bytes inside Locust's message,
+so Locust decodes each as a single bytes object and the unpacking is ours,
 measured in `Aggregator.cpu_s`. The master only appends a periodic payload
 to its worker's queue, and unpacks the queue when someone reads the rows (the
 web UI, at most once a second) or when the worker never sends its final
-snapshot; a final snapshot replaces the queue unread. A headless run thus
-unpacks each user's row once, however long it runs.
+snapshot; a final snapshot replaces the queue unread, and when every row of
+it checks it is held as its columns (a table of rows is made only if newer
+rows follow it). A headless run thus unpacks each user's row once, however
+long it runs.
 
 Nothing a worker sends can break the master: each payload and each row is
-checked where it is unpacked (`check_row`), a malformed one is rejected
+checked where it is unpacked (`wire.all_rows`, and `check_row` for why), a malformed one is rejected
 alone and counted for its worker (one line per worker in `problems()`), and
 everything else is kept. A final snapshot that cannot be read leaves the
 worker's earlier rows as they were.
@@ -47,19 +50,27 @@ from ..core.tracker import Tracker
 from .wire import (  # noqa: F401 -- re-exported: the wire's names were imported from here
     MAX_LABEL,
     WIRE_FIELDS,
+    Columns,
     MalformedError,
     Payload,
     Totals,
     WireRow,
+    all_rows,
     blob,
     check_blob_head,
     check_labels,
     check_row,
     check_totals,
+    env_digest,
     is_row,
+    pack_columns,
+    pack_digests,
     pack_rows,
+    row_table,
     unblob,
     unblob_checked,
+    unpack_columns,
+    unpack_digests,
     unpack_row,
 )
 
@@ -85,7 +96,7 @@ def periodic_payload(
     table = endpoints.take_changed() if endpoints is not None else None
     if not rows and not envs and not restarted and table is None:
         return None
-    payload: Payload = {"run": run, "rows": blob(pack_rows(rows)), "envs": blob(envs)}
+    payload: Payload = {"run": run, "cols": pack_columns(pack_rows(rows)), "envh": pack_digests(envs)}
     if restarted:
         payload["restarted"] = list(restarted)
     if table is not None:
@@ -104,8 +115,8 @@ def final_payload(
     rows = tracker.rows()
     payload: Payload = {
         "run": run,
-        "rows": blob(pack_rows(rows)),
-        "envs": blob(list(tracker.env_ids())),
+        "cols": pack_columns(pack_rows(rows)),
+        "envh": pack_digests(tracker.env_ids()),
         "restarted": list(restarted),
         "final": totals(rows),
     }
@@ -126,8 +137,28 @@ def totals(rows: Iterable[UserRow]) -> Totals:
 
 def _size(payload: Mapping) -> int:
     """A queued payload's blobs, in bytes (what holding it costs)."""
-    rows, envs = payload.get("rows"), payload.get("envs")
+    rows, envs = payload.get("cols"), payload.get("envh")
     return (len(rows) if type(rows) is bytes else 0) + (len(envs) if type(envs) is bytes else 0) + 64
+
+
+def _columns_blob(payload: Mapping) -> Any:
+    """A payload's rows blob; a worker of an older version, which sent its rows as `rows`, is told apart."""
+    if "cols" not in payload and "rows" in payload:
+        raise MalformedError(
+            "its rows are one list per row, as a worker of an older lambda-affinity sends them: "
+            "run the same version on master and workers"
+        )
+    return payload.get("cols")
+
+
+def _digests_blob(payload: Mapping) -> Any:
+    """A payload's environment digests; a worker of an older version, which sent the ids as `envs`, is told apart."""
+    if "envh" not in payload and "envs" in payload:
+        raise MalformedError(
+            "its environment ids are a list, as a worker of an older lambda-affinity sends them: "
+            "run the same version on master and workers"
+        )
+    return payload.get("envh")
 
 
 def row_error(values: Any) -> MalformedError:
@@ -151,6 +182,7 @@ class WorkerState:
         "stats_after_final",
         "gone",
         "table",
+        "base",
         "queue",
         "queued_bytes",
         "pending_final",
@@ -169,7 +201,10 @@ class WorkerState:
         self.final: Totals | None = None  # the worker's own totals, once its final payload is in
         self.stats_after_final = False  # Locust's stats report that follows the final one is in too
         self.gone = False  # the worker said it quits, or it stopped
-        self.table: dict[str, list] = {}  # user -> latest row (a WireRow as msgpack's list), as unpacked so far
+        self.table: dict[str, tuple] = {}  # user -> latest row (in WireRow's order), as unpacked so far
+        # the final snapshot's rows as they came, all checked, when every one was a row: held as columns
+        # (no tuple a row), made a table only if periodic rows follow it (the worker running again)
+        self.base: Columns | None = None
         self.queue: list[Mapping] = []  # periodic payloads not unpacked yet, oldest first
         self.queued_bytes = 0  # the queue's blobs, in bytes
         self.pending_final: Mapping | None = None  # the final snapshot, not unpacked yet
@@ -200,11 +235,29 @@ class WorkerState:
 
     def held(self) -> Totals:
         """Totals of the rows held for this worker (unpack the queue first)."""
+        if self.base is not None:
+            counts = self.base.counts
+            return {
+                "users": len(self.base.labels),
+                "requests": sum(counts[_REQUESTS - 1]),
+                "invalid": sum(counts[_INVALID - 1]),
+            }
         out: Totals = {"users": len(self.table), "requests": 0, "invalid": 0}
         for values in self.table.values():
             out["requests"] += values[_REQUESTS]
             out["invalid"] += values[_INVALID]
         return out
+
+    def rows(self) -> Iterable[tuple]:
+        """The rows held, in the worker's order (unpack the queue first)."""
+        return self.base.rows() if self.base is not None else self.table.values()
+
+    def make_table(self) -> dict[str, tuple]:
+        """The rows held as a table (user -> row), to fold newer rows in."""
+        if self.base is not None:
+            self.table = dict(zip(self.base.labels, self.base.rows(), strict=True))
+            self.base = None
+        return self.table
 
 
 class Aggregator:
@@ -213,7 +266,7 @@ class Aggregator:
 
     def __init__(self) -> None:
         self.run: str | None = None
-        self.envs: set[str] = set()
+        self.envs: set[int] = set()  # the digests of the distinct environment ids (wire.env_digest)
         self.workers: dict[str, WorkerState] = {}
         self.dropped = 0  # payloads of another run
         self.messages = 0
@@ -287,8 +340,8 @@ class Aggregator:
                 return True
             try:
                 final = check_totals(payload["final"])
-                check_blob_head(payload.get("rows"), "rows")
-                check_blob_head(payload.get("envs"), "environment ids")
+                check_blob_head(_columns_blob(payload), "rows")
+                unpack_digests(_digests_blob(payload))
                 check_labels(payload.get("restarted", []), "restarted users")
             except MalformedError as exc:
                 # unreadable: what the worker sent before stays as it was
@@ -304,14 +357,12 @@ class Aggregator:
             self.cpu_s += time.thread_time() - started
 
     @staticmethod
-    def _table(w: WorkerState, rows: list) -> dict[str, list]:
-        """user -> row of a final snapshot's rows, each malformed one rejected alone."""
-        table = {}
-        for values in rows:
-            if not is_row(values):
-                w.reject(row_error(values), rows=1)
-                continue
-            table[values[0]] = values
+    def _rows(w: WorkerState, columns: Columns) -> dict[str, tuple]:
+        """user -> row of `columns`, each malformed row rejected alone."""
+        bad: list[tuple] = []
+        table = row_table(columns, bad)
+        for values in bad:
+            w.reject(row_error(list(values)), rows=1)
         return table
 
     def fold(self) -> None:
@@ -325,25 +376,22 @@ class Aggregator:
     def _fold(self, w: WorkerState) -> None:
         if w.pending_final is not None and self._take_final(w):
             return
-        table = w.table
+        table = w.make_table() if w.queue else w.table
         queue, w.queue = w.queue, []
         w.queued_bytes = 0
         for payload in queue:
             try:
-                rows = unblob_checked(payload.get("rows"), "rows")
-                envs = check_labels(unblob_checked(payload.get("envs"), "environment ids"), "environment ids")
+                columns = unpack_columns(_columns_blob(payload), "rows")
+                envs = unpack_digests(_digests_blob(payload))
                 restarted = check_labels(payload.get("restarted", []), "restarted users")
             except MalformedError as exc:
                 w.reject(MalformedError(f"periodic report: {exc}"))
                 continue
-            for values in rows:
-                if not is_row(values):
-                    w.reject(row_error(values), rows=1)
-                    continue
-                old = table.get(values[0])
+            for user, values in self._rows(w, columns).items():
+                old = table.get(user)
                 if old is not None and old[_REQUESTS] + old[_INVALID] > values[_REQUESTS] + values[_INVALID]:
                     continue  # an older snapshot than the one held: keep the newer
-                table[values[0]] = values
+                table[user] = values
             self.envs.update(envs)
             w.restarted.update(restarted)
 
@@ -354,15 +402,18 @@ class Aggregator:
         if payload is None:
             return False
         try:
-            rows = unblob_checked(payload["rows"], "rows")
-            envs = check_labels(unblob_checked(payload["envs"], "environment ids"), "environment ids")
+            columns = unpack_columns(_columns_blob(payload), "rows")
+            envs = unpack_digests(_digests_blob(payload))
         except MalformedError as exc:
             w.reject(MalformedError(f"final snapshot: {exc}"))
             w.final = None
             return False
         w.queue = []
         w.queued_bytes = 0
-        w.table = self._table(w, rows)
+        if all_rows(columns):
+            w.table, w.base = {}, columns
+        else:
+            w.table, w.base = self._rows(w, columns), None
         self.envs.update(envs)
         w.restarted.update(payload.get("restarted", []))
         return True
@@ -391,7 +442,7 @@ class Aggregator:
         """Per-user rows, by worker index, then in each
         worker's own order (the order its users started)."""
         self.fold()
-        return [unpack_row(values) for w in self._by_index() for values in w.table.values()]
+        return [unpack_row(values) for w in self._by_index() for values in w.rows()]
 
     def restarted(self) -> set[str]:
         """Users Locust stopped mid-run, on every worker."""

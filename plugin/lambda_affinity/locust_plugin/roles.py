@@ -32,6 +32,15 @@ REPORT_KEY = "lambda_affinity"  # our part of Locust's periodic worker report
 # Locust's --stop-timeout (workers stop their users first). Workers reply
 # within milliseconds; the bound only matters for a worker that hangs.
 FINAL_WAIT_S = 10.0
+# A worker still to send its final snapshot (or Locust's report after it) that
+# is still heard from (Locust's heartbeats come every second) is waited for
+# past that, up to this much more:
+# on a loaded machine, a worker that Locust's dispatch gave tens of thousands
+# of users (after marking the others missing) took longer than FINAL_WAIT_S
+# to stop them and send its final snapshot, and without it the users Locust
+# had stopped on it could not be told apart (bench/distributed.py --workers 8).
+LIVE_WAIT_S = 60.0
+HEARD_S = 3.0  # heard from within this: alive (Locust marks a worker missing after 3 s without a heartbeat)
 
 
 class WorkerRole:
@@ -148,35 +157,65 @@ class MasterRole:
         self.aggregator.saw_stats(client_id)
         self.heard.set()
 
-    def lost_workers(self, runner: Any) -> set[str]:
+    def lost_workers(self, runner: Any, heard: Mapping[str, float] | None = None, now: float = 0.0) -> set[str]:
         """Workers without a final snapshot that will send nothing more: gone
         from Locust's list, or missing heartbeats now. A worker whose final
         snapshot is in is waited for until Locust's report after it arrives
         (bounded by the wait): on a loaded machine a worker misses heartbeats
         and still reports, and Locust's reports carry request counts since the
-        previous one, so giving up on it early left Locust's total short of ours."""
+        previous one, so giving up on it early left Locust's total short of ours.
+        `heard` (client id -> when this master last read a message of it, once
+        Locust's listener is gone and its list no longer changes): a worker
+        Locust marked missing but heard from within HEARD_S is not lost."""
         lost = set()
         for key, w in self.aggregator.workers.items():
-            if w.final is None and (adapter.worker_gone(runner, key) or adapter.worker_missing(runner, key)):
+            if w.final is not None:
+                continue
+            unheard = heard is None or now - heard.get(key, float("-inf")) > HEARD_S
+            if adapter.worker_gone(runner, key) or (adapter.worker_missing(runner, key) and unheard):
                 lost.add(key)
         return lost
 
-    def settled(self, runner: Any) -> bool:
+    def settled(self, runner: Any, heard: Mapping[str, float] | None = None, now: float = 0.0) -> bool:
         """Every worker of the run has sent its final snapshot (and the Locust
-        report after it), or is known lost."""
-        return not self.aggregator.outstanding(self.lost_workers(runner))
+        report after it), or is known lost (see lost_workers)."""
+        return not self.aggregator.outstanding(self.lost_workers(runner, heard, now))
+
+    def still_heard(self, runner: Any, heard: Mapping[str, float] | None, now: float) -> bool:
+        """Some worker still to be heard from (its final snapshot, or Locust's
+        report after it) is alive: heard from within HEARD_S (`heard`: client
+        id -> when, while this master reads the messages itself), or, while
+        Locust's listener reads them (`heard` None), not gone from Locust's
+        list nor marked missing."""
+        for key, w in self.aggregator.workers.items():
+            if w.settled or w.gone:
+                continue
+            if heard is not None:
+                if now - heard.get(key, float("-inf")) <= HEARD_S:
+                    return True
+            elif not (adapter.worker_gone(runner, key) or adapter.worker_missing(runner, key)):
+                return True
+        return False
 
     def await_workers(self, runner: Any, timeout: float) -> None:
         """Wait until every worker of the run has sent its final snapshot (and
-        the Locust report after it), or is known lost, or `timeout` passes."""
+        the Locust report after it), or is known lost, or `timeout` passes;
+        past it, up to LIVE_WAIT_S more while a worker still to be heard from
+        is heard from (still_heard)."""
         started = time.monotonic()
         deadline = started + timeout
         # runner.quit() kills Locust's message listener: then read the socket here
         pump = adapter.message_listener_stopped(runner)
+        # client id -> when its latest message came, read here; every worker
+        # counts as heard when the wait starts (Locust's list stopped with its listener)
+        heard: dict[str, float] | None = dict.fromkeys(self.aggregator.workers, started) if pump else None
         while True:
             now = time.monotonic()
+            overtime = now >= deadline and now < started + timeout + LIVE_WAIT_S
+            if overtime and self.still_heard(runner, heard, now):
+                deadline = now + 0.5
             remaining = deadline - now
-            if self.settled(runner) or remaining <= 0 or self.stop_waiting:
+            if self.settled(runner, heard, now) or remaining <= 0 or self.stop_waiting:
                 if now - started > 0.1:
                     logger.info("lambda-affinity: waited %.1f s for the workers' final snapshots", now - started)
                 return
@@ -186,11 +225,13 @@ class MasterRole:
                 continue
             try:
                 with gevent.Timeout(min(remaining, 0.5)):
-                    _client_id, msg = adapter.receive_late_message(runner)
+                    client_id, msg = adapter.receive_late_message(runner)
             except gevent.Timeout:
                 continue
             except RPCError as exc:
                 logger.debug("lambda-affinity: reading late worker messages: %s", exc)
                 gevent.sleep(0.05)
                 continue
+            if heard is not None:
+                heard[client_id] = time.monotonic()
             adapter.dispatch_late_message(runner, msg, self.aggregator.left)
