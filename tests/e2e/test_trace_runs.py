@@ -360,3 +360,39 @@ def test_affinity_trace_on_a_full_disk_stops_once_and_leaves_locusts_stats_alone
     rows = list(read_rows(str(trace)))
     assert 0 < len(rows) == kept < doc["requests"] + doc["invalid"]
     assert_nothing_left(run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["folder", "/dev/full"])
+def test_affinity_trace_that_is_a_folder_or_a_device_is_refused_once_at_start(tmp_path, target):
+    """Not a regular file: one line at the start, no trace, and the run and its other outputs go on."""
+    if target == "folder":
+        (tmp_path / "folder").mkdir()
+    kind = "a directory" if target == "folder" else "a device"
+    run = run_locust(
+        [
+            "-f",
+            os.path.join(TEST_LOCUSTFILES, "probe_quick_think.py"),
+            "--headless",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "2s",
+            "--json",
+            "--affinity-json",
+            "a.json",
+            "--affinity-trace",
+            target,
+        ],
+        cwd=tmp_path,
+    )
+    assert run.code == 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    lines = [line for line in run.stderr.splitlines() if "--affinity-trace" in line]
+    assert len(lines) == 1 and f"{target}: exists and is {kind}; refusing to replace it" in lines[0], lines
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["requests"] > 0 and probe_requests(run.stdout) == doc["requests"] + doc["invalid"]
+    if target == "folder":
+        assert list((tmp_path / "folder").iterdir()) == []
+    assert_nothing_left(run)
