@@ -191,8 +191,15 @@ def app_zip(code: str) -> bytes:
 
 
 def zygotes() -> int:
-    """The fork-servers this test process runs (the emulator runs in one of its threads)."""
-    return sum("zygote.py" in " ".join(p.cmdline()) for p in psutil.Process().children())
+    """The fork-servers this test process runs (the emulator runs in one of its threads); one that has
+    ended but is not reaped yet (a zombie, or gone meanwhile) runs nothing and is not counted."""
+    n = 0
+    for p in psutil.Process().children():
+        try:
+            n += "zygote.py" in " ".join(p.cmdline())
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            pass
+    return n
 
 
 def eventually(check, seconds: float = 5.0) -> bool:
