@@ -141,24 +141,22 @@ def _size(payload: Mapping) -> int:
     return (len(rows) if type(rows) is bytes else 0) + (len(envs) if type(envs) is bytes else 0) + 64
 
 
-def _columns_blob(payload: Mapping) -> Any:
-    """A payload's rows blob; a worker of an older version, which sent its rows as `rows`, is told apart."""
-    if "cols" not in payload and "rows" in payload:
+def _blob(payload: Mapping, key: str, old_key: str, old_form: str) -> Any:
+    """A payload's blob under `key`; a worker of an older version, which sent `old_key` instead, is told apart."""
+    if key not in payload and old_key in payload:
         raise MalformedError(
-            "its rows are one list per row, as a worker of an older lambda-affinity sends them: "
+            f"its {old_form}, as a worker of an older lambda-affinity sends them: "
             "run the same version on master and workers"
         )
-    return payload.get("cols")
+    return payload.get(key)
+
+
+def _columns_blob(payload: Mapping) -> Any:
+    return _blob(payload, "cols", "rows", "rows are one list per row")
 
 
 def _digests_blob(payload: Mapping) -> Any:
-    """A payload's environment digests; a worker of an older version, which sent the ids as `envs`, is told apart."""
-    if "envh" not in payload and "envs" in payload:
-        raise MalformedError(
-            "its environment ids are a list, as a worker of an older lambda-affinity sends them: "
-            "run the same version on master and workers"
-        )
-    return payload.get("envh")
+    return _blob(payload, "envh", "envs", "environment ids are a list")
 
 
 def row_error(values: Any) -> MalformedError:
