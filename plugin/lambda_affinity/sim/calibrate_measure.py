@@ -64,11 +64,6 @@ class Measurement:
     # that some trace holds twice over: the rungs screening replays, shortest first
     rungs: dict[int, Figures] = field(default_factory=dict)
 
-    @property
-    def head_figures(self) -> Figures | None:
-        """The shortest rung's figures (None: too short a trace to screen on a prefix)."""
-        return self.rungs[min(self.rungs)] if self.rungs else None
-
 
 # -- the measurement ---------------------------------------------------------------------
 
