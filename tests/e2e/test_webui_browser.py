@@ -9,7 +9,6 @@ report's section is read in Chromium too. Screenshots go to test-artifacts/
 
 from __future__ import annotations
 
-import decimal
 import json
 import os
 import re
@@ -77,9 +76,9 @@ def artifact(name: str) -> str:
 
 
 def to_fixed(x: float, digits: int) -> str:
-    """JavaScript's Number.prototype.toFixed, which the dashboard uses: on an exact tie of the binary value
-    (26/32 = 0.8125) it takes the larger neighbour (0.813) where Python's format rounds to even (0.812)."""
-    return str(decimal.Decimal(x).quantize(decimal.Decimal(1).scaleb(-digits), rounding=decimal.ROUND_HALF_UP))
+    """The dashboard's digits: Python's format, as the console and the HTML report print
+    (affinity.js rounds exact ties to even too: tests/unit/test_dashboard_digits.py)."""
+    return format(x, f".{digits}f")
 
 
 def rate(dist, key: str) -> str:

@@ -72,9 +72,20 @@
     });
   }
 
+  // Python's format(v, ".Nf"), which the console, the CSVs and the HTML report print: toFixed takes the
+  // larger neighbour on an exact tie of the binary value (0.5625 -> "0.563") where Python rounds to even
+  // ("0.562"), and the dashboard must not show another digit than the report of the same run.
+  function fixed(v, digits) {
+    var near = v.toFixed(digits), exact = v.toFixed(100);  // toFixed(100): the binary value's digits, exactly
+    var dot = exact.indexOf(".");
+    if (dot < 0 || !/^50*$/.test(exact.slice(dot + 1 + digits))) return near;  // not a tie
+    var lower = exact.slice(0, digits ? dot + 1 + digits : dot);  // the smaller neighbour in magnitude
+    return +lower.charAt(lower.length - 1) % 2 ? near : lower;
+  }
+
   function fmt(v, kind) {
     if (v === null || v === undefined) return "-";
-    return kind === "rate" ? v.toFixed(3) : String(v);  // "count", and "text" (formatted by the server)
+    return kind === "rate" ? fixed(v, 3) : String(v);  // "count", and "text" (formatted by the server)
   }
 
   function isOpen() { return new URLSearchParams(location.search).get("tab") === TAB; }
@@ -206,7 +217,7 @@
         pen = "L";
         dots.push('<circle class="' + cls + '" data-series="' + esc(s.field) + '" cx="' + px + '" cy="' + py +
                   '" r="2.5"><title>' + esc(s.label) + " at " + clock(p.t - start) + ": " +
-                  (spec.y_max ? v.toFixed(3) : v) + "</title></circle>");
+                  (spec.y_max ? fixed(v, 3) : v) + "</title></circle>");
       });
       // the first series is the chart's subject: drawn last, on top where lines meet
       // later series dashed: told apart where colours are not, or where lines coincide
