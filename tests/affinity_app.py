@@ -32,6 +32,23 @@ class Served(NamedTuple):
     hit: bool | None
 
 
+def drain_body(req: BaseHTTPRequestHandler) -> None:
+    """Read the request's body, as an HTTP/1.1 server must before the next request on the connection:
+    Locust 2.46's FastHttpUser with geventhttpclient 2.4 (what Python 3.10 gets) sends a GET as
+    `Transfer-Encoding: chunked` with an empty body, whose `0` line BaseHTTPRequestHandler, which reads
+    no body by itself, would take for the next request (the client then fails to parse the replies)."""
+    if "chunked" in (req.headers.get("Transfer-Encoding") or "").lower():
+        while True:
+            size = int(req.rfile.readline(1024).split(b";")[0], 16)
+            req.rfile.read(size)  # the chunk (ours are GETs: empty), then its CRLF or the trailers' end
+            if size == 0:
+                while req.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields
+                return
+            req.rfile.readline(1024)
+    req.rfile.read(int(req.headers.get("Content-Length") or 0))
+
+
 class _Server(ThreadingHTTPServer):
     def handle_error(self, request, client_address):
         # a client that closed its connection (Locust stopping its users) is not an error of the server
@@ -61,6 +78,7 @@ class AffinityApp:
                 pass
 
             def do_GET(self):
+                drain_body(self)
                 app.handle(self)
 
         self.server = _Server(("127.0.0.1", 0), Handler)
