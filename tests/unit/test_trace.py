@@ -64,6 +64,8 @@ BAD = [
     ('{"ts": 1, "u": "a"}\n[1, 2]\n', "jsonl", "t.jsonl:2: expected a JSON object per line, got list"),
     ('{"ts": 1, "u": "a"}\n{"ts": 2\n', "jsonl", "t.jsonl:2: not valid JSON"),
     ('{"ts": 1, "u": "a"}\n{"u": "b"}\n', "jsonl", "t.jsonl:2: column 'ts': no value"),
+    ('{"ts": 1, "u": "a"}\n{"ts": 2, "u": "b", "ts": 9}\n', "jsonl", "t.jsonl:2: key 'ts' is given twice"),
+    ('{"ts": 1, "u": {"id": "a", "id": "b"}}\n', "jsonl", "t.jsonl:1: key 'id' is given twice"),
 ]
 
 
