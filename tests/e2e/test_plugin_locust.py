@@ -5,6 +5,7 @@ emulator, its fork-server, environments) is collected while it runs and must
 be gone when it exits.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from locust_runs import (
 )
 
 from lambda_affinity.emulator.process import EmulatorProcess
+from lambda_affinity.platform import ModelConfig
 
 
 @pytest.mark.slow
@@ -189,6 +191,9 @@ def test_invoke_user_through_boto3_on_the_embedded_emulator(tmp_path):
     doc = json.loads((tmp_path / "a.json").read_text())
     assert doc["users"] == 3 and doc["invalid"] == 0
     assert doc["reproduce"]["command"] == "locust" and doc["reproduce"]["options"]["num_users"] == 3
+    # the embedded emulator's model is the default one, as the simulator's default scenario has it
+    assert doc["reproduce"]["model"] == dataclasses.asdict(ModelConfig())
+    assert doc["reproduce"]["options"]["emulator_network_latency"] is None
     assert doc["requests"] == stats[0]["num_requests"] and stats[0]["num_failures"] == 0
     assert doc["warm_cache_rate"] is not None and doc["cold_starts"] >= 1 and doc["new_environment_calls"] == 0
     assert "lambda://probe?endpoint_url=http://127.0.0.1:" in run.stderr  # the embedded emulator's Invoke API
@@ -251,6 +256,7 @@ def test_malformed_replies_are_failures_with_precise_messages(tmp_path):
     assert doc["invalid"] == sum(report.values())
     assert doc["requests"] == stats[("GET", "url ok")]["num_requests"] + stats[("invoke", "invoke ok")]["num_requests"]
     assert doc["users"] == 2
+    assert doc["reproduce"]["model"] is None  # a host of its own: the plugin does not know its model
     assert_nothing_left(run)
     psutil.wait_procs(tree, timeout=5)
     assert not [p for p in tree if p.is_running()]

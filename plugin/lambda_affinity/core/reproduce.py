@@ -16,11 +16,17 @@ def fresh_seed(seed: int | None) -> int:
 
 
 def reproduce(
-    command: str, seed: int | None, options: Mapping[str, Any], scenario: Mapping[str, Any] | None = None
+    command: str,
+    seed: int | None,
+    options: Mapping[str, Any],
+    scenario: Mapping[str, Any] | None = None,
+    model: Mapping[str, Any] | None = None,
 ) -> Reproduce:
-    """`scenario`: a Scenario as a mapping (dataclasses.asdict), its `model` split out."""
+    """`scenario`: a Scenario as a mapping (dataclasses.asdict), its `model` split out; `model`: the
+    platform model of a run with no scenario (a Locust run on the embedded emulator)."""
     rest = dict(scenario) if scenario is not None else None
-    model = rest.pop("model", None) if rest is not None else None
+    if rest is not None:
+        model = rest.pop("model", None)
     return {
         "version": __version__,
         "command": command,

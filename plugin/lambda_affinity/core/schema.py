@@ -145,7 +145,7 @@ class Reproduce(TypedDict):
     command: str  # simulate, sweep, calibrate or locust
     seed: int | None  # the random seed used (drawn when none was given); None: a Locust run has none
     scenario: dict[str, Any] | None  # sim.simulate.Scenario's fields but the model; None for calibrate and Locust
-    model: dict[str, Any] | None  # platform.ModelConfig's fields; None for calibrate and Locust
+    model: dict[str, Any] | None  # platform.ModelConfig's fields (a Locust run: the embedded emulator's); else None
     options: dict[str, Any]  # the command's other options (the plugin's: its own and Locust's load options)
 
 

@@ -1,12 +1,14 @@
 """The read-only introspection routes, for tests and the Locust plugin.
 
 GET /_emulator/environments: every live environment (id, function, state,
-invocations, age, idle time, pid) and the model's counters.
+invocations, age, idle time, pid), the model's counters and the model itself
+(what a run's `reproduce` records).
 GET /_emulator/health: {"status": "ok"} while serving.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -50,6 +52,9 @@ def describe(service) -> dict:
         "retired": dict(p.retired),
         "throttles": dict(p.counter.throttles),
         **service.stats,
+        "model": dataclasses.asdict(service.config.model),
+        "network_latency": service.config.network_latency,
+        "service_time": service.config.service_time,
     }
 
 

@@ -24,6 +24,9 @@ class EmbeddedEmulator:
         self.config_path = config_path
         self.process: Any = None
         self.notes: list[str] = []  # e.g. the emulator's own cap refused calls
+        # what the run's `reproduce` records: the platform model (ModelConfig's fields) and the modelled timings
+        self.model: dict | None = None
+        self.timings: dict[str, str | None] = {}
 
     def start(self, transports: Iterable[Transport]) -> dict[Transport, str]:
         from ..emulator.process import EmulatorProcess, EmulatorStartError
@@ -47,6 +50,10 @@ class EmbeddedEmulator:
         if self.function in urls:
             every[Transport.FUNCTION_URL] = urls[self.function]
         hosts = {k: every[k] for k in kinds if k in every}
+        described = introspect(emu)
+        if described is not None:
+            self.model = described.get("model")
+            self.timings = {f"emulator_{k}": described.get(k) for k in ("network_latency", "service_time")}
         logger.info(
             "Embedded Lambda emulator started (Invoke API %s); the run targets %s",
             emu.endpoint,
@@ -76,16 +83,22 @@ def name_rows(cls: Any, transport: Transport | None, function: str | None) -> No
         cls.probe_name = function
 
 
-def local_cap_note(emu: Any) -> str | None:
-    """A line for the summary when the emulator's own cap on environments (a
-    limit of this machine, not AWS's) refused calls during the run."""
+def introspect(emu: Any) -> dict | None:
+    """The emulator's introspection document (emulator/introspection.py); None when it cannot be read."""
     if not getattr(emu, "introspection_url", None):
         return None
     try:
         with urllib.request.urlopen(emu.introspection_url, timeout=2) as reply:
-            cap = json.loads(reply.read()).get("local_cap") or {}
+            doc = json.loads(reply.read())
     except (OSError, ValueError):
         return None
+    return doc if isinstance(doc, dict) else None
+
+
+def local_cap_note(emu: Any) -> str | None:
+    """A line for the summary when the emulator's own cap on environments (a
+    limit of this machine, not AWS's) refused calls during the run."""
+    cap = (introspect(emu) or {}).get("local_cap") or {}
     if not cap.get("throttled"):
         return None
     source = "set by its config" if cap.get("source") == "config" else "derived from this machine"

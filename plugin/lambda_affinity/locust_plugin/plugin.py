@@ -351,8 +351,11 @@ class AffinityPlugin:
             doc["per_endpoint"] = endpoints
         if self.master is not None:
             doc["workers"] = self.master.aggregator.summary_of_workers()
-        # the plugin's options and Locust's load (users, spawn rate, run time): a Locust run has no seed
-        doc["reproduce"] = reproduce("locust", None, dataclasses.asdict(options))
+        # the plugin's options and Locust's load (users, spawn rate, run time), and on the embedded emulator
+        # its platform model and modelled timings: a Locust run has no seed
+        emulator = self.emulator
+        recorded = {**dataclasses.asdict(options), **(emulator.timings if emulator is not None else {})}
+        doc["reproduce"] = reproduce("locust", None, recorded, model=emulator.model if emulator else None)
         return doc, rows
 
     def version(self) -> Hashable:
