@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, TypeVar
 
+from ..errors import LambdaAffinityError
 from ..files import STDIN, InputFileError, check_input_file, open_input
 from .trace_format import (
     DEFAULT_MAX_DISORDER_S,
@@ -231,8 +232,8 @@ def _chain(first: str, rest: Iterable[str]) -> Iterator[str]:
     yield from rest
 
 
-class _DuplicateKey(ValueError):
-    pass
+class _DuplicateKey(LambdaAffinityError, ValueError):
+    """Raised inside the JSON decoder; _jsonl turns it into a TraceError naming file and line."""
 
 
 def _one_value_per_key(pairs: list[tuple[str, object]]) -> dict:
