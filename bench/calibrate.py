@@ -22,7 +22,7 @@ from simulator import arrivals as generate_arrivals
 
 from lambda_affinity.core.tracker import OutcomeRecorder
 from lambda_affinity.platform import ModelConfig
-from lambda_affinity.sim.calibrate import model_mapping
+from lambda_affinity.sim.calibrate_report import model_mapping
 from lambda_affinity.sim.replay import replay
 from lambda_affinity.sim.simulate import Scenario
 from lambda_affinity.sim.trace import TraceRow, TraceWriter

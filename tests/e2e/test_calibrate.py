@@ -18,7 +18,7 @@ from locust_runs import LOCUSTFILES, assert_nothing_left, run_locust
 from lambda_affinity.emulator.config import load_config
 from lambda_affinity.emulator.process import EmulatorProcess
 from lambda_affinity.platform import ModelConfig
-from lambda_affinity.sim import calibrate
+from lambda_affinity.sim import calibrate, calibrate_report
 from lambda_affinity.sim.simulate import Scenario
 from lambda_affinity.sim.trace import TraceRow, TraceWriter
 
@@ -75,12 +75,12 @@ def test_calibrate_says_when_the_trace_is_too_small(tmp_path):
     # init delay from the durations: cold calls take 0.1 s more than warm ones
     assert doc["model"]["init_delay_s"] == 0.1
     # the default model is among those the trace cannot rule out
-    default = {**calibrate.model_mapping(ModelConfig()), "init_delay_s": 0.1}
+    default = {**calibrate_report.model_mapping(ModelConfig()), "init_delay_s": 0.1}
     assert next(c["distance"] for c in doc["candidates"] if c["model"] == default) <= calibrate.CONSISTENT
     text = (tmp_path / "m.yaml").read_text()
     assert "# note: only 3 users" in text
     assert yaml.safe_load(text) == {"model": doc["model"]}
-    assert calibrate.model_mapping(load_config(str(tmp_path / "m.yaml")).model) == doc["model"]
+    assert calibrate_report.model_mapping(load_config(str(tmp_path / "m.yaml")).model) == doc["model"]
 
 
 def test_calibrate_table(tmp_path):

@@ -173,3 +173,29 @@ def test_a_verdict_does_not_rest_on_a_prefix(tmp_path):
     calibrate.identify(search, best, [1.0, 20.0, 600.0])
     assert not search.tried[calibrate._key(near)].screened and search.tried[calibrate._key(near)].replays == 3
     assert search.tried[calibrate._key(far)].screened and search.tried[calibrate._key(far)].distance == 50.0
+
+
+def test_a_value_told_apart_only_beside_the_best_is_judged_again_at_the_priors(tmp_path):
+    """A 15 s emulator trace (partitioned x2, busy 0): the best is mru at busy 5 ms, where partitioned
+    x2 is far (3.4); the busy overhead cannot be told, so its prior 0 ms is kept, and there partitioned
+    x2 is consistent (1.6): placement keeps its prior too, rather than a mix (mru, 0 ms) judged nowhere."""
+    path = simulated_trace(tmp_path / "t.csv", TRUE, users=10, span=15.0, gap=6.0, seed=3)
+    search = calibrate.Search(calibrate.measure([path]), "0", "0.05", 3, 7)
+    distances = {
+        ("mru", 1, 0.005): 0.1,
+        ("mru", 1, 0.0): 0.4,
+        ("mru", 1, 0.01): 0.8,
+        ("partitioned", 2, 0.0): 1.6,
+        ("partitioned", 2, 0.005): 3.4,
+    }
+    for policy, routers in calibrate.PLACEMENTS:
+        for busy in calibrate.BUSY_OVERHEADS_S:
+            model = ModelConfig(policy=policy, routers=routers, busy_overhead_s=busy, keep_alive_s=600.0)
+            distance = distances.get((policy, routers, busy), 5.0)
+            search.tried[calibrate._key(model)] = calibrate.Fit(model, distance, {}, {}, {}, 3)
+    best = search.tried[("mru", 1, 0.005, 600.0)]
+    chosen, verdicts = calibrate.identify(search, best, [600.0])
+    assert calibrate._key(chosen.model) == ("partitioned", 2, 0.0, 600.0) and chosen.distance == 1.6
+    placement, busy, _ = verdicts
+    assert not placement.told and placement.consistent == [("mru", 1), ("partitioned", 2)]
+    assert not busy.told and busy.consistent == [0.0, 0.005, 0.01]

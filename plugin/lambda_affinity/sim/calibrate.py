@@ -434,35 +434,51 @@ PARAMETERS: tuple[tuple[str, Callable[[ModelConfig], Any], Callable[[ModelConfig
 
 
 def identify(search: Search, best: Fit, keep_alives: list[float]) -> tuple[Fit, list[Verdict]]:
-    """Per parameter, the profile around the best fit (only that parameter
-    changed, every value of its grid); the prior is kept where the trace
-    cannot tell it from the best. Returns the chosen candidate and the verdicts."""
+    """Per parameter, the profile around the best fit (only that parameter changed, every value of
+    its grid); the prior is kept where the trace cannot tell it from the best. A value told apart
+    is judged again around the chosen model while that differs from the best: placement told apart
+    at the best's busy overhead may be consistent at the prior's, kept where the trace cannot tell
+    (the chosen model is one the trace supports, not a mix of verdicts made elsewhere)."""
     grids: dict[str, list] = {
         "placement": list(PLACEMENTS),
         "busy_overhead_s": list(BUSY_OVERHEADS_S),
         "keep_alive_s": keep_alives,
     }
-    prior_model = ModelConfig()
-    verdicts = []
-    chosen = best.model
-    profiles = {name: [put(best.model, v) for v in grids[name]] for name, _, put in PARAMETERS}
-    # one stage for the three profiles: the executor's workers stay busy across what would be three barriers
-    search.evaluate(m for profile in profiles.values() for m in profile)
     band = max(CONSISTENT, best.distance)
-    # the verdict turns on the prior's candidate: screened out on a prefix or on two replays, it may
-    # yet be consistent on the whole trace, so it is replayed in full unless its screening distance
-    # rules it out. Another value screened out but not ruled out is listed as consistent (it may be).
-    priors = [put(best.model, get(prior_model)) for _, get, put in PARAMETERS]
-    search.evaluate([m for m in priors if _unsure(search.tried[_key(m)], band)], screen=False)
-    for name, get, put in PARAMETERS:
-        profile = profiles[name]
-        consistent = [v for v, m in zip(grids[name], profile, strict=True) if search.tried[_key(m)].distance <= band]
-        prior = get(prior_model)
-        verdict = Verdict(name, get(best.model), prior, consistent, told=prior not in consistent)
-        verdicts.append(verdict)
-        chosen = put(chosen, verdict.value)
+    # one stage for the three profiles: the executor's workers stay busy across what would be three barriers
+    search.evaluate(put(best.model, v) for name, _, put in PARAMETERS for v in grids[name])
+    verdicts = {name: _verdict(search, best.model, name, grids[name], band) for name, _, _ in PARAMETERS}
+    chosen = _chosen(best.model, verdicts)
+    while chosen != best.model:
+        again = {n: _verdict(search, chosen, n, grids[n], band) for n, v in verdicts.items() if v.told}
+        if all(v.told for v in again.values()):
+            break
+        verdicts.update({n: v for n, v in again.items() if not v.told})  # each round keeps one more prior
+        chosen = _chosen(best.model, verdicts)
     search.evaluate([chosen], screen=False)
-    return search.tried[_key(chosen)], verdicts
+    return search.tried[_key(chosen)], list(verdicts.values())
+
+
+def _verdict(search: Search, center: ModelConfig, name: str, grid: list, band: float) -> Verdict:
+    """One parameter's verdict on its profile around `center`. The verdict turns on the prior's
+    candidate: screened out on a prefix or on two replays, it may yet be consistent on the whole
+    trace, so it is replayed in full unless its screening distance rules it out. Another value
+    screened out but not ruled out is listed as consistent (it may be)."""
+    get, put = next((g, p) for n, g, p in PARAMETERS if n == name)
+    profile = [put(center, v) for v in grid]
+    search.evaluate(profile)
+    prior = get(ModelConfig())
+    at_prior = put(center, prior)
+    search.evaluate([at_prior] if _unsure(search.tried[_key(at_prior)], band) else [], screen=False)
+    consistent = [v for v, m in zip(grid, profile, strict=True) if search.tried[_key(m)].distance <= band]
+    return Verdict(name, get(center), prior, consistent, told=prior not in consistent)
+
+
+def _chosen(best: ModelConfig, verdicts: dict[str, Verdict]) -> ModelConfig:
+    chosen = best
+    for name, _, put in PARAMETERS:
+        chosen = put(chosen, verdicts[name].value)
+    return chosen
 
 
 def _unsure(fit: Fit, band: float) -> bool:
@@ -481,18 +497,3 @@ def _rank(fit: Fit) -> tuple:
         + (m.keep_alive_s != d.keep_alive_s)
     )
     return (fit.screened, round(fit.distance, 3), departures)
-
-
-# -- output ---------------------------------------------------------------------------------
-
-
-def model_mapping(model: ModelConfig) -> dict:
-    """The fitted keys, as `model:` in an emulator config or `simulate --model`."""
-    return {
-        "policy": model.policy,
-        "routers": model.routers,
-        "router_policy": model.router_policy,
-        "busy_overhead_s": model.busy_overhead_s,
-        "keep_alive_s": model.keep_alive_s,
-        "init_delay_s": model.init_delay_s,
-    }

@@ -5,10 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..platform import model_file
-from .calibrate import CONSISTENT, FEW_REQUESTS, FEW_USERS, Calibration, Verdict, describe, model_mapping
+from ..platform import ModelConfig, model_file
+from .calibrate import CONSISTENT, FEW_REQUESTS, FEW_USERS, Calibration, Verdict, describe
 
 LABELS = {"placement": "placement", "busy_overhead_s": "busy overhead", "keep_alive_s": "keep-alive"}
+
+
+def model_mapping(model: ModelConfig) -> dict:
+    """The fitted keys, as `model:` in an emulator config or `simulate --model`."""
+    return {
+        "policy": model.policy,
+        "routers": model.routers,
+        "router_policy": model.router_policy,
+        "busy_overhead_s": model.busy_overhead_s,
+        "keep_alive_s": model.keep_alive_s,
+        "init_delay_s": model.init_delay_s,
+    }
 
 
 def show(parameter: str, value: Any) -> str:
