@@ -407,12 +407,12 @@ class Search:
 
 @dataclass
 class Verdict:
-    """Whether the trace tells one parameter's values apart, around the best fit.
+    """Whether the trace tells one parameter's values apart, around the fitted model.
 
-    `consistent`: the values whose candidate (the best fit with only this
+    `consistent`: the values whose candidate (the fitted model with only this
     parameter changed) is consistent with the measurement (distance <=
     max(CONSISTENT, the best's)); `told` when the prior (the default) is not
-    among them, and then the fit's value is kept, else the prior is."""
+    among them, and then the best fit's value (`best`) is kept, else the prior is."""
 
     parameter: str
     best: Any
@@ -434,11 +434,11 @@ PARAMETERS: tuple[tuple[str, Callable[[ModelConfig], Any], Callable[[ModelConfig
 
 
 def identify(search: Search, best: Fit, keep_alives: list[float]) -> tuple[Fit, list[Verdict]]:
-    """Per parameter, the profile around the best fit (only that parameter changed, every value of
-    its grid); the prior is kept where the trace cannot tell it from the best. A value told apart
-    is judged again around the chosen model while that differs from the best: placement told apart
-    at the best's busy overhead may be consistent at the prior's, kept where the trace cannot tell
-    (the chosen model is one the trace supports, not a mix of verdicts made elsewhere)."""
+    """Per parameter, its profile around the model so far (only that parameter changed, every value
+    of its grid): where the prior is consistent there, the model takes the prior. From the best fit,
+    parameter by parameter, until a pass changes nothing: every step is judged at the model it
+    changes, so the fitted model is one the trace supports (busy overhead's prior may make placement's
+    consistent), never a mix of verdicts made around different models. Returns it and the verdicts."""
     grids: dict[str, list] = {
         "placement": list(PLACEMENTS),
         "busy_overhead_s": list(BUSY_OVERHEADS_S),
@@ -447,19 +447,18 @@ def identify(search: Search, best: Fit, keep_alives: list[float]) -> tuple[Fit, 
     band = max(CONSISTENT, best.distance)
     # one stage for the three profiles: the executor's workers stay busy across what would be three barriers
     search.evaluate(put(best.model, v) for name, _, put in PARAMETERS for v in grids[name])
-    verdicts = {name: _verdict(search, best.model, name, grids[name], band) for name, _, _ in PARAMETERS}
-    chosen = _chosen(best.model, verdicts)
-    while chosen != best.model:
-        again = {n: _verdict(search, chosen, n, grids[n], band) for n, v in verdicts.items() if v.told}
-        if all(v.told for v in again.values()):
-            break
-        verdicts.update({n: v for n, v in again.items() if not v.told})  # each round keeps one more prior
-        chosen = _chosen(best.model, verdicts)
-    search.evaluate([chosen], screen=False)
-    return search.tried[_key(chosen)], list(verdicts.values())
+    model, verdicts, moved = best.model, {}, True
+    while moved:  # a parameter moves only to its prior: at most one pass per parameter, and one more
+        moved = False
+        for name, get, put in PARAMETERS:
+            verdict = verdicts[name] = _verdict(search, model, name, grids[name], band, get(best.model))
+            if verdict.value != get(model):
+                model, moved = put(model, verdict.value), True
+    search.evaluate([model], screen=False)
+    return search.tried[_key(model)], list(verdicts.values())
 
 
-def _verdict(search: Search, center: ModelConfig, name: str, grid: list, band: float) -> Verdict:
+def _verdict(search: Search, center: ModelConfig, name: str, grid: list, band: float, closest: Any) -> Verdict:
     """One parameter's verdict on its profile around `center`. The verdict turns on the prior's
     candidate: screened out on a prefix or on two replays, it may yet be consistent on the whole
     trace, so it is replayed in full unless its screening distance rules it out. Another value
@@ -471,14 +470,7 @@ def _verdict(search: Search, center: ModelConfig, name: str, grid: list, band: f
     at_prior = put(center, prior)
     search.evaluate([at_prior] if _unsure(search.tried[_key(at_prior)], band) else [], screen=False)
     consistent = [v for v, m in zip(grid, profile, strict=True) if search.tried[_key(m)].distance <= band]
-    return Verdict(name, get(center), prior, consistent, told=prior not in consistent)
-
-
-def _chosen(best: ModelConfig, verdicts: dict[str, Verdict]) -> ModelConfig:
-    chosen = best
-    for name, _, put in PARAMETERS:
-        chosen = put(chosen, verdicts[name].value)
-    return chosen
+    return Verdict(name, closest, prior, consistent, told=prior not in consistent)
 
 
 def _unsure(fit: Fit, band: float) -> bool:
