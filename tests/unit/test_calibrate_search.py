@@ -198,5 +198,5 @@ def test_each_verdict_is_judged_at_the_model_it_changes(tmp_path):
     assert calibrate._key(chosen.model) == ("partitioned", 2, 0.0, 600.0) and chosen.distance == 1.6
     placement, busy, _ = verdicts
     assert not placement.told and placement.consistent == [("mru", 1), ("partitioned", 2)]
-    assert not busy.told and busy.consistent == [0.0]  # judged at partitioned x2, where 5 ms is far
+    assert not busy.told and busy.consistent == [0.0, 0.005, 0.01]  # around the best fit, as listed
     assert (placement.best, busy.best) == (("mru", 1), 0.005)  # the closest values, as the notes say

@@ -339,6 +339,21 @@ class Search:
             distance, means, sds, zs = score(self.measurement.figures, figures[_key(m)])
             self.tried[_key(m)] = Fit(m, distance, means, sds, zs, self.replays)
 
+    def within(self, model: ModelConfig, band: float) -> bool:
+        """Whether one candidate is consistent (distance <= band), replayed only as far as that takes: with
+        none to rank it against, a prefix rules it out at over SCREEN_OUT times the band; else, or when a
+        screening left it unsure (a verdict never rests on a prefix), it gets all its replays."""
+        key = _key(model)
+        for rows, head in sorted(self.measurement.rungs.items()) if self.screen and key not in self.tried else ():
+            scored = score(head, fs := self._replay([model], range(2), rows)[key])
+            if scored[0] > SCREEN_OUT * band:
+                self.tried[key] = Fit(model, *scored, replays=len(fs), rows=rows, screened=True)
+                return False
+        fit = self.tried.get(key)
+        if fit is None or _unsure(fit, band):
+            self.evaluate([model], screen=False)
+        return self.tried[key].distance <= band
+
     def _replay(self, models: list[ModelConfig], which: range, rows: int | None = None) -> dict[tuple, list[Figures]]:
         """Replays `which` of each model. Candidates differing only in a fixed keep-alive go shortest
         first: a replay in which keep-alive reclaimed no environment is, with a longer keep-alive and
@@ -434,43 +449,36 @@ PARAMETERS: tuple[tuple[str, Callable[[ModelConfig], Any], Callable[[ModelConfig
 
 
 def identify(search: Search, best: Fit, keep_alives: list[float]) -> tuple[Fit, list[Verdict]]:
-    """Per parameter, its profile around the model so far (only that parameter changed, every value
-    of its grid): where the prior is consistent there, the model takes the prior. From the best fit,
-    parameter by parameter, until a pass changes nothing: every step is judged at the model it
-    changes, so the fitted model is one the trace supports (busy overhead's prior may make placement's
-    consistent), never a mix of verdicts made around different models. Returns it and the verdicts."""
+    """Per parameter, the profile around the best fit (only that parameter changed, every value of
+    its grid) lists the values the trace cannot tell apart. The fitted model starts at the best fit
+    and takes a parameter's prior where the model with it is consistent, judged at the model as it
+    stands, parameter by parameter until a pass changes nothing: so it is one the trace supports,
+    never a mix of verdicts made around different models (busy overhead's prior may be what makes
+    placement's consistent). Returns its fit and the verdicts."""
     grids: dict[str, list] = {
         "placement": list(PLACEMENTS),
         "busy_overhead_s": list(BUSY_OVERHEADS_S),
         "keep_alive_s": keep_alives,
     }
-    band = max(CONSISTENT, best.distance)
+    prior_model = ModelConfig()
+    profiles = {name: [put(best.model, v) for v in grids[name]] for name, _, put in PARAMETERS}
     # one stage for the three profiles: the executor's workers stay busy across what would be three barriers
-    search.evaluate(put(best.model, v) for name, _, put in PARAMETERS for v in grids[name])
-    model, verdicts, moved = best.model, {}, True
-    while moved:  # a parameter moves only to its prior: at most one pass per parameter, and one more
+    search.evaluate(m for profile in profiles.values() for m in profile)
+    band = max(CONSISTENT, best.distance)
+    model, moved = best.model, True
+    while moved:  # a parameter moves only to its prior: a pass per parameter at most, and one more
         moved = False
-        for name, get, put in PARAMETERS:
-            verdict = verdicts[name] = _verdict(search, model, name, grids[name], band, get(best.model))
-            if verdict.value != get(model):
-                model, moved = put(model, verdict.value), True
+        for _, get, put in PARAMETERS:
+            if get(model) != get(prior_model) and search.within(put(model, get(prior_model)), band):
+                model, moved = put(model, get(prior_model)), True
+    verdicts = []
+    for name, get, _ in PARAMETERS:
+        prior, kept = get(prior_model), get(model) == get(prior_model)
+        near = [v for v, m in zip(grids[name], profiles[name], strict=True) if search.tried[_key(m)].distance <= band]
+        consistent = [v for v in near if v != prior] + ([prior] if kept else [])
+        verdicts.append(Verdict(name, get(best.model), prior, sorted(consistent, key=grids[name].index), not kept))
     search.evaluate([model], screen=False)
-    return search.tried[_key(model)], list(verdicts.values())
-
-
-def _verdict(search: Search, center: ModelConfig, name: str, grid: list, band: float, closest: Any) -> Verdict:
-    """One parameter's verdict on its profile around `center`. The verdict turns on the prior's
-    candidate: screened out on a prefix or on two replays, it may yet be consistent on the whole
-    trace, so it is replayed in full unless its screening distance rules it out. Another value
-    screened out but not ruled out is listed as consistent (it may be)."""
-    get, put = next((g, p) for n, g, p in PARAMETERS if n == name)
-    profile = [put(center, v) for v in grid]
-    search.evaluate(profile)
-    prior = get(ModelConfig())
-    at_prior = put(center, prior)
-    search.evaluate([at_prior] if _unsure(search.tried[_key(at_prior)], band) else [], screen=False)
-    consistent = [v for v, m in zip(grid, profile, strict=True) if search.tried[_key(m)].distance <= band]
-    return Verdict(name, closest, prior, consistent, told=prior not in consistent)
+    return search.tried[_key(model)], verdicts
 
 
 def _unsure(fit: Fit, band: float) -> bool:
