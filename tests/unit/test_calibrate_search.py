@@ -200,3 +200,21 @@ def test_each_verdict_is_judged_at_the_model_it_changes(tmp_path):
     assert not placement.told and placement.consistent == [("mru", 1), ("partitioned", 2)]
     assert not busy.told and busy.consistent == [0.0, 0.005, 0.01]  # around the best fit, as listed
     assert (placement.best, busy.best) == (("mru", 1), 0.005)  # the closest values, as the notes say
+
+
+def test_one_candidate_is_ruled_out_on_a_prefix_or_replayed_in_full(tmp_path, monkeypatch):
+    """Search.within, the check of a prior at the model as it stands: a candidate far off on the first
+    prefix stops there (two replays, listed as screened on it); a near one gets all its replays."""
+    monkeypatch.setattr(calibrate_measure, "PREFIX_ROWS", 500)
+    monkeypatch.setattr(calibrate_measure, "RUNG_FACTOR", 2)
+    path = simulated_trace(tmp_path / "t.csv", TRUE, users=50, span=150.0, gap=6.0, seed=3)
+    search = calibrate.Search(calibrate.measure([path]), "0", "0.05", 3, 7)
+    search.executor = seen = _PerRung()
+    far = TRUE.replace(policy="random", keep_alive_s=0.5)
+    assert not search.within(far, calibrate.CONSISTENT)
+    fit = search.tried[calibrate._key(far)]
+    assert (fit.screened, fit.rows, fit.replays) == (True, 500, 2) and fit.distance > 3 * calibrate.CONSISTENT
+    assert seen.candidates == {500: {calibrate._key(far)}}
+    assert search.within(TRUE, calibrate.CONSISTENT)
+    fit = search.tried[calibrate._key(TRUE)]
+    assert not fit.screened and fit.replays == 3 and fit.rows is None and None in seen.candidates
