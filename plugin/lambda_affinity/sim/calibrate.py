@@ -422,12 +422,13 @@ class Search:
 
 @dataclass
 class Verdict:
-    """Whether the trace tells one parameter's values apart, around the fitted model.
+    """Whether the trace tells one parameter's values apart.
 
-    `consistent`: the values whose candidate (the fitted model with only this
+    `consistent`: the values whose candidate (the best fit with only this
     parameter changed) is consistent with the measurement (distance <=
-    max(CONSISTENT, the best's)); `told` when the prior (the default) is not
-    among them, and then the best fit's value (`best`) is kept, else the prior is."""
+    max(CONSISTENT, the best's)), the prior among them when the fitted model
+    keeps it (judged at that model, identify); `told` when it does not, and then
+    the best fit's value (`best`) is kept."""
 
     parameter: str
     best: Any
